@@ -1,0 +1,169 @@
+//! Token text ⇄ Biscuit: URL-safe base64 with `=` padding (what Hessra emits and demands), a size
+//! bound checked before any parsing, signature checking against a root key, and a refusal of
+//! strings that would make the printed Datalog ambiguous.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
+use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
+use prost::Message;
+
+use super::error::TokenError;
+use super::keys::key_string;
+
+/// Longest token text accepted. A depth-10 delegated token with policies is a few KiB; this
+/// bound keeps hostile input from costing more than a bounded decode.
+pub const MAX_TOKEN_CHARS: usize = 64 * 1024;
+
+/// Encodes serialized token bytes the way Hessra does (URL-safe alphabet, padded).
+pub fn encode(bytes: &[u8]) -> String {
+    URL_SAFE.encode(bytes)
+}
+
+/// Serializes a token to its text form.
+pub fn encode_token(token: &Biscuit) -> Result<String, TokenError> {
+    token
+        .to_vec()
+        .map(|bytes| encode(&bytes))
+        .map_err(|e| TokenError::Internal(e.to_string()))
+}
+
+/// Serializes an unverified token to its text form.
+pub fn encode_unverified(token: &UnverifiedBiscuit) -> Result<String, TokenError> {
+    token
+        .to_vec()
+        .map(|bytes| encode(&bytes))
+        .map_err(|e| TokenError::Internal(e.to_string()))
+}
+
+/// Decodes token text to bytes, checking size and padding first.
+pub fn decode(text: &str) -> Result<Vec<u8>, TokenError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if text.len() > MAX_TOKEN_CHARS {
+        return Err(TokenError::TooLarge {
+            len: text.len(),
+            max: MAX_TOKEN_CHARS,
+        });
+    }
+    URL_SAFE
+        .decode(text)
+        .map_err(|e| TokenError::Base64(describe_base64_error(text, &e)))
+}
+
+fn describe_base64_error(text: &str, error: &base64::DecodeError) -> String {
+    use base64::DecodeError;
+    match error {
+        DecodeError::InvalidPadding => {
+            "invalid padding: tokens are URL-safe base64 with '=' padding; the text looks truncated or unpadded".to_string()
+        }
+        DecodeError::InvalidLength(_) if !text.ends_with('=') => format!(
+            "invalid length {}: tokens are URL-safe base64 with '=' padding; the text looks truncated or unpadded",
+            text.len()
+        ),
+        DecodeError::InvalidByte(offset, byte) => {
+            let hint = if *byte == b'+' || *byte == b'/' {
+                " (standard base64; tokens use the URL-safe alphabet with '-' and '_')"
+            } else {
+                ""
+            };
+            format!("invalid character {:?} at offset {offset}{hint}", *byte as char)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Parses token text without checking signatures (inspection, offline attenuation).
+pub fn parse_unverified(text: &str) -> Result<UnverifiedBiscuit, TokenError> {
+    let bytes = decode(text)?;
+    check_strings(&bytes)?;
+    UnverifiedBiscuit::from(&bytes).map_err(|e| TokenError::Malformed(describe_biscuit_error(&e)))
+}
+
+/// Parses token text and checks every signature against `root`.
+pub fn parse_verified(text: &str, root: &PublicKey) -> Result<Biscuit, TokenError> {
+    let unverified = parse_unverified(text)?;
+    verify_signatures(unverified, root)
+}
+
+/// Checks the signature chain of an already parsed token.
+pub fn verify_signatures(
+    token: UnverifiedBiscuit,
+    root: &PublicKey,
+) -> Result<Biscuit, TokenError> {
+    // The token already parsed, so any failure here is a signature that does not verify with
+    // this key (a key of the other algorithm fails as an undecodable signature).
+    token.verify(*root).map_err(|_| TokenError::UnknownRootKey {
+        key: key_string(root),
+    })
+}
+
+fn describe_biscuit_error(error: &biscuit_auth::error::Token) -> String {
+    match error {
+        biscuit_auth::error::Token::Format(format) => format.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Refuses tokens whose strings contain characters the Datalog printer would not escape.
+///
+/// biscuit-auth prints string terms verbatim between quotes, so a string holding `"` could make
+/// one printed check read like another. Every analysis in this crate reads printed Datalog, so
+/// such tokens are refused before anything is interpreted. Identities never contain them.
+fn check_strings(bytes: &[u8]) -> Result<(), TokenError> {
+    let container = biscuit_auth::format::schema::Biscuit::decode(bytes)
+        .map_err(|e| TokenError::Malformed(format!("protobuf: {e}")))?;
+    let blocks = std::iter::once(&container.authority).chain(container.blocks.iter());
+    for (index, signed) in blocks.enumerate() {
+        let block = biscuit_auth::format::schema::Block::decode(signed.block.as_slice())
+            .map_err(|e| TokenError::Malformed(format!("block {index}: {e}")))?;
+        if let Some(value) = block.symbols.iter().find(|s| !is_printable_safely(s)) {
+            return Err(TokenError::AmbiguousString {
+                block: index,
+                value: value.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_printable_safely(value: &str) -> bool {
+    !value
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpadded_text_is_refused_with_a_padding_hint() {
+        let padded = encode(b"hello!!");
+        assert!(padded.ends_with('='));
+        let err = decode(padded.trim_end_matches('='))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("padding"), "{err}");
+    }
+
+    #[test]
+    fn standard_alphabet_is_explained() {
+        let err = decode("ab+/").unwrap_err().to_string();
+        assert!(err.contains("URL-safe alphabet"), "{err}");
+    }
+
+    #[test]
+    fn oversized_and_empty_text_is_refused_before_decoding() {
+        let huge = "A".repeat(MAX_TOKEN_CHARS + 4);
+        assert!(matches!(decode(&huge), Err(TokenError::TooLarge { .. })));
+        assert_eq!(decode("  \n"), Err(TokenError::Empty));
+    }
+
+    #[test]
+    fn junk_that_decodes_is_not_a_biscuit() {
+        let err = parse_unverified(&encode(b"definitely not protobuf")).unwrap_err();
+        assert!(matches!(err, TokenError::Malformed(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,55 @@
+//! Hessra-compatible Biscuit tokens: keys, identity and authorization tokens, delegation,
+//! attestation, inspection and explained verification failures. Knows nothing of HTTP, files
+//! (beyond key files) or git.
+
+mod attest;
+mod authz;
+pub mod clock;
+mod codec;
+mod error;
+mod explain;
+mod identity;
+mod inspect;
+pub mod keys;
+mod shapes;
+mod view;
+
+use std::time::Duration;
+
+use biscuit_auth::datalog::RunLimits;
+
+pub use attest::{add_prefix_restriction, add_service_attestation, add_signoff};
+pub use authz::{
+    AuthzClaims, AuthzVerification, ServiceNode, Signer, VerifiedAuthz, mint_authz, required_nodes,
+    service_node, verify_authz,
+};
+pub use biscuit_auth::{Biscuit, KeyPair, PublicKey};
+pub use codec::{MAX_TOKEN_CHARS, decode, encode, parse_unverified, parse_verified};
+pub use error::{CheckOrigin, Denial, DenialReason, TokenError};
+pub use identity::{
+    Actor, Delegated, Delegation, DelegationPolicy, IdentityClaims, IdentityVerification,
+    VerifiedIdentity, add_jit, delegate, is_same_or_descendant, is_strict_descendant,
+    mint_identity, validate_identity, verify_identity, verify_identity_parsed,
+};
+pub use inspect::{Inspection, SignatureStatus, inspect};
+pub use shapes::{ActorCheck, BlockRole, Right};
+pub use view::{BlockView, TokenKind, TokenView};
+
+/// Delegation depth allowed when nothing else is configured.
+pub const DEFAULT_MAX_DELEGATION_DEPTH: usize = 10;
+
+/// Lifetime of a JIT block, as the Hessra SDK adds before every Bearer use.
+pub const JIT_SECONDS: i64 = 5;
+
+/// Datalog limits for every authorizer built here.
+///
+/// biscuit-auth's default (1 ms) rejects valid tokens on a loaded machine, and a rejection for
+/// time is indistinguishable from a denial to the caller. Facts and iterations stay bounded so
+/// hostile tokens still cannot run long.
+pub fn run_limits() -> RunLimits {
+    RunLimits {
+        max_facts: 1_000,
+        max_iterations: 100,
+        max_time: Duration::from_millis(50),
+    }
+}

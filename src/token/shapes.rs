@@ -1,0 +1,318 @@
+//! Recognises the Hessra Datalog shapes in printed block source: each block becomes a
+//! `BlockShape` (subject, actor check, expiry, domain, rights, attestations…) and a role.
+//!
+//! Reading printed Datalog is sound here because `codec` refuses tokens whose strings contain
+//! quotes or control characters, so every quoted run below is exactly one string term.
+
+use serde::Serialize;
+
+/// What a block's actor check allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActorCheck {
+    pub identity: String,
+    /// `$a == S || $a.starts_with(S + ":")` (delegatable) versus `$a == S` (exact).
+    pub includes_descendants: bool,
+}
+
+/// One block, read statement by statement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BlockShape {
+    pub subject: Option<String>,
+    pub actor: Option<ActorCheck>,
+    /// Earliest `check if time($time), $time < N` in the block.
+    pub expiry: Option<i64>,
+    pub domain: Option<String>,
+    pub domain_subject_rule: bool,
+    pub rights: Vec<Right>,
+    pub authority_rights_check: bool,
+    pub prefix_trusted_key: Option<String>,
+    pub prefix_check: Option<String>,
+    pub prefix_added: bool,
+    pub service: Option<String>,
+    pub namespace: Option<String>,
+    pub service_nodes: Vec<(String, String)>,
+    pub signoffs: Vec<(String, String)>,
+    /// Statements that match no Hessra shape (delegation policies, custom rules).
+    pub other: Vec<String>,
+}
+
+/// A `right(subject, resource, operation)` fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Right {
+    pub subject: String,
+    pub resource: String,
+    pub operation: String,
+}
+
+/// What a block does in the token, as a reviewer would name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "role")]
+pub enum BlockRole {
+    Authority,
+    Delegation { to: String },
+    Jit,
+    ServiceAttestation { service: String },
+    MultiPartySignoff { namespace: String },
+    Prefix { prefix: String },
+    Other,
+}
+
+impl std::fmt::Display for BlockRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockRole::Authority => write!(f, "authority"),
+            BlockRole::Delegation { to } => write!(f, "delegation to {to}"),
+            BlockRole::Jit => write!(f, "JIT (short expiry)"),
+            BlockRole::ServiceAttestation { service } => {
+                write!(f, "service attestation ({service})")
+            }
+            BlockRole::MultiPartySignoff { namespace } => {
+                write!(f, "multi-party signoff ({namespace})")
+            }
+            BlockRole::Prefix { prefix } => write!(f, "prefix restriction ({prefix})"),
+            BlockRole::Other => write!(f, "other"),
+        }
+    }
+}
+
+const ACTOR_DELEGATABLE: &str = r#"check if actor($a), $a == "{s}" || $a.starts_with("{s}" + ":")"#;
+const ACTOR_EXACT: &str = r#"check if actor($a), $a == "{s}""#;
+const TIME_CHECK: &str = "check if time($time), $time < {n}";
+const DOMAIN_CHECK: &str = r#"check if domain("{s}")"#;
+const DOMAIN_SUBJECT_RULE: &str = "subject($d, $s) <- domain($d), subject($s)";
+const SUBJECT_FACT: &str = r#"subject("{s}")"#;
+const RIGHT_FACT: &str = r#"right("{s}", "{s}", "{s}")"#;
+const AUTHORITY_CHECK: &str =
+    "check if subject($sub), resource($res), operation($op), right($sub, $res, $op)";
+const PREFIX_TRUST_CHECK: &str = "check if prefix_added(true) trusting {k}";
+const PREFIX_CHECK: &str = r#"check if prefix("{s}")"#;
+const PREFIX_ADDED_FACT: &str = "prefix_added(true)";
+const SERVICE_FACT: &str = r#"service("{s}")"#;
+const NAMESPACE_FACT: &str = r#"namespace("{s}")"#;
+const NODE_RULE: &str = r#"node($s, "{s}") <- service($s) trusting {k}"#;
+const SIGNOFF_CHECK: &str = r#"check if namespace("{s}") trusting {k}"#;
+/// The verifier-side check added per service-chain node (not found in tokens).
+pub const NODE_CHECK: &str = r#"check if node("{s}", "{s}") trusting authority, {k}"#;
+
+/// Matches `text` against a template whose `{s}` (string body), `{n}` (integer) and `{k}`
+/// (key string) placeholders capture, returning the captures in order.
+pub fn match_template(template: &str, text: &str) -> Option<Vec<String>> {
+    let mut captures = Vec::new();
+    let mut rest = text;
+    let mut pattern = template;
+    while !pattern.is_empty() {
+        let Some(open) = pattern.find('{') else {
+            return (rest == pattern).then_some(captures);
+        };
+        rest = rest.strip_prefix(&pattern[..open])?;
+        let kind = pattern.get(open + 1..open + 2)?;
+        pattern = &pattern[open + 3..];
+        let accepts: fn(char) -> bool = match kind {
+            "s" => |c| c != '"',
+            "n" => |c| c.is_ascii_digit() || c == '-',
+            _ => |c| c.is_ascii_alphanumeric() || c == '/',
+        };
+        let end = rest.find(|c: char| !accepts(c)).unwrap_or(rest.len());
+        if kind != "s" && end == 0 {
+            return None;
+        }
+        captures.push(rest[..end].to_string());
+        rest = &rest[end..];
+    }
+    rest.is_empty().then_some(captures)
+}
+
+fn one(template: &str, text: &str) -> Option<String> {
+    match_template(template, text).and_then(|mut c| c.pop())
+}
+
+fn two(template: &str, text: &str) -> Option<(String, String)> {
+    let mut c = match_template(template, text)?;
+    let second = c.pop()?;
+    Some((c.pop()?, second))
+}
+
+impl BlockShape {
+    /// Reads one block's printed source.
+    pub fn read(source: &str) -> BlockShape {
+        let mut shape = BlockShape::default();
+        for line in source.lines() {
+            let statement = line.trim().trim_end_matches(';').trim();
+            if !statement.is_empty() {
+                shape.add(statement);
+            }
+        }
+        shape
+    }
+
+    fn add(&mut self, s: &str) {
+        if let Some(c) = match_template(ACTOR_DELEGATABLE, s).filter(|c| c[0] == c[1]) {
+            self.actor = Some(ActorCheck {
+                identity: c[0].clone(),
+                includes_descendants: true,
+            });
+        } else if let Some(identity) = one(ACTOR_EXACT, s) {
+            self.actor = Some(ActorCheck {
+                identity,
+                includes_descendants: false,
+            });
+        } else if let Some(n) = one(TIME_CHECK, s).and_then(|n| n.parse::<i64>().ok()) {
+            self.expiry = Some(self.expiry.map_or(n, |e| e.min(n)));
+        } else if let Some(domain) = one(DOMAIN_CHECK, s) {
+            self.domain = Some(domain);
+        } else if s == DOMAIN_SUBJECT_RULE {
+            self.domain_subject_rule = true;
+        } else if let Some(subject) = one(SUBJECT_FACT, s) {
+            self.subject = Some(subject);
+        } else if let Some(c) = match_template(RIGHT_FACT, s) {
+            self.rights.push(Right {
+                subject: c[0].clone(),
+                resource: c[1].clone(),
+                operation: c[2].clone(),
+            });
+        } else if s == AUTHORITY_CHECK {
+            self.authority_rights_check = true;
+        } else if let Some(key) = one(PREFIX_TRUST_CHECK, s) {
+            self.prefix_trusted_key = Some(key);
+        } else if let Some(prefix) = one(PREFIX_CHECK, s) {
+            self.prefix_check = Some(prefix);
+        } else if s == PREFIX_ADDED_FACT {
+            self.prefix_added = true;
+        } else if let Some(service) = one(SERVICE_FACT, s) {
+            self.service = Some(service);
+        } else if let Some(namespace) = one(NAMESPACE_FACT, s) {
+            self.namespace = Some(namespace);
+        } else if let Some(node) = two(NODE_RULE, s) {
+            self.service_nodes.push(node);
+        } else if let Some(signer) = two(SIGNOFF_CHECK, s) {
+            self.signoffs.push(signer);
+        } else {
+            self.other.push(s.to_string());
+        }
+    }
+
+    /// The role of a block at `index` (0 is the authority block).
+    pub fn role(&self, index: usize) -> BlockRole {
+        if index == 0 {
+            return BlockRole::Authority;
+        }
+        if let Some(actor) = self.actor.as_ref().filter(|a| a.includes_descendants) {
+            return BlockRole::Delegation {
+                to: actor.identity.clone(),
+            };
+        }
+        if let Some(service) = &self.service {
+            return BlockRole::ServiceAttestation {
+                service: service.clone(),
+            };
+        }
+        if let Some(namespace) = &self.namespace {
+            return BlockRole::MultiPartySignoff {
+                namespace: namespace.clone(),
+            };
+        }
+        if let (Some(prefix), true) = (&self.prefix_check, self.prefix_added) {
+            return BlockRole::Prefix {
+                prefix: prefix.clone(),
+            };
+        }
+        if self.expiry.is_some() && self.only_expiry() {
+            return BlockRole::Jit;
+        }
+        BlockRole::Other
+    }
+
+    fn only_expiry(&self) -> bool {
+        let empty = BlockShape {
+            expiry: self.expiry,
+            ..BlockShape::default()
+        };
+        *self == empty
+    }
+}
+
+/// Reads the meaning of a failed check from its rule text.
+pub fn recognise_failed_check(rule: &str) -> Option<BlockShape> {
+    let shape = BlockShape::read(rule);
+    shape.other.is_empty().then_some(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_capture_strings_numbers_and_keys() {
+        let line = r#"check if actor($a), $a == "uri:urn:x" || $a.starts_with("uri:urn:x" + ":")"#;
+        assert_eq!(
+            match_template(ACTOR_DELEGATABLE, line).unwrap(),
+            vec!["uri:urn:x", "uri:urn:x"]
+        );
+        assert_eq!(
+            match_template(TIME_CHECK, "check if time($time), $time < 1900000000").unwrap(),
+            vec!["1900000000"]
+        );
+        assert_eq!(
+            match_template(
+                NODE_RULE,
+                r#"node($s, "auth") <- service($s) trusting ed25519/ab01"#
+            )
+            .unwrap(),
+            vec!["auth", "ed25519/ab01"]
+        );
+        assert!(match_template(TIME_CHECK, "check if time($time), $time < x").is_none());
+        assert!(match_template(ACTOR_EXACT, r#"check if actor($a), $a == "x" || true"#).is_none());
+    }
+
+    #[test]
+    fn a_delegation_check_naming_two_identities_is_not_a_delegation() {
+        let shape =
+            BlockShape::read(r#"check if actor($a), $a == "a:b" || $a.starts_with("a" + ":");"#);
+        assert_eq!(shape.actor, None);
+        assert_eq!(shape.other.len(), 1);
+    }
+
+    #[test]
+    fn roles_are_recognised() {
+        let delegation = BlockShape::read(
+            "check if actor($a), $a == \"a:b\" || $a.starts_with(\"a:b\" + \":\");\ncheck if time($time), $time < 10;\n",
+        );
+        assert_eq!(
+            delegation.role(1),
+            BlockRole::Delegation { to: "a:b".into() }
+        );
+        assert_eq!(delegation.expiry, Some(10));
+        assert_eq!(
+            BlockShape::read("check if time($time), $time < 5;").role(2),
+            BlockRole::Jit
+        );
+        assert_eq!(
+            BlockShape::read("service(\"orders\");").role(1),
+            BlockRole::ServiceAttestation {
+                service: "orders".into()
+            }
+        );
+        assert_eq!(
+            BlockShape::read("namespace(\"audit\");").role(1),
+            BlockRole::MultiPartySignoff {
+                namespace: "audit".into()
+            }
+        );
+        assert_eq!(
+            BlockShape::read("prefix_added(true);\ncheck if prefix(\"acme/\");").role(1),
+            BlockRole::Prefix {
+                prefix: "acme/".into()
+            }
+        );
+        assert_eq!(BlockShape::read("foo(1);").role(1), BlockRole::Other);
+        assert_eq!(BlockShape::read("foo(1);").role(0), BlockRole::Authority);
+    }
+
+    #[test]
+    fn earliest_expiry_wins() {
+        let shape = BlockShape::read(
+            "check if time($time), $time < 50;\ncheck if time($time), $time < 20;",
+        );
+        assert_eq!(shape.expiry, Some(20));
+    }
+}
