@@ -178,7 +178,11 @@ pub enum DenialReason {
     },
     DenyPolicy,
     NoPolicyMatched,
-    Check,
+    /// A check with no Hessra meaning (a delegation policy, a custom check). `missing` names
+    /// request context the check reads but the verifier was not given.
+    Check {
+        missing: Vec<String>,
+    },
 }
 
 impl fmt::Display for DenialReason {
@@ -256,7 +260,14 @@ impl fmt::Display for DenialReason {
             ),
             DenialReason::DenyPolicy => write!(f, "a deny policy matched"),
             DenialReason::NoPolicyMatched => write!(f, "no allow policy matched"),
-            DenialReason::Check => write!(f, "a check failed"),
+            DenialReason::Check { missing } if missing.is_empty() => {
+                write!(f, "a policy check was not satisfied")
+            }
+            DenialReason::Check { missing } => write!(
+                f,
+                "a policy check was not satisfied: it reads the request's {}, which was not given",
+                missing.join(" and ")
+            ),
         }
     }
 }

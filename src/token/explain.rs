@@ -95,7 +95,7 @@ fn reason_for(rule: &str, presented: &Presented) -> DenialReason {
         };
     }
     let Some(shape) = recognise_failed_check(rule) else {
-        return DenialReason::Check;
+        return unrecognised_check(rule, presented);
     };
     if let Some(expired_at) = shape.expiry {
         return DenialReason::Expired {
@@ -135,5 +135,20 @@ fn reason_for(rule: &str, presented: &Presented) -> DenialReason {
     if let Some((namespace, _)) = shape.signoffs.into_iter().next() {
         return DenialReason::SignoffMissing { namespace };
     }
-    DenialReason::Check
+    unrecognised_check(rule, presented)
+}
+
+fn unrecognised_check(rule: &str, presented: &Presented) -> DenialReason {
+    let context = [
+        ("resource", presented.resource.is_some()),
+        ("operation", presented.operation.is_some()),
+        ("domain", presented.domain.is_some()),
+        ("prefix", presented.prefix.is_some()),
+    ];
+    let missing = context
+        .iter()
+        .filter(|(name, given)| !given && rule.contains(&format!("{name}(")))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    DenialReason::Check { missing }
 }

@@ -1,0 +1,112 @@
+//! The command line: clap definitions and dispatch. Flags follow the Hessra CLI 0.3.7 where the
+//! commands overlap. Logic lives in `token`, `token_store` and friends; this layer reads
+//! arguments and files, calls them, and prints.
+
+mod identity;
+mod input;
+mod keys_cmd;
+mod output;
+mod token_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use output::Failure;
+use output::Report;
+
+/// Exit status for success and valid tokens.
+pub const EXIT_OK: u8 = 0;
+/// Exit status for invalid tokens and denials.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit status for usage and I/O errors.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hessra-console",
+    version,
+    about = "Console, token tools and authorization server for Hessra machine identity",
+    long_about = "Console, token tools and authorization server for Hessra machine identity.\n\n\
+        Exit status: 0 success or valid, 1 invalid or denied, 2 usage or I/O error."
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Identity tokens: delegate, verify, inspect, and the local token store
+    #[command(subcommand)]
+    Identity(identity::IdentityCommand),
+    /// Authorization tokens
+    #[command(subcommand)]
+    Authorize(token_cmd::AuthorizeCommand),
+    /// Any token: inspect; mint offline with a root key
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
+    /// Key pairs for root keys, service nodes, signers and prefix attenuators
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
+}
+
+/// Where a command reads its token from.
+#[derive(Debug, Clone, Args)]
+pub struct TokenSource {
+    /// Name of a token in the token store (default: "default")
+    #[arg(long, conflicts_with = "token_file")]
+    pub token_name: Option<String>,
+    /// Read the token from a file ('-' for standard input)
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+/// Where a command reads the root public key from.
+#[derive(Debug, Clone, Args)]
+pub struct PublicKeySource {
+    /// Root public key: PEM text or a key string (ed25519/<hex>, secp256r1/<hex>)
+    #[arg(
+        long,
+        env = "HESSRA_PUBLIC_KEY",
+        conflicts_with = "public_key_file",
+        hide_env_values = true
+    )]
+    pub public_key: Option<String>,
+    /// File holding the root public key (PEM or key string)
+    #[arg(long)]
+    pub public_key_file: Option<std::path::PathBuf>,
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let Some(command) = cli.command else {
+        return no_command();
+    };
+    let result = match command {
+        Command::Identity(command) => identity::run(command),
+        Command::Authorize(command) => token_cmd::run_authorize(command),
+        Command::Token(command) => token_cmd::run_token(command),
+        Command::Keys(command) => keys_cmd::run(command),
+    };
+    output::finish(result, json)
+}
+
+fn no_command() -> ExitCode {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let help = command.render_help();
+    println!("{help}");
+    println!(
+        "The interactive console is not part of this build yet; the commands above work offline today."
+    );
+    ExitCode::from(EXIT_OK)
+}
+
+pub(crate) type CommandResult = Result<Report, Failure>;
