@@ -6,7 +6,7 @@ use biscuit_auth::macros::{authorizer, biscuit, check, fact, rule};
 use biscuit_auth::{Authorizer, Biscuit, KeyPair, PublicKey};
 use serde::Serialize;
 
-use super::codec::{encode_token, parse_unverified, verify_signatures};
+use super::codec::{encode_token, parse_verified};
 use super::error::TokenError;
 use super::explain::{Presented, explain};
 use super::keys::{key_string, parse_key_string};
@@ -136,28 +136,29 @@ pub fn verify_authz(
     root: &PublicKey,
     verification: &AuthzVerification<'_>,
 ) -> Result<VerifiedAuthz, TokenError> {
-    let unverified = parse_unverified(token)?;
-    let view = TokenView::read(&unverified)?;
+    let biscuit = parse_verified(token, root)?;
+    let view = TokenView::read(&biscuit)?;
     if view.kind() != TokenKind::Authorization {
         return Err(TokenError::WrongKind {
             expected: "an authorization token",
             found: view.kind().describe(),
         });
     }
-    let biscuit = verify_signatures(unverified, root)?;
-    let presented = Presented {
-        now: verification.now,
-        subject: verification.subject.map(str::to_string),
-        domain: verification.domain.map(str::to_string),
-        resource: Some(verification.resource.to_string()),
-        operation: Some(verification.operation.to_string()),
-        prefix: verification.prefix.map(str::to_string),
-        ..Presented::default()
-    };
     let nodes = chain_keys(verification)?;
     build_authorizer(&biscuit, verification, &nodes)
         .and_then(|mut authorizer| authorizer.authorize())
-        .map_err(|e| explain(e, &presented))?;
+        .map_err(|e| {
+            let presented = Presented {
+                now: verification.now,
+                subject: verification.subject.map(str::to_string),
+                domain: verification.domain.map(str::to_string),
+                resource: Some(verification.resource.to_string()),
+                operation: Some(verification.operation.to_string()),
+                prefix: verification.prefix.map(str::to_string),
+                ..Presented::default()
+            };
+            explain(e, &presented)
+        })?;
     Ok(VerifiedAuthz {
         subject: verification
             .subject

@@ -81,10 +81,23 @@ pub fn parse_unverified(text: &str) -> Result<UnverifiedBiscuit, TokenError> {
     UnverifiedBiscuit::from(&bytes).map_err(|e| TokenError::Malformed(describe_biscuit_error(&e)))
 }
 
-/// Parses token text and checks every signature against `root`.
+/// Parses token text and checks every signature against `root` (one pass, as the verifier's
+/// hot path wants).
 pub fn parse_verified(text: &str, root: &PublicKey) -> Result<Biscuit, TokenError> {
-    let unverified = parse_unverified(text)?;
-    verify_signatures(unverified, root)
+    let bytes = decode(text)?;
+    let token = Biscuit::from(&bytes, *root).map_err(|e| match e {
+        biscuit_auth::error::Token::Format(format) if !is_signature_problem(&format) => {
+            TokenError::Malformed(format.to_string())
+        }
+        _ => unknown_root(root),
+    })?;
+    for index in 0..token.block_count() {
+        let symbols = token
+            .block_symbols(index)
+            .map_err(|e| TokenError::Malformed(e.to_string()))?;
+        check_symbols(index, &symbols)?;
+    }
+    Ok(token)
 }
 
 /// Checks the signature chain of an already parsed token.
@@ -94,9 +107,28 @@ pub fn verify_signatures(
 ) -> Result<Biscuit, TokenError> {
     // The token already parsed, so any failure here is a signature that does not verify with
     // this key (a key of the other algorithm fails as an undecodable signature).
-    token.verify(*root).map_err(|_| TokenError::UnknownRootKey {
+    token.verify(*root).map_err(|_| unknown_root(root))
+}
+
+fn unknown_root(root: &PublicKey) -> TokenError {
+    TokenError::UnknownRootKey {
         key: key_string(root),
-    })
+    }
+}
+
+fn is_signature_problem(format: &biscuit_auth::error::Format) -> bool {
+    use biscuit_auth::error::Format;
+    matches!(
+        format,
+        Format::Signature(_)
+            | Format::SealedSignature
+            | Format::UnknownPublicKey
+            | Format::InvalidKeySize(_)
+            | Format::InvalidSignatureSize(_)
+            | Format::InvalidKey(_)
+            | Format::SignatureDeserializationError(_)
+            | Format::BlockSignatureDeserializationError(_)
+    )
 }
 
 fn describe_biscuit_error(error: &biscuit_auth::error::Token) -> String {
@@ -118,14 +150,19 @@ fn check_strings(bytes: &[u8]) -> Result<(), TokenError> {
     for (index, signed) in blocks.enumerate() {
         let block = biscuit_auth::format::schema::Block::decode(signed.block.as_slice())
             .map_err(|e| TokenError::Malformed(format!("block {index}: {e}")))?;
-        if let Some(value) = block.symbols.iter().find(|s| !is_printable_safely(s)) {
-            return Err(TokenError::AmbiguousString {
-                block: index,
-                value: value.clone(),
-            });
-        }
+        check_symbols(index, &block.symbols)?;
     }
     Ok(())
+}
+
+fn check_symbols(block: usize, symbols: &[String]) -> Result<(), TokenError> {
+    match symbols.iter().find(|s| !is_printable_safely(s)) {
+        Some(value) => Err(TokenError::AmbiguousString {
+            block,
+            value: value.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn is_printable_safely(value: &str) -> bool {

@@ -2,11 +2,13 @@
 //! strict descendant with optional policy checks and a depth limit, JIT blocks, verification.
 
 use biscuit_auth::builder::{BlockBuilder, Check};
-use biscuit_auth::macros::{authorizer, biscuit, block, check, fact, rule};
+use biscuit_auth::macros::{authorizer, biscuit, block, check, fact, policy, rule};
 use biscuit_auth::{Biscuit, KeyPair, PublicKey, UnverifiedBiscuit};
 use serde::Serialize;
 
-use super::codec::{encode_token, encode_unverified, parse_unverified, verify_signatures};
+use super::codec::{
+    encode_token, encode_unverified, parse_unverified, parse_verified, verify_signatures,
+};
 use super::error::{DenialReason, TokenError};
 use super::explain::{Presented, explain};
 use super::view::{TokenKind, TokenView};
@@ -438,9 +440,8 @@ pub fn verify_identity(
     root: &PublicKey,
     verification: &IdentityVerification<'_>,
 ) -> Result<VerifiedIdentity, TokenError> {
-    let unverified = parse_unverified(token)?;
-    let view = TokenView::read(&unverified)?;
-    let biscuit = verify_signatures(unverified, root)?;
+    let biscuit = parse_verified(token, root)?;
+    let view = TokenView::read(&biscuit)?;
     verify_identity_parsed(&biscuit, &view, verification)
 }
 
@@ -469,19 +470,21 @@ pub fn verify_identity_parsed(
         Actor::Effective => view.effective_identity().unwrap_or_default().to_string(),
         Actor::Bearer => subject.clone(),
     };
-    let presented = Presented {
-        now: verification.now,
-        actor: Some(actor.clone()),
-        subject: Some(subject.clone()),
-        domain: verification.domain.map(str::to_string),
-        resource: verification.resource.map(str::to_string),
-        operation: verification.operation.map(str::to_string),
-        no_policy: Some(DenialReason::SubjectOutsideDomain {
+    authorize_identity(biscuit, &actor, verification).map_err(|e| {
+        let presented = Presented {
+            now: verification.now,
+            actor: Some(actor.clone()),
+            subject: Some(subject.clone()),
             domain: verification.domain.map(str::to_string),
-        }),
-        ..Presented::default()
-    };
-    authorize_identity(biscuit, &actor, verification).map_err(|e| explain(e, &presented))?;
+            resource: verification.resource.map(str::to_string),
+            operation: verification.operation.map(str::to_string),
+            no_policy: Some(DenialReason::SubjectOutsideDomain {
+                domain: verification.domain.map(str::to_string),
+            }),
+            ..Presented::default()
+        };
+        explain(e, &presented)
+    })?;
     Ok(VerifiedIdentity {
         subject,
         identity: actor,
@@ -511,9 +514,9 @@ fn authorize_identity(
         builder = builder.fact(fact!(r#"operation({operation})"#))?;
     }
     let policy = if verification.ensure_subject_in_domain {
-        "allow if subject($d, $s), domain($d), subject($s)"
+        policy!("allow if subject($d, $s), domain($d), subject($s)")
     } else {
-        "allow if true"
+        policy!("allow if true")
     };
     builder
         .policy(policy)?

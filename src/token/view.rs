@@ -1,7 +1,7 @@
 //! A parsed token read block by block: roles, identity chain, effective identity and expiry,
 //! delegation depth. Shared by delegation, verification, inspection and the server.
 
-use biscuit_auth::UnverifiedBiscuit;
+use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use serde::Serialize;
 
 use super::error::TokenError;
@@ -50,8 +50,45 @@ pub struct TokenView {
     pub blocks: Vec<BlockView>,
 }
 
+/// The read-only block access that verified and unverified tokens share.
+pub trait TokenBlocks {
+    fn block_count(&self) -> usize;
+    fn print_block_source(&self, index: usize) -> Result<String, biscuit_auth::error::Token>;
+    fn revocation_identifiers(&self) -> Vec<Vec<u8>>;
+    fn external_public_keys(&self) -> Vec<Option<PublicKey>>;
+    fn root_key_id(&self) -> Option<u32>;
+}
+
+macro_rules! token_blocks {
+    ($type:ty) => {
+        impl TokenBlocks for $type {
+            fn block_count(&self) -> usize {
+                <$type>::block_count(self)
+            }
+            fn print_block_source(
+                &self,
+                index: usize,
+            ) -> Result<String, biscuit_auth::error::Token> {
+                <$type>::print_block_source(self, index)
+            }
+            fn revocation_identifiers(&self) -> Vec<Vec<u8>> {
+                <$type>::revocation_identifiers(self)
+            }
+            fn external_public_keys(&self) -> Vec<Option<PublicKey>> {
+                <$type>::external_public_keys(self)
+            }
+            fn root_key_id(&self) -> Option<u32> {
+                <$type>::root_key_id(self)
+            }
+        }
+    };
+}
+
+token_blocks!(Biscuit);
+token_blocks!(UnverifiedBiscuit);
+
 impl TokenView {
-    pub fn read(token: &UnverifiedBiscuit) -> Result<TokenView, TokenError> {
+    pub fn read(token: &impl TokenBlocks) -> Result<TokenView, TokenError> {
         let revocation_ids = token.revocation_identifiers();
         let external_keys = token.external_public_keys();
         let mut blocks = Vec::with_capacity(token.block_count());
