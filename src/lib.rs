@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod fsutil;
+pub mod policy;
 pub mod token;
 pub mod token_store;

@@ -1,0 +1,865 @@
+//! Lossless edits of `clients.toml`: every operation changes the entries it names and leaves
+//! every other byte (comments, ordering, quoting, blank lines) as it was.
+
+use serde::Serialize;
+use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value, value};
+
+/// A change to the policy, as the console, the CLI and undo history name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "edit")]
+pub enum Edit {
+    AddClient {
+        identity: String,
+    },
+    RemoveClient {
+        identity: String,
+    },
+    RenameClient {
+        from: String,
+        to: String,
+    },
+    Grant {
+        identity: String,
+        resource: String,
+        operation: String,
+    },
+    Revoke {
+        identity: String,
+        resource: String,
+        operation: String,
+    },
+    SetIdentityTokens {
+        identity: String,
+        enabled: bool,
+        duration: Option<u64>,
+    },
+    SetSetting {
+        identity: String,
+        setting: Setting,
+        value: Option<i64>,
+    },
+    AddRole {
+        realm: String,
+        role: String,
+    },
+    RemoveRole {
+        realm: String,
+        role: String,
+    },
+    RenameRole {
+        realm: String,
+        from: String,
+        to: String,
+    },
+    RoleGrant {
+        realm: String,
+        role: String,
+        resource: String,
+        operation: String,
+    },
+    RoleRevoke {
+        realm: String,
+        role: String,
+        resource: String,
+        operation: String,
+    },
+    SetDefaultRole {
+        realm: String,
+        role: String,
+    },
+    Assign {
+        realm: String,
+        subject: String,
+        role: String,
+    },
+    Unassign {
+        realm: String,
+        subject: String,
+    },
+    SetCaChain {
+        pem: String,
+    },
+    AddServiceNode {
+        identity: String,
+        resource: String,
+        component: String,
+        public_key: String,
+    },
+    RemoveServiceNode {
+        identity: String,
+        resource: String,
+        component: String,
+    },
+    AddSigner {
+        identity: String,
+        resource: String,
+        component: String,
+        authorization_service: String,
+        public_key: String,
+    },
+    RemoveSigner {
+        identity: String,
+        resource: String,
+        component: String,
+    },
+}
+
+/// Per-client settings with a scalar value; `None` removes the key (back to the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Setting {
+    Delegatable,
+    Operator,
+    AuthorizationTokenDuration,
+    MaxDelegationDepth,
+}
+
+impl Setting {
+    fn key(self) -> &'static str {
+        match self {
+            Setting::Delegatable => "delegatable",
+            Setting::Operator => "operator",
+            Setting::AuthorizationTokenDuration => "authorization_token_duration",
+            Setting::MaxDelegationDepth => "max_delegation_depth",
+        }
+    }
+
+    fn is_bool(self) -> bool {
+        matches!(self, Setting::Delegatable | Setting::Operator)
+    }
+}
+
+/// Why an edit could not be applied. Nothing is changed when an edit fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("no client {0} in the policy")]
+    UnknownClient(String),
+    #[error("client {0} already exists")]
+    ClientExists(String),
+    #[error("{0} is not a realm (it has no [clients.domain] table)")]
+    NotARealm(String),
+    #[error("realm {realm} has no role {role}")]
+    UnknownRole { realm: String, role: String },
+    #[error("realm {realm} already has a role {role}")]
+    RoleExists { realm: String, role: String },
+    #[error("{subject} has no role assignment in realm {realm}")]
+    UnknownAssignment { realm: String, subject: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error(
+        "cannot edit {0}: the file writes it in a shape this editor does not change; edit it by hand"
+    )]
+    Layout(String),
+}
+
+/// The editable document.
+#[derive(Debug, Clone)]
+pub struct PolicyDocument {
+    doc: DocumentMut,
+}
+
+impl std::fmt::Display for PolicyDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.doc)
+    }
+}
+
+impl PolicyDocument {
+    pub(crate) fn new(doc: DocumentMut) -> Self {
+        PolicyDocument { doc }
+    }
+
+    /// Applies an edit; on error the document is unchanged.
+    pub fn apply(&mut self, edit: &Edit) -> Result<(), EditError> {
+        let mut scratch = self.doc.clone();
+        apply(&mut scratch, edit)?;
+        self.doc = scratch;
+        Ok(())
+    }
+}
+
+fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
+    match edit {
+        Edit::AddClient { identity } => add_client(doc, identity),
+        Edit::RemoveClient { identity } => remove_client(doc, identity),
+        Edit::RenameClient { from, to } => {
+            if client_index(doc, to).is_ok() {
+                return Err(EditError::ClientExists(to.clone()));
+            }
+            let client = client_mut(doc, from)?;
+            let identifier = client
+                .get_mut("identifier")
+                .and_then(Item::as_table_like_mut)
+                .ok_or_else(|| EditError::Layout(format!("the identifier of {from}")))?;
+            set_string(identifier.get_mut("value"), to);
+            Ok(())
+        }
+        Edit::Grant {
+            identity,
+            resource,
+            operation,
+        } => grant(client_mut(doc, identity)?, identity, resource, operation),
+        Edit::Revoke {
+            identity,
+            resource,
+            operation,
+        } => revoke(client_mut(doc, identity)?, identity, resource, operation),
+        Edit::SetIdentityTokens {
+            identity,
+            enabled,
+            duration,
+        } => {
+            let client = client_mut(doc, identity)?;
+            set_value(
+                client,
+                "identity_token_enabled",
+                Some(Value::from(*enabled)),
+            );
+            set_value(
+                client,
+                "identity_token_duration",
+                duration.map(|d| Value::from(d as i64)),
+            );
+            Ok(())
+        }
+        Edit::SetSetting {
+            identity,
+            setting,
+            value: new,
+        } => {
+            let client = client_mut(doc, identity)?;
+            let new = new.map(|v| {
+                if setting.is_bool() {
+                    Value::from(v != 0)
+                } else {
+                    Value::from(v)
+                }
+            });
+            set_value(client, setting.key(), new);
+            Ok(())
+        }
+        Edit::AddRole { realm, role } => add_role(doc, realm, role),
+        Edit::RemoveRole { realm, role } => {
+            let roles = roles_mut(domain_mut(doc, realm)?, realm)?;
+            let index = find_named(roles, role).ok_or_else(|| unknown_role(realm, role))?;
+            roles.remove(index);
+            Ok(())
+        }
+        Edit::RenameRole { realm, from, to } => rename_role(doc, realm, from, to),
+        Edit::RoleGrant {
+            realm,
+            role,
+            resource,
+            operation,
+        } => {
+            let table = role_mut(domain_mut(doc, realm)?, realm, role)?;
+            grant(table, &format!("role {role}"), resource, operation)
+        }
+        Edit::RoleRevoke {
+            realm,
+            role,
+            resource,
+            operation,
+        } => {
+            let table = role_mut(domain_mut(doc, realm)?, realm, role)?;
+            revoke(table, &format!("role {role}"), resource, operation)
+        }
+        Edit::SetDefaultRole { realm, role } => set_default_role(doc, realm, role),
+        Edit::Assign {
+            realm,
+            subject,
+            role,
+        } => assign(doc, realm, subject, role),
+        Edit::Unassign { realm, subject } => {
+            let domain = domain_mut(doc, realm)?;
+            let unknown = || EditError::UnknownAssignment {
+                realm: realm.clone(),
+                subject: subject.clone(),
+            };
+            let assignments = domain.get_mut("role_assignments").ok_or_else(unknown)?;
+            let list = TableList::of(assignments, "role_assignments")?;
+            let index = list
+                .position(|t| str_of(t, "subject") == Some(subject))
+                .ok_or_else(unknown)?;
+            list.remove(index);
+            Ok(())
+        }
+        Edit::SetCaChain { pem } => {
+            let cacerts = doc
+                .entry("cacerts")
+                .or_insert_with(|| {
+                    let mut table = Table::new();
+                    table.decor_mut().set_prefix("\n");
+                    Item::Table(table)
+                })
+                .as_table_like_mut()
+                .ok_or_else(|| EditError::Layout("[cacerts]".into()))?;
+            let mut text = toml_edit::Formatted::new(pem.clone());
+            text.fmt();
+            cacerts.insert("cert_chain", Item::Value(Value::String(text)));
+            Ok(())
+        }
+        Edit::AddServiceNode {
+            identity,
+            resource,
+            component,
+            public_key,
+        } => {
+            let entry = resource_entry_mut(client_mut(doc, identity)?, identity, resource)?;
+            let mut node = InlineTable::new();
+            node.insert("component", component.as_str().into());
+            node.insert("public_key", public_key.as_str().into());
+            push_inline(entry, "service_chain", node)
+        }
+        Edit::RemoveServiceNode {
+            identity,
+            resource,
+            component,
+        } => {
+            let entry = resource_entry_mut(client_mut(doc, identity)?, identity, resource)?;
+            remove_by_component(entry, "service_chain", component)
+        }
+        Edit::AddSigner {
+            identity,
+            resource,
+            component,
+            authorization_service,
+            public_key,
+        } => {
+            let entry = resource_entry_mut(client_mut(doc, identity)?, identity, resource)?;
+            let mut signer = InlineTable::new();
+            signer.insert("component", component.as_str().into());
+            signer.insert(
+                "authorization_service",
+                authorization_service.as_str().into(),
+            );
+            signer.insert("public_key", public_key.as_str().into());
+            push_inline(entry, "signers", signer)
+        }
+        Edit::RemoveSigner {
+            identity,
+            resource,
+            component,
+        } => {
+            let entry = resource_entry_mut(client_mut(doc, identity)?, identity, resource)?;
+            remove_by_component(entry, "signers", component)
+        }
+    }
+}
+
+fn unknown_role(realm: &str, role: &str) -> EditError {
+    EditError::UnknownRole {
+        realm: realm.to_string(),
+        role: role.to_string(),
+    }
+}
+
+// --- clients -----------------------------------------------------------------------------------
+
+fn clients_mut(doc: &mut DocumentMut) -> Result<&mut ArrayOfTables, EditError> {
+    doc.entry("clients")
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| EditError::Layout("clients (written as an inline array)".into()))
+}
+
+fn identity_of(table: &Table) -> Option<&str> {
+    table
+        .get("identifier")?
+        .as_table_like()?
+        .get("value")?
+        .as_str()
+}
+
+fn client_index(doc: &DocumentMut, identity: &str) -> Result<usize, EditError> {
+    doc.get("clients")
+        .and_then(Item::as_array_of_tables)
+        .and_then(|clients| {
+            clients
+                .iter()
+                .position(|t| identity_of(t) == Some(identity))
+        })
+        .ok_or_else(|| EditError::UnknownClient(identity.to_string()))
+}
+
+fn client_mut<'d>(doc: &'d mut DocumentMut, identity: &str) -> Result<&'d mut Table, EditError> {
+    let index = client_index(doc, identity)?;
+    clients_mut(doc)?
+        .get_mut(index)
+        .ok_or_else(|| EditError::UnknownClient(identity.to_string()))
+}
+
+/// Removes a client with the comment paragraph attached to its header; paragraphs above a blank
+/// line (section headings) stay, moved to whatever follows.
+fn remove_client(doc: &mut DocumentMut, identity: &str) -> Result<(), EditError> {
+    let index = client_index(doc, identity)?;
+    let clients = clients_mut(doc)?;
+    let removed = clients.remove(index);
+    let prefix = removed
+        .decor()
+        .prefix()
+        .and_then(|p| p.as_str())
+        .unwrap_or_default();
+    let kept = match prefix.rfind("\n\n") {
+        Some(end) => &prefix[..end + 1],
+        None => "",
+    };
+    if kept.trim().is_empty() {
+        return Ok(());
+    }
+    match clients.get_mut(index) {
+        Some(next) => {
+            let next_prefix = next
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+                .to_string();
+            next.decor_mut().set_prefix(format!("{kept}{next_prefix}"));
+        }
+        None => {
+            let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+            doc.set_trailing(format!("{trailing}{kept}"));
+        }
+    }
+    Ok(())
+}
+
+fn add_client(doc: &mut DocumentMut, identity: &str) -> Result<(), EditError> {
+    if client_index(doc, identity).is_ok() {
+        return Err(EditError::ClientExists(identity.to_string()));
+    }
+    let mut identifier = InlineTable::new();
+    identifier.insert("type", "san_uri".into());
+    identifier.insert("value", identity.into());
+    let mut table = Table::new();
+    table.insert("identifier", value(identifier));
+    table.insert("resources", value(Array::new()));
+    table.decor_mut().set_prefix("\n");
+    // Place it after everything else so that it never lands between a realm and its sub-tables.
+    let last = doc
+        .as_table()
+        .iter()
+        .filter_map(|(_, item)| max_position(item))
+        .max()
+        .unwrap_or(0);
+    table.set_position(Some(last + 1));
+    clients_mut(doc)?.push(table);
+    Ok(())
+}
+
+fn max_position(item: &Item) -> Option<isize> {
+    match item {
+        Item::Table(table) => table
+            .iter()
+            .filter_map(|(_, child)| max_position(child))
+            .chain(table.position())
+            .max(),
+        Item::ArrayOfTables(array) => array
+            .iter()
+            .flat_map(|t| {
+                t.iter()
+                    .filter_map(|(_, child)| max_position(child))
+                    .chain(t.position())
+            })
+            .max(),
+        _ => None,
+    }
+}
+
+// --- resources and operations -----------------------------------------------------------------
+
+/// A list of tables written either as `key = [ {…}, … ]` or as `[[…key]]` sections.
+enum TableList<'a> {
+    Inline(&'a mut Array),
+    Tables(&'a mut ArrayOfTables),
+}
+
+impl<'a> TableList<'a> {
+    fn of(item: &'a mut Item, what: &str) -> Result<TableList<'a>, EditError> {
+        if item.is_array_of_tables() {
+            return Ok(TableList::Tables(
+                item.as_array_of_tables_mut().expect("checked just above"),
+            ));
+        }
+        match item.as_array_mut() {
+            Some(array) if array.iter().all(Value::is_inline_table) => Ok(TableList::Inline(array)),
+            _ => Err(EditError::Layout(what.to_string())),
+        }
+    }
+
+    fn position(&self, found: impl Fn(&dyn toml_edit::TableLike) -> bool) -> Option<usize> {
+        match self {
+            TableList::Inline(array) => array
+                .iter()
+                .position(|v| v.as_inline_table().is_some_and(|t| found(t))),
+            TableList::Tables(tables) => tables.iter().position(|t| found(t)),
+        }
+    }
+
+    fn get_mut(&mut self, index: usize) -> Option<&mut dyn toml_edit::TableLike> {
+        match self {
+            TableList::Inline(array) => array
+                .get_mut(index)
+                .and_then(Value::as_inline_table_mut)
+                .map(|t| t as &mut dyn toml_edit::TableLike),
+            TableList::Tables(tables) => tables
+                .get_mut(index)
+                .map(|t| t as &mut dyn toml_edit::TableLike),
+        }
+    }
+
+    fn remove(self, index: usize) {
+        match self {
+            TableList::Inline(array) => remove_value(array, index),
+            TableList::Tables(tables) => {
+                tables.remove(index);
+            }
+        }
+    }
+
+    fn push(self, table: InlineTable) {
+        match self {
+            TableList::Inline(array) => push_value(array, Value::InlineTable(table)),
+            TableList::Tables(tables) => {
+                let mut section = table.into_table();
+                section.decor_mut().set_prefix("\n");
+                tables.push(section);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            TableList::Inline(array) => array.len(),
+            TableList::Tables(tables) => tables.len(),
+        }
+    }
+}
+
+fn str_of<'t>(table: &'t dyn toml_edit::TableLike, key: &str) -> Option<&'t str> {
+    table.get(key)?.as_str()
+}
+
+/// Pushes onto an array in the style of its last element (same indentation, same separator).
+/// In a multi-line array, a comment trailing the last element stays on that element's line.
+fn push_value(array: &mut Array, mut new: Value) {
+    let last_prefix = array.iter().last().and_then(|v| {
+        v.decor()
+            .prefix()
+            .and_then(|p| p.as_str())
+            .map(str::to_string)
+    });
+    let trailing = array.trailing().as_str().unwrap_or_default().to_string();
+    let prefix = match (array.len(), last_prefix) {
+        (0, _) => String::new(),
+        (_, Some(last)) if last.contains('\n') => {
+            let indent = last.rsplit('\n').next().unwrap_or_default();
+            let (comment, rest) = trailing.split_once('\n').unwrap_or((trailing.as_str(), ""));
+            let prefix = format!("{comment}\n{indent}");
+            array.set_trailing(format!("\n{rest}"));
+            prefix
+        }
+        // The first element of a one-line array has no leading space; later ones have one.
+        (1, _) => " ".to_string(),
+        (_, last) => last.unwrap_or_default(),
+    };
+    new.decor_mut().set_prefix(prefix);
+    new.decor_mut().set_suffix("");
+    array.push_formatted(new);
+}
+
+/// Removes an element; when it was the first, the next one inherits its leading whitespace.
+fn remove_value(array: &mut Array, index: usize) {
+    let removed = array.remove(index);
+    if array.is_empty() {
+        // What trailed the last element (its comma, its comment) belonged to it.
+        let multi_line = array.trailing().as_str().is_some_and(|t| t.contains('\n'));
+        array.set_trailing(if multi_line { "\n" } else { "" });
+        array.set_trailing_comma(false);
+        return;
+    }
+    let prefix = removed.decor().prefix().and_then(|p| p.as_str());
+    if let (0, Some(next), Some(prefix)) = (index, array.get_mut(0), prefix) {
+        next.decor_mut().set_prefix(prefix.to_string());
+    }
+}
+
+fn resources_list<'t>(owner: &'t mut Table, who: &str) -> Result<TableList<'t>, EditError> {
+    let item = owner
+        .entry("resources")
+        .or_insert_with(|| value(Array::new()));
+    TableList::of(item, &format!("the resources of {who}"))
+}
+
+fn resource_entry_mut<'t>(
+    owner: &'t mut Table,
+    who: &str,
+    resource: &str,
+) -> Result<&'t mut dyn toml_edit::TableLike, EditError> {
+    let list = resources_list(owner, who)?;
+    let index = list
+        .position(|t| str_of(t, "name") == Some(resource))
+        .ok_or_else(|| EditError::NotFound {
+            what: format!("resource {resource} of {who}"),
+        })?;
+    // Re-borrow with the owner's lifetime.
+    match list {
+        TableList::Inline(array) => Ok(array
+            .get_mut(index)
+            .and_then(Value::as_inline_table_mut)
+            .expect("index found above")),
+        TableList::Tables(tables) => Ok(tables.get_mut(index).expect("index found above")),
+    }
+}
+
+fn grant(owner: &mut Table, who: &str, resource: &str, operation: &str) -> Result<(), EditError> {
+    let mut list = resources_list(owner, who)?;
+    match list.position(|t| str_of(t, "name") == Some(resource)) {
+        Some(index) => {
+            let entry = list.get_mut(index).expect("index found above");
+            let operations = entry
+                .entry("operations")
+                .or_insert(value(Array::new()))
+                .as_array_mut()
+                .ok_or_else(|| {
+                    EditError::Layout(format!("the operations of {resource} ({who})"))
+                })?;
+            if !operations.iter().any(|v| v.as_str() == Some(operation)) {
+                push_value(operations, operation.into());
+            }
+        }
+        None => {
+            let mut operations = Array::new();
+            operations.push(operation);
+            let mut entry = InlineTable::new();
+            entry.insert("name", resource.into());
+            entry.insert("operations", Value::Array(operations));
+            list.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn revoke(owner: &mut Table, who: &str, resource: &str, operation: &str) -> Result<(), EditError> {
+    let not_granted = || EditError::NotFound {
+        what: format!("{operation} on {resource} for {who}"),
+    };
+    let mut list = resources_list(owner, who)?;
+    let index = list
+        .position(|t| str_of(t, "name") == Some(resource))
+        .ok_or_else(not_granted)?;
+    let entry = list.get_mut(index).expect("index found above");
+    let operations = entry
+        .get_mut("operations")
+        .and_then(Item::as_array_mut)
+        .ok_or_else(not_granted)?;
+    let position = operations
+        .iter()
+        .position(|v| v.as_str() == Some(operation))
+        .ok_or_else(not_granted)?;
+    remove_value(operations, position);
+    if operations.is_empty() {
+        list.remove(index);
+    }
+    Ok(())
+}
+
+fn push_inline(
+    entry: &mut dyn toml_edit::TableLike,
+    key: &str,
+    table: InlineTable,
+) -> Result<(), EditError> {
+    let item = entry.entry(key).or_insert(value(Array::new()));
+    TableList::of(item, key)?.push(table);
+    Ok(())
+}
+
+fn remove_by_component(
+    entry: &mut dyn toml_edit::TableLike,
+    key: &str,
+    component: &str,
+) -> Result<(), EditError> {
+    let missing = || EditError::NotFound {
+        what: format!("{key} entry {component}"),
+    };
+    let item = entry.get_mut(key).ok_or_else(missing)?;
+    let list = TableList::of(item, key)?;
+    let index = list
+        .position(|t| str_of(t, "component") == Some(component))
+        .ok_or_else(missing)?;
+    let now_empty = list.len() == 1;
+    list.remove(index);
+    if now_empty {
+        entry.remove(key);
+    }
+    Ok(())
+}
+
+fn set_string(item: Option<&mut Item>, text: &str) {
+    if let Some(item) = item {
+        let decor = item.as_value().map(|v| v.decor().clone());
+        *item = value(text);
+        if let (Some(decor), Some(v)) = (decor, item.as_value_mut()) {
+            *v.decor_mut() = decor;
+        }
+    }
+}
+
+/// Sets or removes a key, keeping the decor (e.g. a trailing comment) of an existing value.
+fn set_value(table: &mut Table, key: &str, new: Option<Value>) {
+    match new {
+        None => {
+            table.remove(key);
+        }
+        Some(mut new) => {
+            if let Some(old) = table.get(key).and_then(Item::as_value) {
+                *new.decor_mut() = old.decor().clone();
+            }
+            table.insert(key, Item::Value(new));
+        }
+    }
+}
+
+// --- realms -------------------------------------------------------------------------------------
+
+fn domain_mut<'d>(doc: &'d mut DocumentMut, realm: &str) -> Result<&'d mut Table, EditError> {
+    client_mut(doc, realm)?
+        .get_mut("domain")
+        .and_then(Item::as_table_mut)
+        .ok_or_else(|| EditError::NotARealm(realm.to_string()))
+}
+
+fn domain_or_create<'d>(doc: &'d mut DocumentMut, realm: &str) -> Result<&'d mut Table, EditError> {
+    let client = client_mut(doc, realm)?;
+    let item = client.entry("domain").or_insert_with(|| {
+        let mut table = Table::new();
+        table.set_implicit(true);
+        Item::Table(table)
+    });
+    item.as_table_mut()
+        .ok_or_else(|| EditError::Layout(format!("the domain of {realm}")))
+}
+
+fn roles_mut<'d>(domain: &'d mut Table, realm: &str) -> Result<&'d mut ArrayOfTables, EditError> {
+    domain
+        .entry("roles")
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| EditError::Layout(format!("the roles of {realm}")))
+}
+
+fn find_named(tables: &ArrayOfTables, name: &str) -> Option<usize> {
+    tables
+        .iter()
+        .position(|t| t.get("name").and_then(Item::as_str) == Some(name))
+}
+
+fn is_default_role(domain: &Table, role: &str) -> bool {
+    domain
+        .get("default_role")
+        .and_then(Item::as_table_like)
+        .and_then(|t| t.get("name"))
+        .and_then(Item::as_str)
+        == Some(role)
+}
+
+fn role_mut<'d>(
+    domain: &'d mut Table,
+    realm: &str,
+    role: &str,
+) -> Result<&'d mut Table, EditError> {
+    if is_default_role(domain, role) {
+        return domain
+            .get_mut("default_role")
+            .and_then(Item::as_table_mut)
+            .ok_or_else(|| EditError::Layout(format!("the default role of {realm}")));
+    }
+    let roles = roles_mut(domain, realm)?;
+    let index = find_named(roles, role).ok_or_else(|| unknown_role(realm, role))?;
+    Ok(roles.get_mut(index).expect("index found above"))
+}
+
+fn new_section(name: &str) -> Table {
+    let mut table = Table::new();
+    table.insert("name", value(name));
+    table.insert("resources", value(Array::new()));
+    table.decor_mut().set_prefix("\n");
+    table
+}
+
+fn add_role(doc: &mut DocumentMut, realm: &str, role: &str) -> Result<(), EditError> {
+    let domain = domain_or_create(doc, realm)?;
+    if is_default_role(domain, role) || find_named(roles_mut(domain, realm)?, role).is_some() {
+        return Err(EditError::RoleExists {
+            realm: realm.to_string(),
+            role: role.to_string(),
+        });
+    }
+    roles_mut(domain, realm)?.push(new_section(role));
+    Ok(())
+}
+
+fn rename_role(doc: &mut DocumentMut, realm: &str, from: &str, to: &str) -> Result<(), EditError> {
+    let domain = domain_mut(doc, realm)?;
+    if is_default_role(domain, to)
+        || domain
+            .get("roles")
+            .and_then(Item::as_array_of_tables)
+            .is_some_and(|r| find_named(r, to).is_some())
+    {
+        return Err(EditError::RoleExists {
+            realm: realm.to_string(),
+            role: to.to_string(),
+        });
+    }
+    let role = role_mut(domain, realm, from)?;
+    set_string(role.get_mut("name"), to);
+    if let Some(assignments) = domain.get_mut("role_assignments") {
+        let mut list = TableList::of(assignments, "role_assignments")?;
+        for index in 0..list.len() {
+            let entry = list.get_mut(index).expect("index within len");
+            if entry.get("role").and_then(Item::as_str) == Some(from) {
+                set_string(entry.get_mut("role"), to);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_default_role(doc: &mut DocumentMut, realm: &str, role: &str) -> Result<(), EditError> {
+    let domain = domain_or_create(doc, realm)?;
+    match domain.get_mut("default_role").and_then(Item::as_table_mut) {
+        Some(existing) => set_string(existing.get_mut("name"), role),
+        None => {
+            domain.insert("default_role", Item::Table(new_section(role)));
+        }
+    }
+    Ok(())
+}
+
+fn assign(doc: &mut DocumentMut, realm: &str, subject: &str, role: &str) -> Result<(), EditError> {
+    let domain = domain_mut(doc, realm)?;
+    let known = is_default_role(domain, role)
+        || domain
+            .get("roles")
+            .and_then(Item::as_array_of_tables)
+            .is_some_and(|r| find_named(r, role).is_some());
+    if !known {
+        return Err(unknown_role(realm, role));
+    }
+    let item = domain
+        .entry("role_assignments")
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
+    let mut list = TableList::of(item, "role_assignments")?;
+    if let Some(index) = list.position(|t| str_of(t, "subject") == Some(subject)) {
+        let entry = list.get_mut(index).expect("index found above");
+        set_string(entry.get_mut("role"), role);
+        return Ok(());
+    }
+    let mut entry = InlineTable::new();
+    entry.insert("subject", subject.into());
+    entry.insert("role", role.into());
+    list.push(entry);
+    Ok(())
+}

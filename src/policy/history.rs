@@ -1,0 +1,90 @@
+//! Undo and redo over edits: an edit session keeps the text before each edit, so undo restores
+//! the file exactly, byte for byte.
+
+use super::document::{Edit, EditError, PolicyDocument};
+use super::{LoadedPolicy, load};
+use crate::policy::findings::Finding;
+
+/// An editable policy with history. Every state is re-read, so `current` is always the typed
+/// view and findings of the current text.
+#[derive(Debug, Clone)]
+pub struct EditSession {
+    current: LoadedPolicy,
+    text: String,
+    undo: Vec<String>,
+    redo: Vec<String>,
+    now: i64,
+}
+
+impl EditSession {
+    /// Starts a session; fails only on a syntax error.
+    pub fn open(text: &str, now: i64) -> Result<EditSession, Finding> {
+        Ok(EditSession {
+            current: load(text, now)?,
+            text: text.to_string(),
+            undo: Vec::new(),
+            redo: Vec::new(),
+            now,
+        })
+    }
+
+    pub fn current(&self) -> &LoadedPolicy {
+        &self.current
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    /// Applies an edit; on error nothing changes.
+    pub fn apply(&mut self, edit: &Edit) -> Result<(), EditError> {
+        let mut document: PolicyDocument = self.current.document.clone();
+        document.apply(edit)?;
+        let text = document.to_string();
+        let loaded =
+            load(&text, self.now).map_err(|f| EditError::Layout(format!("the result ({f})")))?;
+        self.undo.push(std::mem::replace(&mut self.text, text));
+        self.redo.clear();
+        self.current = loaded;
+        Ok(())
+    }
+
+    /// Replaces the whole text (the raw editor), as one undoable step. Syntax errors refuse it.
+    pub fn replace_text(&mut self, text: &str) -> Result<(), Finding> {
+        let loaded = load(text, self.now)?;
+        self.undo
+            .push(std::mem::replace(&mut self.text, text.to_string()));
+        self.redo.clear();
+        self.current = loaded;
+        Ok(())
+    }
+
+    pub fn undo(&mut self) -> bool {
+        self.step(true)
+    }
+
+    pub fn redo(&mut self) -> bool {
+        self.step(false)
+    }
+
+    fn step(&mut self, back: bool) -> bool {
+        let (from, to) = if back {
+            (&mut self.undo, &mut self.redo)
+        } else {
+            (&mut self.redo, &mut self.undo)
+        };
+        let Some(text) = from.pop() else { return false };
+        let loaded = load(&text, self.now).expect("every text in the history parsed before");
+        to.push(std::mem::replace(&mut self.text, text));
+        self.current = loaded;
+        true
+    }
+}
