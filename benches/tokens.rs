@@ -13,7 +13,7 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::Criterion;
 use hessra_console::token::{
@@ -21,6 +21,9 @@ use hessra_console::token::{
     clock::unix_now, keys,
 };
 use hessra_token_core::TokenTimeConfig;
+
+mod common;
+use common::{Op, paired_ratio};
 
 const ALICE: &str = "uri:urn:company:alice";
 const AGENT: &str = "uri:urn:company:alice:agent1";
@@ -60,8 +63,6 @@ fn baseline<T, E>(result: Result<T, E>) {
         BASELINE_FAILURES.fetch_add(1, Ordering::Relaxed);
     }
 }
-
-type Op = Box<dyn Fn()>;
 
 /// Each operation as (name, ours, baseline), on fixtures made once.
 fn operations() -> Vec<(&'static str, Op, Op)> {
@@ -184,40 +185,6 @@ fn criterion_groups(c: &mut Criterion, ops: &[(&'static str, Op, Op)]) {
     }
 }
 
-/// Alternates ours and the baseline in rounds; returns the median of per-round time ratios.
-fn paired_ratio(ours: &Op, theirs: &Op) -> (f64, Duration, Duration) {
-    const ROUNDS: usize = 41;
-    const PER_ROUND: u32 = 40;
-    let mut ratios = Vec::with_capacity(ROUNDS);
-    let (mut ours_total, mut theirs_total) = (Duration::ZERO, Duration::ZERO);
-    for round in 0..ROUNDS {
-        let time = |f: &Op| {
-            let start = Instant::now();
-            for _ in 0..PER_ROUND {
-                f();
-            }
-            start.elapsed()
-        };
-        let (a, b) = if round % 2 == 0 {
-            let a = time(ours);
-            (a, time(theirs))
-        } else {
-            let b = time(theirs);
-            (time(ours), b)
-        };
-        ours_total += a;
-        theirs_total += b;
-        ratios.push(a.as_secs_f64() / b.as_secs_f64());
-    }
-    ratios.sort_by(f64::total_cmp);
-    let per_call = |total: Duration| total / (ROUNDS as u32 * PER_ROUND);
-    (
-        ratios[ROUNDS / 2],
-        per_call(ours_total),
-        per_call(theirs_total),
-    )
-}
-
 fn main() {
     let ops = operations();
     let mut criterion = Criterion::default()
@@ -231,7 +198,7 @@ fn main() {
     println!("| op | ours | hessra | ours / hessra |");
     println!("|---|---|---|---|");
     for (name, ours, theirs) in &ops {
-        let (ratio, ours_mean, theirs_mean) = paired_ratio(ours, theirs);
+        let (ratio, ours_mean, theirs_mean) = paired_ratio(ours, theirs, 40);
         println!("| {name} | {ours_mean:.1?} | {theirs_mean:.1?} | {ratio:.2}× |");
     }
     println!(

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod fsutil;
+pub mod gitops;
 pub mod policy;
 pub mod token;
 pub mod token_store;

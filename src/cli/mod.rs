@@ -6,6 +6,7 @@ mod identity;
 mod input;
 mod keys_cmd;
 mod output;
+mod policy_cmd;
 mod token_cmd;
 
 use std::process::ExitCode;
@@ -53,6 +54,13 @@ pub enum Command {
     /// Key pairs for root keys, service nodes, signers and prefix attenuators
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// clients.toml: validate, tree, can, diff, and lossless edits
+    Policy {
+        #[command(flatten)]
+        file: policy_cmd::PolicyFile,
+        #[command(subcommand)]
+        command: policy_cmd::PolicyCommand,
+    },
 }
 
 /// Where a command reads its token from.
@@ -94,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Authorize(command) => token_cmd::run_authorize(command),
         Command::Token(command) => token_cmd::run_token(command),
         Command::Keys(command) => keys_cmd::run(command),
+        Command::Policy { file, command } => policy_cmd::run(command, file),
     };
     output::finish(result, json)
 }

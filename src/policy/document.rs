@@ -1,6 +1,8 @@
 //! Lossless edits of `clients.toml`: every operation changes the entries it names and leaves
 //! every other byte (comments, ordering, quoting, blank lines) as it was.
 
+use std::ops::Range;
+
 use serde::Serialize;
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value, value};
 
@@ -152,42 +154,222 @@ pub enum EditError {
     Layout(String),
 }
 
-/// The editable document.
+/// The editable document. Besides the `toml_edit` tree it keeps the text and the byte range of
+/// each `[[clients]]` entry, so an edit to one client re-prints only that client and splices it
+/// into the text: every other byte is the original byte, and a one-client edit of a 10,000-client
+/// file costs a copy of the text rather than a re-serialization of all of it.
 #[derive(Debug, Clone)]
 pub struct PolicyDocument {
     doc: DocumentMut,
+    text: String,
+    /// Byte range of each client (its leading comments, header, keys and sub-tables), in order.
+    /// `None` when the layout is not one splicing understands; edits then re-print everything.
+    regions: Option<Vec<Range<usize>>>,
 }
 
 impl std::fmt::Display for PolicyDocument {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.doc)
+        f.write_str(&self.text)
     }
 }
 
 impl PolicyDocument {
-    pub(crate) fn new(doc: DocumentMut) -> Self {
-        PolicyDocument { doc }
+    /// Builds the document from a span-keeping parse.
+    pub(crate) fn from_parsed(parsed: toml_edit::Document<String>) -> Self {
+        let regions = client_regions(&parsed);
+        let text = parsed.raw().to_string();
+        PolicyDocument {
+            doc: parsed.into_mut(),
+            text,
+            regions,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Applies an edit; on error the document is unchanged.
     pub fn apply(&mut self, edit: &Edit) -> Result<(), EditError> {
-        let mut scratch = self.doc.clone();
-        apply(&mut scratch, edit)?;
-        self.doc = scratch;
+        match client_scope(edit) {
+            Some(identity) => self.apply_to_client(identity, edit),
+            None => self.apply_to_document(edit),
+        }
+    }
+
+    /// Edits confined to one client: applied to a copy of that client's table, then spliced.
+    fn apply_to_client(&mut self, identity: &str, edit: &Edit) -> Result<(), EditError> {
+        if let Edit::RenameClient { to, .. } = edit
+            && client_index(&self.doc, to).is_ok()
+        {
+            return Err(EditError::ClientExists(to.clone()));
+        }
+        let index = client_index(&self.doc, identity)?;
+        let clients = clients_mut(&mut self.doc)?;
+        let original = clients.get(index).expect("index found above");
+        let mut table = original.clone();
+        edit_client(&mut table, edit)?;
+        let before = print_client(original);
+        let after = print_client(&table);
+        clients.replace(index, table);
+        let region = self.regions.as_ref().and_then(|r| r.get(index)).cloned();
+        match region {
+            Some(region) if self.text.get(region.clone()) == Some(before.as_str()) => {
+                self.splice(index, region, &after);
+            }
+            _ => self.reprint(),
+        }
         Ok(())
+    }
+
+    fn apply_to_document(&mut self, edit: &Edit) -> Result<(), EditError> {
+        match edit {
+            Edit::AddClient { identity } => {
+                add_client(&mut self.doc, identity)?;
+                let clients = clients_mut(&mut self.doc)?;
+                let printed = print_client(clients.get(clients.len() - 1).expect("just pushed"));
+                let end = self.text.len() - self.doc.trailing().as_str().map_or(0, str::len);
+                let at_end = self
+                    .regions
+                    .as_ref()
+                    .is_some_and(|r| r.last().is_none_or(|last| last.end == end));
+                if at_end {
+                    self.text.insert_str(end, &printed);
+                    if let Some(regions) = &mut self.regions {
+                        regions.push(end..end + printed.len());
+                    }
+                } else {
+                    self.reprint();
+                }
+                Ok(())
+            }
+            Edit::RemoveClient { identity } => {
+                let index = client_index(&self.doc, identity)?;
+                let region = self.regions.as_ref().and_then(|r| r.get(index)).cloned();
+                let removed = remove_client(&mut self.doc, index)?;
+                match region {
+                    Some(region) if !removed.moved_to_trailing => {
+                        self.splice(index, region, &removed.paragraphs);
+                        if let Some(regions) = &mut self.regions {
+                            let merged = regions.remove(index);
+                            if let Some(next) = regions.get_mut(index) {
+                                next.start = merged.start;
+                            }
+                        }
+                    }
+                    _ => self.reprint(),
+                }
+                Ok(())
+            }
+            other => {
+                let mut scratch = self.doc.clone();
+                apply_document_edit(&mut scratch, other)?;
+                self.doc = scratch;
+                self.reprint();
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces region `index` with `replacement`, shifting the regions after it.
+    fn splice(&mut self, index: usize, region: Range<usize>, replacement: &str) {
+        self.text.replace_range(region.clone(), replacement);
+        if let Some(regions) = &mut self.regions {
+            let new_end = region.start + replacement.len();
+            regions[index].end = new_end;
+            for later in &mut regions[index + 1..] {
+                later.start = later.start - region.end + new_end;
+                later.end = later.end - region.end + new_end;
+            }
+        }
+    }
+
+    /// Re-prints the whole document; regions are recomputed from a fresh parse.
+    fn reprint(&mut self) {
+        self.text = self.doc.to_string();
+        self.regions = toml_edit::Document::parse(self.text.clone())
+            .ok()
+            .and_then(|parsed| client_regions(&parsed));
     }
 }
 
-fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
+/// The client an edit is confined to, if it is.
+fn client_scope(edit: &Edit) -> Option<&str> {
     match edit {
-        Edit::AddClient { identity } => add_client(doc, identity),
-        Edit::RemoveClient { identity } => remove_client(doc, identity),
+        Edit::AddClient { .. } | Edit::RemoveClient { .. } | Edit::SetCaChain { .. } => None,
+        Edit::RenameClient { from: identity, .. }
+        | Edit::Grant { identity, .. }
+        | Edit::Revoke { identity, .. }
+        | Edit::SetIdentityTokens { identity, .. }
+        | Edit::SetSetting { identity, .. }
+        | Edit::AddServiceNode { identity, .. }
+        | Edit::RemoveServiceNode { identity, .. }
+        | Edit::AddSigner { identity, .. }
+        | Edit::RemoveSigner { identity, .. } => Some(identity),
+        Edit::AddRole { realm, .. }
+        | Edit::RemoveRole { realm, .. }
+        | Edit::RenameRole { realm, .. }
+        | Edit::RoleGrant { realm, .. }
+        | Edit::RoleRevoke { realm, .. }
+        | Edit::SetDefaultRole { realm, .. }
+        | Edit::Assign { realm, .. }
+        | Edit::Unassign { realm, .. } => Some(realm),
+    }
+}
+
+/// One client printed on its own, exactly as it prints inside the whole document.
+fn print_client(table: &Table) -> String {
+    let mut alone = DocumentMut::new();
+    let mut clients = ArrayOfTables::new();
+    clients.push(table.clone());
+    alone.insert("clients", Item::ArrayOfTables(clients));
+    alone.to_string()
+}
+
+/// Where an entry's text starts: at its leading comments, else at its header.
+fn entry_start(table: &Table) -> Option<usize> {
+    let header = table.span()?.start;
+    let prefix = table
+        .decor()
+        .prefix()
+        .and_then(|p| p.span())
+        .map(|s| s.start);
+    Some(prefix.map_or(header, |p| p.min(header)))
+}
+
+/// Byte ranges of the clients in a span-keeping parse, or `None` for layouts splicing does not
+/// handle (clients written inline, spans missing).
+fn client_regions(parsed: &toml_edit::Document<String>) -> Option<Vec<Range<usize>>> {
+    let root = parsed.as_table();
+    let clients = root.get("clients")?.as_array_of_tables()?;
+    let starts: Vec<usize> = clients.iter().map(entry_start).collect::<Option<_>>()?;
+    // Other top-level tables end a client's text too.
+    let mut boundaries: Vec<usize> = root
+        .iter()
+        .filter(|(key, _)| *key != "clients")
+        .filter_map(|(_, item)| item.as_table().and_then(entry_start))
+        .collect();
+    boundaries.extend(starts.iter().copied());
+    let trailing = parsed
+        .trailing()
+        .span()
+        .map_or(parsed.raw().len(), |s| s.start);
+    boundaries.push(trailing);
+    boundaries.sort_unstable();
+    starts
+        .iter()
+        .map(|&start| {
+            let end = boundaries.iter().copied().find(|&b| b > start)?;
+            Some(start..end)
+        })
+        .collect()
+}
+
+/// Applies a client-scoped edit to that client's table.
+fn edit_client(table: &mut Table, edit: &Edit) -> Result<(), EditError> {
+    match edit {
         Edit::RenameClient { from, to } => {
-            if client_index(doc, to).is_ok() {
-                return Err(EditError::ClientExists(to.clone()));
-            }
-            let client = client_mut(doc, from)?;
-            let identifier = client
+            let identifier = table
                 .get_mut("identifier")
                 .and_then(Item::as_table_like_mut)
                 .ok_or_else(|| EditError::Layout(format!("the identifier of {from}")))?;
@@ -198,36 +380,28 @@ fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
             identity,
             resource,
             operation,
-        } => grant(client_mut(doc, identity)?, identity, resource, operation),
+        } => grant(table, identity, resource, operation),
         Edit::Revoke {
             identity,
             resource,
             operation,
-        } => revoke(client_mut(doc, identity)?, identity, resource, operation),
+        } => revoke(table, identity, resource, operation),
         Edit::SetIdentityTokens {
-            identity,
-            enabled,
-            duration,
+            enabled, duration, ..
         } => {
-            let client = client_mut(doc, identity)?;
+            set_value(table, "identity_token_enabled", Some(Value::from(*enabled)));
             set_value(
-                client,
-                "identity_token_enabled",
-                Some(Value::from(*enabled)),
-            );
-            set_value(
-                client,
+                table,
                 "identity_token_duration",
                 duration.map(|d| Value::from(d as i64)),
             );
             Ok(())
         }
         Edit::SetSetting {
-            identity,
             setting,
             value: new,
+            ..
         } => {
-            let client = client_mut(doc, identity)?;
             let new = new.map(|v| {
                 if setting.is_bool() {
                     Value::from(v != 0)
@@ -235,25 +409,25 @@ fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
                     Value::from(v)
                 }
             });
-            set_value(client, setting.key(), new);
+            set_value(table, setting.key(), new);
             Ok(())
         }
-        Edit::AddRole { realm, role } => add_role(doc, realm, role),
+        Edit::AddRole { realm, role } => add_role(table, realm, role),
         Edit::RemoveRole { realm, role } => {
-            let roles = roles_mut(domain_mut(doc, realm)?, realm)?;
+            let roles = roles_mut(domain_mut(table, realm)?, realm)?;
             let index = find_named(roles, role).ok_or_else(|| unknown_role(realm, role))?;
             roles.remove(index);
             Ok(())
         }
-        Edit::RenameRole { realm, from, to } => rename_role(doc, realm, from, to),
+        Edit::RenameRole { realm, from, to } => rename_role(table, realm, from, to),
         Edit::RoleGrant {
             realm,
             role,
             resource,
             operation,
         } => {
-            let table = role_mut(domain_mut(doc, realm)?, realm, role)?;
-            grant(table, &format!("role {role}"), resource, operation)
+            let section = role_mut(domain_mut(table, realm)?, realm, role)?;
+            grant(section, &format!("role {role}"), resource, operation)
         }
         Edit::RoleRevoke {
             realm,
@@ -261,17 +435,17 @@ fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
             resource,
             operation,
         } => {
-            let table = role_mut(domain_mut(doc, realm)?, realm, role)?;
-            revoke(table, &format!("role {role}"), resource, operation)
+            let section = role_mut(domain_mut(table, realm)?, realm, role)?;
+            revoke(section, &format!("role {role}"), resource, operation)
         }
-        Edit::SetDefaultRole { realm, role } => set_default_role(doc, realm, role),
+        Edit::SetDefaultRole { realm, role } => set_default_role(table, realm, role),
         Edit::Assign {
             realm,
             subject,
             role,
-        } => assign(doc, realm, subject, role),
+        } => assign(table, realm, subject, role),
         Edit::Unassign { realm, subject } => {
-            let domain = domain_mut(doc, realm)?;
+            let domain = domain_mut(table, realm)?;
             let unknown = || EditError::UnknownAssignment {
                 realm: realm.clone(),
                 subject: subject.clone(),
@@ -284,28 +458,13 @@ fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
             list.remove(index);
             Ok(())
         }
-        Edit::SetCaChain { pem } => {
-            let cacerts = doc
-                .entry("cacerts")
-                .or_insert_with(|| {
-                    let mut table = Table::new();
-                    table.decor_mut().set_prefix("\n");
-                    Item::Table(table)
-                })
-                .as_table_like_mut()
-                .ok_or_else(|| EditError::Layout("[cacerts]".into()))?;
-            let mut text = toml_edit::Formatted::new(pem.clone());
-            text.fmt();
-            cacerts.insert("cert_chain", Item::Value(Value::String(text)));
-            Ok(())
-        }
         Edit::AddServiceNode {
             identity,
             resource,
             component,
             public_key,
         } => {
-            let entry = resource_entry_mut(client_mut(doc, identity)?, identity, resource)?;
+            let entry = resource_entry_mut(table, identity, resource)?;
             let mut node = InlineTable::new();
             node.insert("component", component.as_str().into());
             node.insert("public_key", public_key.as_str().into());
@@ -316,7 +475,7 @@ fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
             resource,
             component,
         } => {
-            let entry = resource_entry_mut(client_mut(doc, identity)?, identity, resource)?;
+            let entry = resource_entry_mut(table, identity, resource)?;
             remove_by_component(entry, "service_chain", component)
         }
         Edit::AddSigner {
@@ -326,7 +485,7 @@ fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
             authorization_service,
             public_key,
         } => {
-            let entry = resource_entry_mut(client_mut(doc, identity)?, identity, resource)?;
+            let entry = resource_entry_mut(table, identity, resource)?;
             let mut signer = InlineTable::new();
             signer.insert("component", component.as_str().into());
             signer.insert(
@@ -341,10 +500,31 @@ fn apply(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
             resource,
             component,
         } => {
-            let entry = resource_entry_mut(client_mut(doc, identity)?, identity, resource)?;
+            let entry = resource_entry_mut(table, identity, resource)?;
             remove_by_component(entry, "signers", component)
         }
+        Edit::AddClient { .. } | Edit::RemoveClient { .. } | Edit::SetCaChain { .. } => {
+            Err(EditError::Layout(format!("{edit:?} as a client edit")))
+        }
     }
+}
+
+/// Document-level edits other than adding and removing clients.
+fn apply_document_edit(doc: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
+    let Edit::SetCaChain { pem } = edit else {
+        return Err(EditError::Layout(format!("{edit:?} as a document edit")));
+    };
+    let cacerts = doc
+        .entry("cacerts")
+        .or_insert_with(|| {
+            let mut table = Table::new();
+            table.decor_mut().set_prefix("\n");
+            Item::Table(table)
+        })
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::Layout("[cacerts]".into()))?;
+    cacerts.insert("cert_chain", Item::Value(Value::from(pem.as_str())));
+    Ok(())
 }
 
 fn unknown_role(realm: &str, role: &str) -> EditError {
@@ -382,17 +562,16 @@ fn client_index(doc: &DocumentMut, identity: &str) -> Result<usize, EditError> {
         .ok_or_else(|| EditError::UnknownClient(identity.to_string()))
 }
 
-fn client_mut<'d>(doc: &'d mut DocumentMut, identity: &str) -> Result<&'d mut Table, EditError> {
-    let index = client_index(doc, identity)?;
-    clients_mut(doc)?
-        .get_mut(index)
-        .ok_or_else(|| EditError::UnknownClient(identity.to_string()))
+/// What removing a client leaves behind: the paragraphs above its own comment (section
+/// headings), and whether they went to the document's end.
+struct Removed {
+    paragraphs: String,
+    moved_to_trailing: bool,
 }
 
 /// Removes a client with the comment paragraph attached to its header; paragraphs above a blank
 /// line (section headings) stay, moved to whatever follows.
-fn remove_client(doc: &mut DocumentMut, identity: &str) -> Result<(), EditError> {
-    let index = client_index(doc, identity)?;
+fn remove_client(doc: &mut DocumentMut, index: usize) -> Result<Removed, EditError> {
     let clients = clients_mut(doc)?;
     let removed = clients.remove(index);
     let prefix = removed
@@ -401,11 +580,14 @@ fn remove_client(doc: &mut DocumentMut, identity: &str) -> Result<(), EditError>
         .and_then(|p| p.as_str())
         .unwrap_or_default();
     let kept = match prefix.rfind("\n\n") {
-        Some(end) => &prefix[..end + 1],
-        None => "",
+        Some(end) => prefix[..end + 1].to_string(),
+        None => String::new(),
     };
     if kept.trim().is_empty() {
-        return Ok(());
+        return Ok(Removed {
+            paragraphs: String::new(),
+            moved_to_trailing: false,
+        });
     }
     match clients.get_mut(index) {
         Some(next) => {
@@ -416,13 +598,20 @@ fn remove_client(doc: &mut DocumentMut, identity: &str) -> Result<(), EditError>
                 .unwrap_or_default()
                 .to_string();
             next.decor_mut().set_prefix(format!("{kept}{next_prefix}"));
+            Ok(Removed {
+                paragraphs: kept,
+                moved_to_trailing: false,
+            })
         }
         None => {
             let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
             doc.set_trailing(format!("{trailing}{kept}"));
+            Ok(Removed {
+                paragraphs: kept,
+                moved_to_trailing: true,
+            })
         }
     }
-    Ok(())
 }
 
 fn add_client(doc: &mut DocumentMut, identity: &str) -> Result<(), EditError> {
@@ -723,15 +912,14 @@ fn set_value(table: &mut Table, key: &str, new: Option<Value>) {
 
 // --- realms -------------------------------------------------------------------------------------
 
-fn domain_mut<'d>(doc: &'d mut DocumentMut, realm: &str) -> Result<&'d mut Table, EditError> {
-    client_mut(doc, realm)?
+fn domain_mut<'d>(client: &'d mut Table, realm: &str) -> Result<&'d mut Table, EditError> {
+    client
         .get_mut("domain")
         .and_then(Item::as_table_mut)
         .ok_or_else(|| EditError::NotARealm(realm.to_string()))
 }
 
-fn domain_or_create<'d>(doc: &'d mut DocumentMut, realm: &str) -> Result<&'d mut Table, EditError> {
-    let client = client_mut(doc, realm)?;
+fn domain_or_create<'d>(client: &'d mut Table, realm: &str) -> Result<&'d mut Table, EditError> {
     let item = client.entry("domain").or_insert_with(|| {
         let mut table = Table::new();
         table.set_implicit(true);
@@ -788,8 +976,8 @@ fn new_section(name: &str) -> Table {
     table
 }
 
-fn add_role(doc: &mut DocumentMut, realm: &str, role: &str) -> Result<(), EditError> {
-    let domain = domain_or_create(doc, realm)?;
+fn add_role(client: &mut Table, realm: &str, role: &str) -> Result<(), EditError> {
+    let domain = domain_or_create(client, realm)?;
     if is_default_role(domain, role) || find_named(roles_mut(domain, realm)?, role).is_some() {
         return Err(EditError::RoleExists {
             realm: realm.to_string(),
@@ -800,8 +988,8 @@ fn add_role(doc: &mut DocumentMut, realm: &str, role: &str) -> Result<(), EditEr
     Ok(())
 }
 
-fn rename_role(doc: &mut DocumentMut, realm: &str, from: &str, to: &str) -> Result<(), EditError> {
-    let domain = domain_mut(doc, realm)?;
+fn rename_role(client: &mut Table, realm: &str, from: &str, to: &str) -> Result<(), EditError> {
+    let domain = domain_mut(client, realm)?;
     if is_default_role(domain, to)
         || domain
             .get("roles")
@@ -827,8 +1015,8 @@ fn rename_role(doc: &mut DocumentMut, realm: &str, from: &str, to: &str) -> Resu
     Ok(())
 }
 
-fn set_default_role(doc: &mut DocumentMut, realm: &str, role: &str) -> Result<(), EditError> {
-    let domain = domain_or_create(doc, realm)?;
+fn set_default_role(client: &mut Table, realm: &str, role: &str) -> Result<(), EditError> {
+    let domain = domain_or_create(client, realm)?;
     match domain.get_mut("default_role").and_then(Item::as_table_mut) {
         Some(existing) => set_string(existing.get_mut("name"), role),
         None => {
@@ -838,8 +1026,8 @@ fn set_default_role(doc: &mut DocumentMut, realm: &str, role: &str) -> Result<()
     Ok(())
 }
 
-fn assign(doc: &mut DocumentMut, realm: &str, subject: &str, role: &str) -> Result<(), EditError> {
-    let domain = domain_mut(doc, realm)?;
+fn assign(client: &mut Table, realm: &str, subject: &str, role: &str) -> Result<(), EditError> {
+    let domain = domain_mut(client, realm)?;
     let known = is_default_role(domain, role)
         || domain
             .get("roles")
@@ -862,4 +1050,101 @@ fn assign(doc: &mut DocumentMut, realm: &str, subject: &str, role: &str) -> Resu
     entry.insert("role", role.into());
     list.push(entry);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURE: &str = include_str!("../../fixtures/clients.toml");
+
+    fn document(text: &str) -> PolicyDocument {
+        PolicyDocument::from_parsed(toml_edit::Document::parse(text.to_string()).unwrap())
+    }
+
+    /// Every region holds exactly what its client prints as: splicing is in use and exact.
+    fn assert_regions_exact(document: &PolicyDocument) {
+        let regions = document.regions.as_ref().expect("splicing in use");
+        let clients = document
+            .doc
+            .get("clients")
+            .and_then(Item::as_array_of_tables)
+            .unwrap();
+        assert_eq!(regions.len(), clients.len());
+        for (region, table) in regions.iter().zip(clients.iter()) {
+            assert_eq!(&document.text[region.clone()], print_client(table));
+        }
+        assert_eq!(
+            document.text,
+            document.doc.to_string(),
+            "the spliced text is what the tree prints"
+        );
+    }
+
+    #[test]
+    fn regions_cover_each_client_exactly_through_edits() {
+        let mut doc = document(FIXTURE);
+        assert_regions_exact(&doc);
+        let edits = [
+            Edit::Grant {
+                identity: "uri:urn:company:ci".into(),
+                resource: "x".into(),
+                operation: "y".into(),
+            },
+            Edit::Assign {
+                realm: "uri:urn:mycompany".into(),
+                subject: "uri:urn:mycompany:z".into(),
+                role: "admin".into(),
+            },
+            Edit::AddClient {
+                identity: "uri:urn:new".into(),
+            },
+            Edit::Grant {
+                identity: "uri:urn:new".into(),
+                resource: "r".into(),
+                operation: "o".into(),
+            },
+            Edit::RemoveClient {
+                identity: "uri:urn:company:ops".into(),
+            },
+            Edit::RemoveClient {
+                identity: "uri:urn:company:alice".into(),
+            },
+        ];
+        for edit in &edits {
+            doc.apply(edit).unwrap();
+            assert_regions_exact(&doc);
+        }
+    }
+
+    #[test]
+    fn unusual_layouts_fall_back_to_reprinting() {
+        let text = "clients = [{ identifier = { type = \"san_uri\", value = \"uri:urn:a\" }, resources = [] }]\n";
+        let mut doc = document(text);
+        assert!(doc.regions.is_none());
+        let err = doc.apply(&Edit::Grant {
+            identity: "uri:urn:a".into(),
+            resource: "r".into(),
+            operation: "o".into(),
+        });
+        assert!(
+            matches!(
+                err,
+                Err(EditError::UnknownClient(_)) | Err(EditError::Layout(_))
+            ),
+            "{err:?}"
+        );
+        let with_ca = format!("{FIXTURE}\n[cacerts]\ncert_chain = \"x\"\n");
+        let mut doc = document(&with_ca);
+        assert_regions_exact(&doc);
+        doc.apply(&Edit::SetCaChain { pem: "y".into() }).unwrap();
+        assert!(doc.text.contains("cert_chain = \"y\""));
+        doc.apply(&Edit::Grant {
+            identity: "uri:urn:mycompany".into(),
+            resource: "r".into(),
+            operation: "o".into(),
+        })
+        .unwrap();
+        assert_regions_exact(&doc);
+    }
 }

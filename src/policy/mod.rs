@@ -47,7 +47,7 @@ impl LoadedPolicy {
 /// Parses and validates policy text. A syntax error is the one failure that yields no policy.
 pub fn load(text: &str, now: i64) -> Result<LoadedPolicy, Finding> {
     let lines = LineIndex::new(text);
-    let parsed = toml_edit::Document::parse(text).map_err(|e| {
+    let parsed = toml_edit::Document::parse(text.to_string()).map_err(|e| {
         let location = e.span().map(|s| lines.locate(s.start));
         Finding::error("syntax", location, e.message().trim().to_string())
     })?;
@@ -57,7 +57,7 @@ pub fn load(text: &str, now: i64) -> Result<LoadedPolicy, Finding> {
     findings.extend(validate::validate(&policy, now));
     findings.sort_by_key(|f| (f.location, f.severity));
     Ok(LoadedPolicy {
-        document: PolicyDocument::new(parsed.into_mut()),
+        document: PolicyDocument::from_parsed(parsed),
         policy,
         findings,
     })

@@ -1,0 +1,453 @@
+//! `policy …`: validate, tree, can, diff (files or git revisions, with decision replay), and
+//! scriptable lossless edits that refuse to make a policy invalid.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::output::{Failure, Report};
+use super::{CommandResult, EXIT_INVALID};
+use crate::gitops;
+use crate::policy::{self, DelegationTree, Edit, EditSession, Finding, LoadedPolicy, Request};
+use crate::token::clock::unix_now;
+
+/// The policy file to work on.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyFile {
+    /// Policy file (default: clients.toml at the root of the current git repository)
+    #[arg(long, global = true)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy; every finding with line:column. Exit 1 when there are errors
+    Validate {
+        /// The file to check (same as --file)
+        path: Option<PathBuf>,
+    },
+    /// The delegation tree: identities along the ':' hierarchy, permissions, violations
+    Tree { path: Option<PathBuf> },
+    /// What can IDENTITY do? With --resource and --operation, the decision (exit 1 if denied)
+    Can {
+        identity: String,
+        #[arg(short, long, requires = "operation")]
+        resource: Option<String>,
+        #[arg(short, long, requires = "resource")]
+        operation: Option<String>,
+        /// The realm domain the request is made in
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Semantic diff from OLD to NEW (files or git revisions; NEW defaults to the policy file)
+    Diff {
+        old: String,
+        new: Option<String>,
+        /// Requests to decide under both policies, one per line: IDENTITY RESOURCE OPERATION [DOMAIN]
+        #[arg(long)]
+        replay: Option<PathBuf>,
+    },
+    /// Grant OPERATION on RESOURCE to IDENTITY
+    Grant {
+        identity: String,
+        resource: String,
+        operation: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Revoke OPERATION on RESOURCE from IDENTITY
+    Revoke {
+        identity: String,
+        resource: String,
+        operation: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Add a client (no permissions yet)
+    AddClient {
+        identity: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Remove a client and its comment
+    RemoveClient {
+        identity: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Assign SUBJECT a ROLE in REALM
+    Assign {
+        realm: String,
+        subject: String,
+        role: String,
+        #[command(flatten)]
+        force: Force,
+    },
+    /// Remove SUBJECT's role assignment in REALM (it falls back to the default role)
+    Unassign {
+        realm: String,
+        subject: String,
+        #[command(flatten)]
+        force: Force,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Force {
+    /// Write the edit even if it makes the policy invalid
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
+    match command {
+        PolicyCommand::Validate { path } => validate(&resolve_file(path.or(file.file))?),
+        PolicyCommand::Tree { path } => tree(&resolve_file(path.or(file.file))?),
+        PolicyCommand::Can {
+            identity,
+            resource,
+            operation,
+            domain,
+        } => {
+            let path = resolve_file(file.file)?;
+            let loaded = load_file(&path)?;
+            match (resource, operation) {
+                (Some(resource), Some(operation)) => decide(
+                    &loaded,
+                    Request {
+                        identity,
+                        resource,
+                        operation,
+                        domain,
+                    },
+                ),
+                _ => can(&loaded, &identity),
+            }
+        }
+        PolicyCommand::Diff { old, new, replay } => {
+            diff(file.file, &old, new.as_deref(), replay.as_deref())
+        }
+        PolicyCommand::Grant {
+            identity,
+            resource,
+            operation,
+            force,
+        } => edit(
+            file.file,
+            Edit::Grant {
+                identity,
+                resource,
+                operation,
+            },
+            force.force,
+        ),
+        PolicyCommand::Revoke {
+            identity,
+            resource,
+            operation,
+            force,
+        } => edit(
+            file.file,
+            Edit::Revoke {
+                identity,
+                resource,
+                operation,
+            },
+            force.force,
+        ),
+        PolicyCommand::AddClient { identity, force } => {
+            edit(file.file, Edit::AddClient { identity }, force.force)
+        }
+        PolicyCommand::RemoveClient { identity, force } => {
+            edit(file.file, Edit::RemoveClient { identity }, force.force)
+        }
+        PolicyCommand::Assign {
+            realm,
+            subject,
+            role,
+            force,
+        } => edit(
+            file.file,
+            Edit::Assign {
+                realm,
+                subject,
+                role,
+            },
+            force.force,
+        ),
+        PolicyCommand::Unassign {
+            realm,
+            subject,
+            force,
+        } => edit(file.file, Edit::Unassign { realm, subject }, force.force),
+    }
+}
+
+/// The file given, else clients.toml at the root of the current git repository.
+fn resolve_file(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(path) = given {
+        return Ok(path);
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
+    let root = gitops::repository_root(&cwd)
+        .map_err(|e| Failure::usage(format!("{e}; pass --file PATH to name the policy file")))?;
+    Ok(root.join("clients.toml"))
+}
+
+fn read_file(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn syntax_failure(path: &str, finding: &Finding) -> Failure {
+    Failure::invalid(
+        format!("{path}:{finding}"),
+        json!({ "valid": false, "findings": [finding] }),
+    )
+}
+
+fn load_file(path: &Path) -> Result<LoadedPolicy, Failure> {
+    let text = read_file(path)?;
+    policy::load(&text, unix_now()).map_err(|f| syntax_failure(&path.display().to_string(), &f))
+}
+
+fn render_findings(source: &str, findings: &[Finding]) -> String {
+    findings.iter().map(|f| format!("{source}:{f}\n")).collect()
+}
+
+fn summary(findings: &[Finding]) -> (usize, usize) {
+    let errors = findings.iter().filter(|f| f.is_error()).count();
+    (errors, findings.len() - errors)
+}
+
+fn validate(path: &Path) -> CommandResult {
+    let loaded = load_file(path)?;
+    let (errors, warnings) = summary(&loaded.findings);
+    let source = path.display().to_string();
+    let mut text = render_findings(&source, &loaded.findings);
+    text.push_str(&format!(
+        "{source}: {} clients, {errors} error(s), {warnings} warning(s)",
+        loaded.policy.clients.len()
+    ));
+    let json = json!({
+        "file": source,
+        "valid": errors == 0,
+        "clients": loaded.policy.clients.len(),
+        "errors": errors,
+        "warnings": warnings,
+        "findings": loaded.findings,
+    });
+    let mut report = Report::new(text, json);
+    if errors > 0 {
+        report.code = EXIT_INVALID;
+    }
+    Ok(report)
+}
+
+fn tree(path: &Path) -> CommandResult {
+    let loaded = load_file(path)?;
+    let tree = DelegationTree::build(&loaded.policy, &loaded.findings);
+    let json = serde_json::to_value(&tree).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(Report::new(tree.render(), json))
+}
+
+fn can(loaded: &LoadedPolicy, identity: &str) -> CommandResult {
+    let resolution = policy::resolve(&loaded.policy, identity);
+    let how = match &resolution {
+        policy::Resolution::Client(client) => format!("client entry at line {}", client.at.line),
+        policy::Resolution::DomainSubject {
+            realm,
+            role,
+            explicit,
+        } => format!(
+            "role {} in realm {}{}",
+            role.name,
+            realm.identity,
+            if *explicit { "" } else { " (default role)" }
+        ),
+        policy::Resolution::DomainSubjectWithoutRole { realm } => {
+            format!("realm {} (no role applies)", realm.identity)
+        }
+        policy::Resolution::Unconfigured { .. } => String::new(),
+    };
+    match policy::permissions(&loaded.policy, identity) {
+        Some(permissions) => Ok(Report::new(
+            format!("{identity} may: {permissions}\n  via {how}"),
+            json!({ "identity": identity, "configured": true, "via": how, "permissions": permissions }),
+        )),
+        None => {
+            let decision = policy::decide(
+                &loaded.policy,
+                &Request {
+                    identity: identity.into(),
+                    resource: String::new(),
+                    operation: String::new(),
+                    domain: None,
+                },
+            );
+            Err(Failure::invalid(
+                decision.reason,
+                json!({ "identity": identity, "configured": false }),
+            ))
+        }
+    }
+}
+
+fn decide(loaded: &LoadedPolicy, request: Request) -> CommandResult {
+    let decision = policy::decide(&loaded.policy, &request);
+    let json =
+        json!({ "request": request, "allowed": decision.allowed, "reason": decision.reason });
+    let mut report = Report::new(
+        format!(
+            "{}: {}",
+            if decision.allowed { "allow" } else { "deny" },
+            decision.reason
+        ),
+        json,
+    );
+    if !decision.allowed {
+        report.code = EXIT_INVALID;
+    }
+    Ok(report)
+}
+
+/// Reads a side of a diff: a file if it exists, else a git revision of the policy repository.
+fn read_side(spec: &str, policy_file: &Path) -> Result<(String, String), Failure> {
+    let as_path = Path::new(spec);
+    if as_path.is_file() {
+        return Ok((read_file(as_path)?, spec.to_string()));
+    }
+    let absolute = std::path::absolute(policy_file).unwrap_or_else(|_| policy_file.to_path_buf());
+    let directory = absolute.parent().unwrap_or(Path::new("."));
+    let root = gitops::repository_root(directory)
+        .map_err(|e| Failure::usage(format!("{spec:?} is not a file, and {e}")))?;
+    let root = root.canonicalize().unwrap_or(root);
+    let file = absolute.canonicalize().unwrap_or(absolute);
+    let relative = file
+        .strip_prefix(&root)
+        .unwrap_or(Path::new("clients.toml"));
+    let text = gitops::read_at_revision(&root, spec, relative)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    Ok((text, format!("{spec}:{}", relative.display())))
+}
+
+fn diff(
+    file: Option<PathBuf>,
+    old: &str,
+    new: Option<&str>,
+    replay: Option<&Path>,
+) -> CommandResult {
+    let policy_file = resolve_file(file)?;
+    let (old_text, old_name) = read_side(old, &policy_file)?;
+    let (new_text, new_name) = match new {
+        Some(spec) => read_side(spec, &policy_file)?,
+        None => (read_file(&policy_file)?, policy_file.display().to_string()),
+    };
+    let now = unix_now();
+    let old_policy = policy::load(&old_text, now).map_err(|f| syntax_failure(&old_name, &f))?;
+    let new_policy = policy::load(&new_text, now).map_err(|f| syntax_failure(&new_name, &f))?;
+    let diff = policy::diff(&old_policy.policy, &new_policy.policy);
+    let mut text = format!(
+        "{old_name} → {new_name}: {} change(s), {} widening\n",
+        diff.changes.len(),
+        diff.widening().count()
+    );
+    for change in &diff.changes {
+        text.push_str(&format!("  {change}\n"));
+    }
+    let mut json = json!({ "old": old_name, "new": new_name, "changes": diff.changes, "widening": diff.widening().count() });
+    if let Some(path) = replay {
+        let requests = read_requests(path)?;
+        let rows = policy::replay(&old_policy.policy, &new_policy.policy, &requests);
+        let changed: Vec<_> = rows.iter().filter(|r| r.changed()).collect();
+        text.push_str(&format!(
+            "\nreplay: {} request(s), {} decision(s) change\n",
+            rows.len(),
+            changed.len()
+        ));
+        for row in &changed {
+            let verdict = |allowed: bool| if allowed { "allow" } else { "deny" };
+            text.push_str(&format!(
+                "  {}: {} → {} ({})\n",
+                row.request,
+                verdict(row.before.allowed),
+                verdict(row.after.allowed),
+                row.after.reason
+            ));
+        }
+        json["replay"] = json!(rows);
+    }
+    Ok(Report::new(text, json))
+}
+
+fn read_requests(path: &Path) -> Result<Vec<Request>, Failure> {
+    let text = read_file(path)?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .map(|(i, line)| {
+            Request::parse(line)
+                .map_err(|e| Failure::usage(format!("{}:{}: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
+fn edit(file: Option<PathBuf>, edit: Edit, force: bool) -> CommandResult {
+    let path = resolve_file(file)?;
+    let text = read_file(&path)?;
+    let source = path.display().to_string();
+    let mut session =
+        EditSession::open(&text, unix_now()).map_err(|f| syntax_failure(&source, &f))?;
+    let before: Vec<Finding> = session.current().errors().cloned().collect();
+    session
+        .apply(&edit)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let introduced: Vec<Finding> = session
+        .current()
+        .errors()
+        .filter(|f| {
+            !before
+                .iter()
+                .any(|b| b.code == f.code && b.message == f.message)
+        })
+        .cloned()
+        .collect();
+    if !introduced.is_empty() && !force {
+        return Err(Failure::invalid(
+            format!(
+                "refused: the edit would make the policy invalid (pass --force to write it anyway):\n{}",
+                render_findings(&source, &introduced).trim_end()
+            ),
+            json!({ "written": false, "findings": introduced }),
+        ));
+    }
+    let old = policy::load(&text, unix_now()).map_err(|f| syntax_failure(&source, &f))?;
+    let diff = policy::diff(&old.policy, &session.current().policy);
+    write_preserving_mode(&path, session.text())?;
+    let mut out = format!("Wrote {source}\n");
+    for change in &diff.changes {
+        out.push_str(&format!("  {change}\n"));
+    }
+    if !introduced.is_empty() {
+        out.push_str(&render_findings(&source, &introduced));
+    }
+    Ok(Report::new(
+        out,
+        json!({ "written": true, "file": source, "edit": edit, "changes": diff.changes, "findings": introduced }),
+    ))
+}
+
+/// Replaces the file atomically, keeping its permissions.
+fn write_preserving_mode(path: &Path, text: &str) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Failure::usage(format!("cannot write {}: {e}", path.display()));
+    let permissions = std::fs::metadata(path).map_err(fail)?.permissions();
+    let temp = path.with_extension(format!("toml.{}.tmp", std::process::id()));
+    std::fs::write(&temp, text).map_err(fail)?;
+    std::fs::set_permissions(&temp, permissions).map_err(fail)?;
+    std::fs::rename(&temp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        fail(e)
+    })
+}
