@@ -1,6 +1,7 @@
 //! Lossless edits of `clients.toml`: every operation changes the entries it names and leaves
 //! every other byte (comments, ordering, quoting, blank lines) as it was.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use serde::Serialize;
@@ -165,6 +166,8 @@ pub struct PolicyDocument {
     /// Byte range of each client (its leading comments, header, keys and sub-tables), in order.
     /// `None` when the layout is not one splicing understands; edits then re-print everything.
     regions: Option<Vec<Range<usize>>>,
+    /// Identity → position in the clients array (the first entry wins for duplicates).
+    positions: HashMap<String, usize>,
 }
 
 impl std::fmt::Display for PolicyDocument {
@@ -178,11 +181,20 @@ impl PolicyDocument {
     pub(crate) fn from_parsed(parsed: toml_edit::Document<String>) -> Self {
         let regions = client_regions(&parsed);
         let text = parsed.raw().to_string();
+        let doc = parsed.into_mut();
         PolicyDocument {
-            doc: parsed.into_mut(),
+            positions: client_positions(&doc),
+            doc,
             text,
             regions,
         }
+    }
+
+    fn position(&self, identity: &str) -> Result<usize, EditError> {
+        self.positions
+            .get(identity)
+            .copied()
+            .ok_or_else(|| EditError::UnknownClient(identity.to_string()))
     }
 
     pub fn text(&self) -> &str {
@@ -200,11 +212,11 @@ impl PolicyDocument {
     /// Edits confined to one client: applied to a copy of that client's table, then spliced.
     fn apply_to_client(&mut self, identity: &str, edit: &Edit) -> Result<(), EditError> {
         if let Edit::RenameClient { to, .. } = edit
-            && client_index(&self.doc, to).is_ok()
+            && self.positions.contains_key(to.as_str())
         {
             return Err(EditError::ClientExists(to.clone()));
         }
-        let index = client_index(&self.doc, identity)?;
+        let index = self.position(identity)?;
         let clients = clients_mut(&mut self.doc)?;
         let original = clients.get(index).expect("index found above");
         let mut table = original.clone();
@@ -219,14 +231,22 @@ impl PolicyDocument {
             }
             _ => self.reprint(),
         }
+        if let Edit::RenameClient { from, to } = edit {
+            self.positions.remove(from.as_str());
+            self.positions.insert(to.clone(), index);
+        }
         Ok(())
     }
 
     fn apply_to_document(&mut self, edit: &Edit) -> Result<(), EditError> {
         match edit {
             Edit::AddClient { identity } => {
+                if self.positions.contains_key(identity.as_str()) {
+                    return Err(EditError::ClientExists(identity.clone()));
+                }
                 add_client(&mut self.doc, identity)?;
                 let clients = clients_mut(&mut self.doc)?;
+                self.positions.insert(identity.clone(), clients.len() - 1);
                 let printed = print_client(clients.get(clients.len() - 1).expect("just pushed"));
                 let end = self.text.len() - self.doc.trailing().as_str().map_or(0, str::len);
                 let at_end = self
@@ -244,9 +264,10 @@ impl PolicyDocument {
                 Ok(())
             }
             Edit::RemoveClient { identity } => {
-                let index = client_index(&self.doc, identity)?;
+                let index = self.position(identity)?;
                 let region = self.regions.as_ref().and_then(|r| r.get(index)).cloned();
                 let removed = remove_client(&mut self.doc, index)?;
+                self.positions = client_positions(&self.doc);
                 match region {
                     Some(region) if !removed.moved_to_trailing => {
                         self.splice(index, region, &removed.paragraphs);
@@ -551,15 +572,15 @@ fn identity_of(table: &Table) -> Option<&str> {
         .as_str()
 }
 
-fn client_index(doc: &DocumentMut, identity: &str) -> Result<usize, EditError> {
-    doc.get("clients")
-        .and_then(Item::as_array_of_tables)
-        .and_then(|clients| {
-            clients
-                .iter()
-                .position(|t| identity_of(t) == Some(identity))
-        })
-        .ok_or_else(|| EditError::UnknownClient(identity.to_string()))
+fn client_positions(doc: &DocumentMut) -> HashMap<String, usize> {
+    let mut positions = HashMap::new();
+    let clients = doc.get("clients").and_then(Item::as_array_of_tables);
+    for (index, table) in clients.into_iter().flat_map(|c| c.iter()).enumerate() {
+        if let Some(identity) = identity_of(table) {
+            positions.entry(identity.to_string()).or_insert(index);
+        }
+    }
+    positions
 }
 
 /// What removing a client leaves behind: the paragraphs above its own comment (section
@@ -614,10 +635,8 @@ fn remove_client(doc: &mut DocumentMut, index: usize) -> Result<Removed, EditErr
     }
 }
 
+/// Appends a client; the caller has checked that it does not exist yet.
 fn add_client(doc: &mut DocumentMut, identity: &str) -> Result<(), EditError> {
-    if client_index(doc, identity).is_ok() {
-        return Err(EditError::ClientExists(identity.to_string()));
-    }
     let mut identifier = InlineTable::new();
     identifier.insert("type", "san_uri".into());
     identifier.insert("value", identity.into());
@@ -1115,6 +1134,39 @@ mod tests {
             doc.apply(edit).unwrap();
             assert_regions_exact(&doc);
         }
+    }
+
+    #[test]
+    fn the_identity_index_follows_renames_adds_and_removals() {
+        let mut doc = document(FIXTURE);
+        let grant = |identity: &str| Edit::Grant {
+            identity: identity.into(),
+            resource: "r".into(),
+            operation: "o".into(),
+        };
+        doc.apply(&Edit::RenameClient {
+            from: "uri:urn:company:ops".into(),
+            to: "uri:urn:company:sre".into(),
+        })
+        .unwrap();
+        assert!(doc.apply(&grant("uri:urn:company:sre")).is_ok());
+        assert_eq!(
+            doc.apply(&grant("uri:urn:company:ops")),
+            Err(EditError::UnknownClient("uri:urn:company:ops".into()))
+        );
+        doc.apply(&Edit::RemoveClient {
+            identity: "uri:urn:company:alice".into(),
+        })
+        .unwrap();
+        doc.apply(&grant("uri:urn:mycompany")).unwrap();
+        assert!(doc.text.contains(r#"{ name = "r", operations = ["o"] }"#));
+        assert_regions_exact(&doc);
+        let loaded = crate::policy::load(&doc.text, 0).unwrap();
+        let realm = loaded.policy.client("uri:urn:mycompany").unwrap();
+        assert!(
+            realm.resource("r").is_some(),
+            "the grant landed on the realm, not on its old neighbour"
+        );
     }
 
     #[test]
