@@ -478,12 +478,22 @@ fn service_chain_signer_and_ca_edits() {
         public_key: node_key.clone(),
     });
     let (removed, added) = line_diff(FIXTURE, &text);
-    assert_eq!(removed, vec![r#"  { name = "production_api", operations = ["read", "write"] },"#]);
+    assert_eq!(
+        removed,
+        vec![r#"  { name = "production_api", operations = ["read", "write"] },"#]
+    );
     assert_eq!(added.len(), 1);
-    let expected = format!(r#"service_chain = [{{ component = "auth_service", public_key = "{node_key}" }}]"#);
+    let expected =
+        format!(r#"service_chain = [{{ component = "auth_service", public_key = "{node_key}" }}]"#);
     assert!(added[0].contains(&expected), "{added:?}");
     let loaded = policy::load(&text, 0).unwrap();
-    let resource = loaded.policy.client(ALICE).unwrap().resource("production_api").unwrap().clone();
+    let resource = loaded
+        .policy
+        .client(ALICE)
+        .unwrap()
+        .resource("production_api")
+        .unwrap()
+        .clone();
     assert_eq!(resource.service_chain[0].component, "auth_service");
 
     let mut session = EditSession::open(&text, 0).unwrap();
@@ -496,38 +506,108 @@ fn service_chain_signer_and_ca_edits() {
             public_key: node_key.clone(),
         })
         .unwrap();
-    let signer = &session.current().policy.client(ALICE).unwrap().resource("production_api").unwrap().signers[0];
+    let signer = &session
+        .current()
+        .policy
+        .client(ALICE)
+        .unwrap()
+        .resource("production_api")
+        .unwrap()
+        .signers[0];
     assert_eq!(signer.authorization_service, "https://signer.example:8443");
     session
-        .apply(&Edit::RemoveSigner { identity: ALICE.into(), resource: "production_api".into(), component: "compliance".into() })
+        .apply(&Edit::RemoveSigner {
+            identity: ALICE.into(),
+            resource: "production_api".into(),
+            component: "compliance".into(),
+        })
         .unwrap();
     session
-        .apply(&Edit::RemoveServiceNode { identity: ALICE.into(), resource: "production_api".into(), component: "auth_service".into() })
+        .apply(&Edit::RemoveServiceNode {
+            identity: ALICE.into(),
+            resource: "production_api".into(),
+            component: "auth_service".into(),
+        })
         .unwrap();
-    assert_eq!(session.text(), FIXTURE, "adding then removing leaves the original bytes");
+    assert_eq!(
+        session.text(),
+        FIXTURE,
+        "adding then removing leaves the original bytes"
+    );
 
     let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-    session.apply(&Edit::SetCaChain { pem: pem.into() }).unwrap();
+    session
+        .apply(&Edit::SetCaChain { pem: pem.into() })
+        .unwrap();
     let ca = session.current().policy.ca_chain.clone().unwrap();
     assert_eq!(ca.pem, pem);
-    assert!(session.text().starts_with(&FIXTURE[..200]), "the top of the file is untouched");
+    assert!(
+        session.text().starts_with(&FIXTURE[..200]),
+        "the top of the file is untouched"
+    );
 }
 
 #[test]
 fn default_role_and_role_removal() {
     let mut session = EditSession::open(FIXTURE, 0).unwrap();
-    session.apply(&Edit::SetDefaultRole { realm: REALM.into(), role: "guest".into() }).unwrap();
-    let domain = session.current().policy.client(REALM).unwrap().domain.clone().unwrap();
-    assert_eq!(domain.default_role.unwrap().name, "guest");
-    session.apply(&Edit::RemoveRole { realm: REALM.into(), role: "admin".into() }).unwrap();
-    let current = session.current();
-    assert!(current.findings.iter().any(|f| f.code == "unknown-role"), "the assignment now names a missing role");
-    // A plain client becomes a realm when it gets a default role.
-    session.apply(&Edit::SetDefaultRole { realm: "uri:urn:company:ops".into(), role: "viewer".into() }).unwrap();
-    assert!(session.current().policy.client("uri:urn:company:ops").unwrap().domain.is_some());
     session
-        .apply(&Edit::RoleGrant { realm: "uri:urn:company:ops".into(), role: "viewer".into(), resource: "dash".into(), operation: "read".into() })
+        .apply(&Edit::SetDefaultRole {
+            realm: REALM.into(),
+            role: "guest".into(),
+        })
         .unwrap();
-    let ops = session.current().policy.client("uri:urn:company:ops").unwrap().clone();
-    assert_eq!(ops.domain.unwrap().default_role.unwrap().resources[0].name, "dash");
+    let domain = session
+        .current()
+        .policy
+        .client(REALM)
+        .unwrap()
+        .domain
+        .clone()
+        .unwrap();
+    assert_eq!(domain.default_role.unwrap().name, "guest");
+    session
+        .apply(&Edit::RemoveRole {
+            realm: REALM.into(),
+            role: "admin".into(),
+        })
+        .unwrap();
+    let current = session.current();
+    assert!(
+        current.findings.iter().any(|f| f.code == "unknown-role"),
+        "the assignment now names a missing role"
+    );
+    // A plain client becomes a realm when it gets a default role.
+    session
+        .apply(&Edit::SetDefaultRole {
+            realm: "uri:urn:company:ops".into(),
+            role: "viewer".into(),
+        })
+        .unwrap();
+    assert!(
+        session
+            .current()
+            .policy
+            .client("uri:urn:company:ops")
+            .unwrap()
+            .domain
+            .is_some()
+    );
+    session
+        .apply(&Edit::RoleGrant {
+            realm: "uri:urn:company:ops".into(),
+            role: "viewer".into(),
+            resource: "dash".into(),
+            operation: "read".into(),
+        })
+        .unwrap();
+    let ops = session
+        .current()
+        .policy
+        .client("uri:urn:company:ops")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        ops.domain.unwrap().default_role.unwrap().resources[0].name,
+        "dash"
+    );
 }
