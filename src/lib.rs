@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod fsutil;
 pub mod gitops;
+pub mod pki;
 pub mod policy;
 pub mod token;
 pub mod token_store;
+pub mod workspace;

@@ -2,6 +2,7 @@
 //! commands overlap. Logic lives in `token`, `token_store` and friends; this layer reads
 //! arguments and files, calls them, and prints.
 
+mod demo_cmd;
 mod identity;
 mod input;
 mod keys_cmd;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Key pairs for root keys, service nodes, signers and prefix attenuators
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// Demo workspaces
+    #[command(subcommand)]
+    Demo(demo_cmd::DemoCommand),
     /// clients.toml: validate, tree, can, diff, and lossless edits
     Policy {
         #[command(flatten)]
@@ -103,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Token(command) => token_cmd::run_token(command),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Policy { file, command } => policy_cmd::run(command, file),
+        Command::Demo(command) => demo_cmd::run(command),
     };
     output::finish(result, json)
 }

@@ -1,5 +1,6 @@
 //! Every git2 call lives here; the rest of the crate asks this module. So far: finding the
-//! repository a path is in, and reading a file as it was at a revision. Never parses TOML.
+//! repository a path is in, reading a file as it was at a revision, and creating the demo's
+//! bare "remote" and its working clone. Never parses TOML.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,41 @@ pub fn read_at_revision(repo_root: &Path, rev: &str, relative: &Path) -> Result<
         rev: rev.to_string(),
         path: relative.display().to_string(),
     })
+}
+
+/// Who the demo's initial commit is by (the tool itself, not a person).
+const DEMO_AUTHOR: (&str, &str) = ("hessra-console demo", "demo@hessra-console.invalid");
+
+/// Creates a bare repository at `bare` whose `main` branch holds one commit adding `file`.
+pub fn init_bare_with_file(
+    bare: &Path,
+    file: &str,
+    contents: &str,
+    message: &str,
+) -> Result<(), GitError> {
+    let mut options = git2::RepositoryInitOptions::new();
+    options.bare(true).initial_head("main");
+    let repo = Repository::init_opts(bare, &options)?;
+    let blob = repo.blob(contents.as_bytes())?;
+    let mut tree = repo.treebuilder(None)?;
+    tree.insert(file, blob, 0o100644)?;
+    let tree = repo.find_tree(tree.write()?)?;
+    let author = git2::Signature::now(DEMO_AUTHOR.0, DEMO_AUTHOR.1)?;
+    repo.commit(
+        Some("refs/heads/main"),
+        &author,
+        &author,
+        message,
+        &tree,
+        &[],
+    )?;
+    Ok(())
+}
+
+/// Clones `url` (a path or `file://` URL) into `destination`.
+pub fn clone(url: &str, destination: &Path) -> Result<(), GitError> {
+    Repository::clone(url, destination)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -120,5 +156,19 @@ mod tests {
             repository_root(outside.path()),
             Err(GitError::NotARepository(_))
         ));
+    }
+
+    #[test]
+    fn a_bare_remote_and_its_clone() {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("origin.git");
+        init_bare_with_file(&bare, "clients.toml", "x = 1\n", "Demo policy").unwrap();
+        let clone_dir = dir.path().join("policy");
+        clone(bare.to_str().unwrap(), &clone_dir).unwrap();
+        let text = std::fs::read_to_string(clone_dir.join("clients.toml")).unwrap();
+        assert_eq!(text, "x = 1\n");
+        let at_origin =
+            read_at_revision(&clone_dir, "origin/main", Path::new("clients.toml")).unwrap();
+        assert_eq!(at_origin, "x = 1\n");
     }
 }

@@ -1,0 +1,50 @@
+//! `demo init DIR`: a self-contained workspace (PKI, git remote and clone, root key).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::CommandResult;
+use super::output::{Failure, Report};
+use crate::workspace;
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Create a demo workspace in DIR: CA and certificates, origin.git with the demo policy,
+    /// a working clone, and the server's root key
+    Init {
+        dir: PathBuf,
+        /// Recreate an existing workspace (new keys, new policy history)
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub fn run(command: DemoCommand) -> CommandResult {
+    let DemoCommand::Init { dir, force } = command;
+    let ws = workspace::init(&dir, force).map_err(|e| Failure::usage(e.to_string()))?;
+    let (alice_cert, alice_key) = ws.client_cert("uri:urn:company:alice");
+    let text = format!(
+        "Created workspace {root}\n  policy     {policy} (clone of {origin})\n  CA         {ca}\n  server     {server}\n  clients    {clients}/<identity>.pem|.key\n  root key   {root_key} (mode 0600)\n\nServe it:   hessra-console serve --workspace {root}\nAs alice:   --cert {alice_cert} --key {alice_key} --ca {ca}",
+        root = ws.root.display(),
+        policy = ws.policy_file().display(),
+        origin = ws.origin.display(),
+        ca = ws.ca_cert.display(),
+        server = ws.server_cert.display(),
+        clients = ws.clients.display(),
+        root_key = ws.root_key.display(),
+        alice_cert = alice_cert.display(),
+        alice_key = alice_key.display(),
+    );
+    let json = json!({
+        "success": true,
+        "workspace": ws.root,
+        "listen": ws.listen.to_string(),
+        "policy": ws.policy_file(),
+        "origin": ws.origin,
+        "ca_cert": ws.ca_cert,
+        "root_key": ws.root_key,
+    });
+    Ok(Report::new(text, json))
+}

@@ -1,0 +1,315 @@
+//! The demo workspace: creating the layout (`demo init`) and reading `workspace.toml`, which
+//! says what is where for `serve` and the console.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::fsutil;
+use crate::gitops;
+use crate::pki::{self, DevCa};
+use crate::policy::{self, Edit, EditSession};
+use crate::token::{clock::unix_now, keys};
+
+/// The demo policy every workspace starts from.
+pub const DEMO_POLICY: &str = include_str!("../fixtures/clients.toml");
+/// The identity the console uses to read status and audit.
+pub const DEMO_OPERATOR: &str = "uri:urn:company:ops";
+/// Where the demo server listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4443";
+
+/// Workspace failures.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error(
+        "{0} is already a workspace; pass --force to recreate it (its keys and policy history are replaced)"
+    )]
+    Exists(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} has no workspace.toml; create one with `hessra-console demo init DIR`")]
+    NotAWorkspace(String),
+    #[error("{path}: {message}")]
+    Config { path: String, message: String },
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error(transparent)]
+    Git(#[from] gitops::GitError),
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error("the demo policy is invalid: {0}")]
+    Policy(String),
+}
+
+/// Where everything of a workspace is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub listen: SocketAddr,
+    pub operator: String,
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub clients: PathBuf,
+    pub origin: PathBuf,
+    pub policy: PathBuf,
+    pub root_key: PathBuf,
+    pub server_state: PathBuf,
+}
+
+const LAYOUT: [(&str, &str); 10] = [
+    ("ca_cert", "pki/ca.pem"),
+    ("ca_key", "pki/ca.key"),
+    ("server_cert", "pki/server.pem"),
+    ("server_key", "pki/server.key"),
+    ("clients", "pki/clients"),
+    ("origin", "origin.git"),
+    ("policy", "policy"),
+    ("root_key", "server/root.key"),
+    ("server_state", "server"),
+    ("workspace", "workspace.toml"),
+];
+
+impl Workspace {
+    /// The client certificate and key of an identity.
+    pub fn client_cert(&self, identity: &str) -> (PathBuf, PathBuf) {
+        let slug = pki::slug(identity);
+        (
+            self.clients.join(format!("{slug}.pem")),
+            self.clients.join(format!("{slug}.key")),
+        )
+    }
+
+    /// The policy file in the working clone.
+    pub fn policy_file(&self) -> PathBuf {
+        self.policy.join("clients.toml")
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkspaceError + '_ {
+    move |source| WorkspaceError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// `$XDG_DATA_HOME/hessra-console/demo`.
+pub fn default_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "hessra-console").map(|d| d.data_dir().join("demo"))
+}
+
+/// Creates a workspace in `dir`: PKI, bare origin with the demo policy, working clone, root key.
+pub fn init(dir: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
+    if dir.join("workspace.toml").exists() {
+        if !force {
+            return Err(WorkspaceError::Exists(dir.display().to_string()));
+        }
+        for (_, relative) in LAYOUT {
+            let path = dir.join(relative);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(io(&path)(e));
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let pki_dir = dir.join("pki");
+    let clients_dir = pki_dir.join("clients");
+    fsutil::create_private_dir(&clients_dir).map_err(io(&clients_dir))?;
+
+    let ca = DevCa::generate("hessra-console demo CA")?;
+    write_public(&dir.join("pki/ca.pem"), &ca.cert_pem)?;
+    write_secret(&dir.join("pki/ca.key"), &ca.key_pem)?;
+    let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"])?;
+    write_public(&dir.join("pki/server.pem"), &server.cert_pem)?;
+    write_secret(&dir.join("pki/server.key"), &server.key_pem)?;
+
+    let mut session = EditSession::open(DEMO_POLICY, unix_now())
+        .map_err(|f| WorkspaceError::Policy(f.to_string()))?;
+    session
+        .apply(&Edit::SetCaChain {
+            pem: ca.cert_pem.clone(),
+        })
+        .map_err(|e| WorkspaceError::Policy(e.to_string()))?;
+    if let Some(error) = session.current().errors().next() {
+        return Err(WorkspaceError::Policy(error.to_string()));
+    }
+    for client in &session.current().policy.clients {
+        let issued = ca.issue_client(&client.identity)?;
+        let slug = pki::slug(&client.identity);
+        write_public(&clients_dir.join(format!("{slug}.pem")), &issued.cert_pem)?;
+        write_secret(&clients_dir.join(format!("{slug}.key")), &issued.key_pem)?;
+    }
+
+    let origin = dir.join("origin.git");
+    gitops::init_bare_with_file(&origin, "clients.toml", session.text(), "Demo policy")?;
+    gitops::clone(&origin.display().to_string(), &dir.join("policy"))?;
+
+    let server_dir = dir.join("server");
+    fsutil::create_private_dir(&server_dir).map_err(io(&server_dir))?;
+    let root = keys::generate(keys::KeyAlgorithm::Ed25519);
+    keys::write_private_key_file(&server_dir.join("root.key"), &root)?;
+    write_public(
+        &server_dir.join("root.pub"),
+        &keys::public_key_pem(&root.public())?,
+    )?;
+
+    let config = workspace_toml(DEFAULT_LISTEN);
+    write_public(&dir.join("workspace.toml"), &config)?;
+    open(dir)
+}
+
+fn write_public(path: &Path, text: &str) -> Result<(), WorkspaceError> {
+    std::fs::write(path, text).map_err(io(path))
+}
+
+fn write_secret(path: &Path, text: &str) -> Result<(), WorkspaceError> {
+    fsutil::write_private(path, text.as_bytes()).map_err(io(path))
+}
+
+fn workspace_toml(listen: &str) -> String {
+    let mut out = String::from(
+        "# hessra-console workspace: what is where. Paths are relative to this file.\n\
+         # Read by `hessra-console serve --workspace` and by the console.\n\n",
+    );
+    out.push_str(&format!(
+        "listen = \"{listen}\"\noperator = \"{DEMO_OPERATOR}\"\n\n[paths]\n"
+    ));
+    for (key, relative) in LAYOUT.iter().filter(|(key, _)| *key != "workspace") {
+        out.push_str(&format!("{key} = \"{relative}\"\n"));
+    }
+    out
+}
+
+/// Reads `DIR/workspace.toml`.
+pub fn open(dir: &Path) -> Result<Workspace, WorkspaceError> {
+    let file = dir.join("workspace.toml");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(WorkspaceError::NotAWorkspace(dir.display().to_string()));
+        }
+        Err(e) => return Err(io(&file)(e)),
+    };
+    let config_error = |message: String| WorkspaceError::Config {
+        path: file.display().to_string(),
+        message,
+    };
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| config_error(e.to_string()))?;
+    let string = |table: &toml_edit::Table, key: &str| -> Result<String, WorkspaceError> {
+        table
+            .get(key)
+            .and_then(|item| item.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| config_error(format!("{key} is missing or not a string")))
+    };
+    let listen = string(doc.as_table(), "listen")?;
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|e| config_error(format!("listen {listen:?}: {e}")))?;
+    let operator = string(doc.as_table(), "operator")?;
+    let paths = doc
+        .get("paths")
+        .and_then(|p| p.as_table())
+        .ok_or_else(|| config_error("[paths] is missing".into()))?;
+    let path = |key: &str| -> Result<PathBuf, WorkspaceError> { Ok(dir.join(string(paths, key)?)) };
+    Ok(Workspace {
+        root: dir.to_path_buf(),
+        listen,
+        operator,
+        ca_cert: path("ca_cert")?,
+        ca_key: path("ca_key")?,
+        server_cert: path("server_cert")?,
+        server_key: path("server_key")?,
+        clients: path("clients")?,
+        origin: path("origin")?,
+        policy: path("policy")?,
+        root_key: path("root_key")?,
+        server_state: path("server_state")?,
+    })
+}
+
+/// Validates the policy in a workspace's clone (used by tests and `demo init` reports).
+pub fn policy_findings(workspace: &Workspace) -> Result<Vec<policy::Finding>, WorkspaceError> {
+    let file = workspace.policy_file();
+    let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+    let loaded =
+        policy::load(&text, unix_now()).map_err(|f| WorkspaceError::Policy(f.to_string()))?;
+    Ok(loaded.findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn init_creates_the_documented_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = init(dir.path(), false).unwrap();
+        assert_eq!(ws.listen.to_string(), DEFAULT_LISTEN);
+        for path in [
+            &ws.ca_cert,
+            &ws.server_cert,
+            &ws.root_key,
+            &ws.policy_file(),
+            &ws.origin.join("HEAD"),
+        ] {
+            assert!(path.exists(), "{}", path.display());
+        }
+        for secret in [
+            &ws.ca_key,
+            &ws.server_key,
+            &ws.root_key,
+            &ws.client_cert("uri:urn:company:alice").1,
+        ] {
+            let mode = std::fs::metadata(secret).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", secret.display());
+        }
+        assert!(
+            ws.client_cert("uri:urn:company:alice:agent1")
+                .0
+                .ends_with("pki/clients/urn_company_alice_agent1.pem")
+        );
+        assert!(ws.client_cert(DEMO_OPERATOR).0.exists());
+        let findings = policy_findings(&ws).unwrap();
+        assert!(findings.is_empty(), "{findings:#?}");
+        let text = std::fs::read_to_string(ws.policy_file()).unwrap();
+        assert!(text.contains("[cacerts]") && text.contains("BEGIN CERTIFICATE"));
+        assert!(
+            text.contains("# Alice runs the production API."),
+            "the demo comments survive"
+        );
+
+        let again = init(dir.path(), false).unwrap_err();
+        assert!(again.to_string().contains("pass --force"), "{again}");
+        let old_root = std::fs::read(&ws.root_key).unwrap();
+        init(dir.path(), true).unwrap();
+        assert_ne!(
+            std::fs::read(&ws.root_key).unwrap(),
+            old_root,
+            "--force makes new keys"
+        );
+    }
+
+    #[test]
+    fn opening_a_non_workspace_says_how_to_make_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("demo init"), "{err}");
+        std::fs::write(dir.path().join("workspace.toml"), "listen = \"nowhere\"\n").unwrap();
+        let err = open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("listen \"nowhere\""), "{err}");
+    }
+}
