@@ -6,6 +6,8 @@ pub mod fsutil;
 pub mod gitops;
 pub mod pki;
 pub mod policy;
+pub mod server;
 pub mod token;
 pub mod token_store;
+pub mod wire;
 pub mod workspace;

@@ -8,6 +8,7 @@ mod input;
 mod keys_cmd;
 mod output;
 mod policy_cmd;
+mod serve_cmd;
 mod token_cmd;
 
 use std::process::ExitCode;
@@ -55,6 +56,8 @@ pub enum Command {
     /// Key pairs for root keys, service nodes, signers and prefix attenuators
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// Run the authorization server until SIGINT/SIGTERM
+    Serve(serve_cmd::ServeArgs),
     /// Demo workspaces
     #[command(subcommand)]
     Demo(demo_cmd::DemoCommand),
@@ -108,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Keys(command) => keys_cmd::run(command),
         Command::Policy { file, command } => policy_cmd::run(command, file),
         Command::Demo(command) => demo_cmd::run(command),
+        Command::Serve(args) => serve_cmd::run(args),
     };
     output::finish(result, json)
 }

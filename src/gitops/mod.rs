@@ -56,6 +56,36 @@ pub fn read_at_revision(repo_root: &Path, rev: &str, relative: &Path) -> Result<
     })
 }
 
+/// The contents of `relative` at the tip of `branch` of a repository (bare or not), with the
+/// commit id.
+pub fn read_branch_file(
+    repo_path: &Path,
+    branch: &str,
+    relative: &Path,
+) -> Result<(String, String), GitError> {
+    let repo = Repository::open(repo_path)
+        .map_err(|_| GitError::NotARepository(repo_path.display().to_string()))?;
+    let reference = repo
+        .find_branch(branch, git2::BranchType::Local)
+        .map_err(|e| GitError::Revision {
+            rev: branch.to_string(),
+            repo: repo_path.display().to_string(),
+            detail: e.message().to_string(),
+        })?;
+    let commit = reference.get().peel_to_commit()?;
+    let missing = || GitError::NoSuchFile {
+        rev: branch.to_string(),
+        path: relative.display().to_string(),
+    };
+    let entry = commit.tree()?.get_path(relative).map_err(|_| missing())?;
+    let blob = repo.find_blob(entry.id()).map_err(|_| missing())?;
+    let text = String::from_utf8(blob.content().to_vec()).map_err(|_| GitError::NotText {
+        rev: branch.to_string(),
+        path: relative.display().to_string(),
+    })?;
+    Ok((text, commit.id().to_string()))
+}
+
 /// Who the demo's initial commit is by (the tool itself, not a person).
 const DEMO_AUTHOR: (&str, &str) = ("hessra-console demo", "demo@hessra-console.invalid");
 

@@ -250,13 +250,14 @@ pub fn decide(policy: &Policy, request: &Request) -> Decision {
         ));
     }
     let has = permissions.operations(resource);
-    let what = if has.is_empty() {
-        format!("nothing on {resource}")
-    } else {
-        format!("only {} on {resource}", has.join(", "))
-    };
+    if has.is_empty() {
+        return Decision::deny(format!(
+            "{identity} has no permission on {resource} (via {via})"
+        ));
+    }
     Decision::deny(format!(
-        "{identity} may {what} (via {via}), not {operation}"
+        "{identity} may only {} on {resource} (via {via}), not {operation}",
+        has.join(", ")
     ))
 }
 

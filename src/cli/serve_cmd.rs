@@ -1,0 +1,175 @@
+//! `serve`: run the authorization server headless, from a workspace or from pieces given
+//! explicitly, until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::CommandResult;
+use super::output::{Failure, Report};
+use crate::server::{self, PolicySource, ServerConfig, SignerConfig};
+use crate::token::keys;
+use crate::workspace;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A workspace made by `demo init` (supplies everything below that is not given)
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:4443 (port 0 picks a free port)
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Serve the policy in this file
+    #[arg(long, conflicts_with = "policy_repo")]
+    policy_file: Option<PathBuf>,
+    /// Serve clients.toml from this git repository (bare or not)
+    #[arg(long)]
+    policy_repo: Option<PathBuf>,
+    /// Branch of --policy-repo
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// Server certificate chain (PEM)
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM); must not be readable by others
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Biscuit root private key (PKCS#8 PEM); must not be readable by others
+    #[arg(long)]
+    root_key: Option<PathBuf>,
+    /// Append audit events to this file (JSON lines)
+    #[arg(long)]
+    audit_file: Option<PathBuf>,
+    /// Act as the multi-party signer COMPONENT for /sign_token ...
+    #[arg(long, requires = "signer_key")]
+    signer_component: Option<String>,
+    /// ... with this private key
+    #[arg(long, requires = "signer_component")]
+    signer_key: Option<PathBuf>,
+}
+
+fn required(value: Option<PathBuf>, name: &str) -> Result<PathBuf, Failure> {
+    value.ok_or_else(|| Failure::usage(format!("--{name} is required without --workspace")))
+}
+
+fn read(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Refuses private keys that other users can read.
+fn check_private(path: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Failure::usage(format!(
+            "{} is readable by other users (mode {:o}); run: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
+    let ws = match &args.workspace {
+        Some(dir) => Some(workspace::open(dir).map_err(|e| Failure::usage(e.to_string()))?),
+        None => None,
+    };
+    let listen = args
+        .listen
+        .or(ws.as_ref().map(|w| w.listen))
+        .ok_or_else(|| Failure::usage("--listen is required without --workspace"))?;
+    let policy = match (args.policy_file, args.policy_repo, &ws) {
+        (Some(file), _, _) => PolicySource::File(file),
+        (None, Some(repo), _) => PolicySource::Git {
+            repo,
+            branch: args.branch,
+        },
+        (None, None, Some(ws)) => PolicySource::Git {
+            repo: ws.origin.clone(),
+            branch: "main".into(),
+        },
+        (None, None, None) => {
+            return Err(Failure::usage(
+                "give --policy-file, --policy-repo or --workspace",
+            ));
+        }
+    };
+    let tls_cert = required(
+        args.tls_cert.or(ws.as_ref().map(|w| w.server_cert.clone())),
+        "tls-cert",
+    )?;
+    let tls_key = required(
+        args.tls_key.or(ws.as_ref().map(|w| w.server_key.clone())),
+        "tls-key",
+    )?;
+    let root_key = required(
+        args.root_key.or(ws.as_ref().map(|w| w.root_key.clone())),
+        "root-key",
+    )?;
+    check_private(&tls_key)?;
+    check_private(&root_key)?;
+    let audit_file = args
+        .audit_file
+        .or(ws.as_ref().map(|w| w.server_state.join("audit.jsonl")));
+    let signer = match (args.signer_component, args.signer_key) {
+        (Some(component), Some(key)) => {
+            check_private(&key)?;
+            Some(SignerConfig {
+                component,
+                key: keys::read_private_key_file(&key)?,
+            })
+        }
+        _ => None,
+    };
+    Ok(ServerConfig {
+        listen,
+        tls_cert_pem: read(&tls_cert)?,
+        tls_key_pem: read(&tls_key)?,
+        policy,
+        root_key: keys::read_private_key_file(&root_key)?,
+        audit_file,
+        signer,
+    })
+}
+
+pub fn run(args: ServeArgs) -> CommandResult {
+    server::install_crypto_provider();
+    let config = config(args)?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let running = server::start(config)
+            .await
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        let status = running.state.status();
+        println!(
+            "Listening on {} (policy {} at {})",
+            running.url(),
+            status.policy_source,
+            status.policy_revision
+        );
+        wait_for_signal().await;
+        eprintln!("Shutting down");
+        running.shutdown().await;
+        Ok(Report::new("", serde_json::json!({ "stopped": true })))
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

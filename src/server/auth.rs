@@ -1,0 +1,225 @@
+//! Who is calling: the client certificate's identity, a Bearer identity token's effective
+//! identity, or both (which must agree). Failures are `ApiError`s with the status to send.
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::state::PolicySnapshot;
+use crate::pki;
+use crate::policy::{DEFAULT_MAX_DELEGATION_DEPTH, Policy};
+use crate::token::{self, Actor, IdentityVerification, TokenView, clock::unix_now};
+use crate::wire::MessageResponse;
+
+/// The URI SANs of the client certificate the TLS handshake verified, if one was presented.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCertificate {
+    pub uris: Option<Vec<String>>,
+}
+
+impl PeerCertificate {
+    pub fn from_connection(connection: &rustls::ServerConnection) -> PeerCertificate {
+        let uris = connection
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| pki::san_uris(leaf).unwrap_or_default());
+        PeerCertificate { uris }
+    }
+}
+
+/// A failed request: status and message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// A token failure: malformed input is 400, a verdict on the token is 401.
+    pub fn from_token(context: &str, error: &token::TokenError) -> ApiError {
+        let status = if error.is_verdict() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(status, format!("{context}: {error}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(MessageResponse {
+                response_msg: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    None,
+    Mtls,
+    Bearer,
+    MtlsAndBearer,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::None => "none",
+            Method::Mtls => "mtls",
+            Method::Bearer => "bearer",
+            Method::MtlsAndBearer => "mtls+bearer",
+        }
+    }
+
+    pub fn has_certificate(self) -> bool {
+        matches!(self, Method::Mtls | Method::MtlsAndBearer)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: String,
+    pub method: Method,
+    /// The domain a Bearer token is restricted to.
+    pub token_domain: Option<String>,
+    /// Revocation id of the presented token's last block (for audit).
+    pub revocation_id: Option<String>,
+}
+
+/// The identity a certificate presents: the configured client whose identifier one of its URI
+/// SANs names, else the first SAN as written (which no decision will serve).
+pub fn certificate_identity(policy: &Policy, peer: &PeerCertificate) -> Option<String> {
+    let uris = peer.uris.as_ref()?;
+    let configured = policy.clients.iter().find(|client| {
+        uris.iter()
+            .any(|uri| pki::san_matches(uri, &client.identity))
+    });
+    match configured {
+        Some(client) => Some(client.identity.clone()),
+        None => uris.first().map(|uri| {
+            let bare = uri
+                .strip_prefix("URI:")
+                .or_else(|| uri.strip_prefix("uri:"))
+                .unwrap_or(uri);
+            format!("uri:{bare}")
+        }),
+    }
+}
+
+/// The Bearer token of the request, if any.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("the Authorization header is not text"))?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
+        _ => Err(ApiError::bad_request(
+            "the Authorization header must be 'Bearer <identity token>'",
+        )),
+    }
+}
+
+/// Request context a Bearer token's delegation policies may check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    pub resource: Option<&'a str>,
+    pub operation: Option<&'a str>,
+}
+
+/// Authenticates by certificate, Bearer identity token, or both.
+pub fn authenticate(
+    snapshot: &PolicySnapshot,
+    peer: &PeerCertificate,
+    headers: &HeaderMap,
+    root: &token::PublicKey,
+    context: Context<'_>,
+) -> Result<Caller, ApiError> {
+    let from_certificate = certificate_identity(&snapshot.policy, peer);
+    let Some(token) = bearer(headers)? else {
+        return match from_certificate {
+            Some(identity) => Ok(Caller {
+                identity,
+                method: Method::Mtls,
+                token_domain: None,
+                revocation_id: None,
+            }),
+            None => Err(ApiError::unauthenticated(
+                "no client certificate and no Bearer identity token: authenticate with one of them",
+            )),
+        };
+    };
+    let presented = verify_bearer(&snapshot.policy, token, root, context)?;
+    match from_certificate {
+        Some(certified) if certified != presented.identity => Err(ApiError::forbidden(format!(
+            "Identity mismatch: the client certificate is for {certified} but the identity token is for {}",
+            presented.identity
+        ))),
+        Some(_) => Ok(Caller {
+            method: Method::MtlsAndBearer,
+            ..presented
+        }),
+        None => Ok(presented),
+    }
+}
+
+/// Verifies a Bearer identity token (with any JIT and delegation blocks) for its effective
+/// identity, with the subject's configured depth limit and the request context.
+pub fn verify_bearer(
+    policy: &Policy,
+    text: &str,
+    root: &token::PublicKey,
+    context: Context<'_>,
+) -> Result<Caller, ApiError> {
+    let parsed = token::parse_verified(text, root)
+        .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
+    let view = TokenView::read(&parsed)
+        .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
+    let max_depth = view
+        .subject()
+        .and_then(|subject| policy.client(subject))
+        .and_then(|client| client.max_delegation_depth)
+        .unwrap_or(DEFAULT_MAX_DELEGATION_DEPTH) as usize;
+    let domain = view.domain().map(str::to_string);
+    let mut check = IdentityVerification::new(Actor::Effective, unix_now());
+    check.max_depth = max_depth;
+    check.domain = domain.as_deref();
+    check.ensure_subject_in_domain = domain.is_some();
+    check.resource = context.resource;
+    check.operation = context.operation;
+    let verified = token::verify_identity_parsed(&parsed, &view, &check)
+        .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
+    Ok(Caller {
+        identity: verified.identity,
+        method: Method::Bearer,
+        token_domain: domain,
+        revocation_id: verified.revocation_ids.last().cloned(),
+    })
+}

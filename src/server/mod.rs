@@ -1,0 +1,150 @@
+//! The authorization server: the Hessra wire protocol over TLS with optional client
+//! certificates, decisions from the current policy snapshot, audit and status. Holds policy only
+//! through the snapshot.
+
+mod audit;
+mod auth;
+mod handlers;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+pub use audit::{AuditEvent, AuditLog};
+pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig, Status};
+
+use crate::token::KeyPair;
+
+/// Most connections served at once; more wait in the kernel's accept queue.
+pub const MAX_CONNECTIONS: usize = 1_024;
+/// A TLS handshake that takes longer than this is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Server failures at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{path}: {message}")]
+    Tls { path: String, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Policy(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Everything a server needs.
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// PEM of the server certificate chain and its private key.
+    pub tls_cert_pem: String,
+    pub tls_key_pem: String,
+    pub policy: PolicySource,
+    pub root_key: KeyPair,
+    /// Where to append audit events as JSON lines (0600); `None` keeps them in memory only.
+    pub audit_file: Option<PathBuf>,
+    /// Makes this server a multi-party signer for `/sign_token`.
+    pub signer: Option<SignerConfig>,
+}
+
+/// A server accepting connections; dropping it does not stop it, `shutdown` does.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: Arc<ServerState>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `https://HOST:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// Stops accepting, lets connections in flight finish, and waits for the loop to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Loads the policy, binds, and starts serving in the background.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Io(e.to_string()))?;
+    let state = Arc::new(ServerState::new(config, addr)?);
+    let router = handlers::router(state.clone());
+    let (shutdown, mut stopping) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let loop_state = state.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit,
+                _ = stopping.changed() => break,
+            };
+            let Ok(permit) = permit else { break };
+            let (tcp, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(_) => continue,
+                },
+                _ = stopping.changed() => break,
+            };
+            let acceptor = loop_state.acceptor();
+            let router = router.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let Ok(Ok(tls)) =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                else {
+                    return;
+                };
+                let peer = auth::PeerCertificate::from_connection(tls.get_ref().1);
+                let service = router.map_request(
+                    move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(peer.clone());
+                        request
+                    },
+                );
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder
+                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
+                    .await;
+            });
+        }
+    });
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown,
+        task,
+    })
+}
+
+/// Installs rustls' ring provider for the process (reqwest and the server need one; a second
+/// call is harmless).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,308 @@
+//! Server state: the current policy snapshot (swapped whole, never edited), the TLS acceptor
+//! built from its CA chain, keys, counters, the last reload error, and the audit log.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Serialize;
+use tokio_rustls::TlsAcceptor;
+
+use super::audit::AuditLog;
+use super::{ServerConfig, ServerError};
+use crate::gitops;
+use crate::policy::{self, Finding, Policy};
+use crate::token::{KeyPair, clock::unix_now, keys};
+
+/// Where the server reads its policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    File(PathBuf),
+    /// `clients.toml` at the tip of `branch` in a repository (bare or not).
+    Git {
+        repo: PathBuf,
+        branch: String,
+    },
+}
+
+impl std::fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySource::File(path) => write!(f, "file {}", path.display()),
+            PolicySource::Git { repo, branch } => {
+                write!(f, "git {} branch {branch}", repo.display())
+            }
+        }
+    }
+}
+
+/// One applied policy.
+#[derive(Debug, Clone)]
+pub struct PolicySnapshot {
+    pub policy: Policy,
+    pub source: String,
+    /// The commit for a git source; a content hash for a file.
+    pub revision: String,
+    pub loaded_at: i64,
+}
+
+/// A multi-party signer identity for `/sign_token`.
+pub struct SignerConfig {
+    pub component: String,
+    pub key: KeyPair,
+}
+
+/// Why the last reload was refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadError {
+    pub at: i64,
+    pub revision: Option<String>,
+    pub message: String,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub allowed: AtomicU64,
+    pub denied: AtomicU64,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub response_msg: String,
+    pub listen: String,
+    pub policy_source: String,
+    pub policy_revision: String,
+    pub policy_loaded_at: i64,
+    pub clients: usize,
+    pub last_reload_error: Option<ReloadError>,
+    pub requests: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    pub started_at: i64,
+    pub audit_file: Option<String>,
+}
+
+pub struct ServerState {
+    pub addr: SocketAddr,
+    pub root: KeyPair,
+    pub root_public_pem: String,
+    /// The server's certificate chain, served by `/ca_cert`.
+    pub tls_chain_pem: String,
+    tls_key_pem: String,
+    source: PolicySource,
+    snapshot: RwLock<Arc<PolicySnapshot>>,
+    acceptor: RwLock<Arc<TlsAcceptor>>,
+    last_error: Mutex<Option<ReloadError>>,
+    pub counters: Counters,
+    pub audit: AuditLog,
+    pub signer: Option<SignerConfig>,
+    pub started_at: i64,
+}
+
+impl ServerState {
+    pub(super) fn new(config: ServerConfig, addr: SocketAddr) -> Result<ServerState, ServerError> {
+        let snapshot = read_policy(&config.policy).map_err(|e| ServerError::Policy(e.message))?;
+        let acceptor = tls_acceptor(
+            &config.tls_cert_pem,
+            &config.tls_key_pem,
+            snapshot.policy.ca_chain.as_ref().map(|c| c.pem.as_str()),
+        )
+        .map_err(|message| ServerError::Tls {
+            path: "server certificate".into(),
+            message,
+        })?;
+        let audit = AuditLog::new(config.audit_file)
+            .map_err(|e| ServerError::Io(format!("audit file: {e}")))?;
+        let root_public_pem = keys::public_key_pem(&config.root_key.public())
+            .map_err(|e| ServerError::Io(e.to_string()))?;
+        Ok(ServerState {
+            addr,
+            root_public_pem,
+            root: config.root_key,
+            tls_chain_pem: config.tls_cert_pem,
+            tls_key_pem: config.tls_key_pem,
+            source: config.policy,
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            acceptor: RwLock::new(Arc::new(acceptor)),
+            last_error: Mutex::new(None),
+            counters: Counters::default(),
+            audit,
+            signer: config.signer,
+            started_at: unix_now(),
+        })
+    }
+
+    /// The policy requests are decided with; requests in flight keep the one they started with.
+    pub fn snapshot(&self) -> Arc<PolicySnapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn acceptor(&self) -> Arc<TlsAcceptor> {
+        self.acceptor
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the policy source. A valid policy replaces the snapshot (and the client CA);
+    /// an invalid one is refused, the last good one stays, and the reason is kept for `status`.
+    pub fn reload(&self) -> Result<bool, ReloadError> {
+        let result = read_policy(&self.source).and_then(|snapshot| {
+            let ca = snapshot.policy.ca_chain.as_ref().map(|c| c.pem.as_str());
+            let acceptor =
+                tls_acceptor(&self.tls_chain_pem, &self.tls_key_pem, ca).map_err(|message| {
+                    ReloadError {
+                        at: unix_now(),
+                        revision: Some(snapshot.revision.clone()),
+                        message: format!("the policy's CA chain cannot be used: {message}"),
+                        findings: Vec::new(),
+                    }
+                })?;
+            Ok((snapshot, acceptor))
+        });
+        match result {
+            Ok((snapshot, acceptor)) => {
+                let changed = self.snapshot().revision != snapshot.revision;
+                *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+                *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(acceptor);
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Ok(changed)
+            }
+            Err(error) => {
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        let snapshot = self.snapshot();
+        Status {
+            response_msg: "Server status".into(),
+            listen: format!("https://{}", self.addr),
+            policy_source: snapshot.source.clone(),
+            policy_revision: snapshot.revision.clone(),
+            policy_loaded_at: snapshot.loaded_at,
+            clients: snapshot.policy.clients.len(),
+            last_reload_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            allowed: self.counters.allowed.load(Ordering::Relaxed),
+            denied: self.counters.denied.load(Ordering::Relaxed),
+            started_at: self.started_at,
+            audit_file: self.audit.path().map(|p| p.display().to_string()),
+        }
+    }
+}
+
+fn read_policy(source: &PolicySource) -> Result<PolicySnapshot, ReloadError> {
+    let now = unix_now();
+    let fail = |revision: Option<String>, message: String, findings: Vec<Finding>| ReloadError {
+        at: now,
+        revision,
+        message,
+        findings,
+    };
+    let (text, revision) = match source {
+        PolicySource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                fail(
+                    None,
+                    format!("cannot read {}: {e}", path.display()),
+                    Vec::new(),
+                )
+            })?;
+            let revision = content_hash(&text);
+            (text, revision)
+        }
+        PolicySource::Git { repo, branch } => {
+            gitops::read_branch_file(repo, branch, std::path::Path::new("clients.toml"))
+                .map_err(|e| fail(None, e.to_string(), Vec::new()))?
+        }
+    };
+    let loaded = policy::load(&text, now).map_err(|finding| {
+        fail(
+            Some(revision.clone()),
+            format!("clients.toml at {revision} does not parse"),
+            vec![finding],
+        )
+    })?;
+    let errors: Vec<Finding> = loaded.errors().cloned().collect();
+    if !errors.is_empty() {
+        return Err(fail(
+            Some(revision.clone()),
+            format!(
+                "clients.toml at {revision} has {} error(s); keeping the last good policy",
+                errors.len()
+            ),
+            errors,
+        ));
+    }
+    Ok(PolicySnapshot {
+        policy: loaded.policy,
+        source: source.to_string(),
+        revision,
+        loaded_at: now,
+    })
+}
+
+/// A short, stable name for a file's content (FNV-1a, not a security measure).
+fn content_hash(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("sha-{hash:016x}")
+}
+
+/// rustls with optional client certificates verified against `client_ca` (PEM).
+pub fn tls_acceptor(
+    cert_pem: &str,
+    key_pem: &str,
+    client_ca: Option<&str>,
+) -> Result<TlsAcceptor, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("server certificate: {e}"))?;
+    if chain.is_empty() {
+        return Err("the server certificate file holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| format!("server key: {e}"))?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        Some(pem) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| format!("client CA chain: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("client CA chain: {e}"))?;
+            }
+            let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("client CA chain: {e}"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("server certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
