@@ -1,0 +1,94 @@
+//! A demo workspace with a running server on loopback, and HTTPS clients for its identities.
+
+#![allow(dead_code)]
+
+use hessra_console::server::{self, PolicySource, RunningServer, ServerConfig};
+use hessra_console::token::keys;
+use hessra_console::workspace::{self, Workspace};
+
+pub struct Demo {
+    pub dir: tempfile::TempDir,
+    pub ws: Workspace,
+    pub server: RunningServer,
+}
+
+impl Demo {
+    pub async fn start() -> Demo {
+        server::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let ws = workspace::init(dir.path(), false).unwrap();
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls_cert_pem: std::fs::read_to_string(&ws.server_cert).unwrap(),
+            tls_key_pem: std::fs::read_to_string(&ws.server_key).unwrap(),
+            policy: PolicySource::Git {
+                repo: ws.origin.clone(),
+                branch: "main".into(),
+            },
+            root_key: keys::read_private_key_file(&ws.root_key).unwrap(),
+            audit_file: Some(ws.server_state.join("audit.jsonl")),
+            signer: None,
+        };
+        let server = server::start(config).await.unwrap();
+        Demo { dir, ws, server }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    fn builder(&self) -> reqwest::ClientBuilder {
+        let ca = std::fs::read(&self.ws.ca_cert).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).unwrap())
+            .http1_only()
+    }
+
+    /// A client without a certificate.
+    pub fn anonymous(&self) -> reqwest::Client {
+        self.builder().build().unwrap()
+    }
+
+    /// A client presenting the demo certificate of `identity`.
+    pub fn as_identity(&self, identity: &str) -> reqwest::Client {
+        let (cert, key) = self.ws.client_cert(identity);
+        let mut pem = std::fs::read(cert).unwrap();
+        pem.extend(std::fs::read(key).unwrap());
+        self.builder()
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    pub fn root_public(&self) -> hessra_console::token::PublicKey {
+        keys::read_private_key_file(&self.ws.root_key)
+            .unwrap()
+            .public()
+    }
+}
+
+/// POSTs JSON and returns (status, body).
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+    bearer: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| serde_json::json!({ "raw": text })),
+    )
+}
+
+pub async fn get(client: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
