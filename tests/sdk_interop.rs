@@ -1,0 +1,200 @@
+//! The published Hessra SDK (hessra-sdk 0.11.2) against our server, unchanged: the seed's
+//! flows over real TLS — authenticate by mTLS, delegate offline, request with the delegated
+//! token (the SDK adds its JIT block), verify locally and remotely; realm minting with roles;
+//! refresh.
+
+mod support;
+
+use hessra_sdk::{Hessra, Protocol};
+use support::Demo;
+
+const ALICE: &str = "uri:urn:company:alice";
+const AGENT: &str = "uri:urn:company:alice:agent1";
+const REALM: &str = "uri:urn:mycompany";
+
+async fn sdk(demo: &Demo, identity: Option<&str>) -> Hessra {
+    let ca = std::fs::read_to_string(&demo.ws.ca_cert).unwrap();
+    let mut builder = Hessra::builder()
+        .base_url("127.0.0.1")
+        .port(demo.server.addr.port())
+        .protocol(Protocol::Http1)
+        .server_ca(ca);
+    if let Some(identity) = identity {
+        let (cert, key) = demo.ws.client_cert(identity);
+        builder = builder
+            .mtls_cert(std::fs::read_to_string(cert).unwrap())
+            .mtls_key(std::fs::read_to_string(key).unwrap());
+    }
+    let mut client = builder.build().unwrap();
+    client
+        .setup()
+        .await
+        .expect("the SDK fetches the public key");
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticate_delegate_request_verify() {
+    let demo = Demo::start().await;
+    let alice = sdk(&demo, Some(ALICE)).await;
+    let issued = alice.request_identity_token(None).await.unwrap();
+    assert_eq!(issued.identity.as_deref(), Some(ALICE));
+    assert_eq!(issued.expires_in, Some(28_800));
+    let identity_token = issued.token.unwrap();
+    alice
+        .verify_identity_token_local(identity_token.clone(), ALICE)
+        .unwrap();
+
+    // Alice delegates to her agent offline with the SDK.
+    let delegated = alice
+        .attenuate_identity_token(identity_token.clone(), AGENT, 600)
+        .unwrap();
+    alice
+        .verify_identity_token_local(delegated.clone(), AGENT)
+        .unwrap();
+    assert!(
+        alice
+            .verify_identity_token_local(delegated.clone(), ALICE)
+            .is_err()
+    );
+
+    // The agent holds only the token: Bearer (with the SDK's JIT block), no certificate.
+    let agent = sdk(&demo, None).await;
+    let response = agent
+        .request_token_with_identity("production_api", "read", delegated.clone(), None)
+        .await
+        .unwrap();
+    let authz = response.token.expect("agent1 may read production_api");
+    agent
+        .verify_token(authz.clone(), AGENT, "production_api", "read")
+        .await
+        .unwrap();
+    agent
+        .verify_token_local(authz.clone(), AGENT, "production_api", "read")
+        .unwrap();
+    agent
+        .verify_token_remote(authz.clone(), AGENT, "production_api", "read")
+        .await
+        .unwrap();
+    assert!(
+        agent
+            .verify_token_remote(authz.clone(), AGENT, "production_api", "write")
+            .await
+            .is_err()
+    );
+
+    // It gets its own permissions: write is denied.
+    let denied = agent
+        .request_token_with_identity("production_api", "write", delegated, None)
+        .await;
+    let message = match denied {
+        Ok(response) => {
+            assert!(response.token.is_none());
+            response.response_msg
+        }
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        message.contains("403") || message.contains("may only read"),
+        "{message}"
+    );
+
+    // Alice by certificate alone.
+    let by_mtls = alice
+        .request_token("staging_api", "write", None)
+        .await
+        .unwrap();
+    assert!(by_mtls.token.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realm_mints_domain_identities_and_roles_apply() {
+    let demo = Demo::start().await;
+    let realm = sdk(&demo, Some(REALM)).await;
+    let minted = realm
+        .mint_domain_restricted_identity_token("uri:urn:mycompany:admin-user", None)
+        .await
+        .unwrap();
+    let admin_token = minted.token.expect("the realm mints inside its domain");
+    let member = realm
+        .mint_domain_restricted_identity_token("uri:urn:mycompany:bob", Some(300))
+        .await
+        .unwrap();
+    let member_token = member.token.unwrap();
+
+    let user = sdk(&demo, None).await;
+    let admin = user
+        .request_token_with_identity(
+            "api",
+            "delete",
+            admin_token.clone(),
+            Some(REALM.to_string()),
+        )
+        .await
+        .unwrap();
+    let authz = admin.token.expect("admin may delete");
+    // Domain tokens verify with the domain supplied (the SDK's plain local check has none).
+    assert!(
+        user.verify_token_local(
+            authz.clone(),
+            "uri:urn:mycompany:admin-user",
+            "api",
+            "delete"
+        )
+        .is_err()
+    );
+    hessra_token_authz::AuthorizationVerifier::new(
+        authz,
+        demo.root_public(),
+        "uri:urn:mycompany:admin-user".into(),
+        "api".into(),
+        "delete".into(),
+    )
+    .with_domain(REALM.into())
+    .verify()
+    .unwrap();
+    let without_domain = user
+        .request_token_with_identity("api", "read", member_token.clone(), None)
+        .await
+        .unwrap();
+    assert!(
+        without_domain.token.is_some(),
+        "the token's own domain applies"
+    );
+    let member_delete = user
+        .request_token_with_identity("api", "delete", member_token, Some(REALM.to_string()))
+        .await;
+    assert!(
+        member_delete.map(|r| r.token.is_none()).unwrap_or(true),
+        "member may not delete"
+    );
+
+    let outside = realm
+        .mint_domain_restricted_identity_token("uri:urn:company:eve", None)
+        .await;
+    assert!(outside.map(|r| r.token.is_none()).unwrap_or(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_with_the_sdk() {
+    let demo = Demo::start().await;
+    let alice = sdk(&demo, Some(ALICE)).await;
+    let token = alice
+        .request_identity_token(None)
+        .await
+        .unwrap()
+        .token
+        .unwrap();
+    let anonymous = sdk(&demo, None).await;
+    let refreshed = anonymous
+        .refresh_identity_token(token.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(refreshed.identity.as_deref(), Some(ALICE));
+    let delegated = alice.attenuate_identity_token(token, AGENT, 60).unwrap();
+    let refused = anonymous.refresh_identity_token(delegated, None).await;
+    let message = refused
+        .map(|r| r.response_msg)
+        .unwrap_or_else(|e| e.to_string());
+    assert!(message.contains("delegated"), "{message}");
+}
