@@ -2,6 +2,7 @@
 //! tools, policy model and authorization server it needs to run on a fresh machine.
 
 pub mod cli;
+pub mod client;
 pub mod fsutil;
 pub mod gitops;
 pub mod pki;

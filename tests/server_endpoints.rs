@@ -605,6 +605,22 @@ async fn bad_input_is_answered_and_the_server_keeps_serving() {
         "{body}"
     );
 
+    // A client that connects and never completes the handshake does not hold others up.
+    let mut stalled = tokio::net::TcpStream::connect(demo.server.addr)
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stalled, b"\x16\x03\x01")
+        .await
+        .unwrap();
+    let (status, _) = post(
+        &alice,
+        &url,
+        json!({ "resource": "production_api", "operation": "read" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "served while another connection stalls");
+
     // A certificate from another CA fails the handshake; the server keeps serving.
     let other_ca = hessra_console::pki::DevCa::generate("Other CA").unwrap();
     let stranger = other_ca.issue_client(ALICE).unwrap();

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::input::{load_token, parse_duration, public_key, read_token_file, require_public_key};
 use super::output::{Failure, Report};
+use super::remote_cmd::{self, ConnectionArgs, ServerArgs};
 use super::token_cmd::{inspect_report, status_word};
 use super::{CommandResult, PublicKeySource, TokenSource};
 use crate::token::clock::{describe_instant, format_unix, unix_now};
@@ -13,6 +14,43 @@ use crate::token_store::TokenStore;
 
 #[derive(Debug, Subcommand)]
 pub enum IdentityCommand {
+    /// Get an identity token from the server with your client certificate (mTLS)
+    Authenticate {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Name to store the token under
+        #[arg(long, default_value = "default")]
+        save_as: String,
+        /// Ask for a shorter lifetime (seconds, or 90s, 15m, 8h, 2d)
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<i64>,
+    },
+    /// Exchange a stored identity token for a fresh one
+    Refresh {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, default_value = "default")]
+        token_name: String,
+        #[arg(long)]
+        save_as: Option<String>,
+    },
+    /// As a realm, mint a domain-restricted identity for SUBJECT (mTLS)
+    Mint {
+        /// The identity to mint (inside the realm's domain)
+        #[arg(short, long)]
+        subject: String,
+        /// Server host, host:port, or https URL
+        #[arg(long, env = "HESSRA_SERVER")]
+        server: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<i64>,
+        #[arg(long)]
+        save_as: Option<String>,
+        #[arg(long)]
+        token_only: bool,
+    },
     /// Delegate an identity token offline to a sub-identity (a third-party block)
     Delegate {
         /// The sub-identity to delegate to (must lie under the token's identity)
@@ -101,6 +139,31 @@ pub enum IdentityCommand {
 
 pub fn run(command: IdentityCommand) -> CommandResult {
     match command {
+        IdentityCommand::Authenticate {
+            server,
+            save_as,
+            ttl,
+        } => remote_cmd::authenticate(server, &save_as, ttl.map(|t| t as u64)),
+        IdentityCommand::Refresh {
+            server,
+            token_name,
+            save_as,
+        } => remote_cmd::refresh(server, &token_name, save_as.as_deref()),
+        IdentityCommand::Mint {
+            subject,
+            server,
+            connection,
+            ttl,
+            save_as,
+            token_only,
+        } => remote_cmd::mint(
+            &server,
+            &connection,
+            &subject,
+            ttl.map(|t| t as u64),
+            save_as.as_deref(),
+            token_only,
+        ),
         IdentityCommand::Delegate {
             identity,
             ttl,

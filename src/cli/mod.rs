@@ -8,6 +8,7 @@ mod input;
 mod keys_cmd;
 mod output;
 mod policy_cmd;
+mod remote_cmd;
 mod serve_cmd;
 mod token_cmd;
 
@@ -56,6 +57,13 @@ pub enum Command {
     /// Key pairs for root keys, service nodes, signers and prefix attenuators
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// Fetch a server's public key and CA certificate and keep them locally
+    Init {
+        /// Server host, host:port, or https URL
+        server: String,
+        #[command(flatten)]
+        connection: remote_cmd::ConnectionArgs,
+    },
     /// Run the authorization server until SIGINT/SIGTERM
     Serve(serve_cmd::ServeArgs),
     /// Demo workspaces
@@ -112,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::Policy { file, command } => policy_cmd::run(command, file),
         Command::Demo(command) => demo_cmd::run(command),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Init { server, connection } => remote_cmd::init(&server, &connection),
     };
     output::finish(result, json)
 }

@@ -74,34 +74,58 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuthorizeCommand {
-    /// Verify an authorization token locally
-    Verify {
-        /// The token text; read from standard input when absent
-        #[arg(long, conflicts_with = "token_file")]
-        token: Option<String>,
-        /// Read the token from a file ('-' for standard input)
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-        /// Subject presenting the token; without it any holder may use it (capability mode)
-        #[arg(short, long)]
-        subject: Option<String>,
+    /// Get an authorization token from the server, by identity token or client certificate
+    Request {
         #[arg(short, long)]
         resource: String,
         #[arg(short, long)]
         operation: String,
+        /// Stored identity token to present (Bearer, with a 5-second JIT block)
+        #[arg(short = 'i', long = "identity-token", conflicts_with = "token_file")]
+        identity_token: Option<String>,
+        /// Identity token file to present
+        #[arg(short = 't', long = "token-file")]
+        token_file: Option<PathBuf>,
+        /// Realm domain of the request
         #[arg(long)]
         domain: Option<String>,
         #[arg(long)]
-        prefix: Option<String>,
-        /// The resource's service chain, in order: COMPONENT=ed25519/<hex> (repeat)
-        #[arg(long = "node", value_parser = parse_node)]
-        nodes: Vec<ServiceNode>,
-        /// The component verifying; attestations of every node before it are required
-        #[arg(long, requires = "nodes")]
-        component: Option<String>,
+        token_only: bool,
         #[command(flatten)]
-        key: PublicKeySource,
+        server: super::remote_cmd::ServerArgs,
     },
+    /// Verify an authorization token locally
+    Verify(VerifyArgs),
+}
+
+/// What `authorize verify` checks.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The token text; read from standard input when absent
+    #[arg(long, conflicts_with = "token_file")]
+    token: Option<String>,
+    /// Read the token from a file ('-' for standard input)
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Subject presenting the token; without it any holder may use it (capability mode)
+    #[arg(short, long)]
+    subject: Option<String>,
+    #[arg(short, long)]
+    resource: String,
+    #[arg(short, long)]
+    operation: String,
+    #[arg(long)]
+    domain: Option<String>,
+    #[arg(long)]
+    prefix: Option<String>,
+    /// The resource's service chain, in order: COMPONENT=ed25519/<hex> (repeat)
+    #[arg(long = "node", value_parser = parse_node)]
+    nodes: Vec<ServiceNode>,
+    /// The component verifying; attestations of every node before it are required
+    #[arg(long, requires = "nodes")]
+    component: Option<String>,
+    #[command(flatten)]
+    key: PublicKeySource,
 }
 
 fn parse_node(text: &str) -> Result<ServiceNode, String> {
@@ -209,7 +233,7 @@ pub fn run_token(command: TokenCommand) -> CommandResult {
 }
 
 pub fn run_authorize(command: AuthorizeCommand) -> CommandResult {
-    let AuthorizeCommand::Verify {
+    let VerifyArgs {
         token,
         token_file,
         subject,
@@ -220,7 +244,28 @@ pub fn run_authorize(command: AuthorizeCommand) -> CommandResult {
         nodes,
         component,
         key,
-    } = command;
+    } = match command {
+        AuthorizeCommand::Request {
+            resource,
+            operation,
+            identity_token,
+            token_file,
+            domain,
+            token_only,
+            server,
+        } => {
+            let request = super::remote_cmd::AuthorizeRequest {
+                resource: &resource,
+                operation: &operation,
+                domain,
+                identity_token: identity_token.as_deref(),
+                token_file: token_file.as_deref(),
+                token_only,
+            };
+            return super::remote_cmd::authorize(server, request);
+        }
+        AuthorizeCommand::Verify(args) => args,
+    };
     let loaded = match (token, token_file) {
         (Some(text), _) => LoadedToken {
             text,

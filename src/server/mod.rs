@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -27,6 +27,8 @@ use crate::token::KeyPair;
 pub const MAX_CONNECTIONS: usize = 1_024;
 /// A TLS handshake that takes longer than this is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request headers must arrive within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -128,7 +130,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                         request
                     },
                 );
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                // A client that trickles its headers is cut off instead of holding a slot.
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT);
                 let _ = builder
                     .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
                     .await;
