@@ -645,3 +645,155 @@ async fn bad_input_is_answered_and_the_server_keeps_serving() {
     .await;
     assert_eq!(status, 200, "still serving");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_chains_and_multi_party_signoffs() {
+    use hessra_console::policy::{Edit, EditSession};
+    let auth = keys::generate(keys::KeyAlgorithm::Ed25519);
+    let payment = keys::generate(keys::KeyAlgorithm::Ed25519);
+    let signer = keys::generate(keys::KeyAlgorithm::Ed25519);
+    let signer_key = keys::key_string(&signer.public());
+    let nodes = [
+        ("auth_service", keys::key_string(&auth.public())),
+        ("payment_service", keys::key_string(&payment.public())),
+    ];
+    let demo = Demo::start_with(
+        |text| {
+            let mut session = EditSession::open(text, unix_now()).unwrap();
+            session
+                .apply(&Edit::Grant {
+                    identity: ALICE.into(),
+                    resource: "orders".into(),
+                    operation: "read".into(),
+                })
+                .unwrap();
+            for (component, key) in &nodes {
+                session
+                    .apply(&Edit::AddServiceNode {
+                        identity: ALICE.into(),
+                        resource: "orders".into(),
+                        component: (*component).into(),
+                        public_key: key.clone(),
+                    })
+                    .unwrap();
+            }
+            session
+                .apply(&Edit::AddSigner {
+                    identity: ALICE.into(),
+                    resource: "staging_api".into(),
+                    component: "compliance".into(),
+                    authorization_service: "https://signer.invalid".into(),
+                    public_key: signer_key.clone(),
+                })
+                .unwrap();
+            Some(session.text().to_string())
+        },
+        Some(hessra_console::server::SignerConfig {
+            component: "compliance".into(),
+            key: keys::generate(keys::KeyAlgorithm::Ed25519),
+        }),
+    )
+    .await;
+    let alice = demo.as_identity(ALICE);
+
+    // Service chain: auth_service attests, then payment_service may accept.
+    let (status, body) = post(
+        &alice,
+        &demo.url("/request_token"),
+        json!({ "resource": "orders", "operation": "read" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let chained = body["token"].as_str().unwrap().to_string();
+    let verify = demo.url("/verify_service_chain_token");
+    let request = |token: &str, component: &str| json!({ "token": token, "subject": ALICE, "resource": "orders", "component": component });
+    let (status, body) = post(
+        &demo.anonymous(),
+        &verify,
+        request(&chained, "payment_service"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["response_msg"]
+            .as_str()
+            .unwrap()
+            .contains("service auth_service has not attested"),
+        "{body}"
+    );
+    let attested = token::add_service_attestation(&chained, &auth, "orders").unwrap();
+    assert_eq!(
+        post(
+            &demo.anonymous(),
+            &verify,
+            request(&attested, "payment_service"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        post(
+            &demo.anonymous(),
+            &verify,
+            request(&attested, "auth_service"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, body) = post(
+        &demo.anonymous(),
+        &verify,
+        request(&attested, "shipping"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Multi-party: the token comes back with pending signoffs, and is inert until signed.
+    let (status, body) = post(
+        &alice,
+        &demo.url("/request_token"),
+        json!({ "resource": "staging_api", "operation": "write" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["response_msg"], "Token issued with pending signoffs");
+    assert_eq!(body["pending_signoffs"][0]["component"], "compliance");
+    assert_eq!(
+        body["pending_signoffs"][0]["authorization_service"],
+        "https://signer.invalid"
+    );
+    let pending = body["token"].as_str().unwrap().to_string();
+    let check = AuthzVerification::new(Some(ALICE), "staging_api", "write", unix_now());
+    assert!(token::verify_authz(&pending, &demo.root_public(), &check).is_err());
+    let signed = token::add_signoff(&pending, &signer, "compliance").unwrap();
+    token::verify_authz(&signed, &demo.root_public(), &check).unwrap();
+
+    // This server signs as "compliance" with its own key, which the policy does not trust:
+    // the signoff is added, and verification still refuses it.
+    let (status, body) = post(
+        &alice,
+        &demo.url("/sign_token"),
+        json!({ "token": pending, "resource": "staging_api", "operation": "write" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let wrongly_signed = body["signed_token"].as_str().unwrap();
+    assert!(token::verify_authz(wrongly_signed, &demo.root_public(), &check).is_err());
+    let (status, _) = post(
+        &demo.as_identity(AGENT),
+        &demo.url("/sign_token"),
+        json!({ "token": pending, "resource": "staging_api", "operation": "write" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "only the token's subject asks for its signoff");
+}

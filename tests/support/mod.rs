@@ -14,20 +14,38 @@ pub struct Demo {
 
 impl Demo {
     pub async fn start() -> Demo {
+        Demo::start_with(|_| None, None).await
+    }
+
+    /// Starts with the demo policy changed by `edit` (served from a file when it returns text)
+    /// and, optionally, as a multi-party signer.
+    pub async fn start_with(
+        edit: impl FnOnce(&str) -> Option<String>,
+        signer: Option<server::SignerConfig>,
+    ) -> Demo {
         server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let ws = workspace::init(dir.path(), false).unwrap();
+        let original = std::fs::read_to_string(ws.policy_file()).unwrap();
+        let policy = match edit(&original) {
+            Some(text) => {
+                let file = dir.path().join("edited.toml");
+                std::fs::write(&file, text).unwrap();
+                PolicySource::File(file)
+            }
+            None => PolicySource::Git {
+                repo: ws.origin.clone(),
+                branch: "main".into(),
+            },
+        };
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             tls_cert_pem: std::fs::read_to_string(&ws.server_cert).unwrap(),
             tls_key_pem: std::fs::read_to_string(&ws.server_key).unwrap(),
-            policy: PolicySource::Git {
-                repo: ws.origin.clone(),
-                branch: "main".into(),
-            },
+            policy,
             root_key: keys::read_private_key_file(&ws.root_key).unwrap(),
             audit_file: Some(ws.server_state.join("audit.jsonl")),
-            signer: None,
+            signer,
         };
         let server = server::start(config).await.unwrap();
         Demo { dir, ws, server }
