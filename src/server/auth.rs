@@ -111,6 +111,18 @@ pub struct Caller {
     pub revocation_id: Option<String>,
 }
 
+impl Caller {
+    /// A caller known by its client certificate alone.
+    pub fn certified(identity: String) -> Caller {
+        Caller {
+            identity,
+            method: Method::Mtls,
+            token_domain: None,
+            revocation_id: None,
+        }
+    }
+}
+
 /// The identity a certificate presents: the configured client whose identifier one of its URI
 /// SANs names, else the first SAN as written (which no decision will serve).
 pub fn certificate_identity(policy: &Policy, peer: &PeerCertificate) -> Option<String> {
@@ -165,12 +177,7 @@ pub fn authenticate(
     let from_certificate = certificate_identity(&snapshot.policy, peer);
     let Some(token) = bearer(headers)? else {
         return match from_certificate {
-            Some(identity) => Ok(Caller {
-                identity,
-                method: Method::Mtls,
-                token_domain: None,
-                revocation_id: None,
-            }),
+            Some(identity) => Ok(Caller::certified(identity)),
             None => Err(ApiError::unauthenticated(
                 "no client certificate and no Bearer identity token: authenticate with one of them",
             )),

@@ -366,6 +366,18 @@ async fn mint_identity_token(
     .finish(&state, result)
 }
 
+/// A resource's configured service chain, as token service nodes.
+fn chain_nodes(resource: &Resource) -> Vec<ServiceNode> {
+    resource
+        .service_chain
+        .iter()
+        .map(|n| ServiceNode {
+            component: n.component.clone(),
+            public_key: n.public_key.clone(),
+        })
+        .collect()
+}
+
 /// The configured resource entry a decision rests on (for its chain and signers), and the
 /// authorization-token lifetime.
 fn grant_details<'p>(
@@ -435,17 +447,7 @@ async fn request_token(
         }
         let (entry, lifetime) =
             grant_details(&snapshot.policy, &caller.identity, &request.resource);
-        let service_chain: Vec<ServiceNode> = entry
-            .map(|r| {
-                r.service_chain
-                    .iter()
-                    .map(|n| ServiceNode {
-                        component: n.component.clone(),
-                        public_key: n.public_key.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let service_chain: Vec<ServiceNode> = entry.map(chain_nodes).unwrap_or_default();
         let signers: Vec<&policy::SignerEntry> = entry
             .map(|r| {
                 r.signers
@@ -591,12 +593,7 @@ async fn verify_token(
     input: Result<Json<VerifyTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = auth::certificate_identity(&snapshot.policy, &peer).map(|identity| Caller {
-        identity,
-        method: Method::Mtls,
-        token_domain: None,
-        revocation_id: None,
-    });
+    let caller = auth::certificate_identity(&snapshot.policy, &peer).map(Caller::certified);
     let request = body(input);
     let (resource, operation) = request
         .as_ref()
@@ -633,12 +630,7 @@ async fn verify_service_chain_token(
     input: Result<Json<VerifyServiceChainTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = auth::certificate_identity(&snapshot.policy, &peer).map(|identity| Caller {
-        identity,
-        method: Method::Mtls,
-        token_domain: None,
-        revocation_id: None,
-    });
+    let caller = auth::certificate_identity(&snapshot.policy, &peer).map(Caller::certified);
     let result = body(input).and_then(|request| {
         let chain: Vec<ServiceNode> = snapshot
             .policy
@@ -646,15 +638,7 @@ async fn verify_service_chain_token(
             .iter()
             .flat_map(|c| c.resources.iter())
             .find(|r| r.name == request.resource && !r.service_chain.is_empty())
-            .map(|r| {
-                r.service_chain
-                    .iter()
-                    .map(|n| ServiceNode {
-                        component: n.component.clone(),
-                        public_key: n.public_key.clone(),
-                    })
-                    .collect()
-            })
+            .map(chain_nodes)
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "the policy configures no service chain for {}",
@@ -778,12 +762,7 @@ fn operator(state: &ServerState, peer: &PeerCertificate) -> Result<Caller, ApiEr
             "{identity} is not an operator (operator = true in the policy)"
         )));
     }
-    Ok(Caller {
-        identity,
-        method: Method::Mtls,
-        token_domain: None,
-        revocation_id: None,
-    })
+    Ok(Caller::certified(identity))
 }
 
 async fn status(
