@@ -172,6 +172,8 @@ fn main() {
             root_key: keys::read_private_key_file(&ws.root_key).unwrap(),
             audit_file: Some(ws.server_state.join("audit.jsonl")),
             signer: None,
+            state_dir: None,
+            poll_interval: None,
         };
         let running = server::start(config).await.unwrap();
         let ca = std::fs::read(&ws.ca_cert).unwrap();

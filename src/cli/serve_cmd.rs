@@ -41,12 +41,37 @@ pub struct ServeArgs {
     /// Append audit events to this file (JSON lines)
     #[arg(long)]
     audit_file: Option<PathBuf>,
+    /// Keep the mirror of a git policy source and the last good commit here
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// How often to look for a new policy: seconds or 500ms, 1s, 1m (0 turns polling off)
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    poll_interval: std::time::Duration,
     /// Act as the multi-party signer COMPONENT for /sign_token ...
     #[arg(long, requires = "signer_key")]
     signer_component: Option<String>,
     /// ... with this private key
     #[arg(long, requires = "signer_component")]
     signer_key: Option<PathBuf>,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not an interval: use 1s, 500ms, 1m"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(value)),
+        "s" => Ok(std::time::Duration::from_secs(value)),
+        "m" => Ok(std::time::Duration::from_secs(value * 60)),
+        other => Err(format!(
+            "unknown unit {other:?} in {text:?}: use ms, s or m"
+        )),
+    }
 }
 
 fn required(value: Option<PathBuf>, name: &str) -> Result<PathBuf, Failure> {
@@ -128,7 +153,12 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         }
         _ => None,
     };
+    let state_dir = args
+        .state_dir
+        .or(ws.as_ref().map(|w| w.server_state.clone()));
     Ok(ServerConfig {
+        state_dir,
+        poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
         listen,
         tls_cert_pem: read(&tls_cert)?,
         tls_key_pem: read(&tls_key)?,

@@ -21,6 +21,14 @@ pub enum GitError {
     NoSuchFile { rev: String, path: String },
     #[error("{path} at revision {rev} is not UTF-8 text")]
     NotText { rev: String, path: String },
+    #[error(
+        "{0} has no author configured; set user.name and user.email (git config) — commits are never made under an invented name"
+    )]
+    NoAuthor(String),
+    #[error("the push to {remote} was rejected: {reason}")]
+    Rejected { remote: String, reason: String },
+    #[error("cannot reach {url}: {detail}")]
+    Unreachable { url: String, detail: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
 }
@@ -84,6 +92,139 @@ pub fn read_branch_file(
         path: relative.display().to_string(),
     })?;
     Ok((text, commit.id().to_string()))
+}
+
+/// Commits the working-tree file `relative` with `message`, as the author the repository's git
+/// configuration names. Returns the new commit id.
+pub fn commit_file(repo_root: &Path, relative: &Path, message: &str) -> Result<String, GitError> {
+    let repo = Repository::open(repo_root)
+        .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
+    let author = repo
+        .signature()
+        .map_err(|_| GitError::NoAuthor(repo_root.display().to_string()))?;
+    let mut index = repo.index()?;
+    index.add_path(relative)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let id = repo.commit(Some("HEAD"), &author, &author, message, &tree, &parents)?;
+    Ok(id.to_string())
+}
+
+/// Pushes `branch` to `remote`; a rejection (non-fast-forward, a hook refusing) is an error
+/// with the remote's reason, never a success.
+pub fn push(repo_root: &Path, remote_name: &str, branch: &str) -> Result<(), GitError> {
+    let repo = Repository::open(repo_root)
+        .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
+    let mut remote = repo.find_remote(remote_name)?;
+    let rejected = std::cell::RefCell::new(None::<String>);
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.push_update_reference(|reference, status| {
+        if let Some(reason) = status {
+            *rejected.borrow_mut() = Some(format!("{reference}: {reason}"));
+        }
+        Ok(())
+    });
+    let mut options = git2::PushOptions::new();
+    options.remote_callbacks(callbacks);
+    let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
+    let result = remote.push(&[refspec.as_str()], Some(&mut options));
+    drop(options);
+    let reason = rejected.into_inner();
+    match (result, reason) {
+        (Err(e), _) => Err(GitError::Rejected {
+            remote: remote_name.to_string(),
+            reason: e.message().to_string(),
+        }),
+        (Ok(()), Some(reason)) => Err(GitError::Rejected {
+            remote: remote_name.to_string(),
+            reason,
+        }),
+        (Ok(()), None) => Ok(()),
+    }
+}
+
+/// A bare mirror of one branch of a remote, kept by the server. Fetching follows the branch even
+/// when its history is rewritten; every commit fetched once stays readable when the remote is
+/// gone.
+pub struct Mirror {
+    path: PathBuf,
+    url: String,
+    branch: String,
+}
+
+impl Mirror {
+    /// Opens the mirror at `path`, creating it if needed.
+    pub fn open(path: &Path, url: &str, branch: &str) -> Result<Mirror, GitError> {
+        if Repository::open_bare(path).is_err() {
+            Repository::init_bare(path)?;
+        }
+        Ok(Mirror {
+            path: path.to_path_buf(),
+            url: url.to_string(),
+            branch: branch.to_string(),
+        })
+    }
+
+    fn tracking(&self) -> String {
+        format!("refs/remotes/origin/{}", self.branch)
+    }
+
+    /// Fetches the branch; returns the tip.
+    pub fn fetch(&self) -> Result<String, GitError> {
+        let repo = Repository::open_bare(&self.path)?;
+        let mut remote = repo.remote_anonymous(&self.url)?;
+        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking());
+        remote
+            .fetch(&[refspec.as_str()], None, None)
+            .map_err(|e| GitError::Unreachable {
+                url: self.url.clone(),
+                detail: e.message().to_string(),
+            })?;
+        self.tip()?.ok_or_else(|| GitError::Revision {
+            rev: self.branch.clone(),
+            repo: self.url.clone(),
+            detail: "the branch does not exist on the remote".into(),
+        })
+    }
+
+    /// The tip fetched last, without touching the network.
+    pub fn tip(&self) -> Result<Option<String>, GitError> {
+        let repo = Repository::open_bare(&self.path)?;
+        let tip = repo
+            .refname_to_id(&self.tracking())
+            .ok()
+            .map(|id| id.to_string());
+        Ok(tip)
+    }
+
+    /// `relative` as it was at `commit`.
+    pub fn read(&self, commit: &str, relative: &Path) -> Result<String, GitError> {
+        read_at_revision_bare(&self.path, commit, relative)
+    }
+}
+
+fn read_at_revision_bare(repo_path: &Path, rev: &str, relative: &Path) -> Result<String, GitError> {
+    let repo = Repository::open_bare(repo_path)?;
+    let object = repo.revparse_single(rev).map_err(|e| GitError::Revision {
+        rev: rev.to_string(),
+        repo: repo_path.display().to_string(),
+        detail: e.message().to_string(),
+    })?;
+    let missing = || GitError::NoSuchFile {
+        rev: rev.to_string(),
+        path: relative.display().to_string(),
+    };
+    let entry = object
+        .peel_to_tree()?
+        .get_path(relative)
+        .map_err(|_| missing())?;
+    let blob = repo.find_blob(entry.id()).map_err(|_| missing())?;
+    String::from_utf8(blob.content().to_vec()).map_err(|_| GitError::NotText {
+        rev: rev.to_string(),
+        path: relative.display().to_string(),
+    })
 }
 
 /// Who the demo's initial commit is by (the tool itself, not a person).
@@ -186,6 +327,65 @@ mod tests {
             repository_root(outside.path()),
             Err(GitError::NotARepository(_))
         ));
+    }
+
+    #[test]
+    fn commit_push_and_a_mirror_that_outlives_its_remote() {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("origin.git");
+        init_bare_with_file(&bare, "clients.toml", "v = 1\n", "one").unwrap();
+        let clone_dir = dir.path().join("clone");
+        clone(bare.to_str().unwrap(), &clone_dir).unwrap();
+        std::fs::write(clone_dir.join("clients.toml"), "v = 2\n").unwrap();
+        let err = commit_file(&clone_dir, Path::new("clients.toml"), "two").unwrap_err();
+        assert!(
+            matches!(err, GitError::NoAuthor(_))
+                || Repository::open(&clone_dir).unwrap().signature().is_ok(),
+            "{err}"
+        );
+        let repo = Repository::open(&clone_dir).unwrap();
+        let mut config = repo.config().unwrap();
+        config.set_str("user.name", "Operator").unwrap();
+        config.set_str("user.email", "ops@example.com").unwrap();
+        let second = commit_file(&clone_dir, Path::new("clients.toml"), "two").unwrap();
+        push(&clone_dir, "origin", "main").unwrap();
+
+        let mirror = Mirror::open(
+            &dir.path().join("mirror.git"),
+            bare.to_str().unwrap(),
+            "main",
+        )
+        .unwrap();
+        assert_eq!(mirror.tip().unwrap(), None);
+        assert_eq!(mirror.fetch().unwrap(), second);
+        assert_eq!(
+            mirror.read(&second, Path::new("clients.toml")).unwrap(),
+            "v = 2\n"
+        );
+
+        // A second clone that did not pull is rejected, with the reason.
+        let stale = dir.path().join("stale");
+        clone(bare.to_str().unwrap(), &stale).unwrap();
+        std::fs::write(clone_dir.join("clients.toml"), "v = 3\n").unwrap();
+        commit_file(&clone_dir, Path::new("clients.toml"), "three").unwrap();
+        push(&clone_dir, "origin", "main").unwrap();
+        let stale_repo = Repository::open(&stale).unwrap();
+        let mut config = stale_repo.config().unwrap();
+        config.set_str("user.name", "Other").unwrap();
+        config.set_str("user.email", "other@example.com").unwrap();
+        std::fs::write(stale.join("clients.toml"), "v = 99\n").unwrap();
+        commit_file(&stale, Path::new("clients.toml"), "conflict").unwrap();
+        let err = push(&stale, "origin", "main").unwrap_err();
+        assert!(matches!(err, GitError::Rejected { .. }), "{err}");
+
+        // The remote disappears: the mirror still knows the last tip and its files.
+        std::fs::remove_dir_all(&bare).unwrap();
+        assert!(matches!(mirror.fetch(), Err(GitError::Unreachable { .. })));
+        assert_eq!(mirror.tip().unwrap(), Some(second.clone()));
+        assert_eq!(
+            mirror.read(&second, Path::new("clients.toml")).unwrap(),
+            "v = 2\n"
+        );
     }
 
     #[test]

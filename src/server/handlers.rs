@@ -45,6 +45,7 @@ pub fn router(state: Shared) -> Router {
         .route("/sign_token", post(sign_token))
         .route("/status", get(status))
         .route("/audit", get(audit))
+        .route("/sync", post(sync))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -808,4 +809,22 @@ async fn audit(
         next,
     })
     .into_response()
+}
+
+/// Operator nudge: look for a new policy now (the console calls it after a push).
+async fn sync(
+    State(state): State<Shared>,
+    Extension(peer): Extension<PeerCertificate>,
+) -> Response {
+    if let Err(e) = operator(&state, &peer) {
+        return e.into_response();
+    }
+    state.nudge.notify_one();
+    (
+        StatusCode::ACCEPTED,
+        Json(MessageResponse {
+            response_msg: "Sync requested".into(),
+        }),
+    )
+        .into_response()
 }

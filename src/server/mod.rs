@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod handlers;
 mod state;
+mod sync;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,10 @@ pub struct ServerConfig {
     pub audit_file: Option<PathBuf>,
     /// Makes this server a multi-party signer for `/sign_token`.
     pub signer: Option<SignerConfig>,
+    /// Where a git source is mirrored and the last good commit remembered.
+    pub state_dir: Option<PathBuf>,
+    /// How often to look for a new policy; `None` reads it once.
+    pub poll_interval: Option<Duration>,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -95,9 +100,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let addr = listener
         .local_addr()
         .map_err(|e| ServerError::Io(e.to_string()))?;
+    let poll_interval = config.poll_interval;
     let state = Arc::new(ServerState::new(config, addr)?);
-    let router = handlers::router(state.clone());
     let (shutdown, mut stopping) = watch::channel(false);
+    if let Some(interval) = poll_interval {
+        tokio::spawn(sync_loop(state.clone(), interval, shutdown.subscribe()));
+    }
+    let router = handlers::router(state.clone());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let loop_state = state.clone();
     let task = tokio::spawn(async move {
@@ -149,6 +158,68 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         shutdown,
         task,
     })
+}
+
+/// Longest wait between sync attempts while the remote keeps failing.
+pub const MAX_SYNC_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Looks for a new policy every `interval` (or at once when nudged); backs off while the source
+/// is failing; records every applied or refused policy in the audit log.
+async fn sync_loop(
+    state: Arc<ServerState>,
+    interval: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut delay = interval;
+    let mut last_reason = String::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = state.nudge.notified() => {}
+            _ = stopping.changed() => return,
+        }
+        let worker = state.clone();
+        let Ok(result) = tokio::task::spawn_blocking(move || worker.reload()).await else {
+            continue;
+        };
+        let (outcome, reason) = match &result {
+            Ok(false) => {
+                delay = interval;
+                continue;
+            }
+            Ok(true) => {
+                delay = interval;
+                (
+                    "allow",
+                    format!("policy applied at {}", state.snapshot().revision),
+                )
+            }
+            Err(error) => {
+                // Back off only while the source is unreachable; a bad commit is fixed by a push.
+                delay = match error.revision {
+                    None => (delay * 2).min(MAX_SYNC_BACKOFF).max(interval),
+                    Some(_) => interval,
+                };
+                ("error", state::describe(error))
+            }
+        };
+        if reason == last_reason {
+            continue;
+        }
+        last_reason = reason.clone();
+        state.audit.record(AuditEvent {
+            seq: 0,
+            time: crate::token::clock::unix_now(),
+            caller: None,
+            auth: "none".into(),
+            endpoint: "policy-sync".into(),
+            resource: None,
+            operation: None,
+            result: outcome.into(),
+            reason,
+            revocation_id: None,
+        });
+    }
 }
 
 /// Installs rustls' ring provider for the process (reqwest and the server need one; a second

@@ -14,9 +14,9 @@ use serde::Serialize;
 use tokio_rustls::TlsAcceptor;
 
 use super::audit::AuditLog;
+use super::sync::PolicyReader;
 use super::{ServerConfig, ServerError};
-use crate::gitops;
-use crate::policy::{self, Finding, Policy};
+use crate::policy::{Finding, Policy};
 use crate::token::{KeyPair, clock::unix_now, keys};
 
 /// Where the server reads its policy.
@@ -97,7 +97,9 @@ pub struct ServerState {
     /// The server's certificate chain, served by `/ca_cert`.
     pub tls_chain_pem: String,
     tls_key_pem: String,
-    source: PolicySource,
+    reader: PolicyReader,
+    /// Wakes the sync loop at once (an operator calls it after a push).
+    pub nudge: tokio::sync::Notify,
     snapshot: RwLock<Arc<PolicySnapshot>>,
     acceptor: RwLock<Arc<TlsAcceptor>>,
     last_error: Mutex<Option<ReloadError>>,
@@ -109,7 +111,17 @@ pub struct ServerState {
 
 impl ServerState {
     pub(super) fn new(config: ServerConfig, addr: SocketAddr) -> Result<ServerState, ServerError> {
-        let snapshot = read_policy(&config.policy).map_err(|e| ServerError::Policy(e.message))?;
+        let reader = PolicyReader::new(config.policy, config.state_dir.as_deref())
+            .map_err(ServerError::Io)?;
+        let snapshot = reader
+            .load(None)
+            .map_err(|e| ServerError::Policy(describe(&e)))?
+            .expect("a first load always reads");
+        reader.remember(&snapshot.revision);
+        let snapshot = PolicySnapshot {
+            source: reader.source().to_string(),
+            ..snapshot
+        };
         let acceptor = tls_acceptor(
             &config.tls_cert_pem,
             &config.tls_key_pem,
@@ -129,7 +141,8 @@ impl ServerState {
             root: config.root_key,
             tls_chain_pem: config.tls_cert_pem,
             tls_key_pem: config.tls_key_pem,
-            source: config.policy,
+            reader,
+            nudge: tokio::sync::Notify::new(),
             snapshot: RwLock::new(Arc::new(snapshot)),
             acceptor: RwLock::new(Arc::new(acceptor)),
             last_error: Mutex::new(None),
@@ -155,29 +168,37 @@ impl ServerState {
             .clone()
     }
 
-    /// Re-reads the policy source. A valid policy replaces the snapshot (and the client CA);
-    /// an invalid one is refused, the last good one stays, and the reason is kept for `status`.
+    /// Re-reads the policy source. A new valid policy replaces the snapshot (and the client CA)
+    /// and `Ok(true)` is returned; an unchanged one gives `Ok(false)`; an invalid or unreachable
+    /// one is refused, the last good policy stays, and the reason is kept for `status`.
     pub fn reload(&self) -> Result<bool, ReloadError> {
-        let result = read_policy(&self.source).and_then(|snapshot| {
+        let current = self.snapshot();
+        let result = self.reader.load(Some(&current.revision)).and_then(|loaded| {
+            let Some(snapshot) = loaded else { return Ok(None) };
             let ca = snapshot.policy.ca_chain.as_ref().map(|c| c.pem.as_str());
-            let acceptor =
-                tls_acceptor(&self.tls_chain_pem, &self.tls_key_pem, ca).map_err(|message| {
-                    ReloadError {
-                        at: unix_now(),
-                        revision: Some(snapshot.revision.clone()),
-                        message: format!("the policy's CA chain cannot be used: {message}"),
-                        findings: Vec::new(),
-                    }
-                })?;
-            Ok((snapshot, acceptor))
+            let acceptor = tls_acceptor(&self.tls_chain_pem, &self.tls_key_pem, ca).map_err(|message| ReloadError {
+                at: unix_now(),
+                revision: Some(snapshot.revision.clone()),
+                message: format!("the policy's CA chain cannot be used: {message}; keeping the last good policy"),
+                findings: Vec::new(),
+            })?;
+            Ok(Some((snapshot, acceptor)))
         });
         match result {
-            Ok((snapshot, acceptor)) => {
-                let changed = self.snapshot().revision != snapshot.revision;
+            Ok(None) => {
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Ok(false)
+            }
+            Ok(Some((snapshot, acceptor))) => {
+                self.reader.remember(&snapshot.revision);
+                let snapshot = PolicySnapshot {
+                    source: self.reader.source().to_string(),
+                    ..snapshot
+                };
                 *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
                 *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(acceptor);
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Ok(changed)
+                Ok(true)
             }
             Err(error) => {
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
@@ -209,63 +230,13 @@ impl ServerState {
     }
 }
 
-fn read_policy(source: &PolicySource) -> Result<PolicySnapshot, ReloadError> {
-    let now = unix_now();
-    let fail = |revision: Option<String>, message: String, findings: Vec<Finding>| ReloadError {
-        at: now,
-        revision,
-        message,
-        findings,
-    };
-    let (text, revision) = match source {
-        PolicySource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                fail(
-                    None,
-                    format!("cannot read {}: {e}", path.display()),
-                    Vec::new(),
-                )
-            })?;
-            let revision = content_hash(&text);
-            (text, revision)
-        }
-        PolicySource::Git { repo, branch } => {
-            gitops::read_branch_file(repo, branch, std::path::Path::new("clients.toml"))
-                .map_err(|e| fail(None, e.to_string(), Vec::new()))?
-        }
-    };
-    let loaded = policy::load(&text, now).map_err(|finding| {
-        fail(
-            Some(revision.clone()),
-            format!("clients.toml at {revision} does not parse"),
-            vec![finding],
-        )
-    })?;
-    let errors: Vec<Finding> = loaded.errors().cloned().collect();
-    if !errors.is_empty() {
-        return Err(fail(
-            Some(revision.clone()),
-            format!(
-                "clients.toml at {revision} has {} error(s); keeping the last good policy",
-                errors.len()
-            ),
-            errors,
-        ));
+/// A reload failure in one line, findings included.
+pub fn describe(error: &ReloadError) -> String {
+    let mut text = error.message.clone();
+    for finding in &error.findings {
+        text.push_str(&format!("\n  clients.toml:{finding}"));
     }
-    Ok(PolicySnapshot {
-        policy: loaded.policy,
-        source: source.to_string(),
-        revision,
-        loaded_at: now,
-    })
-}
-
-/// A short, stable name for a file's content (FNV-1a, not a security measure).
-fn content_hash(text: &str) -> String {
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("sha-{hash:016x}")
+    text
 }
 
 /// rustls with optional client certificates verified against `client_ca` (PEM).

@@ -46,6 +46,8 @@ impl Demo {
             root_key: keys::read_private_key_file(&ws.root_key).unwrap(),
             audit_file: Some(ws.server_state.join("audit.jsonl")),
             signer,
+            state_dir: None,
+            poll_interval: None,
         };
         let server = server::start(config).await.unwrap();
         Demo { dir, ws, server }

@@ -1,0 +1,160 @@
+//! Reading the policy from its source: a file, a repository read directly, or — for a server
+//! with a state directory — a mirror of the remote branch that is fetched on every sync and
+//! remembers the last good commit, so a restart works with the remote gone.
+
+use std::path::{Path, PathBuf};
+
+use super::state::{PolicySnapshot, PolicySource, ReloadError};
+use crate::gitops::{self, Mirror};
+use crate::policy::{self, Finding};
+use crate::token::clock::unix_now;
+
+const POLICY_FILE: &str = "clients.toml";
+
+pub(super) struct PolicyReader {
+    source: PolicySource,
+    mirror: Option<Mirror>,
+    last_good: Option<PathBuf>,
+}
+
+fn failure(revision: Option<String>, message: String, findings: Vec<Finding>) -> ReloadError {
+    ReloadError {
+        at: unix_now(),
+        revision,
+        message,
+        findings,
+    }
+}
+
+impl PolicyReader {
+    /// Git sources get a mirror under `state_dir` when one is given.
+    pub fn new(source: PolicySource, state_dir: Option<&Path>) -> Result<PolicyReader, String> {
+        let (mirror, last_good) = match (&source, state_dir) {
+            (PolicySource::Git { repo, branch }, Some(dir)) => {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let url = repo.display().to_string();
+                let mirror = Mirror::open(&dir.join("mirror.git"), &url, branch)
+                    .map_err(|e| e.to_string())?;
+                (Some(mirror), Some(dir.join("last-good")))
+            }
+            _ => (None, None),
+        };
+        Ok(PolicyReader {
+            source,
+            mirror,
+            last_good,
+        })
+    }
+
+    pub fn source(&self) -> &PolicySource {
+        &self.source
+    }
+
+    /// The last commit applied successfully, as remembered on disk.
+    fn remembered(&self) -> Option<String> {
+        let file = self.last_good.as_ref()?;
+        std::fs::read_to_string(file)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Records an applied revision (mirrored sources only).
+    pub fn remember(&self, revision: &str) {
+        if let Some(file) = &self.last_good {
+            // Losing this only costs a restart without the remote its starting point.
+            let _ = std::fs::write(file, revision);
+        }
+    }
+
+    /// Reads the policy unless its revision is `current`. `Ok(None)` means unchanged.
+    pub fn load(&self, current: Option<&str>) -> Result<Option<PolicySnapshot>, ReloadError> {
+        let (text, revision) = match (&self.source, &self.mirror) {
+            (PolicySource::File(path), _) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    failure(
+                        None,
+                        format!("cannot read {}: {e}", path.display()),
+                        Vec::new(),
+                    )
+                })?;
+                let revision = content_hash(&text);
+                (text, revision)
+            }
+            (PolicySource::Git { .. }, Some(mirror)) => {
+                let tip = match mirror.fetch() {
+                    Ok(tip) => tip,
+                    Err(error) if current.is_none() => {
+                        // Starting without the remote: serve the last good commit we have.
+                        self.remembered().ok_or_else(|| {
+                            failure(
+                                None,
+                                format!("{error}; no earlier policy to start from"),
+                                Vec::new(),
+                            )
+                        })?
+                    }
+                    Err(error) => {
+                        return Err(failure(
+                            None,
+                            format!("{error}; keeping the last good policy"),
+                            Vec::new(),
+                        ));
+                    }
+                };
+                if Some(tip.as_str()) == current {
+                    return Ok(None);
+                }
+                let text = mirror
+                    .read(&tip, Path::new(POLICY_FILE))
+                    .map_err(|e| failure(Some(tip.clone()), e.to_string(), Vec::new()))?;
+                (text, tip)
+            }
+            (PolicySource::Git { repo, branch }, None) => {
+                gitops::read_branch_file(repo, branch, Path::new(POLICY_FILE))
+                    .map_err(|e| failure(None, e.to_string(), Vec::new()))?
+            }
+        };
+        if Some(revision.as_str()) == current {
+            return Ok(None);
+        }
+        validate(&text, revision).map(Some)
+    }
+}
+
+fn validate(text: &str, revision: String) -> Result<PolicySnapshot, ReloadError> {
+    let now = unix_now();
+    let short = &revision[..revision.len().min(12)];
+    let loaded = policy::load(text, now).map_err(|finding| {
+        failure(
+            Some(revision.clone()),
+            format!("clients.toml at {short} does not parse; keeping the last good policy"),
+            vec![finding],
+        )
+    })?;
+    let errors: Vec<Finding> = loaded.errors().cloned().collect();
+    if !errors.is_empty() {
+        return Err(failure(
+            Some(revision.clone()),
+            format!(
+                "clients.toml at {short} has {} error(s); keeping the last good policy",
+                errors.len()
+            ),
+            errors,
+        ));
+    }
+    Ok(PolicySnapshot {
+        policy: loaded.policy,
+        source: String::new(),
+        revision,
+        loaded_at: now,
+    })
+}
+
+/// A short, stable name for a file's content (FNV-1a, not a security measure).
+fn content_hash(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("sha-{hash:016x}")
+}
