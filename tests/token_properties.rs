@@ -51,8 +51,17 @@ proptest! {
         let ours = |actor: &str| {
             token::verify_identity(&current, &root.public(), &IdentityVerification::new(Actor::Named(actor), now)).is_ok()
         };
+        // The published verifier keeps biscuit-auth's 1 ms Datalog limit, which a busy machine
+        // exceeds on deep tokens; such a verdict says nothing about the token, so it is retried.
         let theirs = |actor: &str| {
-            hessra_token_identity::verify_identity_token(current.clone(), root.public(), actor.to_string()).is_ok()
+            for _ in 0..20 {
+                match hessra_token_identity::verify_identity_token(current.clone(), root.public(), actor.to_string()) {
+                    Ok(()) => return true,
+                    Err(e) if format!("{e:?}").contains("Limit") || e.to_string().contains("limit") => continue,
+                    Err(_) => return false,
+                }
+            }
+            panic!("the published verifier hit its time limit 20 times for {actor}");
         };
 
         let mut allowed = vec![leaf.clone(), format!("{leaf}:{child}"), format!("{leaf}:{child}:{sibling}")];

@@ -48,6 +48,27 @@ pub enum PolicyCommand {
         #[arg(long)]
         replay: Option<PathBuf>,
     },
+    /// Branch, upstream, whether clients.toml has changes, commits ahead/behind
+    Status,
+    /// Commit clients.toml (refused while it has validation errors)
+    Commit {
+        /// The commit message
+        #[arg(short, long)]
+        message: String,
+    },
+    /// Push; if the upstream moved on, rebase onto it when that applies cleanly, else stop
+    Push,
+    /// Fetch and fast-forward
+    Pull,
+    /// Commits that changed clients.toml: author, time, message (and the semantic diff)
+    Log {
+        /// Show what each commit changed, widening changes flagged
+        #[arg(long)]
+        semantic: bool,
+        /// How many commits
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Grant OPERATION on RESOURCE to IDENTITY
     Grant {
         identity: String,
@@ -128,6 +149,11 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
         PolicyCommand::Diff { old, new, replay } => {
             diff(file.file, &old, new.as_deref(), replay.as_deref())
         }
+        PolicyCommand::Status => repo_status(file.file),
+        PolicyCommand::Commit { message } => commit(file.file, &message),
+        PolicyCommand::Push => push(file.file),
+        PolicyCommand::Pull => pull(file.file),
+        PolicyCommand::Log { semantic, limit } => log(file.file, semantic, limit),
         PolicyCommand::Grant {
             identity,
             resource,
@@ -450,4 +476,160 @@ fn write_preserving_mode(path: &Path, text: &str) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&temp);
         fail(e)
     })
+}
+
+/// The repository root and the policy file's path inside it.
+fn repository_of(file: Option<PathBuf>) -> Result<(PathBuf, PathBuf, PathBuf), Failure> {
+    let file = resolve_file(file)?;
+    let absolute = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
+    let directory = absolute.parent().unwrap_or(Path::new("."));
+    let root = gitops::repository_root(directory).map_err(|e| Failure::usage(e.to_string()))?;
+    let root = root.canonicalize().unwrap_or(root);
+    let canonical = absolute.canonicalize().unwrap_or(absolute);
+    let relative = canonical
+        .strip_prefix(&root)
+        .unwrap_or(Path::new("clients.toml"))
+        .to_path_buf();
+    Ok((root, relative, file))
+}
+
+fn git_failure(error: gitops::GitError) -> Failure {
+    match error {
+        gitops::GitError::Rejected { .. }
+        | gitops::GitError::Conflict { .. }
+        | gitops::GitError::Diverged { .. } => Failure::invalid(error.to_string(), json!({})),
+        other => Failure::usage(other.to_string()),
+    }
+}
+
+fn repo_status(file: Option<PathBuf>) -> CommandResult {
+    let (root, relative, _) = repository_of(file)?;
+    let status = gitops::status(&root, &relative).map_err(git_failure)?;
+    let upstream = status
+        .upstream
+        .clone()
+        .unwrap_or_else(|| "no upstream".into());
+    let text = format!(
+        "On {} ({upstream}): {} is {}; {} ahead, {} behind (as of the last fetch)",
+        status.branch,
+        relative.display(),
+        status.file,
+        status.ahead,
+        status.behind
+    );
+    Ok(Report::new(
+        text,
+        serde_json::to_value(&status).unwrap_or_default(),
+    ))
+}
+
+fn commit(file: Option<PathBuf>, message: &str) -> CommandResult {
+    if message.trim().is_empty() {
+        return Err(Failure::usage(
+            "a commit message is required: -m \"what and why\"",
+        ));
+    }
+    let (root, relative, path) = repository_of(file)?;
+    let loaded = load_file(&path)?;
+    let errors: Vec<Finding> = loaded.errors().cloned().collect();
+    if !errors.is_empty() {
+        return Err(Failure::invalid(
+            format!(
+                "refused: {} has validation errors; fix them before committing:\n{}",
+                path.display(),
+                render_findings(&path.display().to_string(), &errors).trim_end()
+            ),
+            json!({ "committed": false, "findings": errors }),
+        ));
+    }
+    let id = gitops::commit_file(&root, &relative, message).map_err(git_failure)?;
+    Ok(Report::new(
+        format!("Committed {} as {}", relative.display(), &id[..12]),
+        json!({ "committed": true, "commit": id }),
+    ))
+}
+
+fn push(file: Option<PathBuf>) -> CommandResult {
+    let (root, relative, _) = repository_of(file)?;
+    let outcome = gitops::push_reconciling(&root, &relative).map_err(git_failure)?;
+    let text = match &outcome {
+        gitops::PushOutcome::UpToDate => {
+            "Nothing to push: the upstream has every commit".to_string()
+        }
+        gitops::PushOutcome::Pushed { commits } => format!("Pushed {commits} commit(s)"),
+        gitops::PushOutcome::Rebased { upstream, commits } => {
+            format!(
+                "{upstream} had moved on; rebased {commits} commit(s) onto it cleanly and pushed"
+            )
+        }
+    };
+    Ok(Report::new(
+        text,
+        serde_json::to_value(&outcome).unwrap_or_default(),
+    ))
+}
+
+fn pull(file: Option<PathBuf>) -> CommandResult {
+    let (root, _, _) = repository_of(file)?;
+    let count = gitops::pull(&root).map_err(git_failure)?;
+    let text = if count == 0 {
+        "Already up to date".to_string()
+    } else {
+        format!("Fast-forwarded {count} commit(s)")
+    };
+    Ok(Report::new(text, json!({ "fast_forwarded": count })))
+}
+
+fn log(file: Option<PathBuf>, semantic: bool, limit: usize) -> CommandResult {
+    let (root, relative, _) = repository_of(file)?;
+    let commits = gitops::log(&root, &relative, limit).map_err(git_failure)?;
+    let now = unix_now();
+    let mut text = String::new();
+    let mut entries = Vec::new();
+    for commit in &commits {
+        text.push_str(&format!(
+            "{} {} <{}> {}\n    {}\n",
+            &commit.id[..12],
+            commit.author,
+            commit.email,
+            crate::token::clock::format_unix(commit.time),
+            commit.message.lines().next().unwrap_or("")
+        ));
+        let mut entry = serde_json::to_value(commit).unwrap_or_default();
+        if semantic {
+            let changes = semantic_changes(&root, &relative, commit, now);
+            for change in &changes {
+                text.push_str(&format!("      {change}\n"));
+            }
+            entry["changes"] = json!(changes.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+        }
+        entries.push(entry);
+    }
+    if commits.is_empty() {
+        text.push_str("No commits touch the policy file");
+    }
+    Ok(Report::new(text, json!({ "commits": entries })))
+}
+
+fn semantic_changes(
+    root: &Path,
+    relative: &Path,
+    commit: &gitops::CommitInfo,
+    now: i64,
+) -> Vec<policy::Change> {
+    let read = |rev: &str| {
+        gitops::read_at_revision(root, rev, relative)
+            .ok()
+            .and_then(|t| policy::load(&t, now).ok())
+    };
+    let Some(after) = read(&commit.id) else {
+        return Vec::new();
+    };
+    let before = commit
+        .parent
+        .as_deref()
+        .and_then(read)
+        .map(|l| l.policy)
+        .unwrap_or_default();
+    policy::diff(&before, &after.policy).changes
 }

@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 
 use git2::Repository;
 
+mod workflow;
+pub use workflow::{
+    CommitInfo, PushOutcome, RepoStatus, fetch, log, pull, push_reconciling, status,
+};
+
 /// Git failures, worded for the person who typed the revision or path.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -29,6 +34,18 @@ pub enum GitError {
     Rejected { remote: String, reason: String },
     #[error("cannot reach {url}: {detail}")]
     Unreachable { url: String, detail: String },
+    #[error(
+        "the branch and {upstream} have diverged ({local} local and {remote} upstream commits); push to reconcile them"
+    )]
+    Diverged {
+        local: usize,
+        remote: usize,
+        upstream: String,
+    },
+    #[error(
+        "your commits conflict with the upstream's; nothing was changed locally. Upstream version:\n{theirs}\nYour version:\n{ours}"
+    )]
+    Conflict { ours: String, theirs: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
 }

@@ -1,0 +1,265 @@
+//! The operator's git workflow on a policy clone: status, history of the policy file, pull
+//! (fast-forward only), and push that reconciles with an upstream that moved on — rebasing the
+//! local commits when they apply cleanly, stopping with both sides shown when they do not.
+//! Nothing local is ever lost: a failed reconciliation leaves the branch as it was.
+
+use std::path::Path;
+
+use git2::{BranchType, Oid, Repository};
+use serde::Serialize;
+
+use super::{GitError, push};
+
+/// What `status` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepoStatus {
+    pub branch: String,
+    pub upstream: Option<String>,
+    /// `clean`, `modified`, `staged`, `untracked` or `missing`.
+    pub file: String,
+    pub ahead: usize,
+    pub behind: usize,
+}
+
+/// One commit that changed the policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitInfo {
+    pub id: String,
+    pub author: String,
+    pub email: String,
+    pub time: i64,
+    pub message: String,
+    pub parent: Option<String>,
+}
+
+/// The outcome of a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum PushOutcome {
+    Pushed {
+        commits: usize,
+    },
+    UpToDate,
+    /// The upstream had moved on; the local commits were rebased onto it, then pushed.
+    Rebased {
+        upstream: String,
+        commits: usize,
+    },
+}
+
+fn open(repo_root: &Path) -> Result<Repository, GitError> {
+    Repository::open(repo_root)
+        .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))
+}
+
+fn current_branch(repo: &Repository) -> Result<String, GitError> {
+    let head = repo.head()?;
+    head.shorthand()
+        .ok()
+        .filter(|_| head.is_branch())
+        .map(str::to_string)
+        .ok_or_else(|| GitError::Revision {
+            rev: "HEAD".into(),
+            repo: repo.path().display().to_string(),
+            detail: "HEAD is not on a branch (detached); check out a branch first".into(),
+        })
+}
+
+fn upstream_of(repo: &Repository, branch: &str) -> Option<(String, Oid)> {
+    let local = repo.find_branch(branch, BranchType::Local).ok()?;
+    let upstream = local.upstream().ok()?;
+    let name = upstream.name().ok().flatten()?.to_string();
+    let id = upstream.get().target()?;
+    Some((name, id))
+}
+
+/// Branch, upstream, the policy file's state and ahead/behind counts (as of the last fetch).
+pub fn status(repo_root: &Path, relative: &Path) -> Result<RepoStatus, GitError> {
+    let repo = open(repo_root)?;
+    let branch = current_branch(&repo)?;
+    let file = match repo.status_file(relative) {
+        Ok(flags) if flags.is_empty() => "clean",
+        Ok(flags) if flags.is_wt_new() => "untracked",
+        Ok(flags) if flags.is_wt_deleted() => "missing",
+        Ok(flags) if flags.is_wt_modified() => "modified",
+        Ok(_) => "staged",
+        Err(_) => "missing",
+    };
+    let head = repo.head()?.target();
+    let (upstream, ahead, behind) = match (upstream_of(&repo, &branch), head) {
+        (Some((name, upstream)), Some(head)) => {
+            let (ahead, behind) = repo.graph_ahead_behind(head, upstream)?;
+            (Some(name), ahead, behind)
+        }
+        _ => (None, 0, 0),
+    };
+    Ok(RepoStatus {
+        branch,
+        upstream,
+        file: file.into(),
+        ahead,
+        behind,
+    })
+}
+
+/// Commits reachable from HEAD that changed `relative`, newest first.
+pub fn log(repo_root: &Path, relative: &Path, limit: usize) -> Result<Vec<CommitInfo>, GitError> {
+    let repo = open(repo_root)?;
+    let mut walk = repo.revwalk()?;
+    walk.push_head()?;
+    walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL)?;
+    let blob_at = |commit: &git2::Commit<'_>| {
+        commit
+            .tree()
+            .ok()
+            .and_then(|t| t.get_path(relative).ok())
+            .map(|e| e.id())
+    };
+    let mut out = Vec::new();
+    for id in walk {
+        let commit = repo.find_commit(id?)?;
+        let mine = blob_at(&commit);
+        let parent = commit.parents().next();
+        if mine == parent.as_ref().and_then(blob_at) {
+            continue;
+        }
+        let author = commit.author();
+        out.push(CommitInfo {
+            id: commit.id().to_string(),
+            author: author.name().unwrap_or("?").to_string(),
+            email: author.email().unwrap_or("").to_string(),
+            time: commit.time().seconds(),
+            message: commit.message().unwrap_or("").trim().to_string(),
+            parent: parent.map(|p| p.id().to_string()),
+        });
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Fetches the current branch's upstream.
+pub fn fetch(repo_root: &Path) -> Result<(), GitError> {
+    let repo = open(repo_root)?;
+    let branch = current_branch(&repo)?;
+    let mut remote = repo.find_remote("origin")?;
+    let url = remote.url().unwrap_or("origin").to_string();
+    let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
+    remote
+        .fetch(&[refspec.as_str()], None, None)
+        .map_err(|e| GitError::Unreachable {
+            url,
+            detail: e.message().to_string(),
+        })
+}
+
+/// Fetches and fast-forwards. A clone with local commits the upstream lacks is left alone, with
+/// an error that says so (push or reconcile first).
+pub fn pull(repo_root: &Path) -> Result<usize, GitError> {
+    fetch(repo_root)?;
+    let repo = open(repo_root)?;
+    let branch = current_branch(&repo)?;
+    let Some((name, upstream)) = upstream_of(&repo, &branch) else {
+        return Ok(0);
+    };
+    let head = repo
+        .head()?
+        .target()
+        .ok_or_else(|| GitError::Git(git2::Error::from_str("HEAD has no commit")))?;
+    let (ahead, behind) = repo.graph_ahead_behind(head, upstream)?;
+    if behind == 0 {
+        return Ok(0);
+    }
+    if ahead > 0 {
+        return Err(GitError::Diverged {
+            local: ahead,
+            remote: behind,
+            upstream: name,
+        });
+    }
+    let target = repo.find_object(upstream, None)?;
+    repo.checkout_tree(&target, Some(git2::build::CheckoutBuilder::new().safe()))?;
+    repo.find_reference(&format!("refs/heads/{branch}"))?
+        .set_target(upstream, "pull: fast-forward")?;
+    repo.set_head(&format!("refs/heads/{branch}"))?;
+    Ok(behind)
+}
+
+/// Pushes; when the upstream moved on, fetches, rebases the local commits onto it if they apply
+/// cleanly and pushes again; if they conflict, aborts the rebase (the branch is as it was) and
+/// reports both sides.
+pub fn push_reconciling(repo_root: &Path, relative: &Path) -> Result<PushOutcome, GitError> {
+    let repo = open(repo_root)?;
+    let branch = current_branch(&repo)?;
+    let head = repo
+        .head()?
+        .target()
+        .ok_or_else(|| GitError::Git(git2::Error::from_str("HEAD has no commit")))?;
+    let ahead_before = upstream_of(&repo, &branch)
+        .map(|(_, upstream)| repo.graph_ahead_behind(head, upstream).map(|(a, _)| a))
+        .transpose()?;
+    if ahead_before == Some(0) {
+        return Ok(PushOutcome::UpToDate);
+    }
+    match push(repo_root, "origin", &branch) {
+        Ok(()) => {
+            return Ok(PushOutcome::Pushed {
+                commits: ahead_before.unwrap_or(1),
+            });
+        }
+        Err(GitError::Rejected { .. }) => {}
+        Err(other) => return Err(other),
+    }
+    fetch(repo_root)?;
+    let (upstream_name, upstream) = upstream_of(&repo, &branch).ok_or_else(|| {
+        GitError::Git(git2::Error::from_str(
+            "the branch has no upstream to reconcile with",
+        ))
+    })?;
+    let commits = rebase_onto(&repo, &branch, upstream, relative)?;
+    push(repo_root, "origin", &branch)?;
+    Ok(PushOutcome::Rebased {
+        upstream: upstream_name,
+        commits,
+    })
+}
+
+fn rebase_onto(
+    repo: &Repository,
+    branch: &str,
+    upstream: Oid,
+    relative: &Path,
+) -> Result<usize, GitError> {
+    let local =
+        repo.reference_to_annotated_commit(&repo.find_reference(&format!("refs/heads/{branch}"))?)?;
+    let onto = repo.find_annotated_commit(upstream)?;
+    let committer = repo
+        .signature()
+        .map_err(|_| GitError::NoAuthor(repo.path().display().to_string()))?;
+    let mut rebase = repo.rebase(Some(&local), Some(&onto), None, None)?;
+    let mut count = 0;
+    while let Some(operation) = rebase.next() {
+        operation?;
+        if repo.index()?.has_conflicts() {
+            let ours = super::read_at_revision(
+                repo.workdir().unwrap_or(repo.path()),
+                &format!("refs/heads/{branch}"),
+                relative,
+            )
+            .unwrap_or_default();
+            let theirs = super::read_at_revision(
+                repo.workdir().unwrap_or(repo.path()),
+                &upstream.to_string(),
+                relative,
+            )
+            .unwrap_or_default();
+            rebase.abort()?;
+            return Err(GitError::Conflict { ours, theirs });
+        }
+        rebase.commit(None, &committer, None)?;
+        count += 1;
+    }
+    rebase.finish(Some(&committer))?;
+    Ok(count)
+}
