@@ -11,6 +11,25 @@ use hessra_token_authz as their_authz;
 use hessra_token_core::TokenTimeConfig;
 use hessra_token_identity as their_identity;
 
+/// Runs a verification by the published crates, retrying when biscuit-auth's 1 ms default
+/// Datalog limit (which those crates keep) decided instead of the token: on a loaded machine
+/// that limit rejects valid tokens.
+fn settled<E: std::fmt::Debug>(verify: impl Fn() -> Result<(), E>) -> bool {
+    for _ in 0..20 {
+        match verify() {
+            Ok(()) => return true,
+            Err(e)
+                if format!("{e:?}").contains("Limit")
+                    || format!("{e:?}").contains("too much time") =>
+            {
+                continue;
+            }
+            Err(_) => return false,
+        }
+    }
+    panic!("the published verifier hit its time limit 20 times in a row");
+}
+
 const ALICE: &str = "uri:urn:company:alice";
 const AGENT: &str = "uri:urn:company:alice:agent1";
 const WORKER: &str = "uri:urn:company:alice:agent1:worker";
@@ -61,8 +80,9 @@ fn our_verify(
 }
 
 fn their_verify(token: &str, root: &token::KeyPair, actor: &str) -> bool {
-    their_identity::verify_identity_token(token.to_string(), root.public(), actor.to_string())
-        .is_ok()
+    settled(|| {
+        their_identity::verify_identity_token(token.to_string(), root.public(), actor.to_string())
+    })
 }
 
 #[test]
