@@ -562,15 +562,19 @@ async fn bad_input_is_answered_and_the_server_keeps_serving() {
             .starts_with("malformed request"),
         "{body}"
     );
+    // An oversized body is answered 413 and the connection closed; a client still writing may
+    // see the close (broken pipe) before it reads the answer. Either way nothing was processed.
     let huge = "x".repeat(200 * 1024);
-    let response = alice
+    let sent = alice
         .post(&url)
         .header("content-type", "application/json")
         .body(format!("{{\"resource\":\"{huge}\"}}"))
         .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 413);
+        .await;
+    match sent {
+        Ok(response) => assert_eq!(response.status().as_u16(), 413),
+        Err(error) => assert!(error.is_request(), "{error:?}"),
+    }
     let (status, body) = post(
         &demo.anonymous(),
         &url,
