@@ -326,3 +326,117 @@ fn concurrent_edits_are_rebased_when_clean_and_stopped_when_they_conflict() {
         "pull refuses to fast-forward a diverged branch: {pulled}"
     );
 }
+
+#[test]
+fn diff_shows_text_and_meaning_against_head() {
+    let ws = Workspace::new();
+    let clone = ws.clone_dir();
+    assert!(
+        ws.run(
+            &clone,
+            &[
+                "policy",
+                "grant",
+                "uri:urn:company:alice:agent1",
+                "production_api",
+                "write"
+            ]
+        )
+        .status
+        .success()
+    );
+    let out = ws.run(&clone, &["policy", "diff", "HEAD", "--text"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains(r#"-  { name = "production_api", operations = ["read"] },"#),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(r#"+  { name = "production_api", operations = ["read", "write"] },"#),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("+ WIDENS uri:urn:company:alice:agent1 may now write on production_api"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_server_mirror_follows_a_force_pushed_branch() {
+    let ws = Workspace::new();
+    let clone = ws.clone_dir();
+    assert!(
+        ws.run(
+            &clone,
+            &[
+                "policy",
+                "revoke",
+                "uri:urn:company:alice",
+                "staging_api",
+                "write"
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        ws.run(&clone, &["policy", "commit", "-m", "first"])
+            .status
+            .success()
+    );
+    assert!(ws.run(&clone, &["policy", "push"]).status.success());
+    let mirror_dir = ws.dir.path().join("mirror.git");
+    let origin = ws.dir.path().join("ws/origin.git");
+    let mirror =
+        hessra_console::gitops::Mirror::open(&mirror_dir, origin.to_str().unwrap(), "main")
+            .unwrap();
+    let first = mirror.fetch().unwrap();
+
+    // Rewrite history: drop "first", commit something else, force-push.
+    let repo = Repository::open(&clone).unwrap();
+    let parent = repo
+        .head()
+        .unwrap()
+        .peel_to_commit()
+        .unwrap()
+        .parent(0)
+        .unwrap();
+    repo.reset(parent.as_object(), git2::ResetType::Hard, None)
+        .unwrap();
+    assert!(
+        ws.run(
+            &clone,
+            &[
+                "policy",
+                "revoke",
+                "uri:urn:company:ci",
+                "staging_api",
+                "read"
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        ws.run(&clone, &["policy", "commit", "-m", "rewritten"])
+            .status
+            .success()
+    );
+    let mut remote = repo.find_remote("origin").unwrap();
+    remote
+        .push(&["+refs/heads/main:refs/heads/main"], None)
+        .unwrap();
+
+    let rewritten = mirror.fetch().unwrap();
+    assert_ne!(rewritten, first);
+    let text = mirror.read(&rewritten, Path::new("clients.toml")).unwrap();
+    assert!(
+        text.contains(r#"{ name = "staging_api", operations = ["read", "write"] },"#),
+        "alice's revocation is gone"
+    );
+    assert!(
+        mirror.read(&first, Path::new("clients.toml")).is_ok(),
+        "the old commit stays readable"
+    );
+}

@@ -47,6 +47,9 @@ pub enum PolicyCommand {
         /// Requests to decide under both policies, one per line: IDENTITY RESOURCE OPERATION [DOMAIN]
         #[arg(long)]
         replay: Option<PathBuf>,
+        /// Also print the text diff (OLD and NEW must be git revisions, or NEW omitted)
+        #[arg(long)]
+        text: bool,
     },
     /// Branch, upstream, whether clients.toml has changes, commits ahead/behind
     Status,
@@ -146,8 +149,21 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
                 _ => can(&loaded, &identity),
             }
         }
-        PolicyCommand::Diff { old, new, replay } => {
-            diff(file.file, &old, new.as_deref(), replay.as_deref())
+        PolicyCommand::Diff {
+            old,
+            new,
+            replay,
+            text,
+        } => {
+            let mut report = diff(file.file.clone(), &old, new.as_deref(), replay.as_deref())?;
+            if text {
+                let (root, relative, _) = repository_of(file.file)?;
+                let patch = gitops::text_diff(&root, &old, new.as_deref(), &relative)
+                    .map_err(git_failure)?;
+                report.text = format!("{patch}\n{}", report.text);
+                report.json["text_diff"] = json!(patch);
+            }
+            Ok(report)
         }
         PolicyCommand::Status => repo_status(file.file),
         PolicyCommand::Commit { message } => commit(file.file, &message),

@@ -8,7 +8,7 @@ use git2::Repository;
 
 mod workflow;
 pub use workflow::{
-    CommitInfo, PushOutcome, RepoStatus, fetch, log, pull, push_reconciling, status,
+    CommitInfo, PushOutcome, RepoStatus, fetch, log, pull, push_reconciling, status, text_diff,
 };
 
 /// Git failures, worded for the person who typed the revision or path.

@@ -263,3 +263,44 @@ fn rebase_onto(
     rebase.finish(Some(&committer))?;
     Ok(count)
 }
+
+/// A unified text diff of `relative` from revision `old` to `new` (a revision, or the working
+/// tree when `None`).
+pub fn text_diff(
+    repo_root: &Path,
+    old: &str,
+    new: Option<&str>,
+    relative: &Path,
+) -> Result<String, GitError> {
+    let repo = open(repo_root)?;
+    let tree_of = |rev: &str| -> Result<git2::Tree<'_>, GitError> {
+        repo.revparse_single(rev)
+            .map_err(|e| GitError::Revision {
+                rev: rev.to_string(),
+                repo: repo_root.display().to_string(),
+                detail: e.message().to_string(),
+            })?
+            .peel_to_tree()
+            .map_err(GitError::from)
+    };
+    let old_tree = tree_of(old)?;
+    let mut options = git2::DiffOptions::new();
+    options.pathspec(relative).context_lines(3);
+    let diff = match new {
+        Some(rev) => {
+            repo.diff_tree_to_tree(Some(&old_tree), Some(&tree_of(rev)?), Some(&mut options))?
+        }
+        None => repo.diff_tree_to_workdir_with_index(Some(&old_tree), Some(&mut options))?,
+    };
+    let mut out = String::new();
+    diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        let prefix = match line.origin() {
+            origin @ ('+' | '-' | ' ') => origin.to_string(),
+            _ => String::new(),
+        };
+        out.push_str(&prefix);
+        out.push_str(&String::from_utf8_lossy(line.content()));
+        true
+    })?;
+    Ok(out)
+}
