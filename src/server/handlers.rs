@@ -107,6 +107,22 @@ impl Outcome<'_> {
     }
 }
 
+/// Authenticates a caller with no request context for delegation policies.
+fn authenticated(
+    state: &ServerState,
+    snapshot: &PolicySnapshot,
+    peer: &PeerCertificate,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    auth::authenticate(
+        snapshot,
+        peer,
+        headers,
+        &state.root.public(),
+        Context::default(),
+    )
+}
+
 fn body<T>(input: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     input.map(|Json(value)| value).map_err(|rejection| {
         let status = rejection.status();
@@ -199,13 +215,7 @@ async fn request_identity_token(
     input: Result<Json<IdentityTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = auth::authenticate(
-        &snapshot,
-        &peer,
-        &headers,
-        &state.root.public(),
-        Context::default(),
-    );
+    let caller = authenticated(&state, &snapshot, &peer, &headers);
     let caller_ref = caller.as_ref().ok();
     let result = (|| {
         let caller = caller.clone()?;
@@ -314,13 +324,7 @@ async fn mint_identity_token(
     input: Result<Json<MintIdentityTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = auth::authenticate(
-        &snapshot,
-        &peer,
-        &headers,
-        &state.root.public(),
-        Context::default(),
-    );
+    let caller = authenticated(&state, &snapshot, &peer, &headers);
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
@@ -515,13 +519,7 @@ async fn request_stub(
     input: Result<Json<StubRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = auth::authenticate(
-        &snapshot,
-        &peer,
-        &headers,
-        &state.root.public(),
-        Context::default(),
-    );
+    let caller = authenticated(&state, &snapshot, &peer, &headers);
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
@@ -700,13 +698,7 @@ async fn sign_token(
     input: Result<Json<SignTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = auth::authenticate(
-        &snapshot,
-        &peer,
-        &headers,
-        &state.root.public(),
-        Context::default(),
-    );
+    let caller = authenticated(&state, &snapshot, &peer, &headers);
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
