@@ -131,7 +131,9 @@ fn no_command() -> ExitCode {
     let help = command.render_help();
     println!("{help}");
     println!(
-        "The interactive console is not part of this build yet; the commands above work offline today."
+        "The interactive console is not part of this build yet. To see the system run:\n  \
+         hessra-console demo init /tmp/hessra-demo\n  \
+         hessra-console serve --workspace /tmp/hessra-demo"
     );
     ExitCode::from(EXIT_OK)
 }
