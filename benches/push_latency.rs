@@ -83,6 +83,7 @@ async fn measure(ws: &Workspace, poll: Option<Duration>, nudge: bool) -> Vec<Dur
         listen: "127.0.0.1:0".parse().unwrap(),
         tls_cert_pem: std::fs::read_to_string(&ws.server_cert).unwrap(),
         tls_key_pem: std::fs::read_to_string(&ws.server_key).unwrap(),
+        client_ca_pem: None,
         policy: PolicySource::Git {
             repo: ws.origin.clone(),
             branch: "main".into(),

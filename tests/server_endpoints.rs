@@ -801,3 +801,39 @@ async fn service_chains_and_multi_party_signoffs() {
     .await;
     assert_eq!(status, 403, "only the token's subject asks for its signoff");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_ca_given_at_start_up_is_trusted_besides_the_policy() {
+    let demo = Demo::start().await;
+    let text = std::fs::read_to_string(demo.ws.policy_file()).unwrap();
+    let without_ca = &text[..text.rfind("\n[cacerts]").unwrap()];
+    let file = demo.dir.path().join("no-ca.toml");
+    std::fs::write(&file, without_ca).unwrap();
+    let ca = std::fs::read_to_string(&demo.ws.ca_cert).unwrap();
+    for (extra, expected) in [(None, 401), (Some(ca), 200)] {
+        let server = hessra_console::server::start(hessra_console::server::ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls_cert_pem: std::fs::read_to_string(&demo.ws.server_cert).unwrap(),
+            tls_key_pem: std::fs::read_to_string(&demo.ws.server_key).unwrap(),
+            client_ca_pem: extra,
+            policy: hessra_console::server::PolicySource::File(file.clone()),
+            root_key: keys::read_private_key_file(&demo.ws.root_key).unwrap(),
+            audit_file: None,
+            signer: None,
+            state_dir: None,
+            poll_interval: None,
+        })
+        .await
+        .unwrap();
+        let url = format!("{}/request_identity_token", server.url());
+        let (status, body) = post(
+            &demo.as_identity(ALICE),
+            &url,
+            json!({ "identifier": null }),
+            None,
+        )
+        .await;
+        assert_eq!(status, expected, "{body}");
+        server.shutdown().await;
+    }
+}

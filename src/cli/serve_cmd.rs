@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// Server private key (PEM); must not be readable by others
     #[arg(long)]
     tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates may chain to, besides the policy's [cacerts]
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
     /// Biscuit root private key (PKCS#8 PEM); must not be readable by others
     #[arg(long)]
     root_key: Option<PathBuf>,
@@ -156,7 +159,9 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
     let state_dir = args
         .state_dir
         .or(ws.as_ref().map(|w| w.server_state.clone()));
+    let client_ca_pem = args.client_ca.as_deref().map(read).transpose()?;
     Ok(ServerConfig {
+        client_ca_pem,
         state_dir,
         poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
         listen,

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     /// PEM of the server certificate chain and its private key.
     pub tls_cert_pem: String,
     pub tls_key_pem: String,
+    /// CA certificates (PEM) client certificates may chain to, besides the policy's `[cacerts]`.
+    pub client_ca_pem: Option<String>,
     pub policy: PolicySource,
     pub root_key: KeyPair,
     /// Where to append audit events as JSON lines (0600); `None` keeps them in memory only.

@@ -98,6 +98,8 @@ pub struct ServerState {
     pub tls_chain_pem: String,
     tls_key_pem: String,
     reader: PolicyReader,
+    /// Client CAs given at start-up, trusted besides the policy's `[cacerts]`.
+    extra_client_ca: Option<String>,
     /// Wakes the sync loop at once (an operator calls it after a push).
     pub nudge: tokio::sync::Notify,
     snapshot: RwLock<Arc<PolicySnapshot>>,
@@ -122,10 +124,11 @@ impl ServerState {
             source: reader.source().to_string(),
             ..snapshot
         };
+        let extra_client_ca = config.client_ca_pem.clone();
         let acceptor = tls_acceptor(
             &config.tls_cert_pem,
             &config.tls_key_pem,
-            snapshot.policy.ca_chain.as_ref().map(|c| c.pem.as_str()),
+            client_cas(&snapshot, extra_client_ca.as_deref()).as_deref(),
         )
         .map_err(|message| ServerError::Tls {
             path: "server certificate".into(),
@@ -142,6 +145,7 @@ impl ServerState {
             tls_chain_pem: config.tls_cert_pem,
             tls_key_pem: config.tls_key_pem,
             reader,
+            extra_client_ca,
             nudge: tokio::sync::Notify::new(),
             snapshot: RwLock::new(Arc::new(snapshot)),
             acceptor: RwLock::new(Arc::new(acceptor)),
@@ -175,8 +179,8 @@ impl ServerState {
         let current = self.snapshot();
         let result = self.reader.load(Some(&current.revision)).and_then(|loaded| {
             let Some(snapshot) = loaded else { return Ok(None) };
-            let ca = snapshot.policy.ca_chain.as_ref().map(|c| c.pem.as_str());
-            let acceptor = tls_acceptor(&self.tls_chain_pem, &self.tls_key_pem, ca).map_err(|message| ReloadError {
+            let ca = client_cas(&snapshot, self.extra_client_ca.as_deref());
+            let acceptor = tls_acceptor(&self.tls_chain_pem, &self.tls_key_pem, ca.as_deref()).map_err(|message| ReloadError {
                 at: unix_now(),
                 revision: Some(snapshot.revision.clone()),
                 message: format!("the policy's CA chain cannot be used: {message}; keeping the last good policy"),
@@ -227,6 +231,16 @@ impl ServerState {
             started_at: self.started_at,
             audit_file: self.audit.path().map(|p| p.display().to_string()),
         }
+    }
+}
+
+/// The CA certificates client certificates may chain to: the policy's and the configured ones.
+fn client_cas(snapshot: &PolicySnapshot, extra: Option<&str>) -> Option<String> {
+    let policy = snapshot.policy.ca_chain.as_ref().map(|c| c.pem.as_str());
+    match (policy, extra) {
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => Some(one.to_string()),
+        (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
     }
 }
 
