@@ -483,15 +483,8 @@ fn edit(file: Option<PathBuf>, edit: Edit, force: bool) -> CommandResult {
 
 /// Replaces the file atomically, keeping its permissions.
 fn write_preserving_mode(path: &Path, text: &str) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| Failure::usage(format!("cannot write {}: {e}", path.display()));
-    let permissions = std::fs::metadata(path).map_err(fail)?.permissions();
-    let temp = path.with_extension(format!("toml.{}.tmp", std::process::id()));
-    std::fs::write(&temp, text).map_err(fail)?;
-    std::fs::set_permissions(&temp, permissions).map_err(fail)?;
-    std::fs::rename(&temp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        fail(e)
-    })
+    crate::fsutil::replace_preserving_mode(path, text.as_bytes())
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
 }
 
 /// The repository root and the policy file's path inside it.

@@ -19,6 +19,8 @@ pub struct RepoStatus {
     pub file: String,
     pub ahead: usize,
     pub behind: usize,
+    /// The commit HEAD points at (None in an empty repository).
+    pub head: Option<String>,
 }
 
 /// One commit that changed the policy file.
@@ -99,6 +101,7 @@ pub fn status(repo_root: &Path, relative: &Path) -> Result<RepoStatus, GitError>
         file: file.into(),
         ahead,
         behind,
+        head: head.map(|id| id.to_string()),
     })
 }
 
