@@ -30,6 +30,7 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(
     name = "hessra-console",
     version,
+    args_conflicts_with_subcommands = true,
     about = "Console, token tools and authorization server for Hessra machine identity",
     long_about = "Console, token tools and authorization server for Hessra machine identity.\n\n\
         Exit status: 0 success or valid, 1 invalid or denied, 2 usage or I/O error."
@@ -38,6 +39,9 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text
     #[arg(long, global = true)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub console: crate::console::ConsoleArgs,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -110,7 +114,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     let Some(command) = cli.command else {
-        return no_command();
+        return open_console(cli.console);
     };
     let result = match command {
         Command::Identity(command) => identity::run(command),
@@ -125,17 +129,23 @@ pub fn main() -> ExitCode {
     output::finish(result, json)
 }
 
-fn no_command() -> ExitCode {
-    use clap::CommandFactory;
-    let mut command = Cli::command();
-    let help = command.render_help();
-    println!("{help}");
-    println!(
-        "The interactive console is not part of this build yet. To see the system run:\n  \
-         hessra-console demo init /tmp/hessra-demo\n  \
-         hessra-console serve --workspace /tmp/hessra-demo"
-    );
-    ExitCode::from(EXIT_OK)
+/// No subcommand: the interactive console.
+fn open_console(args: crate::console::ConsoleArgs) -> ExitCode {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!(
+            "hessra-console: the console needs a terminal (stdin and stdout are not both one).\n\
+             Run a subcommand instead; `hessra-console --help` lists them."
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match crate::console::run(args) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("hessra-console: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }
 
 pub(crate) type CommandResult = Result<Report, Failure>;

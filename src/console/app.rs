@@ -1,0 +1,1202 @@
+//! The console's state and `update`: keys become actions through the keymap, actions change
+//! state or queue jobs, job results change state. Nothing here touches the terminal, the disk,
+//! git or the network; drawing is `ui::render`, work is `jobs::execute`.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui_textarea::TextArea;
+
+use super::jobs::{Job, JobResult};
+use super::keymap::{Action, Keymap, Scope};
+use super::screens::{
+    changes::ChangesState, clients::ClientsState, delegations::DelegationsState, roles::RolesState,
+    server::ServerState, tokens::TokensState,
+};
+use super::theme::Theme;
+use crate::policy::{DelegationTree, EditSession, Finding, LoadedPolicy};
+
+/// The six screens, in number-key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    Clients,
+    Delegations,
+    Roles,
+    Tokens,
+    Changes,
+    Server,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 6] = [
+        Screen::Clients,
+        Screen::Delegations,
+        Screen::Roles,
+        Screen::Tokens,
+        Screen::Changes,
+        Screen::Server,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Clients => "Clients",
+            Screen::Delegations => "Delegations",
+            Screen::Roles => "Domains & roles",
+            Screen::Tokens => "Tokens",
+            Screen::Changes => "Changes",
+            Screen::Server => "Server",
+        }
+    }
+
+    pub fn scope(self) -> Scope {
+        match self {
+            Screen::Clients => Scope::Clients,
+            Screen::Delegations => Scope::Delegations,
+            Screen::Roles => Scope::Roles,
+            Screen::Tokens => Scope::Tokens,
+            Screen::Changes => Scope::Changes,
+            Screen::Server => Scope::Server,
+        }
+    }
+}
+
+/// How loud a flash message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Success,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub level: Level,
+    pub text: String,
+    pub at: i64,
+}
+
+/// How long a flash stays, in seconds (errors stay until replaced).
+const FLASH_SECONDS: i64 = 6;
+
+/// Something that must be confirmed before it happens. Focus starts on Cancel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    RemoveClient { identity: String },
+    Unassign { realm: String, subject: String },
+    Commit { message: String },
+    DiscardEditor,
+    Revert,
+}
+
+/// What a one-line prompt is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptKind {
+    AddClient,
+    Grant { identity: String },
+    Revoke { identity: String },
+    IdentityTtl { identity: String },
+    AddRole { realm: String },
+    Assign { realm: String },
+    RoleGrant { realm: String, role: String },
+    CommitMessage,
+    LoadTokenFile,
+    VerifyAs,
+    DemoFlow,
+}
+
+/// Modal overlays; at most one at a time.
+pub enum Popup {
+    Help {
+        filter: String,
+        scroll: usize,
+    },
+    Confirm {
+        what: Confirmation,
+        title: String,
+        lines: Vec<String>,
+        yes_focused: bool,
+    },
+    Prompt {
+        kind: PromptKind,
+        title: String,
+        hint: String,
+        input: TextArea<'static>,
+    },
+    Palette {
+        input: TextArea<'static>,
+        history_at: Option<usize>,
+        completions: Vec<String>,
+    },
+    /// Unsaved edits at quit: save, discard or cancel.
+    QuitDirty {
+        choice: usize,
+    },
+    Picker {
+        title: String,
+        items: Vec<String>,
+        selected: usize,
+    },
+}
+
+/// Where the console points and how it runs; built by the launcher (or a test).
+pub struct Context {
+    pub policy_path: PathBuf,
+    pub policy_text: String,
+    pub has_repo: bool,
+    /// The server's URL and whether this process runs it.
+    pub server: Option<(String, bool)>,
+    pub operator: Option<String>,
+    /// Identities with a client certificate in the workspace (for demo flows).
+    pub demo_clients: Vec<String>,
+    pub readonly: bool,
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub now: i64,
+    /// Frozen clock for tests and snapshots.
+    pub frozen_clock: bool,
+    /// Problems found at start-up (config file, keys) to show once.
+    pub notices: Vec<String>,
+    pub clipboard: bool,
+    pub mouse: bool,
+}
+
+pub struct App {
+    pub screen: Screen,
+    pub running: bool,
+    pub popup: Option<Popup>,
+    pub flash: Option<Flash>,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub readonly: bool,
+    pub now: i64,
+    frozen_clock: bool,
+    pub policy_path: PathBuf,
+    pub has_repo: bool,
+    pub server: Option<(String, bool)>,
+    pub operator: Option<String>,
+    pub demo_clients: Vec<String>,
+    pub clipboard_enabled: bool,
+    pub mouse: bool,
+
+    /// The policy being edited; `None` while the file on disk does not parse.
+    pub session: Option<EditSession>,
+    /// The text on disk (as last read or saved).
+    pub saved_text: String,
+    /// Why the file does not parse, when it does not.
+    pub broken: Option<Finding>,
+    pub tree: DelegationTree,
+
+    pub clients: ClientsState,
+    pub delegations: DelegationsState,
+    pub roles: RolesState,
+    pub tokens: TokensState,
+    pub changes: ChangesState,
+    pub server_view: ServerState,
+
+    /// A `/` filter being typed (the screen's filter updates as it changes).
+    pub filter_input: Option<TextArea<'static>>,
+    pub palette_history: Vec<String>,
+
+    /// Jobs queued for the workers, with ids.
+    pub outbox: Vec<(u64, Job)>,
+    /// Jobs running, by id, with what the spinner says.
+    pub in_flight: Vec<(u64, Job)>,
+    next_job: u64,
+    pub spinner: usize,
+    /// Text to put on the clipboard (the terminal loop writes it as OSC 52).
+    pub copied: Option<String>,
+    /// The terminal loop should hand the terminal to `$EDITOR` on this file.
+    pub external_edit: Option<PathBuf>,
+    last_poll: i64,
+    last_git: i64,
+    /// Saves in flight, oldest first: the text each one writes.
+    saving: VecDeque<String>,
+    /// Quit once the save in flight succeeds (the quit dialog's "save").
+    quit_after_save: bool,
+}
+
+impl App {
+    pub fn new(context: Context) -> App {
+        let keymap = if context.readonly {
+            context.keymap.without_dangerous()
+        } else {
+            context.keymap
+        };
+        let mut app = App {
+            screen: Screen::Clients,
+            running: true,
+            popup: None,
+            flash: None,
+            keymap,
+            theme: context.theme,
+            readonly: context.readonly,
+            now: context.now,
+            frozen_clock: context.frozen_clock,
+            policy_path: context.policy_path,
+            has_repo: context.has_repo,
+            server: context.server,
+            operator: context.operator,
+            demo_clients: context.demo_clients,
+            clipboard_enabled: context.clipboard,
+            mouse: context.mouse,
+            session: None,
+            saved_text: String::new(),
+            broken: None,
+            tree: DelegationTree::default(),
+            clients: ClientsState::default(),
+            delegations: DelegationsState::default(),
+            roles: RolesState::default(),
+            tokens: TokensState::default(),
+            changes: ChangesState::default(),
+            server_view: ServerState::default(),
+            filter_input: None,
+            palette_history: Vec::new(),
+            outbox: Vec::new(),
+            in_flight: Vec::new(),
+            next_job: 1,
+            spinner: 0,
+            copied: None,
+            external_edit: None,
+            last_poll: i64::MIN,
+            last_git: i64::MIN,
+            saving: VecDeque::new(),
+            quit_after_save: false,
+        };
+        app.load_text(&context.policy_text);
+        if let Some(first) = context.notices.first() {
+            let more = context.notices.len() - 1;
+            let suffix = if more > 0 {
+                format!(" (+{more} more in the log)")
+            } else {
+                String::new()
+            };
+            app.flash(Level::Warn, format!("{first}{suffix}"));
+        }
+        if app.has_repo {
+            app.submit(Job::GitStatus);
+            app.last_git = app.now;
+        }
+        if app.server.is_some() {
+            app.submit(Job::ServerPublicKey);
+        }
+        app
+    }
+
+    // ---- policy -------------------------------------------------------------------------
+
+    /// Replaces the whole policy with text read from disk.
+    pub fn load_text(&mut self, text: &str) {
+        self.saved_text = text.to_string();
+        match EditSession::open(text, self.now) {
+            Ok(session) => {
+                self.session = Some(session);
+                self.broken = None;
+            }
+            Err(finding) => {
+                self.session = None;
+                self.flash(
+                    Level::Error,
+                    format!(
+                        "{} does not parse: {finding}; fix it in the editor",
+                        self.policy_path.display()
+                    ),
+                );
+                self.broken = Some(finding);
+                self.clients.open_editor(text, self.now);
+            }
+        }
+        self.policy_changed();
+    }
+
+    pub fn loaded(&self) -> Option<&LoadedPolicy> {
+        self.session.as_ref().map(EditSession::current)
+    }
+
+    pub fn text(&self) -> &str {
+        self.session
+            .as_ref()
+            .map_or(self.saved_text.as_str(), EditSession::text)
+    }
+
+    /// Unsaved edits (in the session, or an open editor whose text differs).
+    pub fn is_dirty(&self) -> bool {
+        self.text() != self.saved_text || self.clients.editor_modified()
+    }
+
+    /// Recomputes what depends on the policy.
+    pub fn policy_changed(&mut self) {
+        let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
+            self.tree = DelegationTree::default();
+            return;
+        };
+        self.tree = DelegationTree::build(&loaded.policy, &loaded.findings);
+        self.clients.refilter(&loaded.policy);
+        self.delegations.rebuild(&self.tree);
+        self.roles.clamp(&loaded.policy);
+        self.changes.recompute(loaded, &self.server_view.events);
+    }
+
+    /// Applies an edit through the lossless document; refuses what the document refuses.
+    pub fn apply_edit(&mut self, edit: crate::policy::Edit) -> bool {
+        if self.readonly {
+            self.flash(Level::Warn, "read-only mode: edits are disabled");
+            return false;
+        }
+        let Some(session) = self.session.as_mut() else {
+            self.flash(
+                Level::Error,
+                "the policy does not parse; fix it in the editor (i)",
+            );
+            return false;
+        };
+        let before = session
+            .current()
+            .findings
+            .iter()
+            .filter(|f| f.is_error())
+            .count();
+        match session.apply(&edit) {
+            Ok(()) => {
+                let errors: Vec<String> = session
+                    .current()
+                    .errors()
+                    .map(ToString::to_string)
+                    .collect();
+                if errors.len() > before {
+                    self.flash(
+                        Level::Warn,
+                        format!("edited; it introduced a problem: {}", errors[0]),
+                    );
+                } else {
+                    self.flash(Level::Success, describe_edit(&edit));
+                }
+                self.policy_changed();
+                true
+            }
+            Err(e) => {
+                self.flash(Level::Error, format!("not changed: {e}"));
+                false
+            }
+        }
+    }
+
+    // ---- jobs ---------------------------------------------------------------------------
+
+    pub fn submit(&mut self, job: Job) -> u64 {
+        let id = self.next_job;
+        self.next_job += 1;
+        self.in_flight.push((id, job.clone()));
+        self.outbox.push((id, job));
+        id
+    }
+
+    pub fn take_jobs(&mut self) -> Vec<(u64, Job)> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// User-visible work in progress (polls excluded).
+    pub fn busy(&self) -> Option<&'static str> {
+        self.in_flight
+            .iter()
+            .find(|(_, j)| !j.is_poll())
+            .map(|(_, j)| j.describe())
+    }
+
+    pub fn job_done(&mut self, id: u64) {
+        self.in_flight.retain(|(i, _)| *i != id);
+    }
+
+    fn polling(&self) -> bool {
+        self.in_flight.iter().any(|(_, j)| j.is_poll())
+    }
+
+    pub fn handle_result(&mut self, result: JobResult) {
+        match result {
+            JobResult::Saved(Ok(path)) => {
+                if let Some(text) = self.saving.pop_front() {
+                    self.saved_text = text;
+                }
+                self.flash(Level::Success, format!("saved {path}"));
+                self.refresh_git();
+                if self.quit_after_save && self.saving.is_empty() {
+                    self.running = false;
+                }
+            }
+            JobResult::Saved(Err(e)) => {
+                self.saving.pop_front();
+                self.quit_after_save = false;
+                self.flash(
+                    Level::Error,
+                    format!("not saved (your edits are kept): {e}"),
+                );
+            }
+            JobResult::Reloaded(Ok(text)) => {
+                if self.is_dirty() {
+                    self.flash(
+                        Level::Warn,
+                        "the file changed on disk, but you have unsaved edits: kept yours",
+                    );
+                } else if text != self.saved_text {
+                    self.load_text(&text);
+                    self.flash(Level::Info, "reloaded clients.toml from disk");
+                }
+            }
+            JobResult::Reloaded(Err(e)) => self.flash(Level::Error, e),
+            JobResult::ServerStatus(result) => self.server_view.status_result(result, self.now),
+            JobResult::ServerAudit(result) => {
+                if self.server_view.audit_result(result)
+                    && let Some(loaded) = self.session.as_ref().map(EditSession::current)
+                {
+                    self.changes.recompute(loaded, &self.server_view.events);
+                }
+            }
+            JobResult::ServerSynced(Ok(())) => {
+                self.flash(Level::Info, "asked the server to sync");
+            }
+            JobResult::ServerSynced(Err(e)) => self.flash(
+                Level::Error,
+                format!("the server did not take the sync: {e}"),
+            ),
+            JobResult::ServerPublicKey(result) => self.tokens.server_key = Some(result),
+            result @ (JobResult::Git(_)
+            | JobResult::Committed(_)
+            | JobResult::Pushed(_)
+            | JobResult::Pulled(_)
+            | JobResult::History(_)) => self.changes_result(result),
+            result @ (JobResult::TokenLoaded { .. }
+            | JobResult::StoredTokens(_)
+            | JobResult::Verified(_)
+            | JobResult::FlowStep(_)) => self.tokens_result(result),
+        }
+    }
+
+    pub fn refresh_git(&mut self) {
+        if self.has_repo {
+            self.submit(Job::GitStatus);
+            self.last_git = self.now;
+        }
+    }
+
+    /// Time passes: the clock, the spinner, flash expiry and background polls.
+    pub fn tick(&mut self, now: i64) {
+        if !self.frozen_clock {
+            self.now = now;
+        }
+        self.spinner = self.spinner.wrapping_add(1);
+        if let Some(flash) = &self.flash
+            && flash.level != Level::Error
+            && self.now - flash.at >= FLASH_SECONDS
+        {
+            self.flash = None;
+        }
+        if self.server.is_some() && !self.polling() && self.now.saturating_sub(self.last_poll) >= 1
+        {
+            self.last_poll = self.now;
+            self.submit(Job::ServerStatus);
+            let after = self.server_view.next_seq;
+            self.submit(Job::ServerAudit { after });
+        }
+        if self.has_repo
+            && self.now.saturating_sub(self.last_git) >= 5
+            && !self.in_flight.iter().any(|(_, j)| *j == Job::GitStatus)
+        {
+            self.refresh_git();
+        }
+    }
+
+    // ---- messages -----------------------------------------------------------------------
+
+    pub fn flash(&mut self, level: Level, text: impl Into<String>) {
+        let text = text.into();
+        match level {
+            Level::Error => tracing::warn!("{text}"),
+            _ => tracing::info!("{text}"),
+        }
+        self.flash = Some(Flash {
+            level,
+            text,
+            at: self.now,
+        });
+    }
+
+    /// Says why an action is not available, or `None` when it is.
+    pub fn disabled_reason(&self, action: Action) -> Option<String> {
+        if self.readonly && action.is_dangerous() {
+            return Some(format!("{}: disabled in read-only mode", action.name()));
+        }
+        None
+    }
+
+    // ---- input --------------------------------------------------------------------------
+
+    pub fn handle_key(&mut self, key: KeyEvent) {
+        if key.kind != KeyEventKind::Press {
+            return;
+        }
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.popup = None;
+            self.dispatch(Action::ForceQuit);
+            return;
+        }
+        if let Some(popup) = self.popup.take() {
+            self.popup_key(popup, key);
+            return;
+        }
+        if self.filter_input.is_some() {
+            self.filter_key(key);
+            return;
+        }
+        if self.screen_captures_key(key) {
+            return;
+        }
+        if let Some(action) = self.keymap.lookup(self.screen.scope(), &key) {
+            self.dispatch(action);
+        }
+    }
+
+    /// Keys typed into an open editor on the current screen.
+    fn screen_captures_key(&mut self, key: KeyEvent) -> bool {
+        match self.screen {
+            Screen::Clients => self.clients_editor_key(key),
+            Screen::Tokens => self.tokens_input_key(key),
+            _ => false,
+        }
+    }
+
+    pub fn dispatch(&mut self, action: Action) {
+        if let Some(reason) = self.disabled_reason(action) {
+            self.flash(Level::Warn, reason);
+            return;
+        }
+        match action {
+            Action::Quit => self.request_quit(),
+            Action::ForceQuit => self.running = false,
+            Action::Help => {
+                self.popup = Some(Popup::Help {
+                    filter: String::new(),
+                    scroll: 0,
+                })
+            }
+            Action::Palette => self.open_palette(),
+            Action::Filter => self.open_filter(),
+            Action::Screen1 => self.screen = Screen::Clients,
+            Action::Screen2 => self.screen = Screen::Delegations,
+            Action::Screen3 => self.screen = Screen::Roles,
+            Action::Screen4 => self.screen = Screen::Tokens,
+            Action::Screen5 => self.show_changes(),
+            Action::Screen6 => self.screen = Screen::Server,
+            Action::Theme => self.cycle_theme(),
+            Action::Mouse => {
+                self.mouse = !self.mouse;
+                let state = if self.mouse { "on" } else { "off" };
+                self.flash(Level::Info, format!("mouse capture {state}"));
+            }
+            Action::Undo => self.undo(true),
+            Action::Redo => self.undo(false),
+            Action::Save => self.save(),
+            Action::Refresh => self.refresh(),
+            _ => self.screen_action(action),
+        }
+    }
+
+    fn screen_action(&mut self, action: Action) {
+        match self.screen {
+            Screen::Clients => self.clients_action(action),
+            Screen::Delegations => self.delegations_action(action),
+            Screen::Roles => self.roles_action(action),
+            Screen::Tokens => self.tokens_action(action),
+            Screen::Changes => self.changes_action(action),
+            Screen::Server => self.server_action(action),
+        }
+    }
+
+    fn show_changes(&mut self) {
+        self.screen = Screen::Changes;
+        self.refresh_git();
+        if self.changes.history.is_none() && self.has_repo {
+            self.submit(Job::History);
+        }
+    }
+
+    fn refresh(&mut self) {
+        self.submit(Job::Reload);
+        self.refresh_git();
+        if self.screen == Screen::Changes && self.has_repo {
+            self.submit(Job::History);
+        }
+        self.last_poll = i64::MIN;
+        self.flash(Level::Info, "refreshing");
+    }
+
+    pub fn cycle_theme(&mut self) {
+        let next = self.theme.next_name();
+        self.set_theme(next);
+    }
+
+    pub fn set_theme(&mut self, name: &str) {
+        match Theme::built_in(name) {
+            Ok(theme) => {
+                self.theme = if self.theme.monochrome {
+                    theme.without_color()
+                } else {
+                    theme
+                };
+                self.flash(Level::Info, format!("theme {name}"));
+            }
+            Err(e) => self.flash(Level::Error, e),
+        }
+    }
+
+    fn undo(&mut self, back: bool) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let done = if back { session.undo() } else { session.redo() };
+        if done {
+            self.policy_changed();
+            let word = if back { "undone" } else { "redone" };
+            self.flash(Level::Info, word);
+        } else {
+            let word = if back {
+                "nothing to undo"
+            } else {
+                "nothing to redo"
+            };
+            self.flash(Level::Info, word);
+        }
+    }
+
+    pub fn save(&mut self) {
+        if self.clients.editor.is_some() {
+            self.apply_editor(true);
+            return;
+        }
+        if !self.is_dirty() {
+            self.flash(Level::Info, "nothing to save");
+            return;
+        }
+        let text = self.text().to_string();
+        self.save_text(text);
+    }
+
+    pub fn save_text(&mut self, text: String) {
+        self.saving.push_back(text.clone());
+        self.submit(Job::Save { text });
+    }
+
+    fn request_quit(&mut self) {
+        if self.is_dirty() {
+            self.popup = Some(Popup::QuitDirty { choice: 2 });
+        } else {
+            self.running = false;
+        }
+    }
+
+    pub fn confirm(&mut self, what: Confirmation, title: &str, lines: Vec<String>) {
+        self.popup = Some(Popup::Confirm {
+            what,
+            title: title.to_string(),
+            lines,
+            yes_focused: false,
+        });
+    }
+
+    pub fn prompt(&mut self, kind: PromptKind, title: &str, hint: &str, initial: &str) {
+        let mut input = TextArea::new(vec![initial.to_string()]);
+        input.move_cursor(ratatui_textarea::CursorMove::End);
+        self.popup = Some(Popup::Prompt {
+            kind,
+            title: title.to_string(),
+            hint: hint.to_string(),
+            input,
+        });
+    }
+
+    fn popup_key(&mut self, popup: Popup, key: KeyEvent) {
+        match popup {
+            Popup::Help { mut filter, scroll } => match key.code {
+                KeyCode::Esc | KeyCode::Char('?') if filter.is_empty() => {}
+                KeyCode::Esc => self.popup = None,
+                KeyCode::F(1) => {}
+                KeyCode::Down => {
+                    self.popup = Some(Popup::Help {
+                        filter,
+                        scroll: scroll + 1,
+                    })
+                }
+                KeyCode::Up => {
+                    self.popup = Some(Popup::Help {
+                        filter,
+                        scroll: scroll.saturating_sub(1),
+                    })
+                }
+                KeyCode::Backspace => {
+                    filter.pop();
+                    self.popup = Some(Popup::Help { filter, scroll: 0 });
+                }
+                KeyCode::Char(c) => {
+                    filter.push(c);
+                    self.popup = Some(Popup::Help { filter, scroll: 0 });
+                }
+                _ => self.popup = Some(Popup::Help { filter, scroll }),
+            },
+            Popup::Confirm {
+                what,
+                title,
+                lines,
+                yes_focused,
+            } => match key.code {
+                KeyCode::Esc | KeyCode::Char('n') => self.flash(Level::Info, "cancelled"),
+                KeyCode::Char('y') => self.confirmed(what),
+                KeyCode::Enter if yes_focused => self.confirmed(what),
+                KeyCode::Enter => self.flash(Level::Info, "cancelled"),
+                KeyCode::Left
+                | KeyCode::Right
+                | KeyCode::Tab
+                | KeyCode::BackTab
+                | KeyCode::Char('h')
+                | KeyCode::Char('l') => {
+                    self.popup = Some(Popup::Confirm {
+                        what,
+                        title,
+                        lines,
+                        yes_focused: !yes_focused,
+                    })
+                }
+                _ => {
+                    self.popup = Some(Popup::Confirm {
+                        what,
+                        title,
+                        lines,
+                        yes_focused,
+                    })
+                }
+            },
+            Popup::Prompt {
+                kind,
+                title,
+                hint,
+                mut input,
+            } => match key.code {
+                KeyCode::Esc => self.flash(Level::Info, "cancelled"),
+                KeyCode::Enter => {
+                    let text = input.lines().join("");
+                    self.prompt_submitted(kind, text.trim().to_string());
+                }
+                _ => {
+                    input.input(key);
+                    self.popup = Some(Popup::Prompt {
+                        kind,
+                        title,
+                        hint,
+                        input,
+                    });
+                }
+            },
+            Popup::Palette {
+                input,
+                history_at,
+                completions,
+            } => self.palette_key(input, history_at, completions, key),
+            Popup::QuitDirty { choice } => match key.code {
+                KeyCode::Esc => {}
+                KeyCode::Char('s') => self.quit_choice(0),
+                KeyCode::Char('d') => self.quit_choice(1),
+                KeyCode::Char('c') => {}
+                KeyCode::Enter => self.quit_choice(choice),
+                KeyCode::Left | KeyCode::BackTab | KeyCode::Char('h') => {
+                    self.popup = Some(Popup::QuitDirty {
+                        choice: (choice + 2) % 3,
+                    })
+                }
+                KeyCode::Right | KeyCode::Tab | KeyCode::Char('l') => {
+                    self.popup = Some(Popup::QuitDirty {
+                        choice: (choice + 1) % 3,
+                    })
+                }
+                _ => self.popup = Some(Popup::QuitDirty { choice }),
+            },
+            Popup::Picker {
+                title,
+                items,
+                selected,
+            } => match key.code {
+                KeyCode::Esc => {}
+                KeyCode::Enter => {
+                    if let Some(item) = items.get(selected) {
+                        let item = item.clone();
+                        self.picked(&item);
+                    }
+                }
+                KeyCode::Down | KeyCode::Char('j') => {
+                    self.popup = Some(Popup::Picker {
+                        title,
+                        selected: (selected + 1).min(items.len().saturating_sub(1)),
+                        items,
+                    })
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.popup = Some(Popup::Picker {
+                        title,
+                        items,
+                        selected: selected.saturating_sub(1),
+                    })
+                }
+                _ => {
+                    self.popup = Some(Popup::Picker {
+                        title,
+                        items,
+                        selected,
+                    })
+                }
+            },
+        }
+    }
+
+    fn quit_choice(&mut self, choice: usize) {
+        match choice {
+            0 => {
+                if self.loaded().is_none() || self.clients.editor_broken() {
+                    self.flash(
+                        Level::Error,
+                        "cannot save: the policy does not parse; fix it or discard",
+                    );
+                    return;
+                }
+                if self.clients.editor.is_some() {
+                    self.apply_editor(false);
+                }
+                let text = self.text().to_string();
+                self.save_text(text);
+                self.quit_after_save = true;
+            }
+            1 => self.running = false,
+            _ => {}
+        }
+    }
+
+    fn confirmed(&mut self, what: Confirmation) {
+        match what {
+            Confirmation::RemoveClient { identity } => {
+                self.apply_edit(crate::policy::Edit::RemoveClient { identity });
+            }
+            Confirmation::Unassign { realm, subject } => {
+                self.apply_edit(crate::policy::Edit::Unassign { realm, subject });
+            }
+            Confirmation::Commit { message } => self.commit_now(message),
+            Confirmation::DiscardEditor => {
+                self.clients.editor = None;
+                if self.session.is_none() {
+                    self.flash(Level::Warn, "the file still does not parse");
+                } else {
+                    self.flash(Level::Info, "editor changes discarded");
+                }
+            }
+            Confirmation::Revert => {
+                let text = self.saved_text.clone();
+                if let Some(session) = self.session.as_mut()
+                    && session.replace_text(&text).is_ok()
+                {
+                    self.policy_changed();
+                    self.flash(Level::Info, "reverted to the saved file (u undoes)");
+                }
+            }
+        }
+    }
+
+    fn prompt_submitted(&mut self, kind: PromptKind, text: String) {
+        use crate::policy::Edit;
+        if text.is_empty() && !matches!(kind, PromptKind::VerifyAs) {
+            self.flash(Level::Info, "cancelled: nothing entered");
+            return;
+        }
+        match kind {
+            PromptKind::AddClient => {
+                let identity = text.clone();
+                if self.apply_edit(Edit::AddClient { identity }) {
+                    let loaded = self.session.as_ref().map(EditSession::current);
+                    self.clients.select_identity(&text, loaded);
+                }
+            }
+            PromptKind::Grant { .. } | PromptKind::Revoke { .. }
+                if text.split_whitespace().count() != 2 =>
+            {
+                self.flash(
+                    Level::Error,
+                    "type RESOURCE OPERATION, e.g. `production_api read`",
+                );
+            }
+            PromptKind::Grant { identity } => {
+                let (resource, operation) = two_words(&text);
+                self.apply_edit(Edit::Grant {
+                    identity,
+                    resource,
+                    operation,
+                });
+            }
+            PromptKind::Revoke { identity } => {
+                let (resource, operation) = two_words(&text);
+                self.apply_edit(Edit::Revoke {
+                    identity,
+                    resource,
+                    operation,
+                });
+            }
+            PromptKind::IdentityTtl { identity } => match text.parse::<u64>() {
+                Ok(0) => {
+                    self.apply_edit(Edit::SetIdentityTokens {
+                        identity,
+                        enabled: false,
+                        duration: None,
+                    });
+                }
+                Ok(seconds) => {
+                    self.apply_edit(Edit::SetIdentityTokens {
+                        identity,
+                        enabled: true,
+                        duration: Some(seconds),
+                    });
+                }
+                Err(_) => self.flash(
+                    Level::Error,
+                    format!("{text:?} is not a number of seconds (0 disables identity tokens)"),
+                ),
+            },
+            PromptKind::AddRole { realm } => {
+                self.apply_edit(Edit::AddRole { realm, role: text });
+            }
+            PromptKind::Assign { realm } => {
+                let parts: Vec<&str> = text.split_whitespace().collect();
+                if let [subject, role] = parts.as_slice() {
+                    self.apply_edit(Edit::Assign {
+                        realm,
+                        subject: subject.to_string(),
+                        role: role.to_string(),
+                    });
+                } else {
+                    self.flash(
+                        Level::Error,
+                        "type SUBJECT ROLE, e.g. `uri:urn:mycompany:bob admin`",
+                    );
+                }
+            }
+            PromptKind::RoleGrant { realm, role } => {
+                if text.split_whitespace().count() != 2 {
+                    self.flash(Level::Error, "type RESOURCE OPERATION, e.g. `api write`");
+                    return;
+                }
+                let (resource, operation) = two_words(&text);
+                self.apply_edit(Edit::RoleGrant {
+                    realm,
+                    role,
+                    resource,
+                    operation,
+                });
+            }
+            PromptKind::CommitMessage => self.commit_message_entered(text),
+            PromptKind::LoadTokenFile => {
+                let path = expand_home(&text);
+                self.submit(Job::LoadTokenFile { path });
+            }
+            PromptKind::VerifyAs => self.verify_as(&text),
+            PromptKind::DemoFlow => self.start_demo_flow(&text),
+        }
+    }
+
+    // ---- filter -------------------------------------------------------------------------
+
+    fn open_filter(&mut self) {
+        let current = self.current_filter().to_string();
+        let mut input = TextArea::new(vec![current]);
+        input.move_cursor(ratatui_textarea::CursorMove::End);
+        self.filter_input = Some(input);
+    }
+
+    pub fn current_filter(&self) -> &str {
+        match self.screen {
+            Screen::Clients => &self.clients.filter,
+            Screen::Delegations => &self.delegations.filter,
+            Screen::Server => &self.server_view.filter,
+            Screen::Roles => &self.roles.filter,
+            _ => "",
+        }
+    }
+
+    pub(crate) fn set_filter_text(&mut self, text: String) {
+        match self.screen {
+            Screen::Clients => {
+                self.clients.filter = text;
+                if let Some(loaded) = self.session.as_ref().map(EditSession::current) {
+                    self.clients.refilter(&loaded.policy);
+                }
+            }
+            Screen::Delegations => {
+                self.delegations.filter = text;
+                self.delegations.rebuild(&self.tree);
+            }
+            Screen::Server => {
+                self.server_view.filter = text;
+                self.server_view.selected = 0;
+            }
+            Screen::Roles => self.roles.filter = text,
+            _ => {}
+        }
+    }
+
+    fn filter_key(&mut self, key: KeyEvent) {
+        let Some(mut input) = self.filter_input.take() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => {
+                self.set_filter_text(String::new());
+            }
+            KeyCode::Enter => {}
+            _ => {
+                input.input(key);
+                let text = input.lines().join("");
+                self.set_filter_text(text);
+                self.filter_input = Some(input);
+            }
+        }
+    }
+
+    /// How many items the current filter matches (for the status bar).
+    pub fn match_count(&self) -> Option<(usize, usize)> {
+        match self.screen {
+            Screen::Clients => Some((
+                self.clients.rows.len(),
+                self.loaded().map_or(0, |l| l.policy.clients.len()),
+            )),
+            Screen::Delegations => Some((self.delegations.matches.len(), self.tree.nodes.len())),
+            Screen::Server => Some((
+                self.server_view.visible().count(),
+                self.server_view.events.len(),
+            )),
+            _ => None,
+        }
+    }
+
+    // ---- palette ------------------------------------------------------------------------
+
+    fn open_palette(&mut self) {
+        self.popup = Some(Popup::Palette {
+            input: TextArea::new(vec![String::new()]),
+            history_at: None,
+            completions: Vec::new(),
+        });
+    }
+
+    fn palette_key(
+        &mut self,
+        mut input: TextArea<'static>,
+        mut history_at: Option<usize>,
+        mut completions: Vec<String>,
+        key: KeyEvent,
+    ) {
+        match key.code {
+            KeyCode::Esc => return,
+            KeyCode::Enter => {
+                let line = input.lines().join("");
+                let line = line.trim().to_string();
+                if !line.is_empty() {
+                    self.palette_history.retain(|h| *h != line);
+                    self.palette_history.push(line.clone());
+                    self.run_command(&line);
+                }
+                return;
+            }
+            KeyCode::Tab => {
+                let line = input.lines().join("");
+                completions = super::palette::complete(self, &line);
+                if let Some(first) = completions.first() {
+                    input = TextArea::new(vec![first.clone()]);
+                    input.move_cursor(ratatui_textarea::CursorMove::End);
+                }
+            }
+            KeyCode::Up | KeyCode::Down if !self.palette_history.is_empty() => {
+                let last = self.palette_history.len() - 1;
+                history_at = Some(match (history_at, key.code) {
+                    (None, _) => last,
+                    (Some(at), KeyCode::Up) => at.saturating_sub(1),
+                    (Some(at), _) => (at + 1).min(last),
+                });
+                let entry = self.palette_history[history_at.unwrap_or(last)].clone();
+                input = TextArea::new(vec![entry]);
+                input.move_cursor(ratatui_textarea::CursorMove::End);
+            }
+            _ => {
+                input.input(key);
+                let line = input.lines().join("");
+                completions = super::palette::complete(self, &line);
+            }
+        }
+        self.popup = Some(Popup::Palette {
+            input,
+            history_at,
+            completions,
+        });
+    }
+
+    pub fn run_command(&mut self, line: &str) {
+        super::palette::run(self, line);
+    }
+
+    pub fn copy(&mut self, what: &str, text: String) {
+        if !self.clipboard_enabled {
+            self.flash(
+                Level::Warn,
+                "copying is off (clipboard = \"off\" in the config)",
+            );
+            return;
+        }
+        self.flash(Level::Success, format!("copied {what} (osc52)"));
+        self.copied = Some(text);
+    }
+}
+
+fn two_words(text: &str) -> (String, String) {
+    let mut words = text.split_whitespace();
+    let first = words.next().unwrap_or_default().to_string();
+    let second = words.next().unwrap_or_default().to_string();
+    (first, second)
+}
+
+fn expand_home(text: &str) -> PathBuf {
+    match text.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| PathBuf::from(text)),
+        None => PathBuf::from(text),
+    }
+}
+
+fn describe_edit(edit: &crate::policy::Edit) -> String {
+    use crate::policy::Edit;
+    match edit {
+        Edit::AddClient { identity } => format!("added {identity} (unsaved; ctrl-s saves)"),
+        Edit::RemoveClient { identity } => format!("removed {identity} (unsaved; u undoes)"),
+        Edit::Grant {
+            identity,
+            resource,
+            operation,
+        } => format!("{identity} may {operation} on {resource} (unsaved)"),
+        Edit::Revoke {
+            identity,
+            resource,
+            operation,
+        } => format!("{identity} may no longer {operation} on {resource} (unsaved)"),
+        Edit::Assign { subject, role, .. } => format!("{subject} is now {role} (unsaved)"),
+        Edit::Unassign { subject, .. } => format!("{subject} back to the default role (unsaved)"),
+        other => format!("edited: {} (unsaved)", edit_name(other)),
+    }
+}
+
+fn edit_name(edit: &crate::policy::Edit) -> String {
+    serde_json::to_value(edit)
+        .ok()
+        .and_then(|v| v.get("edit").and_then(|e| e.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "edit".into())
+}

@@ -1,0 +1,667 @@
+//! Work the console never does on the UI thread: disk, git, network and token verification.
+//! A `Job` is a request as data; `execute` does it and reports one or more `JobResult`s. The
+//! worker pool runs jobs on threads; tests run them inline and wait for idle.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+
+use crate::client::Connection;
+use crate::gitops::{self, CommitInfo, PushOutcome, RepoStatus};
+use crate::policy::{self, PolicyDiff};
+use crate::server::AuditEvent;
+use crate::token::{self, Delegation, IdentityVerification};
+use crate::token_store::TokenStore;
+use crate::wire::{
+    IdentityTokenRequest, IdentityTokenResponse, MessageResponse, PublicKeyResponse, TokenRequest,
+    TokenResponse, VerifyTokenRequest,
+};
+
+/// How the console reaches a server: its URL, the CA that signed its certificate, and the
+/// operator's client certificate and key (PEM, concatenated).
+#[derive(Clone)]
+pub struct ServerLink {
+    pub url: String,
+    pub ca_pem: Vec<u8>,
+    pub operator_pem: Vec<u8>,
+    /// Client certificates (PEM cert+key) by identity, for demo flows.
+    pub demo_clients: Vec<(String, Vec<u8>)>,
+}
+
+/// What jobs work with.
+#[derive(Clone)]
+pub struct Env {
+    pub policy_path: PathBuf,
+    /// The git repository holding the policy, when it is in one.
+    pub repo_root: Option<PathBuf>,
+    pub server: Option<ServerLink>,
+    pub token_store: Option<TokenStore>,
+    pub runtime: tokio::runtime::Handle,
+    /// The operator's connection, made once and reused.
+    operator: Arc<Mutex<Option<Arc<Connection>>>>,
+}
+
+impl Env {
+    pub fn new(
+        policy_path: PathBuf,
+        repo_root: Option<PathBuf>,
+        server: Option<ServerLink>,
+        token_store: Option<TokenStore>,
+        runtime: tokio::runtime::Handle,
+    ) -> Env {
+        Env {
+            policy_path,
+            repo_root,
+            server,
+            token_store,
+            runtime,
+            operator: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn relative_policy(&self) -> Option<(PathBuf, PathBuf)> {
+        let root = self.repo_root.clone()?;
+        let relative = self
+            .policy_path
+            .strip_prefix(&root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| PathBuf::from("clients.toml"));
+        Some((root, relative))
+    }
+
+    fn operator(&self) -> Result<Arc<Connection>, String> {
+        let link = self.server.as_ref().ok_or("no server configured")?;
+        let mut slot = self
+            .operator
+            .lock()
+            .map_err(|_| "connection lock poisoned")?;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let connection = Arc::new(
+            Connection::new(&link.url, 443, Some(&link.ca_pem), Some(&link.operator_pem))
+                .map_err(|e| e.to_string())?,
+        );
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+/// A request for background work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Write clients.toml (atomically).
+    Save {
+        text: String,
+    },
+    /// Re-read clients.toml from disk.
+    Reload,
+    /// Branch, ahead/behind, the committed policy text and the text diff against it.
+    GitStatus,
+    /// Commit clients.toml, saving `save` to it first when given.
+    Commit {
+        message: String,
+        save: Option<String>,
+    },
+    Push,
+    Pull,
+    /// Recent commits of the policy file, each with its semantic diff.
+    History,
+    ServerStatus,
+    ServerAudit {
+        after: u64,
+    },
+    ServerSync,
+    ServerPublicKey,
+    LoadTokenFile {
+        path: PathBuf,
+    },
+    ListStoredTokens,
+    LoadStoredToken {
+        name: String,
+    },
+    /// Verify a token locally against a root key (PEM or key string).
+    Verify {
+        token: String,
+        root_key: String,
+        identity: Option<String>,
+        domain: Option<String>,
+    },
+    /// mTLS authenticate as `client` → delegate to `delegate_to` → request an authorization
+    /// token for `resource`/`operation` → verify it at the server.
+    DemoFlow {
+        client: String,
+        delegate_to: String,
+        resource: String,
+        operation: String,
+    },
+}
+
+impl Job {
+    /// What the spinner says while the job runs.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Job::Save { .. } => "saving",
+            Job::Reload => "reloading",
+            Job::GitStatus => "reading git status",
+            Job::Commit { .. } => "committing",
+            Job::Push => "pushing",
+            Job::Pull => "pulling",
+            Job::History => "reading history",
+            Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
+            Job::ServerSync => "asking the server to sync",
+            Job::ServerPublicKey => "fetching the server's public key",
+            Job::LoadTokenFile { .. } | Job::LoadStoredToken { .. } => "loading the token",
+            Job::ListStoredTokens => "listing stored tokens",
+            Job::Verify { .. } => "verifying",
+            Job::DemoFlow { .. } => "running the demo flow",
+        }
+    }
+
+    /// Background polls: not shown as user-visible work.
+    pub fn is_poll(&self) -> bool {
+        matches!(self, Job::ServerStatus | Job::ServerAudit { .. })
+    }
+}
+
+/// What the server's `/status` says (the fields the console shows).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServerStatus {
+    pub listen: String,
+    pub policy_source: String,
+    pub policy_revision: String,
+    pub policy_loaded_at: i64,
+    pub clients: usize,
+    pub last_reload_error: Option<ReloadFailure>,
+    pub requests: u64,
+    pub allowed: u64,
+    pub denied: u64,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ReloadFailure {
+    pub at: i64,
+    pub revision: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct AuditPage {
+    events: Vec<AuditEvent>,
+    next: u64,
+}
+
+/// Git status plus what the Changes screen needs to compare against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitView {
+    pub status: RepoStatus,
+    /// clients.toml at HEAD (None before the first commit).
+    pub head_text: Option<String>,
+    pub text_diff: String,
+}
+
+/// One commit with what it changed in policy terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub commit: CommitInfo,
+    /// The semantic changes, or why they could not be computed.
+    pub changes: Result<PolicyDiff, String>,
+}
+
+/// One step of the demo flow, shown as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowStep {
+    pub title: String,
+    pub detail: String,
+    pub token: Option<String>,
+    pub ok: bool,
+}
+
+/// What a job reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    Saved(Result<String, String>),
+    Reloaded(Result<String, String>),
+    Git(Result<GitView, String>),
+    Committed(Result<String, String>),
+    Pushed(Result<PushOutcome, String>),
+    Pulled(Result<usize, String>),
+    History(Result<Vec<HistoryEntry>, String>),
+    ServerStatus(Result<ServerStatus, String>),
+    ServerAudit(Result<(Vec<AuditEvent>, u64), String>),
+    ServerSynced(Result<(), String>),
+    ServerPublicKey(Result<String, String>),
+    TokenLoaded {
+        source: String,
+        token: Result<String, String>,
+    },
+    StoredTokens(Result<Vec<String>, String>),
+    Verified(Result<String, String>),
+    FlowStep(FlowStep),
+}
+
+/// Does the job, reporting each result through `report` (most jobs report once).
+pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
+    let result = match job {
+        Job::Save { text } => JobResult::Saved(save(&env.policy_path, &text)),
+        Job::Reload => JobResult::Reloaded(
+            std::fs::read_to_string(&env.policy_path)
+                .map_err(|e| format!("cannot read {}: {e}", env.policy_path.display())),
+        ),
+        Job::GitStatus => JobResult::Git(git_view(env)),
+        Job::Commit {
+            message,
+            save: text,
+        } => JobResult::Committed(with_repo(env, |root, relative| {
+            if let Some(text) = text {
+                save(&env.policy_path, &text)?;
+            }
+            gitops::commit_file(root, relative, &message).map_err(|e| e.to_string())
+        })),
+        Job::Push => JobResult::Pushed(with_repo(env, |root, relative| {
+            gitops::push_reconciling(root, relative).map_err(|e| e.to_string())
+        })),
+        Job::Pull => JobResult::Pulled(with_repo(env, |root, _| {
+            gitops::pull(root).map_err(|e| e.to_string())
+        })),
+        Job::History => JobResult::History(history(env)),
+        Job::ServerStatus => JobResult::ServerStatus(
+            env.operator()
+                .and_then(|c| block(env, async move { c.get("/status").await })),
+        ),
+        Job::ServerAudit { after } => JobResult::ServerAudit(env.operator().and_then(|c| {
+            block(env, async move {
+                c.get::<AuditPage>(&format!("/audit?after={after}")).await
+            })
+            .map(|page| (page.events, page.next))
+        })),
+        Job::ServerSync => JobResult::ServerSynced(env.operator().and_then(|c| {
+            block(env, async move {
+                c.post::<_, MessageResponse>("/sync", &serde_json::json!({}), None)
+                    .await
+            })
+            .map(|_| ())
+        })),
+        Job::ServerPublicKey => JobResult::ServerPublicKey(env.operator().and_then(|c| {
+            block(env, async move {
+                c.get::<PublicKeyResponse>("/public_key").await
+            })
+            .and_then(|r| r.public_key.ok_or(r.response_msg))
+        })),
+        Job::LoadTokenFile { path } => JobResult::TokenLoaded {
+            source: path.display().to_string(),
+            token: std::fs::read_to_string(&path)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        },
+        Job::ListStoredTokens => JobResult::StoredTokens(match &env.token_store {
+            Some(store) => store.list().map_err(|e| e.to_string()),
+            None => Err("no token store".into()),
+        }),
+        Job::LoadStoredToken { name } => JobResult::TokenLoaded {
+            source: format!("token store: {name}"),
+            token: match &env.token_store {
+                Some(store) => store.load(&name).map_err(|e| e.to_string()),
+                None => Err("no token store".into()),
+            },
+        },
+        Job::Verify {
+            token,
+            root_key,
+            identity,
+            domain,
+        } => JobResult::Verified(verify(
+            &token,
+            &root_key,
+            identity.as_deref(),
+            domain.as_deref(),
+        )),
+        Job::DemoFlow {
+            client,
+            delegate_to,
+            resource,
+            operation,
+        } => {
+            demo_flow(env, &client, &delegate_to, &resource, &operation, report);
+            return;
+        }
+    };
+    report(result);
+}
+
+fn block<T: serde::de::DeserializeOwned + Send + 'static>(
+    env: &Env,
+    future: impl Future<Output = Result<T, crate::client::ClientError>> + Send + 'static,
+) -> Result<T, String> {
+    env.runtime
+        .block_on(
+            async move { tokio::time::timeout(std::time::Duration::from_secs(10), future).await },
+        )
+        .map_err(|_| "the server did not answer within 10 s".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+fn save(path: &Path, text: &str) -> Result<String, String> {
+    crate::fsutil::replace_preserving_mode(path, text.as_bytes())
+        .map(|()| path.display().to_string())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn with_repo<T>(
+    env: &Env,
+    work: impl FnOnce(&Path, &Path) -> Result<T, String>,
+) -> Result<T, String> {
+    let (root, relative) = env.relative_policy().ok_or_else(|| {
+        format!(
+            "{} is not in a git repository; commit, push and pull need one",
+            env.policy_path.display()
+        )
+    })?;
+    work(&root, &relative)
+}
+
+fn git_view(env: &Env) -> Result<GitView, String> {
+    with_repo(env, |root, relative| {
+        let status = gitops::status(root, relative).map_err(|e| e.to_string())?;
+        let head_text = gitops::read_at_revision(root, "HEAD", relative).ok();
+        let text_diff = if head_text.is_some() {
+            gitops::text_diff(root, "HEAD", None, relative).map_err(|e| e.to_string())?
+        } else {
+            String::new()
+        };
+        Ok(GitView {
+            status,
+            head_text,
+            text_diff,
+        })
+    })
+}
+
+fn history(env: &Env) -> Result<Vec<HistoryEntry>, String> {
+    with_repo(env, |root, relative| {
+        let commits = gitops::log(root, relative, 50).map_err(|e| e.to_string())?;
+        let now = token::clock::unix_now();
+        let read = |rev: &str| -> Result<policy::Policy, String> {
+            let text = gitops::read_at_revision(root, rev, relative).map_err(|e| e.to_string())?;
+            policy::load(&text, now)
+                .map(|loaded| loaded.policy)
+                .map_err(|f| f.to_string())
+        };
+        Ok(commits
+            .into_iter()
+            .map(|commit| {
+                let changes = read(&commit.id).map(|new| {
+                    let old = match &commit.parent {
+                        Some(parent) => read(parent).unwrap_or_default(),
+                        None => policy::Policy::default(),
+                    };
+                    policy::diff(&old, &new)
+                });
+                HistoryEntry { commit, changes }
+            })
+            .collect())
+    })
+}
+
+fn verify(
+    token: &str,
+    root_key: &str,
+    identity: Option<&str>,
+    domain: Option<&str>,
+) -> Result<String, String> {
+    let root = token::keys::parse_public_key(root_key).map_err(|e| e.to_string())?;
+    let unverified =
+        token::inspect(token, None, token::clock::unix_now()).map_err(|e| e.to_string())?;
+    if unverified.kind == token::TokenKind::Authorization {
+        let verified = token::inspect(token, Some(&root), token::clock::unix_now())
+            .map_err(|e| e.to_string())?;
+        return match verified.signature {
+            token::SignatureStatus::Valid => Ok(format!(
+                "signature valid; authorization token for {}",
+                verified.subject.unwrap_or_else(|| "(no subject)".into())
+            )),
+            token::SignatureStatus::Invalid(why) => Err(why),
+            token::SignatureStatus::NotChecked => Err("signature not checked".into()),
+        };
+    }
+    let actor = match identity {
+        Some(name) => token::Actor::Named(name),
+        None => token::Actor::Effective,
+    };
+    let mut verification = IdentityVerification::new(actor, token::clock::unix_now());
+    verification.domain = domain;
+    verification.ensure_subject_in_domain = domain.is_some();
+    token::verify_identity(token, &root, &verification)
+        .map(|v| {
+            format!(
+                "valid: usable by {} (subject {}, chain {})",
+                v.identity,
+                v.subject,
+                v.chain.join(" → ")
+            )
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn demo_flow(
+    env: &Env,
+    client: &str,
+    delegate_to: &str,
+    resource: &str,
+    operation: &str,
+    report: &dyn Fn(JobResult),
+) {
+    let step = |title: &str, detail: String, token: Option<String>, ok: bool| {
+        report(JobResult::FlowStep(FlowStep {
+            title: title.to_string(),
+            detail,
+            token,
+            ok,
+        }))
+    };
+    let Some(link) = env.server.clone() else {
+        step("start", "no server configured".into(), None, false);
+        return;
+    };
+    let Some((_, identity_pem)) = link.demo_clients.iter().find(|(id, _)| id == client) else {
+        step(
+            "1 authenticate",
+            format!("no client certificate for {client} in this workspace"),
+            None,
+            false,
+        );
+        return;
+    };
+    let connect = |pem: Option<&[u8]>| {
+        Connection::new(&link.url, 443, Some(&link.ca_pem), pem).map_err(|e| e.to_string())
+    };
+    let result = (|| -> Result<(), (String, String)> {
+        let fail = |title: &str| {
+            let title = title.to_string();
+            move |e: String| (title, e)
+        };
+        let mtls = connect(Some(identity_pem)).map_err(fail("1 authenticate"))?;
+        let anonymous = connect(None).map_err(fail("3 authorize"))?;
+        let mtls = Arc::new(mtls);
+        let public = {
+            let c = mtls.clone();
+            block(env, async move {
+                c.get::<PublicKeyResponse>("/public_key").await
+            })
+            .map_err(fail("1 authenticate"))?
+        };
+        let public_key = public
+            .public_key
+            .ok_or_else(|| ("1 authenticate".to_string(), public.response_msg.clone()))?;
+        let root = token::keys::parse_public_key(&public_key)
+            .map_err(|e| ("1 authenticate".to_string(), e.to_string()))?;
+        let identity = {
+            let c = mtls.clone();
+            block(env, async move {
+                c.post::<_, IdentityTokenResponse>(
+                    "/request_identity_token",
+                    &IdentityTokenRequest::default(),
+                    None,
+                )
+                .await
+            })
+            .map_err(fail("1 authenticate"))?
+        };
+        let identity_token = identity
+            .token
+            .ok_or_else(|| ("1 authenticate".to_string(), identity.response_msg.clone()))?;
+        step(
+            "1 authenticate",
+            format!(
+                "mTLS as {client}: identity token for {}, expires in {} s",
+                identity.identity.as_deref().unwrap_or(client),
+                identity.expires_in.unwrap_or(0)
+            ),
+            Some(identity_token.clone()),
+            true,
+        );
+        let now = token::clock::unix_now();
+        let delegated = token::delegate(
+            &identity_token,
+            Some(&root),
+            &Delegation::new(delegate_to, now + 600),
+        )
+        .map_err(|e| ("2 delegate".to_string(), e.to_string()))?;
+        step(
+            "2 delegate",
+            format!(
+                "offline: {} → {} (depth {}, 10 min)",
+                delegated.from, delegated.identity, delegated.depth
+            ),
+            Some(delegated.token.clone()),
+            true,
+        );
+        let request = TokenRequest {
+            resource: resource.to_string(),
+            operation: operation.to_string(),
+            domain: None,
+        };
+        let bearer = delegated.token.clone();
+        let anonymous = Arc::new(anonymous);
+        let authz = {
+            let c = anonymous.clone();
+            block(env, async move {
+                c.post::<_, TokenResponse>("/request_token", &request, Some(&bearer))
+                    .await
+            })
+            .map_err(fail("3 authorize"))?
+        };
+        let authz_token = authz
+            .token
+            .ok_or_else(|| ("3 authorize".to_string(), authz.response_msg.clone()))?;
+        step(
+            "3 authorize",
+            format!("as {delegate_to}: {operation} on {resource} granted"),
+            Some(authz_token.clone()),
+            true,
+        );
+        let check = VerifyTokenRequest {
+            token: authz_token,
+            subject: delegate_to.to_string(),
+            resource: resource.to_string(),
+            operation: operation.to_string(),
+        };
+        let verified = {
+            let c = anonymous.clone();
+            block(env, async move {
+                c.post::<_, MessageResponse>("/verify_token", &check, None)
+                    .await
+            })
+            .map_err(fail("4 verify"))?
+        };
+        step(
+            "4 verify",
+            format!("server: {}", verified.response_msg),
+            None,
+            true,
+        );
+        Ok(())
+    })();
+    if let Err((title, detail)) = result {
+        step(&title, detail, None, false);
+    }
+}
+
+/// What a worker reports: a result of job `id`, or that job `id` has finished.
+pub enum WorkerEvent {
+    Result(u64, JobResult),
+    Done(u64),
+}
+
+/// Runs jobs on a few threads and sends their results to the UI.
+pub struct Workers {
+    queue: Sender<(u64, Job)>,
+}
+
+impl Workers {
+    /// `threads` workers; each report goes to `results`, wrapped by `wrap`.
+    pub fn start<E: Send + 'static>(
+        env: Env,
+        threads: usize,
+        results: Sender<E>,
+        wrap: fn(WorkerEvent) -> E,
+    ) -> Workers {
+        let (queue, jobs) = channel::<(u64, Job)>();
+        let jobs: Arc<Mutex<Receiver<(u64, Job)>>> = Arc::new(Mutex::new(jobs));
+        for n in 0..threads {
+            let jobs = jobs.clone();
+            let env = env.clone();
+            let results = results.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("console-worker-{n}"))
+                .spawn(move || {
+                    loop {
+                        let next = match jobs.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((id, job)) = next else { return };
+                        tracing::debug!(job = job.describe(), "job started");
+                        execute(job, &env, &|result| {
+                            let _ = results.send(wrap(WorkerEvent::Result(id, result)));
+                        });
+                        let _ = results.send(wrap(WorkerEvent::Done(id)));
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a worker thread: {e}");
+            }
+        }
+        Workers { queue }
+    }
+
+    pub fn submit(&self, id: u64, job: Job) {
+        let _ = self.queue.send((id, job));
+    }
+}
+
+/// Runs every queued job inline until none is left (tests and benchmarks: "wait for idle").
+/// `skip_polls` drops background polls instead of running them.
+pub fn settle(app: &mut crate::console::App, env: &Env, skip_polls: bool) {
+    for _ in 0..100 {
+        let jobs = app.take_jobs();
+        if jobs.is_empty() {
+            return;
+        }
+        for (id, job) in jobs {
+            if skip_polls && job.is_poll() {
+                app.job_done(id);
+                continue;
+            }
+            let results = std::cell::RefCell::new(Vec::new());
+            execute(job, env, &|result| results.borrow_mut().push(result));
+            for result in results.into_inner() {
+                app.handle_result(result);
+            }
+            app.job_done(id);
+        }
+    }
+}

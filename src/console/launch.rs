@@ -1,0 +1,293 @@
+//! Where the console points: the default demo workspace (created on first run), a workspace
+//! given with `--workspace`, or a policy repository plus a remote server. Starts the embedded
+//! server for workspaces and reads what the first frame needs.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::app::Context;
+use super::config::Config;
+use super::jobs::{Env, ServerLink};
+use super::keymap::Keymap;
+use super::theme::{Theme, no_color_requested};
+use crate::server::{self, PolicySource, RunningServer, ServerConfig};
+use crate::token::keys;
+use crate::token_store::TokenStore;
+use crate::workspace::{self, Workspace};
+
+/// Flags of the console itself (no subcommand).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConsoleArgs {
+    /// Open this workspace (made by `demo init`) with its embedded server
+    #[arg(long, conflicts_with_all = ["policy_repo", "server"])]
+    pub workspace: Option<PathBuf>,
+    /// A git working copy holding clients.toml (or the file itself); no embedded server
+    #[arg(long)]
+    pub policy_repo: Option<PathBuf>,
+    /// A remote server to watch (https URL or host:port)
+    #[arg(long, requires_all = ["cert", "key", "ca"])]
+    pub server: Option<String>,
+    /// Operator client certificate (PEM) for --server
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Operator private key (PEM) for --server
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the server's certificate
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Review mode: every action that changes policy, git or tokens is removed
+    #[arg(long)]
+    pub readonly: bool,
+    /// Theme: default, light, high-contrast, deuteranopia
+    #[arg(long)]
+    pub theme: Option<String>,
+}
+
+/// Everything the terminal loop needs, plus what must live as long as the console.
+pub struct Launched {
+    pub context: Context,
+    pub env: Env,
+    pub runtime: tokio::runtime::Runtime,
+    pub server: Option<RunningServer>,
+    pub config: Config,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Builds the context; prints to stderr only before the terminal is taken over.
+pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
+    let (config, mut notices) = Config::load(super::config::config_path().as_deref());
+    let theme_name = args
+        .theme
+        .clone()
+        .or(config.theme.clone())
+        .unwrap_or_else(|| "default".into());
+    let mut theme = Theme::built_in(&theme_name).map_err(|e| format!("--theme: {e}"))?;
+    if let Some(overrides) = &config.theme_overrides
+        && let Err(e) = theme.patch(overrides, "[theme_overrides]")
+    {
+        notices.push(e);
+    }
+    if no_color_requested() {
+        theme = theme.without_color();
+    }
+    let (keymap, key_errors) = Keymap::defaults().with_overrides(&config.keys);
+    notices.extend(key_errors.into_iter().map(|e| e.0));
+    for notice in &notices {
+        tracing::warn!("{notice}");
+    }
+
+    server::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("console-runtime")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+
+    let target = if let Some(repo) = &args.policy_repo {
+        Target::Repo(repo.clone())
+    } else {
+        let dir = match &args.workspace {
+            Some(dir) => dir.clone(),
+            None => default_workspace()?,
+        };
+        Target::Workspace(Box::new(workspace::open(&dir).map_err(|e| e.to_string())?))
+    };
+
+    let (policy_path, mut link, running, operator) = match &target {
+        Target::Workspace(ws) => {
+            let (running, moved) = runtime.block_on(start_embedded(ws))?;
+            if let Some(note) = moved {
+                notices.insert(0, note);
+            }
+            let link = workspace_link(ws, &running.url())?;
+            (
+                ws.policy_file(),
+                Some(link),
+                Some(running),
+                Some(ws.operator.clone()),
+            )
+        }
+        Target::Repo(path) => {
+            let file = if path.is_dir() {
+                path.join("clients.toml")
+            } else {
+                path.clone()
+            };
+            (file, None, None, None)
+        }
+    };
+    if let Some(url) = &args.server {
+        let (cert, key, ca) = (
+            args.cert
+                .as_deref()
+                .expect("clap requires --cert with --server"),
+            args.key
+                .as_deref()
+                .expect("clap requires --key with --server"),
+            args.ca
+                .as_deref()
+                .expect("clap requires --ca with --server"),
+        );
+        let mut operator_pem = read(cert)?;
+        operator_pem.extend(read(key)?);
+        link = Some(ServerLink {
+            url: url.clone(),
+            ca_pem: read(ca)?,
+            operator_pem,
+            demo_clients: Vec::new(),
+        });
+    }
+    let policy_path = std::path::absolute(&policy_path).unwrap_or(policy_path);
+    let policy_text = std::fs::read_to_string(&policy_path)
+        .map_err(|e| format!("cannot read {}: {e}", policy_path.display()))?;
+    let repo_root = policy_path
+        .parent()
+        .and_then(|dir| crate::gitops::repository_root(dir).ok())
+        .map(|root| root.canonicalize().unwrap_or(root));
+    let policy_path = match (&repo_root, policy_path.canonicalize()) {
+        (Some(_), Ok(canonical)) => canonical,
+        _ => policy_path,
+    };
+    let server_info = link.as_ref().map(|l| (l.url.clone(), running.is_some()));
+    let demo_clients = link
+        .as_ref()
+        .map(|l| l.demo_clients.iter().map(|(id, _)| id.clone()).collect())
+        .unwrap_or_default();
+    let token_store = TokenStore::open_default().ok();
+    let env = Env::new(
+        policy_path.clone(),
+        repo_root.clone(),
+        link,
+        token_store,
+        runtime.handle().clone(),
+    );
+    tracing::info!(
+        policy = %policy_path.display(),
+        repo = ?repo_root,
+        server = ?server_info,
+        config = ?config.path,
+        "console starting"
+    );
+    let context = Context {
+        policy_path,
+        policy_text,
+        has_repo: repo_root.is_some(),
+        server: server_info,
+        operator,
+        demo_clients,
+        readonly: args.readonly || config.readonly,
+        theme,
+        keymap,
+        now: crate::token::clock::unix_now(),
+        frozen_clock: false,
+        notices,
+        clipboard: config.clipboard != super::config::ClipboardMode::Off,
+        mouse: config.mouse,
+    };
+    Ok(Launched {
+        context,
+        env,
+        runtime,
+        server: running,
+        config,
+    })
+}
+
+enum Target {
+    Workspace(Box<Workspace>),
+    Repo(PathBuf),
+}
+
+/// The default workspace, created (and announced) on first run.
+fn default_workspace() -> Result<PathBuf, String> {
+    let dir = workspace::default_dir()
+        .ok_or("cannot find a data directory for the demo workspace (is HOME set?)")?;
+    if !dir.join("workspace.toml").exists() {
+        eprintln!(
+            "Creating the demo workspace in {} (first run)…",
+            dir.display()
+        );
+        workspace::init(&dir, false).map_err(|e| e.to_string())?;
+    }
+    Ok(dir)
+}
+
+/// Starts the workspace's server; when its port is taken, on a free one (and says so).
+async fn start_embedded(ws: &Workspace) -> Result<(RunningServer, Option<String>), String> {
+    let config = server_config(ws, ws.listen)?;
+    match server::start(config).await {
+        Ok(running) => Ok((running, None)),
+        Err(server::ServerError::Listen { addr, .. }) => {
+            let mut free = ws.listen;
+            free.set_port(0);
+            let running = server::start(server_config(ws, free)?)
+                .await
+                .map_err(|e| e.to_string())?;
+            let note = format!(
+                "{addr} is in use (another console or `serve`?): the embedded server listens on {} instead",
+                running.addr
+            );
+            Ok((running, Some(note)))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn server_config(ws: &Workspace, listen: std::net::SocketAddr) -> Result<ServerConfig, String> {
+    let text = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    Ok(ServerConfig {
+        listen,
+        tls_cert_pem: text(&ws.server_cert)?,
+        tls_key_pem: text(&ws.server_key)?,
+        client_ca_pem: None,
+        policy: PolicySource::Git {
+            repo: ws.origin.clone(),
+            branch: "main".into(),
+        },
+        root_key: keys::read_private_key_file(&ws.root_key).map_err(|e| e.to_string())?,
+        audit_file: Some(ws.server_state.join("audit.jsonl")),
+        signer: None,
+        state_dir: Some(ws.server_state.clone()),
+        poll_interval: Some(std::time::Duration::from_secs(1)),
+    })
+}
+
+/// The operator's and the demo clients' certificates of a workspace.
+pub fn workspace_link(ws: &Workspace, url: &str) -> Result<ServerLink, String> {
+    let pem = |identity: &str| -> Result<Vec<u8>, String> {
+        let (cert, key) = ws.client_cert(identity);
+        let mut pem = read(&cert)?;
+        pem.extend(read(&key)?);
+        Ok(pem)
+    };
+    let policy_text = std::fs::read_to_string(ws.policy_file()).unwrap_or_default();
+    let identities: Vec<String> =
+        crate::policy::load(&policy_text, crate::token::clock::unix_now())
+            .map(|loaded| {
+                loaded
+                    .policy
+                    .clients
+                    .into_iter()
+                    .map(|c| c.identity)
+                    .collect()
+            })
+            .unwrap_or_default();
+    let demo_clients = identities
+        .into_iter()
+        .filter_map(|identity| pem(&identity).ok().map(|bytes| (identity, bytes)))
+        .collect();
+    Ok(ServerLink {
+        url: url.to_string(),
+        ca_pem: read(&ws.ca_cert)?,
+        operator_pem: pem(&ws.operator)?,
+        demo_clients,
+    })
+}

@@ -1,0 +1,169 @@
+//! The `:` command palette: commands by name with Tab completion (commands, action names,
+//! client identities, theme names) and history. Each command maps onto an action or a setting.
+
+use super::app::{App, Level, Screen};
+use super::keymap::Action;
+use super::theme::BUILT_IN;
+
+/// Commands with an argument, and what the argument is.
+const COMMANDS: &[(&str, &str)] = &[
+    ("client", "IDENTITY — show a client"),
+    ("theme", "NAME — switch theme"),
+    ("commit", "[MESSAGE] — commit clients.toml"),
+    ("push", "— push to the remote"),
+    ("pull", "— pull from the remote"),
+    ("save", "— save clients.toml (also :w)"),
+    ("verify", "[IDENTITY [DOMAIN]] — verify the loaded token"),
+    (
+        "key",
+        "KEY — root public key for verification (PEM or ed25519/…)",
+    ),
+    ("load", "PATH — load a token file"),
+    ("filter", "TEXT — filter the current screen"),
+    ("help", "— keys"),
+    ("quit", "— quit (also :q; :q! discards edits)"),
+];
+
+/// Completions for what has been typed so far.
+pub fn complete(app: &App, line: &str) -> Vec<String> {
+    let (command, argument) = match line.split_once(' ') {
+        Some((c, a)) => (c, Some(a)),
+        None => (line, None),
+    };
+    let Some(argument) = argument else {
+        let mut names: Vec<String> = COMMANDS
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .chain(Action::ALL.iter().map(|a| a.name().to_string()))
+            .filter(|n| n.starts_with(command))
+            .collect();
+        names.sort();
+        names.dedup();
+        return names
+            .into_iter()
+            .map(|n| match COMMANDS.iter().find(|(c, _)| *c == n) {
+                Some(_) => format!("{n} "),
+                None => n,
+            })
+            .collect();
+    };
+    let options: Vec<String> = match command {
+        "client" => app
+            .loaded()
+            .map(|l| {
+                l.policy
+                    .clients
+                    .iter()
+                    .map(|c| c.identity.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        "theme" => BUILT_IN.iter().map(|(n, _)| n.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    options
+        .into_iter()
+        .filter(|o| o.contains(argument))
+        .take(50)
+        .map(|o| format!("{command} {o}"))
+        .collect()
+}
+
+/// Runs a command line.
+pub fn run(app: &mut App, line: &str) {
+    let (command, argument) = match line.split_once(' ') {
+        Some((c, a)) => (c, a.trim()),
+        None => (line, ""),
+    };
+    match command {
+        "q" | "quit" => app.dispatch(Action::Quit),
+        "q!" | "quit!" => app.dispatch(Action::ForceQuit),
+        "w" | "save" => app.dispatch(Action::Save),
+        "wq" | "x" => {
+            app.dispatch(Action::Save);
+            app.dispatch(Action::Quit);
+        }
+        "1" | "clients" => app.screen = Screen::Clients,
+        "2" | "delegations" => app.screen = Screen::Delegations,
+        "3" | "roles" => app.screen = Screen::Roles,
+        "4" | "tokens" => app.screen = Screen::Tokens,
+        "5" | "changes" => app.dispatch(Action::Screen5),
+        "6" | "server" => app.screen = Screen::Server,
+        "client" => show_client(app, argument),
+        "theme" if argument.is_empty() => app.cycle_theme(),
+        "theme" => app.set_theme(argument),
+        "commit" => {
+            app.screen = Screen::Changes;
+            if argument.is_empty() {
+                app.dispatch(Action::Commit);
+            } else if let Some(reason) = app
+                .disabled_reason(Action::Commit)
+                .or(app.commit_disabled())
+            {
+                app.flash(Level::Warn, reason);
+            } else {
+                app.commit_message_entered(argument.to_string());
+            }
+        }
+        "push" => {
+            app.screen = Screen::Changes;
+            app.dispatch(Action::Push);
+        }
+        "pull" => {
+            app.screen = Screen::Changes;
+            app.dispatch(Action::Pull);
+        }
+        "verify" => {
+            app.screen = Screen::Tokens;
+            if app.tokens.token.is_none() {
+                app.flash(Level::Info, "verify: load or paste a token first");
+            } else {
+                app.verify_as(argument);
+            }
+        }
+        "key" => match crate::token::keys::parse_public_key(argument) {
+            Ok(_) => {
+                app.tokens.custom_key = Some(argument.to_string());
+                app.flash(Level::Info, "verification key set");
+            }
+            Err(e) => app.flash(Level::Error, format!("key: {e}")),
+        },
+        "load" => {
+            app.submit(super::jobs::Job::LoadTokenFile {
+                path: argument.into(),
+            });
+        }
+        "filter" => {
+            app.dispatch(Action::Filter);
+            if let Some(input) = app.filter_input.as_mut() {
+                input.select_all();
+                input.cut();
+                input.insert_str(argument);
+            }
+            app.set_filter_text(argument.to_string());
+            app.filter_input = None;
+        }
+        "help" => app.dispatch(Action::Help),
+        other => match Action::from_name(other) {
+            Some(action) => app.dispatch(action),
+            None => app.flash(
+                Level::Error,
+                format!("unknown command :{other} (Tab lists commands)"),
+            ),
+        },
+    }
+}
+
+fn show_client(app: &mut App, identity: &str) {
+    let known = app
+        .loaded()
+        .is_some_and(|l| l.policy.client(identity).is_some());
+    if !known {
+        app.flash(Level::Error, format!("no client {identity}"));
+        return;
+    }
+    app.screen = Screen::Clients;
+    app.set_filter_text(String::new());
+    let loaded = app.session.as_ref().map(|s| s.current());
+    app.clients.select_identity(identity, loaded);
+}

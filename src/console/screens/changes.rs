@@ -1,0 +1,499 @@
+//! Screen 5, Changes: git status, the semantic diff of the working policy against HEAD (widening
+//! changes marked) or the text diff, the recent decisions this change would alter (replaying the
+//! server's audit feed), commit (refused while the policy is invalid), push, pull, and history
+//! with each commit's semantic diff.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+
+use crate::console::app::{App, Confirmation, Level, PromptKind};
+use crate::console::jobs::{GitView, HistoryEntry, Job, JobResult};
+use crate::console::keymap::Action;
+use crate::console::screens::clients::move_cursor;
+use crate::console::ui::{pane, selected_marker};
+use crate::gitops::PushOutcome;
+use crate::policy::{self, LoadedPolicy, Policy, PolicyDiff, ReplayRow, Request};
+use crate::server::AuditEvent;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChangesPane {
+    #[default]
+    Diff,
+    History,
+}
+
+#[derive(Default)]
+pub struct ChangesState {
+    pub git: Option<Result<GitView, String>>,
+    /// The policy at HEAD, parsed.
+    pub head: Option<Policy>,
+    pub diff: PolicyDiff,
+    /// Recent server decisions that the working policy would decide differently.
+    pub replay: Vec<ReplayRow>,
+    pub replayed: usize,
+    pub show_text: bool,
+    pub history: Option<Result<Vec<HistoryEntry>, String>>,
+    pub history_selected: usize,
+    pub focus: ChangesPane,
+    pub last_push: Option<String>,
+}
+
+impl ChangesState {
+    pub fn recompute(
+        &mut self,
+        loaded: &LoadedPolicy,
+        events: &std::collections::VecDeque<AuditEvent>,
+    ) {
+        let empty = Policy::default();
+        let head = self.head.as_ref().unwrap_or(&empty);
+        self.diff = policy::diff(head, &loaded.policy);
+        let mut requests: Vec<Request> = Vec::new();
+        for event in events.iter().rev() {
+            let (Some(identity), Some(resource), Some(operation)) =
+                (&event.caller, &event.resource, &event.operation)
+            else {
+                continue;
+            };
+            let request = Request {
+                identity: identity.clone(),
+                resource: resource.clone(),
+                operation: operation.clone(),
+                domain: None,
+            };
+            if !requests.contains(&request) {
+                requests.push(request);
+            }
+            if requests.len() >= 200 {
+                break;
+            }
+        }
+        self.replayed = requests.len();
+        self.replay = policy::replay(head, &loaded.policy, &requests)
+            .into_iter()
+            .filter(ReplayRow::changed)
+            .collect();
+    }
+
+    fn ahead(&self) -> Option<usize> {
+        match &self.git {
+            Some(Ok(view)) => Some(view.status.ahead),
+            _ => None,
+        }
+    }
+
+    fn file_clean(&self) -> bool {
+        matches!(&self.git, Some(Ok(view)) if view.status.file == "clean")
+    }
+}
+
+impl App {
+    pub(crate) fn changes_action(&mut self, action: Action) {
+        let history_len = match &self.changes.history {
+            Some(Ok(entries)) => entries.len(),
+            _ => 0,
+        };
+        if self.changes.focus == ChangesPane::History
+            && move_cursor(&mut self.changes.history_selected, history_len, action)
+        {
+            return;
+        }
+        match action {
+            Action::FocusNext | Action::FocusPrev => {
+                self.changes.focus = match self.changes.focus {
+                    ChangesPane::Diff => ChangesPane::History,
+                    ChangesPane::History => ChangesPane::Diff,
+                }
+            }
+            Action::ToggleDiff => self.changes.show_text = !self.changes.show_text,
+            Action::Commit => self.start_commit(),
+            Action::Push => self.start_push(),
+            Action::Pull => {
+                if let Some(reason) = self.pull_disabled() {
+                    self.flash(Level::Warn, reason);
+                } else {
+                    self.submit(Job::Pull);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn git_required(&self) -> Option<String> {
+        (!self.has_repo)
+            .then(|| format!("{} is not in a git repository", self.policy_path.display()))
+    }
+
+    pub fn commit_disabled(&self) -> Option<String> {
+        if let Some(reason) = self.git_required() {
+            return Some(format!("Commit disabled: {reason}"));
+        }
+        if self.clients.editor.as_ref().is_some_and(|e| e.modified()) {
+            return Some("Commit disabled: close the editor first (Esc applies)".into());
+        }
+        let Some(loaded) = self.loaded() else {
+            return Some("Commit refused: the policy does not parse".into());
+        };
+        if let Some(error) = loaded.errors().next() {
+            let count = loaded.errors().count();
+            return Some(format!(
+                "Commit refused: the policy has {count} error(s); first: {error}"
+            ));
+        }
+        if !self.is_dirty() && self.changes.file_clean() {
+            return Some("Commit disabled: nothing to commit".into());
+        }
+        None
+    }
+
+    fn push_disabled(&self) -> Option<String> {
+        if let Some(reason) = self.git_required() {
+            return Some(format!("Push disabled: {reason}"));
+        }
+        if self.changes.ahead() == Some(0) {
+            return Some("Push disabled: nothing committed".into());
+        }
+        None
+    }
+
+    fn pull_disabled(&self) -> Option<String> {
+        if let Some(reason) = self.git_required() {
+            return Some(format!("Pull disabled: {reason}"));
+        }
+        if self.is_dirty() {
+            return Some("Pull disabled: save or undo your edits first".into());
+        }
+        None
+    }
+
+    fn start_commit(&mut self) {
+        if let Some(reason) = self.commit_disabled() {
+            self.flash(Level::Warn, reason);
+            return;
+        }
+        let summary = match self.changes.diff.changes.as_slice() {
+            [] => "Update clients.toml".to_string(),
+            [one] => one
+                .to_string()
+                .trim_start_matches("+ WIDENS ")
+                .trim_start_matches("- ")
+                .to_string(),
+            many => format!("Update clients.toml: {} changes", many.len()),
+        };
+        self.prompt(
+            PromptKind::CommitMessage,
+            "Commit message",
+            "Enter reviews the commit",
+            &summary,
+        );
+    }
+
+    pub(crate) fn commit_message_entered(&mut self, message: String) {
+        let mut lines = vec![format!("Commit clients.toml: \"{message}\"")];
+        if self.is_dirty() {
+            lines.push("(unsaved edits are saved first)".into());
+        }
+        for change in self.changes.diff.changes.iter().take(8) {
+            lines.push(change.to_string());
+        }
+        if self.changes.diff.changes.len() > 8 {
+            lines.push(format!(
+                "… and {} more",
+                self.changes.diff.changes.len() - 8
+            ));
+        }
+        self.confirm(Confirmation::Commit { message }, "Commit", lines);
+    }
+
+    pub(crate) fn commit_now(&mut self, message: String) {
+        if let Some(reason) = self.commit_disabled() {
+            self.flash(Level::Warn, reason);
+            return;
+        }
+        let save = self.is_dirty().then(|| self.text().to_string());
+        if let Some(text) = &save {
+            self.saved_text = text.clone();
+        }
+        self.submit(Job::Commit { message, save });
+    }
+
+    fn start_push(&mut self) {
+        if let Some(reason) = self.push_disabled() {
+            self.flash(Level::Warn, reason);
+            return;
+        }
+        self.changes.last_push = Some("pushing…".into());
+        self.submit(Job::Push);
+    }
+
+    pub(crate) fn changes_result(&mut self, result: JobResult) {
+        match result {
+            JobResult::Git(result) => {
+                if let Ok(view) = &result {
+                    let now = self.now;
+                    self.changes.head = view
+                        .head_text
+                        .as_deref()
+                        .and_then(|t| policy::load(t, now).ok())
+                        .map(|l| l.policy);
+                }
+                self.changes.git = Some(result);
+                if let Some(loaded) = self.session.as_ref().map(|s| s.current()) {
+                    self.changes.recompute(loaded, &self.server_view.events);
+                }
+            }
+            JobResult::Committed(Ok(id)) => {
+                let short: String = id.chars().take(8).collect();
+                self.flash(Level::Success, format!("committed {short}; p pushes"));
+                self.refresh_git();
+                self.submit(Job::History);
+            }
+            JobResult::Committed(Err(e)) => {
+                self.saved_text.clear();
+                self.flash(Level::Error, format!("not committed (edits kept): {e}"));
+                self.refresh_git();
+            }
+            JobResult::Pushed(Ok(outcome)) => {
+                let text = match outcome {
+                    PushOutcome::Pushed { commits } => format!("pushed {commits} commit(s)"),
+                    PushOutcome::UpToDate => "already up to date".to_string(),
+                    PushOutcome::Rebased { upstream, commits } => format!(
+                        "the remote had moved on: rebased {commits} commit(s) onto {} and pushed",
+                        upstream.chars().take(8).collect::<String>()
+                    ),
+                };
+                self.changes.last_push = Some(text.clone());
+                self.flash(Level::Success, text);
+                self.refresh_git();
+                self.submit(Job::History);
+                if self.server.is_some() {
+                    self.submit(Job::ServerSync);
+                }
+            }
+            JobResult::Pushed(Err(e)) => {
+                self.changes.last_push = Some(format!("failed: {e}"));
+                self.flash(
+                    Level::Error,
+                    format!("push failed (your commits are kept): {e}"),
+                );
+                self.refresh_git();
+            }
+            JobResult::Pulled(Ok(n)) => {
+                self.flash(Level::Success, format!("pulled {n} commit(s)"));
+                self.submit(Job::Reload);
+                self.refresh_git();
+                self.submit(Job::History);
+            }
+            JobResult::Pulled(Err(e)) => self.flash(Level::Error, format!("pull failed: {e}")),
+            JobResult::History(result) => {
+                self.changes.history = Some(result);
+                self.changes.history_selected = 0;
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let state = &app.changes;
+    let [status_area, body] =
+        Layout::vertical([Constraint::Length(3), Constraint::Min(4)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(status_line(app)).block(pane(app, "Status", false)),
+        status_area,
+    );
+    let [diff_area, history_area] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(body);
+    let [diff_area, replay_area] = Layout::vertical([
+        Constraint::Min(4),
+        Constraint::Length(if state.replay.is_empty() { 3 } else { 6 }),
+    ])
+    .areas(diff_area);
+
+    let (title, lines) = if state.focus == ChangesPane::History {
+        selected_commit_lines(app)
+    } else if state.show_text {
+        (
+            "Text diff vs HEAD (t: semantic)".to_string(),
+            text_diff_lines(app),
+        )
+    } else {
+        (
+            "Semantic diff vs HEAD (t: text)".to_string(),
+            semantic_lines(app, &state.diff),
+        )
+    };
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(
+            app,
+            &title,
+            state.focus == ChangesPane::Diff,
+        )),
+        diff_area,
+    );
+
+    let replay: Vec<Line> = if state.replay.is_empty() {
+        vec![Line::from(Span::styled(
+            format!(
+                "no recent decision changes ({} recent requests replayed)",
+                state.replayed
+            ),
+            app.theme.muted(),
+        ))]
+    } else {
+        state
+            .replay
+            .iter()
+            .map(|row| {
+                let (from, to) = (verdict(row.before.allowed), verdict(row.after.allowed));
+                let style = if row.after.allowed {
+                    app.theme.warn()
+                } else {
+                    app.theme.text()
+                };
+                Line::from(Span::styled(
+                    format!("{}: {from} → {to}", row.request),
+                    style,
+                ))
+            })
+            .collect()
+    };
+    frame.render_widget(
+        Paragraph::new(replay).block(pane(app, "Decisions this change alters", false)),
+        replay_area,
+    );
+
+    let items: Vec<ListItem> = match &state.history {
+        None => vec![ListItem::new("(loading…)")],
+        Some(Err(e)) => vec![ListItem::new(format!("✗ {e}"))],
+        Some(Ok(entries)) => entries
+            .iter()
+            .map(|entry| {
+                let short: String = entry.commit.id.chars().take(7).collect();
+                let widening = match &entry.changes {
+                    Ok(diff) if diff.widening().next().is_some() => " +widens",
+                    _ => "",
+                };
+                ListItem::new(Line::from(vec![
+                    Span::styled(short, app.theme.accent()),
+                    Span::raw(format!(" {}", first_line(&entry.commit.message))),
+                    Span::styled(widening, app.theme.warn()),
+                ]))
+            })
+            .collect(),
+    };
+    let focused = state.focus == ChangesPane::History;
+    let mut list_state =
+        ListState::default().with_selected(focused.then_some(state.history_selected));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(pane(app, "History", focused))
+            .highlight_style(app.theme.selected())
+            .highlight_symbol(selected_marker()),
+        history_area,
+        &mut list_state,
+    );
+}
+
+fn verdict(allowed: bool) -> &'static str {
+    if allowed { "allow" } else { "deny" }
+}
+
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or("")
+}
+
+fn status_line(app: &App) -> Line<'static> {
+    if !app.has_repo {
+        return Line::from("not a git repository: edits are saved to the file only");
+    }
+    let dirty = if app.is_dirty() {
+        "unsaved edits · "
+    } else {
+        ""
+    };
+    match &app.changes.git {
+        None => Line::from(format!("{dirty}reading git status…")),
+        Some(Err(e)) => Line::from(Span::styled(format!("✗ git: {e}"), app.theme.error())),
+        Some(Ok(view)) => {
+            let status = &view.status;
+            let upstream = status.upstream.clone().unwrap_or("(no upstream)".into());
+            let push = app
+                .changes
+                .last_push
+                .as_ref()
+                .map_or(String::new(), |p| format!(" · last push: {p}"));
+            Line::from(format!(
+                "{dirty}branch {} → {upstream} · ahead {} behind {} · clients.toml {}{push}",
+                status.branch, status.ahead, status.behind, status.file
+            ))
+        }
+    }
+}
+
+pub fn semantic_lines(app: &App, diff: &PolicyDiff) -> Vec<Line<'static>> {
+    if diff.changes.is_empty() {
+        return vec![Line::from(Span::styled(
+            "no policy changes",
+            app.theme.muted(),
+        ))];
+    }
+    diff.changes
+        .iter()
+        .map(|change| {
+            let style = if change.widens {
+                app.theme.warn()
+            } else {
+                app.theme.text()
+            };
+            Line::from(Span::styled(change.to_string(), style))
+        })
+        .collect()
+}
+
+fn text_diff_lines(app: &App) -> Vec<Line<'static>> {
+    let Some(Ok(view)) = &app.changes.git else {
+        return vec![Line::from("(no git status yet)")];
+    };
+    if view.text_diff.is_empty() {
+        let note = if app.is_dirty() {
+            "no saved changes (unsaved edits are not in the text diff until saved)"
+        } else {
+            "no changes"
+        };
+        return vec![Line::from(Span::styled(note, app.theme.muted()))];
+    }
+    view.text_diff
+        .lines()
+        .map(|line| {
+            let style = match line.chars().next() {
+                Some('+') => app.theme.added(),
+                Some('-') => app.theme.removed(),
+                _ => app.theme.text(),
+            };
+            Line::from(Span::styled(line.to_string(), style))
+        })
+        .collect()
+}
+
+fn selected_commit_lines(app: &App) -> (String, Vec<Line<'static>>) {
+    let Some(Ok(entries)) = &app.changes.history else {
+        return ("Commit".into(), vec![]);
+    };
+    let Some(entry) = entries.get(app.changes.history_selected) else {
+        return ("Commit".into(), vec![]);
+    };
+    let short: String = entry.commit.id.chars().take(8).collect();
+    let mut lines = vec![Line::from(format!(
+        "{} <{}> · {}",
+        entry.commit.author,
+        entry.commit.email,
+        first_line(&entry.commit.message)
+    ))];
+    match &entry.changes {
+        Ok(diff) => lines.extend(semantic_lines(app, diff)),
+        Err(e) => lines.push(Line::from(format!("cannot read this commit's policy: {e}"))),
+    }
+    (format!("Commit {short}"), lines)
+}

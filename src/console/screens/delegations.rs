@@ -1,0 +1,348 @@
+//! Screen 2, Delegations: the identity tree (tui-tree-widget) with each node's operations and
+//! token lifetime, violations marked by a glyph and a word, a filter that keeps ancestors of
+//! matches, and the chain of a loaded token highlighted.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use tui_tree_widget::{Tree, TreeItem, TreeState};
+
+use crate::console::app::{App, Level};
+use crate::console::keymap::Action;
+use crate::console::screens::clients::human_duration;
+use crate::console::ui::{finding_line, pane, selected_marker};
+use crate::policy::{DelegationTree, NodeKind, TreeNode};
+
+#[derive(Default)]
+pub struct DelegationsState {
+    pub filter: String,
+    pub items: Vec<TreeItem<'static, String>>,
+    /// In a cell because drawing the tree records its scroll offset.
+    pub state: std::cell::RefCell<TreeState<String>>,
+    /// Paths (root to node) of the nodes matching the filter.
+    pub matches: Vec<Vec<String>>,
+    pub match_at: usize,
+    /// Identities of a loaded token's chain, root first.
+    pub chain: Vec<String>,
+    /// Tree indices in visible order, for the detail pane and tests.
+    built_for: usize,
+}
+
+impl DelegationsState {
+    pub fn rebuild(&mut self, tree: &DelegationTree) {
+        let needle = self.filter.to_lowercase();
+        let keep: Vec<bool> = keep_set(tree, &needle);
+        self.matches.clear();
+        let mut items = Vec::new();
+        for &root in &tree.roots {
+            if let Some(item) = self.item(tree, root, &keep, &needle, &mut Vec::new()) {
+                items.push(item);
+            }
+        }
+        self.items = items;
+        let first_build = self.built_for == 0;
+        self.built_for = tree.nodes.len().max(1);
+        if first_build || !needle.is_empty() {
+            for node in &tree.nodes {
+                if node.depth < 3 || !needle.is_empty() {
+                    self.state.get_mut().open(path_of(tree, node));
+                }
+            }
+        }
+        if self.state.get_mut().selected().is_empty()
+            && let Some(first) = tree.roots.first()
+        {
+            let identity = tree.nodes[*first].identity.clone();
+            self.state.get_mut().select(vec![identity]);
+        }
+        if !needle.is_empty()
+            && let Some(first) = self.matches.first()
+        {
+            self.match_at = 0;
+            self.state.get_mut().select(first.clone());
+        }
+    }
+
+    fn item(
+        &mut self,
+        tree: &DelegationTree,
+        index: usize,
+        keep: &[bool],
+        needle: &str,
+        path: &mut Vec<String>,
+    ) -> Option<TreeItem<'static, String>> {
+        if !keep[index] {
+            return None;
+        }
+        let node = &tree.nodes[index];
+        path.push(node.identity.clone());
+        if !needle.is_empty() && node.identity.to_lowercase().contains(needle) {
+            self.matches.push(path.clone());
+        }
+        let children: Vec<TreeItem<'static, String>> = node
+            .children
+            .iter()
+            .filter_map(|&child| self.item(tree, child, keep, needle, path))
+            .collect();
+        path.pop();
+        let text = node_line(node, self.chain.contains(&node.identity));
+        TreeItem::new(node.identity.clone(), text, children).ok()
+    }
+}
+
+fn keep_set(tree: &DelegationTree, needle: &str) -> Vec<bool> {
+    if needle.is_empty() {
+        return vec![true; tree.nodes.len()];
+    }
+    let mut keep = vec![false; tree.nodes.len()];
+    for (i, node) in tree.nodes.iter().enumerate() {
+        if node.identity.to_lowercase().contains(needle) {
+            let mut at = Some(i);
+            while let Some(n) = at {
+                if keep[n] {
+                    break;
+                }
+                keep[n] = true;
+                at = tree.nodes[n].parent;
+            }
+        }
+    }
+    keep
+}
+
+fn path_of(tree: &DelegationTree, node: &TreeNode) -> Vec<String> {
+    tree.path_to(&node.identity)
+        .into_iter()
+        .map(|i| tree.nodes[i].identity.clone())
+        .collect()
+}
+
+fn node_line(node: &TreeNode, in_chain: bool) -> Line<'static> {
+    let mut spans = vec![Span::raw(node.label.clone())];
+    let ops: Vec<String> = node
+        .permissions
+        .0
+        .iter()
+        .map(|(r, ops)| format!("{r}:{}", ops.iter().cloned().collect::<Vec<_>>().join(",")))
+        .collect();
+    match &node.kind {
+        NodeKind::Client {
+            identity_token_duration,
+            delegatable,
+            realm,
+            ..
+        } => {
+            if !ops.is_empty() {
+                spans.push(Span::raw(format!("  {}", ops.join(" "))));
+            }
+            if let Some(ttl) = identity_token_duration {
+                spans.push(Span::raw(format!("  ttl {}", human_duration(*ttl))));
+            }
+            if !delegatable {
+                spans.push(Span::raw("  no-delegation"));
+            }
+            if *realm {
+                spans.push(Span::raw("  [realm]"));
+            }
+        }
+        NodeKind::DomainSubject { role, explicit, .. } => {
+            let how = if *explicit { "" } else { " (default)" };
+            spans.push(Span::raw(format!("  role {role}{how}")));
+        }
+        NodeKind::Intermediate => spans.push(Span::raw("  (not configured)")),
+    }
+    if node.has_errors() {
+        spans.push(Span::raw("  ✗ violation"));
+    } else if !node.violations.is_empty() {
+        spans.push(Span::raw("  ! warning"));
+    }
+    if in_chain {
+        spans.push(Span::raw("  ◆ token chain"));
+    }
+    Line::from(spans)
+}
+
+impl App {
+    pub(crate) fn delegations_action(&mut self, action: Action) {
+        let state = self.delegations.state.get_mut();
+        match action {
+            Action::Up => {
+                state.key_up();
+            }
+            Action::Down => {
+                state.key_down();
+            }
+            Action::Left => {
+                state.key_left();
+            }
+            Action::Right => {
+                state.key_right();
+            }
+            Action::Select => {
+                state.toggle_selected();
+            }
+            Action::Top => {
+                state.select_first();
+            }
+            Action::Bottom => {
+                state.select_last();
+            }
+            Action::PageDown => {
+                state.select_relative(|at| at.map_or(0, |i| i + 10));
+            }
+            Action::PageUp => {
+                state.select_relative(|at| at.map_or(0, |i| i.saturating_sub(10)));
+            }
+            Action::NextMatch | Action::PrevMatch => self.step_match(action == Action::NextMatch),
+            Action::Back if !self.delegations.filter.is_empty() => {
+                self.delegations.filter.clear();
+                self.delegations.rebuild(&self.tree);
+            }
+            Action::WhatCan => {
+                if let Some(identity) = self.selected_identity() {
+                    self.what_can(&identity);
+                }
+            }
+            Action::Copy => {
+                if let Some(identity) = self.selected_identity() {
+                    self.copy("identity", identity);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The identity selected in the tree.
+    pub fn selected_identity(&self) -> Option<String> {
+        self.delegations.state.borrow().selected().last().cloned()
+    }
+
+    fn step_match(&mut self, forward: bool) {
+        let view = &mut self.delegations;
+        if view.matches.is_empty() {
+            self.flash(Level::Info, "no matches: / sets a filter");
+            return;
+        }
+        let n = view.matches.len();
+        view.match_at = if forward {
+            (view.match_at + 1) % n
+        } else {
+            (view.match_at + n - 1) % n
+        };
+        view.state
+            .get_mut()
+            .select(view.matches[view.match_at].clone());
+    }
+
+    /// Highlights a token's chain (root first) and selects its last identity.
+    pub(crate) fn show_chain(&mut self, chain: Vec<String>) {
+        self.delegations.chain = chain.clone();
+        self.delegations.rebuild(&self.tree);
+        let present: Vec<String> = chain
+            .iter()
+            .filter(|id| self.tree.find(id).is_some())
+            .cloned()
+            .collect();
+        if let Some(last) = present.last() {
+            let path: Vec<String> = self
+                .tree
+                .path_to(last)
+                .into_iter()
+                .map(|i| self.tree.nodes[i].identity.clone())
+                .collect();
+            for depth in 1..=path.len() {
+                self.delegations
+                    .state
+                    .get_mut()
+                    .open(path[..depth].to_vec());
+            }
+            self.delegations.state.get_mut().select(path);
+        }
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let wide = area.width >= 100;
+    let [tree_area, detail_area] = if wide {
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area)
+    } else {
+        Layout::vertical([Constraint::Min(6), Constraint::Length(8)]).areas(area)
+    };
+    let title = format!("Delegation tree ({} identities)", app.tree.nodes.len());
+    match Tree::new(&app.delegations.items) {
+        Ok(tree) => {
+            let tree = tree
+                .block(pane(app, &title, true))
+                .highlight_style(app.theme.selected())
+                .highlight_symbol(selected_marker());
+            let mut state = app.delegations.state.borrow_mut();
+            frame.render_stateful_widget(tree, tree_area, &mut state);
+        }
+        Err(e) => frame.render_widget(
+            Paragraph::new(format!("cannot draw the tree: {e}")).block(pane(app, &title, true)),
+            tree_area,
+        ),
+    }
+    let selected = app
+        .delegations
+        .state
+        .borrow()
+        .selected()
+        .last()
+        .and_then(|id| app.tree.find(id))
+        .map(|i| &app.tree.nodes[i]);
+    let lines = match selected {
+        Some(node) => node_detail(app, node),
+        None => vec![Line::from("Nothing selected.")],
+    };
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane(
+            app,
+            "What this identity can do",
+            false,
+        )),
+        detail_area,
+    );
+}
+
+fn node_detail<'a>(app: &App, node: &'a TreeNode) -> Vec<Line<'a>> {
+    let mut lines = vec![Line::from(Span::styled(
+        node.identity.as_str(),
+        app.theme.title(),
+    ))];
+    let kind = match &node.kind {
+        NodeKind::Client { realm: true, .. } => "configured client, realm".to_string(),
+        NodeKind::Client { .. } => "configured client".to_string(),
+        NodeKind::DomainSubject {
+            realm,
+            role,
+            explicit,
+        } => format!(
+            "realm subject of {realm}, role {role}{}",
+            if *explicit { "" } else { " (default)" }
+        ),
+        NodeKind::Intermediate => "not configured (connects the tree)".to_string(),
+    };
+    lines.push(Line::from(Span::styled(kind, app.theme.muted())));
+    if node.permissions.0.is_empty() {
+        lines.push(Line::from("may do nothing"));
+    }
+    for (resource, ops) in &node.permissions.0 {
+        lines.push(Line::from(vec![
+            Span::styled(resource.as_str(), app.theme.keyword()),
+            Span::raw(": "),
+            Span::raw(ops.iter().cloned().collect::<Vec<_>>().join(", ")),
+        ]));
+    }
+    if app.delegations.chain.contains(&node.identity) {
+        lines.push(Line::from(Span::styled(
+            "◆ in the loaded token's chain",
+            app.theme.accent(),
+        )));
+    }
+    for finding in &node.violations {
+        lines.push(finding_line(app, finding));
+    }
+    lines
+}

@@ -1,0 +1,334 @@
+//! Screen 3, Domains & roles: per realm its roles (the default one marked), assignments, and a
+//! subject × resource:operation matrix; assign, unassign, add roles and grant to roles.
+
+use std::collections::BTreeSet;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph, Row, Table};
+
+use crate::console::app::{App, Confirmation, Level, PromptKind};
+use crate::console::keymap::Action;
+use crate::console::screens::clients::move_cursor;
+use crate::console::ui::{pane, selected_marker};
+use crate::policy::{Client, Domain, Policy, Role};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RolesPane {
+    #[default]
+    Realms,
+    Roles,
+    Assignments,
+}
+
+#[derive(Default)]
+pub struct RolesState {
+    pub realm: usize,
+    pub role: usize,
+    pub assignment: usize,
+    pub focus: RolesPane,
+    /// Narrows the assignments and matrix to matching subjects.
+    pub filter: String,
+}
+
+impl RolesState {
+    pub fn clamp(&mut self, policy: &Policy) {
+        let realms = policy.realms().count();
+        self.realm = self.realm.min(realms.saturating_sub(1));
+        if let Some(domain) = realm(policy, self.realm).and_then(|c| c.domain.as_ref()) {
+            self.role = self.role.min(roles(domain).len().saturating_sub(1));
+            self.assignment = self
+                .assignment
+                .min(domain.role_assignments.len().saturating_sub(1));
+        }
+    }
+}
+
+fn realm(policy: &Policy, index: usize) -> Option<&Client> {
+    policy.realms().nth(index)
+}
+
+/// The default role first, then the others.
+fn roles(domain: &Domain) -> Vec<(&Role, bool)> {
+    domain
+        .default_role
+        .iter()
+        .map(|r| (r, true))
+        .chain(domain.roles.iter().map(|r| (r, false)))
+        .collect()
+}
+
+impl App {
+    pub(crate) fn roles_action(&mut self, action: Action) {
+        let Some(loaded) = self.loaded() else { return };
+        let policy = &loaded.policy;
+        let realm_count = policy.realms().count();
+        let Some(client) = realm(policy, self.roles.realm) else {
+            self.flash(
+                Level::Info,
+                "no realms: a client with a [clients.domain] table is a realm",
+            );
+            return;
+        };
+        let realm_id = client.identity.clone();
+        let domain = client.domain.as_ref().expect("realms have a domain");
+        let role_names: Vec<String> = roles(domain).iter().map(|(r, _)| r.name.clone()).collect();
+        let subjects: Vec<String> = domain
+            .role_assignments
+            .iter()
+            .map(|a| a.subject.clone())
+            .collect();
+        let state = &mut self.roles;
+        let (cursor, len) = match state.focus {
+            RolesPane::Realms => (&mut state.realm, realm_count),
+            RolesPane::Roles => (&mut state.role, role_names.len()),
+            RolesPane::Assignments => (&mut state.assignment, subjects.len()),
+        };
+        if move_cursor(cursor, len, action) {
+            if state.focus == RolesPane::Realms {
+                state.role = 0;
+                state.assignment = 0;
+            }
+            return;
+        }
+        match action {
+            Action::FocusNext | Action::Right => {
+                state.focus = match state.focus {
+                    RolesPane::Realms => RolesPane::Roles,
+                    RolesPane::Roles => RolesPane::Assignments,
+                    RolesPane::Assignments => RolesPane::Realms,
+                }
+            }
+            Action::FocusPrev | Action::Left => {
+                state.focus = match state.focus {
+                    RolesPane::Realms => RolesPane::Assignments,
+                    RolesPane::Roles => RolesPane::Realms,
+                    RolesPane::Assignments => RolesPane::Roles,
+                }
+            }
+            Action::AddRole => self.prompt(
+                PromptKind::AddRole {
+                    realm: realm_id.clone(),
+                },
+                &format!("Add a role to {realm_id}"),
+                "role name",
+                "",
+            ),
+            Action::Assign => self.prompt(
+                PromptKind::Assign {
+                    realm: realm_id.clone(),
+                },
+                &format!("Assign in {realm_id}"),
+                &format!("SUBJECT ROLE (roles: {})", role_names.join(", ")),
+                &format!("{realm_id}:"),
+            ),
+            Action::Unassign => match subjects.get(state.assignment) {
+                Some(subject) if state.focus == RolesPane::Assignments => {
+                    let subject = subject.clone();
+                    self.confirm(
+                        Confirmation::Unassign {
+                            realm: realm_id.clone(),
+                            subject: subject.clone(),
+                        },
+                        "Unassign",
+                        vec![
+                            format!("Remove {subject}'s role assignment in {realm_id}?"),
+                            "The subject falls back to the default role.".into(),
+                        ],
+                    );
+                }
+                _ => self.flash(Level::Info, "Unassign: select an assignment first (Tab)"),
+            },
+            Action::RoleGrant => match role_names.get(state.role) {
+                Some(role) if state.focus == RolesPane::Roles => {
+                    let role = role.clone();
+                    self.prompt(
+                        PromptKind::RoleGrant {
+                            realm: realm_id.clone(),
+                            role: role.clone(),
+                        },
+                        &format!("Grant to role {role}"),
+                        "RESOURCE OPERATION",
+                        "",
+                    )
+                }
+                _ => self.flash(Level::Info, "Grant: select a role first (Tab)"),
+            },
+            Action::Copy => match state.focus {
+                RolesPane::Assignments => {
+                    if let Some(subject) = subjects.get(state.assignment).cloned() {
+                        self.copy("subject", subject);
+                    }
+                }
+                RolesPane::Roles => {
+                    if let Some(role) = role_names.get(state.role).cloned() {
+                        self.copy("role", role);
+                    }
+                }
+                RolesPane::Realms => self.copy("realm", realm_id),
+            },
+            _ => {}
+        }
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(loaded) = app.loaded() else {
+        frame.render_widget(
+            Paragraph::new("The policy does not parse.").block(pane(app, "Realms", true)),
+            area,
+        );
+        return;
+    };
+    let policy = &loaded.policy;
+    let state = &app.roles;
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(area);
+    let [realms_area, roles_area] =
+        Layout::vertical([Constraint::Length(6), Constraint::Min(4)]).areas(left);
+    let [assign_area, matrix_area] =
+        Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(right);
+
+    let realm_items: Vec<ListItem> = policy
+        .realms()
+        .map(|c| ListItem::new(c.identity.clone()))
+        .collect();
+    let empty = realm_items.is_empty();
+    let mut realm_state = ListState::default().with_selected((!empty).then_some(state.realm));
+    frame.render_stateful_widget(
+        List::new(realm_items)
+            .block(pane(app, "Realms", state.focus == RolesPane::Realms))
+            .highlight_style(app.theme.selected())
+            .highlight_symbol(selected_marker()),
+        realms_area,
+        &mut realm_state,
+    );
+    let Some(domain) = realm(policy, state.realm).and_then(|c| c.domain.as_ref()) else {
+        frame.render_widget(
+            Paragraph::new(
+                "No realms. A client with a [clients.domain] table mints identities for its users.",
+            )
+            .block(pane(app, "Roles", false)),
+            roles_area,
+        );
+        return;
+    };
+
+    let all_roles = roles(domain);
+    let role_items: Vec<ListItem> = all_roles
+        .iter()
+        .map(|(role, default)| {
+            let grants: Vec<String> = role
+                .resources
+                .iter()
+                .map(|r| format!("{}:{}", r.name, r.operations.join(",")))
+                .collect();
+            let mark = if *default { " (default)" } else { "" };
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{}{mark}", role.name), app.theme.keyword()),
+                Span::raw(format!("  {}", grants.join(" "))),
+            ]))
+        })
+        .collect();
+    let mut role_state =
+        ListState::default().with_selected((state.focus == RolesPane::Roles).then_some(state.role));
+    frame.render_stateful_widget(
+        List::new(role_items)
+            .block(pane(app, "Roles", state.focus == RolesPane::Roles))
+            .highlight_style(app.theme.selected())
+            .highlight_symbol(selected_marker()),
+        roles_area,
+        &mut role_state,
+    );
+
+    let needle = state.filter.to_lowercase();
+    let assignment_items: Vec<ListItem> = domain
+        .role_assignments
+        .iter()
+        .map(|a| {
+            let known = if domain.role(&a.role).is_some() {
+                Span::raw("")
+            } else {
+                Span::styled("  ✗ unknown role", app.theme.error())
+            };
+            ListItem::new(Line::from(vec![
+                Span::raw(a.subject.clone()),
+                Span::styled(format!(" → {}", a.role), app.theme.keyword()),
+                known,
+            ]))
+        })
+        .collect();
+    let title = format!("Assignments ({})", domain.role_assignments.len());
+    let mut assign_state = ListState::default().with_selected(
+        (state.focus == RolesPane::Assignments && !domain.role_assignments.is_empty())
+            .then_some(state.assignment),
+    );
+    frame.render_stateful_widget(
+        List::new(assignment_items)
+            .block(pane(app, &title, state.focus == RolesPane::Assignments))
+            .highlight_style(app.theme.selected())
+            .highlight_symbol(selected_marker()),
+        assign_area,
+        &mut assign_state,
+    );
+
+    render_matrix(frame, matrix_area, app, domain, &needle);
+}
+
+/// Subjects (assigned ones plus "anyone else" for the default role) against every
+/// resource:operation any role grants.
+fn render_matrix(frame: &mut Frame, area: Rect, app: &App, domain: &Domain, needle: &str) {
+    let columns: BTreeSet<(String, String)> = roles(domain)
+        .iter()
+        .flat_map(|(role, _)| role.resources.iter())
+        .flat_map(|r| r.operations.iter().map(|op| (r.name.clone(), op.clone())))
+        .collect();
+    let columns: Vec<(String, String)> = columns.into_iter().collect();
+    let mut subjects: Vec<(String, Option<&Role>)> = domain
+        .role_assignments
+        .iter()
+        .filter(|a| needle.is_empty() || a.subject.to_lowercase().contains(needle))
+        .map(|a| (short_subject(&a.subject), domain.role(&a.role)))
+        .collect();
+    subjects.push(("(anyone else)".into(), domain.default_role.as_ref()));
+    let header = Row::new(
+        std::iter::once("subject".to_string())
+            .chain(columns.iter().map(|(r, op)| format!("{r}:{op}")))
+            .collect::<Vec<_>>(),
+    )
+    .style(app.theme.accent());
+    let rows: Vec<Row> = subjects
+        .iter()
+        .map(|(subject, role)| {
+            let cells = std::iter::once(subject.clone()).chain(columns.iter().map(|(r, op)| {
+                let allowed = role.is_some_and(|role| {
+                    role.resources
+                        .iter()
+                        .any(|res| &res.name == r && res.operations.contains(op))
+                });
+                if allowed { "✓" } else { "·" }.to_string()
+            }));
+            Row::new(cells.collect::<Vec<_>>())
+        })
+        .collect();
+    let widths: Vec<Constraint> = std::iter::once(Constraint::Length(18))
+        .chain(
+            columns
+                .iter()
+                .map(|(r, op)| Constraint::Length((r.len() + op.len() + 1) as u16)),
+        )
+        .collect();
+    frame.render_widget(
+        Table::new(rows, widths).header(header).block(pane(
+            app,
+            "Who may do what (✓ allowed)",
+            false,
+        )),
+        area,
+    );
+}
+
+fn short_subject(subject: &str) -> String {
+    subject.rsplit(':').next().unwrap_or(subject).to_string()
+}

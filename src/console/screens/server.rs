@@ -1,0 +1,282 @@
+//! Screen 6, Server: the embedded or remote server's address, the commit it applied against the
+//! local HEAD (in sync or not), its last sync and error, counters, and the live audit feed with
+//! a filter.
+
+use std::collections::VecDeque;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+
+use crate::console::app::{App, Level};
+use crate::console::jobs::{Job, ServerStatus};
+use crate::console::keymap::Action;
+use crate::console::screens::clients::move_cursor;
+use crate::console::ui::{pane, selected_marker};
+use crate::server::AuditEvent;
+
+/// How many audit events the console keeps.
+pub const FEED_LIMIT: usize = 2_000;
+
+#[derive(Default)]
+pub struct ServerState {
+    pub status: Option<Result<ServerStatus, String>>,
+    /// When the last successful status arrived.
+    pub last_seen: Option<i64>,
+    pub events: VecDeque<AuditEvent>,
+    pub next_seq: u64,
+    pub filter: String,
+    /// Index into the visible (filtered, newest first) events.
+    pub selected: usize,
+}
+
+impl ServerState {
+    pub fn status_result(&mut self, result: Result<ServerStatus, String>, now: i64) {
+        if result.is_ok() {
+            self.last_seen = Some(now);
+        }
+        self.status = Some(result);
+    }
+
+    /// Appends new events; true when there were any.
+    pub fn audit_result(&mut self, result: Result<(Vec<AuditEvent>, u64), String>) -> bool {
+        let Ok((events, next)) = result else {
+            return false;
+        };
+        let any = !events.is_empty();
+        for event in events {
+            if self.events.len() == FEED_LIMIT {
+                self.events.pop_front();
+            }
+            self.events.push_back(event);
+        }
+        self.next_seq = self.next_seq.max(next);
+        any
+    }
+
+    /// Events matching the filter, newest first.
+    pub fn visible(&self) -> impl Iterator<Item = &AuditEvent> {
+        let needle = self.filter.to_lowercase();
+        self.events
+            .iter()
+            .rev()
+            .filter(move |e| needle.is_empty() || event_text(e).to_lowercase().contains(&needle))
+    }
+}
+
+fn event_text(event: &AuditEvent) -> String {
+    let target = match (&event.operation, &event.resource) {
+        (Some(op), Some(resource)) => format!(" {op} {resource}"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {}{} — {}",
+        event.result,
+        event.endpoint,
+        event.caller.as_deref().unwrap_or("(anonymous)"),
+        target,
+        event.reason
+    )
+}
+
+impl App {
+    pub(crate) fn server_action(&mut self, action: Action) {
+        let visible = self.server_view.visible().count();
+        if move_cursor(&mut self.server_view.selected, visible, action) {
+            return;
+        }
+        match action {
+            Action::Sync => {
+                if self.server.is_none() {
+                    self.flash(Level::Warn, "Sync: no server configured");
+                } else {
+                    self.submit(Job::ServerSync);
+                }
+            }
+            Action::Back => {
+                self.server_view.filter.clear();
+            }
+            Action::Copy => {
+                let text = self
+                    .server_view
+                    .visible()
+                    .nth(self.server_view.selected)
+                    .map(event_text);
+                if let Some(text) = text {
+                    self.copy("audit event", text);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let [info_area, feed_area] =
+        Layout::vertical([Constraint::Length(8), Constraint::Min(4)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(info_lines(app))
+            .wrap(Wrap { trim: false })
+            .block(pane(app, "Server", false)),
+        info_area,
+    );
+    let state = &app.server_view;
+    let height = feed_area.height.saturating_sub(2) as usize;
+    let offset = state.selected.saturating_sub(height.saturating_sub(1));
+    let items: Vec<ListItem> = state
+        .visible()
+        .skip(offset)
+        .take(height)
+        .map(|event| {
+            let (glyph, style) = match event.result.as_str() {
+                "allow" => ("✓ allow", app.theme.ok()),
+                "deny" => ("✗ deny ", app.theme.error()),
+                _ => ("! error", app.theme.warn()),
+            };
+            let time = clock_time(event.time);
+            let target = match (&event.operation, &event.resource) {
+                (Some(op), Some(resource)) => format!(" {op} {resource}"),
+                _ => String::new(),
+            };
+            ListItem::new(Line::from(vec![
+                Span::styled(time, app.theme.muted()),
+                Span::raw(" "),
+                Span::styled(glyph, style),
+                Span::raw(format!(
+                    " {} {}{}",
+                    event.endpoint,
+                    event.caller.as_deref().unwrap_or("(anonymous)"),
+                    target
+                )),
+                Span::styled(format!(" — {}", event.reason), app.theme.muted()),
+            ]))
+        })
+        .collect();
+    let count = state.visible().count();
+    let title = if state.filter.is_empty() {
+        format!("Audit feed ({count}, newest first)")
+    } else {
+        format!(
+            "Audit feed ({count} of {} match /{})",
+            state.events.len(),
+            state.filter
+        )
+    };
+    let mut list_state =
+        ListState::default().with_selected((count > 0).then_some(state.selected - offset));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(pane(app, &title, true))
+            .highlight_style(app.theme.selected())
+            .highlight_symbol(selected_marker()),
+        feed_area,
+        &mut list_state,
+    );
+}
+
+fn clock_time(unix: i64) -> String {
+    let seconds = unix.rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        (seconds % 3600) / 60,
+        seconds % 60
+    )
+}
+
+fn short(commit: &str) -> String {
+    commit.chars().take(8).collect()
+}
+
+fn info_lines(app: &App) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let Some((url, embedded)) = &app.server else {
+        return vec![
+            Line::from("No server configured."),
+            Line::from(Span::styled(
+                "Start with no arguments (demo workspace), --workspace DIR, or --server URL --cert --key --ca.",
+                theme.muted(),
+            )),
+        ];
+    };
+    let kind = if *embedded { "embedded" } else { "remote" };
+    let operator = app.operator.clone().unwrap_or("(none)".into());
+    let mut lines = vec![Line::from(vec![
+        Span::styled(url.clone(), theme.title()),
+        Span::styled(format!("  {kind} · operator {operator}"), theme.muted()),
+    ])];
+    let status = match &app.server_view.status {
+        None => {
+            lines.push(Line::from("waiting for the first status…"));
+            return lines;
+        }
+        Some(Err(e)) => {
+            lines.push(Line::from(Span::styled(
+                format!("✗ unreachable: {e}"),
+                theme.error(),
+            )));
+            if let Some(seen) = app.server_view.last_seen {
+                lines.push(Line::from(format!(
+                    "last answered {} s ago",
+                    app.now - seen
+                )));
+            }
+            return lines;
+        }
+        Some(Ok(status)) => status,
+    };
+    let local_head = match &app.changes.git {
+        Some(Ok(view)) => view.status.head.clone(),
+        _ => None,
+    };
+    let applied = short(&status.policy_revision);
+    let sync = match &local_head {
+        Some(head)
+            if head.starts_with(&status.policy_revision)
+                || status.policy_revision.starts_with(head.as_str()) =>
+        {
+            Span::styled("✓ in sync with local HEAD".to_string(), theme.ok())
+        }
+        Some(head) => Span::styled(
+            format!(
+                "! local HEAD is {} (not pushed or not synced yet)",
+                short(head)
+            ),
+            theme.warn(),
+        ),
+        None => Span::raw(""),
+    };
+    lines.push(Line::from(vec![
+        Span::raw(format!("applied {applied} from {}  ", status.policy_source)),
+        sync,
+    ]));
+    lines.push(Line::from(format!(
+        "loaded {} s ago · {} clients · up {} s",
+        app.now - status.policy_loaded_at,
+        status.clients,
+        app.now - status.started_at
+    )));
+    match &status.last_reload_error {
+        Some(error) => lines.push(Line::from(Span::styled(
+            format!(
+                "✗ last sync refused{}: {} (keeping the last good policy)",
+                error
+                    .revision
+                    .as_deref()
+                    .map_or(String::new(), |r| format!(" {}", short(r))),
+                error.message
+            ),
+            theme.error(),
+        ))),
+        None => lines.push(Line::from(Span::styled(
+            "✓ last sync applied cleanly",
+            theme.ok(),
+        ))),
+    }
+    lines.push(Line::from(format!(
+        "requests {} · allowed {} · denied {}",
+        status.requests, status.allowed, status.denied
+    )));
+    lines
+}

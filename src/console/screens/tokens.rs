@@ -1,0 +1,556 @@
+//! Screen 4, Tokens: paste or load a token; its blocks with Datalog highlighted, block roles,
+//! signer keys and revocation ids; the identity chain; expiry as a live countdown; verification
+//! against the server's key (or one given with `:key`) with the explanation of a failure; and the
+//! demo flow against the server, each token shown as it is produced.
+
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui_textarea::TextArea;
+
+use crate::console::app::{App, Level, Popup, PromptKind};
+use crate::console::jobs::{FlowStep, Job, JobResult};
+use crate::console::keymap::Action;
+use crate::console::theme::Theme;
+use crate::console::ui::pane;
+use crate::token::{self, Inspection, SignatureStatus};
+
+#[derive(Default)]
+pub struct TokensState {
+    /// The paste box, while open.
+    pub input: Option<TextArea<'static>>,
+    pub token: Option<String>,
+    pub source: String,
+    pub inspection: Option<Result<Inspection, String>>,
+    pub verification: Option<Result<String, String>>,
+    pub flow: Vec<FlowStep>,
+    pub flow_selected: usize,
+    /// The server's root public key, once fetched.
+    pub server_key: Option<Result<String, String>>,
+    /// A key given with `:key`, preferred over the server's.
+    pub custom_key: Option<String>,
+    pub scroll: u16,
+}
+
+const FILE_ITEM: &str = "(read a file…)";
+
+impl App {
+    pub(crate) fn tokens_action(&mut self, action: Action) {
+        match action {
+            Action::PasteToken => {
+                let mut input = TextArea::new(vec![String::new()]);
+                input.set_placeholder_text("paste a token, then Enter");
+                self.tokens.input = Some(input);
+            }
+            Action::LoadToken => self.submit_job(Job::ListStoredTokens),
+            Action::Verify => {
+                if self.tokens.token.is_none() {
+                    self.flash(Level::Info, "Verify: load or paste a token first (p, o)");
+                    return;
+                }
+                let suggested = self
+                    .tokens
+                    .inspection
+                    .as_ref()
+                    .and_then(|i| i.as_ref().ok())
+                    .and_then(|i| i.effective_identity.clone())
+                    .unwrap_or_default();
+                self.prompt(
+                    PromptKind::VerifyAs,
+                    "Verify as",
+                    "IDENTITY [DOMAIN] — empty: the token's own identity",
+                    &suggested,
+                );
+            }
+            Action::DemoFlow => {
+                if self.server.is_none() {
+                    self.flash(
+                        Level::Warn,
+                        "Demo flow: no server (start with the demo workspace)",
+                    );
+                    return;
+                }
+                let client = self
+                    .demo_clients
+                    .iter()
+                    .find(|c| c.ends_with(":alice"))
+                    .or(self.demo_clients.first())
+                    .cloned()
+                    .unwrap_or_default();
+                let initial = format!("{client} {client}:agent1 production_api read");
+                self.prompt(
+                    PromptKind::DemoFlow,
+                    "Demo flow",
+                    "CLIENT DELEGATE-TO RESOURCE OPERATION",
+                    &initial,
+                );
+            }
+            Action::Up => self.tokens.flow_selected = self.tokens.flow_selected.saturating_sub(1),
+            Action::Down => {
+                self.tokens.flow_selected =
+                    (self.tokens.flow_selected + 1).min(self.tokens.flow.len().saturating_sub(1))
+            }
+            Action::PageDown => self.tokens.scroll = self.tokens.scroll.saturating_add(10),
+            Action::PageUp => self.tokens.scroll = self.tokens.scroll.saturating_sub(10),
+            Action::Select => {
+                let token = self
+                    .tokens
+                    .flow
+                    .get(self.tokens.flow_selected)
+                    .and_then(|s| s.token.clone());
+                if let Some(token) = token {
+                    let source = format!("demo flow step {}", self.tokens.flow_selected + 1);
+                    self.load_token(token, source);
+                }
+            }
+            Action::Copy => match self.tokens.token.clone() {
+                Some(token) => self.copy("token", token),
+                None => self.flash(Level::Info, "no token loaded"),
+            },
+            _ => {}
+        }
+    }
+
+    fn submit_job(&mut self, job: Job) {
+        self.submit(job);
+    }
+
+    /// Keys typed into the paste box.
+    pub(crate) fn tokens_input_key(&mut self, key: KeyEvent) -> bool {
+        let Some(input) = self.tokens.input.as_mut() else {
+            return false;
+        };
+        match key.code {
+            KeyCode::Esc => self.tokens.input = None,
+            KeyCode::Enter => {
+                let text: String = input.lines().join("");
+                self.tokens.input = None;
+                self.load_token(text.trim().to_string(), "pasted".into());
+            }
+            _ => {
+                input.input(key);
+            }
+        }
+        true
+    }
+
+    /// Bracketed paste: into the paste box, a prompt or the editor.
+    pub fn handle_paste(&mut self, text: &str) {
+        if let Some(Popup::Prompt { input, .. }) = self.popup.as_mut() {
+            input.insert_str(text.replace(['\n', '\r'], ""));
+            return;
+        }
+        if self.screen == crate::console::app::Screen::Tokens {
+            let token = text.trim().to_string();
+            self.tokens.input = None;
+            self.load_token(token, "pasted".into());
+            return;
+        }
+        if let Some(editor) = self.clients.editor.as_mut()
+            && !self.readonly
+        {
+            editor.area.insert_str(text);
+        }
+    }
+
+    pub fn load_token(&mut self, token: String, source: String) {
+        if token.is_empty() {
+            self.flash(Level::Info, "no token entered");
+            return;
+        }
+        let inspection = token::inspect(&token, None, self.now).map_err(|e| e.to_string());
+        if let Ok(inspection) = &inspection {
+            self.show_chain(inspection.chain.clone());
+        }
+        self.tokens.inspection = Some(inspection);
+        self.tokens.verification = None;
+        self.tokens.token = Some(token);
+        self.tokens.source = source;
+        self.tokens.scroll = 0;
+        self.screen = crate::console::app::Screen::Tokens;
+    }
+
+    pub(crate) fn verify_as(&mut self, text: &str) {
+        let Some(token) = self.tokens.token.clone() else {
+            return;
+        };
+        let root_key = match (&self.tokens.custom_key, &self.tokens.server_key) {
+            (Some(key), _) => key.clone(),
+            (None, Some(Ok(key))) => key.clone(),
+            (None, Some(Err(e))) => {
+                let e = e.clone();
+                self.flash(
+                    Level::Error,
+                    format!("no root key: the server's could not be fetched ({e}); give one with :key KEY"),
+                );
+                return;
+            }
+            (None, None) => {
+                self.flash(Level::Error, "no root key yet: give one with :key KEY");
+                return;
+            }
+        };
+        let mut words = text.split_whitespace();
+        let identity = words.next().map(str::to_string);
+        let domain = words.next().map(str::to_string);
+        self.tokens.verification = None;
+        self.submit(Job::Verify {
+            token,
+            root_key,
+            identity,
+            domain,
+        });
+    }
+
+    pub(crate) fn start_demo_flow(&mut self, text: &str) {
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let [client, delegate_to, resource, operation] = parts.as_slice() else {
+            self.flash(
+                Level::Error,
+                "type CLIENT DELEGATE-TO RESOURCE OPERATION, e.g. uri:urn:company:alice uri:urn:company:alice:agent1 production_api read",
+            );
+            return;
+        };
+        self.tokens.flow.clear();
+        self.tokens.flow_selected = 0;
+        self.submit(Job::DemoFlow {
+            client: client.to_string(),
+            delegate_to: delegate_to.to_string(),
+            resource: resource.to_string(),
+            operation: operation.to_string(),
+        });
+    }
+
+    pub(crate) fn tokens_result(&mut self, result: JobResult) {
+        match result {
+            JobResult::TokenLoaded { source, token } => match token {
+                Ok(token) => self.load_token(token, source),
+                Err(e) => self.flash(Level::Error, e),
+            },
+            JobResult::StoredTokens(Ok(mut names)) => {
+                names.insert(0, FILE_ITEM.to_string());
+                self.popup = Some(Popup::Picker {
+                    title: "Load a token".into(),
+                    items: names,
+                    selected: 0,
+                });
+            }
+            JobResult::StoredTokens(Err(e)) => {
+                self.flash(Level::Warn, format!("token store: {e}"));
+                self.prompt(PromptKind::LoadTokenFile, "Load a token file", "path", "");
+            }
+            JobResult::Verified(result) => {
+                let level = if result.is_ok() {
+                    Level::Success
+                } else {
+                    Level::Error
+                };
+                let text = match &result {
+                    Ok(s) => s.clone(),
+                    Err(e) => format!("invalid: {e}"),
+                };
+                self.flash(level, text);
+                self.tokens.verification = Some(result);
+            }
+            JobResult::FlowStep(step) => {
+                let ok = step.ok;
+                let token = step.token.clone();
+                let title = step.title.clone();
+                self.tokens.flow.push(step);
+                self.tokens.flow_selected = self.tokens.flow.len() - 1;
+                if let Some(token) = token {
+                    self.load_token(token, format!("demo flow: {title}"));
+                }
+                if !ok {
+                    self.flash(Level::Error, format!("demo flow stopped at {title}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The picker chose an item: a stored token, or "read a file".
+    pub(crate) fn picked(&mut self, item: &str) {
+        if item == FILE_ITEM {
+            self.prompt(PromptKind::LoadTokenFile, "Load a token file", "path", "");
+        } else {
+            self.submit(Job::LoadStoredToken {
+                name: item.to_string(),
+            });
+        }
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let state = &app.tokens;
+    let wide = area.width >= 100;
+    let [left, right] = if wide {
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area)
+    } else {
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
+    };
+    let [summary_area, flow_area] = Layout::vertical([
+        Constraint::Min(6),
+        Constraint::Length(if state.flow.is_empty() { 3 } else { 11 }),
+    ])
+    .areas(left);
+    if let Some(input) = &state.input {
+        let mut widget = input.clone();
+        widget.set_block(pane(app, "Paste a token — Enter loads, Esc cancels", true));
+        frame.render_widget(&widget, summary_area);
+    } else {
+        frame.render_widget(
+            Paragraph::new(summary_lines(app))
+                .wrap(Wrap { trim: false })
+                .block(pane(app, "Token", true)),
+            summary_area,
+        );
+    }
+    let flow: Vec<Line> = if state.flow.is_empty() {
+        vec![Line::from(Span::styled(
+            "f runs the demo flow: mTLS → delegate → authorize → verify",
+            app.theme.muted(),
+        ))]
+    } else {
+        state
+            .flow
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let (glyph, style) = if step.ok {
+                    ("✓", app.theme.ok())
+                } else {
+                    ("✗", app.theme.error())
+                };
+                let marker = if i == state.flow_selected {
+                    "▶ "
+                } else {
+                    "  "
+                };
+                Line::from(vec![
+                    Span::raw(marker),
+                    Span::styled(format!("{glyph} {}", step.title), style),
+                    Span::raw(format!("  {}", step.detail)),
+                ])
+            })
+            .collect()
+    };
+    frame.render_widget(
+        Paragraph::new(flow).wrap(Wrap { trim: false }).block(pane(
+            app,
+            "Demo flow (Enter loads a step's token)",
+            false,
+        )),
+        flow_area,
+    );
+    frame.render_widget(
+        Paragraph::new(block_lines(app))
+            .scroll((state.scroll, 0))
+            .wrap(Wrap { trim: false })
+            .block(pane(app, "Blocks", false)),
+        right,
+    );
+}
+
+fn summary_lines(app: &App) -> Vec<Line<'static>> {
+    let state = &app.tokens;
+    let theme = &app.theme;
+    let Some(inspection) = &state.inspection else {
+        return vec![
+            Line::from("No token loaded."),
+            Line::from(Span::styled(
+                "p paste · o load from the token store or a file · f demo flow",
+                theme.muted(),
+            )),
+        ];
+    };
+    let inspection = match inspection {
+        Ok(i) => i,
+        Err(e) => {
+            return vec![
+                Line::from(Span::styled("✗ not a readable token", theme.error())),
+                Line::from(e.clone()),
+                Line::from(Span::styled(
+                    format!("source: {}", state.source),
+                    theme.muted(),
+                )),
+            ];
+        }
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(inspection.kind.describe().to_string(), theme.title()),
+            Span::styled(
+                format!(
+                    "  {} chars · {} blocks · {}",
+                    inspection.size_chars,
+                    inspection.blocks.len(),
+                    state.source
+                ),
+                theme.muted(),
+            ),
+        ]),
+        field(
+            "subject",
+            inspection.subject.clone().unwrap_or("(none)".into()),
+        ),
+        field(
+            "usable by",
+            inspection
+                .effective_identity
+                .clone()
+                .unwrap_or("(none)".into()),
+        ),
+    ];
+    if inspection.chain.len() > 1 {
+        lines.push(field("chain", inspection.chain.join(" → ")));
+    }
+    if let Some(domain) = &inspection.domain {
+        lines.push(field("domain", domain.clone()));
+    }
+    lines.push(field(
+        "delegation",
+        format!(
+            "depth {}{}",
+            inspection.delegation_depth,
+            if inspection.delegatable {
+                ", may delegate further"
+            } else {
+                ""
+            }
+        ),
+    ));
+    lines.push(expiry_line(app, inspection));
+    lines.push(match &inspection.signature {
+        SignatureStatus::NotChecked => Line::from(Span::styled(
+            "signature: not checked yet (v verifies)",
+            theme.muted(),
+        )),
+        SignatureStatus::Valid => Line::from(Span::styled("✓ signature valid", theme.ok())),
+        SignatureStatus::Invalid(why) => {
+            Line::from(Span::styled(format!("✗ signature: {why}"), theme.error()))
+        }
+    });
+    match &state.verification {
+        Some(Ok(text)) => lines.push(Line::from(Span::styled(format!("✓ {text}"), theme.ok()))),
+        Some(Err(text)) => {
+            lines.push(Line::from(Span::styled("✗ invalid", theme.error())));
+            for part in text.split("; ") {
+                lines.push(Line::from(format!("  {part}")));
+            }
+        }
+        None => {}
+    }
+    lines
+}
+
+fn field(name: &str, value: String) -> Line<'static> {
+    Line::from(vec![Span::raw(format!("{name:>10}: ")), Span::raw(value)])
+}
+
+fn expiry_line(app: &App, inspection: &Inspection) -> Line<'static> {
+    let Some(expiry) = inspection.effective_expiry else {
+        return field("expires", "never (no time check)".into());
+    };
+    let left = expiry - app.now;
+    let block = inspection
+        .expiring_block
+        .map_or(String::new(), |b| format!(" (set by block {b})"));
+    if left <= 0 {
+        Line::from(Span::styled(
+            format!("   expires: ✗ expired {} ago{block}", countdown(-left)),
+            app.theme.error(),
+        ))
+    } else {
+        let style = if left < 300 {
+            app.theme.warn()
+        } else {
+            app.theme.text()
+        };
+        Line::from(Span::styled(
+            format!("   expires: in {}{block}", countdown(left)),
+            style,
+        ))
+    }
+}
+
+fn countdown(seconds: i64) -> String {
+    let (h, m, s) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn block_lines(app: &App) -> Vec<Line<'static>> {
+    let Some(Ok(inspection)) = &app.tokens.inspection else {
+        return vec![];
+    };
+    let theme = &app.theme;
+    let mut lines = Vec::new();
+    for block in &inspection.blocks {
+        lines.push(Line::from(vec![
+            Span::styled(format!("block {}", block.index), theme.title()),
+            Span::styled(format!("  {}", block.role), theme.accent()),
+        ]));
+        if let Some(key) = &block.external_key {
+            let short: String = key.chars().take(24).collect();
+            lines.push(Line::from(Span::styled(
+                format!("signed by {short}… (y copies the token)"),
+                theme.muted(),
+            )));
+        }
+        let short: String = block.revocation_id.chars().take(16).collect();
+        lines.push(Line::from(Span::styled(
+            format!("revocation id {short}…"),
+            theme.muted(),
+        )));
+        for source in block.source.lines() {
+            lines.push(highlight_datalog(source, theme));
+        }
+        lines.push(Line::from(""));
+    }
+    lines
+}
+
+const KEYWORDS: &[&str] = &[
+    "check if",
+    "check all",
+    "allow if",
+    "deny if",
+    "trusting",
+    "reject if",
+];
+
+/// Keywords and string literals picked out; the rest plain.
+pub fn highlight_datalog(line: &str, theme: &Theme) -> Line<'static> {
+    let mut spans = Vec::new();
+    let mut rest = line;
+    let mut plain = String::new();
+    while !rest.is_empty() {
+        if let Some(keyword) = KEYWORDS.iter().find(|k| rest.starts_with(**k)) {
+            spans.push(Span::raw(std::mem::take(&mut plain)));
+            spans.push(Span::styled(keyword.to_string(), theme.keyword()));
+            rest = &rest[keyword.len()..];
+            continue;
+        }
+        if rest.starts_with('"')
+            && let Some(end) = rest[1..].find('"')
+        {
+            spans.push(Span::raw(std::mem::take(&mut plain)));
+            spans.push(Span::styled(rest[..end + 2].to_string(), theme.literal()));
+            rest = &rest[end + 2..];
+            continue;
+        }
+        let c = rest.chars().next().expect("rest is not empty");
+        plain.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    spans.push(Span::raw(plain));
+    Line::from(spans)
+}

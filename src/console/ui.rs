@@ -1,0 +1,406 @@
+//! Drawing: a pure function of `App`. The title bar names the screen, the status bar shows the
+//! mode (RO/RW), file and dirty marker, branch, spinner, flash and filter, the hint bar shows the
+//! focused screen's keys from the live keymap, and popups draw over everything.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
+
+use super::app::{App, Level, Popup, Screen};
+use super::keymap::Action;
+use super::screens;
+use crate::policy::{Finding, Severity};
+
+const SPINNER: [&str; 8] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧"];
+
+pub fn selected_marker() -> &'static str {
+    "▶ "
+}
+
+/// A bordered pane; the focused one is bold (and coloured when colours are on).
+pub fn pane<'a>(app: &App, title: &str, focused: bool) -> Block<'a> {
+    let style = if focused {
+        app.theme.focused()
+    } else {
+        app.theme.muted()
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(style)
+        .title(Span::styled(format!(" {title} "), style))
+}
+
+/// A finding as one line: glyph and word, location, message.
+pub fn finding_line<'a>(app: &App, finding: &Finding) -> Line<'a> {
+    let (word, style) = match finding.severity {
+        Severity::Error => ("✗ error", app.theme.error()),
+        Severity::Warning => ("! warning", app.theme.warn()),
+    };
+    let at = finding
+        .location
+        .map_or(String::new(), |at| format!(" {at}"));
+    Line::from(vec![
+        Span::styled(word, style),
+        Span::styled(at, app.theme.muted()),
+        Span::raw(format!(" {}", finding.message)),
+    ])
+}
+
+pub fn render(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let [title, body, status, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_title(frame, title, app);
+    match app.screen {
+        Screen::Clients => screens::clients::render(frame, body, app),
+        Screen::Delegations => screens::delegations::render(frame, body, app),
+        Screen::Roles => screens::roles::render(frame, body, app),
+        Screen::Tokens => screens::tokens::render(frame, body, app),
+        Screen::Changes => screens::changes::render(frame, body, app),
+        Screen::Server => screens::server::render(frame, body, app),
+    }
+    render_status(frame, status, app);
+    render_hints(frame, hints, app);
+    if let Some(popup) = &app.popup {
+        render_popup(frame, area, app, popup);
+    }
+}
+
+fn render_title(frame: &mut Frame, area: Rect, app: &App) {
+    let mut spans = vec![Span::styled("hessra-console ", app.theme.title())];
+    for (i, screen) in Screen::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", i + 1, screen.title());
+        if *screen == app.screen {
+            spans.push(Span::styled(label, app.theme.selected()));
+        } else {
+            spans.push(Span::styled(label, app.theme.muted()));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn render_status(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mode = if app.readonly {
+        Span::styled(" RO ", theme.error().add_modifier(Modifier::REVERSED))
+    } else {
+        Span::styled(" RW ", theme.ok().add_modifier(Modifier::REVERSED))
+    };
+    let file = app
+        .policy_path
+        .file_name()
+        .map_or("clients.toml".into(), |f| f.to_string_lossy().to_string());
+    let dirty = if app.is_dirty() { "*" } else { "" };
+    let mut spans = vec![mode, Span::raw(format!(" {file}{dirty}"))];
+    if let Some(Ok(view)) = &app.changes.git {
+        let s = &view.status;
+        let mut branch = format!(" ⎇ {}", s.branch);
+        if s.ahead > 0 {
+            branch.push_str(&format!(" ↑{}", s.ahead));
+        }
+        if s.behind > 0 {
+            branch.push_str(&format!(" ↓{}", s.behind));
+        }
+        spans.push(Span::styled(branch, theme.muted()));
+    }
+    if let Some(work) = app.busy() {
+        let frame_glyph = SPINNER[app.spinner % SPINNER.len()];
+        spans.push(Span::styled(
+            format!(" {frame_glyph} {work}…"),
+            theme.accent(),
+        ));
+    }
+    if let Some(input) = &app.filter_input {
+        let text = input.lines().join("");
+        spans.push(Span::styled(format!(" /{text}▏"), theme.accent()));
+    } else if !app.current_filter().is_empty() {
+        spans.push(Span::styled(
+            format!(" /{}", app.current_filter()),
+            theme.accent(),
+        ));
+    }
+    if (app.filter_input.is_some() || !app.current_filter().is_empty())
+        && let Some((shown, total)) = app.match_count()
+    {
+        spans.push(Span::styled(
+            format!(" {shown}/{total} match"),
+            theme.muted(),
+        ));
+    }
+    if let Some(flash) = &app.flash {
+        let style = match flash.level {
+            Level::Info => theme.text(),
+            Level::Success => theme.ok(),
+            Level::Warn => theme.warn(),
+            Level::Error => theme.error(),
+        };
+        spans.push(Span::raw(" │ "));
+        spans.push(Span::styled(flash.text.clone(), style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Key hints for the current screen, from the live keymap.
+fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
+    let scope = app.screen.scope();
+    let wanted: &[Action] = match app.screen {
+        Screen::Clients if app.clients.editor.is_some() => &[],
+        Screen::Clients => &[
+            Action::Filter,
+            Action::EditRaw,
+            Action::AddClient,
+            Action::Grant,
+            Action::Revoke,
+            Action::RemoveClient,
+            Action::Save,
+            Action::Undo,
+        ],
+        Screen::Delegations => &[
+            Action::Filter,
+            Action::Select,
+            Action::WhatCan,
+            Action::Copy,
+        ],
+        Screen::Roles => &[
+            Action::FocusNext,
+            Action::Assign,
+            Action::Unassign,
+            Action::AddRole,
+            Action::RoleGrant,
+        ],
+        Screen::Tokens => &[
+            Action::PasteToken,
+            Action::LoadToken,
+            Action::Verify,
+            Action::DemoFlow,
+            Action::Copy,
+        ],
+        Screen::Changes => &[
+            Action::Commit,
+            Action::Push,
+            Action::Pull,
+            Action::ToggleDiff,
+            Action::FocusNext,
+        ],
+        Screen::Server => &[Action::Filter, Action::Sync, Action::Copy],
+    };
+    let mut spans = Vec::new();
+    for action in wanted
+        .iter()
+        .chain([Action::Palette, Action::Help, Action::Quit].iter())
+    {
+        let Some(key) = app.keymap.key_for(scope, *action) else {
+            continue;
+        };
+        spans.push(Span::styled(format!("{key}"), app.theme.accent()));
+        spans.push(Span::styled(
+            format!(" {}  ", short_name(*action)),
+            app.theme.muted(),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn short_name(action: Action) -> &'static str {
+    match action {
+        Action::EditRaw => "edit",
+        Action::AddClient => "add",
+        Action::RemoveClient => "remove",
+        Action::ToggleDiff => "diff",
+        Action::FocusNext => "pane",
+        Action::PasteToken => "paste",
+        Action::LoadToken => "load",
+        Action::DemoFlow => "flow",
+        Action::WhatCan => "can?",
+        Action::Select => "open",
+        Action::RoleGrant => "grant",
+        Action::Palette => "cmd",
+        other => other.name(),
+    }
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
+
+fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
+    match popup {
+        Popup::Help { filter, scroll } => render_help(frame, area, app, filter, *scroll),
+        Popup::Confirm {
+            title,
+            lines,
+            yes_focused,
+            ..
+        } => {
+            let width = lines
+                .iter()
+                .map(|l| l.chars().count() as u16 + 4)
+                .max()
+                .unwrap_or(30)
+                .clamp(40, area.width.saturating_sub(4));
+            let rect = centered(area, width, lines.len() as u16 + 5);
+            frame.render_widget(Clear, rect);
+            let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.clone())).collect();
+            text.push(Line::from(""));
+            text.push(buttons(
+                app,
+                &["Cancel", "Confirm"],
+                usize::from(*yes_focused),
+            ));
+            frame.render_widget(
+                Paragraph::new(text)
+                    .wrap(Wrap { trim: false })
+                    .block(pane(app, title, true)),
+                rect,
+            );
+        }
+        Popup::Prompt {
+            title, hint, input, ..
+        } => {
+            let rect = centered(area, area.width.saturating_sub(8).min(90), 5);
+            frame.render_widget(Clear, rect);
+            let block = pane(app, title, true);
+            let inner = block.inner(rect);
+            frame.render_widget(block, rect);
+            let [field, help] =
+                Layout::vertical([Constraint::Length(1), Constraint::Length(2)]).areas(inner);
+            frame.render_widget(input, field);
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    format!("{hint} · Enter ok · Esc cancel"),
+                    app.theme.muted(),
+                ))
+                .wrap(Wrap { trim: false }),
+                help,
+            );
+        }
+        Popup::Palette {
+            input, completions, ..
+        } => {
+            let rect = centered(area, area.width.saturating_sub(8).min(80), 8);
+            frame.render_widget(Clear, rect);
+            let block = pane(app, "Command (Tab completes, ↑↓ history)", true);
+            let inner = block.inner(rect);
+            frame.render_widget(block, rect);
+            let [field, list] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+            let [colon, field] =
+                Layout::horizontal([Constraint::Length(1), Constraint::Min(1)]).areas(field);
+            frame.render_widget(Paragraph::new(":"), colon);
+            frame.render_widget(input, field);
+            let items: Vec<ListItem> = completions
+                .iter()
+                .take(inner.height.saturating_sub(1) as usize)
+                .map(|c| ListItem::new(Span::styled(c.clone(), app.theme.muted())))
+                .collect();
+            frame.render_widget(List::new(items), list);
+        }
+        Popup::QuitDirty { choice } => {
+            let rect = centered(area, 56, 7);
+            frame.render_widget(Clear, rect);
+            let text = vec![
+                Line::from("clients.toml has unsaved edits."),
+                Line::from("Save them before quitting?"),
+                Line::from(""),
+                buttons(app, &["Save (s)", "Discard (d)", "Cancel (esc)"], *choice),
+            ];
+            frame.render_widget(Paragraph::new(text).block(pane(app, "Quit", true)), rect);
+        }
+        Popup::Picker {
+            title,
+            items,
+            selected,
+        } => {
+            let rect = centered(area, 60, (items.len() as u16 + 2).min(14));
+            frame.render_widget(Clear, rect);
+            let list: Vec<ListItem> = items.iter().map(|i| ListItem::new(i.clone())).collect();
+            let mut state = ListState::default().with_selected(Some(*selected));
+            frame.render_stateful_widget(
+                List::new(list)
+                    .block(pane(app, title, true))
+                    .highlight_style(app.theme.selected())
+                    .highlight_symbol(selected_marker()),
+                rect,
+                &mut state,
+            );
+        }
+    }
+}
+
+fn buttons(app: &App, labels: &[&str], focused: usize) -> Line<'static> {
+    let mut spans = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        if i == focused {
+            spans.push(Span::styled(format!("▶[ {label} ]"), app.theme.selected()));
+        } else {
+            spans.push(Span::raw(format!(" [ {label} ]")));
+        }
+        spans.push(Span::raw("  "));
+    }
+    Line::from(spans)
+}
+
+fn render_help(frame: &mut Frame, area: Rect, app: &App, filter: &str, scroll: usize) {
+    let rect = centered(
+        area,
+        area.width.saturating_sub(6).min(90),
+        area.height.saturating_sub(2),
+    );
+    frame.render_widget(Clear, rect);
+    let needle = filter.to_lowercase();
+    let scope = app.screen.scope();
+    let mut lines = vec![Line::from(Span::styled(
+        format!("{} — keys (type to filter, Esc closes)", app.screen.title()),
+        app.theme.title(),
+    ))];
+    if !filter.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!("filter: {filter}"),
+            app.theme.accent(),
+        )));
+    }
+    let mut heading = None;
+    for (row_scope, keys, action) in app.keymap.help_rows(scope) {
+        let text = format!("{keys} {} {}", action.name(), action.help());
+        if !needle.is_empty() && !text.to_lowercase().contains(&needle) {
+            continue;
+        }
+        if heading != Some(row_scope) {
+            heading = Some(row_scope);
+            lines.push(Line::from(Span::styled(
+                row_scope.name(),
+                app.theme.accent(),
+            )));
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("{keys:>16}  "), app.theme.keyword()),
+            Span::raw(action.help().to_string()),
+        ]));
+    }
+    if app.readonly {
+        lines.push(Line::from(Span::styled(
+            "read-only mode: editing, saving, commit, push, pull and demo flows are disabled",
+            app.theme.warn(),
+        )));
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .scroll((scroll as u16, 0))
+            .block(pane(app, "Help", true))
+            .style(Style::new()),
+        rect,
+    );
+}
