@@ -601,14 +601,18 @@ fn authorize_verify_reads_flags_files_and_stdin() {
 }
 
 #[test]
-fn usage_errors_exit_2_and_no_command_prints_help() {
+fn usage_errors_exit_2_and_no_command_needs_a_terminal() {
     let sandbox = Sandbox::new();
     let out = sandbox.run(&["identity", "delegate"]);
     assert_eq!(code(&out), 2);
     let out = sandbox.run(&["identity", "delegate", "-i", AGENT, "--ttl", "soon"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("not a duration"), "{}", stderr(&out));
+    // No command opens the console, which needs a terminal; without one it says so.
     let out = sandbox.run(&[]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("needs a terminal"), "{}", stderr(&out));
+    let out = sandbox.run(&["--help"]);
     assert_eq!(code(&out), 0);
-    assert!(stdout(&out).contains("identity"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("--readonly"), "{}", stdout(&out));
 }
