@@ -611,7 +611,11 @@ fn usage_errors_exit_2_and_no_command_needs_a_terminal() {
     // No command opens the console, which needs a terminal; without one it says so.
     let out = sandbox.run(&[]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("needs a terminal"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs a terminal"),
+        "{}",
+        stderr(&out)
+    );
     let out = sandbox.run(&["--help"]);
     assert_eq!(code(&out), 0);
     assert!(stdout(&out).contains("--readonly"), "{}", stdout(&out));
