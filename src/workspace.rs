@@ -8,6 +8,7 @@ use crate::fsutil;
 use crate::gitops;
 use crate::pki::{self, DevCa};
 use crate::policy::{self, Edit, EditSession};
+use crate::server::{PolicySource, ServerConfig};
 use crate::token::{clock::unix_now, keys};
 
 /// The demo policy every workspace starts from.
@@ -86,6 +87,28 @@ impl Workspace {
     /// The policy file in the working clone.
     pub fn policy_file(&self) -> PathBuf {
         self.policy.join("clients.toml")
+    }
+
+    /// The server this workspace describes: its certificate and root key, the bare origin as
+    /// the policy source polled every second, its state directory and audit file. Callers
+    /// change what they need (a test's port, a bench's poll interval).
+    pub fn server_config(&self, listen: SocketAddr) -> Result<ServerConfig, WorkspaceError> {
+        let read = |path: &Path| std::fs::read_to_string(path).map_err(io(path));
+        Ok(ServerConfig {
+            listen,
+            tls_cert_pem: read(&self.server_cert)?,
+            tls_key_pem: read(&self.server_key)?,
+            client_ca_pem: None,
+            policy: PolicySource::Git {
+                repo: self.origin.clone(),
+                branch: "main".into(),
+            },
+            root_key: keys::read_private_key_file(&self.root_key)?,
+            audit_file: Some(self.server_state.join("audit.jsonl")),
+            signer: None,
+            state_dir: Some(self.server_state.clone()),
+            poll_interval: Some(std::time::Duration::from_secs(1)),
+        })
     }
 }
 

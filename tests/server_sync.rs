@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use hessra_console::gitops;
 use hessra_console::policy::{Edit, EditSession};
-use hessra_console::server::{self, PolicySource, RunningServer, ServerConfig};
-use hessra_console::token::{clock::unix_now, keys};
+use hessra_console::server::{self, RunningServer, ServerConfig};
+use hessra_console::token::clock::unix_now;
 use serde_json::json;
 use support::{Demo, get, post};
 
@@ -20,19 +20,9 @@ const OPS: &str = "uri:urn:company:ops";
 async fn start_synced(demo: &Demo, poll: Duration) -> RunningServer {
     let ws = &demo.ws;
     server::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls_cert_pem: std::fs::read_to_string(&ws.server_cert).unwrap(),
-        tls_key_pem: std::fs::read_to_string(&ws.server_key).unwrap(),
-        client_ca_pem: None,
-        policy: PolicySource::Git {
-            repo: ws.origin.clone(),
-            branch: "main".into(),
-        },
-        root_key: keys::read_private_key_file(&ws.root_key).unwrap(),
         audit_file: None,
-        signer: None,
-        state_dir: Some(ws.server_state.clone()),
         poll_interval: Some(poll),
+        ..ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap()
     })
     .await
     .unwrap()

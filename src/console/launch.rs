@@ -11,8 +11,7 @@ use super::config::Config;
 use super::jobs::{Env, ServerLink};
 use super::keymap::Keymap;
 use super::theme::{Theme, no_color_requested};
-use crate::server::{self, PolicySource, RunningServer, ServerConfig};
-use crate::token::keys;
+use crate::server::{self, RunningServer};
 use crate::token_store::TokenStore;
 use crate::workspace::{self, Workspace};
 
@@ -220,13 +219,13 @@ fn default_workspace() -> Result<PathBuf, String> {
 
 /// Starts the workspace's server; when its port is taken, on a free one (and says so).
 async fn start_embedded(ws: &Workspace) -> Result<(RunningServer, Option<String>), String> {
-    let config = server_config(ws, ws.listen)?;
+    let config = ws.server_config(ws.listen).map_err(|e| e.to_string())?;
     match server::start(config).await {
         Ok(running) => Ok((running, None)),
         Err(server::ServerError::Listen { addr, .. }) => {
             let mut free = ws.listen;
             free.set_port(0);
-            let running = server::start(server_config(ws, free)?)
+            let running = server::start(ws.server_config(free).map_err(|e| e.to_string())?)
                 .await
                 .map_err(|e| e.to_string())?;
             let note = format!(
@@ -237,27 +236,6 @@ async fn start_embedded(ws: &Workspace) -> Result<(RunningServer, Option<String>
         }
         Err(e) => Err(e.to_string()),
     }
-}
-
-fn server_config(ws: &Workspace, listen: std::net::SocketAddr) -> Result<ServerConfig, String> {
-    let text = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
-    Ok(ServerConfig {
-        listen,
-        tls_cert_pem: text(&ws.server_cert)?,
-        tls_key_pem: text(&ws.server_key)?,
-        client_ca_pem: None,
-        policy: PolicySource::Git {
-            repo: ws.origin.clone(),
-            branch: "main".into(),
-        },
-        root_key: keys::read_private_key_file(&ws.root_key).map_err(|e| e.to_string())?,
-        audit_file: Some(ws.server_state.join("audit.jsonl")),
-        signer: None,
-        state_dir: Some(ws.server_state.clone()),
-        poll_interval: Some(std::time::Duration::from_secs(1)),
-    })
 }
 
 /// The operator's and the demo clients' certificates of a workspace.

@@ -39,16 +39,11 @@ impl Demo {
             },
         };
         let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls_cert_pem: std::fs::read_to_string(&ws.server_cert).unwrap(),
-            tls_key_pem: std::fs::read_to_string(&ws.server_key).unwrap(),
-            client_ca_pem: None,
             policy,
-            root_key: keys::read_private_key_file(&ws.root_key).unwrap(),
-            audit_file: Some(ws.server_state.join("audit.jsonl")),
             signer,
             state_dir: None,
             poll_interval: None,
+            ..ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap()
         };
         let server = server::start(config).await.unwrap();
         Demo { dir, ws, server }

@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui_textarea::{CursorMove, TextArea};
 
 use crate::console::app::{App, Confirmation, Level, PromptKind};
@@ -673,6 +673,4 @@ fn render_editor(frame: &mut Frame, area: Rect, app: &App, editor: &RawEditor) {
         findings_area,
         &mut state,
     );
-    let _ = Borders::ALL;
-    let _ = Block::default();
 }

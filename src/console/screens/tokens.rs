@@ -44,7 +44,9 @@ impl App {
                 input.set_placeholder_text("paste a token, then Enter");
                 self.tokens.input = Some(input);
             }
-            Action::LoadToken => self.submit_job(Job::ListStoredTokens),
+            Action::LoadToken => {
+                self.submit(Job::ListStoredTokens);
+            }
             Action::Verify => {
                 if self.tokens.token.is_none() {
                     self.flash(Level::Info, "Verify: load or paste a token first (p, o)");
@@ -111,10 +113,6 @@ impl App {
             },
             _ => {}
         }
-    }
-
-    fn submit_job(&mut self, job: Job) {
-        self.submit(job);
     }
 
     /// Keys typed into the paste box.
