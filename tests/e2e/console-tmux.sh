@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# End to end through a real terminal: the real binary in tmux on a fresh demo workspace.
+# Edit a client, save, commit, push, and watch the Server screen show the new applied commit;
+# then quit and check the console exits cleanly. Waits by polling the screen, never by sleeping
+# a fixed time. Prints "N passed, N failed"; exits non-zero on any failure.
+#
+#   tests/e2e/console-tmux.sh [path/to/hessra-console]     (default: target/debug/hessra-console)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+binary=${1:-target/debug/hessra-console}
+[ -x "$binary" ] || cargo build --quiet --bin hessra-console || exit 2
+binary=$(realpath "$binary")
+command -v tmux >/dev/null || { echo "tmux is required for this test (apt install tmux)"; exit 2; }
+
+work=$(mktemp -d)
+socket="hessra-e2e-$$"
+tmx() { tmux -L "$socket" -f /dev/null "$@"; }
+cleanup() { tmx kill-server 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+passed=0
+failed=0
+screen() { tmx capture-pane -p -t e2e 2>/dev/null; }
+# wait_for TEXT [SECONDS]: poll the pane until TEXT appears.
+wait_for() {
+    local text=$1 limit=${2:-20} waited=0
+    while [ "$waited" -lt $((limit * 10)) ]; do
+        if screen | grep -qF -- "$text"; then return 0; fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    return 1
+}
+check() {
+    local name=$1 text=$2 limit=${3:-20}
+    if wait_for "$text" "$limit"; then
+        echo "ok   $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name: never saw \"$text\"; the screen was:"
+        screen | sed 's/^/     | /'
+        failed=$((failed + 1))
+    fi
+}
+keys() { tmx send-keys -t e2e "$@"; }
+text() { tmx send-keys -t e2e -l "$1"; }
+
+# A fresh workspace on a free port, an isolated home (config, logs, token store), and a
+# repository-local author: the console never commits under an invented name.
+"$binary" demo init "$work/ws" >/dev/null || { echo "demo init failed"; exit 1; }
+sed -i 's/^listen = .*/listen = "127.0.0.1:0"/' "$work/ws/workspace.toml"
+git -C "$work/ws/policy" config user.name "E2E Operator"
+git -C "$work/ws/policy" config user.email "e2e@example.test"
+mkdir -p "$work/home"
+
+tmx new-session -d -s e2e -x 120 -y 40 \
+    "env HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.state \
+     XDG_DATA_HOME=$work/home/.data $binary --workspace $work/ws; echo EXITED=\$?; sleep 600"
+tmx set -s escape-time 0
+
+check "the console opens on the Clients screen" "Clients (7/7)"
+
+# alice is selected first: grant her delete on staging_api.
+keys +
+check "the grant prompt opens" "Grant to uri:urn:company:alice"
+text "staging_api delete"
+keys Enter
+check "the edit is applied, unsaved" "may delete on staging_api (unsaved)"
+keys C-s
+check "ctrl-s saves" "saved "
+
+keys 5
+check "the Changes screen shows the semantic diff" "WIDENS uri:urn:company:alice may now delete on staging_api"
+keys c
+check "the commit dialog opens" "Commit message"
+keys Enter
+check "the confirmation names the change" "Commit clients.toml"
+text y
+check "the commit is made" "committed "
+keys p
+check "the push reaches the remote" "pushed 1 commit(s)"
+
+head=$(git -C "$work/ws/policy" rev-parse HEAD | cut -c1-8)
+keys 6
+check "the Server screen shows the new applied commit" "applied $head" 20
+check "and says it is in sync with local HEAD" "in sync with local HEAD" 20
+
+keys q
+check "q quits cleanly (nothing unsaved)" "EXITED=0"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
