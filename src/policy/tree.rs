@@ -2,7 +2,7 @@
 //! permissions, lifetimes, realm role and violations. Identities between two configured ones
 //! that are not configured themselves appear as intermediate nodes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -55,6 +55,9 @@ impl TreeNode {
 pub struct DelegationTree {
     pub nodes: Vec<TreeNode>,
     pub roots: Vec<usize>,
+    /// Identity → node, so lookups stay constant-time at 10,000 identities.
+    #[serde(skip)]
+    index: HashMap<String, usize>,
 }
 
 impl DelegationTree {
@@ -130,6 +133,12 @@ impl DelegationTree {
         for root in roots {
             tree.add_subtree(root, None, 0, &mut build);
         }
+        tree.index = tree
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| (node.identity.clone(), i))
+            .collect();
         tree
     }
 
@@ -173,7 +182,7 @@ impl DelegationTree {
     }
 
     pub fn find(&self, identity: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.identity == identity)
+        self.index.get(identity).copied()
     }
 
     /// Indices from the root down to `identity`.
