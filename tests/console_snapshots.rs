@@ -16,13 +16,17 @@ use ratatui::style::Modifier;
 const NOW: i64 = 1_790_000_000;
 
 fn app(readonly: bool, monochrome: bool) -> App {
+    App::new(context(readonly, monochrome))
+}
+
+fn context(readonly: bool, monochrome: bool) -> Context {
     let theme = Theme::built_in("default").unwrap();
     let theme = if monochrome {
         theme.without_color()
     } else {
         theme
     };
-    App::new(Context {
+    Context {
         policy_path: PathBuf::from("/demo/policy/clients.toml"),
         policy_text: hessra_console::workspace::DEMO_POLICY.to_string(),
         has_repo: false,
@@ -37,7 +41,7 @@ fn app(readonly: bool, monochrome: bool) -> App {
         notices: vec![],
         clipboard: true,
         mouse: false,
-    })
+    }
 }
 
 fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
@@ -141,4 +145,89 @@ fn help_and_confirm_popups() {
     app.popup = None;
     app.dispatch(hessra_console::console::keymap::Action::RemoveClient);
     insta::assert_snapshot!("confirm_remove_80x24", draw(&app, 80, 24).backend());
+}
+
+/// The Changes and Server screens with what a running console holds: git status, HEAD's policy
+/// (one grant behind the working copy), a server status and an audit feed whose requests the
+/// change would decide differently.
+#[test]
+fn changes_and_server_with_git_and_server_data() {
+    use hessra_console::console::jobs::{GitView, JobResult, ServerStatus};
+    use hessra_console::gitops::RepoStatus;
+    use hessra_console::server::AuditEvent;
+
+    let mut app = App::new(Context {
+        has_repo: true,
+        server: Some(("https://127.0.0.1:4443".into(), true)),
+        operator: Some("uri:urn:company:ops".into()),
+        ..context(false, false)
+    });
+    let working = hessra_console::workspace::DEMO_POLICY;
+    let head = working.replacen(
+        "{ name = \"staging_api\", operations = [\"read\", \"write\"] },",
+        "{ name = \"staging_api\", operations = [\"read\"] },",
+        1,
+    );
+    assert_ne!(head, working, "the fixture changed: update this edit");
+    app.handle_result(JobResult::Git(Ok(GitView {
+        status: RepoStatus {
+            branch: "main".into(),
+            upstream: Some("origin/main".into()),
+            file: "modified".into(),
+            ahead: 1,
+            behind: 0,
+            head: Some("89abcdef0123456789abcdef0123456789abcdef".into()),
+        },
+        head_text: Some(head.clone()),
+        text_diff: String::new(),
+    })));
+    app.handle_result(JobResult::HeadParsed {
+        policy: Ok(hessra_console::policy::load(&head, NOW).unwrap().policy),
+        text: head,
+    });
+    app.handle_result(JobResult::ServerStatus(Ok(ServerStatus {
+        listen: "127.0.0.1:4443".into(),
+        policy_source: "git origin.git branch main".into(),
+        policy_revision: "0123456789abcdef0123456789abcdef01234567".into(),
+        policy_loaded_at: NOW - 42,
+        clients: 7,
+        last_reload_error: None,
+        requests: 3,
+        allowed: 2,
+        denied: 1,
+        started_at: NOW - 600,
+    })));
+    let event = |seq: u64, operation: &str, result: &str, reason: &str| AuditEvent {
+        seq,
+        time: NOW - 30 + seq as i64,
+        caller: Some("uri:urn:company:alice".into()),
+        auth: "mtls".into(),
+        endpoint: "/request_token".into(),
+        resource: Some("staging_api".into()),
+        operation: Some(operation.into()),
+        result: result.into(),
+        reason: reason.into(),
+        revocation_id: None,
+    };
+    app.handle_result(JobResult::ServerAudit(Ok((
+        vec![
+            event(1, "read", "allow", "granted by policy"),
+            event(2, "write", "deny", "no grant of write on staging_api"),
+        ],
+        2,
+    ))));
+    for screen in [Screen::Changes, Screen::Server] {
+        app.screen = screen;
+        for (width, height) in [(80, 24), (120, 40)] {
+            let name = format!("{}_data_{width}x{height}", screen.title().to_lowercase());
+            insta::assert_snapshot!(name, draw(&app, width, height).backend());
+        }
+    }
+    app.screen = Screen::Changes;
+    let text = draw(&app, 120, 40).backend().to_string();
+    assert!(
+        text.contains("WIDENS uri:urn:company:alice may now write on staging_api"),
+        "{text}"
+    );
+    assert!(text.contains("deny → allow"), "{text}");
 }

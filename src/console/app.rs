@@ -333,9 +333,10 @@ impl App {
         };
         self.tree = DelegationTree::build(&loaded.policy, &loaded.findings);
         self.clients.refilter(&loaded.policy);
-        self.delegations.rebuild(&self.tree);
+        self.delegations.tree_changed(&self.tree);
         self.roles.clamp(&loaded.policy);
         self.changes.recompute(loaded, &self.server_view.events);
+        super::release_free_memory();
     }
 
     /// Applies an edit through the lossless document; refuses what the document refuses.
@@ -464,7 +465,8 @@ impl App {
             | JobResult::Committed(_)
             | JobResult::Pushed(_)
             | JobResult::Pulled(_)
-            | JobResult::History(_)) => self.changes_result(result),
+            | JobResult::History(_)
+            | JobResult::HeadParsed { .. }) => self.changes_result(result),
             result @ (JobResult::TokenLoaded { .. }
             | JobResult::StoredTokens(_)
             | JobResult::Verified(_)

@@ -109,6 +109,10 @@ pub enum Job {
     Pull,
     /// Recent commits of the policy file, each with its semantic diff.
     History,
+    /// Read a policy text (HEAD's) into the typed model, off the UI thread.
+    ParsePolicy {
+        text: String,
+    },
     ServerStatus,
     ServerAudit {
         after: u64,
@@ -150,6 +154,7 @@ impl Job {
             Job::Push => "pushing",
             Job::Pull => "pulling",
             Job::History => "reading history",
+            Job::ParsePolicy { .. } => "reading the committed policy",
             Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
             Job::ServerSync => "asking the server to sync",
             Job::ServerPublicKey => "fetching the server's public key",
@@ -221,7 +226,7 @@ pub struct FlowStep {
 }
 
 /// What a job reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum JobResult {
     Saved(Result<String, String>),
     Reloaded(Result<String, String>),
@@ -230,6 +235,10 @@ pub enum JobResult {
     Pushed(Result<PushOutcome, String>),
     Pulled(Result<usize, String>),
     History(Result<Vec<HistoryEntry>, String>),
+    HeadParsed {
+        text: String,
+        policy: Result<policy::Policy, String>,
+    },
     ServerStatus(Result<ServerStatus, String>),
     ServerAudit(Result<(Vec<AuditEvent>, u64), String>),
     ServerSynced(Result<(), String>),
@@ -268,6 +277,12 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             gitops::pull(root).map_err(|e| e.to_string())
         })),
         Job::History => JobResult::History(history(env)),
+        Job::ParsePolicy { text } => JobResult::HeadParsed {
+            policy: policy::load(&text, token::clock::unix_now())
+                .map(|loaded| loaded.policy)
+                .map_err(|f| f.to_string()),
+            text,
+        },
         Job::ServerStatus => JobResult::ServerStatus(
             env.operator()
                 .and_then(|c| block(env, async move { c.get("/status").await })),

@@ -27,8 +27,10 @@ pub enum ChangesPane {
 #[derive(Default)]
 pub struct ChangesState {
     pub git: Option<Result<GitView, String>>,
-    /// The policy at HEAD, parsed.
+    /// The policy at HEAD, parsed (empty before the first commit; None until known).
     pub head: Option<Policy>,
+    /// The text `head` was read from, so an unchanged HEAD is not parsed again.
+    head_text: Option<String>,
     pub diff: PolicyDiff,
     /// Recent server decisions that the working policy would decide differently.
     pub replay: Vec<ReplayRow>,
@@ -46,8 +48,12 @@ impl ChangesState {
         loaded: &LoadedPolicy,
         events: &std::collections::VecDeque<AuditEvent>,
     ) {
-        let empty = Policy::default();
-        let head = self.head.as_ref().unwrap_or(&empty);
+        let Some(head) = self.head.as_ref() else {
+            self.diff = PolicyDiff::default();
+            self.replay.clear();
+            self.replayed = 0;
+            return;
+        };
         self.diff = policy::diff(head, &loaded.policy);
         let mut requests: Vec<Request> = Vec::new();
         for event in events.iter().rev() {
@@ -218,6 +224,41 @@ impl App {
         self.submit(Job::Commit { message, save });
     }
 
+    /// HEAD's text arrived with the git status: reuse the current policy when the text is the
+    /// same (the usual, clean case), parse it on a worker when it changed, else keep what we have.
+    fn head_read(&mut self, head_text: Option<String>) {
+        let Some(text) = head_text else {
+            self.changes.head = Some(Policy::default());
+            self.changes.head_text = None;
+            self.recompute_changes();
+            return;
+        };
+        if self.changes.head_text.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        if text == self.text()
+            && let Some(loaded) = self.loaded()
+        {
+            self.changes.head = Some(loaded.policy.clone());
+            self.changes.head_text = Some(text);
+            self.recompute_changes();
+            return;
+        }
+        if !self
+            .in_flight
+            .iter()
+            .any(|(_, job)| matches!(job, Job::ParsePolicy { text: t } if *t == text))
+        {
+            self.submit(Job::ParsePolicy { text });
+        }
+    }
+
+    pub(crate) fn recompute_changes(&mut self) {
+        if let Some(loaded) = self.session.as_ref().map(|s| s.current()) {
+            self.changes.recompute(loaded, &self.server_view.events);
+        }
+    }
+
     fn start_push(&mut self) {
         if let Some(reason) = self.push_disabled() {
             self.flash(Level::Warn, reason);
@@ -231,17 +272,9 @@ impl App {
         match result {
             JobResult::Git(result) => {
                 if let Ok(view) = &result {
-                    let now = self.now;
-                    self.changes.head = view
-                        .head_text
-                        .as_deref()
-                        .and_then(|t| policy::load(t, now).ok())
-                        .map(|l| l.policy);
+                    self.head_read(view.head_text.clone());
                 }
                 self.changes.git = Some(result);
-                if let Some(loaded) = self.session.as_ref().map(|s| s.current()) {
-                    self.changes.recompute(loaded, &self.server_view.events);
-                }
             }
             JobResult::Committed(Ok(id)) => {
                 let short: String = id.chars().take(8).collect();
@@ -286,6 +319,21 @@ impl App {
                 self.submit(Job::History);
             }
             JobResult::Pulled(Err(e)) => self.flash(Level::Error, format!("pull failed: {e}")),
+            JobResult::HeadParsed { text, policy } => {
+                match policy {
+                    Ok(policy) => self.changes.head = Some(policy),
+                    Err(e) => {
+                        self.changes.head = None;
+                        self.flash(
+                            Level::Warn,
+                            format!("clients.toml at HEAD does not parse: {e}"),
+                        );
+                    }
+                }
+                self.changes.head_text = Some(text);
+                self.recompute_changes();
+                crate::console::release_free_memory();
+            }
             JobResult::History(result) => {
                 self.changes.history = Some(result);
                 self.changes.history_selected = 0;
@@ -313,6 +361,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
     let (title, lines) = if state.focus == ChangesPane::History {
         selected_commit_lines(app)
+    } else if state.head.is_none() {
+        let why = if app.has_repo {
+            "reading the committed policy…"
+        } else {
+            "not a git repository: there is no committed policy to compare with"
+        };
+        (
+            "Semantic diff vs HEAD".to_string(),
+            vec![Line::from(Span::styled(why, app.theme.muted()))],
+        )
     } else if state.show_text {
         (
             "Text diff vs HEAD (t: semantic)".to_string(),
@@ -360,7 +418,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .collect()
     };
     frame.render_widget(
-        Paragraph::new(replay).block(pane(app, "Decisions this change alters", false)),
+        Paragraph::new(replay)
+            .wrap(Wrap { trim: false })
+            .block(pane(app, "Decisions this change alters", false)),
         replay_area,
     );
 

@@ -20,84 +20,112 @@ pub struct DelegationsState {
     pub items: Vec<TreeItem<'static, String>>,
     /// In a cell because drawing the tree records its scroll offset.
     pub state: std::cell::RefCell<TreeState<String>>,
-    /// Paths (root to node) of the nodes matching the filter.
-    pub matches: Vec<Vec<String>>,
+    /// Tree nodes matching the filter, in tree order.
+    pub matches: Vec<usize>,
     pub match_at: usize,
     /// Identities of a loaded token's chain, root first.
     pub chain: Vec<String>,
-    /// Tree indices in visible order, for the detail pane and tests.
-    built_for: usize,
+    /// Per node, computed once per policy: the identity lower-cased (for the filter) and the
+    /// drawn line (filters and chain marks reuse it).
+    lowered: Vec<String>,
+    lines: Vec<Line<'static>>,
+    built: bool,
 }
 
+/// Levels opened when the tree is first shown (roots and their children).
+const OPEN_DEPTH: usize = 2;
+/// With a filter, the ancestors of this many matches are opened; `n`/`N` open the rest.
+const OPEN_MATCHES: usize = 200;
+
 impl DelegationsState {
+    /// The policy changed: recompute the per-node caches, then the items.
+    pub fn tree_changed(&mut self, tree: &DelegationTree) {
+        self.lowered = tree
+            .nodes
+            .iter()
+            .map(|n| n.identity.to_lowercase())
+            .collect();
+        self.lines = tree.nodes.iter().map(node_line).collect();
+        self.rebuild(tree);
+    }
+
+    /// The filter or the chain changed: rebuild the items from the caches.
     pub fn rebuild(&mut self, tree: &DelegationTree) {
-        let needle = self.filter.to_lowercase();
-        let keep: Vec<bool> = keep_set(tree, &needle);
-        self.matches.clear();
-        let mut items = Vec::new();
-        for &root in &tree.roots {
-            if let Some(item) = self.item(tree, root, &keep, &needle, &mut Vec::new()) {
-                items.push(item);
-            }
+        if self.lines.len() != tree.nodes.len() {
+            self.tree_changed(tree);
+            return;
         }
-        self.items = items;
-        let first_build = self.built_for == 0;
-        self.built_for = tree.nodes.len().max(1);
-        if first_build || !needle.is_empty() {
-            for node in &tree.nodes {
-                if node.depth < 3 || !needle.is_empty() {
-                    self.state.get_mut().open(path_of(tree, node));
+        let needle = self.filter.to_lowercase();
+        let keep = self.keep_set(tree, &needle);
+        self.matches = if needle.is_empty() {
+            Vec::new()
+        } else {
+            (0..tree.nodes.len())
+                .filter(|&i| self.lowered[i].contains(&needle))
+                .collect()
+        };
+        self.items = tree
+            .roots
+            .iter()
+            .filter_map(|&root| self.item(tree, root, &keep))
+            .collect();
+        let state = self.state.get_mut();
+        if !self.built {
+            self.built = true;
+            for (i, node) in tree.nodes.iter().enumerate() {
+                if node.depth < OPEN_DEPTH && !node.children.is_empty() {
+                    state.open(path_to(tree, i));
                 }
             }
         }
-        if self.state.get_mut().selected().is_empty()
+        for &index in self.matches.iter().take(OPEN_MATCHES) {
+            let path = path_to(tree, index);
+            for depth in 1..path.len() {
+                state.open(path[..depth].to_vec());
+            }
+        }
+        if state.selected().is_empty()
             && let Some(first) = tree.roots.first()
         {
-            let identity = tree.nodes[*first].identity.clone();
-            self.state.get_mut().select(vec![identity]);
+            state.select(vec![tree.nodes[*first].identity.clone()]);
         }
-        if !needle.is_empty()
-            && let Some(first) = self.matches.first()
-        {
+        if let Some(&first) = self.matches.first() {
             self.match_at = 0;
-            self.state.get_mut().select(first.clone());
+            state.select(path_to(tree, first));
         }
     }
 
     fn item(
-        &mut self,
+        &self,
         tree: &DelegationTree,
         index: usize,
         keep: &[bool],
-        needle: &str,
-        path: &mut Vec<String>,
     ) -> Option<TreeItem<'static, String>> {
         if !keep[index] {
             return None;
         }
         let node = &tree.nodes[index];
-        path.push(node.identity.clone());
-        if !needle.is_empty() && node.identity.to_lowercase().contains(needle) {
-            self.matches.push(path.clone());
-        }
         let children: Vec<TreeItem<'static, String>> = node
             .children
             .iter()
-            .filter_map(|&child| self.item(tree, child, keep, needle, path))
+            .filter_map(|&child| self.item(tree, child, keep))
             .collect();
-        path.pop();
-        let text = node_line(node, self.chain.contains(&node.identity));
-        TreeItem::new(node.identity.clone(), text, children).ok()
+        let mut line = self.lines[index].clone();
+        if self.chain.contains(&node.identity) {
+            line.spans.push(Span::raw("  ◆ token chain"));
+        }
+        TreeItem::new(node.identity.clone(), line, children).ok()
     }
-}
 
-fn keep_set(tree: &DelegationTree, needle: &str) -> Vec<bool> {
-    if needle.is_empty() {
-        return vec![true; tree.nodes.len()];
-    }
-    let mut keep = vec![false; tree.nodes.len()];
-    for (i, node) in tree.nodes.iter().enumerate() {
-        if node.identity.to_lowercase().contains(needle) {
+    fn keep_set(&self, tree: &DelegationTree, needle: &str) -> Vec<bool> {
+        if needle.is_empty() {
+            return vec![true; tree.nodes.len()];
+        }
+        let mut keep = vec![false; tree.nodes.len()];
+        for i in 0..tree.nodes.len() {
+            if !self.lowered[i].contains(needle) {
+                continue;
+            }
             let mut at = Some(i);
             while let Some(n) = at {
                 if keep[n] {
@@ -107,18 +135,23 @@ fn keep_set(tree: &DelegationTree, needle: &str) -> Vec<bool> {
                 at = tree.nodes[n].parent;
             }
         }
+        keep
     }
-    keep
 }
 
-fn path_of(tree: &DelegationTree, node: &TreeNode) -> Vec<String> {
-    tree.path_to(&node.identity)
-        .into_iter()
-        .map(|i| tree.nodes[i].identity.clone())
-        .collect()
+/// Identities from the root down to node `index`: the tree widget's path.
+fn path_to(tree: &DelegationTree, index: usize) -> Vec<String> {
+    let mut path = Vec::new();
+    let mut at = Some(index);
+    while let Some(n) = at {
+        path.push(tree.nodes[n].identity.clone());
+        at = tree.nodes[n].parent;
+    }
+    path.reverse();
+    path
 }
 
-fn node_line(node: &TreeNode, in_chain: bool) -> Line<'static> {
+fn node_line(node: &TreeNode) -> Line<'static> {
     let mut spans = vec![Span::raw(node.label.clone())];
     let ops: Vec<String> = node
         .permissions
@@ -156,9 +189,6 @@ fn node_line(node: &TreeNode, in_chain: bool) -> Line<'static> {
         spans.push(Span::raw("  ✗ violation"));
     } else if !node.violations.is_empty() {
         spans.push(Span::raw("  ! warning"));
-    }
-    if in_chain {
-        spans.push(Span::raw("  ◆ token chain"));
     }
     Line::from(spans)
 }
@@ -230,9 +260,12 @@ impl App {
         } else {
             (view.match_at + n - 1) % n
         };
-        view.state
-            .get_mut()
-            .select(view.matches[view.match_at].clone());
+        let path = path_to(&self.tree, view.matches[view.match_at]);
+        let state = view.state.get_mut();
+        for depth in 1..path.len() {
+            state.open(path[..depth].to_vec());
+        }
+        state.select(path);
     }
 
     /// Highlights a token's chain (root first) and selects its last identity.
