@@ -155,13 +155,15 @@ pub enum EditError {
     Layout(String),
 }
 
-/// The editable document. Besides the `toml_edit` tree it keeps the text and the byte range of
-/// each `[[clients]]` entry, so an edit to one client re-prints only that client and splices it
-/// into the text: every other byte is the original byte, and a one-client edit of a 10,000-client
-/// file costs a copy of the text rather than a re-serialization of all of it.
+/// The editable document: the text and the byte range of each `[[clients]]` entry, so an edit to
+/// one client parses, edits and re-prints only that client and splices it into the text: every
+/// other byte is the original byte, and a one-client edit of a 10,000-client file costs a copy of
+/// the text rather than a parse and re-serialization of all of it. The whole `toml_edit` tree
+/// (many times the text's size) is built only for edits that need it — adding or removing a
+/// client, the CA chain, layouts splicing does not handle — and kept from then on.
 #[derive(Debug, Clone)]
 pub struct PolicyDocument {
-    doc: DocumentMut,
+    doc: Option<DocumentMut>,
     text: String,
     /// Byte range of each client (its leading comments, header, keys and sub-tables), in order.
     /// `None` when the layout is not one splicing understands; edits then re-print everything.
@@ -178,16 +180,25 @@ impl std::fmt::Display for PolicyDocument {
 
 impl PolicyDocument {
     /// Builds the document from a span-keeping parse.
-    pub(crate) fn from_parsed(parsed: toml_edit::Document<String>) -> Self {
-        let regions = client_regions(&parsed);
-        let text = parsed.raw().to_string();
-        let doc = parsed.into_mut();
+    pub(crate) fn from_parsed(parsed: &toml_edit::Document<String>) -> Self {
         PolicyDocument {
-            positions: client_positions(&doc),
-            doc,
-            text,
-            regions,
+            positions: client_positions(parsed.as_table()),
+            doc: None,
+            text: parsed.raw().to_string(),
+            regions: client_regions(parsed),
         }
+    }
+
+    /// The whole tree, parsed from the text the first time it is needed.
+    fn doc_mut(&mut self) -> Result<&mut DocumentMut, EditError> {
+        if self.doc.is_none() {
+            let doc: DocumentMut = self
+                .text
+                .parse()
+                .map_err(|e| EditError::Layout(format!("the document ({e})")))?;
+            self.doc = Some(doc);
+        }
+        Ok(self.doc.as_mut().expect("set just above"))
     }
 
     fn position(&self, identity: &str) -> Result<usize, EditError> {
@@ -217,7 +228,14 @@ impl PolicyDocument {
             return Err(EditError::ClientExists(to.clone()));
         }
         let index = self.position(identity)?;
-        let clients = clients_mut(&mut self.doc)?;
+        if self.doc.is_none() && self.edit_region(index, edit)? {
+            if let Edit::RenameClient { from, to } = edit {
+                self.positions.remove(from.as_str());
+                self.positions.insert(to.clone(), index);
+            }
+            return Ok(());
+        }
+        let clients = clients_mut(self.doc_mut()?)?;
         let original = clients.get(index).expect("index found above");
         let mut table = original.clone();
         edit_client(&mut table, edit)?;
@@ -238,17 +256,46 @@ impl PolicyDocument {
         Ok(())
     }
 
+    /// Edits client `index` from its own text alone. False when its text is not what printing
+    /// it alone gives back (then the whole tree is used).
+    fn edit_region(&mut self, index: usize, edit: &Edit) -> Result<bool, EditError> {
+        let Some(region) = self.regions.as_ref().and_then(|r| r.get(index)).cloned() else {
+            return Ok(false);
+        };
+        let Ok(mut alone) = self.text[region.clone()].parse::<DocumentMut>() else {
+            return Ok(false);
+        };
+        let Some(table) = alone
+            .get_mut("clients")
+            .and_then(Item::as_array_of_tables_mut)
+            .filter(|clients| clients.len() == 1)
+            .and_then(|clients| clients.get_mut(0))
+        else {
+            return Ok(false);
+        };
+        if print_client(table) != self.text[region.clone()] {
+            return Ok(false);
+        }
+        edit_client(table, edit)?;
+        let after = print_client(table);
+        self.splice(index, region, &after);
+        Ok(true)
+    }
+
     fn apply_to_document(&mut self, edit: &Edit) -> Result<(), EditError> {
         match edit {
             Edit::AddClient { identity } => {
                 if self.positions.contains_key(identity.as_str()) {
                     return Err(EditError::ClientExists(identity.clone()));
                 }
-                add_client(&mut self.doc, identity)?;
-                let clients = clients_mut(&mut self.doc)?;
-                self.positions.insert(identity.clone(), clients.len() - 1);
-                let printed = print_client(clients.get(clients.len() - 1).expect("just pushed"));
-                let end = self.text.len() - self.doc.trailing().as_str().map_or(0, str::len);
+                let doc = self.doc_mut()?;
+                add_client(doc, identity)?;
+                let trailing = doc.trailing().as_str().map_or(0, str::len);
+                let clients = clients_mut(doc)?;
+                let count = clients.len();
+                let printed = print_client(clients.get(count - 1).expect("just pushed"));
+                self.positions.insert(identity.clone(), count - 1);
+                let end = self.text.len() - trailing;
                 let at_end = self
                     .regions
                     .as_ref()
@@ -266,8 +313,10 @@ impl PolicyDocument {
             Edit::RemoveClient { identity } => {
                 let index = self.position(identity)?;
                 let region = self.regions.as_ref().and_then(|r| r.get(index)).cloned();
-                let removed = remove_client(&mut self.doc, index)?;
-                self.positions = client_positions(&self.doc);
+                let doc = self.doc_mut()?;
+                let removed = remove_client(doc, index)?;
+                let positions = client_positions(doc.as_table());
+                self.positions = positions;
                 match region {
                     Some(region) if !removed.moved_to_trailing => {
                         self.splice(index, region, &removed.paragraphs);
@@ -283,9 +332,9 @@ impl PolicyDocument {
                 Ok(())
             }
             other => {
-                let mut scratch = self.doc.clone();
+                let mut scratch = self.doc_mut()?.clone();
                 apply_document_edit(&mut scratch, other)?;
-                self.doc = scratch;
+                self.doc = Some(scratch);
                 self.reprint();
                 Ok(())
             }
@@ -307,7 +356,8 @@ impl PolicyDocument {
 
     /// Re-prints the whole document; regions are recomputed from a fresh parse.
     fn reprint(&mut self) {
-        self.text = self.doc.to_string();
+        let Some(doc) = &self.doc else { return };
+        self.text = doc.to_string();
         self.regions = toml_edit::Document::parse(self.text.clone())
             .ok()
             .and_then(|parsed| client_regions(&parsed));
@@ -572,9 +622,9 @@ fn identity_of(table: &Table) -> Option<&str> {
         .as_str()
 }
 
-fn client_positions(doc: &DocumentMut) -> HashMap<String, usize> {
+fn client_positions(root: &Table) -> HashMap<String, usize> {
     let mut positions = HashMap::new();
-    let clients = doc.get("clients").and_then(Item::as_array_of_tables);
+    let clients = root.get("clients").and_then(Item::as_array_of_tables);
     for (index, table) in clients.into_iter().flat_map(|c| c.iter()).enumerate() {
         if let Some(identity) = identity_of(table) {
             positions.entry(identity.to_string()).or_insert(index);
@@ -1078,14 +1128,14 @@ mod tests {
     const FIXTURE: &str = include_str!("../../fixtures/clients.toml");
 
     fn document(text: &str) -> PolicyDocument {
-        PolicyDocument::from_parsed(toml_edit::Document::parse(text.to_string()).unwrap())
+        PolicyDocument::from_parsed(&toml_edit::Document::parse(text.to_string()).unwrap())
     }
 
     /// Every region holds exactly what its client prints as: splicing is in use and exact.
     fn assert_regions_exact(document: &PolicyDocument) {
         let regions = document.regions.as_ref().expect("splicing in use");
-        let clients = document
-            .doc
+        let fresh: DocumentMut = document.text.parse().unwrap();
+        let clients = fresh
             .get("clients")
             .and_then(Item::as_array_of_tables)
             .unwrap();
@@ -1093,11 +1143,14 @@ mod tests {
         for (region, table) in regions.iter().zip(clients.iter()) {
             assert_eq!(&document.text[region.clone()], print_client(table));
         }
-        assert_eq!(
-            document.text,
-            document.doc.to_string(),
-            "the spliced text is what the tree prints"
-        );
+        if let Some(doc) = &document.doc {
+            assert_eq!(
+                document.text,
+                doc.to_string(),
+                "the spliced text is what the tree prints"
+            );
+        }
+        assert_eq!(document.positions, client_positions(fresh.as_table()));
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn load(text: &str, now: i64) -> Result<LoadedPolicy, Finding> {
     findings.extend(validate::validate(&policy, now));
     findings.sort_by_key(|f| (f.location, f.severity));
     Ok(LoadedPolicy {
-        document: PolicyDocument::from_parsed(parsed),
+        document: PolicyDocument::from_parsed(&parsed),
         policy,
         findings,
     })
