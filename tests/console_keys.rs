@@ -143,6 +143,7 @@ fn grant_save_commit_push_reaches_the_remote() {
     assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
     press(&mut f, "p");
     assert!(flash(&f).contains("pushed 1 commit"), "{}", flash(&f));
+    assert!(f.app.changes.push_steps > 0, "no push progress was shown");
     assert!(origin_text(&f.origin).contains("\"delete\""));
 }
 

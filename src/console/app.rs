@@ -464,6 +464,7 @@ impl App {
             result @ (JobResult::Git(_)
             | JobResult::Committed(_)
             | JobResult::Pushed(_)
+            | JobResult::PushProgress(_)
             | JobResult::Pulled(_)
             | JobResult::History(_)
             | JobResult::HeadParsed { .. }) => self.changes_result(result),

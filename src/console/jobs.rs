@@ -232,6 +232,7 @@ pub enum JobResult {
     Reloaded(Result<String, String>),
     Git(Result<GitView, String>),
     Committed(Result<String, String>),
+    PushProgress(gitops::PushProgress),
     Pushed(Result<PushOutcome, String>),
     Pulled(Result<usize, String>),
     History(Result<Vec<HistoryEntry>, String>),
@@ -271,7 +272,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             gitops::commit_file(root, relative, &message).map_err(|e| e.to_string())
         })),
         Job::Push => JobResult::Pushed(with_repo(env, |root, relative| {
-            gitops::push_reconciling(root, relative).map_err(|e| e.to_string())
+            let progress = |step: gitops::PushProgress| report(JobResult::PushProgress(step));
+            gitops::push_reconciling_with_progress(root, relative, &progress)
+                .map_err(|e| e.to_string())
         })),
         Job::Pull => JobResult::Pulled(with_repo(env, |root, _| {
             gitops::pull(root).map_err(|e| e.to_string())

@@ -8,7 +8,8 @@ use git2::Repository;
 
 mod workflow;
 pub use workflow::{
-    CommitInfo, PushOutcome, RepoStatus, fetch, log, pull, push_reconciling, status, text_diff,
+    CommitInfo, PushOutcome, RepoStatus, fetch, log, pull, push_reconciling,
+    push_reconciling_with_progress, status, text_diff,
 };
 
 /// Git failures, worded for the person who typed the revision or path.
@@ -129,9 +130,53 @@ pub fn commit_file(repo_root: &Path, relative: &Path, message: &str) -> Result<S
     Ok(id.to_string())
 }
 
+/// How far a push has got, as libgit2 reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushProgress {
+    /// Building the pack: objects counted or deltified so far.
+    Packing { current: usize, total: usize },
+    /// Sending the pack to the remote.
+    Sending {
+        current: usize,
+        total: usize,
+        bytes: usize,
+    },
+    /// The remote had moved on: fetching it to rebase onto.
+    Fetching,
+    /// Rebasing the local commits onto the remote's.
+    Rebasing,
+}
+
+impl std::fmt::Display for PushProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushProgress::Packing { current, total } => {
+                write!(f, "packing {current}/{total} objects")
+            }
+            PushProgress::Sending {
+                current,
+                total,
+                bytes,
+            } => write!(f, "sending {current}/{total} objects ({bytes} bytes)"),
+            PushProgress::Fetching => write!(f, "the remote moved on: fetching it"),
+            PushProgress::Rebasing => write!(f, "rebasing onto the remote"),
+        }
+    }
+}
+
 /// Pushes `branch` to `remote`; a rejection (non-fast-forward, a hook refusing) is an error
 /// with the remote's reason, never a success.
 pub fn push(repo_root: &Path, remote_name: &str, branch: &str) -> Result<(), GitError> {
+    push_with_progress(repo_root, remote_name, branch, &|_| {})
+}
+
+/// `push`, reporting progress as it goes.
+pub fn push_with_progress(
+    repo_root: &Path,
+    remote_name: &str,
+    branch: &str,
+    progress: &dyn Fn(PushProgress),
+) -> Result<(), GitError> {
     let repo = Repository::open(repo_root)
         .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
     let mut remote = repo.find_remote(remote_name)?;
@@ -142,6 +187,16 @@ pub fn push(repo_root: &Path, remote_name: &str, branch: &str) -> Result<(), Git
             *rejected.borrow_mut() = Some(format!("{reference}: {reason}"));
         }
         Ok(())
+    });
+    callbacks.pack_progress(|_, current, total| {
+        progress(PushProgress::Packing { current, total });
+    });
+    callbacks.push_transfer_progress(|current, total, bytes| {
+        progress(PushProgress::Sending {
+            current,
+            total,
+            bytes,
+        });
     });
     let mut options = git2::PushOptions::new();
     options.remote_callbacks(callbacks);

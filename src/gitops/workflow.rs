@@ -8,7 +8,7 @@ use std::path::Path;
 use git2::{BranchType, Oid, Repository};
 use serde::Serialize;
 
-use super::{GitError, push};
+use super::{GitError, PushProgress, push_with_progress};
 
 /// What `status` reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -193,6 +193,15 @@ pub fn pull(repo_root: &Path) -> Result<usize, GitError> {
 /// cleanly and pushes again; if they conflict, aborts the rebase (the branch is as it was) and
 /// reports both sides.
 pub fn push_reconciling(repo_root: &Path, relative: &Path) -> Result<PushOutcome, GitError> {
+    push_reconciling_with_progress(repo_root, relative, &|_| {})
+}
+
+/// `push_reconciling`, reporting progress as it goes.
+pub fn push_reconciling_with_progress(
+    repo_root: &Path,
+    relative: &Path,
+    progress: &dyn Fn(PushProgress),
+) -> Result<PushOutcome, GitError> {
     let repo = open(repo_root)?;
     let branch = current_branch(&repo)?;
     let head = repo
@@ -205,7 +214,7 @@ pub fn push_reconciling(repo_root: &Path, relative: &Path) -> Result<PushOutcome
     if ahead_before == Some(0) {
         return Ok(PushOutcome::UpToDate);
     }
-    match push(repo_root, "origin", &branch) {
+    match push_with_progress(repo_root, "origin", &branch, progress) {
         Ok(()) => {
             return Ok(PushOutcome::Pushed {
                 commits: ahead_before.unwrap_or(1),
@@ -214,14 +223,16 @@ pub fn push_reconciling(repo_root: &Path, relative: &Path) -> Result<PushOutcome
         Err(GitError::Rejected { .. }) => {}
         Err(other) => return Err(other),
     }
+    progress(PushProgress::Fetching);
     fetch(repo_root)?;
     let (upstream_name, upstream) = upstream_of(&repo, &branch).ok_or_else(|| {
         GitError::Git(git2::Error::from_str(
             "the branch has no upstream to reconcile with",
         ))
     })?;
+    progress(PushProgress::Rebasing);
     let commits = rebase_onto(&repo, &branch, upstream, relative)?;
-    push(repo_root, "origin", &branch)?;
+    push_with_progress(repo_root, "origin", &branch, progress)?;
     Ok(PushOutcome::Rebased {
         upstream: upstream_name,
         commits,

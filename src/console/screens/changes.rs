@@ -39,7 +39,10 @@ pub struct ChangesState {
     pub history: Option<Result<Vec<HistoryEntry>, String>>,
     pub history_selected: usize,
     pub focus: ChangesPane,
+    /// The last push's progress, or how it ended.
     pub last_push: Option<String>,
+    /// Progress reports seen for pushes (how far the status line has followed them).
+    pub push_steps: usize,
 }
 
 impl ChangesState {
@@ -286,6 +289,10 @@ impl App {
                 self.saved_text.clear();
                 self.flash(Level::Error, format!("not committed (edits kept): {e}"));
                 self.refresh_git();
+            }
+            JobResult::PushProgress(step) => {
+                self.changes.push_steps += 1;
+                self.changes.last_push = Some(format!("pushing: {step}"));
             }
             JobResult::Pushed(Ok(outcome)) => {
                 let text = match outcome {
