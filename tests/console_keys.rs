@@ -263,3 +263,130 @@ fn palette_completes_commands_and_client_identities() {
     let clients = hessra_console::console::palette::complete(&f.app, "client agent");
     assert_eq!(clients, vec!["client uri:urn:company:alice:agent1"]);
 }
+
+#[test]
+fn client_form_renames_and_sets_settings_with_clear_errors() {
+    let mut f = fixture(false);
+    // Move to ci:deploy (the fifth client) and allow it to delegate again.
+    press(&mut f, "jjjj");
+    press(&mut f, "sdelegatable maybe");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(flash(&f).contains("true or false"), "{}", flash(&f));
+    assert!(!f.app.is_dirty());
+    press(&mut f, "sdelegatible true");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(
+        flash(&f).contains("no setting \"delegatible\""),
+        "{}",
+        flash(&f)
+    );
+    press(&mut f, "smax_delegation_depth 2");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(
+        f.app.text().contains("max_delegation_depth = 2"),
+        "{}",
+        flash(&f)
+    );
+    // Rename: the prompt starts with the identifier; replace its last segment.
+    press(&mut f, "r");
+    for _ in 0.."deploy".len() {
+        special(&mut f, KeyCode::Backspace, KeyModifiers::NONE);
+    }
+    press(&mut f, "release");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(
+        f.app.text().contains("uri:urn:company:ci:release"),
+        "{}",
+        flash(&f)
+    );
+    let loaded = f.app.loaded().unwrap();
+    let selected = f.app.clients.selected_client(&loaded.policy).unwrap();
+    assert_eq!(selected.identity, "uri:urn:company:ci:release");
+    // Renaming onto an existing identity is refused and changes nothing.
+    let before = f.app.text().to_string();
+    press(&mut f, "r");
+    for _ in 0.."release".len() {
+        special(&mut f, KeyCode::Backspace, KeyModifiers::NONE);
+    }
+    press(&mut f, "build");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(flash(&f).starts_with("not changed"), "{}", flash(&f));
+    assert_eq!(f.app.text(), before);
+}
+
+#[test]
+fn roles_screen_edits_roles_through_the_document() {
+    let mut f = fixture(false);
+    press(&mut f, "3");
+    special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
+    // Roles pane: member (default) is first, admin second.
+    press(&mut f, "j");
+    press(&mut f, "-api delete");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    let admin = |f: &Fixture| {
+        let policy = &f.app.loaded().unwrap().policy;
+        let realm = policy.client("uri:urn:mycompany").unwrap();
+        realm
+            .domain
+            .as_ref()
+            .unwrap()
+            .role("administrator")
+            .cloned()
+    };
+    press(&mut f, "R");
+    press(&mut f, "istrator");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    let role = admin(&f).expect("renamed");
+    assert_eq!(role.resources[0].operations, vec!["read", "write"]);
+    // The assignment followed the rename.
+    assert!(f.app.text().contains("role = \"administrator\""));
+    press(&mut f, "d");
+    let policy = &f.app.loaded().unwrap().policy;
+    let domain = policy
+        .client("uri:urn:mycompany")
+        .unwrap()
+        .domain
+        .clone()
+        .unwrap();
+    assert_eq!(domain.default_role.unwrap().name, "administrator");
+    // Removing a role asks first, naming it; Enter alone cancels.
+    press(&mut f, "x");
+    match &f.app.popup {
+        Some(Popup::Confirm { lines, .. }) => assert!(lines[0].contains("administrator")),
+        _ => panic!("no confirmation"),
+    }
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(admin(&f).is_some());
+}
+
+#[test]
+fn the_mouse_switches_tabs_and_scrolls_only_when_turned_on() {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mut f = fixture(false);
+    let click = |column| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    };
+    // "hessra-console " then " 1 Clients " then " 2 Delegations ": column 28 is on tab 2.
+    f.app.handle_mouse(click(28));
+    assert_eq!(f.app.screen, Screen::Clients, "capture is off by default");
+    press(&mut f, "M");
+    f.app.handle_mouse(click(28));
+    assert_eq!(f.app.screen, Screen::Delegations);
+    f.app.handle_mouse(click(3));
+    assert_eq!(
+        f.app.screen,
+        Screen::Delegations,
+        "the app name is not a tab"
+    );
+    press(&mut f, "1");
+    f.app.handle_mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: 5,
+        row: 5,
+        modifiers: KeyModifiers::NONE,
+    });
+    assert_eq!(f.app.clients.selected, 1);
+}

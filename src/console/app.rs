@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui_textarea::TextArea;
 
 use super::jobs::{Job, JobResult};
@@ -85,6 +87,7 @@ const FLASH_SECONDS: i64 = 6;
 pub enum Confirmation {
     RemoveClient { identity: String },
     Unassign { realm: String, subject: String },
+    RemoveRole { realm: String, role: String },
     Commit { message: String },
     DiscardEditor,
     Revert,
@@ -97,9 +100,13 @@ pub enum PromptKind {
     Grant { identity: String },
     Revoke { identity: String },
     IdentityTtl { identity: String },
+    RenameClient { identity: String },
+    SetSetting { identity: String },
     AddRole { realm: String },
     Assign { realm: String },
     RoleGrant { realm: String, role: String },
+    RoleRevoke { realm: String, role: String },
+    RenameRole { realm: String, role: String },
     CommitMessage,
     LoadTokenFile,
     VerifyAs,
@@ -559,6 +566,25 @@ impl App {
         }
     }
 
+    /// Mouse events, when capture is on: the wheel moves, a click on a tab switches screens.
+    pub fn handle_mouse(&mut self, event: MouseEvent) {
+        if !self.mouse || self.popup.is_some() {
+            return;
+        }
+        match event.kind {
+            MouseEventKind::ScrollDown => self.dispatch(Action::Down),
+            MouseEventKind::ScrollUp => self.dispatch(Action::Up),
+            MouseEventKind::Down(MouseButton::Left) if event.row == 0 => {
+                match super::ui::tab_at(event.column) {
+                    Some(Screen::Changes) => self.dispatch(Action::Screen5),
+                    Some(screen) => self.screen = screen,
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Keys typed into an open editor on the current screen.
     fn screen_captures_key(&mut self, key: KeyEvent) -> bool {
         match self.screen {
@@ -888,6 +914,9 @@ impl App {
             Confirmation::Unassign { realm, subject } => {
                 self.apply_edit(crate::policy::Edit::Unassign { realm, subject });
             }
+            Confirmation::RemoveRole { realm, role } => {
+                self.apply_edit(crate::policy::Edit::RemoveRole { realm, role });
+            }
             Confirmation::Commit { message } => self.commit_now(message),
             Confirmation::DiscardEditor => {
                 self.clients.editor = None;
@@ -967,6 +996,57 @@ impl App {
                     format!("{text:?} is not a number of seconds (0 disables identity tokens)"),
                 ),
             },
+            PromptKind::RenameClient { identity } => {
+                let to = text.clone();
+                if self.apply_edit(Edit::RenameClient { from: identity, to }) {
+                    let loaded = self.session.as_ref().map(EditSession::current);
+                    self.clients.select_identity(&text, loaded);
+                }
+            }
+            PromptKind::SetSetting { identity } => {
+                let parts: Vec<&str> = text.split_whitespace().collect();
+                let [key, value] = parts.as_slice() else {
+                    self.flash(Level::Error, "type SETTING VALUE, e.g. `delegatable false`");
+                    return;
+                };
+                let Some(setting) = crate::policy::Setting::from_key(key) else {
+                    self.flash(
+                        Level::Error,
+                        format!("no setting {key:?}: delegatable, operator, authorization_token_duration, max_delegation_depth"),
+                    );
+                    return;
+                };
+                match setting.parse_value(value) {
+                    Ok(value) => {
+                        self.apply_edit(Edit::SetSetting {
+                            identity,
+                            setting,
+                            value,
+                        });
+                    }
+                    Err(e) => self.flash(Level::Error, e),
+                }
+            }
+            PromptKind::RenameRole { realm, role } => {
+                self.apply_edit(Edit::RenameRole {
+                    realm,
+                    from: role,
+                    to: text,
+                });
+            }
+            PromptKind::RoleRevoke { realm, role } => {
+                if text.split_whitespace().count() != 2 {
+                    self.flash(Level::Error, "type RESOURCE OPERATION, e.g. `api write`");
+                    return;
+                }
+                let (resource, operation) = two_words(&text);
+                self.apply_edit(Edit::RoleRevoke {
+                    realm,
+                    role,
+                    resource,
+                    operation,
+                });
+            }
             PromptKind::AddRole { realm } => {
                 self.apply_edit(Edit::AddRole { realm, role: text });
             }

@@ -104,11 +104,17 @@ actions! {
     Grant => "grant", "grant OPERATION on RESOURCE to the selected client", true;
     Revoke => "revoke", "revoke OPERATION on RESOURCE from the selected client", true;
     IdentityTtl => "identity-ttl", "set identity token lifetime (0 disables)", true;
+    RenameClient => "rename-client", "change the selected client's identifier", true;
+    SetSetting => "set-setting", "set delegatable, operator, authorization_token_duration or max_delegation_depth", true;
     WhatCan => "what-can", "what can the selected identity do", false;
     AddRole => "add-role", "add a role to the realm", true;
     Assign => "assign", "assign SUBJECT a ROLE", true;
     Unassign => "unassign", "remove the selected assignment", true;
     RoleGrant => "role-grant", "grant OPERATION on RESOURCE to the selected role", true;
+    RoleRevoke => "role-revoke", "revoke OPERATION on RESOURCE from the selected role", true;
+    RenameRole => "rename-role", "rename the selected role", true;
+    RemoveRole => "remove-role", "remove the selected role", true;
+    DefaultRole => "default-role", "make the selected role the realm's default", true;
     PasteToken => "paste-token", "paste or type a token", false;
     LoadToken => "load-token", "load a token from a file or the token store", false;
     Verify => "verify", "verify as IDENTITY [DOMAIN]", false;
@@ -272,11 +278,17 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Clients, Action::Revoke, &["-"]),
     (Scope::Clients, Action::IdentityTtl, &["t"]),
     (Scope::Clients, Action::WhatCan, &["w"]),
+    (Scope::Clients, Action::RenameClient, &["r"]),
+    (Scope::Clients, Action::SetSetting, &["s"]),
     (Scope::Delegations, Action::WhatCan, &["w"]),
     (Scope::Roles, Action::AddRole, &["r"]),
     (Scope::Roles, Action::Assign, &["a"]),
     (Scope::Roles, Action::Unassign, &["D"]),
     (Scope::Roles, Action::RoleGrant, &["+"]),
+    (Scope::Roles, Action::RoleRevoke, &["-"]),
+    (Scope::Roles, Action::RenameRole, &["R"]),
+    (Scope::Roles, Action::RemoveRole, &["x"]),
+    (Scope::Roles, Action::DefaultRole, &["d"]),
     (Scope::Tokens, Action::PasteToken, &["i", "p"]),
     (Scope::Tokens, Action::LoadToken, &["o"]),
     (Scope::Tokens, Action::Verify, &["v"]),

@@ -73,10 +73,29 @@ pub fn render(frame: &mut Frame, app: &App) {
     }
 }
 
-fn render_title(frame: &mut Frame, area: Rect, app: &App) {
-    let mut spans = vec![Span::styled("hessra-console ", app.theme.title())];
+const TITLE: &str = "hessra-console ";
+
+fn tab_label(index: usize, screen: Screen) -> String {
+    format!(" {} {} ", index + 1, screen.title())
+}
+
+/// The screen whose tab is at column `x` of the title bar (for mouse clicks).
+pub fn tab_at(x: u16) -> Option<Screen> {
+    let mut start = TITLE.chars().count();
     for (i, screen) in Screen::ALL.iter().enumerate() {
-        let label = format!(" {} {} ", i + 1, screen.title());
+        let width = tab_label(i, *screen).chars().count();
+        if (start..start + width).contains(&usize::from(x)) {
+            return Some(*screen);
+        }
+        start += width;
+    }
+    None
+}
+
+fn render_title(frame: &mut Frame, area: Rect, app: &App) {
+    let mut spans = vec![Span::styled(TITLE, app.theme.title())];
+    for (i, screen) in Screen::ALL.iter().enumerate() {
+        let label = tab_label(i, *screen);
         if *screen == app.screen {
             spans.push(Span::styled(label, app.theme.selected()));
         } else {

@@ -118,7 +118,35 @@ pub enum Setting {
 }
 
 impl Setting {
-    fn key(self) -> &'static str {
+    pub const ALL: [Setting; 4] = [
+        Setting::Delegatable,
+        Setting::Operator,
+        Setting::AuthorizationTokenDuration,
+        Setting::MaxDelegationDepth,
+    ];
+
+    /// The setting named by its `clients.toml` key.
+    pub fn from_key(key: &str) -> Option<Setting> {
+        Setting::ALL.into_iter().find(|s| s.key() == key)
+    }
+
+    /// Reads a value as typed by a person: `true`/`false` for switches, a whole number
+    /// otherwise, `default` to remove the key.
+    pub fn parse_value(self, text: &str) -> Result<Option<i64>, String> {
+        let key = self.key();
+        match (text, self.is_bool()) {
+            ("default", _) => Ok(None),
+            ("true" | "yes" | "on", true) => Ok(Some(1)),
+            ("false" | "no" | "off", true) => Ok(Some(0)),
+            (other, true) => Err(format!("{key} is true or false, not {other:?}")),
+            (other, false) => other
+                .parse::<u32>()
+                .map(|n| Some(i64::from(n)))
+                .map_err(|_| format!("{key} is a whole number (or default), not {other:?}")),
+        }
+    }
+
+    pub fn key(self) -> &'static str {
         match self {
             Setting::Delegatable => "delegatable",
             Setting::Operator => "operator",

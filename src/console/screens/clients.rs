@@ -284,6 +284,22 @@ impl App {
                 )
             }
             Action::WhatCan => self.what_can(&identity),
+            Action::RenameClient => self.prompt(
+                PromptKind::RenameClient {
+                    identity: identity.clone(),
+                },
+                &format!("Rename {identity}"),
+                "the new identifier (its delegations keep pointing at the old one: check the tree)",
+                &identity,
+            ),
+            Action::SetSetting => self.prompt(
+                PromptKind::SetSetting {
+                    identity: identity.clone(),
+                },
+                &format!("Setting of {identity}"),
+                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration SECONDS, max_delegation_depth N; VALUE default removes it",
+                "",
+            ),
             _ => {}
         }
     }

@@ -155,6 +155,15 @@ impl App {
                 }
                 _ => self.flash(Level::Info, "Grant: select a role first (Tab)"),
             },
+            Action::RoleRevoke | Action::RenameRole | Action::RemoveRole | Action::DefaultRole => {
+                match role_names.get(state.role) {
+                    Some(role) if state.focus == RolesPane::Roles => {
+                        let role = role.clone();
+                        self.role_action(action, realm_id, role);
+                    }
+                    _ => self.flash(Level::Info, "select a role first (Tab to the Roles pane)"),
+                }
+            }
             Action::Copy => match state.focus {
                 RolesPane::Assignments => {
                     if let Some(subject) = subjects.get(state.assignment).cloned() {
@@ -168,6 +177,46 @@ impl App {
                 }
                 RolesPane::Realms => self.copy("realm", realm_id),
             },
+            _ => {}
+        }
+    }
+}
+
+impl App {
+    fn role_action(&mut self, action: Action, realm: String, role: String) {
+        match action {
+            Action::RoleRevoke => self.prompt(
+                PromptKind::RoleRevoke {
+                    realm,
+                    role: role.clone(),
+                },
+                &format!("Revoke from role {role}"),
+                "RESOURCE OPERATION",
+                "",
+            ),
+            Action::RenameRole => self.prompt(
+                PromptKind::RenameRole {
+                    realm,
+                    role: role.clone(),
+                },
+                &format!("Rename role {role}"),
+                "the new name (its assignments follow)",
+                &role,
+            ),
+            Action::RemoveRole => self.confirm(
+                Confirmation::RemoveRole {
+                    realm: realm.clone(),
+                    role: role.clone(),
+                },
+                "Remove role",
+                vec![
+                    format!("Remove role {role} from {realm}?"),
+                    "Subjects assigned to it are left with an unknown role, which validation reports.".into(),
+                ],
+            ),
+            Action::DefaultRole => {
+                self.apply_edit(crate::policy::Edit::SetDefaultRole { realm, role });
+            }
             _ => {}
         }
     }
