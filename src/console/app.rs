@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui_textarea::TextArea;
 
-use super::jobs::{Job, JobResult};
+use super::jobs::{Derived, Job, JobResult, PolicyInput, PolicyPurpose};
 use super::keymap::{Action, Keymap, Scope};
 use super::screens::{
     changes::ChangesState, clients::ClientsState, delegations::DelegationsState, roles::RolesState,
@@ -222,6 +222,16 @@ pub struct App {
     saving: VecDeque<String>,
     /// Quit once the save in flight succeeds (the quit dialog's "save").
     quit_after_save: bool,
+    /// The job reading an edited policy, while one runs: input waits for it (and is replayed
+    /// in order after), so no key acts on a policy about to change.
+    pub policy_pending: Option<u64>,
+    typeahead: Vec<Typed>,
+}
+
+/// Input that arrived while the policy was being read.
+enum Typed {
+    Key(KeyEvent),
+    Paste(String),
 }
 
 impl App {
@@ -270,6 +280,8 @@ impl App {
             last_git: i64::MIN,
             saving: VecDeque::new(),
             quit_after_save: false,
+            policy_pending: None,
+            typeahead: Vec::new(),
         };
         app.load_text(&context.policy_text);
         if let Some(first) = context.notices.first() {
@@ -302,16 +314,8 @@ impl App {
                 self.broken = None;
             }
             Err(finding) => {
-                self.session = None;
-                self.flash(
-                    Level::Error,
-                    format!(
-                        "{} does not parse: {finding}; fix it in the editor",
-                        self.policy_path.display()
-                    ),
-                );
-                self.broken = Some(finding);
-                self.clients.open_editor(text, self.now);
+                self.open_broken(finding);
+                return;
             }
         }
         self.policy_changed();
@@ -339,6 +343,14 @@ impl App {
             return;
         };
         self.tree = DelegationTree::build(&loaded.policy, &loaded.findings);
+        self.views_changed();
+    }
+
+    /// Recomputes the screens' views of the policy and tree.
+    fn views_changed(&mut self) {
+        let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
+            return;
+        };
         self.clients.refilter(&loaded.policy);
         self.delegations.tree_changed(&self.tree);
         self.roles.clamp(&loaded.policy);
@@ -346,48 +358,150 @@ impl App {
         super::release_free_memory();
     }
 
-    /// Applies an edit through the lossless document; refuses what the document refuses.
-    pub fn apply_edit(&mut self, edit: crate::policy::Edit) -> bool {
+    /// Applies an edit through the lossless document; refuses what the document refuses. The
+    /// edit and the re-read of the result run on a worker; input waits until it is in.
+    pub fn apply_edit(&mut self, edit: crate::policy::Edit) {
+        self.submit_edit(edit, None);
+    }
+
+    /// `apply_edit`, then select `select` in the client list.
+    pub fn submit_edit(&mut self, edit: crate::policy::Edit, select: Option<String>) {
         if self.readonly {
             self.flash(Level::Warn, "read-only mode: edits are disabled");
-            return false;
+            return;
         }
-        let Some(session) = self.session.as_mut() else {
+        let Some(session) = self.session.as_ref() else {
             self.flash(
                 Level::Error,
                 "the policy does not parse; fix it in the editor (i)",
             );
-            return false;
+            return;
         };
-        let before = session
-            .current()
-            .findings
-            .iter()
-            .filter(|f| f.is_error())
-            .count();
-        match session.apply(&edit) {
-            Ok(()) => {
+        let purpose = PolicyPurpose::Edit {
+            describe: describe_edit(&edit),
+            errors_before: session.current().errors().count(),
+            select,
+        };
+        let document = Box::new(session.current().document.clone());
+        self.derive(PolicyInput::Edit(document, edit), purpose);
+    }
+
+    /// Reads a policy (an edit's result, a step of history, a replaced text) on a worker.
+    pub(crate) fn derive(&mut self, input: PolicyInput, purpose: PolicyPurpose) {
+        let id = self.submit(Job::DerivePolicy { input, purpose });
+        self.policy_pending = Some(id);
+    }
+
+    fn policy_derived(&mut self, purpose: PolicyPurpose, result: Result<Box<Derived>, Finding>) {
+        self.policy_pending = None;
+        match (purpose, result) {
+            (purpose, Ok(derived)) => self.install(purpose, *derived),
+            (PolicyPurpose::Open, Err(finding)) => self.open_broken(finding),
+            (PolicyPurpose::Replace { .. }, Err(finding)) => {
+                self.flash(Level::Error, format!("not applied: {finding}"))
+            }
+            (_, Err(finding)) => self.flash(Level::Error, finding.message),
+        }
+        for typed in std::mem::take(&mut self.typeahead) {
+            match typed {
+                Typed::Key(key) => self.handle_key(key),
+                Typed::Paste(text) => self.handle_paste(&text),
+            }
+        }
+    }
+
+    fn install(&mut self, purpose: PolicyPurpose, derived: Derived) {
+        let Derived { loaded, tree } = derived;
+        let now = self.now;
+        match purpose {
+            PolicyPurpose::Edit {
+                describe,
+                errors_before,
+                select,
+            } => {
+                let Some(session) = self.session.as_mut() else {
+                    return;
+                };
+                session.install(loaded);
                 let errors: Vec<String> = session
                     .current()
                     .errors()
                     .map(ToString::to_string)
                     .collect();
-                if errors.len() > before {
+                if errors.len() > errors_before {
                     self.flash(
                         Level::Warn,
                         format!("edited; it introduced a problem: {}", errors[0]),
                     );
                 } else {
-                    self.flash(Level::Success, describe_edit(&edit));
+                    self.flash(Level::Success, describe);
                 }
-                self.policy_changed();
-                true
+                self.tree = tree;
+                self.views_changed();
+                if let Some(identity) = select {
+                    let loaded = self.session.as_ref().map(EditSession::current);
+                    self.clients.select_identity(&identity, loaded);
+                }
             }
-            Err(e) => {
-                self.flash(Level::Error, format!("not changed: {e}"));
-                false
+            PolicyPurpose::Undo | PolicyPurpose::Redo => {
+                let back = purpose == PolicyPurpose::Undo;
+                let Some(session) = self.session.as_mut() else {
+                    return;
+                };
+                if session.install_step(back, loaded) {
+                    self.tree = tree;
+                    self.views_changed();
+                    self.flash(Level::Info, if back { "undone" } else { "redone" });
+                }
+            }
+            PolicyPurpose::Replace { save } => {
+                let text = loaded.document.text().to_string();
+                match self.session.as_mut() {
+                    Some(session) => session.install(loaded),
+                    None => self.session = Some(EditSession::from_loaded(loaded, now)),
+                }
+                self.broken = None;
+                self.clients.editor = None;
+                self.tree = tree;
+                self.views_changed();
+                if save {
+                    self.save_text(text);
+                } else {
+                    self.flash(
+                        Level::Info,
+                        "editor text applied (unsaved; ctrl-s saves, u undoes)",
+                    );
+                }
+            }
+            PolicyPurpose::Open => {
+                self.saved_text = loaded.document.text().to_string();
+                self.session = Some(EditSession::from_loaded(loaded, now));
+                self.broken = None;
+                self.tree = tree;
+                self.views_changed();
+                self.flash(Level::Info, "reloaded clients.toml from disk");
             }
         }
+    }
+
+    pub(crate) fn typeahead_paste(&mut self, text: &str) {
+        self.typeahead.push(Typed::Paste(text.to_string()));
+    }
+
+    /// The file on disk does not parse: open the editor on it.
+    fn open_broken(&mut self, finding: Finding) {
+        self.session = None;
+        self.flash(
+            Level::Error,
+            format!(
+                "{} does not parse: {finding}; fix it in the editor",
+                self.policy_path.display()
+            ),
+        );
+        self.broken = Some(finding);
+        let text = self.saved_text.clone();
+        self.clients.open_editor(&text, self.now);
+        self.tree = DelegationTree::default();
     }
 
     // ---- jobs ---------------------------------------------------------------------------
@@ -447,8 +561,8 @@ impl App {
                         "the file changed on disk, but you have unsaved edits: kept yours",
                     );
                 } else if text != self.saved_text {
-                    self.load_text(&text);
-                    self.flash(Level::Info, "reloaded clients.toml from disk");
+                    self.saved_text = text.clone();
+                    self.derive(PolicyInput::Text(text), PolicyPurpose::Open);
                 }
             }
             JobResult::Reloaded(Err(e)) => self.flash(Level::Error, e),
@@ -468,6 +582,7 @@ impl App {
                 format!("the server did not take the sync: {e}"),
             ),
             JobResult::ServerPublicKey(result) => self.tokens.server_key = Some(result),
+            JobResult::PolicyDerived { purpose, result } => self.policy_derived(purpose, result),
             result @ (JobResult::Git(_)
             | JobResult::Committed(_)
             | JobResult::Pushed(_)
@@ -510,7 +625,10 @@ impl App {
         }
         if self.has_repo
             && self.now.saturating_sub(self.last_git) >= 5
-            && !self.in_flight.iter().any(|(_, j)| *j == Job::GitStatus)
+            && !self
+                .in_flight
+                .iter()
+                .any(|(_, j)| matches!(j, Job::GitStatus))
         {
             self.refresh_git();
         }
@@ -548,6 +666,10 @@ impl App {
         if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
             self.popup = None;
             self.dispatch(Action::ForceQuit);
+            return;
+        }
+        if self.policy_pending.is_some() {
+            self.typeahead.push(Typed::Key(key));
             return;
         }
         if let Some(popup) = self.popup.take() {
@@ -679,22 +801,26 @@ impl App {
     }
 
     fn undo(&mut self, back: bool) {
-        let Some(session) = self.session.as_mut() else {
-            return;
-        };
-        let done = if back { session.undo() } else { session.redo() };
-        if done {
-            self.policy_changed();
-            let word = if back { "undone" } else { "redone" };
-            self.flash(Level::Info, word);
-        } else {
+        let Some(text) = self
+            .session
+            .as_ref()
+            .and_then(|s| s.step_text(back))
+            .map(str::to_string)
+        else {
             let word = if back {
                 "nothing to undo"
             } else {
                 "nothing to redo"
             };
             self.flash(Level::Info, word);
-        }
+            return;
+        };
+        let purpose = if back {
+            PolicyPurpose::Undo
+        } else {
+            PolicyPurpose::Redo
+        };
+        self.derive(PolicyInput::Text(text), purpose);
     }
 
     pub fn save(&mut self) {
@@ -894,12 +1020,13 @@ impl App {
                     );
                     return;
                 }
-                if self.clients.editor.is_some() {
-                    self.apply_editor(false);
-                }
-                let text = self.text().to_string();
-                self.save_text(text);
                 self.quit_after_save = true;
+                if self.clients.editor.is_some() {
+                    self.apply_editor(true);
+                } else {
+                    let text = self.text().to_string();
+                    self.save_text(text);
+                }
             }
             1 => self.running = false,
             _ => {}
@@ -928,12 +1055,10 @@ impl App {
             }
             Confirmation::Revert => {
                 let text = self.saved_text.clone();
-                if let Some(session) = self.session.as_mut()
-                    && session.replace_text(&text).is_ok()
-                {
-                    self.policy_changed();
-                    self.flash(Level::Info, "reverted to the saved file (u undoes)");
-                }
+                self.derive(
+                    PolicyInput::Text(text),
+                    PolicyPurpose::Replace { save: false },
+                );
             }
         }
     }
@@ -947,10 +1072,7 @@ impl App {
         match kind {
             PromptKind::AddClient => {
                 let identity = text.clone();
-                if self.apply_edit(Edit::AddClient { identity }) {
-                    let loaded = self.session.as_ref().map(EditSession::current);
-                    self.clients.select_identity(&text, loaded);
-                }
+                self.submit_edit(Edit::AddClient { identity }, Some(text));
             }
             PromptKind::Grant { .. } | PromptKind::Revoke { .. }
                 if text.split_whitespace().count() != 2 =>
@@ -998,10 +1120,7 @@ impl App {
             },
             PromptKind::RenameClient { identity } => {
                 let to = text.clone();
-                if self.apply_edit(Edit::RenameClient { from: identity, to }) {
-                    let loaded = self.session.as_ref().map(EditSession::current);
-                    self.clients.select_identity(&text, loaded);
-                }
+                self.submit_edit(Edit::RenameClient { from: identity, to }, Some(text));
             }
             PromptKind::SetSetting { identity } => {
                 let parts: Vec<&str> = text.split_whitespace().collect();

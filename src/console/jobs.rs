@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use crate::client::Connection;
 use crate::gitops::{self, CommitInfo, PushOutcome, RepoStatus};
-use crate::policy::{self, PolicyDiff};
+use crate::policy::{
+    self, DelegationTree, Edit, Finding, LoadedPolicy, PolicyDiff, PolicyDocument,
+};
 use crate::server::AuditEvent;
 use crate::token::{self, Delegation, IdentityVerification};
 use crate::token_store::TokenStore;
@@ -89,8 +91,44 @@ impl Env {
     }
 }
 
-/// A request for background work.
+/// What a policy read on a worker starts from.
+#[derive(Debug, Clone)]
+pub enum PolicyInput {
+    /// Apply an edit to a copy of the document (cheap: it splices one client), then read it.
+    Edit(Box<PolicyDocument>, Edit),
+    /// Read this text.
+    Text(String),
+}
+
+/// Why a policy is being read, so the result lands in the right place.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyPurpose {
+    /// An edit; `errors_before` tells whether it introduced a problem; `select` is the client
+    /// to select afterwards (an added or renamed one).
+    Edit {
+        describe: String,
+        errors_before: usize,
+        select: Option<String>,
+    },
+    Undo,
+    Redo,
+    /// The raw editor's text; `save` writes it once it is in.
+    Replace {
+        save: bool,
+    },
+    /// The file as read from disk.
+    Open,
+}
+
+/// A policy read off the UI thread: the typed view, findings and the delegation tree.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub loaded: LoadedPolicy,
+    pub tree: DelegationTree,
+}
+
+/// A request for background work.
+#[derive(Debug, Clone)]
 pub enum Job {
     /// Write clients.toml (atomically).
     Save {
@@ -112,6 +150,12 @@ pub enum Job {
     /// Read a policy text (HEAD's) into the typed model, off the UI thread.
     ParsePolicy {
         text: String,
+    },
+    /// Edit or replace the working policy and read the result (the slow part of an edit at
+    /// 10,000 clients), off the UI thread.
+    DerivePolicy {
+        input: PolicyInput,
+        purpose: PolicyPurpose,
     },
     ServerStatus,
     ServerAudit {
@@ -155,6 +199,7 @@ impl Job {
             Job::Pull => "pulling",
             Job::History => "reading history",
             Job::ParsePolicy { .. } => "reading the committed policy",
+            Job::DerivePolicy { .. } => "applying",
             Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
             Job::ServerSync => "asking the server to sync",
             Job::ServerPublicKey => "fetching the server's public key",
@@ -226,7 +271,7 @@ pub struct FlowStep {
 }
 
 /// What a job reports.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum JobResult {
     Saved(Result<String, String>),
     Reloaded(Result<String, String>),
@@ -239,6 +284,10 @@ pub enum JobResult {
     HeadParsed {
         text: String,
         policy: Result<policy::Policy, String>,
+    },
+    PolicyDerived {
+        purpose: PolicyPurpose,
+        result: Result<Box<Derived>, Finding>,
     },
     ServerStatus(Result<ServerStatus, String>),
     ServerAudit(Result<(Vec<AuditEvent>, u64), String>),
@@ -280,6 +329,10 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             gitops::pull(root).map_err(|e| e.to_string())
         })),
         Job::History => JobResult::History(history(env)),
+        Job::DerivePolicy { input, purpose } => JobResult::PolicyDerived {
+            purpose,
+            result: derive(input),
+        },
         Job::ParsePolicy { text } => JobResult::HeadParsed {
             policy: policy::load(&text, token::clock::unix_now())
                 .map(|loaded| loaded.policy)
@@ -348,6 +401,29 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
         }
     };
     report(result);
+}
+
+fn derive(input: PolicyInput) -> Result<Box<Derived>, Finding> {
+    let now = token::clock::unix_now();
+    let loaded = match input {
+        PolicyInput::Edit(mut document, edit) => {
+            document
+                .apply(&edit)
+                .map_err(|e| Finding::error("edit", None, format!("not changed: {e}")))?;
+            policy::load(document.text(), now).map_err(|f| {
+                Finding::error(
+                    "edit",
+                    f.location,
+                    format!("not changed: the edit printed text that does not parse ({f})"),
+                )
+            })?
+        }
+        PolicyInput::Text(text) => policy::load(&text, now)?,
+    };
+    let tree = DelegationTree::build(&loaded.policy, &loaded.findings);
+    let derived = Box::new(Derived { loaded, tree });
+    crate::console::release_free_memory();
+    Ok(derived)
 }
 
 fn block<T: serde::de::DeserializeOwned + Send + 'static>(

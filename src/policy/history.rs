@@ -28,6 +28,50 @@ impl EditSession {
         })
     }
 
+    /// A session over a policy read elsewhere (on another thread, say).
+    pub fn from_loaded(loaded: LoadedPolicy, now: i64) -> EditSession {
+        EditSession {
+            text: loaded.document.text().to_string(),
+            current: loaded,
+            undo: Vec::new(),
+            redo: Vec::new(),
+            now,
+        }
+    }
+
+    /// Makes a policy read elsewhere (an edit's result, or a replaced text) the next state, as
+    /// one undoable step. Reading is the slow part of an edit; this lets it happen off the
+    /// thread that owns the session.
+    pub fn install(&mut self, loaded: LoadedPolicy) {
+        let text = loaded.document.text().to_string();
+        self.undo.push(std::mem::replace(&mut self.text, text));
+        self.redo.clear();
+        self.current = loaded;
+    }
+
+    /// The text undo (`back`) or redo would restore.
+    pub fn step_text(&self, back: bool) -> Option<&str> {
+        let stack = if back { &self.undo } else { &self.redo };
+        stack.last().map(String::as_str)
+    }
+
+    /// Completes an undo or redo whose text was read elsewhere; false (and nothing changes)
+    /// when `loaded` is not the text that step restores.
+    pub fn install_step(&mut self, back: bool, loaded: LoadedPolicy) -> bool {
+        if self.step_text(back) != Some(loaded.document.text()) {
+            return false;
+        }
+        let (from, to) = if back {
+            (&mut self.undo, &mut self.redo)
+        } else {
+            (&mut self.redo, &mut self.undo)
+        };
+        let text = from.pop().expect("step_text saw it");
+        to.push(std::mem::replace(&mut self.text, text));
+        self.current = loaded;
+        true
+    }
+
     pub fn current(&self) -> &LoadedPolicy {
         &self.current
     }

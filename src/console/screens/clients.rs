@@ -10,9 +10,10 @@ use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui_textarea::{CursorMove, TextArea};
 
 use crate::console::app::{App, Confirmation, Level, PromptKind};
+use crate::console::jobs::{PolicyInput, PolicyPurpose};
 use crate::console::keymap::Action;
 use crate::console::ui::{finding_line, pane, selected_marker};
-use crate::policy::{self, EditSession, Finding, Policy};
+use crate::policy::{self, Finding, Policy};
 
 /// Which pane has focus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -415,31 +416,14 @@ impl App {
             return;
         }
         let text = editor.text();
-        let changed = text != self.text();
-        let result = match self.session.as_mut() {
-            Some(session) if changed => session.replace_text(&text).map(|()| true),
-            Some(_) => Ok(false),
-            None => EditSession::open(&text, self.now).map(|session| {
-                self.session = Some(session);
-                self.broken = None;
-                true
-            }),
-        };
-        match result {
-            Ok(_) => {
-                self.clients.editor = None;
-                self.policy_changed();
-                if save {
-                    self.save_text(text);
-                } else if changed {
-                    self.flash(
-                        Level::Info,
-                        "editor text applied (unsaved; ctrl-s saves, u undoes)",
-                    );
-                }
+        if self.session.is_some() && text == self.text() {
+            self.clients.editor = None;
+            if save {
+                self.save_text(text);
             }
-            Err(finding) => self.flash(Level::Error, format!("not applied: {finding}")),
+            return;
         }
+        self.derive(PolicyInput::Text(text), PolicyPurpose::Replace { save });
     }
 }
 

@@ -136,6 +136,10 @@ impl App {
 
     /// Bracketed paste: into the paste box, a prompt or the editor.
     pub fn handle_paste(&mut self, text: &str) {
+        if self.policy_pending.is_some() {
+            self.typeahead_paste(text);
+            return;
+        }
         if let Some(Popup::Prompt { input, .. }) = self.popup.as_mut() {
             input.insert_str(text.replace(['\n', '\r'], ""));
             return;
