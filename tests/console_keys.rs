@@ -390,3 +390,63 @@ fn the_mouse_switches_tabs_and_scrolls_only_when_turned_on() {
     });
     assert_eq!(f.app.clients.selected, 1);
 }
+
+#[test]
+fn an_unreachable_server_is_reported_on_the_server_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // A port nobody listens on: bind one, note it, let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}");
+    let link = hessra_console::console::launch::workspace_link(&ws, &url).unwrap();
+    let env = Env::new(
+        ws.policy_file(),
+        None,
+        Some(link),
+        None,
+        runtime.handle().clone(),
+    );
+    let mut app = App::new(Context {
+        policy_text: std::fs::read_to_string(ws.policy_file()).unwrap(),
+        policy_path: ws.policy_file(),
+        has_repo: false,
+        server: Some((url.clone(), false)),
+        operator: Some(workspace::DEMO_OPERATOR.into()),
+        demo_clients: vec![],
+        readonly: false,
+        theme: Theme::built_in("default").unwrap(),
+        keymap: Keymap::defaults(),
+        now: NOW,
+        frozen_clock: true,
+        notices: vec![],
+        clipboard: true,
+        mouse: false,
+    });
+    app.tick(NOW);
+    jobs::settle(&mut app, &env, false);
+    match &app.server_view.status {
+        Some(Err(e)) => assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    app.screen = Screen::Server;
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 24)).unwrap();
+    terminal
+        .draw(|frame| hessra_console::console::ui::render(frame, &app))
+        .unwrap();
+    let screen = terminal.backend().to_string();
+    assert!(screen.contains("✗ unreachable"), "{screen}");
+    // Sync says what went wrong instead of hanging.
+    app.handle_key(key(KeyCode::Char('6')));
+    app.handle_key(key(KeyCode::Char('s')));
+    jobs::settle(&mut app, &env, true);
+    let text = app.flash.as_ref().unwrap().text.clone();
+    assert!(
+        text.starts_with("the server did not take the sync"),
+        "{text}"
+    );
+}

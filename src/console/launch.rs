@@ -98,7 +98,7 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
         Target::Workspace(Box::new(workspace::open(&dir).map_err(|e| e.to_string())?))
     };
 
-    let (policy_path, mut link, running, operator) = match &target {
+    let (policy_path, mut link, running, mut operator) = match &target {
         Target::Workspace(ws) => {
             let (running, moved) = runtime.block_on(start_embedded(ws))?;
             if let Some(note) = moved {
@@ -134,6 +134,7 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
                 .expect("clap requires --ca with --server"),
         );
         let mut operator_pem = read(cert)?;
+        operator = operator.or_else(|| certificate_identity(&operator_pem));
         operator_pem.extend(read(key)?);
         link = Some(ServerLink {
             url: url.clone(),
@@ -196,6 +197,15 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
         server: running,
         config,
     })
+}
+
+/// The first URI SAN of the first certificate in a PEM bundle: who the operator is.
+fn certificate_identity(pem: &[u8]) -> Option<String> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .next()?
+        .ok()?;
+    crate::pki::san_uris(&der).ok()?.into_iter().next()
 }
 
 enum Target {

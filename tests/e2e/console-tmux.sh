@@ -89,5 +89,36 @@ check "and says it is in sync with local HEAD" "in sync with local HEAD" 20
 keys q
 check "q quits cleanly (nothing unsaved)" "EXITED=0"
 
+# A reviewer: the same repository against a separately running server, read-only.
+"$binary" serve --workspace "$work/ws" --listen 127.0.0.1:0 >"$work/serve.out" 2>&1 &
+serve_pid=$!
+trap 'kill $serve_pid 2>/dev/null; cleanup' EXIT
+url=""
+for _ in $(seq 100); do
+    url=$(grep -o 'https://127.0.0.1:[0-9]*' "$work/serve.out" | head -1)
+    [ -n "$url" ] && break
+    sleep 0.1
+done
+clients="$work/ws/pki/clients"
+tmx new-session -d -s review -x 120 -y 40 \
+    "env HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.state \
+     $binary --readonly --policy-repo $work/ws/policy --server $url \
+     --cert $clients/urn_company_ops.pem --key $clients/urn_company_ops.key --ca $work/ws/pki/ca.pem; \
+     echo EXITED=\$?; sleep 600"
+review() { tmx capture-pane -p -t review 2>/dev/null; }
+screen() { review; }
+keys() { tmx send-keys -t review "$@"; }
+text() { tmx send-keys -t review -l "$1"; }
+check "read-only mode shows RO" " RO "
+keys 6
+check "the remote server is shown as remote, with the operator certificate's identity" "remote · operator urn:company:ops"
+check "it applied the pushed commit" "applied $head" 20
+keys 1
+text ":add-client"
+keys Enter
+check "mutating commands say read-only" "disabled in read-only mode"
+keys q
+check "q quits the review console" "EXITED=0"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
