@@ -4,11 +4,11 @@
 # then quit and check the console exits cleanly. Waits by polling the screen, never by sleeping
 # a fixed time. Prints "N passed, N failed"; exits non-zero on any failure.
 #
-#   tests/e2e/console-tmux.sh [path/to/hessra-console]     (default: target/debug/hessra-console)
+#   tests/e2e/console-tmux.sh [path/to/hessra-console]   (default: $CARGO_TARGET_DIR or target, /debug/hessra-console)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-binary=${1:-target/debug/hessra-console}
+binary=${1:-${CARGO_TARGET_DIR:-target}/debug/hessra-console}
 [ -x "$binary" ] || cargo build --quiet --bin hessra-console || exit 2
 binary=$(realpath "$binary")
 command -v tmux >/dev/null || { echo "tmux is required for this test (apt install tmux)"; exit 2; }
