@@ -317,3 +317,121 @@ identity_token_duration = 3600 # 1 hour"#,
         stderr(&out)
     );
 }
+
+#[test]
+fn revoke_token_writes_revocations_beside_the_policy_and_commit_takes_both() {
+    use hessra_console::token::{self, Delegation, IdentityClaims, KeyPair};
+    let repo = PolicyRepo::new();
+    let git = Repository::open(repo.dir.path()).unwrap();
+    let mut config = git.config().unwrap();
+    config.set_str("user.name", "Operator").unwrap();
+    config.set_str("user.email", "ops@example.com").unwrap();
+    let root = KeyPair::new();
+    let minted = token::mint_identity(
+        &root,
+        &IdentityClaims {
+            subject: "uri:urn:company:alice".into(),
+            expires_at: token::clock::unix_now() + 3600,
+            delegatable: true,
+            domain: None,
+        },
+    )
+    .unwrap();
+    let delegated = token::delegate(
+        &minted,
+        Some(&root.public()),
+        &Delegation::new(
+            "uri:urn:company:alice:agent1",
+            token::clock::unix_now() + 600,
+        ),
+    )
+    .unwrap()
+    .token;
+    let token_file = repo.dir.path().join("agent.token");
+    std::fs::write(&token_file, &delegated).unwrap();
+    let token_file = token_file.to_str().unwrap();
+    let expected = token::inspect(&delegated, None, 0).unwrap().blocks[1]
+        .revocation_id
+        .clone();
+
+    let out = repo.run(&[
+        "policy",
+        "revoke-token",
+        "--token-file",
+        token_file,
+        "--reason",
+        "host lost",
+        "--by",
+        "ops",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("block 1 (delegation to uri:urn:company:alice:agent1)"),
+        "{}",
+        stdout(&out)
+    );
+    let written = std::fs::read_to_string(repo.dir.path().join("revocations.toml")).unwrap();
+    assert!(written.starts_with("# Revoked tokens."), "{written}");
+    assert!(written.contains(&expected));
+
+    // Twice is refused; a block that does not exist is a usage error; a reason is required.
+    let again = repo.run(&[
+        "policy",
+        "revoke-token",
+        "--token-file",
+        token_file,
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("already revoked"),
+        "{}",
+        stderr(&again)
+    );
+    let bad = repo.run(&[
+        "policy",
+        "revoke-token",
+        "--token-file",
+        token_file,
+        "--block",
+        "5",
+        "--reason",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--block 5 does not exist"),
+        "{}",
+        stderr(&bad)
+    );
+    let no_reason = repo.run(&["policy", "revoke-token", "--token-file", token_file]);
+    assert_eq!(no_reason.status.code(), Some(2));
+
+    let (code, listed) = repo.json(&["policy", "revocations"]);
+    assert_eq!(code, 0);
+    assert_eq!(listed["revoked"][0]["id"], expected.as_str());
+    assert_eq!(listed["revoked"][0]["reason"], "host lost");
+
+    let out = repo.run(&["policy", "commit", "-m", "revoke agent1's token"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let head = git.head().unwrap().peel_to_tree().unwrap();
+    assert!(
+        head.get_path(Path::new("revocations.toml")).is_ok(),
+        "not committed"
+    );
+
+    // A broken list refuses the commit, naming the line.
+    std::fs::write(
+        repo.dir.path().join("revocations.toml"),
+        "[[revoked]]\nid = 7\n",
+    )
+    .unwrap();
+    let out = repo.run(&["policy", "commit", "-m", "broken"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("revocations.toml"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -88,6 +88,27 @@ pub enum PolicyCommand {
         #[command(flatten)]
         force: Force,
     },
+    /// Revoke a token and every token delegated from it: adds one of its blocks' revocation ids
+    /// to revocations.toml beside clients.toml (then commit and push as usual)
+    RevokeToken {
+        #[command(flatten)]
+        token: super::TokenSource,
+        /// A revocation id instead of a token (hex, as `token inspect` shows)
+        #[arg(long, conflicts_with_all = ["token_name", "token_file"])]
+        id: Option<String>,
+        /// Which block of the token: 0 cuts off the whole token family, the last (the default)
+        /// only this token and what is delegated from it
+        #[arg(long, conflicts_with = "id")]
+        block: Option<usize>,
+        /// Why (reviewers read it)
+        #[arg(long)]
+        reason: String,
+        /// Who is revoking (recorded in the file)
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The revoked ids in revocations.toml, with who, when and why
+    Revocations,
     /// Add a client (no permissions yet)
     AddClient {
         identity: String,
@@ -166,6 +187,14 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
             Ok(report)
         }
         PolicyCommand::Status => repo_status(file.file),
+        PolicyCommand::RevokeToken {
+            token,
+            id,
+            block,
+            reason,
+            by,
+        } => revoke_token(file.file, &token, id, block, reason, by),
+        PolicyCommand::Revocations => revocations(file.file),
         PolicyCommand::Commit { message } => commit(file.file, &message),
         PolicyCommand::Push => push(file.file),
         PolicyCommand::Pull => pull(file.file),
@@ -481,6 +510,108 @@ fn edit(file: Option<PathBuf>, edit: Edit, force: bool) -> CommandResult {
     ))
 }
 
+/// revocations.toml beside the policy file.
+fn revocations_path(file: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    Ok(resolve_file(file)?.with_file_name(policy::revocations::FILE))
+}
+
+fn revoke_token(
+    file: Option<PathBuf>,
+    token: &super::TokenSource,
+    id: Option<String>,
+    block: Option<usize>,
+    reason: String,
+    by: Option<String>,
+) -> CommandResult {
+    let (id, what) = match id {
+        Some(id) => (id.to_lowercase(), "the given id".to_string()),
+        None => {
+            let loaded = super::input::load_token(token)?;
+            let view = crate::token::inspect(&loaded.text, None, unix_now())?;
+            let index = block.unwrap_or(view.blocks.len() - 1);
+            let chosen = view.blocks.get(index).ok_or_else(|| {
+                Failure::usage(format!(
+                    "the token has {} blocks (0 to {}); --block {index} does not exist",
+                    view.blocks.len(),
+                    view.blocks.len() - 1
+                ))
+            })?;
+            let who = view.effective_identity.clone().unwrap_or_default();
+            let what = format!(
+                "block {index} ({}) of {} — the token of {who}",
+                chosen.role, loaded.source
+            );
+            (chosen.revocation_id.clone(), what)
+        }
+    };
+    let path = revocations_path(file)?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => policy::revocations::HEADER.into(),
+        Err(e) => {
+            return Err(Failure::usage(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let entry = policy::NewRevocation {
+        id: id.clone(),
+        reason,
+        by,
+        at: unix_now(),
+    };
+    let updated = policy::revocations::append(&text, &entry)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    crate::fsutil::replace_preserving_mode(&path, updated.as_bytes())
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Report::new(
+        format!(
+            "Revoked {what}\n  id {id}\nin {} (not committed: `policy commit -m ...` then `policy push`; the server refuses it once it syncs)",
+            path.display()
+        ),
+        json!({ "revoked": id, "file": path }),
+    ))
+}
+
+fn revocations(file: Option<PathBuf>) -> CommandResult {
+    let path = revocations_path(file)?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Failure::usage(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let (list, findings) = policy::RevocationList::load(&text);
+    let mut out = String::new();
+    if list.is_empty() {
+        out.push_str(&format!("No revocations in {}\n", path.display()));
+    }
+    for entry in &list.entries {
+        let by = entry.by.as_deref().unwrap_or("(unknown)");
+        let at = entry.at.map_or("(no time)".to_string(), |t| t.to_string());
+        out.push_str(&format!(
+            "{}  by {by} at {at}: {}\n",
+            entry.id, entry.reason
+        ));
+    }
+    if !findings.is_empty() {
+        out.push_str(&render_findings(&path.display().to_string(), &findings));
+    }
+    let report = Report::new(
+        out,
+        json!({ "revoked": list.entries, "findings": findings }),
+    );
+    if findings.iter().any(Finding::is_error) {
+        return Err(Failure::invalid(report.text, report.json));
+    }
+    Ok(report)
+}
+
 /// Replaces the file atomically, keeping its permissions.
 fn write_preserving_mode(path: &Path, text: &str) -> Result<(), Failure> {
     crate::fsutil::replace_preserving_mode(path, text.as_bytes())
@@ -551,7 +682,23 @@ fn commit(file: Option<PathBuf>, message: &str) -> CommandResult {
             json!({ "committed": false, "findings": errors }),
         ));
     }
-    let id = gitops::commit_file(&root, &relative, message).map_err(git_failure)?;
+    let revocations = relative.with_file_name(policy::revocations::FILE);
+    let (_, findings) = policy::RevocationList::load(
+        &std::fs::read_to_string(root.join(&revocations)).unwrap_or_default(),
+    );
+    let errors: Vec<Finding> = findings.into_iter().filter(Finding::is_error).collect();
+    if !errors.is_empty() {
+        return Err(Failure::invalid(
+            format!(
+                "refused: {} has errors; fix them before committing:\n{}",
+                revocations.display(),
+                render_findings(&revocations.display().to_string(), &errors).trim_end()
+            ),
+            json!({ "committed": false, "findings": errors }),
+        ));
+    }
+    let id = gitops::commit_files(&root, &[relative.as_path(), revocations.as_path()], message)
+        .map_err(git_failure)?;
     Ok(Report::new(
         format!("Committed {} as {}", relative.display(), &id[..12]),
         json!({ "committed": true, "commit": id }),

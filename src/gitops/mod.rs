@@ -115,13 +115,29 @@ pub fn read_branch_file(
 /// Commits the working-tree file `relative` with `message`, as the author the repository's git
 /// configuration names. Returns the new commit id.
 pub fn commit_file(repo_root: &Path, relative: &Path, message: &str) -> Result<String, GitError> {
+    commit_files(repo_root, &[relative], message)
+}
+
+/// Commits the working-tree state of several files at once (a file that is gone from the working
+/// tree is removed from the commit; one that was never there is skipped).
+pub fn commit_files(
+    repo_root: &Path,
+    relatives: &[&Path],
+    message: &str,
+) -> Result<String, GitError> {
     let repo = Repository::open(repo_root)
         .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
     let author = repo
         .signature()
         .map_err(|_| GitError::NoAuthor(repo_root.display().to_string()))?;
     let mut index = repo.index()?;
-    index.add_path(relative)?;
+    for relative in relatives {
+        if repo_root.join(relative).exists() {
+            index.add_path(relative)?;
+        } else if index.get_path(relative, 0).is_some() {
+            index.remove_path(relative)?;
+        }
+    }
     index.write()?;
     let tree = repo.find_tree(index.write_tree()?)?;
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());

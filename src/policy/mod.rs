@@ -9,6 +9,7 @@ mod findings;
 pub mod generate;
 mod history;
 mod model;
+pub mod revocations;
 mod tree;
 mod validate;
 
@@ -24,6 +25,7 @@ pub use model::{
     DEFAULT_IDENTITY_TOKEN_DURATION, DEFAULT_MAX_DELEGATION_DEPTH, Domain, Policy, Resource, Role,
     SignerEntry,
 };
+pub use revocations::{NewRevocation, RevocationList, Revoked};
 pub use tree::{DelegationTree, NodeKind, TreeNode};
 
 /// A policy read from text: the editable document, the typed view, and every finding.

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::state::PolicySnapshot;
 use crate::pki;
+use crate::policy::RevocationList;
 use crate::policy::{DEFAULT_MAX_DELEGATION_DEPTH, Policy};
 use crate::token::{self, Actor, IdentityVerification, TokenView, clock::unix_now};
 use crate::wire::MessageResponse;
@@ -183,6 +184,7 @@ pub fn authenticate(
             )),
         };
     };
+    refuse_revoked(&snapshot.revoked, token, StatusCode::UNAUTHORIZED)?;
     let presented = verify_bearer(&snapshot.policy, token, root, context)?;
     match from_certificate {
         Some(certified) if certified != presented.identity => Err(ApiError::forbidden(format!(
@@ -195,6 +197,42 @@ pub fn authenticate(
         }),
         None => Ok(presented),
     }
+}
+
+/// Refuses a token one of whose blocks is in the revocation list, before anything else about it
+/// is looked at. Revoking a block cuts off every token delegated from it, since those carry the
+/// block too. A token that cannot be read at all is left to the checks that explain why.
+pub fn refuse_revoked(
+    revoked: &RevocationList,
+    text: &str,
+    status: StatusCode,
+) -> Result<(), ApiError> {
+    if revoked.is_empty() {
+        return Ok(());
+    }
+    let Ok(token) = token::parse_unverified(text) else {
+        return Ok(());
+    };
+    let ids: Vec<String> = token
+        .revocation_identifiers()
+        .iter()
+        .map(hex::encode)
+        .collect();
+    let Some((block, entry)) = revoked.first_revoked(&ids) else {
+        return Ok(());
+    };
+    let by = entry
+        .by
+        .as_deref()
+        .map_or(String::new(), |by| format!(" by {by}"));
+    let id: String = entry.id.chars().take(16).collect();
+    Err(ApiError::new(
+        status,
+        format!(
+            "token revoked: its block {block} (revocation id {id}…) was revoked{by}: {}",
+            entry.reason
+        ),
+    ))
 }
 
 /// Verifies a Bearer identity token (with any JIT and delegation blocks) for its effective

@@ -252,6 +252,11 @@ async fn refresh_identity_token(
     let mut caller = None;
     let result = (|| {
         let request = body(input)?;
+        auth::refuse_revoked(
+            &snapshot.revoked,
+            &request.current_token,
+            StatusCode::UNAUTHORIZED,
+        )?;
         let parsed = token::parse_verified(&request.current_token, &state.root.public())
             .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
         let view = TokenView::read(&parsed)
@@ -599,6 +604,7 @@ async fn verify_token(
         .map(|r| (Some(r.resource.clone()), Some(r.operation.clone())))
         .unwrap_or((None, None));
     let result = request.and_then(|request| {
+        auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
         let check = AuthzVerification::new(
             Some(&request.subject),
             &request.resource,
@@ -631,6 +637,7 @@ async fn verify_service_chain_token(
     let snapshot = state.snapshot();
     let caller = auth::certificate_identity(&snapshot.policy, &peer).map(Caller::certified);
     let result = body(input).and_then(|request| {
+        auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
         let chain: Vec<ServiceNode> = snapshot
             .policy
             .clients
@@ -702,6 +709,7 @@ async fn sign_token(
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
+        auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
         let Some(signer) = &state.signer else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -45,6 +45,8 @@ impl std::fmt::Display for PolicySource {
 #[derive(Debug, Clone)]
 pub struct PolicySnapshot {
     pub policy: Policy,
+    /// Revoked block ids, from `revocations.toml` at the same revision.
+    pub revoked: crate::policy::RevocationList,
     pub source: String,
     /// The commit for a git source; a content hash for a file.
     pub revision: String,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::state::{PolicySnapshot, PolicySource, ReloadError};
 use crate::gitops::{self, Mirror};
-use crate::policy::{self, Finding};
+use crate::policy::{self, Finding, RevocationList, revocations};
 use crate::token::clock::unix_now;
 
 const POLICY_FILE: &str = "clients.toml";
@@ -69,7 +69,7 @@ impl PolicyReader {
 
     /// Reads the policy unless its revision is `current`. `Ok(None)` means unchanged.
     pub fn load(&self, current: Option<&str>) -> Result<Option<PolicySnapshot>, ReloadError> {
-        let (text, revision) = match (&self.source, &self.mirror) {
+        let (text, revocations, revision) = match (&self.source, &self.mirror) {
             (PolicySource::File(path), _) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     failure(
@@ -78,8 +78,20 @@ impl PolicyReader {
                         Vec::new(),
                     )
                 })?;
-                let revision = content_hash(&text);
-                (text, revision)
+                let beside = path.with_file_name(revocations::FILE);
+                let revocations = match std::fs::read_to_string(&beside) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => {
+                        return Err(failure(
+                            None,
+                            format!("cannot read {}: {e}", beside.display()),
+                            Vec::new(),
+                        ));
+                    }
+                };
+                let revision = content_hash(&format!("{text}\0{revocations}"));
+                (text, revocations, revision)
             }
             (PolicySource::Git { .. }, Some(mirror)) => {
                 let tip = match mirror.fetch() {
@@ -108,23 +120,59 @@ impl PolicyReader {
                 let text = mirror
                     .read(&tip, Path::new(POLICY_FILE))
                     .map_err(|e| failure(Some(tip.clone()), e.to_string(), Vec::new()))?;
-                (text, tip)
+                let revocations = optional(mirror.read(&tip, Path::new(revocations::FILE)))
+                    .map_err(|e| failure(Some(tip.clone()), e, Vec::new()))?;
+                (text, revocations, tip)
             }
             (PolicySource::Git { repo, branch }, None) => {
-                gitops::read_branch_file(repo, branch, Path::new(POLICY_FILE))
-                    .map_err(|e| failure(None, e.to_string(), Vec::new()))?
+                let (text, revision) =
+                    gitops::read_branch_file(repo, branch, Path::new(POLICY_FILE))
+                        .map_err(|e| failure(None, e.to_string(), Vec::new()))?;
+                let revocations = optional(gitops::read_at_revision(
+                    repo,
+                    &revision,
+                    Path::new(revocations::FILE),
+                ))
+                .map_err(|e| failure(Some(revision.clone()), e, Vec::new()))?;
+                (text, revocations, revision)
             }
         };
         if Some(revision.as_str()) == current {
             return Ok(None);
         }
-        validate(&text, revision).map(Some)
+        validate(&text, &revocations, revision).map(Some)
     }
 }
 
-fn validate(text: &str, revision: String) -> Result<PolicySnapshot, ReloadError> {
+/// A file that may be absent at a revision: absent reads as empty.
+fn optional(read: Result<String, gitops::GitError>) -> Result<String, String> {
+    match read {
+        Ok(text) => Ok(text),
+        Err(gitops::GitError::NoSuchFile { .. }) => Ok(String::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn validate(
+    text: &str,
+    revocations: &str,
+    revision: String,
+) -> Result<PolicySnapshot, ReloadError> {
     let now = unix_now();
     let short = &revision[..revision.len().min(12)];
+    let (revoked, findings) = RevocationList::load(revocations);
+    let errors: Vec<Finding> = findings.into_iter().filter(Finding::is_error).collect();
+    if !errors.is_empty() {
+        return Err(failure(
+            Some(revision.clone()),
+            format!(
+                "{} at {short} has {} error(s); keeping the last good policy",
+                revocations::FILE,
+                errors.len()
+            ),
+            errors,
+        ));
+    }
     let loaded = policy::load(text, now).map_err(|finding| {
         failure(
             Some(revision.clone()),
@@ -145,6 +193,7 @@ fn validate(text: &str, revision: String) -> Result<PolicySnapshot, ReloadError>
     }
     Ok(PolicySnapshot {
         policy: loaded.policy,
+        revoked,
         source: String::new(),
         revision,
         loaded_at: now,

@@ -1,0 +1,330 @@
+//! `revocations.toml`: revoked tokens, reviewed and versioned beside `clients.toml`. An entry
+//! names a block's revocation id; a token carrying that id in any block is refused, so revoking
+//! a block revokes the token it ends and every token delegated from it (a delegated token repeats
+//! its parent's blocks, ids included). Reads with line:column findings and appends losslessly.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
+
+use super::findings::{Finding, LineIndex, Location};
+
+/// The file's name, beside `clients.toml`.
+pub const FILE: &str = "revocations.toml";
+
+const KEYS: [&str; 4] = ["id", "reason", "by", "at"];
+
+/// One revoked block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revoked {
+    /// Lowercase hex of the block's revocation id (its signature).
+    pub id: String,
+    pub reason: String,
+    /// Who revoked it.
+    pub by: Option<String>,
+    /// When, in Unix seconds.
+    pub at: Option<i64>,
+    pub location: Location,
+}
+
+/// Every revoked id, indexed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RevocationList {
+    pub entries: Vec<Revoked>,
+    #[serde(skip)]
+    index: HashMap<String, usize>,
+}
+
+impl RevocationList {
+    /// Reads the file; every problem is a finding (the server applies no list with errors).
+    pub fn load(text: &str) -> (RevocationList, Vec<Finding>) {
+        let lines = LineIndex::new(text);
+        let parsed = match toml_edit::Document::parse(text.to_string()) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let at = e.span().map(|s| lines.locate(s.start));
+                let message = format!("{FILE}: {}", e.message().trim());
+                return (
+                    RevocationList::default(),
+                    vec![Finding::error("syntax", at, message)],
+                );
+            }
+        };
+        let mut list = RevocationList::default();
+        let mut findings = Vec::new();
+        let locate = |span: Option<std::ops::Range<usize>>| span.map(|s| lines.locate(s.start));
+        for (key, item) in parsed.as_table().iter() {
+            if key != "revoked" {
+                let at = locate(parsed.as_table().key(key).and_then(|k| k.span()));
+                findings.push(Finding::error(
+                    "unknown-key",
+                    at,
+                    format!("{FILE}: unknown key {key:?} (entries are [[revoked]] tables)"),
+                ));
+                continue;
+            }
+            let Some(tables) = item.as_array_of_tables() else {
+                findings.push(Finding::error(
+                    "wrong-type",
+                    locate(item.span()),
+                    format!("{FILE}: revoked must be [[revoked]] tables"),
+                ));
+                continue;
+            };
+            for table in tables.iter() {
+                if let Some(entry) = read_entry(table, &locate, &mut findings) {
+                    if let Some(&first) = list.index.get(&entry.id) {
+                        findings.push(Finding::warning(
+                            "duplicate-revocation",
+                            Some(entry.location),
+                            format!(
+                                "{FILE}: {} is already revoked at line {}",
+                                short(&entry.id),
+                                list.entries[first].location.line
+                            ),
+                        ));
+                        continue;
+                    }
+                    list.index.insert(entry.id.clone(), list.entries.len());
+                    list.entries.push(entry);
+                }
+            }
+        }
+        (list, findings)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The first of a token's block ids that is revoked: its block index and the entry.
+    pub fn first_revoked(&self, ids: &[String]) -> Option<(usize, &Revoked)> {
+        ids.iter()
+            .enumerate()
+            .find_map(|(block, id)| self.index.get(id).map(|&i| (block, &self.entries[i])))
+    }
+}
+
+fn read_entry(
+    table: &Table,
+    locate: &impl Fn(Option<std::ops::Range<usize>>) -> Option<Location>,
+    findings: &mut Vec<Finding>,
+) -> Option<Revoked> {
+    let location = locate(table.span()).unwrap_or_default();
+    for (key, _) in table.iter() {
+        if !KEYS.contains(&key) {
+            findings.push(Finding::error(
+                "unknown-key",
+                locate(table.key(key).and_then(|k| k.span())),
+                format!(
+                    "{FILE}: unknown key {key:?} in [[revoked]] ({})",
+                    KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    let string = |key: &str| table.get(key).and_then(Item::as_str).map(str::to_string);
+    let Some(id) = string("id") else {
+        findings.push(Finding::error(
+            "missing-key",
+            Some(location),
+            format!("{FILE}: [[revoked]] needs id = \"<hex revocation id>\""),
+        ));
+        return None;
+    };
+    if let Err(why) = check_id(&id) {
+        let at = locate(table.get("id").and_then(Item::span)).or(Some(location));
+        findings.push(Finding::error(
+            "malformed-revocation-id",
+            at,
+            format!("{FILE}: {why}"),
+        ));
+        return None;
+    }
+    let reason = string("reason").unwrap_or_default();
+    if reason.trim().is_empty() {
+        findings.push(Finding::error(
+            "missing-key",
+            Some(location),
+            format!(
+                "{FILE}: revoking {} needs a reason (reason = \"...\"): reviewers read it",
+                short(&id)
+            ),
+        ));
+    }
+    let at = match table.get("at") {
+        None => None,
+        Some(item) => match item.as_integer() {
+            Some(seconds) => Some(seconds),
+            None => {
+                findings.push(Finding::error(
+                    "wrong-type",
+                    locate(item.span()).or(Some(location)),
+                    format!("{FILE}: at is Unix seconds (an integer)"),
+                ));
+                None
+            }
+        },
+    };
+    Some(Revoked {
+        id,
+        reason,
+        by: string("by"),
+        at,
+        location,
+    })
+}
+
+/// A revocation id: lowercase hex of a signature (64 bytes for Ed25519, ~70 for P-256).
+pub fn check_id(id: &str) -> Result<(), String> {
+    let hex_ok = id
+        .chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    if !hex_ok || !id.len().is_multiple_of(2) || !(64..=256).contains(&id.len()) {
+        return Err(format!(
+            "{:?} is not a revocation id (lowercase hex, 64 to 256 characters; `token inspect` shows them)",
+            short(id)
+        ));
+    }
+    Ok(())
+}
+
+fn short(id: &str) -> String {
+    let head: String = id.chars().take(16).collect();
+    if id.chars().count() > 16 {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// A revocation to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRevocation {
+    pub id: String,
+    pub reason: String,
+    pub by: Option<String>,
+    pub at: i64,
+}
+
+/// Appends an entry, keeping every other byte of the file (comments included). Refuses a
+/// malformed id, an empty reason, an id already revoked, and a file that does not parse.
+pub fn append(text: &str, entry: &NewRevocation) -> Result<String, String> {
+    check_id(&entry.id)?;
+    if entry.reason.trim().is_empty() {
+        return Err("a revocation needs a reason: reviewers read it".into());
+    }
+    let (list, findings) = RevocationList::load(text);
+    if let Some(error) = findings.iter().find(|f| f.is_error()) {
+        return Err(format!("{FILE} has errors; fix them first: {error}"));
+    }
+    if list.index.contains_key(&entry.id) {
+        return Err(format!("{} is already revoked", short(&entry.id)));
+    }
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("{FILE}: {e}"))?;
+    // The first entry takes the file's opening comments as its own, so they stay on top.
+    let prefix = if list.is_empty() {
+        let leading = doc.trailing().as_str().unwrap_or_default().to_string();
+        doc.set_trailing("");
+        leading
+    } else {
+        "\n".to_string()
+    };
+    let tables = doc
+        .entry("revoked")
+        .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| format!("{FILE}: revoked must be [[revoked]] tables"))?;
+    let mut table = Table::new();
+    table.insert("id", value(entry.id.as_str()));
+    table.insert("reason", value(entry.reason.as_str()));
+    if let Some(by) = &entry.by {
+        table.insert("by", value(by.as_str()));
+    }
+    table.insert("at", value(entry.at));
+    table.decor_mut().set_prefix(prefix);
+    tables.push(table);
+    Ok(doc.to_string())
+}
+
+/// What a new revocations file starts with.
+pub const HEADER: &str = "# Revoked tokens. Each entry names a block's revocation id (`hessra-console token inspect`\n\
+# lists them); the token that block belongs to and every token delegated from it are refused.\n\
+# Reviewed and versioned like clients.toml; the server applies it with the policy.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const ID_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn entry(id: &str) -> NewRevocation {
+        NewRevocation {
+            id: id.into(),
+            reason: "laptop stolen".into(),
+            by: Some("uri:urn:company:ops".into()),
+            at: 1_790_000_000,
+        }
+    }
+
+    #[test]
+    fn appends_keep_comments_and_read_back() {
+        let text = append(HEADER, &entry(ID_A)).unwrap();
+        let text = append(&text, &entry(ID_B)).unwrap();
+        assert!(text.starts_with(HEADER));
+        let (list, findings) = RevocationList::load(&text);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(list.len(), 2);
+        let ids = vec!["00".repeat(32), ID_B.to_string()];
+        let (block, revoked) = list.first_revoked(&ids).unwrap();
+        assert_eq!(block, 1);
+        assert_eq!(revoked.reason, "laptop stolen");
+        assert!(list.first_revoked(&["00".repeat(32)]).is_none());
+    }
+
+    #[test]
+    fn refuses_bad_ids_missing_reasons_and_repeats() {
+        assert!(
+            append("", &entry("xyz"))
+                .unwrap_err()
+                .contains("not a revocation id")
+        );
+        let mut no_reason = entry(ID_A);
+        no_reason.reason = " ".into();
+        assert!(append("", &no_reason).unwrap_err().contains("reason"));
+        let once = append("", &entry(ID_A)).unwrap();
+        assert!(
+            append(&once, &entry(ID_A))
+                .unwrap_err()
+                .contains("already revoked")
+        );
+    }
+
+    #[test]
+    fn findings_name_the_line() {
+        let text = format!(
+            "[[revoked]]\nid = \"{ID_A}\"\nreason = \"x\"\n\n[[revoked]]\nid = \"NOTHEX\"\nreason = \"y\"\nwhen = 3\n"
+        );
+        let (list, findings) = RevocationList::load(&text);
+        assert_eq!(list.len(), 1);
+        let all: Vec<String> = findings.iter().map(ToString::to_string).collect();
+        assert!(
+            all.iter()
+                .any(|f| f.starts_with("6:") && f.contains("not a revocation id")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter()
+                .any(|f| f.starts_with("8:") && f.contains("unknown key \"when\"")),
+            "{all:?}"
+        );
+        let (_, findings) = RevocationList::load("[[revoked]\n");
+        assert_eq!(findings[0].code, "syntax");
+    }
+}

@@ -1,0 +1,206 @@
+//! Revocation through GitOps, against the real server over TLS: `policy revoke-token` writes
+//! revocations.toml beside clients.toml, the commit is pushed, and within the sync interval the
+//! revoked delegated token is refused (and the refusal audited) while its sibling still works;
+//! revoking the parent's block refuses every descendant. A malformed list is never applied.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hessra_console::gitops;
+use hessra_console::policy::{self, NewRevocation};
+use hessra_console::server::{self, RunningServer, ServerConfig};
+use hessra_console::token::{self, Delegation, IdentityClaims, clock::unix_now, keys};
+use serde_json::json;
+use support::{Demo, get, post};
+
+const ALICE: &str = "uri:urn:company:alice";
+const AGENT: &str = "uri:urn:company:alice:agent1";
+const OPS: &str = "uri:urn:company:ops";
+
+async fn start_synced(demo: &Demo) -> RunningServer {
+    server::start(ServerConfig {
+        poll_interval: Some(Duration::from_millis(200)),
+        ..demo
+            .ws
+            .server_config("127.0.0.1:0".parse().unwrap())
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Appends a revocation in the working clone, commits both files, pushes.
+fn revoke(demo: &Demo, id: &str, reason: &str) {
+    let clone = &demo.ws.policy;
+    let repo = git2::Repository::open(clone).unwrap();
+    let mut config = repo.config().unwrap();
+    config.set_str("user.name", "Operator").unwrap();
+    config.set_str("user.email", "ops@example.com").unwrap();
+    let file = clone.join(policy::revocations::FILE);
+    let text =
+        std::fs::read_to_string(&file).unwrap_or_else(|_| policy::revocations::HEADER.into());
+    let entry = NewRevocation {
+        id: id.into(),
+        reason: reason.into(),
+        by: Some(OPS.into()),
+        at: unix_now(),
+    };
+    std::fs::write(&file, policy::revocations::append(&text, &entry).unwrap()).unwrap();
+    gitops::commit_files(
+        clone,
+        &[
+            Path::new("clients.toml"),
+            Path::new(policy::revocations::FILE),
+        ],
+        reason,
+    )
+    .unwrap();
+    gitops::push(clone, "origin", "main").unwrap();
+}
+
+/// Alice's identity token, and two sibling delegations of it to her agent.
+fn tokens(demo: &Demo) -> (String, String, String) {
+    let root = keys::read_private_key_file(&demo.ws.root_key).unwrap();
+    let now = unix_now();
+    let parent = token::mint_identity(
+        &root,
+        &IdentityClaims {
+            subject: ALICE.into(),
+            expires_at: now + 3600,
+            delegatable: true,
+            domain: None,
+        },
+    )
+    .unwrap();
+    let delegate = || {
+        token::delegate(
+            &parent,
+            Some(&root.public()),
+            &Delegation::new(AGENT, now + 600),
+        )
+        .unwrap()
+        .token
+    };
+    let (one, two) = (delegate(), delegate());
+    (parent, one, two)
+}
+
+fn revocation_id(token: &str, block: usize) -> String {
+    token::inspect(token, None, unix_now()).unwrap().blocks[block]
+        .revocation_id
+        .clone()
+}
+
+async fn request(demo: &Demo, server: &RunningServer, bearer: &str) -> (u16, serde_json::Value) {
+    post(
+        &demo.anonymous(),
+        &format!("{}/request_token", server.url()),
+        json!({ "resource": "production_api", "operation": "read" }),
+        Some(bearer),
+    )
+    .await
+}
+
+async fn wait_until_refused(demo: &Demo, server: &RunningServer, bearer: &str) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let (status, body) = request(demo, server, bearer).await;
+        if status == 401 {
+            let message = body["response_msg"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(message.contains("token revoked"), "{message}");
+            return start.elapsed();
+        }
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the revoked token was still accepted after 10 s");
+}
+
+#[tokio::test]
+async fn a_revoked_delegation_is_refused_within_the_sync_interval_and_its_sibling_works() {
+    let demo = Demo::start().await;
+    let server = start_synced(&demo).await;
+    let (parent, one, two) = tokens(&demo);
+    assert_eq!(request(&demo, &server, &one).await.0, 200);
+    assert_eq!(request(&demo, &server, &two).await.0, 200);
+
+    // Revoke the first delegation's own block.
+    revoke(&demo, &revocation_id(&one, 1), "agent host compromised");
+    let took = wait_until_refused(&demo, &server, &one).await;
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let (status, body) = request(&demo, &server, &two).await;
+    assert_eq!(status, 200, "the sibling must keep working: {body}");
+
+    // The refusal is in the audit feed, by revocation id, never by token.
+    let ops = demo.as_identity(OPS);
+    let (_, audit) = get(&ops, &format!("{}/audit", server.url())).await;
+    let events = audit["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("token revoked")),
+        "{audit}"
+    );
+    assert!(
+        !audit.to_string().contains(&one),
+        "a token leaked into the audit feed"
+    );
+
+    // Revoking the parent's block cuts off every descendant, and the parent itself.
+    revoke(&demo, &revocation_id(&parent, 0), "alice's laptop stolen");
+    wait_until_refused(&demo, &server, &two).await;
+    let (status, _) = post(
+        &demo.anonymous(),
+        &format!("{}/verify_token", server.url()),
+        json!({ "token": "x", "subject": ALICE, "resource": "r", "operation": "o" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "junk is still a bad request, not a revocation");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_malformed_revocation_list_is_not_applied() {
+    let demo = Demo::start().await;
+    let server = start_synced(&demo).await;
+    let clone = &demo.ws.policy;
+    let repo = git2::Repository::open(clone).unwrap();
+    let mut config = repo.config().unwrap();
+    config.set_str("user.name", "Operator").unwrap();
+    config.set_str("user.email", "ops@example.com").unwrap();
+    std::fs::write(
+        clone.join(policy::revocations::FILE),
+        "[[revoked]]\nid = \"not-hex\"\nreason = \"typo\"\n",
+    )
+    .unwrap();
+    let before = server.state.status().policy_revision;
+    gitops::commit_files(clone, &[Path::new(policy::revocations::FILE)], "bad list").unwrap();
+    gitops::push(clone, "origin", "main").unwrap();
+    let start = Instant::now();
+    let error = loop {
+        if let Some(error) = server.state.status().last_reload_error {
+            break error;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        error.message.contains("revocations.toml"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.findings[0].to_string().starts_with("2:"),
+        "{:?}",
+        error.findings
+    );
+    assert_eq!(server.state.status().policy_revision, before);
+    server.shutdown().await;
+}
