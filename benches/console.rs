@@ -105,6 +105,9 @@ fn populate(app: &mut App, text: &str) {
         },
         head_text: Some(edited.clone()),
         text_diff: String::new(),
+        revocations_file: "missing".into(),
+        new_revocations: Vec::new(),
+        revocation_errors: Vec::new(),
     })));
     // What the ParsePolicy job the status queued would report.
     // As the job does: the parsed document is dropped before the result is handed over.

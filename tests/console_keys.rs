@@ -450,3 +450,103 @@ fn an_unreachable_server_is_reported_on_the_server_screen() {
         "{text}"
     );
 }
+
+#[test]
+fn revoking_a_block_from_the_tokens_screen_goes_through_commit_and_push() {
+    use hessra_console::token::{self, Delegation, IdentityClaims, KeyPair};
+    let mut f = fixture(false);
+    let root = KeyPair::new();
+    let parent = token::mint_identity(
+        &root,
+        &IdentityClaims {
+            subject: "uri:urn:company:alice".into(),
+            expires_at: NOW + 3600,
+            delegatable: true,
+            domain: None,
+        },
+    )
+    .unwrap();
+    let delegated = token::delegate(
+        &parent,
+        Some(&root.public()),
+        &Delegation::new("uri:urn:company:alice:agent1", NOW + 600),
+    )
+    .unwrap()
+    .token;
+    let block0 = token::inspect(&delegated, None, NOW).unwrap().blocks[0]
+        .revocation_id
+        .clone();
+    f.app.load_token(delegated, "test".into());
+    // Tab to the blocks, up to block 0 (the root of the whole family), X, a reason.
+    special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
+    press(&mut f, "kX");
+    match &f.app.popup {
+        Some(Popup::Prompt { title, .. }) => {
+            assert!(title.contains("block 0 (authority)"), "{title}");
+            assert!(title.contains("everything minted or delegated"), "{title}");
+        }
+        _ => panic!("no reason prompt: {}", flash(&f)),
+    }
+    press(&mut f, "laptop stolen");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    // Confirmation starts on Cancel.
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    let file = f.app.policy_path.with_file_name("revocations.toml");
+    assert!(!file.exists(), "cancel wrote the file");
+    press(&mut f, "X");
+    press(&mut f, "laptop stolen");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    press(&mut f, "y");
+    assert!(flash(&f).starts_with("revoked"), "{}", flash(&f));
+    assert!(std::fs::read_to_string(&file).unwrap().contains(&block0));
+    // The Changes screen knows there is something to commit, and commits both files.
+    press(&mut f, "5c");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    press(&mut f, "y");
+    assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
+    press(&mut f, "p");
+    assert!(flash(&f).contains("pushed 1 commit"), "{}", flash(&f));
+    let (text, _) =
+        gitops::read_branch_file(&f.origin, "main", Path::new("revocations.toml")).unwrap();
+    assert!(text.contains(&block0) && text.contains("laptop stolen"));
+}
+
+#[test]
+fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
+    use hessra_console::console::jobs::JobResult;
+    use hessra_console::server::AuditEvent;
+    let mut f = fixture(false);
+    let event = |seq, revocation_id: Option<&str>| AuditEvent {
+        seq,
+        time: NOW,
+        caller: Some("uri:urn:company:alice:agent1".into()),
+        auth: "bearer".into(),
+        endpoint: "/request_token".into(),
+        resource: Some("production_api".into()),
+        operation: Some("read".into()),
+        result: "allow".into(),
+        reason: "granted by policy".into(),
+        revocation_id: revocation_id.map(str::to_string),
+    };
+    let id = "ab".repeat(32);
+    f.app.handle_result(JobResult::ServerAudit(Ok((
+        vec![event(1, None), event(2, Some(&id))],
+        2,
+    ))));
+    press(&mut f, "6X");
+    match &f.app.popup {
+        Some(Popup::Prompt { title, .. }) => {
+            assert!(title.contains("the token seen in"), "{title}")
+        }
+        _ => panic!("no prompt: {}", flash(&f)),
+    }
+    special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    // The older request presented no token: nothing to revoke, and it says so.
+    press(&mut f, "jX");
+    assert!(f.app.popup.is_none());
+    assert!(
+        flash(&f).contains("no token was presented"),
+        "{}",
+        flash(&f)
+    );
+}

@@ -180,6 +180,9 @@ fn changes_and_server_with_git_and_server_data() {
         },
         head_text: Some(head.clone()),
         text_diff: String::new(),
+        revocations_file: "missing".into(),
+        new_revocations: Vec::new(),
+        revocation_errors: Vec::new(),
     })));
     app.handle_result(JobResult::HeadParsed {
         policy: Ok(hessra_console::policy::load(&head, NOW).unwrap().policy),

@@ -85,10 +85,26 @@ const FLASH_SECONDS: i64 = 6;
 /// Something that must be confirmed before it happens. Focus starts on Cancel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmation {
-    RemoveClient { identity: String },
-    Unassign { realm: String, subject: String },
-    RemoveRole { realm: String, role: String },
-    Commit { message: String },
+    RemoveClient {
+        identity: String,
+    },
+    Unassign {
+        realm: String,
+        subject: String,
+    },
+    RemoveRole {
+        realm: String,
+        role: String,
+    },
+    /// Revoke a block id (`what` says which token and what it cuts off).
+    RevokeToken {
+        id: String,
+        what: String,
+        reason: String,
+    },
+    Commit {
+        message: String,
+    },
     DiscardEditor,
     Revert,
 }
@@ -97,19 +113,47 @@ pub enum Confirmation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PromptKind {
     AddClient,
-    Grant { identity: String },
-    Revoke { identity: String },
-    IdentityTtl { identity: String },
-    RenameClient { identity: String },
-    SetSetting { identity: String },
-    AddRole { realm: String },
-    Assign { realm: String },
-    RoleGrant { realm: String, role: String },
-    RoleRevoke { realm: String, role: String },
-    RenameRole { realm: String, role: String },
+    Grant {
+        identity: String,
+    },
+    Revoke {
+        identity: String,
+    },
+    IdentityTtl {
+        identity: String,
+    },
+    RenameClient {
+        identity: String,
+    },
+    SetSetting {
+        identity: String,
+    },
+    AddRole {
+        realm: String,
+    },
+    Assign {
+        realm: String,
+    },
+    RoleGrant {
+        realm: String,
+        role: String,
+    },
+    RoleRevoke {
+        realm: String,
+        role: String,
+    },
+    RenameRole {
+        realm: String,
+        role: String,
+    },
     CommitMessage,
     LoadTokenFile,
     VerifyAs,
+    /// The reason for revoking `id`; `what` names the token.
+    RevocationReason {
+        id: String,
+        what: String,
+    },
     DemoFlow,
 }
 
@@ -583,6 +627,15 @@ impl App {
             ),
             JobResult::ServerPublicKey(result) => self.tokens.server_key = Some(result),
             JobResult::PolicyDerived { purpose, result } => self.policy_derived(purpose, result),
+            JobResult::Revoked(Ok(id)) => {
+                let short: String = id.chars().take(16).collect();
+                self.flash(
+                    Level::Success,
+                    format!("revoked {short}… in revocations.toml; commit and push (5, c, p) to apply it"),
+                );
+                self.refresh_git();
+            }
+            JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
             result @ (JobResult::Git(_)
             | JobResult::Committed(_)
             | JobResult::Pushed(_)
@@ -858,6 +911,19 @@ impl App {
         });
     }
 
+    /// Starts revoking `id`: asks for a reason, then confirms naming what it cuts off.
+    pub(crate) fn start_revocation(&mut self, id: String, what: String) {
+        self.prompt(
+            PromptKind::RevocationReason {
+                id,
+                what: what.clone(),
+            },
+            &format!("Revoke {what}"),
+            "why (reviewers read it)",
+            "",
+        );
+    }
+
     pub fn prompt(&mut self, kind: PromptKind, title: &str, hint: &str, initial: &str) {
         let mut input = TextArea::new(vec![initial.to_string()]);
         input.move_cursor(ratatui_textarea::CursorMove::End);
@@ -1041,6 +1107,15 @@ impl App {
             Confirmation::Unassign { realm, subject } => {
                 self.apply_edit(crate::policy::Edit::Unassign { realm, subject });
             }
+            Confirmation::RevokeToken { id, reason, .. } => {
+                let entry = crate::policy::NewRevocation {
+                    id,
+                    reason,
+                    by: self.operator.clone(),
+                    at: self.now,
+                };
+                self.submit(Job::Revoke { entry });
+            }
             Confirmation::RemoveRole { realm, role } => {
                 self.apply_edit(crate::policy::Edit::RemoveRole { realm, role });
             }
@@ -1203,6 +1278,24 @@ impl App {
                 self.submit(Job::LoadTokenFile { path });
             }
             PromptKind::VerifyAs => self.verify_as(&text),
+            PromptKind::RevocationReason { id, what } => {
+                let lines = vec![
+                    format!("Revoke {what}?"),
+                    "Every token delegated from it is refused too, once this is committed, pushed"
+                        .into(),
+                    "and the server has synced. Reason:".into(),
+                    format!("  {text}"),
+                ];
+                self.confirm(
+                    Confirmation::RevokeToken {
+                        id,
+                        what,
+                        reason: text,
+                    },
+                    "Revoke token",
+                    lines,
+                );
+            }
             PromptKind::DemoFlow => self.start_demo_flow(&text),
         }
     }

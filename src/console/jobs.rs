@@ -11,7 +11,8 @@ use serde::Deserialize;
 use crate::client::Connection;
 use crate::gitops::{self, CommitInfo, PushOutcome, RepoStatus};
 use crate::policy::{
-    self, DelegationTree, Edit, Finding, LoadedPolicy, PolicyDiff, PolicyDocument,
+    self, DelegationTree, Edit, Finding, LoadedPolicy, NewRevocation, PolicyDiff, PolicyDocument,
+    RevocationList, Revoked,
 };
 use crate::server::AuditEvent;
 use crate::token::{self, Delegation, IdentityVerification};
@@ -157,6 +158,10 @@ pub enum Job {
         input: PolicyInput,
         purpose: PolicyPurpose,
     },
+    /// Append a revocation to revocations.toml beside the policy.
+    Revoke {
+        entry: NewRevocation,
+    },
     ServerStatus,
     ServerAudit {
         after: u64,
@@ -199,6 +204,7 @@ impl Job {
             Job::Pull => "pulling",
             Job::History => "reading history",
             Job::ParsePolicy { .. } => "reading the committed policy",
+            Job::Revoke { .. } => "writing revocations.toml",
             Job::DerivePolicy { .. } => "applying",
             Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
             Job::ServerSync => "asking the server to sync",
@@ -251,6 +257,12 @@ pub struct GitView {
     /// clients.toml at HEAD (None before the first commit).
     pub head_text: Option<String>,
     pub text_diff: String,
+    /// revocations.toml's state in the working tree (`clean`, `modified`, `untracked`, …).
+    pub revocations_file: String,
+    /// Revocations in the working tree that HEAD does not have yet.
+    pub new_revocations: Vec<Revoked>,
+    /// Errors in the working tree's revocations.toml (a commit is refused while there are any).
+    pub revocation_errors: Vec<Finding>,
 }
 
 /// One commit with what it changed in policy terms.
@@ -289,6 +301,8 @@ pub enum JobResult {
         purpose: PolicyPurpose,
         result: Result<Box<Derived>, Finding>,
     },
+    /// The revoked id, or why not.
+    Revoked(Result<String, String>),
     ServerStatus(Result<ServerStatus, String>),
     ServerAudit(Result<(Vec<AuditEvent>, u64), String>),
     ServerSynced(Result<(), String>),
@@ -318,7 +332,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             if let Some(text) = text {
                 save(&env.policy_path, &text)?;
             }
-            gitops::commit_file(root, relative, &message).map_err(|e| e.to_string())
+            let revocations = relative.with_file_name(policy::revocations::FILE);
+            gitops::commit_files(root, &[relative, &revocations], &message)
+                .map_err(|e| e.to_string())
         })),
         Job::Push => JobResult::Pushed(with_repo(env, |root, relative| {
             let progress = |step: gitops::PushProgress| report(JobResult::PushProgress(step));
@@ -329,6 +345,7 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             gitops::pull(root).map_err(|e| e.to_string())
         })),
         Job::History => JobResult::History(history(env)),
+        Job::Revoke { entry } => JobResult::Revoked(revoke(&env.policy_path, &entry)),
         Job::DerivePolicy { input, purpose } => JobResult::PolicyDerived {
             purpose,
             result: derive(input),
@@ -403,6 +420,20 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
     report(result);
 }
 
+fn revoke(policy_path: &Path, entry: &NewRevocation) -> Result<String, String> {
+    let path = policy_path.with_file_name(policy::revocations::FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => policy::revocations::HEADER.into(),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let updated = policy::revocations::append(&text, entry)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::fsutil::replace_preserving_mode(&path, updated.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(entry.id.clone())
+}
+
 fn derive(input: PolicyInput) -> Result<Box<Derived>, Finding> {
     let now = token::clock::unix_now();
     let loaded = match input {
@@ -466,10 +497,31 @@ fn git_view(env: &Env) -> Result<GitView, String> {
         } else {
             String::new()
         };
+        let revocations = relative.with_file_name(policy::revocations::FILE);
+        let revocations_file = gitops::status(root, &revocations)
+            .map(|s| s.file)
+            .unwrap_or_else(|_| "missing".into());
+        let committed = gitops::read_at_revision(root, "HEAD", &revocations).unwrap_or_default();
+        let working = std::fs::read_to_string(root.join(&revocations)).unwrap_or_default();
+        let (committed, _) = RevocationList::load(&committed);
+        let (working, findings) = RevocationList::load(&working);
+        let revocation_errors = findings.into_iter().filter(Finding::is_error).collect();
+        let new_revocations = working
+            .entries
+            .into_iter()
+            .filter(|entry| {
+                committed
+                    .first_revoked(std::slice::from_ref(&entry.id))
+                    .is_none()
+            })
+            .collect();
         Ok(GitView {
             status,
             head_text,
             text_diff,
+            revocations_file,
+            new_revocations,
+            revocation_errors,
         })
     })
 }
@@ -686,7 +738,7 @@ fn demo_flow(
 
 /// What a worker reports: a result of job `id`, or that job `id` has finished.
 pub enum WorkerEvent {
-    Result(u64, JobResult),
+    Result(u64, Box<JobResult>),
     Done(u64),
 }
 
@@ -720,7 +772,7 @@ impl Workers {
                         let Ok((id, job)) = next else { return };
                         tracing::debug!(job = job.describe(), "job started");
                         execute(job, &env, &|result| {
-                            let _ = results.send(wrap(WorkerEvent::Result(id, result)));
+                            let _ = results.send(wrap(WorkerEvent::Result(id, Box::new(result))));
                         });
                         let _ = results.send(wrap(WorkerEvent::Done(id)));
                     }

@@ -119,6 +119,7 @@ actions! {
     LoadToken => "load-token", "load a token from a file or the token store", false;
     Verify => "verify", "verify as IDENTITY [DOMAIN]", false;
     DemoFlow => "demo-flow", "run the demo flow: mTLS → delegate → authorize → verify", true;
+    RevokeToken => "revoke-token", "revoke the selected block's token and everything delegated from it", true;
     Commit => "commit", "commit clients.toml", true;
     Push => "push", "push to the remote", true;
     Pull => "pull", "pull (fast-forward) from the remote", true;
@@ -293,6 +294,8 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Tokens, Action::LoadToken, &["o"]),
     (Scope::Tokens, Action::Verify, &["v"]),
     (Scope::Tokens, Action::DemoFlow, &["f"]),
+    (Scope::Tokens, Action::RevokeToken, &["X"]),
+    (Scope::Server, Action::RevokeToken, &["X"]),
     (Scope::Changes, Action::Commit, &["c"]),
     (Scope::Changes, Action::Push, &["p"]),
     (Scope::Changes, Action::Pull, &["P"]),

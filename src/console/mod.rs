@@ -189,7 +189,7 @@ fn handle(app: &mut App, event: LoopEvent) {
         LoopEvent::Terminal(Event::Paste(text)) => app.handle_paste(&text),
         LoopEvent::Terminal(Event::Mouse(mouse)) => app.handle_mouse(mouse),
         LoopEvent::Terminal(_) => {}
-        LoopEvent::Worker(WorkerEvent::Result(_, result)) => app.handle_result(result),
+        LoopEvent::Worker(WorkerEvent::Result(_, result)) => app.handle_result(*result),
         LoopEvent::Worker(WorkerEvent::Done(id)) => app.job_done(id),
         LoopEvent::Tick => app.tick(crate::token::clock::unix_now()),
     }

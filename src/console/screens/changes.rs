@@ -92,8 +92,11 @@ impl ChangesState {
         }
     }
 
+    /// Nothing to commit in either file.
     fn file_clean(&self) -> bool {
-        matches!(&self.git, Some(Ok(view)) if view.status.file == "clean")
+        matches!(&self.git, Some(Ok(view))
+            if view.status.file == "clean"
+                && matches!(view.revocations_file.as_str(), "clean" | "missing"))
     }
 }
 
@@ -150,6 +153,11 @@ impl App {
                 "Commit refused: the policy has {count} error(s); first: {error}"
             ));
         }
+        if let Some(Ok(view)) = &self.changes.git
+            && let Some(error) = view.revocation_errors.first()
+        {
+            return Some(format!("Commit refused: revocations.toml: {error}"));
+        }
         if !self.is_dirty() && self.changes.file_clean() {
             return Some("Commit disabled: nothing to commit".into());
         }
@@ -181,7 +189,12 @@ impl App {
             self.flash(Level::Warn, reason);
             return;
         }
+        let revocations = match &self.changes.git {
+            Some(Ok(view)) => view.new_revocations.len(),
+            _ => 0,
+        };
         let summary = match self.changes.diff.changes.as_slice() {
+            [] if revocations > 0 => format!("Revoke {revocations} token(s)"),
             [] => "Update clients.toml".to_string(),
             [one] => one
                 .to_string()
@@ -491,8 +504,12 @@ fn status_line(app: &App) -> Line<'static> {
                 .last_push
                 .as_ref()
                 .map_or(String::new(), |p| format!(" · last push: {p}"));
+            let revocations = match view.revocations_file.as_str() {
+                "clean" | "missing" => String::new(),
+                state => format!(" · revocations.toml {state}"),
+            };
             Line::from(format!(
-                "{dirty}branch {} → {upstream} · ahead {} behind {} · clients.toml {}{push}",
+                "{dirty}branch {} → {upstream} · ahead {} behind {} · clients.toml {}{revocations}{push}",
                 status.branch, status.ahead, status.behind, status.file
             ))
         }

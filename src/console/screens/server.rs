@@ -97,6 +97,24 @@ impl App {
             Action::Back => {
                 self.server_view.filter.clear();
             }
+            Action::RevokeToken => {
+                let chosen = self
+                    .server_view
+                    .visible()
+                    .nth(self.server_view.selected)
+                    .map(|e| (e.revocation_id.clone(), event_text(e)));
+                match chosen {
+                    Some((Some(id), text)) => {
+                        let what = format!("the token seen in \"{text}\"");
+                        self.start_revocation(id, what);
+                    }
+                    Some((None, _)) => self.flash(
+                        Level::Info,
+                        "no token was presented in this request (a certificate or nothing)",
+                    ),
+                    None => self.flash(Level::Info, "select a request in the audit feed first"),
+                }
+            }
             Action::Copy => {
                 let text = self
                     .server_view

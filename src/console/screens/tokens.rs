@@ -32,6 +32,9 @@ pub struct TokensState {
     /// A key given with `:key`, preferred over the server's.
     pub custom_key: Option<String>,
     pub scroll: u16,
+    /// Tab moves between the demo flow and the blocks; a selected block can be revoked.
+    pub blocks_focused: bool,
+    pub block_selected: usize,
 }
 
 const FILE_ITEM: &str = "(read a file…)";
@@ -89,11 +92,22 @@ impl App {
                     &initial,
                 );
             }
+            Action::FocusNext | Action::FocusPrev => {
+                self.tokens.blocks_focused = !self.tokens.blocks_focused
+            }
+            Action::Up if self.tokens.blocks_focused => {
+                self.tokens.block_selected = self.tokens.block_selected.saturating_sub(1)
+            }
+            Action::Down if self.tokens.blocks_focused => {
+                let last = self.block_count().saturating_sub(1);
+                self.tokens.block_selected = (self.tokens.block_selected + 1).min(last)
+            }
             Action::Up => self.tokens.flow_selected = self.tokens.flow_selected.saturating_sub(1),
             Action::Down => {
                 self.tokens.flow_selected =
                     (self.tokens.flow_selected + 1).min(self.tokens.flow.len().saturating_sub(1))
             }
+            Action::RevokeToken => self.revoke_selected_block(),
             Action::PageDown => self.tokens.scroll = self.tokens.scroll.saturating_add(10),
             Action::PageUp => self.tokens.scroll = self.tokens.scroll.saturating_sub(10),
             Action::Select => {
@@ -113,6 +127,41 @@ impl App {
             },
             _ => {}
         }
+    }
+
+    fn block_count(&self) -> usize {
+        match &self.tokens.inspection {
+            Some(Ok(inspection)) => inspection.blocks.len(),
+            _ => 0,
+        }
+    }
+
+    /// Revokes the selected block (the last one unless the blocks pane chose another).
+    fn revoke_selected_block(&mut self) {
+        let Some(Ok(inspection)) = &self.tokens.inspection else {
+            self.flash(Level::Info, "Revoke: load or paste a token first (p, o)");
+            return;
+        };
+        let index = if self.tokens.blocks_focused {
+            self.tokens.block_selected
+        } else {
+            inspection.blocks.len() - 1
+        };
+        let Some(block) = inspection.blocks.get(index) else {
+            return;
+        };
+        let whose = inspection
+            .effective_identity
+            .clone()
+            .unwrap_or_else(|| "(no identity)".into());
+        let reach = if index == 0 {
+            "the whole token and everything minted or delegated from it".to_string()
+        } else {
+            format!("this token (usable by {whose}) and everything delegated from it")
+        };
+        let what = format!("block {index} ({}): {reach}", block.role);
+        let id = block.revocation_id.clone();
+        self.start_revocation(id, what);
     }
 
     /// Keys typed into the paste box.
@@ -168,6 +217,10 @@ impl App {
         }
         self.tokens.inspection = Some(inspection);
         self.tokens.verification = None;
+        self.tokens.block_selected = match &self.tokens.inspection {
+            Some(Ok(inspection)) => inspection.blocks.len().saturating_sub(1),
+            _ => 0,
+        };
         self.tokens.token = Some(token);
         self.tokens.source = source;
         self.tokens.scroll = 0;
@@ -347,11 +400,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         )),
         flow_area,
     );
+    let (lines, selected_line) = block_lines(app);
+    let scroll = match (state.blocks_focused, selected_line) {
+        (true, Some(line)) => line.saturating_sub(1) as u16,
+        _ => state.scroll,
+    };
+    let title = if state.blocks_focused {
+        "Blocks — ↑↓ select, X revokes"
+    } else {
+        "Blocks (Tab to select one)"
+    };
     frame.render_widget(
-        Paragraph::new(block_lines(app))
-            .scroll((state.scroll, 0))
+        Paragraph::new(lines)
+            .scroll((scroll, 0))
             .wrap(Wrap { trim: false })
-            .block(pane(app, "Blocks", false)),
+            .block(pane(app, title, state.blocks_focused)),
         right,
     );
 }
@@ -489,15 +552,27 @@ fn countdown(seconds: i64) -> String {
     }
 }
 
-fn block_lines(app: &App) -> Vec<Line<'static>> {
+/// The blocks' lines, and which line is the selected block's header.
+fn block_lines(app: &App) -> (Vec<Line<'static>>, Option<usize>) {
     let Some(Ok(inspection)) = &app.tokens.inspection else {
-        return vec![];
+        return (vec![], None);
     };
     let theme = &app.theme;
+    let state = &app.tokens;
     let mut lines = Vec::new();
+    let mut selected_line = None;
     for block in &inspection.blocks {
+        let selected = state.blocks_focused && block.index == state.block_selected;
+        if selected {
+            selected_line = Some(lines.len());
+        }
+        let (marker, title_style) = if selected {
+            ("▶ ", theme.selected())
+        } else {
+            ("", theme.title())
+        };
         lines.push(Line::from(vec![
-            Span::styled(format!("block {}", block.index), theme.title()),
+            Span::styled(format!("{marker}block {}", block.index), title_style),
             Span::styled(format!("  {}", block.role), theme.accent()),
         ]));
         if let Some(key) = &block.external_key {
@@ -517,7 +592,7 @@ fn block_lines(app: &App) -> Vec<Line<'static>> {
         }
         lines.push(Line::from(""));
     }
-    lines
+    (lines, selected_line)
 }
 
 const KEYWORDS: &[&str] = &[
