@@ -2,6 +2,7 @@
 //! revocations.toml beside clients.toml, the commit is pushed, and within the sync interval the
 //! revoked delegated token is refused (and the refusal audited) while its sibling still works;
 //! revoking the parent's block refuses every descendant. A malformed list is never applied.
+//! `/metrics` shows the decisions and the revocation count, to operators only.
 
 mod support;
 
@@ -202,5 +203,51 @@ async fn a_malformed_revocation_list_is_not_applied() {
         error.findings
     );
     assert_eq!(server.state.status().policy_revision, before);
+    server.shutdown().await;
+}
+
+/// `/metrics` in Prometheus text: decisions by endpoint and result, the revocation count, the
+/// policy's age and revision, latency histograms; operators only.
+#[tokio::test]
+async fn metrics_count_decisions_and_refuse_non_operators() {
+    let demo = Demo::start().await;
+    let server = start_synced(&demo).await;
+    let (_, one, _) = tokens(&demo);
+    assert_eq!(request(&demo, &server, &one).await.0, 200);
+    revoke(&demo, &revocation_id(&one, 1), "test");
+    wait_until_refused(&demo, &server, &one).await;
+
+    let url = format!("{}/metrics", server.url());
+    let response = demo.as_identity(OPS).get(&url).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    for wanted in [
+        "hessra_requests_total{endpoint=\"/request_token\",result=\"allow\"}",
+        "hessra_requests_total{endpoint=\"/request_token\",result=\"deny\"}",
+        "hessra_revocations 1",
+        "hessra_policy_sync_failing 0",
+        "hessra_datalog_run_limit_total 0",
+        "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"+Inf\"}",
+        "# TYPE hessra_request_duration_seconds histogram",
+    ] {
+        assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains(&one[..40]),
+        "a token leaked into the metrics"
+    );
+
+    for client in [demo.as_identity(ALICE), demo.anonymous()] {
+        let status = client.get(&url).send().await.unwrap().status().as_u16();
+        assert!(status == 401 || status == 403, "{status}");
+    }
     server.shutdown().await;
 }

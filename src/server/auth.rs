@@ -33,6 +33,8 @@ impl PeerCertificate {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// A Datalog run limit stopped the evaluation: no verdict, counted apart from denials.
+    pub run_limit: bool,
 }
 
 impl ApiError {
@@ -40,6 +42,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            run_limit: false,
         }
     }
 
@@ -62,7 +65,10 @@ impl ApiError {
         } else {
             StatusCode::BAD_REQUEST
         };
-        ApiError::new(status, format!("{context}: {error}"))
+        ApiError {
+            run_limit: matches!(error, token::TokenError::RunLimit(_)),
+            ..ApiError::new(status, format!("{context}: {error}"))
+        }
     }
 }
 

@@ -46,7 +46,9 @@ pub fn router(state: Shared) -> Router {
         .route("/status", get(status))
         .route("/audit", get(audit))
         .route("/sync", post(sync))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -84,9 +86,13 @@ impl Outcome<'_> {
                     "error"
                 };
                 state.counters.denied.fetch_add(1, Ordering::Relaxed);
+                if error.run_limit {
+                    state.metrics.run_limit_hit();
+                }
                 (word, error.message.clone(), error.into_response())
             }
         };
+        state.metrics.decision(self.endpoint, result_word);
         state.audit.record(AuditEvent {
             seq: 0,
             time: unix_now(),
@@ -588,7 +594,10 @@ fn verification_failure(error: &token::TokenError) -> ApiError {
     } else {
         StatusCode::BAD_REQUEST
     };
-    ApiError::new(status, format!("token rejected: {error}"))
+    ApiError {
+        run_limit: matches!(error, token::TokenError::RunLimit(_)),
+        ..ApiError::new(status, format!("token rejected: {error}"))
+    }
 }
 
 async fn verify_token(
@@ -809,6 +818,49 @@ async fn audit(
         next,
     })
     .into_response()
+}
+
+/// Records each request's latency under its route (unknown paths share one name).
+async fn timed(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(unknown)".to_string(), |p| p.as_str().to_string());
+    let start = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.metrics.latency(&endpoint, start.elapsed());
+    response
+}
+
+/// Prometheus metrics, for operators (a scraper presents an operator's client certificate).
+async fn metrics(
+    State(state): State<Shared>,
+    Extension(peer): Extension<PeerCertificate>,
+) -> Response {
+    if let Err(e) = operator(&state, &peer) {
+        return e.into_response();
+    }
+    let snapshot = state.snapshot();
+    let status = state.status();
+    let gauges = super::metrics::SyncGauges {
+        policy_age_seconds: unix_now() - snapshot.loaded_at,
+        sync_failing: status.last_reload_error.is_some(),
+        clients: snapshot.policy.clients.len(),
+        revocations: snapshot.revoked.len(),
+        revision: snapshot.revision.clone(),
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&gauges),
+    )
+        .into_response()
 }
 
 /// Operator nudge: look for a new policy now (the console calls it after a push).

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod handlers;
+mod metrics;
 mod state;
 mod sync;
 

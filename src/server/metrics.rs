@@ -1,0 +1,230 @@
+//! Counters and latency histograms for `GET /metrics` (Prometheus text format): decisions by
+//! endpoint and result, Datalog run-limit hits (apart from denials: they are no verdict), the
+//! sync state, and request latency per endpoint. Nothing here names a token or a caller.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    decisions: Mutex<BTreeMap<(String, &'static str), u64>>,
+    run_limit_hits: AtomicU64,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+/// What the sync state contributes, read when scraped.
+pub struct SyncGauges {
+    pub policy_age_seconds: i64,
+    pub sync_failing: bool,
+    pub clients: usize,
+    pub revocations: usize,
+    pub revision: String,
+}
+
+impl Metrics {
+    pub fn decision(&self, endpoint: &str, result: &'static str) {
+        let mut decisions = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+        *decisions.entry((endpoint.to_string(), result)).or_default() += 1;
+    }
+
+    pub fn run_limit_hit(&self) {
+        self.run_limit_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn latency(&self, endpoint: &str, elapsed: Duration) {
+        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        latency
+            .entry(endpoint.to_string())
+            .or_default()
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, sync: &SyncGauges) -> String {
+        let mut out = String::new();
+        let decisions = self
+            .decisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        header(
+            &mut out,
+            "hessra_requests_total",
+            "counter",
+            "Requests by endpoint and result (allow, deny, error).",
+        );
+        for ((endpoint, result), count) in &decisions {
+            let _ = writeln!(
+                out,
+                "hessra_requests_total{{endpoint=\"{}\",result=\"{result}\"}} {count}",
+                escape(endpoint)
+            );
+        }
+        header(
+            &mut out,
+            "hessra_datalog_run_limit_total",
+            "counter",
+            "Token evaluations stopped by a Datalog run limit (not counted as denials).",
+        );
+        let hits = self.run_limit_hits.load(Ordering::Relaxed);
+        let _ = writeln!(out, "hessra_datalog_run_limit_total {hits}");
+        gauge(
+            &mut out,
+            "hessra_policy_age_seconds",
+            "Seconds since the applied policy was loaded.",
+            sync.policy_age_seconds,
+        );
+        gauge(
+            &mut out,
+            "hessra_policy_sync_failing",
+            "1 while the last sync was refused (the last good policy keeps serving).",
+            i64::from(sync.sync_failing),
+        );
+        gauge(
+            &mut out,
+            "hessra_policy_clients",
+            "Clients in the applied policy.",
+            sync.clients as i64,
+        );
+        gauge(
+            &mut out,
+            "hessra_revocations",
+            "Revoked block ids in the applied revocation list.",
+            sync.revocations as i64,
+        );
+        header(
+            &mut out,
+            "hessra_policy_info",
+            "gauge",
+            "The applied policy revision.",
+        );
+        let _ = writeln!(
+            out,
+            "hessra_policy_info{{revision=\"{}\"}} 1",
+            escape(&sync.revision)
+        );
+        let latency = self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        header(
+            &mut out,
+            "hessra_request_duration_seconds",
+            "histogram",
+            "Request latency by endpoint.",
+        );
+        for (endpoint, histogram) in &latency {
+            let endpoint = escape(endpoint);
+            for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
+                let _ = writeln!(
+                    out,
+                    "hessra_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "hessra_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"+Inf\"}} {}",
+                histogram.count
+            );
+            let _ = writeln!(
+                out,
+                "hessra_request_duration_seconds_sum{{endpoint=\"{endpoint}\"}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "hessra_request_duration_seconds_count{{endpoint=\"{endpoint}\"}} {}",
+                histogram.count
+            );
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// A label value: backslash, quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_cumulative_buckets() {
+        let metrics = Metrics::default();
+        metrics.decision("/request_token", "allow");
+        metrics.decision("/request_token", "allow");
+        metrics.decision("/request_token", "deny");
+        metrics.run_limit_hit();
+        metrics.latency("/request_token", Duration::from_micros(800));
+        metrics.latency("/request_token", Duration::from_millis(30));
+        let text = metrics.render(&SyncGauges {
+            policy_age_seconds: 12,
+            sync_failing: false,
+            clients: 7,
+            revocations: 1,
+            revision: "abc\"def".into(),
+        });
+        for line in [
+            "hessra_requests_total{endpoint=\"/request_token\",result=\"allow\"} 2",
+            "hessra_requests_total{endpoint=\"/request_token\",result=\"deny\"} 1",
+            "hessra_datalog_run_limit_total 1",
+            "hessra_policy_age_seconds 12",
+            "hessra_policy_sync_failing 0",
+            "hessra_revocations 1",
+            "hessra_policy_info{revision=\"abc\\\"def\"} 1",
+            "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"0.0005\"} 0",
+            "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"0.001\"} 1",
+            "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"0.05\"} 2",
+            "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"+Inf\"} 2",
+            "hessra_request_duration_seconds_count{endpoint=\"/request_token\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+    }
+}
