@@ -46,6 +46,7 @@ fn context(text: &str) -> Context {
         notices: vec![],
         clipboard: true,
         mouse: false,
+        quiet_after: 3_600,
     }
 }
 
@@ -142,6 +143,7 @@ fn populate(app: &mut App, text: &str) {
             result: if seq % 4 == 0 { "deny" } else { "allow" }.into(),
             reason: "granted by policy".into(),
             revocation_id: None,
+            expires_at: None,
         })
         .collect();
     app.handle_result(JobResult::ServerAudit(Ok((events, 2_000))));

@@ -50,6 +50,7 @@ fn fixture(readonly: bool) -> Fixture {
         notices: vec![],
         clipboard: true,
         mouse: false,
+        quiet_after: 3_600,
     };
     let mut app = App::new(context);
     jobs::settle(&mut app, &env, true);
@@ -426,6 +427,7 @@ fn an_unreachable_server_is_reported_on_the_server_screen() {
         notices: vec![],
         clipboard: true,
         mouse: false,
+        quiet_after: 3_600,
     });
     app.tick(NOW);
     jobs::settle(&mut app, &env, false);
@@ -527,6 +529,7 @@ fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
         result: "allow".into(),
         reason: "granted by policy".into(),
         revocation_id: revocation_id.map(str::to_string),
+        expires_at: None,
     };
     let id = "ab".repeat(32);
     f.app.handle_result(JobResult::ServerAudit(Ok((

@@ -41,6 +41,7 @@ fn context(readonly: bool, monochrome: bool) -> Context {
         notices: vec![],
         clipboard: true,
         mouse: false,
+        quiet_after: 3_600,
     }
 }
 
@@ -211,6 +212,7 @@ fn changes_and_server_with_git_and_server_data() {
         result: result.into(),
         reason: reason.into(),
         revocation_id: None,
+        expires_at: None,
     };
     app.handle_result(JobResult::ServerAudit(Ok((
         vec![
@@ -226,6 +228,19 @@ fn changes_and_server_with_git_and_server_data() {
             insta::assert_snapshot!(name, draw(&app, width, height).backend());
         }
     }
+    app.screen = Screen::Server;
+    app.dispatch(hessra_console::console::keymap::Action::ShowActivity);
+    let terminal = draw(&app, 120, 40);
+    insta::assert_snapshot!("server_activity_120x40", terminal.backend());
+    let activity = terminal.backend().to_string();
+    assert!(activity.contains("✗ denied"), "{activity}");
+    assert!(
+        activity.contains("never"),
+        "configured clients never seen are listed: {activity}"
+    );
+    app.dispatch(hessra_console::console::keymap::Action::SortActivity);
+    let sorted = draw(&app, 120, 40).backend().to_string();
+    assert!(sorted.contains("sorted by identity"), "{sorted}");
     app.screen = Screen::Changes;
     let text = draw(&app, 120, 40).backend().to_string();
     assert!(

@@ -51,6 +51,15 @@ impl Screen {
         }
     }
 
+    /// The title when the terminal is narrow.
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Screen::Roles => "Roles",
+            Screen::Delegations => "Delegation",
+            other => other.title(),
+        }
+    }
+
     pub fn scope(self) -> Scope {
         match self {
             Screen::Clients => Scope::Clients,
@@ -211,6 +220,8 @@ pub struct Context {
     pub notices: Vec<String>,
     pub clipboard: bool,
     pub mouse: bool,
+    /// Seconds without activity after which an identity is marked quiet.
+    pub quiet_after: i64,
 }
 
 pub struct App {
@@ -270,6 +281,8 @@ pub struct App {
     /// in order after), so no key acts on a policy about to change.
     pub policy_pending: Option<u64>,
     typeahead: Vec<Typed>,
+    /// The width of the last frame (the title bar's layout depends on it).
+    pub screen_width: std::cell::Cell<u16>,
 }
 
 /// Input that arrived while the policy was being read.
@@ -326,7 +339,9 @@ impl App {
             quit_after_save: false,
             policy_pending: None,
             typeahead: Vec::new(),
+            screen_width: std::cell::Cell::new(0),
         };
+        app.server_view.quiet_after = context.quiet_after;
         app.load_text(&context.policy_text);
         if let Some(first) = context.notices.first() {
             let more = context.notices.len() - 1;
@@ -750,7 +765,7 @@ impl App {
             MouseEventKind::ScrollDown => self.dispatch(Action::Down),
             MouseEventKind::ScrollUp => self.dispatch(Action::Up),
             MouseEventKind::Down(MouseButton::Left) if event.row == 0 => {
-                match super::ui::tab_at(event.column) {
+                match super::ui::tab_at(event.column, self.screen_width.get()) {
                     Some(Screen::Changes) => self.dispatch(Action::Screen5),
                     Some(screen) => self.screen = screen,
                     None => {}
@@ -1366,6 +1381,11 @@ impl App {
                 self.loaded().map_or(0, |l| l.policy.clients.len()),
             )),
             Screen::Delegations => Some((self.delegations.matches.len(), self.tree.nodes.len())),
+            Screen::Server if self.server_view.show_activity => {
+                let shown = super::screens::activity::visible_rows(self).len();
+                let all = super::screens::activity::rows(self, "").len();
+                Some((shown, all))
+            }
             Screen::Server => Some((
                 self.server_view.visible().count(),
                 self.server_view.events.len(),

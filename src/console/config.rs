@@ -25,6 +25,8 @@ pub struct Config {
     pub clipboard: ClipboardMode,
     pub readonly: bool,
     pub keys: BTreeMap<String, Vec<String>>,
+    /// Seconds without activity after which the activity view marks an identity quiet.
+    pub quiet_after: i64,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             clipboard: ClipboardMode::Osc52,
             readonly: false,
             keys: BTreeMap::new(),
+            quiet_after: 3_600,
         }
     }
 }
@@ -114,6 +117,10 @@ impl Config {
                     Some(on) => config.readonly = on,
                     None => wrong("true or false"),
                 },
+                "quiet_after" => match item.as_integer() {
+                    Some(seconds) if seconds > 0 => config.quiet_after = seconds,
+                    _ => wrong("a positive number of seconds"),
+                },
                 "clipboard" => match item.as_str() {
                     Some("osc52" | "auto") => config.clipboard = ClipboardMode::Osc52,
                     Some("off") => config.clipboard = ClipboardMode::Off,
@@ -145,7 +152,7 @@ impl Config {
                     None => wrong("a table of action = [\"key\", ...]"),
                 },
                 other => problems.push(format!(
-                    "{origin}: unknown setting {other:?} (theme, theme_overrides, mouse, clipboard, readonly, keys)"
+                    "{origin}: unknown setting {other:?} (theme, theme_overrides, mouse, clipboard, readonly, quiet_after, keys)"
                 )),
             }
         }

@@ -125,6 +125,8 @@ actions! {
     Pull => "pull", "pull (fast-forward) from the remote", true;
     ToggleDiff => "toggle-diff", "switch semantic / text diff", false;
     Sync => "sync", "ask the server to sync now", false;
+    ShowActivity => "activity", "switch between the audit feed and per-identity activity", false;
+    SortActivity => "sort", "change the activity order (last seen, identity, issued, denials)", false;
 }
 
 /// A key with modifiers, as written in config (`ctrl-s`, `shift-tab`, `G`, `?`, `f5`).
@@ -301,6 +303,8 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Changes, Action::Pull, &["P"]),
     (Scope::Changes, Action::ToggleDiff, &["t"]),
     (Scope::Server, Action::Sync, &["s"]),
+    (Scope::Server, Action::ShowActivity, &["v"]),
+    (Scope::Server, Action::SortActivity, &["o"]),
 ];
 
 /// A problem in the `[keys]` table of the config file.

@@ -189,6 +189,7 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
         notices,
         clipboard: config.clipboard != super::config::ClipboardMode::Off,
         mouse: config.mouse,
+        quiet_after: config.quiet_after,
     };
     Ok(Launched {
         context,

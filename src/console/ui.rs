@@ -75,15 +75,32 @@ pub fn render(frame: &mut Frame, app: &App) {
 
 const TITLE: &str = "hessra-console ";
 
-fn tab_label(index: usize, screen: Screen) -> String {
-    format!(" {} {} ", index + 1, screen.title())
+fn tab_label(index: usize, screen: Screen, compact: bool) -> String {
+    let title = if compact {
+        screen.short_title()
+    } else {
+        screen.title()
+    };
+    format!(" {} {} ", index + 1, title)
 }
 
-/// The screen whose tab is at column `x` of the title bar (for mouse clicks).
-pub fn tab_at(x: u16) -> Option<Screen> {
-    let mut start = TITLE.chars().count();
+/// Whether the title bar needs short tab names (and no app name) to fit `width`.
+fn compact(width: u16) -> bool {
+    let full: usize = TITLE.chars().count()
+        + Screen::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, s)| tab_label(i, *s, false).chars().count())
+            .sum::<usize>();
+    width != 0 && full > usize::from(width)
+}
+
+/// The screen whose tab is at column `x` of a title bar `width` wide (for mouse clicks).
+pub fn tab_at(x: u16, width: u16) -> Option<Screen> {
+    let compact = compact(width);
+    let mut start = if compact { 0 } else { TITLE.chars().count() };
     for (i, screen) in Screen::ALL.iter().enumerate() {
-        let width = tab_label(i, *screen).chars().count();
+        let width = tab_label(i, *screen, compact).chars().count();
         if (start..start + width).contains(&usize::from(x)) {
             return Some(*screen);
         }
@@ -93,9 +110,14 @@ pub fn tab_at(x: u16) -> Option<Screen> {
 }
 
 fn render_title(frame: &mut Frame, area: Rect, app: &App) {
-    let mut spans = vec![Span::styled(TITLE, app.theme.title())];
+    app.screen_width.set(area.width);
+    let compact = compact(area.width);
+    let mut spans = Vec::new();
+    if !compact {
+        spans.push(Span::styled(TITLE, app.theme.title()));
+    }
     for (i, screen) in Screen::ALL.iter().enumerate() {
-        let label = tab_label(i, *screen);
+        let label = tab_label(i, *screen, compact);
         if *screen == app.screen {
             spans.push(Span::styled(label, app.theme.selected()));
         } else {

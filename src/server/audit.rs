@@ -27,6 +27,9 @@ pub struct AuditEvent {
     pub reason: String,
     /// Revocation id of the presented token's last block.
     pub revocation_id: Option<String>,
+    /// When an identity token issued by this request expires (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// The ring and the file.
@@ -114,6 +117,7 @@ mod tests {
             result: "deny".into(),
             reason: reason.into(),
             revocation_id: None,
+            expires_at: None,
         }
     }
 

@@ -53,6 +53,24 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// What a successful response issued that the audit feed records: an identity token's lifetime.
+trait Issued {
+    fn expires_in(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl Issued for IdentityTokenResponse {
+    fn expires_in(&self) -> Option<u64> {
+        self.expires_in
+    }
+}
+
+impl Issued for TokenResponse {}
+impl Issued for MessageResponse {}
+impl Issued for StubResponse {}
+impl Issued for SignTokenResponse {}
+
 /// What a handler decided, for the audit log.
 struct Outcome<'a> {
     endpoint: &'static str,
@@ -62,15 +80,17 @@ struct Outcome<'a> {
 }
 
 impl Outcome<'_> {
-    fn finish<T: Serialize>(
+    fn finish<T: Serialize + Issued>(
         self,
         state: &ServerState,
         result: Result<(String, T), ApiError>,
     ) -> Response {
         state.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let mut expires_at = None;
         let (result_word, reason, response) = match result {
             Ok((reason, body)) => {
                 state.counters.allowed.fetch_add(1, Ordering::Relaxed);
+                expires_at = body.expires_in().map(|s| unix_now() + s as i64);
                 (
                     "allow",
                     reason,
@@ -108,6 +128,7 @@ impl Outcome<'_> {
             result: result_word.to_string(),
             reason,
             revocation_id: self.caller.and_then(|c| c.revocation_id.clone()),
+            expires_at,
         });
         response
     }

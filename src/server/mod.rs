@@ -221,6 +221,7 @@ async fn sync_loop(
             result: outcome.into(),
             reason,
             revocation_id: None,
+            expires_at: None,
         });
     }
 }

@@ -12,6 +12,7 @@ use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use crate::console::app::{App, Level};
 use crate::console::jobs::{Job, ServerStatus};
 use crate::console::keymap::Action;
+use crate::console::screens::activity::{self, SortBy};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
 use crate::server::AuditEvent;
@@ -27,8 +28,13 @@ pub struct ServerState {
     pub events: VecDeque<AuditEvent>,
     pub next_seq: u64,
     pub filter: String,
-    /// Index into the visible (filtered, newest first) events.
+    /// Index into the visible (filtered, newest first) events, or activity rows.
     pub selected: usize,
+    /// Per-identity activity instead of the feed.
+    pub show_activity: bool,
+    pub sort: SortBy,
+    /// Seconds without activity after which an identity is marked quiet.
+    pub quiet_after: i64,
 }
 
 impl ServerState {
@@ -82,11 +88,38 @@ fn event_text(event: &AuditEvent) -> String {
 
 impl App {
     pub(crate) fn server_action(&mut self, action: Action) {
-        let visible = self.server_view.visible().count();
+        let visible = if self.server_view.show_activity {
+            activity::visible_rows(self).len()
+        } else {
+            self.server_view.visible().count()
+        };
         if move_cursor(&mut self.server_view.selected, visible, action) {
             return;
         }
         match action {
+            Action::ShowActivity | Action::FocusNext | Action::FocusPrev => {
+                self.server_view.show_activity = !self.server_view.show_activity;
+                self.server_view.selected = 0;
+            }
+            Action::SortActivity => {
+                self.server_view.sort = self.server_view.sort.next();
+                self.server_view.show_activity = true;
+                self.server_view.selected = 0;
+            }
+            Action::Copy | Action::RevokeToken if self.server_view.show_activity => {
+                let rows = activity::visible_rows(self);
+                match (action, rows.get(self.server_view.selected)) {
+                    (Action::Copy, Some(row)) => {
+                        let identity = row.identity.clone();
+                        self.copy("identity", identity);
+                    }
+                    (Action::RevokeToken, _) => self.flash(
+                        Level::Info,
+                        "Revoke: pick a request in the audit feed (v), or a token's block on the Tokens screen",
+                    ),
+                    _ => {}
+                }
+            }
             Action::Sync => {
                 if self.server.is_none() {
                     self.flash(Level::Warn, "Sync: no server configured");
@@ -139,6 +172,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .block(pane(app, "Server", false)),
         info_area,
     );
+    if app.server_view.show_activity {
+        activity::render(frame, feed_area, app);
+        return;
+    }
     let state = &app.server_view;
     let height = feed_area.height.saturating_sub(2) as usize;
     let offset = state.selected.saturating_sub(height.saturating_sub(1));
@@ -173,7 +210,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .collect();
     let count = state.visible().count();
     let title = if state.filter.is_empty() {
-        format!("Audit feed ({count}, newest first)")
+        format!("Audit feed ({count}, newest first; v: activity per identity)")
     } else {
         format!(
             "Audit feed ({count} of {} match /{})",
