@@ -11,6 +11,7 @@ mod explain;
 mod identity;
 mod inspect;
 pub mod keys;
+mod replay;
 mod shapes;
 mod view;
 
@@ -32,6 +33,7 @@ pub use identity::{
     mint_identity, validate_identity, verify_identity, verify_identity_parsed,
 };
 pub use inspect::{Inspection, SignatureStatus, inspect};
+pub use replay::authorize_with_code;
 pub use shapes::{ActorCheck, BlockRole, Right};
 pub use view::{BlockView, TokenKind, TokenView};
 
