@@ -81,19 +81,41 @@ impl DevCa {
 
     /// A client certificate whose URI SAN is `identity` without its leading `uri:`.
     pub fn issue_client(&self, identity: &str) -> Result<Issued, PkiError> {
-        let uri = identity.strip_prefix("uri:").unwrap_or(identity);
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        let san = uri.try_into().map_err(|e: rcgen::Error| PkiError::BadUri {
-            what: identity.to_string(),
-            detail: e.to_string(),
-        })?;
-        params.subject_alt_names = vec![SanType::URI(san)];
+        validity(&mut params);
+        self.issue_client_for(&[identity], params.not_before, params.not_after)
+    }
+
+    /// A client certificate with a URI SAN per identity, valid from `not_before` to `not_after`
+    /// (tests use it for expired, not yet valid and multi-identity certificates).
+    pub fn issue_client_for(
+        &self,
+        identities: &[&str],
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut sans = Vec::new();
+        for identity in identities {
+            let uri = identity.strip_prefix("uri:").unwrap_or(identity);
+            let san = uri.try_into().map_err(|e: rcgen::Error| PkiError::BadUri {
+                what: identity.to_string(),
+                detail: e.to_string(),
+            })?;
+            sans.push(SanType::URI(san));
+        }
+        params.subject_alt_names = sans;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, uri);
+        let first = identities.first().copied().unwrap_or("client");
+        dn.push(
+            DnType::CommonName,
+            first.strip_prefix("uri:").unwrap_or(first),
+        );
         params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        validity(&mut params);
+        params.not_before = not_before;
+        params.not_after = not_after;
         self.sign(params)
     }
 

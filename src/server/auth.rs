@@ -134,6 +134,9 @@ impl Caller {
 /// SANs names, else the first SAN as written (which no decision will serve).
 pub fn certificate_identity(policy: &Policy, peer: &PeerCertificate) -> Option<String> {
     let uris = peer.uris.as_ref()?;
+    if ambiguous_certificate(policy, peer).is_some() {
+        return None;
+    }
     let configured = policy.clients.iter().find(|client| {
         uris.iter()
             .any(|uri| pki::san_matches(uri, &client.identity))
@@ -147,6 +150,33 @@ pub fn certificate_identity(policy: &Policy, peer: &PeerCertificate) -> Option<S
                 .unwrap_or(uri);
             format!("uri:{bare}")
         }),
+    }
+}
+
+/// The configured identities a certificate names when it names more than one: such a
+/// certificate has no single identity and is refused rather than resolved by policy order.
+pub fn ambiguous_certificate(policy: &Policy, peer: &PeerCertificate) -> Option<Vec<String>> {
+    let uris = peer.uris.as_ref()?;
+    let named: Vec<String> = policy
+        .clients
+        .iter()
+        .filter(|client| {
+            uris.iter()
+                .any(|uri| pki::san_matches(uri, &client.identity))
+        })
+        .map(|client| client.identity.clone())
+        .collect();
+    (named.len() > 1).then_some(named)
+}
+
+/// Refuses a certificate that names several configured identities.
+pub fn refuse_ambiguous(policy: &Policy, peer: &PeerCertificate) -> Result<(), ApiError> {
+    match ambiguous_certificate(policy, peer) {
+        Some(named) => Err(ApiError::forbidden(format!(
+            "the client certificate names several configured identities ({}); present a certificate for exactly one",
+            named.join(", ")
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -181,6 +211,7 @@ pub fn authenticate(
     root: &token::PublicKey,
     context: Context<'_>,
 ) -> Result<Caller, ApiError> {
+    refuse_ambiguous(&snapshot.policy, peer)?;
     let from_certificate = certificate_identity(&snapshot.policy, peer);
     let Some(token) = bearer(headers)? else {
         return match from_certificate {

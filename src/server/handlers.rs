@@ -781,6 +781,7 @@ async fn sign_token(
 
 fn operator(state: &ServerState, peer: &PeerCertificate) -> Result<Caller, ApiError> {
     let snapshot = state.snapshot();
+    auth::refuse_ambiguous(&snapshot.policy, peer)?;
     let identity = auth::certificate_identity(&snapshot.policy, peer).ok_or_else(|| {
         ApiError::unauthenticated("operator endpoints need the client certificate of an operator")
     })?;

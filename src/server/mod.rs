@@ -128,12 +128,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             };
             let acceptor = loop_state.acceptor();
             let router = router.clone();
+            let audit_state = loop_state.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let Ok(Ok(tls)) =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                else {
-                    return;
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => {
+                        audit_refused_certificate(&audit_state, &error);
+                        return;
+                    }
+                    Err(_) => return,
                 };
                 let peer = auth::PeerCertificate::from_connection(tls.get_ref().1);
                 let service = router.map_request(
@@ -161,6 +166,38 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         shutdown,
         task,
     })
+}
+
+/// A client certificate refused during the handshake (expired, unknown CA, wrong usage…) is
+/// audited; other handshake failures (scanners, dropped connections) are not, to keep the feed
+/// about decisions.
+fn audit_refused_certificate(state: &ServerState, error: &std::io::Error) {
+    let detail = error.to_string();
+    if !detail.contains("certificate") {
+        return;
+    }
+    state
+        .counters
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state
+        .counters
+        .denied
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.decision("tls-handshake", "deny");
+    state.audit.record(AuditEvent {
+        seq: 0,
+        time: crate::token::clock::unix_now(),
+        caller: None,
+        auth: "none".into(),
+        endpoint: "tls-handshake".into(),
+        resource: None,
+        operation: None,
+        result: "deny".into(),
+        reason: format!("client certificate refused during the TLS handshake: {detail}"),
+        revocation_id: None,
+        expires_at: None,
+    });
 }
 
 /// Longest wait between sync attempts while the remote keeps failing.
