@@ -47,6 +47,8 @@ fn context(text: &str) -> Context {
         clipboard: true,
         mouse: false,
         quiet_after: 3_600,
+        recovered: None,
+        keep_unsaved: false,
     }
 }
 

@@ -51,6 +51,8 @@ fn fixture(readonly: bool) -> Fixture {
         clipboard: true,
         mouse: false,
         quiet_after: 3_600,
+        recovered: None,
+        keep_unsaved: false,
     };
     let mut app = App::new(context);
     jobs::settle(&mut app, &env, true);
@@ -428,6 +430,8 @@ fn an_unreachable_server_is_reported_on_the_server_screen() {
         clipboard: true,
         mouse: false,
         quiet_after: 3_600,
+        recovered: None,
+        keep_unsaved: false,
     });
     app.tick(NOW);
     jobs::settle(&mut app, &env, false);
@@ -552,4 +556,87 @@ fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
         "{}",
         flash(&f)
     );
+}
+
+#[test]
+fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
+    let mut f = fixture(false);
+    let state = tempfile::tempdir().unwrap();
+    let recovery = jobs::recovery_path(state.path(), &f.app.policy_path);
+    f.env.recovery_path = Some(recovery.clone());
+    // This session keeps its unsaved edits as it goes.
+    let policy_path = f.app.policy_path.clone();
+    let mut app = App::new(Context {
+        policy_text: std::fs::read_to_string(&policy_path).unwrap(),
+        policy_path: policy_path.clone(),
+        has_repo: true,
+        server: None,
+        operator: None,
+        demo_clients: vec![],
+        readonly: false,
+        theme: Theme::built_in("default").unwrap(),
+        keymap: Keymap::defaults(),
+        now: NOW,
+        frozen_clock: true,
+        notices: vec![],
+        clipboard: true,
+        mouse: false,
+        quiet_after: 3_600,
+        recovered: None,
+        keep_unsaved: true,
+    });
+    jobs::settle(&mut app, &f.env, false);
+    for c in "+staging_api delete".chars() {
+        app.handle_key(key(KeyCode::Char(c)));
+    }
+    app.handle_key(key(KeyCode::Enter));
+    jobs::settle(&mut app, &f.env, false);
+    let kept = std::fs::read_to_string(&recovery).expect("unsaved edits kept");
+    assert!(kept.contains("\"delete\""));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&recovery).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // The console is killed here. The next one offers the edits back; Enter alone declines.
+    let next = |recovered: Option<String>| {
+        App::new(Context {
+            policy_text: std::fs::read_to_string(&policy_path).unwrap(),
+            policy_path: policy_path.clone(),
+            has_repo: true,
+            server: None,
+            operator: None,
+            demo_clients: vec![],
+            readonly: false,
+            theme: Theme::built_in("default").unwrap(),
+            keymap: Keymap::defaults(),
+            now: NOW,
+            frozen_clock: true,
+            notices: vec![],
+            clipboard: true,
+            mouse: false,
+            quiet_after: 3_600,
+            recovered,
+            keep_unsaved: true,
+        })
+    };
+    let mut declined = next(Some(kept.clone()));
+    assert!(matches!(declined.popup, Some(Popup::Confirm { .. })));
+    declined.handle_key(key(KeyCode::Enter));
+    jobs::settle(&mut declined, &f.env, false);
+    assert!(!declined.is_dirty());
+    assert!(
+        recovery.exists(),
+        "declining must not delete the kept edits"
+    );
+
+    let mut restored = next(Some(kept.clone()));
+    restored.handle_key(key(KeyCode::Char('y')));
+    jobs::settle(&mut restored, &f.env, false);
+    assert!(restored.is_dirty());
+    assert_eq!(restored.text(), kept);
+    // Saving forgets them.
+    restored.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+    jobs::settle(&mut restored, &f.env, false);
+    assert!(!restored.is_dirty());
+    assert!(!recovery.exists(), "saved edits are not kept for recovery");
 }

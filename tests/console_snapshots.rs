@@ -42,6 +42,8 @@ fn context(readonly: bool, monochrome: bool) -> Context {
         clipboard: true,
         mouse: false,
         quiet_after: 3_600,
+        recovered: None,
+        keep_unsaved: false,
     }
 }
 

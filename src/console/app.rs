@@ -116,6 +116,10 @@ pub enum Confirmation {
     },
     DiscardEditor,
     Revert,
+    /// Restore unsaved edits a previous session left behind.
+    Recover {
+        text: String,
+    },
 }
 
 /// What a one-line prompt is for.
@@ -222,6 +226,10 @@ pub struct Context {
     pub mouse: bool,
     /// Seconds without activity after which an identity is marked quiet.
     pub quiet_after: i64,
+    /// Unsaved edits a previous session left behind (offered for restoring), and whether this
+    /// session keeps its own unsaved edits for recovery.
+    pub recovered: Option<String>,
+    pub keep_unsaved: bool,
 }
 
 pub struct App {
@@ -283,6 +291,9 @@ pub struct App {
     typeahead: Vec<Typed>,
     /// The width of the last frame (the title bar's layout depends on it).
     pub screen_width: std::cell::Cell<u16>,
+    keep_unsaved: bool,
+    /// What the recovery file holds (None: no file), so it is written only on change.
+    kept: Option<String>,
 }
 
 /// Input that arrived while the policy was being read.
@@ -340,6 +351,8 @@ impl App {
             policy_pending: None,
             typeahead: Vec::new(),
             screen_width: std::cell::Cell::new(0),
+            keep_unsaved: context.keep_unsaved,
+            kept: None,
         };
         app.server_view.quiet_after = context.quiet_after;
         app.load_text(&context.policy_text);
@@ -359,7 +372,42 @@ impl App {
         if app.server.is_some() {
             app.submit(Job::ServerPublicKey);
         }
+        if let Some(text) = context.recovered.filter(|t| *t != app.saved_text) {
+            app.kept = Some(text.clone());
+            let changed = text
+                .lines()
+                .zip(app.saved_text.lines())
+                .filter(|(a, b)| a != b)
+                .count()
+                + text
+                    .lines()
+                    .count()
+                    .abs_diff(app.saved_text.lines().count());
+            app.confirm(
+                Confirmation::Recover { text },
+                "Unsaved edits found",
+                vec![
+                    "A previous session ended with unsaved edits to this clients.toml".into(),
+                    format!(
+                        "({changed} line(s) differ from the file). Restore them as unsaved edits?"
+                    ),
+                    "Cancel leaves them on disk until this session edits or saves.".into(),
+                ],
+            );
+        }
         app
+    }
+
+    /// Keeps unsaved edits where a later session finds them, or forgets them once saved.
+    fn keep_unsaved_edits(&mut self) {
+        if !self.keep_unsaved {
+            return;
+        }
+        let wanted = (self.text() != self.saved_text).then(|| self.text().to_string());
+        if wanted != self.kept {
+            self.kept = wanted.clone();
+            self.submit(Job::KeepUnsaved { text: wanted });
+        }
     }
 
     // ---- policy -------------------------------------------------------------------------
@@ -407,6 +455,7 @@ impl App {
 
     /// Recomputes the screens' views of the policy and tree.
     fn views_changed(&mut self) {
+        self.keep_unsaved_edits();
         let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
             return;
         };
@@ -600,6 +649,7 @@ impl App {
                     self.saved_text = text;
                 }
                 self.flash(Level::Success, format!("saved {path}"));
+                self.keep_unsaved_edits();
                 self.refresh_git();
                 if self.quit_after_save && self.saving.is_empty() {
                     self.running = false;
@@ -1109,7 +1159,13 @@ impl App {
                     self.save_text(text);
                 }
             }
-            1 => self.running = false,
+            1 => {
+                if self.kept.is_some() && self.keep_unsaved {
+                    self.kept = None;
+                    self.submit(Job::KeepUnsaved { text: None });
+                }
+                self.running = false;
+            }
             _ => {}
         }
     }
@@ -1142,6 +1198,12 @@ impl App {
                 } else {
                     self.flash(Level::Info, "editor changes discarded");
                 }
+            }
+            Confirmation::Recover { text } => {
+                self.derive(
+                    PolicyInput::Text(text),
+                    PolicyPurpose::Replace { save: false },
+                );
             }
             Confirmation::Revert => {
                 let text = self.saved_text.clone();

@@ -44,6 +44,8 @@ pub struct Env {
     pub runtime: tokio::runtime::Handle,
     /// The operator's connection, made once and reused.
     operator: Arc<Mutex<Option<Arc<Connection>>>>,
+    /// Where unsaved edits are kept until they are saved (0600), if anywhere.
+    pub recovery_path: Option<PathBuf>,
 }
 
 impl Env {
@@ -61,6 +63,7 @@ impl Env {
             token_store,
             runtime,
             operator: Arc::new(Mutex::new(None)),
+            recovery_path: None,
         }
     }
 
@@ -158,6 +161,10 @@ pub enum Job {
         input: PolicyInput,
         purpose: PolicyPurpose,
     },
+    /// Keep unsaved edits where a later session can recover them (`None`: nothing unsaved).
+    KeepUnsaved {
+        text: Option<String>,
+    },
     /// Append a revocation to revocations.toml beside the policy.
     Revoke {
         entry: NewRevocation,
@@ -205,6 +212,7 @@ impl Job {
             Job::History => "reading history",
             Job::ParsePolicy { .. } => "reading the committed policy",
             Job::Revoke { .. } => "writing revocations.toml",
+            Job::KeepUnsaved { .. } => "keeping unsaved edits",
             Job::DerivePolicy { .. } => "applying",
             Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
             Job::ServerSync => "asking the server to sync",
@@ -218,7 +226,10 @@ impl Job {
 
     /// Background polls: not shown as user-visible work.
     pub fn is_poll(&self) -> bool {
-        matches!(self, Job::ServerStatus | Job::ServerAudit { .. })
+        matches!(
+            self,
+            Job::ServerStatus | Job::ServerAudit { .. } | Job::KeepUnsaved { .. }
+        )
     }
 }
 
@@ -346,6 +357,12 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
         })),
         Job::History => JobResult::History(history(env)),
         Job::Revoke { entry } => JobResult::Revoked(revoke(&env.policy_path, &entry)),
+        Job::KeepUnsaved { text } => {
+            if let Some(path) = &env.recovery_path {
+                keep_unsaved(path, text.as_deref());
+            }
+            return;
+        }
         Job::DerivePolicy { input, purpose } => JobResult::PolicyDerived {
             purpose,
             result: derive(input),
@@ -418,6 +435,35 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
         }
     };
     report(result);
+}
+
+/// Writes (0600) or removes the recovery file; failures are logged, never shown: recovery is
+/// a safety net, not something the user asked for.
+fn keep_unsaved(path: &Path, text: Option<&str>) {
+    let result = match text {
+        Some(text) => path
+            .parent()
+            .map_or(Ok(()), crate::fsutil::create_private_dir)
+            .and_then(|()| crate::fsutil::write_private(path, text.as_bytes())),
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    };
+    if let Err(e) = result {
+        tracing::warn!("cannot keep unsaved edits in {}: {e}", path.display());
+    }
+}
+
+/// Where a policy file's unsaved edits are kept: one file per policy path.
+pub fn recovery_path(state_dir: &Path, policy_path: &Path) -> PathBuf {
+    let name: String = policy_path
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    state_dir.join("recovery").join(format!("{name}.toml"))
 }
 
 fn revoke(policy_path: &Path, entry: &NewRevocation) -> Result<String, String> {

@@ -160,13 +160,21 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
         .map(|l| l.demo_clients.iter().map(|(id, _)| id.clone()).collect())
         .unwrap_or_default();
     let token_store = TokenStore::open_default().ok();
-    let env = Env::new(
+    let recovery = super::config::log_path().and_then(|log| {
+        log.parent()
+            .map(|dir| super::jobs::recovery_path(dir, &policy_path))
+    });
+    let recovered = recovery
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok());
+    let mut env = Env::new(
         policy_path.clone(),
         repo_root.clone(),
         link,
         token_store,
         runtime.handle().clone(),
     );
+    env.recovery_path = recovery.clone();
     tracing::info!(
         policy = %policy_path.display(),
         repo = ?repo_root,
@@ -190,6 +198,8 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
         clipboard: config.clipboard != super::config::ClipboardMode::Off,
         mouse: config.mouse,
         quiet_after: config.quiet_after,
+        recovered,
+        keep_unsaved: recovery.is_some(),
     };
     Ok(Launched {
         context,
