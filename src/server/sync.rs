@@ -62,8 +62,10 @@ impl PolicyReader {
     /// Records an applied revision (mirrored sources only).
     pub fn remember(&self, revision: &str) {
         if let Some(file) = &self.last_good {
-            // Losing this only costs a restart without the remote its starting point.
-            let _ = std::fs::write(file, revision);
+            // Replaced atomically: a server killed mid-write restarts from the old revision,
+            // never from a truncated one. Losing it only costs a restart without the remote its
+            // starting point.
+            let _ = crate::fsutil::replace_preserving_mode(file, revision.as_bytes());
         }
     }
 
