@@ -167,18 +167,42 @@ pub fn san_uris(der: &[u8]) -> Result<Vec<String>, PkiError> {
 /// True when a certificate URI SAN names `identity`: equal ignoring a leading `uri:` on either
 /// side, case-insensitively.
 pub fn san_matches(san: &str, identity: &str) -> bool {
-    fn bare(text: &str) -> &str {
-        match text.get(..4) {
-            Some(prefix) if prefix.eq_ignore_ascii_case("uri:") => &text[4..],
-            _ => text,
-        }
-    }
     bare(san).eq_ignore_ascii_case(bare(identity))
+}
+
+fn bare(text: &str) -> &str {
+    match text.get(..4) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("uri:") => &text[4..],
+        _ => text,
+    }
+}
+
+/// The key under which `san_matches` compares: no leading `uri:`, lower case. Two texts match
+/// exactly when their keys are equal.
+pub fn san_key(text: &str) -> String {
+    bare(text).to_ascii_lowercase()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn san_keys_are_equal_exactly_when_sans_match() {
+        let texts = [
+            "uri:urn:company:alice",
+            "URI:urn:company:alice",
+            "urn:Company:Alice",
+            "urn:company:alice2",
+            "uri:",
+            "",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(san_matches(a, b), san_key(a) == san_key(b), "{a:?} {b:?}");
+            }
+        }
+    }
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
 

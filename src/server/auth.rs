@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::state::PolicySnapshot;
 use crate::pki;
+use crate::policy::DEFAULT_MAX_DELEGATION_DEPTH;
 use crate::policy::RevocationList;
-use crate::policy::{DEFAULT_MAX_DELEGATION_DEPTH, Policy};
 use crate::token::{self, Actor, IdentityVerification, TokenView, clock::unix_now};
 use crate::wire::MessageResponse;
 
@@ -132,46 +132,34 @@ impl Caller {
 
 /// The identity a certificate presents: the configured client whose identifier one of its URI
 /// SANs names, else the first SAN as written (which no decision will serve).
-pub fn certificate_identity(policy: &Policy, peer: &PeerCertificate) -> Option<String> {
+pub fn certificate_identity(snapshot: &PolicySnapshot, peer: &PeerCertificate) -> Option<String> {
     let uris = peer.uris.as_ref()?;
-    if ambiguous_certificate(policy, peer).is_some() {
-        return None;
-    }
-    let configured = policy.clients.iter().find(|client| {
-        uris.iter()
-            .any(|uri| pki::san_matches(uri, &client.identity))
-    });
-    match configured {
-        Some(client) => Some(client.identity.clone()),
-        None => uris.first().map(|uri| {
+    match snapshot.named_by(uris).as_slice() {
+        [one] => Some(one.to_string()),
+        [] => uris.first().map(|uri| {
             let bare = uri
                 .strip_prefix("URI:")
                 .or_else(|| uri.strip_prefix("uri:"))
                 .unwrap_or(uri);
             format!("uri:{bare}")
         }),
+        _ => None,
     }
 }
 
 /// The configured identities a certificate names when it names more than one: such a
 /// certificate has no single identity and is refused rather than resolved by policy order.
-pub fn ambiguous_certificate(policy: &Policy, peer: &PeerCertificate) -> Option<Vec<String>> {
-    let uris = peer.uris.as_ref()?;
-    let named: Vec<String> = policy
-        .clients
-        .iter()
-        .filter(|client| {
-            uris.iter()
-                .any(|uri| pki::san_matches(uri, &client.identity))
-        })
-        .map(|client| client.identity.clone())
-        .collect();
-    (named.len() > 1).then_some(named)
+pub fn ambiguous_certificate(
+    snapshot: &PolicySnapshot,
+    peer: &PeerCertificate,
+) -> Option<Vec<String>> {
+    let named = snapshot.named_by(peer.uris.as_ref()?);
+    (named.len() > 1).then(|| named.into_iter().map(str::to_string).collect())
 }
 
 /// Refuses a certificate that names several configured identities.
-pub fn refuse_ambiguous(policy: &Policy, peer: &PeerCertificate) -> Result<(), ApiError> {
-    match ambiguous_certificate(policy, peer) {
+pub fn refuse_ambiguous(snapshot: &PolicySnapshot, peer: &PeerCertificate) -> Result<(), ApiError> {
+    match ambiguous_certificate(snapshot, peer) {
         Some(named) => Err(ApiError::forbidden(format!(
             "the client certificate names several configured identities ({}); present a certificate for exactly one",
             named.join(", ")
@@ -211,8 +199,8 @@ pub fn authenticate(
     root: &token::PublicKey,
     context: Context<'_>,
 ) -> Result<Caller, ApiError> {
-    refuse_ambiguous(&snapshot.policy, peer)?;
-    let from_certificate = certificate_identity(&snapshot.policy, peer);
+    refuse_ambiguous(snapshot, peer)?;
+    let from_certificate = certificate_identity(snapshot, peer);
     let Some(token) = bearer(headers)? else {
         return match from_certificate {
             Some(identity) => Ok(Caller::certified(identity)),
@@ -222,7 +210,7 @@ pub fn authenticate(
         };
     };
     refuse_revoked(&snapshot.revoked, token, StatusCode::UNAUTHORIZED)?;
-    let presented = verify_bearer(&snapshot.policy, token, root, context)?;
+    let presented = verify_bearer(snapshot, token, root, context)?;
     match from_certificate {
         Some(certified) if certified != presented.identity => Err(ApiError::forbidden(format!(
             "Identity mismatch: the client certificate is for {certified} but the identity token is for {}",
@@ -275,7 +263,7 @@ pub fn refuse_revoked(
 /// Verifies a Bearer identity token (with any JIT and delegation blocks) for its effective
 /// identity, with the subject's configured depth limit and the request context.
 pub fn verify_bearer(
-    policy: &Policy,
+    snapshot: &PolicySnapshot,
     text: &str,
     root: &token::PublicKey,
     context: Context<'_>,
@@ -286,7 +274,7 @@ pub fn verify_bearer(
         .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
     let max_depth = view
         .subject()
-        .and_then(|subject| policy.client(subject))
+        .and_then(|subject| snapshot.client(subject))
         .and_then(|client| client.max_delegation_depth)
         .unwrap_or(DEFAULT_MAX_DELEGATION_DEPTH) as usize;
     let domain = view.domain().map(str::to_string);

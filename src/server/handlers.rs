@@ -186,7 +186,6 @@ async fn ca_cert(State(state): State<Shared>) -> Response {
 
 fn client_of<'p>(snapshot: &'p PolicySnapshot, identity: &str) -> Result<&'p Client, ApiError> {
     snapshot
-        .policy
         .client(identity)
         .ok_or_else(|| ApiError::forbidden(format!("{identity} is not configured in the policy")))
 }
@@ -310,7 +309,7 @@ async fn refresh_identity_token(
             token_domain: None,
             revocation_id: verified.revocation_ids.last().cloned(),
         };
-        if let Some(certified) = auth::certificate_identity(&snapshot.policy, &peer)
+        if let Some(certified) = auth::certificate_identity(&snapshot, &peer)
             && certified != presented.identity
         {
             return Err(ApiError::forbidden(format!(
@@ -627,7 +626,7 @@ async fn verify_token(
     input: Result<Json<VerifyTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = auth::certificate_identity(&snapshot.policy, &peer).map(Caller::certified);
+    let caller = auth::certificate_identity(&snapshot, &peer).map(Caller::certified);
     let request = body(input);
     let (resource, operation) = request
         .as_ref()
@@ -665,7 +664,7 @@ async fn verify_service_chain_token(
     input: Result<Json<VerifyServiceChainTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = auth::certificate_identity(&snapshot.policy, &peer).map(Caller::certified);
+    let caller = auth::certificate_identity(&snapshot, &peer).map(Caller::certified);
     let result = body(input).and_then(|request| {
         auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
         let chain: Vec<ServiceNode> = snapshot
@@ -781,14 +780,11 @@ async fn sign_token(
 
 fn operator(state: &ServerState, peer: &PeerCertificate) -> Result<Caller, ApiError> {
     let snapshot = state.snapshot();
-    auth::refuse_ambiguous(&snapshot.policy, peer)?;
-    let identity = auth::certificate_identity(&snapshot.policy, peer).ok_or_else(|| {
+    auth::refuse_ambiguous(&snapshot, peer)?;
+    let identity = auth::certificate_identity(&snapshot, peer).ok_or_else(|| {
         ApiError::unauthenticated("operator endpoints need the client certificate of an operator")
     })?;
-    let is_operator = snapshot
-        .policy
-        .client(&identity)
-        .is_some_and(|c| c.operator);
+    let is_operator = snapshot.client(&identity).is_some_and(|c| c.operator);
     if !is_operator {
         return Err(ApiError::forbidden(format!(
             "{identity} is not an operator (operator = true in the policy)"

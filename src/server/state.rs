@@ -1,6 +1,7 @@
 //! Server state: the current policy snapshot (swapped whole, never edited), the TLS acceptor
 //! built from its CA chain, keys, counters, the last reload error, and the audit log.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::audit::AuditLog;
 use super::sync::PolicyReader;
 use super::{ServerConfig, ServerError};
-use crate::policy::{Finding, Policy};
+use crate::policy::{Client, Finding, Policy};
 use crate::token::{KeyPair, clock::unix_now, keys};
 
 /// Where the server reads its policy.
@@ -41,16 +42,70 @@ impl std::fmt::Display for PolicySource {
     }
 }
 
+/// Constant-time lookups into an applied policy: by identity, and by certificate SAN.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIndex {
+    by_identity: HashMap<String, usize>,
+    by_san: HashMap<String, Vec<usize>>,
+}
+
+impl ClientIndex {
+    pub fn build(policy: &Policy) -> ClientIndex {
+        let mut index = ClientIndex::default();
+        for (i, client) in policy.clients.iter().enumerate() {
+            index
+                .by_identity
+                .entry(client.identity.clone())
+                .or_insert(i);
+            index
+                .by_san
+                .entry(crate::pki::san_key(&client.identity))
+                .or_default()
+                .push(i);
+        }
+        index
+    }
+}
+
 /// One applied policy.
 #[derive(Debug, Clone)]
 pub struct PolicySnapshot {
     pub policy: Policy,
     /// Revoked block ids, from `revocations.toml` at the same revision.
     pub revoked: crate::policy::RevocationList,
+    pub index: ClientIndex,
     pub source: String,
     /// The commit for a git source; a content hash for a file.
     pub revision: String,
     pub loaded_at: i64,
+}
+
+impl PolicySnapshot {
+    /// The configured client with this identity (the first, for duplicates).
+    pub fn client(&self, identity: &str) -> Option<&Client> {
+        self.index
+            .by_identity
+            .get(identity)
+            .map(|&i| &self.policy.clients[i])
+    }
+
+    /// The configured identities a certificate's URI SANs name, in policy order, once each.
+    pub fn named_by(&self, uris: &[String]) -> Vec<&str> {
+        let mut found: Vec<usize> = uris
+            .iter()
+            .filter_map(|uri| self.index.by_san.get(&crate::pki::san_key(uri)))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        let mut names: Vec<&str> = found
+            .into_iter()
+            .map(|i| self.policy.clients[i].identity.as_str())
+            .collect();
+        names.dedup();
+        names
+    }
 }
 
 /// A multi-party signer identity for `/sign_token`.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::state::{PolicySnapshot, PolicySource, ReloadError};
+use super::state::{ClientIndex, PolicySnapshot, PolicySource, ReloadError};
 use crate::gitops::{self, Mirror};
 use crate::policy::{self, Finding, RevocationList, revocations};
 use crate::token::clock::unix_now;
@@ -194,6 +194,7 @@ fn validate(
         ));
     }
     Ok(PolicySnapshot {
+        index: ClientIndex::build(&loaded.policy),
         policy: loaded.policy,
         revoked,
         source: String::new(),
