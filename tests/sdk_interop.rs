@@ -6,7 +6,7 @@
 mod support;
 
 use hessra_sdk::{Hessra, Protocol};
-use support::Demo;
+use support::{Demo, published};
 
 const ALICE: &str = "uri:urn:company:alice";
 const AGENT: &str = "uri:urn:company:alice:agent1";
@@ -41,17 +41,12 @@ async fn authenticate_delegate_request_verify() {
     assert_eq!(issued.identity.as_deref(), Some(ALICE));
     assert_eq!(issued.expires_in, Some(28_800));
     let identity_token = issued.token.unwrap();
-    alice
-        .verify_identity_token_local(identity_token.clone(), ALICE)
-        .unwrap();
+    published(|| alice.verify_identity_token_local(identity_token.clone(), ALICE)).unwrap();
 
     // Alice delegates to her agent offline with the SDK.
-    let delegated = alice
-        .attenuate_identity_token(identity_token.clone(), AGENT, 600)
-        .unwrap();
-    alice
-        .verify_identity_token_local(delegated.clone(), AGENT)
-        .unwrap();
+    let delegated =
+        published(|| alice.attenuate_identity_token(identity_token.clone(), AGENT, 600)).unwrap();
+    published(|| alice.verify_identity_token_local(delegated.clone(), AGENT)).unwrap();
     assert!(
         alice
             .verify_identity_token_local(delegated.clone(), ALICE)
@@ -69,9 +64,7 @@ async fn authenticate_delegate_request_verify() {
         .verify_token(authz.clone(), AGENT, "production_api", "read")
         .await
         .unwrap();
-    agent
-        .verify_token_local(authz.clone(), AGENT, "production_api", "read")
-        .unwrap();
+    published(|| agent.verify_token_local(authz.clone(), AGENT, "production_api", "read")).unwrap();
     agent
         .verify_token_remote(authz.clone(), AGENT, "production_api", "read")
         .await
@@ -143,15 +136,17 @@ async fn realm_mints_domain_identities_and_roles_apply() {
         )
         .is_err()
     );
-    hessra_token_authz::AuthorizationVerifier::new(
-        authz,
-        demo.root_public(),
-        "uri:urn:mycompany:admin-user".into(),
-        "api".into(),
-        "delete".into(),
-    )
-    .with_domain(REALM.into())
-    .verify()
+    published(|| {
+        hessra_token_authz::AuthorizationVerifier::new(
+            authz.clone(),
+            demo.root_public(),
+            "uri:urn:mycompany:admin-user".into(),
+            "api".into(),
+            "delete".into(),
+        )
+        .with_domain(REALM.into())
+        .verify()
+    })
     .unwrap();
     let without_domain = user
         .request_token_with_identity("api", "read", member_token.clone(), None)
@@ -191,7 +186,7 @@ async fn refresh_with_the_sdk() {
         .await
         .unwrap();
     assert_eq!(refreshed.identity.as_deref(), Some(ALICE));
-    let delegated = alice.attenuate_identity_token(token, AGENT, 60).unwrap();
+    let delegated = published(|| alice.attenuate_identity_token(token.clone(), AGENT, 60)).unwrap();
     let refused = anonymous.refresh_identity_token(delegated, None).await;
     let message = refused
         .map(|r| r.response_msg)

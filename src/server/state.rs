@@ -173,10 +173,9 @@ impl ServerState {
     pub(super) fn new(config: ServerConfig, addr: SocketAddr) -> Result<ServerState, ServerError> {
         let reader = PolicyReader::new(config.policy, config.state_dir.as_deref())
             .map_err(ServerError::Io)?;
-        let snapshot = reader
-            .load(None)
-            .map_err(|e| ServerError::Policy(describe(&e)))?
-            .expect("a first load always reads");
+        let (snapshot, refused) = reader
+            .load_initial()
+            .map_err(|e| ServerError::Policy(describe(&e)))?;
         reader.remember(&snapshot.revision);
         let snapshot = PolicySnapshot {
             source: reader.source().to_string(),
@@ -207,7 +206,7 @@ impl ServerState {
             nudge: tokio::sync::Notify::new(),
             snapshot: RwLock::new(Arc::new(snapshot)),
             acceptor: RwLock::new(Arc::new(acceptor)),
-            last_error: Mutex::new(None),
+            last_error: Mutex::new(refused),
             counters: Counters::default(),
             metrics: super::metrics::Metrics::default(),
             audit,

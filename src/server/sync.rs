@@ -69,6 +69,25 @@ impl PolicyReader {
         }
     }
 
+    /// The first read at start-up. When the source's current policy is refused (the remote's
+    /// tip is invalid, say) but a good commit was applied before, starts from that one and
+    /// returns the refusal too, so a restart never turns a bad push into an outage.
+    pub fn load_initial(&self) -> Result<(PolicySnapshot, Option<ReloadError>), ReloadError> {
+        let error = match self.load(None) {
+            Ok(Some(snapshot)) => return Ok((snapshot, None)),
+            Ok(None) => unreachable!("a load without a current revision always reads"),
+            Err(error) => error,
+        };
+        let (Some(mirror), Some(remembered)) = (&self.mirror, self.remembered()) else {
+            return Err(error);
+        };
+        let read = |relative: &str| mirror.read(&remembered, Path::new(relative));
+        let text = read(POLICY_FILE).map_err(|_| error.clone())?;
+        let revocations = optional(read(revocations::FILE)).map_err(|_| error.clone())?;
+        let snapshot = validate(&text, &revocations, remembered).map_err(|_| error.clone())?;
+        Ok((snapshot, Some(error)))
+    }
+
     /// Reads the policy unless its revision is `current`. `Ok(None)` means unchanged.
     pub fn load(&self, current: Option<&str>) -> Result<Option<PolicySnapshot>, ReloadError> {
         let (text, revocations, revision) = match (&self.source, &self.mirror) {
