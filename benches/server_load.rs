@@ -165,16 +165,10 @@ fn main() {
 
     let results = runtime.block_on(async {
         let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls_cert_pem: std::fs::read_to_string(&ws.server_cert).unwrap(),
-            tls_key_pem: std::fs::read_to_string(&ws.server_key).unwrap(),
-            client_ca_pem: None,
             policy: PolicySource::File(policy_file),
-            root_key: keys::read_private_key_file(&ws.root_key).unwrap(),
-            audit_file: Some(ws.server_state.join("audit.jsonl")),
-            signer: None,
             state_dir: None,
             poll_interval: None,
+            ..ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap()
         };
         let running = server::start(config).await.unwrap();
         let ca = std::fs::read(&ws.ca_cert).unwrap();

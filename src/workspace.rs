@@ -108,6 +108,7 @@ impl Workspace {
             signer: None,
             state_dir: Some(self.server_state.clone()),
             poll_interval: Some(std::time::Duration::from_secs(1)),
+            slow_client_timeout: crate::server::SLOW_CLIENT_TIMEOUT,
         })
     }
 }

@@ -235,3 +235,83 @@ async fn hostile_client_certificates_are_refused_and_audited() {
     );
     arena.server.shutdown().await;
 }
+
+/// Slow clients — one that never starts its handshake, one that trickles its request headers —
+/// are cut off after the slow-client timeout while honest clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_without_starving_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    server::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace::init(dir.path(), false).unwrap();
+    let server = server::start(ServerConfig {
+        poll_interval: None,
+        slow_client_timeout: StdDuration::from_millis(400),
+        ..ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap()
+    })
+    .await
+    .unwrap();
+
+    // Silent: TCP connected, no handshake.
+    let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Trickling: TLS done, then a request line and a header, and nothing more.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(&ws.ca_cert).unwrap();
+    use rustls_pki_types::pem::PemObject;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut trickling = connector.connect(name, tcp).await.unwrap();
+    trickling
+        .write_all(b"POST /request_token HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+
+    // Honest clients are served while both hang.
+    let honest = {
+        let (cert, key) = ws.client_cert(ALICE);
+        let mut pem = std::fs::read(cert).unwrap();
+        pem.extend(std::fs::read(key).unwrap());
+        reqwest::Client::builder()
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).unwrap())
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
+    };
+    for _ in 0..5 {
+        let (status, body) = post(
+            &honest,
+            &format!("{}/request_identity_token", server.url()),
+            json!({ "identifier": null }),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    // Both are dropped once the timeout passes: reads end instead of waiting forever.
+    let mut buffer = [0u8; 256];
+    let silent_read =
+        tokio::time::timeout(StdDuration::from_secs(5), silent.read(&mut buffer)).await;
+    assert!(
+        matches!(silent_read, Ok(Ok(0)) | Ok(Err(_))),
+        "the silent connection was not closed: {silent_read:?}"
+    );
+    let trickle_read =
+        tokio::time::timeout(StdDuration::from_secs(5), trickling.read(&mut buffer)).await;
+    match trickle_read {
+        Ok(Ok(n)) => {
+            let answer = String::from_utf8_lossy(&buffer[..n]);
+            assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        }
+        Ok(Err(_)) => {}
+        Err(_) => panic!("the trickling connection was not closed"),
+    }
+    server.shutdown().await;
+}

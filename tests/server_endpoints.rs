@@ -812,16 +812,15 @@ async fn a_client_ca_given_at_start_up_is_trusted_besides_the_policy() {
     let ca = std::fs::read_to_string(&demo.ws.ca_cert).unwrap();
     for (extra, expected) in [(None, 401), (Some(ca), 200)] {
         let server = hessra_console::server::start(hessra_console::server::ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls_cert_pem: std::fs::read_to_string(&demo.ws.server_cert).unwrap(),
-            tls_key_pem: std::fs::read_to_string(&demo.ws.server_key).unwrap(),
             client_ca_pem: extra,
             policy: hessra_console::server::PolicySource::File(file.clone()),
-            root_key: keys::read_private_key_file(&demo.ws.root_key).unwrap(),
             audit_file: None,
-            signer: None,
             state_dir: None,
             poll_interval: None,
+            ..demo
+                .ws
+                .server_config("127.0.0.1:0".parse().unwrap())
+                .unwrap()
         })
         .await
         .unwrap();

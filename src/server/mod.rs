@@ -27,10 +27,9 @@ use crate::token::KeyPair;
 
 /// Most connections served at once; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 1_024;
-/// A TLS handshake that takes longer than this is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request headers must arrive within this time.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A TLS handshake, or a request's headers, taking longer than this are dropped (the default
+/// of `ServerConfig::slow_client_timeout`).
+pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -68,6 +67,9 @@ pub struct ServerConfig {
     pub state_dir: Option<PathBuf>,
     /// How often to look for a new policy; `None` reads it once.
     pub poll_interval: Option<Duration>,
+    /// How long a client may take over its TLS handshake, and over sending its request headers,
+    /// before the connection is dropped (`SLOW_CLIENT_TIMEOUT` by default).
+    pub slow_client_timeout: Duration,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -104,6 +106,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .local_addr()
         .map_err(|e| ServerError::Io(e.to_string()))?;
     let poll_interval = config.poll_interval;
+    let slow_client_timeout = config.slow_client_timeout;
     let state = Arc::new(ServerState::new(config, addr)?);
     let (shutdown, mut stopping) = watch::channel(false);
     if let Some(interval) = poll_interval {
@@ -131,15 +134,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             let audit_state = loop_state.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => {
-                        audit_refused_certificate(&audit_state, &error);
-                        return;
-                    }
-                    Err(_) => return,
-                };
+                let tls =
+                    match tokio::time::timeout(slow_client_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(error)) => {
+                            audit_refused_certificate(&audit_state, &error);
+                            return;
+                        }
+                        Err(_) => return,
+                    };
                 let peer = auth::PeerCertificate::from_connection(tls.get_ref().1);
                 let service = router.map_request(
                     move |mut request: axum::extract::Request<hyper::body::Incoming>| {
@@ -153,7 +156,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 builder
                     .http1()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT);
+                    .header_read_timeout(slow_client_timeout);
                 let _ = builder
                     .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
                     .await;
