@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 
 use hessra_console::console::app::Screen;
 use hessra_console::console::jobs::{self, Env, GitView, JobResult, ServerStatus};
-use hessra_console::console::keymap::Keymap;
-use hessra_console::console::theme::Theme;
 use hessra_console::console::{App, Context, ui};
 use hessra_console::gitops::RepoStatus;
 use hessra_console::policy::{self, generate};
@@ -32,23 +30,10 @@ const HEIGHT: u16 = 40;
 
 fn context(text: &str) -> Context {
     Context {
-        policy_path: PathBuf::from("/bench/clients.toml"),
-        policy_text: text.to_string(),
         has_repo: true,
         server: Some(("https://127.0.0.1:4443".into(), true)),
         operator: Some("uri:urn:company:ops".into()),
-        demo_clients: vec![],
-        readonly: false,
-        theme: Theme::built_in("default").expect("built-in theme"),
-        keymap: Keymap::defaults(),
-        now: NOW,
-        frozen_clock: true,
-        notices: vec![],
-        clipboard: true,
-        mouse: false,
-        quiet_after: 3_600,
-        recovered: None,
-        keep_unsaved: false,
+        ..Context::new(PathBuf::from("/bench/clients.toml"), text.to_string(), NOW)
     }
 }
 

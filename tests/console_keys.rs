@@ -5,8 +5,6 @@ use std::path::Path;
 
 use hessra_console::console::app::{Popup, Screen};
 use hessra_console::console::jobs::{self, Env};
-use hessra_console::console::keymap::Keymap;
-use hessra_console::console::theme::Theme;
 use hessra_console::console::{App, Context};
 use hessra_console::gitops;
 use hessra_console::workspace;
@@ -36,23 +34,13 @@ fn fixture(readonly: bool) -> Fixture {
         runtime.handle().clone(),
     );
     let context = Context {
-        policy_text: std::fs::read_to_string(&policy_path).unwrap(),
-        policy_path,
         has_repo: true,
-        server: None,
-        operator: None,
-        demo_clients: vec![],
         readonly,
-        theme: Theme::built_in("default").unwrap(),
-        keymap: Keymap::defaults(),
-        now: NOW,
-        frozen_clock: true,
-        notices: vec![],
-        clipboard: true,
-        mouse: false,
-        quiet_after: 3_600,
-        recovered: None,
-        keep_unsaved: false,
+        ..Context::new(
+            policy_path.clone(),
+            std::fs::read_to_string(&policy_path).unwrap(),
+            NOW,
+        )
     };
     let mut app = App::new(context);
     jobs::settle(&mut app, &env, true);
@@ -415,23 +403,13 @@ fn an_unreachable_server_is_reported_on_the_server_screen() {
         runtime.handle().clone(),
     );
     let mut app = App::new(Context {
-        policy_text: std::fs::read_to_string(ws.policy_file()).unwrap(),
-        policy_path: ws.policy_file(),
-        has_repo: false,
         server: Some((url.clone(), false)),
         operator: Some(workspace::DEMO_OPERATOR.into()),
-        demo_clients: vec![],
-        readonly: false,
-        theme: Theme::built_in("default").unwrap(),
-        keymap: Keymap::defaults(),
-        now: NOW,
-        frozen_clock: true,
-        notices: vec![],
-        clipboard: true,
-        mouse: false,
-        quiet_after: 3_600,
-        recovered: None,
-        keep_unsaved: false,
+        ..Context::new(
+            ws.policy_file(),
+            std::fs::read_to_string(ws.policy_file()).unwrap(),
+            NOW,
+        )
     });
     app.tick(NOW);
     jobs::settle(&mut app, &env, false);
@@ -567,23 +545,13 @@ fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
     // This session keeps its unsaved edits as it goes.
     let policy_path = f.app.policy_path.clone();
     let mut app = App::new(Context {
-        policy_text: std::fs::read_to_string(&policy_path).unwrap(),
-        policy_path: policy_path.clone(),
         has_repo: true,
-        server: None,
-        operator: None,
-        demo_clients: vec![],
-        readonly: false,
-        theme: Theme::built_in("default").unwrap(),
-        keymap: Keymap::defaults(),
-        now: NOW,
-        frozen_clock: true,
-        notices: vec![],
-        clipboard: true,
-        mouse: false,
-        quiet_after: 3_600,
-        recovered: None,
         keep_unsaved: true,
+        ..Context::new(
+            policy_path.clone(),
+            std::fs::read_to_string(&policy_path).unwrap(),
+            NOW,
+        )
     });
     jobs::settle(&mut app, &f.env, false);
     for c in "+staging_api delete".chars() {
@@ -600,23 +568,14 @@ fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
     // The console is killed here. The next one offers the edits back; Enter alone declines.
     let next = |recovered: Option<String>| {
         App::new(Context {
-            policy_text: std::fs::read_to_string(&policy_path).unwrap(),
-            policy_path: policy_path.clone(),
             has_repo: true,
-            server: None,
-            operator: None,
-            demo_clients: vec![],
-            readonly: false,
-            theme: Theme::built_in("default").unwrap(),
-            keymap: Keymap::defaults(),
-            now: NOW,
-            frozen_clock: true,
-            notices: vec![],
-            clipboard: true,
-            mouse: false,
-            quiet_after: 3_600,
             recovered,
             keep_unsaved: true,
+            ..Context::new(
+                policy_path.clone(),
+                std::fs::read_to_string(&policy_path).unwrap(),
+                NOW,
+            )
         })
     };
     let mut declined = next(Some(kept.clone()));

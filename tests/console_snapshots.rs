@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use hessra_console::console::app::Screen;
-use hessra_console::console::keymap::Keymap;
 use hessra_console::console::theme::Theme;
 use hessra_console::console::{App, Context, ui};
 use hessra_console::token::{self, IdentityClaims, KeyPair};
@@ -27,23 +26,13 @@ fn context(readonly: bool, monochrome: bool) -> Context {
         theme
     };
     Context {
-        policy_path: PathBuf::from("/demo/policy/clients.toml"),
-        policy_text: hessra_console::workspace::DEMO_POLICY.to_string(),
-        has_repo: false,
-        server: None,
-        operator: None,
-        demo_clients: vec![],
         readonly,
         theme,
-        keymap: Keymap::defaults(),
-        now: NOW,
-        frozen_clock: true,
-        notices: vec![],
-        clipboard: true,
-        mouse: false,
-        quiet_after: 3_600,
-        recovered: None,
-        keep_unsaved: false,
+        ..Context::new(
+            PathBuf::from("/demo/policy/clients.toml"),
+            hessra_console::workspace::DEMO_POLICY.to_string(),
+            NOW,
+        )
     }
 }
 

@@ -232,6 +232,33 @@ pub struct Context {
     pub keep_unsaved: bool,
 }
 
+impl Context {
+    /// A console on `policy_text` (read from `policy_path`) with every other setting at its
+    /// default: no repository, no server, read-write, the default theme and keys, the clock
+    /// frozen at `now`. Callers change what they need with struct update syntax.
+    pub fn new(policy_path: PathBuf, policy_text: String, now: i64) -> Context {
+        Context {
+            policy_path,
+            policy_text,
+            has_repo: false,
+            server: None,
+            operator: None,
+            demo_clients: Vec::new(),
+            readonly: false,
+            theme: Theme::built_in("default").expect("the default theme is built in"),
+            keymap: Keymap::defaults(),
+            now,
+            frozen_clock: true,
+            notices: Vec::new(),
+            clipboard: true,
+            mouse: false,
+            quiet_after: 3_600,
+            recovered: None,
+            keep_unsaved: false,
+        }
+    }
+}
+
 pub struct App {
     pub screen: Screen,
     pub running: bool,
