@@ -84,7 +84,7 @@ fn operations() -> Vec<(&'static str, Op, Op)> {
     ops.push((
         "mint_identity",
         Box::new(move || {
-            black_box(token::mint_identity(&r1, black_box(&claims(now))).unwrap());
+            black_box(token::mint_identity(&*r1, black_box(&claims(now))).unwrap());
         }),
         Box::new(move || {
             baseline(
@@ -137,7 +137,7 @@ fn operations() -> Vec<(&'static str, Op, Op)> {
     ops.push((
         "mint_authz",
         Box::new(move || {
-            black_box(token::mint_authz(&r1, black_box(&authz_claims(now))).unwrap());
+            black_box(token::mint_authz(&*r1, black_box(&authz_claims(now))).unwrap());
         }),
         Box::new(move || {
             let time = TokenTimeConfig {

@@ -626,3 +626,88 @@ fn rejections_agree() {
         assert!(!their_verify(&ours_expired, &root, ALICE));
     }
 }
+
+/// A server with a key set names its signing key by `root_key_id`. The published crates, which
+/// verify with the one key `/public_key` serves, accept such tokens and delegate them; we verify
+/// them by id against a ring where that key is retiring, and theirs (no id) by trying each key.
+#[test]
+fn tokens_naming_their_root_key_interoperate() {
+    let (old, new) = (
+        keys::generate(keys::KeyAlgorithm::Ed25519),
+        roots().remove(0),
+    );
+    let signing = token::RootKey {
+        id: Some(7),
+        pair: keys::generate(keys::KeyAlgorithm::Ed25519),
+    };
+    let ours = token::mint_identity(&signing, &identity_claims(ALICE)).unwrap();
+    assert_eq!(
+        token::inspect(&ours, None, unix_now()).unwrap().root_key_id,
+        Some(7)
+    );
+    assert!(their_verify(&ours, &signing.pair, ALICE));
+    let delegated = their_identity::add_identity_attenuation_to_token(
+        ours.clone(),
+        AGENT.into(),
+        signing.pair.public(),
+        hour(),
+    )
+    .unwrap();
+
+    let ring = token::KeyRing::new()
+        .verifying(8, new.public())
+        .verifying(7, signing.pair.public())
+        .unusable(6, token::Unusable::Retired);
+    let verified = token::verify_identity(
+        &delegated,
+        &ring,
+        &IdentityVerification::new(Actor::Effective, unix_now()),
+    )
+    .unwrap();
+    assert_eq!(verified.identity, AGENT);
+
+    let theirs =
+        their_identity::create_identity_token(ALICE.into(), KeyPair::from(&old.private()), hour())
+            .unwrap();
+    let without_old = token::KeyRing::new().verifying(8, new.public());
+    let err = token::verify_identity(
+        &theirs,
+        &without_old,
+        &IdentityVerification::new(Actor::Named(ALICE), unix_now()),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TokenError::UnknownRootKey { .. }), "{err}");
+    let with_old = without_old.verifying(5, old.public());
+    assert!(
+        token::verify_identity(
+            &theirs,
+            &with_old,
+            &IdentityVerification::new(Actor::Named(ALICE), unix_now()),
+        )
+        .is_ok(),
+        "a token without an id tries every verifying key"
+    );
+
+    let retired = token::KeyRing::new()
+        .verifying(8, new.public())
+        .unusable(7, token::Unusable::Retired);
+    let err = token::verify_identity(
+        &ours,
+        &retired,
+        &IdentityVerification::new(Actor::Named(ALICE), unix_now()),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the token was signed by root key 7, which has been retired"
+    );
+}
+
+fn identity_claims(subject: &str) -> IdentityClaims {
+    IdentityClaims {
+        subject: subject.into(),
+        expires_at: unix_now() + 3600,
+        delegatable: true,
+        domain: None,
+    }
+}

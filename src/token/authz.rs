@@ -10,6 +10,7 @@ use super::codec::{encode_token, parse_verified};
 use super::error::TokenError;
 use super::explain::{Presented, explain};
 use super::keys::{key_string, parse_key_string};
+use super::roots::{SigningRoot, VerifyingRoots};
 use super::run_limits;
 use super::view::{TokenKind, TokenView};
 
@@ -43,7 +44,10 @@ pub struct AuthzClaims {
 }
 
 /// Mints an authorization token signed by `root`.
-pub fn mint_authz(root: &KeyPair, claims: &AuthzClaims) -> Result<String, TokenError> {
+pub fn mint_authz<R: SigningRoot + ?Sized>(
+    root: &R,
+    claims: &AuthzClaims,
+) -> Result<String, TokenError> {
     let internal = |e: biscuit_auth::error::Token| TokenError::Internal(e.to_string());
     let key = |text: &str| {
         parse_key_string(text).map_err(|e| TokenError::Internal(format!("key {text:?}: {e}")))
@@ -88,7 +92,10 @@ pub fn mint_authz(root: &KeyPair, claims: &AuthzClaims) -> Result<String, TokenE
             ))
             .map_err(internal)?;
     }
-    encode_token(&builder.build(root).map_err(internal)?)
+    if let Some(id) = root.key_id() {
+        builder = builder.root_key_id(id);
+    }
+    encode_token(&builder.build(root.key_pair()).map_err(internal)?)
 }
 
 /// What to verify an authorization token against.
@@ -131,9 +138,9 @@ pub struct VerifiedAuthz {
 }
 
 /// Verifies an authorization token's signatures and checks.
-pub fn verify_authz(
+pub fn verify_authz<R: VerifyingRoots + ?Sized>(
     token: &str,
-    root: &PublicKey,
+    root: &R,
     verification: &AuthzVerification<'_>,
 ) -> Result<VerifiedAuthz, TokenError> {
     let biscuit = parse_verified(token, root)?;

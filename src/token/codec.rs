@@ -4,11 +4,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
-use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
+use biscuit_auth::{Biscuit, UnverifiedBiscuit};
 use prost::Message;
 
 use super::error::TokenError;
-use super::keys::key_string;
+use super::roots::VerifyingRoots;
 
 /// Longest token text accepted. A depth-10 delegated token with policies is a few KiB; this
 /// bound keeps hostile input from costing more than a bounded decode.
@@ -81,16 +81,15 @@ pub fn parse_unverified(text: &str) -> Result<UnverifiedBiscuit, TokenError> {
     UnverifiedBiscuit::from(&bytes).map_err(|e| TokenError::Malformed(describe_biscuit_error(&e)))
 }
 
-/// Parses token text and checks every signature against `root` (one pass, as the verifier's
-/// hot path wants).
-pub fn parse_verified(text: &str, root: &PublicKey) -> Result<Biscuit, TokenError> {
+/// Parses token text and checks every signature against `roots` (one pass, as the verifier's
+/// hot path wants): the key the token names by `root_key_id`, or, for a token naming none, each
+/// verifying key in turn.
+pub fn parse_verified<R: VerifyingRoots + ?Sized>(
+    text: &str,
+    roots: &R,
+) -> Result<Biscuit, TokenError> {
     let bytes = decode(text)?;
-    let token = Biscuit::from(&bytes, *root).map_err(|e| match e {
-        biscuit_auth::error::Token::Format(format) if !is_signature_problem(&format) => {
-            TokenError::Malformed(format.to_string())
-        }
-        _ => unknown_root(root),
-    })?;
+    let token = verify_bytes(&bytes, roots)?;
     for index in 0..token.block_count() {
         let symbols = token
             .block_symbols(index)
@@ -100,19 +99,75 @@ pub fn parse_verified(text: &str, root: &PublicKey) -> Result<Biscuit, TokenErro
     Ok(token)
 }
 
+fn verify_bytes<R: VerifyingRoots + ?Sized>(
+    bytes: &[u8],
+    roots: &R,
+) -> Result<Biscuit, TokenError> {
+    // The key chosen for the id the token names; a refusal is kept to be reported as is.
+    let refused = std::cell::RefCell::new(None);
+    let choose = |id: Option<u32>| match id {
+        Some(id) => roots.by_id(id).map_err(|e| {
+            *refused.borrow_mut() = Some(e);
+            biscuit_auth::error::Format::UnknownPublicKey
+        }),
+        None => roots
+            .candidates()
+            .first()
+            .copied()
+            .ok_or(biscuit_auth::error::Format::UnknownPublicKey),
+    };
+    let first = Biscuit::from(bytes, choose);
+    if let Some(refusal) = refused.into_inner() {
+        return Err(refusal);
+    }
+    match first {
+        Ok(token) => Ok(token),
+        Err(biscuit_auth::error::Token::Format(format)) if !is_signature_problem(&format) => {
+            Err(TokenError::Malformed(format.to_string()))
+        }
+        Err(_) => {
+            // A token without an id may be signed by any verifying key.
+            let others = roots.candidates();
+            if others.len() > 1 && root_key_id(bytes).is_none() {
+                for key in &others[1..] {
+                    if let Ok(token) = Biscuit::from(bytes, *key) {
+                        return Ok(token);
+                    }
+                }
+            }
+            Err(unknown_root(roots))
+        }
+    }
+}
+
+fn root_key_id(bytes: &[u8]) -> Option<u32> {
+    UnverifiedBiscuit::from(bytes)
+        .ok()
+        .and_then(|t| t.root_key_id())
+}
+
 /// Checks the signature chain of an already parsed token.
-pub fn verify_signatures(
+pub fn verify_signatures<R: VerifyingRoots + ?Sized>(
     token: UnverifiedBiscuit,
-    root: &PublicKey,
+    roots: &R,
 ) -> Result<Biscuit, TokenError> {
     // The token already parsed, so any failure here is a signature that does not verify with
     // this key (a key of the other algorithm fails as an undecodable signature).
-    token.verify(*root).map_err(|_| unknown_root(root))
+    let keys = match token.root_key_id() {
+        Some(id) => vec![roots.by_id(id)?],
+        None => roots.candidates(),
+    };
+    for key in keys {
+        if let Ok(verified) = token.clone().verify(key) {
+            return Ok(verified);
+        }
+    }
+    Err(unknown_root(roots))
 }
 
-fn unknown_root(root: &PublicKey) -> TokenError {
+fn unknown_root<R: VerifyingRoots + ?Sized>(roots: &R) -> TokenError {
     TokenError::UnknownRootKey {
-        key: key_string(root),
+        key: roots.describe(),
     }
 }
 

@@ -22,6 +22,8 @@ pub enum TokenError {
         "the token's signatures do not verify with root key {key}: it was issued by another authority, or altered after issuance"
     )]
     UnknownRootKey { key: String },
+    #[error("the token was signed by root key {id}, which {reason}")]
+    UnusableRootKey { id: u32, reason: String },
     #[error(
         "block {block} contains a string with a quote, backslash or control character ({value:?}); such tokens are refused because their Datalog cannot be shown unambiguously"
     )]
@@ -74,6 +76,7 @@ impl TokenError {
         matches!(
             self,
             TokenError::UnknownRootKey { .. }
+                | TokenError::UnusableRootKey { .. }
                 | TokenError::Denied(_)
                 | TokenError::RunLimit(_)
                 | TokenError::Evaluation(_)

@@ -11,6 +11,7 @@ use super::codec::{
 };
 use super::error::{DenialReason, TokenError};
 use super::explain::{Presented, explain};
+use super::roots::{SigningRoot, VerifyingRoots};
 use super::view::{TokenKind, TokenView};
 use super::{DEFAULT_MAX_DELEGATION_DEPTH, JIT_SECONDS, run_limits};
 
@@ -70,7 +71,10 @@ pub struct IdentityClaims {
 }
 
 /// Mints an identity token signed by `root`.
-pub fn mint_identity(root: &KeyPair, claims: &IdentityClaims) -> Result<String, TokenError> {
+pub fn mint_identity<R: SigningRoot + ?Sized>(
+    root: &R,
+    claims: &IdentityClaims,
+) -> Result<String, TokenError> {
     validate_identity(&claims.subject)?;
     let subject = claims.subject.as_str();
     let expires_at = claims.expires_at;
@@ -94,8 +98,11 @@ pub fn mint_identity(root: &KeyPair, claims: &IdentityClaims) -> Result<String, 
             .and_then(|b| b.rule(rule!(r#"subject($d, $s) <- domain($d), subject($s);"#)))
             .map_err(|e| TokenError::Internal(e.to_string()))?;
     }
+    if let Some(id) = root.key_id() {
+        builder = builder.root_key_id(id);
+    }
     let token = builder
-        .build(root)
+        .build(root.key_pair())
         .map_err(|e| TokenError::Internal(e.to_string()))?;
     encode_token(&token)
 }
@@ -435,9 +442,9 @@ pub struct VerifiedIdentity {
 }
 
 /// Verifies an identity token's signatures, structure and checks.
-pub fn verify_identity(
+pub fn verify_identity<R: VerifyingRoots + ?Sized>(
     token: &str,
-    root: &PublicKey,
+    root: &R,
     verification: &IdentityVerification<'_>,
 ) -> Result<VerifiedIdentity, TokenError> {
     let biscuit = parse_verified(token, root)?;

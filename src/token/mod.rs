@@ -12,6 +12,7 @@ mod identity;
 mod inspect;
 pub mod keys;
 mod replay;
+mod roots;
 mod shapes;
 mod view;
 
@@ -34,6 +35,7 @@ pub use identity::{
 };
 pub use inspect::{Inspection, SignatureStatus, inspect};
 pub use replay::authorize_with_code;
+pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots};
 pub use shapes::{ActorCheck, BlockRole, Right};
 pub use view::{BlockView, TokenKind, TokenView};
 

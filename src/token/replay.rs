@@ -5,11 +5,15 @@
 use biscuit_auth::builder::AuthorizerBuilder;
 
 use super::explain::{Presented, explain};
-use super::{PublicKey, TokenError, parse_verified, run_limits};
+use super::{TokenError, VerifyingRoots, parse_verified, run_limits};
 
 /// Verifies the token's signatures with `root`, then runs `code` (facts, rules, checks and
 /// policies) as the authorizer. Returns the index of the policy that allowed.
-pub fn authorize_with_code(text: &str, root: &PublicKey, code: &str) -> Result<usize, TokenError> {
+pub fn authorize_with_code<R: VerifyingRoots + ?Sized>(
+    text: &str,
+    root: &R,
+    code: &str,
+) -> Result<usize, TokenError> {
     let biscuit = parse_verified(text, root)?;
     let presented = Presented::default();
     AuthorizerBuilder::new()
