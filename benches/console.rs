@@ -117,6 +117,8 @@ fn populate(app: &mut App, text: &str) {
         allowed: 1_500,
         denied: 500,
         started_at: NOW - 60,
+        keys: Vec::new(),
+        key_set_error: None,
     })));
     let events = (0..2_000u64)
         .map(|seq| AuditEvent {

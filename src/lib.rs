@@ -6,6 +6,7 @@ pub mod client;
 pub mod console;
 pub mod fsutil;
 pub mod gitops;
+pub mod keyset;
 pub mod pki;
 pub mod policy;
 pub mod server;

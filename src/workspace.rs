@@ -40,6 +40,8 @@ pub enum WorkspaceError {
     Git(#[from] gitops::GitError),
     #[error(transparent)]
     Key(#[from] keys::KeyError),
+    #[error("root keys: {0}")]
+    Keys(String),
     #[error("the demo policy is invalid: {0}")]
     Policy(String),
 }
@@ -89,6 +91,23 @@ impl Workspace {
         self.policy.join("clients.toml")
     }
 
+    /// The server's root key set (`server/keys.toml`).
+    pub fn key_manifest(&self) -> PathBuf {
+        self.server_state.join(crate::keyset::MANIFEST)
+    }
+
+    /// The root key set, created from `server/root.key` (as key 1, active) for a workspace made
+    /// before key sets existed.
+    pub fn key_set(&self) -> Result<crate::keyset::KeySet, WorkspaceError> {
+        let manifest = self.key_manifest();
+        let result = if manifest.exists() {
+            crate::keyset::KeySet::load(&manifest)
+        } else {
+            crate::keyset::KeySet::create(&manifest, &self.root_key, unix_now())
+        };
+        result.map_err(|e| WorkspaceError::Keys(e.to_string()))
+    }
+
     /// The server this workspace describes: its certificate and root key, the bare origin as
     /// the policy source polled every second, its state directory and audit file. Callers
     /// change what they need (a test's port, a bench's poll interval).
@@ -103,7 +122,10 @@ impl Workspace {
                 repo: self.origin.clone(),
                 branch: "main".into(),
             },
-            root_key: keys::read_private_key_file(&self.root_key)?,
+            root_keys: {
+                self.key_set()?;
+                crate::server::RootKeySource::Set(self.key_manifest())
+            },
             audit_file: Some(self.server_state.join("audit.jsonl")),
             signer: None,
             state_dir: Some(self.server_state.clone()),
@@ -186,6 +208,12 @@ pub fn init(dir: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
         &server_dir.join("root.pub"),
         &keys::public_key_pem(&root.public())?,
     )?;
+    crate::keyset::KeySet::create(
+        &server_dir.join(crate::keyset::MANIFEST),
+        &server_dir.join("root.key"),
+        unix_now(),
+    )
+    .map_err(|e| WorkspaceError::Keys(e.to_string()))?;
 
     let config = workspace_toml(DEFAULT_LISTEN);
     write_public(&dir.join("workspace.toml"), &config)?;

@@ -259,3 +259,105 @@ fn serve_refuses_readable_keys_and_unreachable_servers_are_reported() {
         text(&out)
     );
 }
+
+/// Root key rotation from the command line: on the workspace's files while its server runs
+/// (picked up at the next sync), and through the server's operator endpoints.
+#[test]
+fn keys_rotate_from_the_command_line_locally_and_through_the_server() {
+    let served = Served::start();
+    let ws = served.ws().display().to_string();
+    let mut remote = vec!["--server".to_string(), served.addr.clone()];
+    remote.extend(served.cert("urn_company_ops"));
+    let remote: Vec<&str> = remote.iter().map(String::as_str).collect();
+    let with = |head: &[&str], tail: &[&str]| -> Output { served.run(&[head, tail].concat()) };
+
+    let out = with(&["keys", "list"], &remote);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("1   active"), "{}", text(&out));
+
+    let out = served.run(&["keys", "add", "--workspace", &ws]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("added key 2"), "{}", text(&out));
+    let started = Instant::now();
+    loop {
+        let out = with(&["keys", "list", "--json"], &remote);
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if listed["keys"].as_array().unwrap().len() == 2 {
+            assert_eq!(listed["keys"][1]["state"], "next");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server never took the new key: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = with(&["keys", "activate", "2"], &remote);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("key 2 now signs; key 1 is retiring"),
+        "{}",
+        text(&out)
+    );
+    let out = served.run(&["keys", "retire", "1", "--workspace", &ws]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot be retired yet"),
+        "{}",
+        text(&out)
+    );
+    let out = with(&["keys", "retire", "2"], &remote);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("active key"), "{}", text(&out));
+
+    let out = served.run(&["keys", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--workspace DIR"), "{}", text(&out));
+    served.stop();
+}
+
+/// A server that used a single root key moves to a key set without breaking its tokens.
+#[test]
+fn keys_init_turns_a_single_root_key_into_a_key_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("root.key");
+    let out = binary()
+        .args(["keys", "generate", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest = dir.path().join("keys.toml");
+    let out = binary()
+        .args(["keys", "init", "--key-set"])
+        .arg(&manifest)
+        .arg("--root-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("serve --key-set"), "{}", text(&out));
+    let out = binary()
+        .args(["keys", "add", "--key-set"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = binary()
+        .args(["keys", "activate", "2", "--key-set"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("give --policy"), "{}", text(&out));
+    let out = binary()
+        .args(["keys", "init", "--key-set"])
+        .arg(&manifest)
+        .arg("--root-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+}

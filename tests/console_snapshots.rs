@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use hessra_console::console::app::Screen;
 use hessra_console::console::theme::Theme;
 use hessra_console::console::{App, Context, ui};
+use hessra_console::keyset::KeyState;
+use hessra_console::server::KeyInfo;
 use hessra_console::token::{self, IdentityClaims, KeyPair};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -191,6 +193,39 @@ fn changes_and_server_with_git_and_server_data() {
         allowed: 2,
         denied: 1,
         started_at: NOW - 600,
+        keys: vec![
+            KeyInfo {
+                id: Some(1),
+                state: KeyState::Retiring,
+                public_key: format!("ed25519/{}", "ab".repeat(32)),
+                created_at: Some(NOW - 86_400),
+                activated_at: Some(NOW - 86_400),
+                retiring_since: Some(NOW - 600),
+                verify_until: Some(NOW + 7_200),
+                retired_at: None,
+            },
+            KeyInfo {
+                id: Some(2),
+                state: KeyState::Active,
+                public_key: format!("ed25519/{}", "cd".repeat(32)),
+                created_at: Some(NOW - 3_600),
+                activated_at: Some(NOW - 600),
+                retiring_since: None,
+                verify_until: None,
+                retired_at: None,
+            },
+            KeyInfo {
+                id: Some(3),
+                state: KeyState::Next,
+                public_key: format!("ed25519/{}", "ef".repeat(32)),
+                created_at: Some(NOW - 60),
+                activated_at: None,
+                retiring_since: None,
+                verify_until: None,
+                retired_at: None,
+            },
+        ],
+        key_set_error: None,
     })));
     let event = |seq: u64, operation: &str, result: &str, reason: &str| AuditEvent {
         seq,

@@ -1,13 +1,21 @@
-//! `keys generate`: key pairs for roots, service nodes, signers and prefix attenuators.
+//! `keys generate`: key pairs for roots, service nodes, signers and prefix attenuators; and the
+//! server's root key set: `keys init|list|add|activate|retire`, on a workspace or manifest
+//! directly, or through a running server's operator endpoints.
 
 use std::path::{Path, PathBuf};
 
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::CommandResult;
 use super::output::{Failure, Report};
+use super::remote_cmd::{ConnectionArgs, connect, remote, runtime};
+use crate::keyset::{KeySet, KeyState, Lifetime, LiveToken, Transition};
+use crate::server::key_api::{KeyChangeRequest, KeyChangeResponse, KeysResponse};
+use crate::server::keys::{KeyInfo, live_issued, policy_lifetime, signing_window};
+use crate::token::clock::{describe_instant, format_unix, unix_now};
 use crate::token::keys::{self, KeyAlgorithm};
+use crate::workspace;
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -22,6 +30,67 @@ pub enum KeysCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Start a root key set (keys.toml) from an existing root key, which becomes key 1, active
+    Init {
+        /// The manifest to create
+        #[arg(long)]
+        key_set: PathBuf,
+        /// The root private key the server has been signing with
+        #[arg(long)]
+        root_key: PathBuf,
+    },
+    /// The root key set: ids, states, and until when retiring keys verify
+    List {
+        #[command(flatten)]
+        target: KeySetTarget,
+    },
+    /// Generate a key in state next: published (GET /public_keys), not signing yet
+    Add {
+        #[command(flatten)]
+        target: KeySetTarget,
+        #[arg(long, value_enum, default_value_t = Algorithm::Ed25519)]
+        algorithm: Algorithm,
+    },
+    /// Make key ID the signing key; the active key becomes retiring and keeps verifying until
+    /// the tokens it signed have expired
+    Activate {
+        id: u32,
+        #[command(flatten)]
+        target: KeySetTarget,
+    },
+    /// Retire key ID: it stops verifying and its private key is deleted. Refused while tokens
+    /// it signed may be live
+    Retire {
+        id: u32,
+        #[command(flatten)]
+        target: KeySetTarget,
+        /// Retire it anyway (a compromised key): the live tokens it signed stop working
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Which key set: a workspace's, a manifest, or a running server's.
+#[derive(Debug, Clone, Args)]
+pub struct KeySetTarget {
+    /// A workspace made by `demo init` (its server/keys.toml)
+    #[arg(long, conflicts_with_all = ["key_set", "server"])]
+    workspace: Option<PathBuf>,
+    /// A key set manifest (keys.toml)
+    #[arg(long, conflicts_with = "server")]
+    key_set: Option<PathBuf>,
+    /// With --key-set: the policy (clients.toml) whose token lifetimes bound a rotation
+    #[arg(long, requires = "key_set")]
+    policy: Option<PathBuf>,
+    /// With --key-set: the server's audit file, to name live tokens a change would break
+    #[arg(long, requires = "key_set")]
+    audit_file: Option<PathBuf>,
+    /// A running server (https URL or host:port): uses its operator endpoints, with --cert
+    /// and --key of an operator
+    #[arg(short = 's', long)]
+    server: Option<String>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -30,16 +99,32 @@ pub enum Algorithm {
     Secp256r1,
 }
 
+impl Algorithm {
+    fn key_algorithm(self) -> KeyAlgorithm {
+        match self {
+            Algorithm::Ed25519 => KeyAlgorithm::Ed25519,
+            Algorithm::Secp256r1 => KeyAlgorithm::Secp256r1,
+        }
+    }
+}
+
 pub fn run(command: KeysCommand) -> CommandResult {
-    let KeysCommand::Generate {
-        out,
-        algorithm,
-        force,
-    } = command;
-    let algorithm = match algorithm {
-        Algorithm::Ed25519 => KeyAlgorithm::Ed25519,
-        Algorithm::Secp256r1 => KeyAlgorithm::Secp256r1,
-    };
+    match command {
+        KeysCommand::Generate {
+            out,
+            algorithm,
+            force,
+        } => generate(&out, algorithm.key_algorithm(), force),
+        KeysCommand::Init { key_set, root_key } => init(&key_set, &root_key),
+        KeysCommand::List { target } => list(&target),
+        KeysCommand::Add { target, algorithm } => change(&target, Change::Add(algorithm)),
+        KeysCommand::Activate { id, target } => change(&target, Change::Activate(id)),
+        KeysCommand::Retire { id, target, force } => change(&target, Change::Retire(id, force)),
+    }
+}
+
+fn generate(out: &Path, algorithm: KeyAlgorithm, force: bool) -> CommandResult {
+    let out = out.to_path_buf();
     let public_path = public_path(&out);
     for path in [&out, &public_path] {
         if path.exists() && !force {
@@ -76,4 +161,282 @@ fn public_path(private: &Path) -> PathBuf {
     let mut name = private.as_os_str().to_owned();
     name.push(".pub");
     PathBuf::from(name)
+}
+
+fn init(manifest: &Path, root_key: &Path) -> CommandResult {
+    if manifest.exists() {
+        return Err(Failure::usage(format!(
+            "{} already exists: it is a key set already",
+            manifest.display()
+        )));
+    }
+    let set = KeySet::create(manifest, root_key, unix_now()).map_err(set_error)?;
+    Ok(Report::new(
+        format!(
+            "Created {} with {} as key 1 (active).\nServe with: hessra-console serve --key-set {}",
+            manifest.display(),
+            root_key.display(),
+            manifest.display()
+        ),
+        json!({ "success": true, "keys": infos(&set) }),
+    ))
+}
+
+enum Change {
+    Add(Algorithm),
+    Activate(u32),
+    Retire(u32, bool),
+}
+
+/// Where the local commands find the set, the policy that bounds token lifetimes, and the
+/// audit trail that names live tokens.
+struct Local {
+    set: KeySet,
+    policy: Option<crate::policy::Policy>,
+    audit: Option<PathBuf>,
+}
+
+fn local(target: &KeySetTarget) -> Result<Option<Local>, Failure> {
+    if let Some(dir) = &target.workspace {
+        let ws = workspace::open(dir).map_err(|e| Failure::usage(e.to_string()))?;
+        let set = ws.key_set().map_err(|e| Failure::usage(e.to_string()))?;
+        // The policy the server applies: the origin's main branch.
+        let text = crate::gitops::read_at_revision(&ws.origin, "main", Path::new("clients.toml"))
+            .or_else(|_| std::fs::read_to_string(ws.policy_file()))
+            .map_err(|e| Failure::usage(format!("the workspace's policy: {e}")))?;
+        return Ok(Some(Local {
+            set,
+            policy: Some(load_policy(&text, "the workspace's clients.toml")?),
+            audit: Some(ws.server_state.join("audit.jsonl")),
+        }));
+    }
+    if let Some(manifest) = &target.key_set {
+        let set = KeySet::load(manifest).map_err(set_error)?;
+        let policy = match &target.policy {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+                Some(load_policy(&text, &path.display().to_string())?)
+            }
+            None => None,
+        };
+        return Ok(Some(Local {
+            set,
+            policy,
+            audit: target.audit_file.clone(),
+        }));
+    }
+    if target.server.is_none() {
+        return Err(Failure::usage(
+            "say which key set: --workspace DIR, --key-set FILE, or --server URL with an operator's --cert and --key",
+        ));
+    }
+    Ok(None)
+}
+
+fn load_policy(text: &str, what: &str) -> Result<crate::policy::Policy, Failure> {
+    crate::policy::load(text, unix_now())
+        .map(|loaded| loaded.policy)
+        .map_err(|f| Failure::usage(format!("{what}: {f}")))
+}
+
+fn list(target: &KeySetTarget) -> CommandResult {
+    let (keys, note) = match local(target)? {
+        Some(local) => (infos(&local.set), None),
+        None => {
+            let server = target.server.as_deref().unwrap_or_default();
+            let connection = connect(server, &target.connection, true)?;
+            let response: KeysResponse = runtime()?
+                .block_on(connection.get("/keys"))
+                .map_err(remote)?;
+            let note = match (&response.key_set_error, response.managed) {
+                (Some(error), _) => Some(format!("the key set on disk was refused: {}", error.message)),
+                (None, false) => Some(
+                    "this server was given a single --root-key: it signs without key ids and cannot rotate"
+                        .to_string(),
+                ),
+                (None, true) => None,
+            };
+            (response.keys, note)
+        }
+    };
+    let mut text = render(&keys, unix_now());
+    if let Some(note) = &note {
+        text.push_str(&format!("\n{note}"));
+    }
+    Ok(Report::new(
+        text,
+        json!({ "success": true, "keys": keys, "note": note }),
+    ))
+}
+
+/// One line per key: id, state, key, and what its state means now.
+pub fn render(keys: &[KeyInfo], now: i64) -> String {
+    let mut out = String::from(
+        "ID  STATE     PUBLIC KEY                                                                 \n",
+    );
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    for key in keys {
+        let id = key.id.map_or("-".to_string(), |id| id.to_string());
+        let when = match key.state {
+            KeyState::Next => format!("published {}, not signing", ago(key.created_at, now)),
+            KeyState::Active => format!("signing since {}", ago(key.activated_at, now)),
+            KeyState::Retiring => match key.verify_until {
+                Some(until) if until > now => format!(
+                    "verifying until {} ({})",
+                    format_unix(until),
+                    describe_instant(until, now)
+                ),
+                _ => "verifying; may be retired now".to_string(),
+            },
+            KeyState::Retired => format!("retired {}", ago(key.retired_at, now)),
+        };
+        out.push_str(&format!(
+            "{id:<3} {:<9} {}  {when}\n",
+            key.state.name(),
+            key.public_key
+        ));
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+fn ago(at: Option<i64>, now: i64) -> String {
+    at.map_or("(unknown)".into(), |at| describe_instant(at, now))
+}
+
+fn change(target: &KeySetTarget, change: Change) -> CommandResult {
+    let Some(mut local) = local(target)? else {
+        return change_remote(target, change);
+    };
+    let now = unix_now();
+    let events = match &local.audit {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => crate::server::key_api::parse_audit_lines(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(Failure::usage(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        },
+        None => Vec::new(),
+    };
+    let transition = match change {
+        Change::Add(algorithm) => local.set.add(algorithm.key_algorithm(), now),
+        Change::Activate(id) => {
+            let Some(policy) = &local.policy else {
+                return Err(Failure::usage(
+                    "activating needs the policy, to know how long the tokens the current key signed may live: give --policy clients.toml",
+                ));
+            };
+            let lifetime: Lifetime = policy_lifetime(policy);
+            let (from, to) = signing_window(local.set.active(), now);
+            let issued = live_issued(&events, from, to, now);
+            local.set.activate(id, now, &lifetime, &issued)
+        }
+        Change::Retire(id, force) => {
+            let live: Vec<LiveToken> = local
+                .set
+                .entries()
+                .iter()
+                .find(|e| e.id == id)
+                .map(|entry| {
+                    let (from, to) = signing_window(entry, now);
+                    live_issued(&events, from, to, now)
+                })
+                .unwrap_or_default();
+            local.set.retire(id, now, &live, force)
+        }
+    }
+    .map_err(set_error)?;
+    local.set.save().map_err(set_error)?;
+    let keys = infos(&local.set);
+    Ok(report(
+        &transition.summary,
+        &transition_broken(&transition),
+        keys,
+        Some("a server running on this key set picks the change up at its next sync tick"),
+    ))
+}
+
+fn change_remote(target: &KeySetTarget, change: Change) -> CommandResult {
+    let server = target.server.as_deref().unwrap_or_default();
+    let connection = connect(server, &target.connection, true)?;
+    let (path, request) = match change {
+        Change::Add(algorithm) => (
+            "/keys/add",
+            KeyChangeRequest {
+                algorithm: Some(algorithm.key_algorithm().name().to_string()),
+                ..KeyChangeRequest::default()
+            },
+        ),
+        Change::Activate(id) => (
+            "/keys/activate",
+            KeyChangeRequest {
+                id: Some(id),
+                ..KeyChangeRequest::default()
+            },
+        ),
+        Change::Retire(id, force) => (
+            "/keys/retire",
+            KeyChangeRequest {
+                id: Some(id),
+                force,
+                ..KeyChangeRequest::default()
+            },
+        ),
+    };
+    let response: KeyChangeResponse = runtime()?
+        .block_on(connection.post(path, &request, None))
+        .map_err(remote)?;
+    let broken: Vec<String> = response
+        .broken
+        .iter()
+        .map(|t| broken_line(&t.identity, t.expires_at))
+        .collect();
+    Ok(report(&response.response_msg, &broken, response.keys, None))
+}
+
+fn transition_broken(transition: &Transition) -> Vec<String> {
+    transition
+        .broken
+        .iter()
+        .map(|t| broken_line(&t.identity, t.expires_at))
+        .collect()
+}
+
+fn broken_line(identity: &str, expires_at: i64) -> String {
+    format!("{identity}, until {}", format_unix(expires_at))
+}
+
+fn report(summary: &str, broken: &[String], keys: Vec<KeyInfo>, note: Option<&str>) -> Report {
+    let mut text = summary.to_string();
+    if !broken.is_empty() {
+        text.push_str("\nNo longer accepted:");
+        for line in broken {
+            text.push_str(&format!("\n  {line}"));
+        }
+    }
+    text.push_str(&format!("\n\n{}", render(&keys, unix_now())));
+    if let Some(note) = note {
+        text.push_str(&format!("\n{note}"));
+    }
+    Report::new(
+        text,
+        json!({ "success": true, "summary": summary, "broken": broken, "keys": keys }),
+    )
+}
+
+fn infos(set: &KeySet) -> Vec<KeyInfo> {
+    set.entries().iter().map(KeyInfo::from).collect()
+}
+
+fn set_error(error: crate::keyset::KeySetError) -> Failure {
+    match error {
+        crate::keyset::KeySetError::Refused(message) => Failure::invalid(message, json!({})),
+        other => Failure::usage(other.to_string()),
+    }
 }

@@ -47,7 +47,7 @@ fn read(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))
 }
 
-fn connect(
+pub(super) fn connect(
     server: &str,
     args: &ConnectionArgs,
     with_certificate: bool,
@@ -66,19 +66,24 @@ fn connect(
         .map_err(|e| Failure::usage(e.to_string()))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))
 }
 
-fn remote(error: ClientError) -> Failure {
+pub(super) fn remote(error: ClientError) -> Failure {
     match error {
         ClientError::Status { status, message } if matches!(status, 401 | 403) => Failure::invalid(
             format!("denied ({status}): {message}"),
             json!({ "status": status }),
         ),
+        // A refused change (a key transition that would break live tokens).
+        ClientError::Status {
+            status: 409,
+            message,
+        } => Failure::invalid(format!("refused: {message}"), json!({ "status": 409 })),
         other => Failure::usage(other.to_string()),
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::CommandResult;
 use super::output::{Failure, Report};
-use crate::server::{self, PolicySource, ServerConfig, SignerConfig};
+use crate::server::{self, PolicySource, RootKeySource, ServerConfig, SignerConfig};
 use crate::token::keys;
 use crate::workspace;
 
@@ -38,9 +38,14 @@ pub struct ServeArgs {
     /// CA certificates (PEM) client certificates may chain to, besides the policy's [cacerts]
     #[arg(long)]
     client_ca: Option<PathBuf>,
-    /// Biscuit root private key (PKCS#8 PEM); must not be readable by others
-    #[arg(long)]
+    /// Biscuit root private key (PKCS#8 PEM); must not be readable by others. A single key
+    /// signs without a key id and cannot be rotated: prefer --key-set
+    #[arg(long, conflicts_with = "key_set")]
     root_key: Option<PathBuf>,
+    /// Root key set manifest (keys.toml, see `keys init`): keys with ids and states, rotated
+    /// with `keys add|activate|retire` while the server runs
+    #[arg(long)]
+    key_set: Option<PathBuf>,
     /// Append audit events to this file (JSON lines)
     #[arg(long)]
     audit_file: Option<PathBuf>,
@@ -137,12 +142,23 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         args.tls_key.or(ws.as_ref().map(|w| w.server_key.clone())),
         "tls-key",
     )?;
-    let root_key = required(
-        args.root_key.or(ws.as_ref().map(|w| w.root_key.clone())),
-        "root-key",
-    )?;
     check_private(&tls_key)?;
-    check_private(&root_key)?;
+    let root_keys = match (args.root_key, args.key_set, &ws) {
+        (Some(file), _, _) => {
+            check_private(&file)?;
+            RootKeySource::Single(Box::new(keys::read_private_key_file(&file)?))
+        }
+        (None, Some(manifest), _) => RootKeySource::Set(manifest),
+        (None, None, Some(ws)) => {
+            ws.key_set().map_err(|e| Failure::usage(e.to_string()))?;
+            RootKeySource::Set(ws.key_manifest())
+        }
+        (None, None, None) => {
+            return Err(Failure::usage(
+                "--key-set (or --root-key) is required without --workspace",
+            ));
+        }
+    };
     let audit_file = args
         .audit_file
         .or(ws.as_ref().map(|w| w.server_state.join("audit.jsonl")));
@@ -169,7 +185,7 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         tls_cert_pem: read(&tls_cert)?,
         tls_key_pem: read(&tls_key)?,
         policy,
-        root_key: keys::read_private_key_file(&root_key)?,
+        root_keys,
         audit_file,
         signer,
     })

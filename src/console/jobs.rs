@@ -246,6 +246,11 @@ pub struct ServerStatus {
     pub allowed: u64,
     pub denied: u64,
     pub started_at: i64,
+    /// The root key set (absent from servers older than key sets).
+    #[serde(default)]
+    pub keys: Vec<crate::server::KeyInfo>,
+    #[serde(default)]
+    pub key_set_error: Option<crate::server::keys::KeySetFailure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

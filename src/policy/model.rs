@@ -21,6 +21,41 @@ pub struct Policy {
     pub clients: Vec<Client>,
 }
 
+impl Policy {
+    /// The longest a token issued under this policy can live, and what allows it: identity
+    /// tokens (a client's cap, or a realm's for the tokens it mints) and authorization tokens.
+    /// Offline delegation cannot extend a token, so nothing outlives this.
+    pub fn longest_token_lifetime(&self) -> (u64, String) {
+        let mut longest = (
+            DEFAULT_AUTHZ_TOKEN_DURATION,
+            "the default authorization-token lifetime".to_string(),
+        );
+        let mut consider = |seconds: u64, what: String| {
+            if seconds > longest.0 {
+                longest = (seconds, what);
+            }
+        };
+        for client in &self.clients {
+            if let Some(cap) = client.identity_token_cap() {
+                consider(cap, format!("identity tokens of {}", client.identity));
+            }
+            if client.domain.is_some() {
+                let cap = client
+                    .identity_token_duration
+                    .unwrap_or(DEFAULT_IDENTITY_TOKEN_DURATION);
+                consider(cap, format!("tokens minted by realm {}", client.identity));
+            }
+            if let Some(duration) = client.authorization_token_duration {
+                consider(
+                    duration,
+                    format!("authorization tokens of {}", client.identity),
+                );
+            }
+        }
+        longest
+    }
+}
+
 /// `[cacerts] cert_chain`: the CA client certificates must chain to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaChain {

@@ -196,7 +196,7 @@ pub fn authenticate(
     snapshot: &PolicySnapshot,
     peer: &PeerCertificate,
     headers: &HeaderMap,
-    root: &token::PublicKey,
+    root: &(impl token::VerifyingRoots + ?Sized),
     context: Context<'_>,
 ) -> Result<Caller, ApiError> {
     refuse_ambiguous(snapshot, peer)?;
@@ -265,7 +265,7 @@ pub fn refuse_revoked(
 pub fn verify_bearer(
     snapshot: &PolicySnapshot,
     text: &str,
-    root: &token::PublicKey,
+    root: &(impl token::VerifyingRoots + ?Sized),
     context: Context<'_>,
 ) -> Result<Caller, ApiError> {
     let parsed = token::parse_verified(text, root)

@@ -47,6 +47,11 @@ pub fn router(state: Shared) -> Router {
         .route("/audit", get(audit))
         .route("/sync", post(sync))
         .route("/metrics", get(metrics))
+        .route("/public_keys", get(super::key_api::public_keys))
+        .route("/keys", get(super::key_api::list))
+        .route("/keys/add", post(super::key_api::add))
+        .route("/keys/activate", post(super::key_api::activate))
+        .route("/keys/retire", post(super::key_api::retire))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -54,7 +59,7 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// What a successful response issued that the audit feed records: an identity token's lifetime.
-trait Issued {
+pub(super) trait Issued {
     fn expires_in(&self) -> Option<u64> {
         None
     }
@@ -72,15 +77,15 @@ impl Issued for StubResponse {}
 impl Issued for SignTokenResponse {}
 
 /// What a handler decided, for the audit log.
-struct Outcome<'a> {
-    endpoint: &'static str,
-    caller: Option<&'a Caller>,
-    resource: Option<&'a str>,
-    operation: Option<&'a str>,
+pub(super) struct Outcome<'a> {
+    pub(super) endpoint: &'static str,
+    pub(super) caller: Option<&'a Caller>,
+    pub(super) resource: Option<&'a str>,
+    pub(super) operation: Option<&'a str>,
 }
 
 impl Outcome<'_> {
-    fn finish<T: Serialize + Issued>(
+    pub(super) fn finish<T: Serialize + Issued>(
         self,
         state: &ServerState,
         result: Result<(String, T), ApiError>,
@@ -145,12 +150,12 @@ fn authenticated(
         snapshot,
         peer,
         headers,
-        &state.root.public(),
+        &state.keys.current().verifier,
         Context::default(),
     )
 }
 
-fn body<T>(input: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(super) fn body<T>(input: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     input.map(|Json(value)| value).map_err(|rejection| {
         let status = rejection.status();
         ApiError::new(
@@ -171,7 +176,7 @@ async fn not_found() -> Response {
 async fn public_key(State(state): State<Shared>) -> Response {
     Json(PublicKeyResponse {
         response_msg: "Public key".into(),
-        public_key: Some(state.root_public_pem.clone()),
+        public_key: Some(state.keys.current().active_pem.clone()),
     })
     .into_response()
 }
@@ -221,7 +226,7 @@ fn issue_identity(
         delegatable: client.delegatable,
         domain: None,
     };
-    let minted = token::mint_identity(&state.root, &claims)
+    let minted = token::mint_identity(&state.keys.current().signing, &claims)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok((
         format!("identity token issued for {lifetime} s"),
@@ -283,7 +288,7 @@ async fn refresh_identity_token(
             &request.current_token,
             StatusCode::UNAUTHORIZED,
         )?;
-        let parsed = token::parse_verified(&request.current_token, &state.root.public())
+        let parsed = token::parse_verified(&request.current_token, &state.keys.current().verifier)
             .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
         let view = TokenView::read(&parsed)
             .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
@@ -381,7 +386,7 @@ async fn mint_identity_token(
             delegatable: false,
             domain: Some(realm.identity.clone()),
         };
-        let minted = token::mint_identity(&state.root, &claims)
+        let minted = token::mint_identity(&state.keys.current().signing, &claims)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         Ok((
             format!("minted {} for {lifetime} s", request.subject),
@@ -454,7 +459,13 @@ async fn request_token(
         resource: resource.as_deref(),
         operation: operation.as_deref(),
     };
-    let caller = auth::authenticate(&snapshot, &peer, &headers, &state.root.public(), context);
+    let caller = auth::authenticate(
+        &snapshot,
+        &peer,
+        &headers,
+        &state.keys.current().verifier,
+        context,
+    );
     let result = (|| {
         let caller = caller.clone()?;
         let request = request?;
@@ -510,7 +521,7 @@ async fn request_token(
                 })
                 .collect(),
         };
-        let minted = token::mint_authz(&state.root, &claims)
+        let minted = token::mint_authz(&state.keys.current().signing, &claims)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let pending: Vec<SignoffInfo> = signers
             .iter()
@@ -586,7 +597,7 @@ async fn request_stub(
             prefix_attenuator_key: Some(request.prefix_attenuator_key.clone()),
             ..AuthzClaims::default()
         };
-        let minted = token::mint_authz(&state.root, &claims)
+        let minted = token::mint_authz(&state.keys.current().signing, &claims)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         Ok((
             decision.reason,
@@ -640,7 +651,7 @@ async fn verify_token(
             &request.operation,
             unix_now(),
         );
-        token::verify_authz(&request.token, &state.root.public(), &check)
+        token::verify_authz(&request.token, &state.keys.current().verifier, &check)
             .map_err(|e| verification_failure(&e))?;
         Ok((
             format!("token valid for {}", request.subject),
@@ -709,7 +720,7 @@ async fn verify_service_chain_token(
             unix_now(),
         );
         check.service_chain = Some((&chain, request.component.as_deref()));
-        token::verify_authz(&request.token, &state.root.public(), &check)
+        token::verify_authz(&request.token, &state.keys.current().verifier, &check)
             .map_err(|e| verification_failure(&e))?;
         Ok((
             "service chain verified".to_string(),
@@ -751,7 +762,7 @@ async fn sign_token(
             &request.operation,
             unix_now(),
         );
-        match token::verify_authz(&request.token, &state.root.public(), &check) {
+        match token::verify_authz(&request.token, &state.keys.current().verifier, &check) {
             Ok(_) => {}
             Err(token::TokenError::Denied(denials))
                 if denials
@@ -778,7 +789,7 @@ async fn sign_token(
     .finish(&state, result)
 }
 
-fn operator(state: &ServerState, peer: &PeerCertificate) -> Result<Caller, ApiError> {
+pub(super) fn operator(state: &ServerState, peer: &PeerCertificate) -> Result<Caller, ApiError> {
     let snapshot = state.snapshot();
     auth::refuse_ambiguous(&snapshot, peer)?;
     let identity = auth::certificate_identity(&snapshot, peer).ok_or_else(|| {

@@ -5,6 +5,8 @@
 mod audit;
 mod auth;
 mod handlers;
+pub mod key_api;
+pub mod keys;
 mod metrics;
 mod state;
 mod sync;
@@ -21,9 +23,8 @@ use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
 pub use audit::{AuditEvent, AuditLog};
+pub use keys::{KeyInfo, RootKeySource};
 pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig, Status};
-
-use crate::token::KeyPair;
 
 /// Most connections served at once; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 1_024;
@@ -47,6 +48,8 @@ pub enum ServerError {
     Policy(String),
     #[error("{0}")]
     Io(String),
+    #[error("root keys: {0}")]
+    Keys(String),
 }
 
 /// Everything a server needs.
@@ -58,7 +61,7 @@ pub struct ServerConfig {
     /// CA certificates (PEM) client certificates may chain to, besides the policy's `[cacerts]`.
     pub client_ca_pem: Option<String>,
     pub policy: PolicySource,
-    pub root_key: KeyPair,
+    pub root_keys: RootKeySource,
     /// Where to append audit events as JSON lines (0600); `None` keeps them in memory only.
     pub audit_file: Option<PathBuf>,
     /// Makes this server a multi-party signer for `/sign_token`.
@@ -215,6 +218,7 @@ async fn sync_loop(
 ) {
     let mut delay = interval;
     let mut last_reason = String::new();
+    let mut last_key_reason = String::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -222,9 +226,25 @@ async fn sync_loop(
             _ = stopping.changed() => return,
         }
         let worker = state.clone();
-        let Ok(result) = tokio::task::spawn_blocking(move || worker.reload()).await else {
+        let Ok((keys, result)) = tokio::task::spawn_blocking(move || {
+            let keys = worker.keys.reload(crate::token::clock::unix_now());
+            (keys, worker.reload())
+        })
+        .await
+        else {
             continue;
         };
+        let key_reason = match &keys {
+            Ok(false) => None,
+            Ok(true) => Some(("allow", "root key set applied".to_string())),
+            Err(failure) => Some(("error", failure.message.clone())),
+        };
+        if let Some((outcome, reason)) = key_reason
+            && reason != last_key_reason
+        {
+            last_key_reason = reason.clone();
+            state.audit.record(system_event("key-set", outcome, reason));
+        }
         let (outcome, reason) = match &result {
             Ok(false) => {
                 delay = interval;
@@ -250,19 +270,26 @@ async fn sync_loop(
             continue;
         }
         last_reason = reason.clone();
-        state.audit.record(AuditEvent {
-            seq: 0,
-            time: crate::token::clock::unix_now(),
-            caller: None,
-            auth: "none".into(),
-            endpoint: "policy-sync".into(),
-            resource: None,
-            operation: None,
-            result: outcome.into(),
-            reason,
-            revocation_id: None,
-            expires_at: None,
-        });
+        state
+            .audit
+            .record(system_event("policy-sync", outcome, reason));
+    }
+}
+
+/// An audit event of the server's own doing (a sync, a key-set change).
+fn system_event(endpoint: &str, outcome: &str, reason: String) -> AuditEvent {
+    AuditEvent {
+        seq: 0,
+        time: crate::token::clock::unix_now(),
+        caller: None,
+        auth: "none".into(),
+        endpoint: endpoint.into(),
+        resource: None,
+        operation: None,
+        result: outcome.into(),
+        reason,
+        revocation_id: None,
+        expires_at: None,
     }
 }
 

@@ -18,7 +18,7 @@ use super::audit::AuditLog;
 use super::sync::PolicyReader;
 use super::{ServerConfig, ServerError};
 use crate::policy::{Client, Finding, Policy};
-use crate::token::{KeyPair, clock::unix_now, keys};
+use crate::token::{KeyPair, clock::unix_now};
 
 /// Where the server reads its policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,12 +145,16 @@ pub struct Status {
     pub denied: u64,
     pub started_at: i64,
     pub audit_file: Option<String>,
+    /// The root key set, with states.
+    pub keys: Vec<super::keys::KeyInfo>,
+    /// Why the key set on disk was not taken, when it was not.
+    pub key_set_error: Option<super::keys::KeySetFailure>,
 }
 
 pub struct ServerState {
     pub addr: SocketAddr,
-    pub root: KeyPair,
-    pub root_public_pem: String,
+    /// Root keys: the one that signs and the ones that verify.
+    pub keys: super::keys::KeyHolder,
     /// The server's certificate chain, served by `/ca_cert`.
     pub tls_chain_pem: String,
     tls_key_pem: String,
@@ -193,12 +197,10 @@ impl ServerState {
         })?;
         let audit = AuditLog::new(config.audit_file)
             .map_err(|e| ServerError::Io(format!("audit file: {e}")))?;
-        let root_public_pem = keys::public_key_pem(&config.root_key.public())
-            .map_err(|e| ServerError::Io(e.to_string()))?;
+        let keys = super::keys::KeyHolder::new(config.root_keys).map_err(ServerError::Keys)?;
         Ok(ServerState {
             addr,
-            root_public_pem,
-            root: config.root_key,
+            keys,
             tls_chain_pem: config.tls_cert_pem,
             tls_key_pem: config.tls_key_pem,
             reader,
@@ -288,6 +290,8 @@ impl ServerState {
             denied: self.counters.denied.load(Ordering::Relaxed),
             started_at: self.started_at,
             audit_file: self.audit.path().map(|p| p.display().to_string()),
+            keys: self.keys.current().infos(),
+            key_set_error: self.keys.last_error(),
         }
     }
 }

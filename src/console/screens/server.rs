@@ -165,7 +165,7 @@ impl App {
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let [info_area, feed_area] =
-        Layout::vertical([Constraint::Length(8), Constraint::Min(4)]).areas(area);
+        Layout::vertical([Constraint::Length(9), Constraint::Min(4)]).areas(area);
     frame.render_widget(
         Paragraph::new(info_lines(app))
             .wrap(Wrap { trim: false })
@@ -333,5 +333,61 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
         "requests {} · allowed {} · denied {}",
         status.requests, status.allowed, status.denied
     )));
+    lines.push(key_line(app, status));
+    if let Some(error) = &status.key_set_error {
+        lines.push(Line::from(Span::styled(
+            format!("✗ key set refused: {}", error.message),
+            theme.error(),
+        )));
+    }
     lines
+}
+
+/// The root key set in one line: the signing key, then retiring and next ones.
+fn key_line(app: &App, status: &crate::console::jobs::ServerStatus) -> Line<'static> {
+    use crate::keyset::KeyState;
+    let theme = &app.theme;
+    let mut spans = vec![Span::styled("root keys ", theme.muted())];
+    let name = |id: Option<u32>| id.map_or("single key".to_string(), |id| format!("key {id}"));
+    let mut retired = 0;
+    let mut keys: Vec<_> = status.keys.iter().collect();
+    let rank = |state: KeyState| match state {
+        KeyState::Active => 0,
+        KeyState::Retiring => 1,
+        KeyState::Next => 2,
+        KeyState::Retired => 3,
+    };
+    keys.sort_by_key(|k| (rank(k.state), k.id));
+    for key in keys {
+        let (text, style) = match key.state {
+            KeyState::Active => (format!("● {} signs", name(key.id)), theme.ok()),
+            KeyState::Retiring => (
+                match key.verify_until {
+                    Some(until) if until > app.now => format!(
+                        "◐ {} retiring, {} left",
+                        name(key.id),
+                        crate::token::clock::describe_span((until - app.now) as u64)
+                    ),
+                    _ => format!("◐ {} retiring, may be retired now", name(key.id)),
+                },
+                theme.warn(),
+            ),
+            KeyState::Next => (format!("○ {} next", name(key.id)), theme.accent()),
+            KeyState::Retired => {
+                retired += 1;
+                continue;
+            }
+        };
+        if spans.len() > 1 {
+            spans.push(Span::styled(" · ", theme.muted()));
+        }
+        spans.push(Span::styled(text, style));
+    }
+    if retired > 0 {
+        spans.push(Span::styled(format!(" · {retired} retired"), theme.muted()));
+    }
+    if status.keys.is_empty() {
+        spans.push(Span::styled("(not reported by this server)", theme.muted()));
+    }
+    Line::from(spans)
 }

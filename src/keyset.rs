@@ -1,0 +1,769 @@
+//! The authorization server's root key set: keys with ids and states, kept in a manifest
+//! (`keys.toml`) beside their private keys (mode 0600).
+//!
+//! A key moves one way: **next** (published so verifiers can fetch it ahead of use, not
+//! signing) → **active** (signs every token, exactly one) → **retiring** (verifies only, until
+//! the tokens it signed have expired) → **retired** (neither; its private key is deleted).
+//! Transitions that would break live tokens are refused and say which tokens.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::fsutil;
+use crate::token::keys::{self, KeyAlgorithm};
+use crate::token::{KeyPair, KeyRing, PublicKey, RootKey, Unusable};
+
+/// The manifest's file name in a workspace's server directory.
+pub const MANIFEST: &str = "keys.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Next,
+    Active,
+    Retiring,
+    Retired,
+}
+
+impl KeyState {
+    pub const ALL: [KeyState; 4] = [
+        KeyState::Next,
+        KeyState::Active,
+        KeyState::Retiring,
+        KeyState::Retired,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    fn parse(text: &str) -> Option<KeyState> {
+        KeyState::ALL.into_iter().find(|s| s.name() == text)
+    }
+}
+
+/// One key of the set, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyEntry {
+    pub id: u32,
+    pub state: KeyState,
+    /// `ed25519/<hex>` or `secp256r1/<hex>`.
+    pub public_key: String,
+    /// The private key's file, relative to the manifest; gone once retired.
+    pub private_key: Option<String>,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    /// When it stopped signing.
+    pub retiring_since: Option<i64>,
+    /// Until when it keeps verifying: the last token it signed may live this long.
+    pub verify_until: Option<i64>,
+    pub retired_at: Option<i64>,
+}
+
+/// The longest lifetime the policy allows a token, and what allows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifetime {
+    pub seconds: u64,
+    pub what: String,
+}
+
+/// A token the server issued that has not expired yet (from the audit feed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveToken {
+    pub identity: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("no key {id} in the key set (keys: {known})")]
+    NoSuchKey { id: u32, known: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "the server's root key was given as a single file (--root-key); key rotation needs a key set: start it with --key-set FILE (see `hessra-console keys init`)"
+    )]
+    Unmanaged,
+}
+
+impl KeySetError {
+    fn invalid(path: &Path, message: impl Into<String>) -> KeySetError {
+        KeySetError::Invalid {
+            path: path.display().to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeySetError + '_ {
+    move |source| KeySetError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The key set and where its manifest lives.
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    manifest: PathBuf,
+    entries: Vec<KeyEntry>,
+}
+
+/// What a transition did, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub summary: String,
+    /// Live tokens a forced retirement cut off.
+    pub broken: Vec<LiveToken>,
+}
+
+impl KeySet {
+    /// A new manifest holding `private_key` (a file beside it) as the active key 1.
+    pub fn create(manifest: &Path, private_key: &Path, now: i64) -> Result<KeySet, KeySetError> {
+        let pair = keys::read_private_key_file(private_key)
+            .map_err(|e| KeySetError::invalid(private_key, e.to_string()))?;
+        let set = KeySet {
+            manifest: manifest.to_path_buf(),
+            entries: vec![KeyEntry {
+                id: 1,
+                state: KeyState::Active,
+                public_key: keys::key_string(&pair.public()),
+                private_key: Some(relative_to(manifest, private_key)),
+                created_at: now,
+                activated_at: Some(now),
+                retiring_since: None,
+                verify_until: None,
+                retired_at: None,
+            }],
+        };
+        set.save()?;
+        Ok(set)
+    }
+
+    /// Reads and checks a manifest: one active key, unique ids, private keys present (and
+    /// readable by nobody else) for every key that is not retired, each matching its public key.
+    pub fn load(manifest: &Path) -> Result<KeySet, KeySetError> {
+        let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+        let set = KeySet::parse(manifest, &text)?;
+        for entry in &set.entries {
+            if entry.state != KeyState::Retired {
+                set.private_key(entry)?;
+            }
+        }
+        Ok(set)
+    }
+
+    fn parse(manifest: &Path, text: &str) -> Result<KeySet, KeySetError> {
+        let invalid = |message: String| KeySetError::invalid(manifest, message);
+        let doc: toml_edit::Document<String> = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+        let mut entries = Vec::new();
+        if let Some(item) = doc.get("keys") {
+            let tables = item
+                .as_array_of_tables()
+                .ok_or_else(|| invalid("`keys` must be an array of [[keys]] tables".into()))?;
+            for (index, table) in tables.iter().enumerate() {
+                entries.push(read_entry(table).map_err(|message| {
+                    let line = table
+                        .span()
+                        .map(|span| text[..span.start].lines().count() + 1);
+                    let at = line.map_or(format!("key #{}", index + 1), |l| format!("line {l}"));
+                    invalid(format!("{at}: {message}"))
+                })?);
+            }
+        }
+        let set = KeySet {
+            manifest: manifest.to_path_buf(),
+            entries,
+        };
+        set.check().map_err(invalid)?;
+        Ok(set)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let mut ids: Vec<u32> = self.entries.iter().map(|e| e.id).collect();
+        ids.sort_unstable();
+        if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("key id {} appears twice", pair[0]));
+        }
+        let active: Vec<u32> = self
+            .entries
+            .iter()
+            .filter(|e| e.state == KeyState::Active)
+            .map(|e| e.id)
+            .collect();
+        match active.as_slice() {
+            [_] => Ok(()),
+            [] => Err("no active key: one key must sign (hessra-console keys activate ID)".into()),
+            many => Err(format!(
+                "keys {} are all active; exactly one key signs",
+                list(many)
+            )),
+        }
+    }
+
+    pub fn manifest(&self) -> &Path {
+        &self.manifest
+    }
+
+    pub fn entries(&self) -> &[KeyEntry] {
+        &self.entries
+    }
+
+    pub fn active(&self) -> &KeyEntry {
+        self.entries
+            .iter()
+            .find(|e| e.state == KeyState::Active)
+            .expect("a loaded key set has an active key")
+    }
+
+    /// The active key, to sign with.
+    pub fn signing_key(&self) -> Result<RootKey, KeySetError> {
+        let active = self.active();
+        Ok(RootKey {
+            id: Some(active.id),
+            pair: self.private_key(active)?,
+        })
+    }
+
+    /// The keys tokens verify with: the active one first, then retiring ones, newest first.
+    pub fn ring(&self) -> KeyRing {
+        let public = |e: &KeyEntry| keys::parse_key_string(&e.public_key).ok();
+        let mut ring = KeyRing::new();
+        let mut verifying: Vec<&KeyEntry> = self
+            .entries
+            .iter()
+            .filter(|e| matches!(e.state, KeyState::Active | KeyState::Retiring))
+            .collect();
+        verifying.sort_by_key(|e| (e.state != KeyState::Active, std::cmp::Reverse(e.id)));
+        for entry in verifying {
+            if let Some(key) = public(entry) {
+                ring = ring.verifying(entry.id, key);
+            }
+        }
+        for entry in &self.entries {
+            match entry.state {
+                KeyState::Next => ring = ring.unusable(entry.id, Unusable::NotYetActive),
+                KeyState::Retired => ring = ring.unusable(entry.id, Unusable::Retired),
+                _ => {}
+            }
+        }
+        ring
+    }
+
+    /// The public key of a key in the set.
+    pub fn public_key(&self, id: u32) -> Option<PublicKey> {
+        self.entry(id)
+            .ok()
+            .and_then(|e| keys::parse_key_string(&e.public_key).ok())
+    }
+
+    fn entry(&self, id: u32) -> Result<&KeyEntry, KeySetError> {
+        self.entries
+            .iter()
+            .find(|e| e.id == id)
+            .ok_or_else(|| KeySetError::NoSuchKey {
+                id,
+                known: list(&self.entries.iter().map(|e| e.id).collect::<Vec<_>>()),
+            })
+    }
+
+    fn entry_mut(&mut self, id: u32) -> Result<&mut KeyEntry, KeySetError> {
+        self.entry(id)?;
+        Ok(self.entries.iter_mut().find(|e| e.id == id).expect("found"))
+    }
+
+    fn private_path(&self, file: &str) -> PathBuf {
+        self.manifest.parent().unwrap_or(Path::new(".")).join(file)
+    }
+
+    fn private_key(&self, entry: &KeyEntry) -> Result<KeyPair, KeySetError> {
+        let Some(file) = &entry.private_key else {
+            return Err(KeySetError::invalid(
+                &self.manifest,
+                format!(
+                    "key {} is {} but has no private_key file",
+                    entry.id,
+                    entry.state.name()
+                ),
+            ));
+        };
+        let path = self.private_path(file);
+        check_private(&path)?;
+        let pair = keys::read_private_key_file(&path)
+            .map_err(|e| KeySetError::invalid(&path, e.to_string()))?;
+        if keys::key_string(&pair.public()) != entry.public_key {
+            return Err(KeySetError::invalid(
+                &path,
+                format!(
+                    "this private key does not match key {}'s public key {} in {}",
+                    entry.id,
+                    entry.public_key,
+                    self.manifest.display()
+                ),
+            ));
+        }
+        Ok(pair)
+    }
+
+    /// Generates a key in state next (its private key written 0600 beside the manifest).
+    pub fn add(&mut self, algorithm: KeyAlgorithm, now: i64) -> Result<Transition, KeySetError> {
+        let id = self.entries.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+        let file = format!("root-{id}.key");
+        let path = self.private_path(&file);
+        if path.exists() {
+            return Err(KeySetError::Refused(format!(
+                "{} already exists and is not in the key set; move it away first",
+                path.display()
+            )));
+        }
+        let pair = keys::generate(algorithm);
+        keys::write_private_key_file(&path, &pair)
+            .map_err(|e| KeySetError::invalid(&path, e.to_string()))?;
+        let public_key = keys::key_string(&pair.public());
+        self.entries.push(KeyEntry {
+            id,
+            state: KeyState::Next,
+            public_key: public_key.clone(),
+            private_key: Some(file),
+            created_at: now,
+            activated_at: None,
+            retiring_since: None,
+            verify_until: None,
+            retired_at: None,
+        });
+        Ok(Transition {
+            summary: format!(
+                "added key {id} ({public_key}) as next: published, not signing; activate it with `keys activate {id}`"
+            ),
+            broken: Vec::new(),
+        })
+    }
+
+    /// Makes `id` the signing key. The active key becomes retiring and keeps verifying until
+    /// every token it may have signed has expired: `longest` past now, or the latest expiry
+    /// among `issued` (tokens seen issued), whichever is later.
+    pub fn activate(
+        &mut self,
+        id: u32,
+        now: i64,
+        longest: &Lifetime,
+        issued: &[LiveToken],
+    ) -> Result<Transition, KeySetError> {
+        let target = self.entry(id)?.clone();
+        match target.state {
+            KeyState::Active => {
+                return Err(KeySetError::Refused(format!("key {id} is already active")));
+            }
+            KeyState::Retired => {
+                return Err(KeySetError::Refused(format!(
+                    "key {id} is retired and its private key is gone; add a new key (`keys add`) and activate that"
+                )));
+            }
+            KeyState::Next | KeyState::Retiring => {}
+        }
+        // The key must be usable before anything changes.
+        self.private_key(&target)?;
+        let previous = self.active().id;
+        let latest_issued = issued.iter().map(|t| t.expires_at).max().unwrap_or(now);
+        let until = (now + longest.seconds as i64).max(latest_issued);
+        let old = self.entry_mut(previous)?;
+        old.state = KeyState::Retiring;
+        old.retiring_since = Some(now);
+        old.verify_until = Some(until);
+        let new = self.entry_mut(id)?;
+        new.state = KeyState::Active;
+        new.activated_at = Some(now);
+        new.retiring_since = None;
+        new.verify_until = None;
+        Ok(Transition {
+            summary: format!(
+                "key {id} now signs; key {previous} is retiring and verifies until {} ({})",
+                crate::token::clock::format_unix(until),
+                longest.what
+            ),
+            broken: Vec::new(),
+        })
+    }
+
+    /// Retires `id`: it neither signs nor verifies, and its private key is deleted. Refused
+    /// while tokens it signed may still be live, unless `force` (a compromised key), in which
+    /// case the report names what was cut off.
+    pub fn retire(
+        &mut self,
+        id: u32,
+        now: i64,
+        live: &[LiveToken],
+        force: bool,
+    ) -> Result<Transition, KeySetError> {
+        let entry = self.entry(id)?.clone();
+        let broken: Vec<LiveToken> = match entry.state {
+            KeyState::Retired => {
+                return Err(KeySetError::Refused(format!("key {id} is already retired")));
+            }
+            KeyState::Active => {
+                return Err(KeySetError::Refused(format!(
+                    "key {id} is the active key and signs every token; add a key (`keys add`) and activate it first, which makes key {id} retiring"
+                )));
+            }
+            KeyState::Next => Vec::new(),
+            KeyState::Retiring => {
+                let until = entry.verify_until.unwrap_or(now);
+                let breaks: Vec<LiveToken> = live
+                    .iter()
+                    .filter(|t| t.expires_at > now)
+                    .cloned()
+                    .collect();
+                if (until > now || !breaks.is_empty()) && !force {
+                    return Err(KeySetError::Refused(refusal(id, until, now, &breaks)));
+                }
+                breaks
+            }
+        };
+        if let Some(file) = &entry.private_key {
+            let path = self.private_path(file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+        let retired = self.entry_mut(id)?;
+        retired.state = KeyState::Retired;
+        retired.private_key = None;
+        retired.retired_at = Some(now);
+        let summary = if broken.is_empty() && entry.state == KeyState::Retiring {
+            format!("key {id} retired: it no longer verifies, and its private key is deleted")
+        } else if broken.is_empty() {
+            format!("key {id} retired before it signed anything; its private key is deleted")
+        } else {
+            format!(
+                "key {id} retired by force: {} live token(s) it signed are no longer accepted",
+                broken.len()
+            )
+        };
+        Ok(Transition { summary, broken })
+    }
+
+    /// Writes the manifest atomically (0600: it names the private key files).
+    pub fn save(&self) -> Result<(), KeySetError> {
+        fsutil::write_private(&self.manifest, self.render().as_bytes()).map_err(io(&self.manifest))
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from(
+            "# Root keys of the authorization server. Managed by `hessra-console keys`:\n\
+             # next (published, not signing) -> active (signs) -> retiring (verifies only)\n\
+             # -> retired. Private keys are the files named here, mode 0600.\n",
+        );
+        for e in &self.entries {
+            out.push_str(&format!(
+                "\n[[keys]]\nid = {}\nstate = \"{}\"\npublic_key = \"{}\"\n",
+                e.id,
+                e.state.name(),
+                e.public_key
+            ));
+            if let Some(file) = &e.private_key {
+                out.push_str(&format!(
+                    "private_key = {}\n",
+                    toml_edit::Value::from(file.as_str())
+                ));
+            }
+            let times = [
+                ("created_at", Some(e.created_at)),
+                ("activated_at", e.activated_at),
+                ("retiring_since", e.retiring_since),
+                ("verify_until", e.verify_until),
+                ("retired_at", e.retired_at),
+            ];
+            for (key, value) in times {
+                if let Some(value) = value {
+                    out.push_str(&format!("{key} = {value}\n"));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn refusal(id: u32, until: i64, now: i64, live: &[LiveToken]) -> String {
+    let mut message = format!("key {id} may still verify live tokens, so it cannot be retired yet");
+    if until > now {
+        message.push_str(&format!(
+            ": tokens it signed may live until {} ({})",
+            crate::token::clock::format_unix(until),
+            crate::token::clock::describe_instant(until, now)
+        ));
+    }
+    if !live.is_empty() {
+        message.push_str(&format!("; {} issued token(s) are still live:", live.len()));
+        for token in live.iter().take(5) {
+            message.push_str(&format!(
+                "\n  {} (identity token, expires {})",
+                token.identity,
+                crate::token::clock::format_unix(token.expires_at)
+            ));
+        }
+        if live.len() > 5 {
+            message.push_str(&format!("\n  … and {} more", live.len() - 5));
+        }
+    }
+    message.push_str(
+        "\nRetire it after that, or now with --force if the key is compromised (those tokens stop working).",
+    );
+    message
+}
+
+fn read_entry(table: &toml_edit::Table) -> Result<KeyEntry, String> {
+    for (key, _) in table.iter() {
+        if ![
+            "id",
+            "state",
+            "public_key",
+            "private_key",
+            "created_at",
+            "activated_at",
+            "retiring_since",
+            "verify_until",
+            "retired_at",
+        ]
+        .contains(&key)
+        {
+            return Err(format!("unknown key `{key}`"));
+        }
+    }
+    let integer = |key: &str| -> Result<Option<i64>, String> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(item) => item
+                .as_integer()
+                .map(Some)
+                .ok_or_else(|| format!("`{key}` must be an integer (Unix seconds)")),
+        }
+    };
+    let string = |key: &str| -> Result<Option<String>, String> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(item) => item
+                .as_str()
+                .map(|s| Some(s.to_string()))
+                .ok_or_else(|| format!("`{key}` must be a string")),
+        }
+    };
+    let id = integer("id")?.ok_or("`id` is missing")?;
+    let id = u32::try_from(id).map_err(|_| format!("id {id} is not between 0 and 4294967295"))?;
+    let state = string("state")?.ok_or(format!("key {id}: `state` is missing"))?;
+    let state = KeyState::parse(&state).ok_or(format!(
+        "key {id}: state {state:?} is not one of next, active, retiring, retired"
+    ))?;
+    let public_key = string("public_key")?.ok_or(format!("key {id}: `public_key` is missing"))?;
+    keys::parse_key_string(&public_key).map_err(|e| format!("key {id}: public_key: {e}"))?;
+    Ok(KeyEntry {
+        id,
+        state,
+        public_key,
+        private_key: string("private_key")?,
+        created_at: integer("created_at")?.unwrap_or(0),
+        activated_at: integer("activated_at")?,
+        retiring_since: integer("retiring_since")?,
+        verify_until: integer("verify_until")?,
+        retired_at: integer("retired_at")?,
+    })
+}
+
+fn check_private(path: &Path) -> Result<(), KeySetError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(io(path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeySetError::invalid(
+            path,
+            format!(
+                "readable by other users (mode {:o}); run: chmod 600 {}",
+                mode & 0o777,
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn relative_to(manifest: &Path, file: &Path) -> String {
+    let dir = manifest.parent().unwrap_or(Path::new(""));
+    file.strip_prefix(dir).unwrap_or(file).display().to_string()
+}
+
+fn list(ids: &[u32]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const HOUR: Lifetime = Lifetime {
+        seconds: 3600,
+        what: String::new(),
+    };
+
+    fn fresh() -> (tempfile::TempDir, KeySet) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("root.key");
+        keys::write_private_key_file(&key, &keys::generate(KeyAlgorithm::Ed25519)).unwrap();
+        let set = KeySet::create(&dir.path().join(MANIFEST), &key, 1_000).unwrap();
+        (dir, set)
+    }
+
+    fn states(set: &KeySet) -> Vec<(u32, KeyState)> {
+        set.entries().iter().map(|e| (e.id, e.state)).collect()
+    }
+
+    #[test]
+    fn a_key_moves_next_active_retiring_retired_and_the_manifest_round_trips() {
+        let (dir, mut set) = fresh();
+        set.add(KeyAlgorithm::Secp256r1, 1_100).unwrap();
+        assert_eq!(
+            states(&set),
+            vec![(1, KeyState::Active), (2, KeyState::Next)]
+        );
+        assert_eq!(set.ring().verifying_ids(), vec![1], "next does not verify");
+        set.activate(2, 2_000, &HOUR, &[]).unwrap();
+        assert_eq!(set.signing_key().unwrap().id, Some(2));
+        assert_eq!(
+            set.ring().verifying_ids(),
+            vec![2, 1],
+            "the active key is tried first"
+        );
+        assert_eq!(set.entries()[0].verify_until, Some(2_000 + 3_600));
+        set.save().unwrap();
+        let reread = KeySet::load(set.manifest()).unwrap();
+        assert_eq!(reread.entries(), set.entries());
+        let mode = std::fs::metadata(set.manifest())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let early = set.retire(1, 3_000, &[], false).unwrap_err().to_string();
+        assert!(
+            early.contains("may live until") && early.contains("--force"),
+            "{early}"
+        );
+        set.retire(1, 5_600, &[], false).unwrap();
+        assert_eq!(
+            states(&set),
+            vec![(1, KeyState::Retired), (2, KeyState::Active)]
+        );
+        assert!(!dir.path().join("root.key").exists(), "private key deleted");
+        let again = set.activate(1, 6_000, &HOUR, &[]).unwrap_err().to_string();
+        assert!(again.contains("retired"), "{again}");
+    }
+
+    #[test]
+    fn tokens_seen_issued_extend_the_verifying_window_and_block_retirement() {
+        let (_dir, mut set) = fresh();
+        set.add(KeyAlgorithm::Ed25519, 1_000).unwrap();
+        let issued = [LiveToken {
+            identity: "uri:urn:company:alice via /request_identity_token".into(),
+            issued_at: 1_500,
+            expires_at: 90_000,
+        }];
+        set.activate(2, 2_000, &HOUR, &issued).unwrap();
+        assert_eq!(
+            set.entries()[0].verify_until,
+            Some(90_000),
+            "a token issued under an older, longer policy still counts"
+        );
+        let refused = set
+            .retire(1, 80_000, &issued, false)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("uri:urn:company:alice via"), "{refused}");
+        let forced = set.retire(1, 80_000, &issued, true).unwrap();
+        assert_eq!(forced.broken.len(), 1);
+        assert!(forced.summary.contains("by force"), "{}", forced.summary);
+    }
+
+    #[test]
+    fn refusals_say_what_to_do() {
+        let (_dir, mut set) = fresh();
+        let active = set.retire(1, 2_000, &[], false).unwrap_err().to_string();
+        assert!(
+            active.contains("keys add") && active.contains("activate"),
+            "{active}"
+        );
+        let missing = set.activate(9, 2_000, &HOUR, &[]).unwrap_err().to_string();
+        assert_eq!(missing, "no key 9 in the key set (keys: 1)");
+        set.add(KeyAlgorithm::Ed25519, 1_000).unwrap();
+        set.retire(2, 2_000, &[], false).unwrap();
+        assert_eq!(
+            states(&set),
+            vec![(1, KeyState::Active), (2, KeyState::Retired)],
+            "a key that never signed retires at once"
+        );
+    }
+
+    #[test]
+    fn a_bad_manifest_is_refused_with_where_and_why() {
+        let (dir, set) = fresh();
+        set.save().unwrap();
+        let text = std::fs::read_to_string(set.manifest()).unwrap();
+        let write = |body: &str| {
+            let path = dir.path().join("bad.toml");
+            std::fs::write(&path, body).unwrap();
+            KeySet::load(&path).unwrap_err().to_string()
+        };
+        let misspelt = write(&text.replace("\"active\"", "\"actve\""));
+        assert!(
+            misspelt.contains("line 5") && misspelt.contains("\"actve\" is not one of"),
+            "{misspelt}"
+        );
+        let twice = write(&format!(
+            "{text}{}",
+            &text[text.find("[[keys]]").unwrap()..]
+        ));
+        assert!(twice.contains("key id 1 appears twice"), "{twice}");
+        let none = write(&text.replace("\"active\"", "\"retiring\""));
+        assert!(none.contains("no active key"), "{none}");
+        let unknown = write(&text.replace("created_at", "made_at"));
+        assert!(unknown.contains("unknown key `made_at`"), "{unknown}");
+        let junk = write("[[keys]\nid = ");
+        assert!(junk.contains("bad.toml"), "{junk}");
+
+        let other = keys::generate(KeyAlgorithm::Ed25519);
+        keys::write_private_key_file(&dir.path().join("root.key"), &other).unwrap();
+        let mismatch = KeySet::load(set.manifest()).unwrap_err().to_string();
+        assert!(mismatch.contains("does not match key 1"), "{mismatch}");
+        std::fs::set_permissions(
+            dir.path().join("root.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let readable = KeySet::load(set.manifest()).unwrap_err().to_string();
+        assert!(readable.contains("chmod 600"), "{readable}");
+    }
+}

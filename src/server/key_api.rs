@@ -1,0 +1,291 @@
+//! Root key endpoints (hessra-console extensions, beside `/status` and `/audit`):
+//! `GET /public_keys` for verifiers that follow rotation, and for operators `GET /keys` and
+//! `POST /keys/add`, `/keys/activate`, `/keys/retire`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+
+use super::audit::AuditEvent;
+use super::auth::{ApiError, PeerCertificate};
+use super::handlers::{Issued, Outcome, body, operator};
+use super::keys::{KeyInfo, KeySetFailure, live_issued, policy_lifetime, signing_window};
+use super::state::ServerState;
+use crate::keyset::{KeySetError, KeyState};
+use crate::token::clock::unix_now;
+use crate::token::keys::KeyAlgorithm;
+
+type Shared = Arc<ServerState>;
+
+/// The key set as operators see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeysResponse {
+    pub response_msg: String,
+    pub keys: Vec<KeyInfo>,
+    /// False for a server given a single `--root-key`: nothing to rotate.
+    pub managed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_set_error: Option<KeySetFailure>,
+}
+
+/// A key that verifiers may meet: next, active and retiring keys, with their ids.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicKeysResponse {
+    pub response_msg: String,
+    pub keys: Vec<PublicKeyEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicKeyEntry {
+    pub id: Option<u32>,
+    pub state: KeyState,
+    pub public_key: String,
+    pub public_key_pem: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_until: Option<i64>,
+}
+
+/// `POST /keys/add`, `/keys/activate`, `/keys/retire`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyChangeRequest {
+    /// The key to activate or retire.
+    #[serde(default)]
+    pub id: Option<u32>,
+    /// For `add`: `ed25519` (default) or `secp256r1`.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// For `retire`: retire even though tokens it signed are live (a compromised key).
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyChangeResponse {
+    pub response_msg: String,
+    /// Live tokens a forced retirement cut off: who, issued, expires.
+    #[serde(default)]
+    pub broken: Vec<BrokenToken>,
+    pub keys: Vec<KeyInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrokenToken {
+    pub identity: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+impl Issued for KeyChangeResponse {}
+
+pub async fn public_keys(State(state): State<Shared>) -> Response {
+    let current = state.keys.current();
+    let keys = current
+        .infos()
+        .into_iter()
+        .filter(|k| k.state != KeyState::Retired)
+        .filter_map(|k| {
+            let key = crate::token::keys::parse_key_string(&k.public_key).ok()?;
+            Some(PublicKeyEntry {
+                id: k.id,
+                state: k.state,
+                public_key_pem: crate::token::keys::public_key_pem(&key).ok()?,
+                public_key: k.public_key,
+                verify_until: k.verify_until,
+            })
+        })
+        .collect();
+    Json(PublicKeysResponse {
+        response_msg: "Root public keys".into(),
+        keys,
+    })
+    .into_response()
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    Extension(peer): Extension<PeerCertificate>,
+) -> Response {
+    if let Err(e) = operator(&state, &peer) {
+        return e.into_response();
+    }
+    let current = state.keys.current();
+    Json(KeysResponse {
+        response_msg: "Root keys".into(),
+        keys: current.infos(),
+        managed: current.set.is_some(),
+        key_set_error: state.keys.last_error(),
+    })
+    .into_response()
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    Add,
+    Activate,
+    Retire,
+}
+
+pub async fn add(
+    State(state): State<Shared>,
+    Extension(peer): Extension<PeerCertificate>,
+    input: Result<Json<KeyChangeRequest>, JsonRejection>,
+) -> Response {
+    change(state, peer, input, Change::Add).await
+}
+
+pub async fn activate(
+    State(state): State<Shared>,
+    Extension(peer): Extension<PeerCertificate>,
+    input: Result<Json<KeyChangeRequest>, JsonRejection>,
+) -> Response {
+    change(state, peer, input, Change::Activate).await
+}
+
+pub async fn retire(
+    State(state): State<Shared>,
+    Extension(peer): Extension<PeerCertificate>,
+    input: Result<Json<KeyChangeRequest>, JsonRejection>,
+) -> Response {
+    change(state, peer, input, Change::Retire).await
+}
+
+async fn change(
+    state: Shared,
+    peer: PeerCertificate,
+    input: Result<Json<KeyChangeRequest>, JsonRejection>,
+    change: Change,
+) -> Response {
+    let endpoint = match change {
+        Change::Add => "/keys/add",
+        Change::Activate => "/keys/activate",
+        Change::Retire => "/keys/retire",
+    };
+    let caller = operator(&state, &peer);
+    let worker = state.clone();
+    let result = match caller.clone() {
+        Err(e) => Err(e),
+        Ok(_) => match body(input) {
+            Err(e) => Err(e),
+            // Key generation and the manifest's fsync are disk work: off the async threads.
+            Ok(request) => tokio::task::spawn_blocking(move || apply(&worker, &request, change))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the key change failed: {e}"),
+                    ))
+                }),
+        },
+    };
+    Outcome {
+        endpoint,
+        caller: caller.as_ref().ok(),
+        resource: None,
+        operation: None,
+    }
+    .finish(&state, result)
+}
+
+fn apply(
+    state: &ServerState,
+    request: &KeyChangeRequest,
+    change: Change,
+) -> Result<(String, KeyChangeResponse), ApiError> {
+    let now = unix_now();
+    let id = || {
+        request
+            .id
+            .ok_or_else(|| ApiError::bad_request("give the key's \"id\""))
+    };
+    let transition = match change {
+        Change::Add => {
+            let algorithm = match request.algorithm.as_deref().unwrap_or("ed25519") {
+                "ed25519" => KeyAlgorithm::Ed25519,
+                "secp256r1" => KeyAlgorithm::Secp256r1,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown algorithm {other:?}: ed25519 or secp256r1"
+                    )));
+                }
+            };
+            state.keys.change(now, |set| set.add(algorithm, now))
+        }
+        Change::Activate => {
+            let id = id()?;
+            let lifetime = policy_lifetime(&state.snapshot().policy);
+            let events = issued_events(state);
+            state.keys.change(now, |set| {
+                let (from, to) = signing_window(set.active(), now);
+                let issued = live_issued(&events, from, to, now);
+                set.activate(id, now, &lifetime, &issued)
+            })
+        }
+        Change::Retire => {
+            let id = id()?;
+            let events = issued_events(state);
+            state.keys.change(now, |set| {
+                let live = set
+                    .entries()
+                    .iter()
+                    .find(|e| e.id == id)
+                    .map(|entry| {
+                        let (from, to) = signing_window(entry, now);
+                        live_issued(&events, from, to, now)
+                    })
+                    .unwrap_or_default();
+                set.retire(id, now, &live, request.force)
+            })
+        }
+    }
+    .map_err(key_error)?;
+    let keys = state.keys.current().infos();
+    Ok((
+        transition.summary.clone(),
+        KeyChangeResponse {
+            response_msg: transition.summary,
+            broken: transition
+                .broken
+                .into_iter()
+                .map(|t| BrokenToken {
+                    identity: t.identity,
+                    issued_at: t.issued_at,
+                    expires_at: t.expires_at,
+                })
+                .collect(),
+            keys,
+        },
+    ))
+}
+
+fn key_error(error: KeySetError) -> ApiError {
+    let status = match &error {
+        KeySetError::NoSuchKey { .. } => StatusCode::NOT_FOUND,
+        KeySetError::Refused(_) | KeySetError::Unmanaged => StatusCode::CONFLICT,
+        KeySetError::Io { .. } | KeySetError::Invalid { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, error.to_string())
+}
+
+/// Everything the audit trail knows the server issued: the file when there is one (it goes
+/// back further than the in-memory ring), else the ring.
+pub fn issued_events(state: &ServerState) -> Vec<AuditEvent> {
+    if let Some(path) = state.audit.path()
+        && let Ok(text) = std::fs::read_to_string(path)
+    {
+        return parse_audit_lines(&text);
+    }
+    state.audit.after(0, super::audit::AUDIT_RING)
+}
+
+/// Audit events from JSON lines, skipping lines that do not parse (a torn last line).
+pub fn parse_audit_lines(text: &str) -> Vec<AuditEvent> {
+    text.lines()
+        .filter(|line| line.contains("\"expires_at\""))
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
