@@ -193,3 +193,48 @@ async fn refresh_with_the_sdk() {
         .unwrap_or_else(|e| e.to_string());
     assert!(message.contains("delegated"), "{message}");
 }
+
+/// Key rotation as the published SDK sees it: it reads `/public_key` (the active key) at setup,
+/// so a client set up after the rotation verifies new tokens locally; an identity token issued
+/// before the rotation still works with the server while the old key is retiring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_follows_a_key_rotation() {
+    let demo = Demo::start().await;
+    let before = sdk(&demo, Some(ALICE)).await;
+    let old_identity = before
+        .request_identity_token(None)
+        .await
+        .unwrap()
+        .token
+        .unwrap();
+
+    let ops = demo.as_identity("uri:urn:company:ops");
+    for (action, body) in [
+        ("add", serde_json::json!({})),
+        ("activate", serde_json::json!({ "id": 2 })),
+    ] {
+        let (status, body) =
+            support::post(&ops, &demo.url(&format!("/keys/{action}")), body, None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let after = sdk(&demo, None).await;
+    let response = after
+        .request_token_with_identity("production_api", "read", old_identity, None)
+        .await
+        .unwrap();
+    let authz = response
+        .token
+        .expect("a token of the retiring key still authenticates");
+    published(|| after.verify_token_local(authz.clone(), ALICE, "production_api", "read"))
+        .expect("the SDK set up after the rotation verifies with the new active key");
+    assert!(
+        published(|| before.verify_token_local(authz.clone(), ALICE, "production_api", "read"))
+            .is_err(),
+        "a client that cached the old key must fetch it again (the published SDK has no key ids)"
+    );
+    after
+        .verify_token_remote(authz, ALICE, "production_api", "read")
+        .await
+        .unwrap();
+}
