@@ -121,6 +121,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeySetError + '_ {
 pub struct KeySet {
     manifest: PathBuf,
     entries: Vec<KeyEntry>,
+    /// Private keys of keys retired since loading: deleted once the manifest no longer names
+    /// them, so a failed save never leaves a manifest pointing at a deleted key.
+    doomed: Vec<PathBuf>,
 }
 
 /// What a transition did, for the report.
@@ -136,7 +139,7 @@ impl KeySet {
     pub fn create(manifest: &Path, private_key: &Path, now: i64) -> Result<KeySet, KeySetError> {
         let pair = keys::read_private_key_file(private_key)
             .map_err(|e| KeySetError::invalid(private_key, e.to_string()))?;
-        let set = KeySet {
+        let mut set = KeySet {
             manifest: manifest.to_path_buf(),
             entries: vec![KeyEntry {
                 id: 1,
@@ -149,6 +152,7 @@ impl KeySet {
                 verify_until: None,
                 retired_at: None,
             }],
+            doomed: Vec::new(),
         };
         set.save()?;
         Ok(set)
@@ -190,6 +194,7 @@ impl KeySet {
         let set = KeySet {
             manifest: manifest.to_path_buf(),
             entries,
+            doomed: Vec::new(),
         };
         set.check().map_err(invalid)?;
         Ok(set)
@@ -436,12 +441,7 @@ impl KeySet {
             }
         };
         if let Some(file) = &entry.private_key {
-            let path = self.private_path(file);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&path)(e)),
-            }
+            self.doomed.push(self.private_path(file));
         }
         let retired = self.entry_mut(id)?;
         retired.state = KeyState::Retired;
@@ -460,9 +460,27 @@ impl KeySet {
         Ok(Transition { summary, broken })
     }
 
-    /// Writes the manifest atomically (0600: it names the private key files).
-    pub fn save(&self) -> Result<(), KeySetError> {
-        fsutil::write_private(&self.manifest, self.render().as_bytes()).map_err(io(&self.manifest))
+    /// Writes the manifest atomically (0600: it names the private key files), then deletes the
+    /// private keys of keys retired since loading.
+    pub fn save(&mut self) -> Result<(), KeySetError> {
+        fsutil::write_private(&self.manifest, self.render().as_bytes())
+            .map_err(io(&self.manifest))?;
+        for path in std::mem::take(&mut self.doomed) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(KeySetError::Io {
+                        path: path.display().to_string(),
+                        source: std::io::Error::new(
+                            e.kind(),
+                            format!("the key is retired, but its private key is still here: {e}"),
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     fn render(&self) -> String {
@@ -678,6 +696,11 @@ mod tests {
             states(&set),
             vec![(1, KeyState::Retired), (2, KeyState::Active)]
         );
+        assert!(
+            dir.path().join("root.key").exists(),
+            "kept until the manifest stops naming it"
+        );
+        set.save().unwrap();
         assert!(!dir.path().join("root.key").exists(), "private key deleted");
         let again = set.activate(1, 6_000, &HOUR, &[]).unwrap_err().to_string();
         assert!(again.contains("retired"), "{again}");
@@ -729,7 +752,7 @@ mod tests {
 
     #[test]
     fn a_bad_manifest_is_refused_with_where_and_why() {
-        let (dir, set) = fresh();
+        let (dir, mut set) = fresh();
         set.save().unwrap();
         let text = std::fs::read_to_string(set.manifest()).unwrap();
         let write = |body: &str| {
