@@ -620,3 +620,23 @@ fn usage_errors_exit_2_and_no_command_needs_a_terminal() {
     assert_eq!(code(&out), 0);
     assert!(stdout(&out).contains("--readonly"), "{}", stdout(&out));
 }
+
+/// `hessra-console … | head -1`: the reader goes away, and the command neither panics nor
+/// complains about it.
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hessra-console"))
+        .args(["keys", "generate", "--out"])
+        .arg(dir.path().join("root.key"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+    assert!(dir.path().join("root.key").exists());
+}

@@ -86,14 +86,22 @@ impl From<crate::token::keys::KeyError> for Failure {
     }
 }
 
+/// Writes a line to standard output. A reader that went away (`| head -1`) is not an error
+/// worth a panic: the output is simply not wanted any more.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
 /// Prints the outcome and turns it into the process exit status.
 pub fn finish(result: Result<Report, Failure>, json_mode: bool) -> ExitCode {
     match result {
         Ok(report) => {
             if json_mode {
-                println!("{}", pretty(&report.json));
+                print_out(&pretty(&report.json));
             } else if !report.text.is_empty() {
-                println!("{}", report.text.trim_end());
+                print_out(report.text.trim_end());
             }
             ExitCode::from(report.code)
         }
@@ -103,7 +111,7 @@ pub fn finish(result: Result<Report, Failure>, json_mode: bool) -> ExitCode {
                 if let (Value::Object(body), Value::Object(extra)) = (&mut body, failure.details) {
                     body.extend(extra);
                 }
-                println!("{}", pretty(&body));
+                print_out(&pretty(&body));
             }
             eprintln!("Error: {}", failure.message);
             ExitCode::from(failure.code)
