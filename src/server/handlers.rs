@@ -881,6 +881,12 @@ async fn metrics(
         clients: snapshot.policy.clients.len(),
         revocations: snapshot.revoked.len(),
         revision: snapshot.revision.clone(),
+        keys: status
+            .keys
+            .iter()
+            .map(|k| (k.id, k.state.name(), k.verify_until))
+            .collect(),
+        key_set_failing: status.key_set_error.is_some(),
     };
     (
         [(

@@ -46,6 +46,9 @@ pub struct SyncGauges {
     pub clients: usize,
     pub revocations: usize,
     pub revision: String,
+    /// Root keys: id (none for a single key file), state, and until when a retiring key verifies.
+    pub keys: Vec<(Option<u32>, &'static str, Option<i64>)>,
+    pub key_set_failing: bool,
 }
 
 impl Metrics {
@@ -130,6 +133,39 @@ impl Metrics {
             "hessra_policy_info{{revision=\"{}\"}} 1",
             escape(&sync.revision)
         );
+        header(
+            &mut out,
+            "hessra_root_key_info",
+            "gauge",
+            "Root keys by id and state (next, active, retiring, retired).",
+        );
+        for (id, state, _) in &sync.keys {
+            let id = id.map_or("none".to_string(), |id| id.to_string());
+            let _ = writeln!(
+                out,
+                "hessra_root_key_info{{id=\"{id}\",state=\"{state}\"}} 1"
+            );
+        }
+        header(
+            &mut out,
+            "hessra_root_key_verify_until_seconds",
+            "gauge",
+            "Until when (Unix seconds) a retiring root key verifies; retire it after this.",
+        );
+        for (id, state, until) in &sync.keys {
+            if let (Some(id), Some(until), &"retiring") = (id, until, state) {
+                let _ = writeln!(
+                    out,
+                    "hessra_root_key_verify_until_seconds{{id=\"{id}\"}} {until}"
+                );
+            }
+        }
+        gauge(
+            &mut out,
+            "hessra_key_set_failing",
+            "1 while the key set on disk is refused (the keys in use stay).",
+            i64::from(sync.key_set_failing),
+        );
         let latency = self
             .latency
             .lock()
@@ -206,6 +242,11 @@ mod tests {
             clients: 7,
             revocations: 1,
             revision: "abc\"def".into(),
+            keys: vec![
+                (Some(1), "retiring", Some(1_795_800_000)),
+                (Some(2), "active", None),
+            ],
+            key_set_failing: true,
         });
         for line in [
             "hessra_requests_total{endpoint=\"/request_token\",result=\"allow\"} 2",
@@ -214,6 +255,10 @@ mod tests {
             "hessra_policy_age_seconds 12",
             "hessra_policy_sync_failing 0",
             "hessra_revocations 1",
+            "hessra_root_key_info{id=\"1\",state=\"retiring\"} 1",
+            "hessra_root_key_info{id=\"2\",state=\"active\"} 1",
+            "hessra_root_key_verify_until_seconds{id=\"1\"} 1795800000",
+            "hessra_key_set_failing 1",
             "hessra_policy_info{revision=\"abc\\\"def\"} 1",
             "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"0.0005\"} 0",
             "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"0.001\"} 1",
