@@ -122,6 +122,23 @@ async fn rotation_keeps_live_tokens_working_and_refuses_to_break_them() {
         "the bound comes from the policy's longest lifetime: {message}"
     );
     assert_eq!(served_public_key(&demo, server).await, pem_of(&set, 2));
+    let metrics = demo
+        .as_identity(OPS)
+        .get(format!("{}/metrics", server.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "hessra_root_key_info{id=\"1\",state=\"retiring\"} 1",
+        "hessra_root_key_info{id=\"2\",state=\"active\"} 1",
+        "hessra_root_key_verify_until_seconds{id=\"1\"} ",
+        "hessra_key_set_failing 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
     let after = identity_token(&demo, server).await;
     assert_eq!(root_key_id(&after), Some(2));
     for token in [&before, &after] {
