@@ -599,3 +599,103 @@ fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
     assert!(!restored.is_dirty());
     assert!(!recovery.exists(), "saved edits are not kept for recovery");
 }
+
+/// The Server screen's key set against the real server: add a key, activate it (confirmed),
+/// and a retirement the server refuses turns into an offer to force it, which starts on Cancel.
+#[test]
+fn root_keys_rotate_from_the_server_screen() {
+    hessra_console::server::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(hessra_console::server::start(
+            ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap(),
+        ))
+        .unwrap();
+    let url = server.url();
+    let link = hessra_console::console::launch::workspace_link(&ws, &url).unwrap();
+    let env = Env::new(
+        ws.policy_file(),
+        None,
+        Some(link),
+        None,
+        runtime.handle().clone(),
+    );
+    let app = App::new(Context {
+        server: Some((url, true)),
+        operator: Some(workspace::DEMO_OPERATOR.into()),
+        ..Context::new(
+            ws.policy_file(),
+            std::fs::read_to_string(ws.policy_file()).unwrap(),
+            NOW,
+        )
+    });
+    let mut f = Fixture {
+        origin: ws.origin.clone(),
+        _dir: dir,
+        app,
+        env,
+        _runtime: runtime,
+    };
+    let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
+        f.app
+            .server_keys()
+            .iter()
+            .map(|k| (k.id, k.state.name()))
+            .collect()
+    };
+    // Key changes refresh the status, which is a poll: settle with polls.
+    let live = |f: &mut Fixture, keys: &str| {
+        for c in keys.chars() {
+            f.app.handle_key(key(KeyCode::Char(c)));
+        }
+        jobs::settle(&mut f.app, &f.env, false);
+    };
+    f.app.tick(NOW);
+    jobs::settle(&mut f.app, &f.env, false);
+    assert_eq!(states(&f), vec![(Some(1), "active")]);
+
+    press(&mut f, "6D");
+    assert!(flash(&f).contains("press K"), "{}", flash(&f));
+    live(&mut f, "Ka");
+    assert!(flash(&f).starts_with("added key 2"), "{}", flash(&f));
+    assert_eq!(states(&f), vec![(Some(1), "active"), (Some(2), "next")]);
+
+    press(&mut f, "jA");
+    match &f.app.popup {
+        Some(Popup::Confirm { title, lines, .. }) => {
+            assert_eq!(title, "Activate root key 2?");
+            assert!(lines[1].starts_with("key 1 starts retiring"), "{lines:?}");
+        }
+        _ => panic!("no confirmation: {}", flash(&f)),
+    }
+    live(&mut f, "y");
+    assert!(flash(&f).starts_with("key 2 now signs"), "{}", flash(&f));
+    assert_eq!(states(&f), vec![(Some(2), "active"), (Some(1), "retiring")]);
+
+    // Key 1 may still have live tokens: the server refuses, the console offers force.
+    press(&mut f, "jD");
+    live(&mut f, "y");
+    match &f.app.popup {
+        Some(Popup::Confirm { title, lines, .. }) => {
+            assert_eq!(title, "Key 1 still verifies live tokens");
+            assert!(lines[0].contains("cannot be retired yet"), "{lines:?}");
+        }
+        _ => panic!("no offer to force: {}", flash(&f)),
+    }
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(
+        states(&f),
+        vec![(Some(2), "active"), (Some(1), "retiring")],
+        "the offer starts on Cancel"
+    );
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 30)).unwrap();
+    terminal
+        .draw(|frame| hessra_console::console::ui::render(frame, &f.app))
+        .unwrap();
+    let screen = terminal.backend().to_string();
+    assert!(screen.contains("Root keys (2, signing first"), "{screen}");
+    assert!(screen.contains("◐ retiring ed25519/"), "{screen}");
+    f._runtime.block_on(server.shutdown());
+}

@@ -267,6 +267,8 @@ fn changes_and_server_with_git_and_server_data() {
     app.dispatch(hessra_console::console::keymap::Action::SortActivity);
     let sorted = draw(&app, 120, 40).backend().to_string();
     assert!(sorted.contains("sorted by identity"), "{sorted}");
+    app.dispatch(hessra_console::console::keymap::Action::ShowKeys);
+    insta::assert_snapshot!("server_keys_120x40", draw(&app, 120, 40).backend());
     app.screen = Screen::Changes;
     let text = draw(&app, 120, 40).backend().to_string();
     assert!(

@@ -120,6 +120,13 @@ pub enum Confirmation {
     Recover {
         text: String,
     },
+    ActivateKey {
+        id: u32,
+    },
+    RetireKey {
+        id: u32,
+        force: bool,
+    },
 }
 
 /// What a one-line prompt is for.
@@ -718,6 +725,7 @@ impl App {
                 format!("the server did not take the sync: {e}"),
             ),
             JobResult::ServerPublicKey(result) => self.tokens.server_key = Some(result),
+            JobResult::KeyChanged { change, outcome } => self.key_changed(change, outcome),
             JobResult::PolicyDerived { purpose, result } => self.policy_derived(purpose, result),
             JobResult::Revoked(Ok(id)) => {
                 let short: String = id.chars().take(16).collect();
@@ -1231,6 +1239,17 @@ impl App {
                     PolicyInput::Text(text),
                     PolicyPurpose::Replace { save: false },
                 );
+            }
+            Confirmation::ActivateKey { id } => {
+                self.submit(Job::ChangeKey(crate::console::jobs::KeyChange::Activate(
+                    id,
+                )));
+            }
+            Confirmation::RetireKey { id, force } => {
+                self.submit(Job::ChangeKey(crate::console::jobs::KeyChange::Retire {
+                    id,
+                    force,
+                }));
             }
             Confirmation::Revert => {
                 let text = self.saved_text.clone();

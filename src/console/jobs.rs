@@ -15,6 +15,7 @@ use crate::policy::{
     RevocationList, Revoked,
 };
 use crate::server::AuditEvent;
+use crate::server::key_api::{KeyChangeRequest, KeyChangeResponse};
 use crate::token::{self, Delegation, IdentityVerification};
 use crate::token_store::TokenStore;
 use crate::wire::{
@@ -175,6 +176,8 @@ pub enum Job {
     },
     ServerSync,
     ServerPublicKey,
+    /// Change the server's root key set through its operator endpoints.
+    ChangeKey(KeyChange),
     LoadTokenFile {
         path: PathBuf,
     },
@@ -217,6 +220,9 @@ impl Job {
             Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
             Job::ServerSync => "asking the server to sync",
             Job::ServerPublicKey => "fetching the server's public key",
+            Job::ChangeKey(KeyChange::Add) => "adding a root key",
+            Job::ChangeKey(KeyChange::Activate(_)) => "activating a root key",
+            Job::ChangeKey(KeyChange::Retire { .. }) => "retiring a root key",
             Job::LoadTokenFile { .. } | Job::LoadStoredToken { .. } => "loading the token",
             Job::ListStoredTokens => "listing stored tokens",
             Job::Verify { .. } => "verifying",
@@ -231,6 +237,49 @@ impl Job {
             Job::ServerStatus | Job::ServerAudit { .. } | Job::KeepUnsaved { .. }
         )
     }
+}
+
+/// A root key transition asked of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    Add,
+    Activate(u32),
+    /// `force`: even though tokens it signed are live (a compromised key).
+    Retire {
+        id: u32,
+        force: bool,
+    },
+}
+
+impl KeyChange {
+    fn request(self) -> (&'static str, KeyChangeRequest) {
+        match self {
+            KeyChange::Add => ("/keys/add", KeyChangeRequest::default()),
+            KeyChange::Activate(id) => (
+                "/keys/activate",
+                KeyChangeRequest {
+                    id: Some(id),
+                    ..KeyChangeRequest::default()
+                },
+            ),
+            KeyChange::Retire { id, force } => (
+                "/keys/retire",
+                KeyChangeRequest {
+                    id: Some(id),
+                    force,
+                    ..KeyChangeRequest::default()
+                },
+            ),
+        }
+    }
+}
+
+/// Why a key change did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChangeFailure {
+    /// The server refused the transition (409), e.g. tokens the key signed are still live.
+    pub refused: bool,
+    pub message: String,
 }
 
 /// What the server's `/status` says (the fields the console shows).
@@ -323,6 +372,11 @@ pub enum JobResult {
     ServerAudit(Result<(Vec<AuditEvent>, u64), String>),
     ServerSynced(Result<(), String>),
     ServerPublicKey(Result<String, String>),
+    /// The server's summary of the change, or why not.
+    KeyChanged {
+        change: KeyChange,
+        outcome: Result<String, KeyChangeFailure>,
+    },
     TokenLoaded {
         source: String,
         token: Result<String, String>,
@@ -395,6 +449,10 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             })
             .map(|_| ())
         })),
+        Job::ChangeKey(change) => JobResult::KeyChanged {
+            change,
+            outcome: change_key(env, change),
+        },
         Job::ServerPublicKey => JobResult::ServerPublicKey(env.operator().and_then(|c| {
             block(env, async move {
                 c.get::<PublicKeyResponse>("/public_key").await
@@ -518,6 +576,34 @@ fn block<T: serde::de::DeserializeOwned + Send + 'static>(
         )
         .map_err(|_| "the server did not answer within 10 s".to_string())?
         .map_err(|e| e.to_string())
+}
+
+fn change_key(env: &Env, change: KeyChange) -> Result<String, KeyChangeFailure> {
+    let other = |message: String| KeyChangeFailure {
+        refused: false,
+        message,
+    };
+    let connection = env.operator().map_err(other)?;
+    let (path, body) = change.request();
+    let answer = env.runtime.block_on(async move {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            connection.post::<_, KeyChangeResponse>(path, &body, None),
+        )
+        .await
+    });
+    match answer {
+        Err(_) => Err(other("the server did not answer within 10 s".into())),
+        Ok(Ok(response)) => Ok(response.response_msg),
+        Ok(Err(crate::client::ClientError::Status {
+            status: 409,
+            message,
+        })) => Err(KeyChangeFailure {
+            refused: true,
+            message,
+        }),
+        Ok(Err(e)) => Err(other(e.to_string())),
+    }
 }
 
 fn save(path: &Path, text: &str) -> Result<String, String> {

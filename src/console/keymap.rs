@@ -127,6 +127,10 @@ actions! {
     Sync => "sync", "ask the server to sync now", false;
     ShowActivity => "activity", "switch between the audit feed and per-identity activity", false;
     SortActivity => "sort", "change the activity order (last seen, identity, issued, denials)", false;
+    ShowKeys => "keys", "switch between the audit feed and the root key set", false;
+    AddKey => "add-key", "add a root key: published as next, not signing", true;
+    ActivateKey => "activate-key", "make the selected root key sign; the active one starts retiring", true;
+    RetireKey => "retire-key", "retire the selected root key (refused while tokens it signed may be live)", true;
 }
 
 /// A key with modifiers, as written in config (`ctrl-s`, `shift-tab`, `G`, `?`, `f5`).
@@ -305,6 +309,10 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Server, Action::Sync, &["s"]),
     (Scope::Server, Action::ShowActivity, &["v"]),
     (Scope::Server, Action::SortActivity, &["o"]),
+    (Scope::Server, Action::ShowKeys, &["K"]),
+    (Scope::Server, Action::AddKey, &["a"]),
+    (Scope::Server, Action::ActivateKey, &["A"]),
+    (Scope::Server, Action::RetireKey, &["D"]),
 ];
 
 /// A problem in the `[keys]` table of the config file.

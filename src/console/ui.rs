@@ -230,7 +230,13 @@ fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
             Action::ToggleDiff,
             Action::FocusNext,
         ],
-        Screen::Server => &[Action::Filter, Action::Sync, Action::Copy],
+        Screen::Server if app.server_view.show_keys => &[
+            Action::AddKey,
+            Action::ActivateKey,
+            Action::RetireKey,
+            Action::ShowKeys,
+        ],
+        Screen::Server => &[Action::Filter, Action::Sync, Action::ShowKeys, Action::Copy],
     };
     let mut spans = Vec::new();
     for action in wanted
@@ -252,6 +258,10 @@ fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
 fn short_name(action: Action) -> &'static str {
     match action {
         Action::EditRaw => "edit",
+        Action::AddKey => "add key",
+        Action::ActivateKey => "activate",
+        Action::RetireKey => "retire",
+        Action::ShowKeys => "keys",
         Action::AddClient => "add",
         Action::RemoveClient => "remove",
         Action::ToggleDiff => "diff",

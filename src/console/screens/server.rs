@@ -9,13 +9,15 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
-use crate::console::app::{App, Level};
-use crate::console::jobs::{Job, ServerStatus};
+use crate::console::app::{App, Confirmation, Level};
+use crate::console::jobs::{Job, KeyChange, KeyChangeFailure, ServerStatus};
 use crate::console::keymap::Action;
 use crate::console::screens::activity::{self, SortBy};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
+use crate::keyset::KeyState;
 use crate::server::AuditEvent;
+use crate::server::KeyInfo;
 
 /// How many audit events the console keeps.
 pub const FEED_LIMIT: usize = 2_000;
@@ -32,6 +34,8 @@ pub struct ServerState {
     pub selected: usize,
     /// Per-identity activity instead of the feed.
     pub show_activity: bool,
+    /// The root key set instead of the feed.
+    pub show_keys: bool,
     pub sort: SortBy,
     /// Seconds without activity after which an identity is marked quiet.
     pub quiet_after: i64,
@@ -88,7 +92,9 @@ fn event_text(event: &AuditEvent) -> String {
 
 impl App {
     pub(crate) fn server_action(&mut self, action: Action) {
-        let visible = if self.server_view.show_activity {
+        let visible = if self.server_view.show_keys {
+            self.server_keys().len()
+        } else if self.server_view.show_activity {
             activity::visible_rows(self).len()
         } else {
             self.server_view.visible().count()
@@ -99,7 +105,23 @@ impl App {
         match action {
             Action::ShowActivity | Action::FocusNext | Action::FocusPrev => {
                 self.server_view.show_activity = !self.server_view.show_activity;
+                self.server_view.show_keys = false;
                 self.server_view.selected = 0;
+            }
+            Action::ShowKeys => {
+                self.server_view.show_keys = !self.server_view.show_keys;
+                self.server_view.show_activity = false;
+                self.server_view.selected = 0;
+            }
+            Action::AddKey | Action::ActivateKey | Action::RetireKey => self.key_action(action),
+            Action::Copy if self.server_view.show_keys => {
+                let key = self
+                    .server_keys()
+                    .get(self.server_view.selected)
+                    .map(|k| k.public_key.clone());
+                if let Some(key) = key {
+                    self.copy("public key", key);
+                }
             }
             Action::SortActivity => {
                 self.server_view.sort = self.server_view.sort.next();
@@ -163,6 +185,206 @@ impl App {
     }
 }
 
+impl App {
+    /// The server's root keys as the Server screen lists them: signing first, then retiring,
+    /// next and retired.
+    pub fn server_keys(&self) -> Vec<&KeyInfo> {
+        let Some(Ok(status)) = &self.server_view.status else {
+            return Vec::new();
+        };
+        let mut keys: Vec<&KeyInfo> = status.keys.iter().collect();
+        keys.sort_by_key(|k| (rank(k.state), k.id));
+        keys
+    }
+
+    fn key_action(&mut self, action: Action) {
+        if self.server.is_none() {
+            self.flash(Level::Warn, "Keys: no server configured");
+            return;
+        }
+        if action == Action::AddKey {
+            self.server_view.show_keys = true;
+            self.server_view.show_activity = false;
+            self.submit(Job::ChangeKey(KeyChange::Add));
+            return;
+        }
+        if !self.server_view.show_keys {
+            self.flash(
+                Level::Info,
+                "press K for the root key set, then select a key",
+            );
+            return;
+        }
+        let selected = self
+            .server_keys()
+            .get(self.server_view.selected)
+            .map(|k| (k.id, k.state));
+        let Some((id, state)) = selected else {
+            self.flash(Level::Info, "the server reported no keys yet");
+            return;
+        };
+        let Some(id) = id else {
+            self.flash(
+                Level::Warn,
+                "this server was given a single --root-key: it cannot rotate (start it with --key-set)",
+            );
+            return;
+        };
+        let active = self
+            .server_keys()
+            .iter()
+            .find(|k| k.state == KeyState::Active)
+            .and_then(|k| k.id);
+        match (action, state) {
+            (Action::ActivateKey, KeyState::Active) => {
+                self.flash(Level::Info, format!("key {id} already signs"));
+            }
+            (Action::ActivateKey, KeyState::Retired) => self.flash(
+                Level::Warn,
+                format!("key {id} is retired and its private key is gone: add a key (a) instead"),
+            ),
+            (Action::ActivateKey, _) => {
+                let previous = active.map_or("the active key".to_string(), |a| format!("key {a}"));
+                self.confirm(
+                    Confirmation::ActivateKey { id },
+                    &format!("Activate root key {id}?"),
+                    vec![
+                        format!("Key {id} signs every token from now on; /public_key serves it."),
+                        format!(
+                            "{previous} starts retiring: it keeps verifying until the tokens it signed have expired."
+                        ),
+                        "Clients that cached the public key must fetch it again to verify new tokens locally.".into(),
+                    ],
+                );
+            }
+            (Action::RetireKey, KeyState::Active) => self.flash(
+                Level::Warn,
+                format!("key {id} signs every token: activate another key (A) first"),
+            ),
+            (Action::RetireKey, KeyState::Retired) => {
+                self.flash(Level::Info, format!("key {id} is already retired"));
+            }
+            (Action::RetireKey, _) => self.confirm(
+                Confirmation::RetireKey { id, force: false },
+                &format!("Retire root key {id}?"),
+                vec![
+                    format!("Key {id} stops verifying and its private key is deleted."),
+                    "The server refuses while tokens it signed may still be live, and says which."
+                        .into(),
+                ],
+            ),
+            _ => {}
+        }
+    }
+
+    /// What came of a key change: on a refusal to retire, offer the forced retirement (for a
+    /// compromised key), naming what it would cut off.
+    pub(crate) fn key_changed(
+        &mut self,
+        change: KeyChange,
+        outcome: Result<String, KeyChangeFailure>,
+    ) {
+        match (change, outcome) {
+            (_, Ok(summary)) => {
+                self.flash(Level::Success, summary);
+                self.submit(Job::ServerStatus);
+            }
+            (KeyChange::Retire { id, force: false }, Err(failure)) if failure.refused => {
+                let mut lines: Vec<String> = failure.message.lines().map(str::to_string).collect();
+                lines.push(String::new());
+                lines.push(format!(
+                    "Retire key {id} by force? Only for a compromised key: those tokens stop working."
+                ));
+                self.confirm(
+                    Confirmation::RetireKey { id, force: true },
+                    &format!("Key {id} still verifies live tokens"),
+                    lines,
+                );
+            }
+            (_, Err(failure)) => self.flash(Level::Error, failure.message),
+        }
+    }
+}
+
+/// `ed25519/cdcdcdcdcdcdcdcd…`: enough to tell keys apart (`y` copies the whole key).
+fn short_key(key: &str) -> String {
+    match key.split_once('/') {
+        Some((algorithm, hex)) if hex.len() > 16 => format!("{algorithm}/{}…", &hex[..16]),
+        _ => key.to_string(),
+    }
+}
+
+fn rank(state: KeyState) -> u8 {
+    match state {
+        KeyState::Active => 0,
+        KeyState::Retiring => 1,
+        KeyState::Next => 2,
+        KeyState::Retired => 3,
+    }
+}
+
+fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
+    let keys = app.server_keys();
+    let items: Vec<ListItem> = keys
+        .iter()
+        .map(|key| {
+            let (glyph, style) = match key.state {
+                KeyState::Active => ("● active  ", app.theme.ok()),
+                KeyState::Retiring => ("◐ retiring", app.theme.warn()),
+                KeyState::Next => ("○ next    ", app.theme.accent()),
+                KeyState::Retired => ("✗ retired ", app.theme.muted()),
+            };
+            let id = key.id.map_or("-".to_string(), |id| id.to_string());
+            let when = match key.state {
+                KeyState::Next => "published, not signing".to_string(),
+                KeyState::Active => key.activated_at.map_or("signing".into(), |at| {
+                    format!(
+                        "signing since {}",
+                        crate::token::clock::describe_instant(at, app.now)
+                    )
+                }),
+                KeyState::Retiring => match key.verify_until {
+                    Some(until) if until > app.now => format!(
+                        "verifies until {} ({})",
+                        crate::token::clock::format_unix(until),
+                        crate::token::clock::describe_instant(until, app.now)
+                    ),
+                    _ => "its tokens have expired: may be retired".into(),
+                },
+                KeyState::Retired => key.retired_at.map_or("retired".into(), |at| {
+                    format!(
+                        "retired {}",
+                        crate::token::clock::describe_instant(at, app.now)
+                    )
+                }),
+            };
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{id:>3} "), app.theme.title()),
+                Span::styled(glyph, style),
+                Span::styled(
+                    format!(" {:<27}  ", short_key(&key.public_key)),
+                    app.theme.muted(),
+                ),
+                Span::raw(when),
+            ]))
+        })
+        .collect();
+    let title = format!(
+        "Root keys ({}, signing first; K: back to the feed)",
+        keys.len()
+    );
+    let selected = app.server_view.selected.min(keys.len().saturating_sub(1));
+    let mut list_state = ListState::default().with_selected((!keys.is_empty()).then_some(selected));
+    frame.render_stateful_widget(
+        List::new(items)
+            .block(pane(app, &title, true))
+            .highlight_style(app.theme.selected())
+            .highlight_symbol(selected_marker()),
+        area,
+        &mut list_state,
+    );
+}
+
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let [info_area, feed_area] =
         Layout::vertical([Constraint::Length(9), Constraint::Min(4)]).areas(area);
@@ -172,6 +394,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .block(pane(app, "Server", false)),
         info_area,
     );
+    if app.server_view.show_keys {
+        render_keys(frame, feed_area, app);
+        return;
+    }
     if app.server_view.show_activity {
         activity::render(frame, feed_area, app);
         return;
@@ -345,18 +571,11 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
 
 /// The root key set in one line: the signing key, then retiring and next ones.
 fn key_line(app: &App, status: &crate::console::jobs::ServerStatus) -> Line<'static> {
-    use crate::keyset::KeyState;
     let theme = &app.theme;
     let mut spans = vec![Span::styled("root keys ", theme.muted())];
     let name = |id: Option<u32>| id.map_or("single key".to_string(), |id| format!("key {id}"));
     let mut retired = 0;
     let mut keys: Vec<_> = status.keys.iter().collect();
-    let rank = |state: KeyState| match state {
-        KeyState::Active => 0,
-        KeyState::Retiring => 1,
-        KeyState::Next => 2,
-        KeyState::Retired => 3,
-    };
     keys.sort_by_key(|k| (rank(k.state), k.id));
     for key in keys {
         let (text, style) = match key.state {
