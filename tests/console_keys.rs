@@ -674,6 +674,27 @@ fn root_keys_rotate_from_the_server_screen() {
     assert!(flash(&f).starts_with("key 2 now signs"), "{}", flash(&f));
     assert_eq!(states(&f), vec![(Some(2), "active"), (Some(1), "retiring")]);
 
+    // A token of key 1 (minted before key sets, so naming no key) still verifies on the
+    // Tokens screen, against the set the console fetched after the change.
+    let old = hessra_console::token::mint_identity(
+        &hessra_console::token::keys::read_private_key_file(&ws.root_key).unwrap(),
+        &hessra_console::token::IdentityClaims {
+            subject: "uri:urn:company:alice".into(),
+            expires_at: hessra_console::token::clock::unix_now() + 600,
+            delegatable: true,
+            domain: None,
+        },
+    )
+    .unwrap();
+    f.app.load_token(old, "test".into());
+    live(&mut f, "v");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    match &f.app.tokens.verification {
+        Some(Ok(text)) => assert!(text.starts_with("valid"), "{text}"),
+        other => panic!("not verified: {other:?} {}", flash(&f)),
+    }
+    press(&mut f, "6");
+
     // Key 1 may still have live tokens: the server refuses, the console offers force.
     press(&mut f, "jD");
     live(&mut f, "y");

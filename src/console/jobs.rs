@@ -185,10 +185,10 @@ pub enum Job {
     LoadStoredToken {
         name: String,
     },
-    /// Verify a token locally against a root key (PEM or key string).
+    /// Verify a token locally against root keys (PEM or key strings).
     Verify {
         token: String,
-        root_key: String,
+        roots: Vec<RootKeyText>,
         identity: Option<String>,
         domain: Option<String>,
     },
@@ -237,6 +237,51 @@ impl Job {
             Job::ServerStatus | Job::ServerAudit { .. } | Job::KeepUnsaved { .. }
         )
     }
+}
+
+/// A root key as text (PEM or `ed25519/<hex>`), with its id and state when it comes from a
+/// key set. One without an id verifies whatever id a token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootKeyText {
+    pub id: Option<u32>,
+    pub state: crate::keyset::KeyState,
+    pub key: String,
+}
+
+impl RootKeyText {
+    pub fn single(key: String) -> RootKeyText {
+        RootKeyText {
+            id: None,
+            state: crate::keyset::KeyState::Active,
+            key,
+        }
+    }
+}
+
+/// `/public_keys` (a key set: ids and states), or `/public_key` from servers that have none.
+fn server_root_keys(env: &Env) -> Result<Vec<RootKeyText>, String> {
+    let connection = env.operator()?;
+    let set = connection.clone();
+    let listed = block(env, async move {
+        set.get::<crate::server::key_api::PublicKeysResponse>("/public_keys")
+            .await
+    });
+    if let Ok(listed) = listed {
+        return Ok(listed
+            .keys
+            .into_iter()
+            .map(|k| RootKeyText {
+                id: k.id,
+                state: k.state,
+                key: k.public_key,
+            })
+            .collect());
+    }
+    block(env, async move {
+        connection.get::<PublicKeyResponse>("/public_key").await
+    })
+    .and_then(|r| r.public_key.ok_or(r.response_msg))
+    .map(|key| vec![RootKeyText::single(key)])
 }
 
 /// A root key transition asked of the server.
@@ -371,7 +416,8 @@ pub enum JobResult {
     ServerStatus(Result<ServerStatus, String>),
     ServerAudit(Result<(Vec<AuditEvent>, u64), String>),
     ServerSynced(Result<(), String>),
-    ServerPublicKey(Result<String, String>),
+    /// The keys a verifier may meet (next, active, retiring), from `/public_keys`.
+    ServerPublicKey(Result<Vec<RootKeyText>, String>),
     /// The server's summary of the change, or why not.
     KeyChanged {
         change: KeyChange,
@@ -453,12 +499,7 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             change,
             outcome: change_key(env, change),
         },
-        Job::ServerPublicKey => JobResult::ServerPublicKey(env.operator().and_then(|c| {
-            block(env, async move {
-                c.get::<PublicKeyResponse>("/public_key").await
-            })
-            .and_then(|r| r.public_key.ok_or(r.response_msg))
-        })),
+        Job::ServerPublicKey => JobResult::ServerPublicKey(server_root_keys(env)),
         Job::LoadTokenFile { path } => JobResult::TokenLoaded {
             source: path.display().to_string(),
             token: std::fs::read_to_string(&path)
@@ -478,12 +519,12 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
         },
         Job::Verify {
             token,
-            root_key,
+            roots,
             identity,
             domain,
         } => JobResult::Verified(verify(
             &token,
-            &root_key,
+            &roots,
             identity.as_deref(),
             domain.as_deref(),
         )),
@@ -691,24 +732,38 @@ fn history(env: &Env) -> Result<Vec<HistoryEntry>, String> {
 
 fn verify(
     token: &str,
-    root_key: &str,
+    roots: &[RootKeyText],
     identity: Option<&str>,
     domain: Option<&str>,
 ) -> Result<String, String> {
-    let root = token::keys::parse_public_key(root_key).map_err(|e| e.to_string())?;
+    use crate::keyset::KeyState;
+    use crate::server::keys::Verifier;
+    let parse = |text: &str| token::keys::parse_public_key(text).map_err(|e| e.to_string());
+    let root = match roots {
+        [only] if only.id.is_none() => Verifier::Single(parse(&only.key)?),
+        _ => {
+            let mut ring = token::KeyRing::new();
+            let mut ordered: Vec<&RootKeyText> = roots.iter().collect();
+            ordered.sort_by_key(|k| k.state != KeyState::Active);
+            for key in ordered {
+                let id = key.id.unwrap_or_default();
+                ring = match key.state {
+                    KeyState::Active | KeyState::Retiring => ring.verifying(id, parse(&key.key)?),
+                    KeyState::Next => ring.unusable(id, token::Unusable::NotYetActive),
+                    KeyState::Retired => ring.unusable(id, token::Unusable::Retired),
+                };
+            }
+            Verifier::Ring(ring)
+        }
+    };
     let unverified =
         token::inspect(token, None, token::clock::unix_now()).map_err(|e| e.to_string())?;
     if unverified.kind == token::TokenKind::Authorization {
-        let verified = token::inspect(token, Some(&root), token::clock::unix_now())
-            .map_err(|e| e.to_string())?;
-        return match verified.signature {
-            token::SignatureStatus::Valid => Ok(format!(
-                "signature valid; authorization token for {}",
-                verified.subject.unwrap_or_else(|| "(no subject)".into())
-            )),
-            token::SignatureStatus::Invalid(why) => Err(why),
-            token::SignatureStatus::NotChecked => Err("signature not checked".into()),
-        };
+        token::parse_verified(token, &root).map_err(|e| e.to_string())?;
+        return Ok(format!(
+            "signature valid; authorization token for {}",
+            unverified.subject.unwrap_or_else(|| "(no subject)".into())
+        ));
     }
     let actor = match identity {
         Some(name) => token::Actor::Named(name),

@@ -288,6 +288,8 @@ impl App {
             (_, Ok(summary)) => {
                 self.flash(Level::Success, summary);
                 self.submit(Job::ServerStatus);
+                // Verification on the Tokens screen follows the set.
+                self.submit(Job::ServerPublicKey);
             }
             (KeyChange::Retire { id, force: false }, Err(failure)) if failure.refused => {
                 let mut lines: Vec<String> = failure.message.lines().map(str::to_string).collect();

@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 
 use crate::console::app::{App, Level, Popup, PromptKind};
-use crate::console::jobs::{FlowStep, Job, JobResult};
+use crate::console::jobs::{FlowStep, Job, JobResult, RootKeyText};
 use crate::console::keymap::Action;
 use crate::console::theme::Theme;
 use crate::console::ui::pane;
@@ -27,8 +27,8 @@ pub struct TokensState {
     pub verification: Option<Result<String, String>>,
     pub flow: Vec<FlowStep>,
     pub flow_selected: usize,
-    /// The server's root public key, once fetched.
-    pub server_key: Option<Result<String, String>>,
+    /// The server's root public keys (those a verifier may meet), once fetched.
+    pub server_key: Option<Result<Vec<RootKeyText>, String>>,
     /// A key given with `:key`, preferred over the server's.
     pub custom_key: Option<String>,
     pub scroll: u16,
@@ -231,9 +231,9 @@ impl App {
         let Some(token) = self.tokens.token.clone() else {
             return;
         };
-        let root_key = match (&self.tokens.custom_key, &self.tokens.server_key) {
-            (Some(key), _) => key.clone(),
-            (None, Some(Ok(key))) => key.clone(),
+        let roots = match (&self.tokens.custom_key, &self.tokens.server_key) {
+            (Some(key), _) => vec![RootKeyText::single(key.clone())],
+            (None, Some(Ok(keys))) => keys.clone(),
             (None, Some(Err(e))) => {
                 let e = e.clone();
                 self.flash(
@@ -253,7 +253,7 @@ impl App {
         self.tokens.verification = None;
         self.submit(Job::Verify {
             token,
-            root_key,
+            roots,
             identity,
             domain,
         });
