@@ -8,7 +8,7 @@ use git2::Repository;
 
 mod network;
 mod workflow;
-use network::{Credentials, ensure_transport};
+use network::{Credentials, ensure_transport, fetch_with_credentials};
 pub use workflow::{
     CommitInfo, PushOutcome, RepoStatus, fetch, log, pull, push_reconciling,
     push_reconciling_with_progress, status, text_diff,
@@ -290,23 +290,9 @@ impl Mirror {
     /// Fetches the branch; returns the tip.
     pub fn fetch(&self) -> Result<String, GitError> {
         let repo = Repository::open_bare(&self.path)?;
-        ensure_transport("the policy remote", &self.url)?;
         let mut remote = repo.remote_anonymous(&self.url)?;
         let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking());
-        let credentials =
-            Credentials::from_environment("the policy remote", &self.url, repo.config().ok());
-        let mut options = git2::FetchOptions::new();
-        options.remote_callbacks(credentials.callbacks());
-        remote
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(|e| {
-                credentials
-                    .explain(&e)
-                    .unwrap_or_else(|| GitError::Unreachable {
-                        url: self.url.clone(),
-                        detail: e.message().to_string(),
-                    })
-            })?;
+        fetch_with_credentials(&repo, &mut remote, "the policy remote", &self.url, &refspec)?;
         self.tip()?.ok_or_else(|| GitError::Revision {
             rev: self.branch.clone(),
             repo: self.url.clone(),

@@ -86,6 +86,31 @@ pub(super) fn ensure_transport(remote: &str, url: &str) -> Result<(), GitError> 
     })
 }
 
+/// Fetches `refspec` from `remote` (called `label` in errors) with credentials; a failure is
+/// an authentication error or the remote being unreachable, naming `url`.
+pub(super) fn fetch_with_credentials(
+    repo: &git2::Repository,
+    remote: &mut git2::Remote<'_>,
+    label: &str,
+    url: &str,
+    refspec: &str,
+) -> Result<(), GitError> {
+    ensure_transport(label, url)?;
+    let credentials = Credentials::from_environment(label, url, repo.config().ok());
+    let mut options = git2::FetchOptions::new();
+    options.remote_callbacks(credentials.callbacks());
+    remote
+        .fetch(&[refspec], Some(&mut options), None)
+        .map_err(|e| {
+            credentials
+                .explain(&e)
+                .unwrap_or_else(|| GitError::Unreachable {
+                    url: url.to_string(),
+                    detail: e.message().to_string(),
+                })
+        })
+}
+
 /// The ssh keys tried after the agent, in this order, from `~/.ssh`.
 const SSH_KEY_FILES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use git2::{BranchType, Oid, Repository};
 use serde::Serialize;
 
-use super::{Credentials, GitError, PushProgress, ensure_transport, push_with_progress};
+use super::{GitError, PushProgress, fetch_with_credentials, push_with_progress};
 
 /// What `status` reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -148,19 +148,8 @@ pub fn fetch(repo_root: &Path) -> Result<(), GitError> {
     let branch = current_branch(&repo)?;
     let mut remote = repo.find_remote("origin")?;
     let url = remote.url().unwrap_or("origin").to_string();
-    ensure_transport("origin", &url)?;
-    let credentials = Credentials::from_environment("origin", &url, repo.config().ok());
-    let mut options = git2::FetchOptions::new();
-    options.remote_callbacks(credentials.callbacks());
     let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-    remote
-        .fetch(&[refspec.as_str()], Some(&mut options), None)
-        .map_err(|e| {
-            credentials.explain(&e).unwrap_or(GitError::Unreachable {
-                url: url.clone(),
-                detail: e.message().to_string(),
-            })
-        })
+    fetch_with_credentials(&repo, &mut remote, "origin", &url, &refspec)
 }
 
 /// Fetches and fast-forwards. A clone with local commits the upstream lacks is left alone, with

@@ -43,12 +43,18 @@ fn tip(bare: &Path) -> String {
         .1
 }
 
-#[test]
-fn push_fetch_pull_and_mirror_over_git_daemon() {
+/// A temporary directory with `served/origin.git` holding the policy: (dir, served, origin).
+fn served_origin() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("served");
     std::fs::create_dir(&root).unwrap();
     let bare = bare_repository(&root, "origin.git", FILE, POLICY);
+    (dir, root, bare)
+}
+
+#[test]
+fn push_fetch_pull_and_mirror_over_git_daemon() {
+    let (dir, root, bare) = served_origin();
     let daemon = GitDaemon::start(&root);
     let url = daemon.url("origin.git");
 
@@ -139,10 +145,7 @@ fn set_helper(repo: &Path, helper: &str) {
 
 #[test]
 fn smart_http_with_credentials_from_the_credential_helper() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("served");
-    std::fs::create_dir(&root).unwrap();
-    let bare = bare_repository(&root, "origin.git", FILE, POLICY);
+    let (dir, root, bare) = served_origin();
     let server = SmartHttp::start(&root, Some(("robot", "s3cret")));
     let url = server.url("origin.git");
     let expected = "Basic cm9ib3Q6czNjcmV0";
@@ -180,10 +183,7 @@ fn smart_http_with_credentials_from_the_credential_helper() {
 
 #[test]
 fn refused_or_missing_http_credentials_stop_with_what_was_tried() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("served");
-    std::fs::create_dir(&root).unwrap();
-    let bare = bare_repository(&root, "origin.git", FILE, POLICY);
+    let (dir, root, bare) = served_origin();
     let server = SmartHttp::start(&root, Some(("robot", "s3cret")));
     let url = server.url("origin.git");
     let clone = clone_pointing_at(&bare, &url, dir.path().join("clone"));
