@@ -1,12 +1,14 @@
 //! Every git2 call lives here; the rest of the crate asks this module. So far: finding the
-//! repository a path is in, reading a file as it was at a revision, and creating the demo's
-//! bare "remote" and its working clone. Never parses TOML.
+//! repository a path is in, reading a file as it was at a revision, pushing, the server's
+//! mirror, and creating the demo's bare "remote" and its working clone. Never parses TOML.
 
 use std::path::{Path, PathBuf};
 
 use git2::Repository;
 
+mod network;
 mod workflow;
+use network::{Credentials, ensure_transport, fetch_with_credentials};
 pub use workflow::{
     CommitInfo, PushOutcome, RepoStatus, fetch, log, pull, push_reconciling,
     push_reconciling_with_progress, status, text_diff,
@@ -35,6 +37,23 @@ pub enum GitError {
     Rejected { remote: String, reason: String },
     #[error("cannot reach {url}: {detail}")]
     Unreachable { url: String, detail: String },
+    #[error(
+        "{remote} ({url}) needs the {transport} transport, and this build has none: rebuild with `--features network-git`, or use a local path / file:// remote"
+    )]
+    TransportNotBuilt {
+        remote: String,
+        url: String,
+        transport: &'static str,
+    },
+    #[error(
+        "cannot authenticate to {remote} ({url}): {reason}; tried {tried}. Credentials come from ssh-agent and ~/.ssh/id_ed25519, id_ecdsa, id_rsa (ssh) and from git credential helpers (http/https); nothing is prompted for"
+    )]
+    Authentication {
+        remote: String,
+        url: String,
+        reason: String,
+        tried: String,
+    },
     #[error(
         "the branch and {upstream} have diverged ({local} local and {remote} upstream commits); push to reconcile them"
     )]
@@ -196,8 +215,15 @@ pub fn push_with_progress(
     let repo = Repository::open(repo_root)
         .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
     let mut remote = repo.find_remote(remote_name)?;
+    let url = match (remote.pushurl(), remote.url()) {
+        (Ok(Some(push_url)), _) => push_url.to_string(),
+        (_, Ok(url)) => url.to_string(),
+        _ => remote_name.to_string(),
+    };
+    ensure_transport(remote_name, &url)?;
+    let credentials = Credentials::from_environment(remote_name, &url, repo.config().ok());
     let rejected = std::cell::RefCell::new(None::<String>);
-    let mut callbacks = git2::RemoteCallbacks::new();
+    let mut callbacks = credentials.callbacks();
     callbacks.push_update_reference(|reference, status| {
         if let Some(reason) = status {
             *rejected.borrow_mut() = Some(format!("{reference}: {reason}"));
@@ -221,10 +247,12 @@ pub fn push_with_progress(
     drop(options);
     let reason = rejected.into_inner();
     match (result, reason) {
-        (Err(e), _) => Err(GitError::Rejected {
-            remote: remote_name.to_string(),
-            reason: e.message().to_string(),
-        }),
+        (Err(e), _) => Err(credentials
+            .explain(&e)
+            .unwrap_or_else(|| GitError::Rejected {
+                remote: remote_name.to_string(),
+                reason: e.message().to_string(),
+            })),
         (Ok(()), Some(reason)) => Err(GitError::Rejected {
             remote: remote_name.to_string(),
             reason,
@@ -264,12 +292,7 @@ impl Mirror {
         let repo = Repository::open_bare(&self.path)?;
         let mut remote = repo.remote_anonymous(&self.url)?;
         let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking());
-        remote
-            .fetch(&[refspec.as_str()], None, None)
-            .map_err(|e| GitError::Unreachable {
-                url: self.url.clone(),
-                detail: e.message().to_string(),
-            })?;
+        fetch_with_credentials(&repo, &mut remote, "the policy remote", &self.url, &refspec)?;
         self.tip()?.ok_or_else(|| GitError::Revision {
             rev: self.branch.clone(),
             repo: self.url.clone(),
@@ -344,9 +367,16 @@ pub fn init_bare_with_file(
     Ok(())
 }
 
-/// Clones `url` (a path or `file://` URL) into `destination`.
+/// Clones `url` into `destination`, with the same transports and credentials as a fetch.
 pub fn clone(url: &str, destination: &Path) -> Result<(), GitError> {
-    Repository::clone(url, destination)?;
+    ensure_transport("the clone's source", url)?;
+    let credentials = Credentials::from_environment("the clone's source", url, None);
+    let mut options = git2::FetchOptions::new();
+    options.remote_callbacks(credentials.callbacks());
+    git2::build::RepoBuilder::new()
+        .fetch_options(options)
+        .clone(url, destination)
+        .map_err(|e| credentials.explain(&e).unwrap_or(GitError::Git(e)))?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use git2::{BranchType, Oid, Repository};
 use serde::Serialize;
 
-use super::{GitError, PushProgress, push_with_progress};
+use super::{GitError, PushProgress, fetch_with_credentials, push_with_progress};
 
 /// What `status` reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,12 +149,7 @@ pub fn fetch(repo_root: &Path) -> Result<(), GitError> {
     let mut remote = repo.find_remote("origin")?;
     let url = remote.url().unwrap_or("origin").to_string();
     let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-    remote
-        .fetch(&[refspec.as_str()], None, None)
-        .map_err(|e| GitError::Unreachable {
-            url,
-            detail: e.message().to_string(),
-        })
+    fetch_with_credentials(&repo, &mut remote, "origin", &url, &refspec)
 }
 
 /// Fetches and fast-forwards. A clone with local commits the upstream lacks is left alone, with
