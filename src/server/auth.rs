@@ -9,7 +9,7 @@ use super::state::PolicySnapshot;
 use crate::pki;
 use crate::policy::DEFAULT_MAX_DELEGATION_DEPTH;
 use crate::policy::RevocationList;
-use crate::token::{self, Actor, IdentityVerification, TokenView, clock::unix_now};
+use crate::token::{self, Actor, IdentityVerification, clock::unix_now};
 use crate::wire::MessageResponse;
 
 /// The URI SANs of the client certificate the TLS handshake verified, if one was presented.
@@ -268,9 +268,7 @@ pub fn verify_bearer(
     root: &(impl token::VerifyingRoots + ?Sized),
     context: Context<'_>,
 ) -> Result<Caller, ApiError> {
-    let parsed = token::parse_verified(text, root)
-        .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
-    let view = TokenView::read(&parsed)
+    let (parsed, view) = token::read_verified(text, root)
         .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
     let max_depth = view
         .subject()

@@ -288,10 +288,9 @@ async fn refresh_identity_token(
             &request.current_token,
             StatusCode::UNAUTHORIZED,
         )?;
-        let parsed = token::parse_verified(&request.current_token, &state.keys.current().verifier)
-            .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
-        let view = TokenView::read(&parsed)
-            .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
+        let (parsed, view) =
+            token::read_verified(&request.current_token, &state.keys.current().verifier)
+                .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
         if view.delegation_depth() > 0 {
             return Err(ApiError::forbidden(
                 "refreshing a delegated token is refused: ask the identity that delegated it for a new delegation",

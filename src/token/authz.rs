@@ -6,13 +6,13 @@ use biscuit_auth::macros::{authorizer, biscuit, check, fact, rule};
 use biscuit_auth::{Authorizer, Biscuit, KeyPair, PublicKey};
 use serde::Serialize;
 
-use super::codec::{encode_token, parse_verified};
+use super::codec::{encode_token, read_verified};
 use super::error::TokenError;
 use super::explain::{Presented, explain};
 use super::keys::{key_string, parse_key_string};
 use super::roots::{SigningRoot, VerifyingRoots};
 use super::run_limits;
-use super::view::{TokenKind, TokenView};
+use super::view::TokenKind;
 
 /// A service in a resource's chain: the component name and the key it attests with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,8 +143,7 @@ pub fn verify_authz<R: VerifyingRoots + ?Sized>(
     root: &R,
     verification: &AuthzVerification<'_>,
 ) -> Result<VerifiedAuthz, TokenError> {
-    let biscuit = parse_verified(token, root)?;
-    let view = TokenView::read(&biscuit)?;
+    let (biscuit, view) = read_verified(token, root)?;
     if view.kind() != TokenKind::Authorization {
         return Err(TokenError::WrongKind {
             expected: "an authorization token",

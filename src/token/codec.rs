@@ -88,8 +88,7 @@ pub fn parse_verified<R: VerifyingRoots + ?Sized>(
     text: &str,
     roots: &R,
 ) -> Result<Biscuit, TokenError> {
-    let bytes = decode(text)?;
-    let token = verify_bytes(&bytes, roots)?;
+    let token = verify_text(text, roots)?;
     for index in 0..token.block_count() {
         let symbols = token
             .block_symbols(index)
@@ -97,6 +96,21 @@ pub fn parse_verified<R: VerifyingRoots + ?Sized>(
         check_symbols(index, &symbols)?;
     }
     Ok(token)
+}
+
+/// Parses token text and checks its signatures, leaving the check of its strings to
+/// [`TokenView::read_verified`](super::TokenView::read_verified) (the verifiers' hot path).
+pub fn read_verified<R: VerifyingRoots + ?Sized>(
+    text: &str,
+    roots: &R,
+) -> Result<(Biscuit, super::TokenView), TokenError> {
+    let token = verify_text(text, roots)?;
+    let view = super::TokenView::read_verified(&token)?;
+    Ok((token, view))
+}
+
+fn verify_text<R: VerifyingRoots + ?Sized>(text: &str, roots: &R) -> Result<Biscuit, TokenError> {
+    verify_bytes(&decode(text)?, roots)
 }
 
 fn verify_bytes<R: VerifyingRoots + ?Sized>(
@@ -210,7 +224,7 @@ fn check_strings(bytes: &[u8]) -> Result<(), TokenError> {
     Ok(())
 }
 
-fn check_symbols(block: usize, symbols: &[String]) -> Result<(), TokenError> {
+pub(super) fn check_symbols(block: usize, symbols: &[String]) -> Result<(), TokenError> {
     match symbols.iter().find(|s| !is_printable_safely(s)) {
         Some(value) => Err(TokenError::AmbiguousString {
             block,

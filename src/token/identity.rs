@@ -7,7 +7,7 @@ use biscuit_auth::{Biscuit, KeyPair, PublicKey, UnverifiedBiscuit};
 use serde::Serialize;
 
 use super::codec::{
-    encode_token, encode_unverified, parse_unverified, parse_verified, verify_signatures,
+    encode_token, encode_unverified, parse_unverified, read_verified, verify_signatures,
 };
 use super::error::{DenialReason, TokenError};
 use super::explain::{Presented, explain};
@@ -447,8 +447,7 @@ pub fn verify_identity<R: VerifyingRoots + ?Sized>(
     root: &R,
     verification: &IdentityVerification<'_>,
 ) -> Result<VerifiedIdentity, TokenError> {
-    let biscuit = parse_verified(token, root)?;
-    let view = TokenView::read(&biscuit)?;
+    let (biscuit, view) = read_verified(token, root)?;
     verify_identity_parsed(&biscuit, &view, verification)
 }
 

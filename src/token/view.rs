@@ -1,6 +1,9 @@
 //! A parsed token read block by block: roles, identity chain, effective identity and expiry,
 //! delegation depth. Shared by delegation, verification, inspection and the server.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
+
 use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use serde::Serialize;
 
@@ -87,32 +90,100 @@ macro_rules! token_blocks {
 token_blocks!(Biscuit);
 token_blocks!(UnverifiedBiscuit);
 
+/// Views of blocks of *verified* tokens, keyed by the signatures of the block and of every
+/// block before it. A verified chain of signatures binds each block's bytes and the symbols it
+/// can name, so the key determines the view. Reading a block prints its Datalog — nearly all of
+/// what reading a token costs beyond the signatures — and a server sees the same identity token
+/// (and the same prefix under fresh JIT blocks) many times. Bounded; cleared when full.
+static VERIFIED_BLOCKS: LazyLock<RwLock<HashMap<Vec<u8>, BlockView>>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
+const VERIFIED_BLOCKS_LIMIT: usize = 4_096;
+
+fn read_block(
+    token: &impl TokenBlocks,
+    index: usize,
+    revocation_id: Option<&Vec<u8>>,
+    external_key: Option<PublicKey>,
+) -> Result<BlockView, TokenError> {
+    let source = token
+        .print_block_source(index)
+        .map_err(|e| TokenError::Malformed(format!("block {index}: {e}")))?;
+    let shape = BlockShape::read(&source);
+    Ok(BlockView {
+        index,
+        role: shape.role(index),
+        external_key: external_key.map(|k| key_string(&k)),
+        revocation_id: revocation_id.map(hex::encode).unwrap_or_default(),
+        expiry: shape.expiry,
+        source,
+        shape,
+    })
+}
+
 impl TokenView {
     pub fn read(token: &impl TokenBlocks) -> Result<TokenView, TokenError> {
         let revocation_ids = token.revocation_identifiers();
         let external_keys = token.external_public_keys();
-        let mut blocks = Vec::with_capacity(token.block_count());
+        let blocks = (0..token.block_count())
+            .map(|index| {
+                read_block(
+                    token,
+                    index,
+                    revocation_ids.get(index),
+                    external_keys.get(index).copied().flatten(),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(TokenView {
+            root_key_id: token.root_key_id(),
+            blocks,
+        })
+    }
+
+    /// Forgets every block remembered by [`TokenView::read_verified`], so that the next read
+    /// of any token costs what a first sight does (benchmarks measure both).
+    pub fn forget_verified() {
+        VERIFIED_BLOCKS
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Reads a token whose signatures were checked, refusing blocks whose strings the printer
+    /// would make ambiguous; blocks seen before in a verified token are not read again.
+    pub fn read_verified(token: &Biscuit) -> Result<TokenView, TokenError> {
+        let revocation_ids = token.revocation_identifiers();
+        let mut external_keys = None;
+        let mut key = Vec::with_capacity(revocation_ids.iter().map(Vec::len).sum());
+        let mut blocks = Vec::with_capacity(revocation_ids.len());
         for index in 0..token.block_count() {
-            let source = token
-                .print_block_source(index)
-                .map_err(|e| TokenError::Malformed(format!("block {index}: {e}")))?;
-            let shape = BlockShape::read(&source);
-            blocks.push(BlockView {
+            key.extend_from_slice(revocation_ids.get(index).map_or(&[][..], Vec::as_slice));
+            let known = VERIFIED_BLOCKS
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned();
+            if let Some(view) = known {
+                blocks.push(view);
+                continue;
+            }
+            let symbols = token
+                .block_symbols(index)
+                .map_err(|e| TokenError::Malformed(e.to_string()))?;
+            super::codec::check_symbols(index, &symbols)?;
+            let external = external_keys.get_or_insert_with(|| token.external_public_keys());
+            let view = read_block(
+                token,
                 index,
-                role: shape.role(index),
-                external_key: external_keys
-                    .get(index)
-                    .cloned()
-                    .flatten()
-                    .map(|k| key_string(&k)),
-                revocation_id: revocation_ids
-                    .get(index)
-                    .map(hex::encode)
-                    .unwrap_or_default(),
-                expiry: shape.expiry,
-                source,
-                shape,
-            });
+                revocation_ids.get(index),
+                external.get(index).copied().flatten(),
+            )?;
+            let mut memo = VERIFIED_BLOCKS.write().unwrap_or_else(|p| p.into_inner());
+            if memo.len() >= VERIFIED_BLOCKS_LIMIT {
+                memo.clear();
+            }
+            memo.insert(key.clone(), view.clone());
+            blocks.push(view);
         }
         Ok(TokenView {
             root_key_id: token.root_key_id(),
@@ -198,5 +269,82 @@ impl TokenView {
             .iter()
             .map(|b| b.revocation_id.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{Delegation, IdentityClaims, delegate, mint_identity, read_verified};
+    use biscuit_auth::KeyPair;
+    use biscuit_auth::macros::biscuit;
+
+    fn identity(root: &KeyPair) -> String {
+        mint_identity(
+            root,
+            &IdentityClaims {
+                subject: "uri:urn:company:alice".into(),
+                expires_at: 4_000_000_000,
+                delegatable: true,
+                domain: None,
+            },
+        )
+        .unwrap()
+    }
+
+    fn sources(view: &TokenView) -> Vec<(String, String)> {
+        view.blocks
+            .iter()
+            .map(|b| (b.source.clone(), b.revocation_id.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_verified_read_is_the_plain_read_however_often_and_whatever_shares_a_prefix() {
+        let root = KeyPair::new();
+        let parent = identity(&root);
+        let to = |target: &str| {
+            delegate(
+                &parent,
+                Some(&root.public()),
+                &Delegation::new(target, 3_000_000_000),
+            )
+            .unwrap()
+            .token
+        };
+        let (one, two) = (
+            to("uri:urn:company:alice:agent1"),
+            to("uri:urn:company:alice:agent2"),
+        );
+        for token in [&one, &two, &one, &two, &parent] {
+            let (biscuit, verified) = read_verified(token, &root.public()).unwrap();
+            let plain = TokenView::read(&biscuit).unwrap();
+            assert_eq!(sources(&verified), sources(&plain));
+            assert_eq!(verified.effective_identity(), plain.effective_identity());
+        }
+        let (_, second) = read_verified(&two, &root.public()).unwrap();
+        assert_eq!(
+            second.effective_identity(),
+            Some("uri:urn:company:alice:agent2"),
+            "siblings share block 0, not the delegation"
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_string_is_refused_every_time_and_never_remembered() {
+        let root = KeyPair::new();
+        let sneaky = r#"x"); check if true; subject("y"#;
+        let token = biscuit!(r#"subject({sneaky});"#)
+            .build(&root)
+            .unwrap()
+            .to_base64()
+            .unwrap();
+        for _ in 0..2 {
+            let err = read_verified(&token, &root.public()).unwrap_err();
+            assert!(
+                matches!(err, TokenError::AmbiguousString { block: 0, .. }),
+                "{err:?}"
+            );
+        }
     }
 }
