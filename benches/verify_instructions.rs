@@ -1,0 +1,88 @@
+//! Verification cost in instructions, ours against the published crate, for callgrind: wall
+//! time on this shared machine moves by more than the differences measured, instruction counts
+//! do not.
+//!
+//! ```sh
+//! cargo bench --bench verify_instructions --no-run     # prints the binary's path
+//! for who in none ours hessra; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/deps/verify_instructions-<hash> $who 2 warm 2>&1 | grep Collected
+//! done
+//! ```
+//!
+//! Arguments: `none|ours|hessra` (none: only the set-up, to subtract), the delegation depth, and
+//! `warm` (one token verified 200 times: what a server sees as an identity token is presented
+//! again and again) or `cold` (200 distinct tokens: every one a first sight). With no arguments
+//! (`cargo bench`) it runs each combination once and prints nothing worth reading.
+
+use hessra_console::token::{
+    self, Actor, Delegation, IdentityClaims, IdentityVerification, clock::unix_now, keys,
+};
+
+const CALLS: usize = 200;
+
+fn tokens(root: &token::KeyPair, depth: usize, count: usize) -> Vec<(String, String)> {
+    let now = unix_now();
+    (0..count)
+        .map(|_| {
+            let mut who = "uri:urn:company:alice".to_string();
+            let claims = IdentityClaims {
+                subject: who.clone(),
+                expires_at: now + 3600,
+                delegatable: true,
+                domain: None,
+            };
+            let mut text = token::mint_identity(root, &claims).unwrap();
+            for level in 0..depth {
+                who = format!("{who}:d{level}");
+                text = token::delegate(
+                    &text,
+                    Some(&root.public()),
+                    &Delegation::new(&who, now + 600),
+                )
+                .unwrap()
+                .token;
+            }
+            (text, who)
+        })
+        .collect()
+}
+
+fn run(who: &str, depth: usize, cold: bool) {
+    let root = keys::generate(keys::KeyAlgorithm::Secp256r1);
+    let public = root.public();
+    let pool = tokens(&root, depth, if cold { CALLS } else { 1 });
+    let now = unix_now();
+    for call in 0..CALLS {
+        let (text, actor) = &pool[call % pool.len()];
+        match who {
+            "ours" => {
+                let check = IdentityVerification::new(Actor::Named(actor), now);
+                token::verify_identity(text, &public, &check).unwrap();
+            }
+            "hessra" => {
+                // Its 1 ms Datalog limit may refuse under valgrind; the work is counted anyway.
+                let _ = hessra_token_identity::verify_identity_token(
+                    text.clone(),
+                    public,
+                    actor.clone(),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [who, depth, mode] if !who.starts_with('-') => {
+            run(who, depth.parse().expect("depth"), mode == "cold");
+        }
+        _ => {
+            for who in ["none", "ours", "hessra"] {
+                run(who, 2, false);
+            }
+        }
+    }
+}
