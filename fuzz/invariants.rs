@@ -25,8 +25,11 @@ pub const FIXTURE_POLICY: &str = include_str!("../fixtures/clients.toml");
 /// The realm in the fixture policy.
 pub const REALM: &str = "uri:urn:mycompany";
 
+/// A target's checks over one input.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `cargo fuzz run NAME` and the corpus directories name it.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("token", token),
     ("clients_toml", clients_toml),
     ("delegation_policy", delegation_policy),
