@@ -229,8 +229,12 @@ pub fn append(text: &str, entry: &NewRevocation) -> Result<String, String> {
     let mut doc: DocumentMut = text.parse().map_err(|e| format!("{FILE}: {e}"))?;
     // The first entry takes the file's opening comments as its own, so they stay on top.
     let prefix = if list.is_empty() {
-        let leading = doc.trailing().as_str().unwrap_or_default().to_string();
+        let mut leading = doc.trailing().as_str().unwrap_or_default().to_string();
         doc.set_trailing("");
+        // A last comment line without its newline would swallow the entry's header.
+        if !leading.is_empty() && !leading.ends_with('\n') {
+            leading.push('\n');
+        }
         leading
     } else {
         "\n".to_string()
@@ -304,6 +308,17 @@ mod tests {
                 .unwrap_err()
                 .contains("already revoked")
         );
+    }
+
+    #[test]
+    fn a_final_comment_without_newline_keeps_the_first_entry_intact() {
+        for text in ["#", "# revoked tokens", "# a\n# b", "\n  "] {
+            let appended = append(text, &entry(ID_A)).unwrap();
+            let (list, findings) = RevocationList::load(&appended);
+            assert!(findings.is_empty(), "{text:?} → {appended:?}: {findings:?}");
+            assert_eq!(list.len(), 1, "{appended:?}");
+            assert!(appended.starts_with(text), "{appended:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,308 @@
+//! The fuzz targets' committed inputs, replayed on stable: every seed in `fuzz/corpus/TARGET/`
+//! and every reproducer in `fuzz/artifacts-regressions/TARGET/` goes through the same invariants
+//! the cargo-fuzz binaries check (`fuzz/invariants.rs`), so a regression fails `cargo test`
+//! without a nightly toolchain. `write_seed_corpus` (ignored) regenerates the generated seeds.
+
+#[path = "../fuzz/invariants.rs"]
+mod invariants;
+
+use std::path::{Path, PathBuf};
+
+use hessra_console::policy::revocations;
+use hessra_console::token::{self, AuthzClaims, Delegation, DelegationPolicy, IdentityClaims};
+use invariants::{NOW, TARGETS, root};
+
+const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz");
+
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(FUZZ).join(kind).join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("a readable directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Reproducers whose fix belongs to code this branch leaves to others: each must still break
+/// its invariant, so that the fix is noticed and the entry removed from this list.
+const OPEN: [(&str, &str); 7] = [
+    (
+        "delegation_policy/error-inside-a-multibyte-character",
+        "policy_error in src/token/identity.rs slices the statement at a byte offset inside a \
+         multi-byte character when it describes a parse error",
+    ),
+    (
+        "delegation_policy/curly-quotes",
+        "line_column in src/token/identity.rs slices the source at a byte offset inside a \
+         multi-byte character (here a typographic quote) when it locates a parse error",
+    ),
+    (
+        "delegation_policy/control-character-in-a-string",
+        "DelegationPolicy::parse accepts string literals holding control characters, so \
+         delegate() makes a token that every reader then refuses as ambiguous",
+    ),
+    (
+        "delegation_policy/actor-check-in-the-policy",
+        "a delegation policy with an actor check `$a == \"…\"` makes the block read as \
+         'other': inspection reports depth 0 and the delegator as the effective identity \
+         (verification fails closed; the block reading in src/token/)",
+    ),
+    (
+        "delegation_policy/unbound-parameter",
+        "DelegationPolicy::parse accepts a `{name}` parameter; delegate() then panics inside \
+         biscuit-auth (\"Remaining parameter\"), as the checks are appended without the \
+         builder's parameter validation (src/token/identity.rs, delegate)",
+    ),
+    (
+        "wire_requests/stub-for-a-target-with-a-control-character",
+        "/request_stub does not validate target_identity, so a realm is issued a stub token \
+         that every reader refuses as ambiguous (src/server/handlers.rs, request_stub)",
+    ),
+    (
+        "wire_requests/stub-for-a-target-with-a-quote",
+        "the same as the previous entry, with a quote in the target identity",
+    ),
+];
+
+/// Replays every input of `kind`; returns `TARGET/FILE` of each that broke an invariant (the
+/// panic itself is printed as it happens).
+fn replay(kind: &str) -> Vec<String> {
+    let mut broken = Vec::new();
+    for (target, check) in TARGETS {
+        for file in inputs(kind, target) {
+            let data = std::fs::read(&file).expect("a readable input");
+            if std::panic::catch_unwind(|| check(&data)).is_err() {
+                let name = file.file_name().expect("a file").to_string_lossy();
+                broken.push(format!("{target}/{name}"));
+            }
+        }
+    }
+    broken
+}
+
+#[test]
+fn every_seed_keeps_its_invariants() {
+    for (target, _) in TARGETS {
+        assert!(
+            !inputs("corpus", target).is_empty(),
+            "no seeds for {target}"
+        );
+    }
+    let broken = replay("corpus");
+    assert!(
+        broken.is_empty(),
+        "seeds that broke an invariant: {broken:?}"
+    );
+}
+
+#[test]
+fn every_reproducer_stays_fixed() {
+    let broken = replay("artifacts-regressions");
+    for (open, why) in OPEN {
+        assert!(
+            broken.iter().any(|b| b == open),
+            "{open} passes now ({why} is fixed): remove it from OPEN"
+        );
+    }
+    let regressed: Vec<&String> = broken
+        .iter()
+        .filter(|b| !OPEN.iter().any(|(open, _)| open == b))
+        .collect();
+    assert!(
+        regressed.is_empty(),
+        "reproducers that fail again: {regressed:?}"
+    );
+}
+
+/// Writes the generated seeds: genuine tokens of every shape signed by the fuzzing root, the
+/// fixture policy, delegation policies, revocation files and request bodies. Run with
+/// `cargo test --test fuzz_corpus -- --ignored` after changing the token or wire formats.
+#[test]
+#[ignore = "regenerates fuzz/corpus"]
+fn write_seed_corpus() {
+    for (name, bytes) in token_seeds() {
+        write("token", &name, &bytes);
+    }
+    write(
+        "clients_toml",
+        "fixture.toml",
+        invariants::FIXTURE_POLICY.as_bytes(),
+    );
+    for (name, text) in delegation_policy_seeds() {
+        write("delegation_policy", name, text.as_bytes());
+    }
+    for (name, text) in revocation_seeds() {
+        write("revocations_toml", name, text.as_bytes());
+    }
+    for (name, body) in request_seeds() {
+        write("wire_requests", name, body.to_string().as_bytes());
+    }
+}
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new(FUZZ).join("corpus").join(target);
+    std::fs::create_dir_all(&dir).expect("the corpus directory can be made");
+    std::fs::write(dir.join(name), bytes).expect("the seed can be written");
+}
+
+fn token_seeds() -> Vec<(String, Vec<u8>)> {
+    let root = root();
+    let identity = |subject: &str, delegatable, domain: Option<&str>| {
+        let claims = IdentityClaims {
+            subject: subject.into(),
+            expires_at: NOW + 3600,
+            delegatable,
+            domain: domain.map(str::to_string),
+        };
+        token::mint_identity(root, &claims).expect("a valid identity")
+    };
+    let alice = identity("uri:urn:company:alice", true, None);
+    let policy = DelegationPolicy::parse("check if operation($op), $op == \"read\";")
+        .expect("a valid policy");
+    let mut with_policy = Delegation::new("uri:urn:company:alice:agent1", NOW + 600);
+    with_policy.policy = Some(&policy);
+    let delegated = token::delegate(&alice, Some(&root.public()), &with_policy)
+        .expect("alice delegates")
+        .token;
+    let deeper = token::delegate(
+        &delegated,
+        None,
+        &Delegation::new("uri:urn:company:alice:agent1:job", NOW + 300),
+    )
+    .expect("the agent delegates")
+    .token;
+    let authz = |claims: AuthzClaims| token::mint_authz(root, &claims).expect("valid claims");
+    let right = AuthzClaims {
+        subject: "uri:urn:company:alice".into(),
+        resource: "production_api".into(),
+        operation: "read".into(),
+        expires_at: NOW + 300,
+        ..AuthzClaims::default()
+    };
+    let node = token::service_node("gateway", &token::KeyPair::new());
+    let chained = authz(AuthzClaims {
+        service_chain: vec![node],
+        ..right.clone()
+    });
+    let stub = authz(AuthzClaims {
+        subject: "uri:urn:mycompany:user".into(),
+        resource: "api".into(),
+        domain: Some("uri:urn:mycompany".into()),
+        prefix_attenuator_key: Some(token::keys::key_string(&token::KeyPair::new().public())),
+        ..right.clone()
+    });
+    let seeds = [
+        ("identity-delegatable", alice.clone()),
+        (
+            "identity-exact",
+            identity("uri:urn:company:ci:deploy", false, None),
+        ),
+        (
+            "identity-domain",
+            identity("uri:urn:mycompany:user", false, Some("uri:urn:mycompany")),
+        ),
+        ("identity-delegated-policy", delegated),
+        ("identity-delegated-twice", deeper),
+        (
+            "identity-jit",
+            token::add_jit(&alice, NOW).expect("a JIT block"),
+        ),
+        ("authz", authz(right)),
+        ("authz-service-chain", chained),
+        ("authz-stub", stub),
+    ];
+    seeds
+        .into_iter()
+        .map(|(name, text)| {
+            (
+                name.to_string(),
+                token::decode(&text).expect("own tokens decode"),
+            )
+        })
+        .collect()
+}
+
+fn delegation_policy_seeds() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("operation", "check if operation($op), $op == \"read\";"),
+        (
+            "resource-and-operation",
+            "check if resource($r), $r == \"production_api\";\ncheck if operation($op), [\"read\", \"list\"].contains($op);",
+        ),
+        ("time", "check if time($t), $t < 2000000000;"),
+        ("reject", "reject if operation(\"delete\");"),
+        (
+            "check-all",
+            "check all operation($op), $op.starts_with(\"re\");",
+        ),
+        ("fact-refused", "right(\"alice\", \"x\", \"y\");"),
+        ("escape-refused", "check if operation(\"a\\\"b\");"),
+    ]
+}
+
+fn revocation_seeds() -> Vec<(&'static str, String)> {
+    let id = "ab".repeat(32);
+    let entry = revocations::NewRevocation {
+        id: id.clone(),
+        reason: "laptop stolen".into(),
+        by: Some("uri:urn:company:ops".into()),
+        at: NOW,
+    };
+    let one = revocations::append(revocations::HEADER, &entry).expect("a valid entry");
+    vec![
+        ("header", revocations::HEADER.to_string()),
+        ("one-entry", one),
+        (
+            "problems",
+            format!(
+                "[[revoked]]\nid = \"{id}\"\nreason = \"x\"\n\n[[revoked]]\nid = \"NOTHEX\"\nreason = \"\"\nwhen = 3\nat = \"yesterday\"\n\n[[revoked]]\nid = \"{id}\"\nreason = \"again\"\n"
+            ),
+        ),
+        ("wrong-shape", "revoked = 3\nother = true\n".to_string()),
+    ]
+}
+
+fn request_seeds() -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    let key = token::keys::key_string(&token::KeyPair::new().public());
+    let alice = invariants::alice_token();
+    vec![
+        ("identity", json!({ "identifier": "3600" })),
+        (
+            "refresh",
+            json!({ "current_token": alice, "identifier": null }),
+        ),
+        (
+            "mint",
+            json!({ "subject": "uri:urn:mycompany:new-user", "duration": 60 }),
+        ),
+        (
+            "token",
+            json!({ "resource": "production_api", "operation": "read" }),
+        ),
+        (
+            "token-domain",
+            json!({ "resource": "api", "operation": "read", "domain": "uri:urn:mycompany" }),
+        ),
+        (
+            "stub",
+            json!({ "target_identity": "uri:urn:mycompany:user", "resource": "api", "operation": "read", "prefix_attenuator_key": key, "duration": 60 }),
+        ),
+        (
+            "verify",
+            json!({ "token": alice, "subject": "uri:urn:company:alice", "resource": "production_api", "operation": "read" }),
+        ),
+        (
+            "verify-chain",
+            json!({ "token": alice, "subject": "uri:urn:company:alice", "resource": "production_api", "component": "gateway" }),
+        ),
+        (
+            "sign",
+            json!({ "token": alice, "resource": "production_api", "operation": "read" }),
+        ),
+    ]
+}
