@@ -1,7 +1,8 @@
 //! The fuzz targets' committed inputs, replayed on stable: every seed in `fuzz/corpus/TARGET/`
 //! and every reproducer in `fuzz/artifacts-regressions/TARGET/` goes through the same invariants
 //! the cargo-fuzz binaries check (`fuzz/invariants.rs`), so a regression fails `cargo test`
-//! without a nightly toolchain. `write_seed_corpus` (ignored) regenerates the generated seeds.
+//! without a nightly toolchain. `generated_seeds_keep_their_invariants` checks freshly generated
+//! seeds too, and writes them with `HESSRA_WRITE_FUZZ_SEEDS=1`.
 
 #[path = "../fuzz/invariants.rs"]
 mod invariants;
@@ -118,28 +119,40 @@ fn every_reproducer_stays_fixed() {
     );
 }
 
-/// Writes the generated seeds: genuine tokens of every shape signed by the fuzzing root, the
-/// fixture policy, delegation policies, revocation files and request bodies. Run with
-/// `cargo test --test fuzz_corpus -- --ignored` after changing the token or wire formats.
+/// Generates the seeds — genuine tokens of every shape signed by the fuzzing root, the fixture
+/// policy, delegation policies, revocation files and request bodies — and checks each against
+/// its target's invariants. With `HESSRA_WRITE_FUZZ_SEEDS=1` it also writes them to
+/// `fuzz/corpus/` (after changing the token or wire formats).
 #[test]
-#[ignore = "regenerates fuzz/corpus"]
-fn write_seed_corpus() {
+fn generated_seeds_keep_their_invariants() {
+    let mut seeds: Vec<(&str, String, Vec<u8>)> = Vec::new();
     for (name, bytes) in token_seeds() {
-        write("token", &name, &bytes);
+        seeds.push(("token", name, bytes));
     }
-    write(
+    seeds.push((
         "clients_toml",
-        "fixture.toml",
-        invariants::FIXTURE_POLICY.as_bytes(),
-    );
+        "fixture.toml".into(),
+        invariants::FIXTURE_POLICY.as_bytes().to_vec(),
+    ));
     for (name, text) in delegation_policy_seeds() {
-        write("delegation_policy", name, text.as_bytes());
+        seeds.push(("delegation_policy", name.into(), text.as_bytes().to_vec()));
     }
     for (name, text) in revocation_seeds() {
-        write("revocations_toml", name, text.as_bytes());
+        seeds.push(("revocations_toml", name.into(), text.into_bytes()));
     }
     for (name, body) in request_seeds() {
-        write("wire_requests", name, body.to_string().as_bytes());
+        seeds.push(("wire_requests", name.into(), body.to_string().into_bytes()));
+    }
+    let write_out = std::env::var_os("HESSRA_WRITE_FUZZ_SEEDS").is_some_and(|v| v == "1");
+    for (target, name, bytes) in &seeds {
+        let (_, check) = TARGETS
+            .iter()
+            .find(|(known, _)| known == target)
+            .expect("a known target");
+        check(bytes);
+        if write_out {
+            write(target, name, bytes);
+        }
     }
 }
 
