@@ -627,7 +627,10 @@ fn allowed_requests_issue_tokens_that_verify(request: &wire::TokenRequest) {
 
 /// `/request_stub`: a stub the realm may issue for a subject is a token that reads back.
 fn allowed_stubs_read_back(request: &wire::StubRequest) {
-    if keys::parse_key_string(&request.prefix_attenuator_key).is_err() {
+    // As the handler does: a target that is not an identity is a 400.
+    if token::validate_identity(&request.target_identity).is_err()
+        || keys::parse_key_string(&request.prefix_attenuator_key).is_err()
+    {
         return;
     }
     let decision = policy::decide(

@@ -30,44 +30,7 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
 
 /// Reproducers whose fix belongs to code this branch leaves to others: each must still break
 /// its invariant, so that the fix is noticed and the entry removed from this list.
-const OPEN: [(&str, &str); 7] = [
-    (
-        "delegation_policy/error-inside-a-multibyte-character",
-        "policy_error in src/token/identity.rs slices the statement at a byte offset inside a \
-         multi-byte character when it describes a parse error",
-    ),
-    (
-        "delegation_policy/curly-quotes",
-        "line_column in src/token/identity.rs slices the source at a byte offset inside a \
-         multi-byte character (here a typographic quote) when it locates a parse error",
-    ),
-    (
-        "delegation_policy/control-character-in-a-string",
-        "DelegationPolicy::parse accepts string literals holding control characters, so \
-         delegate() makes a token that every reader then refuses as ambiguous",
-    ),
-    (
-        "delegation_policy/actor-check-in-the-policy",
-        "a delegation policy with an actor check `$a == \"…\"` makes the block read as \
-         'other': inspection reports depth 0 and the delegator as the effective identity \
-         (verification fails closed; the block reading in src/token/)",
-    ),
-    (
-        "delegation_policy/unbound-parameter",
-        "DelegationPolicy::parse accepts a `{name}` parameter; delegate() then panics inside \
-         biscuit-auth (\"Remaining parameter\"), as the checks are appended without the \
-         builder's parameter validation (src/token/identity.rs, delegate)",
-    ),
-    (
-        "wire_requests/stub-for-a-target-with-a-control-character",
-        "/request_stub does not validate target_identity, so a realm is issued a stub token \
-         that every reader refuses as ambiguous (src/server/handlers.rs, request_stub)",
-    ),
-    (
-        "wire_requests/stub-for-a-target-with-a-quote",
-        "the same as the previous entry, with a quote in the target identity",
-    ),
-];
+const OPEN: [(&str, &str); 0] = [];
 
 /// Replays every input of `kind`; returns `TARGET/FILE` of each that broke an invariant (the
 /// panic itself is printed as it happens).

@@ -491,6 +491,27 @@ async fn verify_and_stub_endpoints() {
         .0,
         403
     );
+    // Found by fuzzing: a target that is not an identity was issued a stub no reader accepts.
+    for target in ["uri:urn:mycompany:a\"b", "uri:urn:mycompany:a\u{7f}b"] {
+        let (status, body) = post(
+            &demo.as_identity(REALM),
+            &demo.url("/request_stub"),
+            json!({
+                "target_identity": target, "resource": "api", "operation": "write",
+                "prefix_attenuator_key": keys::key_string(&attenuator.public()),
+            }),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["response_msg"]
+                .as_str()
+                .unwrap()
+                .contains("target_identity"),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -565,6 +565,8 @@ async fn request_stub(
         let caller = caller.clone()?;
         let request = body(input)?;
         let realm = realm_of(&snapshot, &caller)?;
+        token::validate_identity(&request.target_identity)
+            .map_err(|e| ApiError::bad_request(format!("target_identity: {e}")))?;
         keys::parse_key_string(&request.prefix_attenuator_key)
             .map_err(|e| ApiError::bad_request(format!("prefix_attenuator_key: {e}")))?;
         let decision = policy::decide(

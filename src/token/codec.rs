@@ -19,8 +19,15 @@ pub fn encode(bytes: &[u8]) -> String {
     URL_SAFE.encode(bytes)
 }
 
-/// Serializes a token to its text form.
+/// Serializes a token to its text form, refusing one whose strings every reader would refuse
+/// (a quote, backslash or control character): nothing is issued that cannot be read back.
 pub fn encode_token(token: &Biscuit) -> Result<String, TokenError> {
+    for index in 0..token.block_count() {
+        let symbols = token
+            .block_symbols(index)
+            .map_err(|e| TokenError::Internal(e.to_string()))?;
+        check_symbols(index, &symbols)?;
+    }
     token
         .to_vec()
         .map(|bytes| encode(&bytes))

@@ -135,10 +135,30 @@ impl DelegationPolicy {
                     "escapes are not allowed in delegation policies".into(),
                 ));
             }
-            match Check::try_from(statement) {
-                Ok(check) => checks.push(check),
-                Err(error) => return Err(policy_error(statement, &error, located)),
+            if let Some(at) = control_in_string(statement) {
+                return Err(located(
+                    at,
+                    "a string holds a control character: the token would be refused by every reader".into(),
+                ));
             }
+            let check = match Check::try_from(statement) {
+                Ok(check) => check,
+                Err(error) => return Err(policy_error(statement, &error, located)),
+            };
+            if check.validate_parameters().is_err() {
+                let at = statement.find('{').unwrap_or(0);
+                return Err(located(
+                    at,
+                    "parameters such as {name} are not allowed: write the value itself".into(),
+                ));
+            }
+            if let Some(at) = statement.find("actor(") {
+                return Err(located(
+                    at,
+                    "a delegation policy cannot check actor(…): the delegation itself fixes who may use the token".into(),
+                ));
+            }
+            checks.push(check);
         }
         if checks.is_empty() {
             return Err(TokenError::InvalidPolicy {
@@ -156,6 +176,28 @@ impl DelegationPolicy {
     pub fn source(&self) -> &str {
         &self.source
     }
+}
+
+/// The byte offset of a control character inside a string literal, if any.
+fn control_in_string(statement: &str) -> Option<usize> {
+    let mut in_string = false;
+    for (at, c) in statement.char_indices() {
+        if c == '"' {
+            in_string = !in_string;
+        } else if in_string && c.is_control() {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// The largest character boundary at or before `at` (parser offsets may land inside one).
+fn char_floor(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 fn policy_error(
@@ -177,7 +219,9 @@ fn policy_error(
             errors,
         )) => {
             let first = errors.errors.first();
-            let at = first.map_or(0, |e| statement.len().saturating_sub(e.input.len()));
+            let at = first.map_or(0, |e| {
+                char_floor(statement, statement.len().saturating_sub(e.input.len()))
+            });
             let message = first.and_then(|e| e.message.clone()).unwrap_or_else(|| {
                 format!(
                     "cannot parse the check near {:?}",
@@ -236,7 +280,7 @@ fn push_statement<'a>(source: &'a str, start: usize, end: usize, out: &mut Vec<(
 }
 
 fn line_column(source: &str, offset: usize) -> (usize, usize) {
-    let before = &source[..offset.min(source.len())];
+    let before = &source[..char_floor(source, offset)];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
@@ -585,6 +629,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("escapes"), "{err}");
+    }
+
+    /// Found by fuzzing: each once panicked or produced a token no reader accepts.
+    #[test]
+    fn policies_that_fuzzing_broke_are_refused_with_a_reason() {
+        for (source, expected) in [
+            (
+                "check if operation($op), $op == \u{201c}read\u{201d};",
+                "line 1",
+            ),
+            ("reject if\u{74d})", "line 1"),
+            ("check if operation($op), $op == {op};", "parameters"),
+            ("check all op(\"l\u{b}\");", "control character"),
+            ("check if actor($a), $a == \"\";", "cannot check actor"),
+        ] {
+            let err = DelegationPolicy::parse(source).unwrap_err().to_string();
+            assert!(err.contains(expected), "{source:?}: {err}");
+        }
     }
 
     #[test]

@@ -146,12 +146,16 @@ impl BlockShape {
     }
 
     fn add(&mut self, s: &str) {
-        if let Some(c) = match_template(ACTOR_DELEGATABLE, s).filter(|c| c[0] == c[1]) {
+        // The first actor check is the block's own (authority or delegation); a later one is
+        // an extra restriction, shown as such rather than taken for the delegation target.
+        if let Some(c) =
+            match_template(ACTOR_DELEGATABLE, s).filter(|c| c[0] == c[1] && self.actor.is_none())
+        {
             self.actor = Some(ActorCheck {
                 identity: c[0].clone(),
                 includes_descendants: true,
             });
-        } else if let Some(identity) = one(ACTOR_EXACT, s) {
+        } else if let Some(identity) = one(ACTOR_EXACT, s).filter(|_| self.actor.is_none()) {
             self.actor = Some(ActorCheck {
                 identity,
                 includes_descendants: false,
@@ -314,5 +318,23 @@ mod tests {
             "check if time($time), $time < 50;\ncheck if time($time), $time < 20;",
         );
         assert_eq!(shape.expiry, Some(20));
+    }
+
+    #[test]
+    fn the_first_actor_check_is_the_blocks_own() {
+        let shape = BlockShape::read(
+            "check if actor($a), $a == \"uri:urn:company:alice:agent1\" || $a.starts_with(\"uri:urn:company:alice:agent1\" + \":\");\ncheck if actor($a), $a == \"\";",
+        );
+        assert_eq!(
+            shape.actor,
+            Some(ActorCheck {
+                identity: "uri:urn:company:alice:agent1".into(),
+                includes_descendants: true,
+            })
+        );
+        assert_eq!(
+            shape.other,
+            vec!["check if actor($a), $a == \"\"".to_string()]
+        );
     }
 }
