@@ -261,6 +261,41 @@ mod tests {
         assert!(err.contains("padding"), "{err}");
     }
 
+    /// The verifiers' path explains bad base64 as inspection does.
+    #[test]
+    fn the_verify_path_explains_bad_base64_too() {
+        let root = biscuit_auth::KeyPair::new();
+        let token = crate::token::mint_identity(
+            &root,
+            &crate::token::IdentityClaims {
+                subject: "uri:urn:company:alice".into(),
+                expires_at: 4_000_000_000,
+                delegatable: true,
+                domain: None,
+            },
+        )
+        .unwrap();
+        assert!(read_verified(&token, &root.public()).is_ok());
+        let unpadded = token.trim_end_matches('=');
+        if unpadded.len() != token.len() {
+            let err = read_verified(unpadded, &root.public())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("padding") || err.contains("unpadded"), "{err}");
+        }
+        let standard = token.replace('-', "+").replace('_', "/");
+        if standard != token {
+            let err = read_verified(&standard, &root.public())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("URL-safe alphabet"), "{err}");
+        }
+        let err = read_verified(&format!("{}!", &token[..token.len() - 4]), &root.public())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("malformed base64"), "{err}");
+    }
+
     #[test]
     fn standard_alphabet_is_explained() {
         let err = decode("ab+/").unwrap_err().to_string();
