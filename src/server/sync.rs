@@ -37,6 +37,12 @@ impl PolicyReader {
                     .map_err(|e| e.to_string())?;
                 (Some(mirror), Some(dir.join("last-good")))
             }
+            (PolicySource::Git { repo, .. }, None) if is_remote(repo) => {
+                return Err(format!(
+                    "the policy repository {} is remote: give a state directory (--state-dir), where the server keeps its mirror and the last good commit",
+                    repo.display()
+                ));
+            }
             _ => (None, None),
         };
         Ok(PolicyReader {
@@ -228,4 +234,42 @@ fn content_hash(text: &str) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     format!("sha-{hash:016x}")
+}
+
+/// A repository reached over the network (`https://`, `ssh://`, `git://`, `git@host:path`),
+/// which can only be read through a mirror.
+fn is_remote(repo: &Path) -> bool {
+    let text = repo.display().to_string();
+    if let Some((scheme, _)) = text.split_once("://") {
+        return scheme != "file";
+    }
+    match text.split_once(':') {
+        Some((host, _)) => host.len() > 1 && !host.contains('/') && !repo.exists(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_repository_needs_a_state_directory() {
+        for url in [
+            "https://git.example.com/policy.git",
+            "ssh://git@example.com/policy.git",
+            "git://example.com/policy.git",
+            "git@example.com:ops/policy.git",
+        ] {
+            let source = PolicySource::Git {
+                repo: PathBuf::from(url),
+                branch: "main".into(),
+            };
+            let err = PolicyReader::new(source, None).err().expect("refused");
+            assert!(err.contains("--state-dir") && err.contains(url), "{err}");
+        }
+        for local in ["/srv/policy.git", "file:///srv/policy.git", "policy"] {
+            assert!(!is_remote(Path::new(local)), "{local}");
+        }
+    }
 }
