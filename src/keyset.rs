@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::fsutil;
 use crate::token::keys::{self, KeyAlgorithm};
-use crate::token::{KeyPair, KeyRing, PublicKey, RootKey, Unusable};
+use crate::token::{KeyPair, KeyRing, PublicKey, RootKey, Unusable, key_ids};
 
 /// The manifest's file name in a workspace's server directory.
 pub const MANIFEST: &str = "keys.toml";
@@ -217,7 +217,7 @@ impl KeySet {
             [] => Err("no active key: one key must sign (hessra-console keys activate ID)".into()),
             many => Err(format!(
                 "keys {} are all active; exactly one key signs",
-                list(many)
+                key_ids(many)
             )),
         }
     }
@@ -284,7 +284,7 @@ impl KeySet {
             .find(|e| e.id == id)
             .ok_or_else(|| KeySetError::NoSuchKey {
                 id,
-                known: list(&self.entries.iter().map(|e| e.id).collect::<Vec<_>>()),
+                known: key_ids(&self.entries.iter().map(|e| e.id).collect::<Vec<_>>()),
             })
     }
 
@@ -626,16 +626,6 @@ fn check_private(path: &Path) -> Result<(), KeySetError> {
 fn relative_to(manifest: &Path, file: &Path) -> String {
     let dir = manifest.parent().unwrap_or(Path::new(""));
     file.strip_prefix(dir).unwrap_or(file).display().to_string()
-}
-
-fn list(ids: &[u32]) -> String {
-    if ids.is_empty() {
-        return "none".into();
-    }
-    ids.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -18,18 +18,6 @@ use support::{Demo, get, post};
 const ALICE: &str = "uri:urn:company:alice";
 const OPS: &str = "uri:urn:company:ops";
 
-async fn start_synced(demo: &Demo) -> RunningServer {
-    server::start(ServerConfig {
-        poll_interval: Some(Duration::from_millis(100)),
-        ..demo
-            .ws
-            .server_config("127.0.0.1:0".parse().unwrap())
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 async fn identity_token(demo: &Demo, server: &RunningServer) -> String {
     let (status, body) = post(
         &demo.as_identity(ALICE),
@@ -262,7 +250,7 @@ async fn key_endpoints_are_for_operators_and_check_their_input() {
 #[tokio::test]
 async fn manifest_changes_on_disk_are_taken_at_the_next_sync_and_broken_ones_refused() {
     let demo = Demo::start().await;
-    let server = start_synced(&demo).await;
+    let server = demo.start_synced(Duration::from_millis(100)).await;
     let mut set = demo.ws.key_set().unwrap();
     set.add(keys::KeyAlgorithm::Ed25519, token::clock::unix_now())
         .unwrap();

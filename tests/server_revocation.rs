@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hessra_console::gitops;
 use hessra_console::policy::{self, NewRevocation};
-use hessra_console::server::{self, RunningServer, ServerConfig};
+use hessra_console::server::RunningServer;
 use hessra_console::token::{self, Delegation, IdentityClaims, clock::unix_now, keys};
 use serde_json::json;
 use support::{Demo, get, post};
@@ -19,18 +19,6 @@ use support::{Demo, get, post};
 const ALICE: &str = "uri:urn:company:alice";
 const AGENT: &str = "uri:urn:company:alice:agent1";
 const OPS: &str = "uri:urn:company:ops";
-
-async fn start_synced(demo: &Demo) -> RunningServer {
-    server::start(ServerConfig {
-        poll_interval: Some(Duration::from_millis(200)),
-        ..demo
-            .ws
-            .server_config("127.0.0.1:0".parse().unwrap())
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
 
 /// Appends a revocation in the working clone, commits both files, pushes.
 fn revoke(demo: &Demo, id: &str, reason: &str) {
@@ -125,7 +113,7 @@ async fn wait_until_refused(demo: &Demo, server: &RunningServer, bearer: &str) -
 #[tokio::test]
 async fn a_revoked_delegation_is_refused_within_the_sync_interval_and_its_sibling_works() {
     let demo = Demo::start().await;
-    let server = start_synced(&demo).await;
+    let server = demo.start_synced(Duration::from_millis(200)).await;
     let (parent, one, two) = tokens(&demo);
     assert_eq!(request(&demo, &server, &one).await.0, 200);
     assert_eq!(request(&demo, &server, &two).await.0, 200);
@@ -170,7 +158,7 @@ async fn a_revoked_delegation_is_refused_within_the_sync_interval_and_its_siblin
 #[tokio::test]
 async fn a_malformed_revocation_list_is_not_applied() {
     let demo = Demo::start().await;
-    let server = start_synced(&demo).await;
+    let server = demo.start_synced(Duration::from_millis(200)).await;
     let clone = &demo.ws.policy;
     let repo = git2::Repository::open(clone).unwrap();
     let mut config = repo.config().unwrap();
@@ -211,7 +199,7 @@ async fn a_malformed_revocation_list_is_not_applied() {
 #[tokio::test]
 async fn metrics_count_decisions_and_refuse_non_operators() {
     let demo = Demo::start().await;
-    let server = start_synced(&demo).await;
+    let server = demo.start_synced(Duration::from_millis(200)).await;
     let (_, one, _) = tokens(&demo);
     assert_eq!(request(&demo, &server, &one).await.0, 200);
     revoke(&demo, &revocation_id(&one, 1), "test");

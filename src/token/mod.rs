@@ -35,7 +35,7 @@ pub use identity::{
 };
 pub use inspect::{Inspection, SignatureStatus, inspect};
 pub use replay::authorize_with_code;
-pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots};
+pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots, key_ids};
 pub use shapes::{ActorCheck, BlockRole, Right};
 pub use view::{BlockView, TokenKind, TokenView};
 

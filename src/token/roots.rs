@@ -128,7 +128,7 @@ impl VerifyingRoots for KeyRing {
                 }
                 None => format!(
                     "is not in this server's key set (verifying keys: {})",
-                    ids(&self.verifying_ids())
+                    key_ids(&self.verifying_ids())
                 ),
             },
         })
@@ -150,7 +150,8 @@ impl VerifyingRoots for KeyRing {
     }
 }
 
-fn ids(ids: &[u32]) -> String {
+/// Key ids as a reader wants them: "1, 2", or "none".
+pub fn key_ids(ids: &[u32]) -> String {
     if ids.is_empty() {
         return "none".into();
     }

@@ -49,6 +49,20 @@ impl Demo {
         Demo { dir, ws, server }
     }
 
+    /// A second server on this workspace (its git origin and state directory) that polls for a
+    /// new policy and key set every `poll`.
+    pub async fn start_synced(&self, poll: std::time::Duration) -> RunningServer {
+        server::start(ServerConfig {
+            poll_interval: Some(poll),
+            ..self
+                .ws
+                .server_config("127.0.0.1:0".parse().unwrap())
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.url())
     }
