@@ -561,7 +561,7 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
         "requests {} · allowed {} · denied {}",
         status.requests, status.allowed, status.denied
     )));
-    lines.push(key_line(app, status));
+    lines.push(key_line(app));
     if let Some(error) = &status.key_set_error {
         lines.push(Line::from(Span::styled(
             format!("✗ key set refused: {}", error.message),
@@ -572,13 +572,13 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
 }
 
 /// The root key set in one line: the signing key, then retiring and next ones.
-fn key_line(app: &App, status: &crate::console::jobs::ServerStatus) -> Line<'static> {
+fn key_line(app: &App) -> Line<'static> {
     let theme = &app.theme;
     let mut spans = vec![Span::styled("root keys ", theme.muted())];
     let name = |id: Option<u32>| id.map_or("single key".to_string(), |id| format!("key {id}"));
     let mut retired = 0;
-    let mut keys: Vec<_> = status.keys.iter().collect();
-    keys.sort_by_key(|k| (rank(k.state), k.id));
+    let keys = app.server_keys();
+    let reported = !keys.is_empty();
     for key in keys {
         let (text, style) = match key.state {
             KeyState::Active => (format!("● {} signs", name(key.id)), theme.ok()),
@@ -607,7 +607,7 @@ fn key_line(app: &App, status: &crate::console::jobs::ServerStatus) -> Line<'sta
     if retired > 0 {
         spans.push(Span::styled(format!(" · {retired} retired"), theme.muted()));
     }
-    if status.keys.is_empty() {
+    if !reported {
         spans.push(Span::styled("(not reported by this server)", theme.muted()));
     }
     Line::from(spans)
