@@ -12,7 +12,7 @@ use super::output::{Failure, Report};
 use super::remote_cmd::{ConnectionArgs, connect, remote, runtime};
 use crate::keyset::{KeySet, KeyState, Lifetime, LiveToken, Transition};
 use crate::server::key_api::{KeyChangeRequest, KeyChangeResponse, KeysResponse};
-use crate::server::keys::{KeyInfo, live_issued, policy_lifetime, signing_window};
+use crate::server::keys::{KeyInfo, policy_lifetime, signed_by};
 use crate::token::clock::{describe_instant, format_unix, unix_now};
 use crate::token::keys::{self, KeyAlgorithm};
 use crate::workspace;
@@ -333,21 +333,11 @@ fn change(target: &KeySetTarget, change: Change) -> CommandResult {
                 ));
             };
             let lifetime: Lifetime = policy_lifetime(policy);
-            let (from, to) = signing_window(local.set.active(), now);
-            let issued = live_issued(&events, from, to, now);
+            let issued = signed_by(&local.set, local.set.active().id, &events, now);
             local.set.activate(id, now, &lifetime, &issued)
         }
         Change::Retire(id, force) => {
-            let live: Vec<LiveToken> = local
-                .set
-                .entries()
-                .iter()
-                .find(|e| e.id == id)
-                .map(|entry| {
-                    let (from, to) = signing_window(entry, now);
-                    live_issued(&events, from, to, now)
-                })
-                .unwrap_or_default();
+            let live: Vec<LiveToken> = signed_by(&local.set, id, &events, now);
             local.set.retire(id, now, &live, force)
         }
     }

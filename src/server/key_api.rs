@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::audit::AuditEvent;
 use super::auth::{ApiError, PeerCertificate};
 use super::handlers::{Issued, Outcome, body, operator};
-use super::keys::{KeyInfo, KeySetFailure, live_issued, policy_lifetime, signing_window};
+use super::keys::{KeyInfo, KeySetFailure, policy_lifetime, signed_by};
 use super::state::ServerState;
 use crate::keyset::{KeySetError, KeyState};
 use crate::token::clock::unix_now;
@@ -220,8 +220,7 @@ fn apply(
             let lifetime = policy_lifetime(&state.snapshot().policy);
             let events = issued_events(state);
             state.keys.change(now, |set| {
-                let (from, to) = signing_window(set.active(), now);
-                let issued = live_issued(&events, from, to, now);
+                let issued = signed_by(set, set.active().id, &events, now);
                 set.activate(id, now, &lifetime, &issued)
             })
         }
@@ -229,15 +228,7 @@ fn apply(
             let id = id()?;
             let events = issued_events(state);
             state.keys.change(now, |set| {
-                let live = set
-                    .entries()
-                    .iter()
-                    .find(|e| e.id == id)
-                    .map(|entry| {
-                        let (from, to) = signing_window(entry, now);
-                        live_issued(&events, from, to, now)
-                    })
-                    .unwrap_or_default();
+                let live = signed_by(set, id, &events, now);
                 set.retire(id, now, &live, request.force)
             })
         }

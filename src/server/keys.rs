@@ -241,7 +241,7 @@ impl KeyHolder {
 
 /// Identity tokens seen issued in `[from, to]` that are still live at `now`: the tokens a key
 /// that signed during that window would cut off.
-pub fn live_issued<'a>(
+fn live_issued<'a>(
     events: impl IntoIterator<Item = &'a AuditEvent>,
     from: i64,
     to: i64,
@@ -267,8 +267,18 @@ pub fn live_issued<'a>(
     live
 }
 
+/// The identity tokens key `id` signed that are still live at `now`, from the audit trail: those
+/// issued while it was the active key (none for a key not in the set).
+pub fn signed_by(set: &KeySet, id: u32, events: &[AuditEvent], now: i64) -> Vec<LiveToken> {
+    let Some(entry) = set.entries().iter().find(|e| e.id == id) else {
+        return Vec::new();
+    };
+    let (from, to) = signing_window(entry, now);
+    live_issued(events, from, to, now)
+}
+
 /// The window during which a key signed: from its activation to when it stopped (or now).
-pub fn signing_window(entry: &KeyEntry, now: i64) -> (i64, i64) {
+fn signing_window(entry: &KeyEntry, now: i64) -> (i64, i64) {
     (
         entry.activated_at.unwrap_or(entry.created_at),
         entry.retiring_since.unwrap_or(now),
