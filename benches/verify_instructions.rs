@@ -10,7 +10,8 @@
 //! done
 //! ```
 //!
-//! Arguments: `none|ours|hessra` (none: only the set-up, to subtract), the delegation depth,
+//! Arguments: `none|ours|hessra` (none: only the set-up, to subtract; `ours-delegate` and
+//! `hessra-delegate` delegate each token one level further instead), the delegation depth,
 //! `warm` (one token verified 200 times: what a server sees as an identity token is presented
 //! again and again) or `cold` (200 distinct tokens: every one a first sight), and optionally a
 //! file that keeps the root key and tokens, made by the first run and read by the others, so
@@ -97,6 +98,23 @@ fn run(who: &str, depth: usize, cold: bool, saved: Option<&str>) {
                     text.clone(),
                     public,
                     actor.clone(),
+                );
+            }
+            "ours-delegate" => {
+                let target = format!("{actor}:next");
+                let delegation = Delegation::new(&target, now + 60);
+                token::delegate(text, Some(&public), &delegation).unwrap();
+            }
+            "hessra-delegate" => {
+                let time = hessra_token_core::TokenTimeConfig {
+                    start_time: None,
+                    duration: 60,
+                };
+                let _ = hessra_token_identity::add_identity_attenuation_to_token(
+                    text.clone(),
+                    format!("{actor}:next"),
+                    public,
+                    time,
                 );
             }
             _ => {}

@@ -268,8 +268,9 @@ pub fn verify_bearer(
     root: &(impl token::VerifyingRoots + ?Sized),
     context: Context<'_>,
 ) -> Result<Caller, ApiError> {
-    let (parsed, view) = token::read_verified(text, root)
+    let token = token::read_verified(text, root)
         .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
+    let view = &token.view;
     let max_depth = view
         .subject()
         .and_then(|subject| snapshot.client(subject))
@@ -282,7 +283,7 @@ pub fn verify_bearer(
     check.ensure_subject_in_domain = domain.is_some();
     check.resource = context.resource;
     check.operation = context.operation;
-    let verified = token::verify_identity_parsed(&parsed, &view, &check)
+    let verified = token::verify_identity_parsed(&token.biscuit, view, &check)
         .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
     Ok(Caller {
         identity: verified.identity,

@@ -288,9 +288,9 @@ async fn refresh_identity_token(
             &request.current_token,
             StatusCode::UNAUTHORIZED,
         )?;
-        let (parsed, view) =
-            token::read_verified(&request.current_token, &state.keys.current().verifier)
-                .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
+        let current = token::read_verified(&request.current_token, &state.keys.current().verifier)
+            .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
+        let view = &current.view;
         if view.delegation_depth() > 0 {
             return Err(ApiError::forbidden(
                 "refreshing a delegated token is refused: ask the identity that delegated it for a new delegation",
@@ -302,8 +302,8 @@ async fn refresh_identity_token(
             ));
         }
         let verified = token::verify_identity_parsed(
-            &parsed,
-            &view,
+            &current.biscuit,
+            view,
             &token::IdentityVerification::new(token::Actor::Bearer, unix_now()),
         )
         .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;

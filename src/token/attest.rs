@@ -15,14 +15,22 @@ pub fn add_service_attestation(
     service: &str,
 ) -> Result<String, TokenError> {
     let unverified = parse_unverified(token)?;
-    let extended = append_third_party(&unverified, node, block!(r#"service({service});"#))?;
+    let extended = append_third_party(
+        &unverified,
+        &node.private(),
+        block!(r#"service({service});"#),
+    )?;
     encode_unverified(&extended)
 }
 
 /// A multi-party signer signs off on the token under its component name.
 pub fn add_signoff(token: &str, signer: &KeyPair, namespace: &str) -> Result<String, TokenError> {
     let unverified = parse_unverified(token)?;
-    let extended = append_third_party(&unverified, signer, block!(r#"namespace({namespace});"#))?;
+    let extended = append_third_party(
+        &unverified,
+        &signer.private(),
+        block!(r#"namespace({namespace});"#),
+    )?;
     encode_unverified(&extended)
 }
 
@@ -34,5 +42,9 @@ pub fn add_prefix_restriction(
 ) -> Result<String, TokenError> {
     let unverified = parse_unverified(token)?;
     let block = block!(r#"check if prefix({prefix}); prefix_added(true);"#);
-    encode_unverified(&append_third_party(&unverified, attenuator, block)?)
+    encode_unverified(&append_third_party(
+        &unverified,
+        &attenuator.private(),
+        block,
+    )?)
 }

@@ -143,7 +143,8 @@ pub fn verify_authz<R: VerifyingRoots + ?Sized>(
     root: &R,
     verification: &AuthzVerification<'_>,
 ) -> Result<VerifiedAuthz, TokenError> {
-    let (biscuit, view) = read_verified(token, root)?;
+    let verified = read_verified(token, root)?;
+    let (biscuit, view) = (&verified.biscuit, &verified.view);
     if view.kind() != TokenKind::Authorization {
         return Err(TokenError::WrongKind {
             expected: "an authorization token",
@@ -151,7 +152,7 @@ pub fn verify_authz<R: VerifyingRoots + ?Sized>(
         });
     }
     let nodes = chain_keys(verification)?;
-    build_authorizer(&biscuit, verification, &nodes)
+    build_authorizer(biscuit, verification, &nodes)
         .and_then(|mut authorizer| authorizer.authorize())
         .map_err(|e| {
             let presented = Presented {

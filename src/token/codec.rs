@@ -4,11 +4,14 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
-use biscuit_auth::{Biscuit, UnverifiedBiscuit};
+use std::sync::Arc;
+
+use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use prost::Message;
 
 use super::error::TokenError;
 use super::roots::VerifyingRoots;
+use super::verified::{self, VerifiedToken};
 
 /// Longest token text accepted. A depth-10 delegated token with policies is a few KiB; this
 /// bound keeps hostile input from costing more than a bounded decode.
@@ -107,52 +110,74 @@ pub fn parse_verified<R: VerifyingRoots + ?Sized>(
 
 /// Parses token text and checks its signatures, leaving the check of its strings to
 /// [`TokenView::read_verified`](super::TokenView::read_verified) (the verifiers' hot path).
+///
+/// A text that verified before with a key `roots` still trusts is not checked again (see
+/// [`verified`](super::verified)); everything that depends on the time or the caller is left to
+/// the caller, every time.
 pub fn read_verified<R: VerifyingRoots + ?Sized>(
     text: &str,
     roots: &R,
-) -> Result<(Biscuit, super::TokenView), TokenError> {
-    let token = verify_text(text, roots)?;
-    let view = super::TokenView::read_verified(&token)?;
-    Ok((token, view))
+) -> Result<Arc<VerifiedToken>, TokenError> {
+    let text = text.trim();
+    if let Some(known) = verified::recall(text, roots) {
+        return Ok(known);
+    }
+    let (biscuit, root) = verify_bytes(&decode(text)?, roots)?;
+    let view = super::TokenView::read_verified(&biscuit)?;
+    Ok(verified::remember(
+        text,
+        VerifiedToken {
+            biscuit,
+            view,
+            root,
+        },
+    ))
 }
 
 fn verify_text<R: VerifyingRoots + ?Sized>(text: &str, roots: &R) -> Result<Biscuit, TokenError> {
-    verify_bytes(&decode(text)?, roots)
+    verify_bytes(&decode(text)?, roots).map(|(token, _)| token)
 }
 
+/// Checks the signatures of serialized token bytes, returning the token and the key that
+/// verified them.
 fn verify_bytes<R: VerifyingRoots + ?Sized>(
     bytes: &[u8],
     roots: &R,
-) -> Result<Biscuit, TokenError> {
+) -> Result<(Biscuit, PublicKey), TokenError> {
     // The key chosen for the id the token names; a refusal is kept to be reported as is.
     let refused = std::cell::RefCell::new(None);
-    let choose = |id: Option<u32>| match id {
-        Some(id) => roots.by_id(id).map_err(|e| {
-            *refused.borrow_mut() = Some(e);
-            biscuit_auth::error::Format::UnknownPublicKey
-        }),
-        None => roots
-            .candidates()
-            .first()
-            .copied()
-            .ok_or(biscuit_auth::error::Format::UnknownPublicKey),
+    let chosen = std::cell::Cell::new(None);
+    let choose = |id: Option<u32>| {
+        let key = match id {
+            Some(id) => roots.by_id(id).map_err(|e| {
+                *refused.borrow_mut() = Some(e);
+                biscuit_auth::error::Format::UnknownPublicKey
+            }),
+            None => roots
+                .candidates()
+                .first()
+                .copied()
+                .ok_or(biscuit_auth::error::Format::UnknownPublicKey),
+        }?;
+        chosen.set(Some(key));
+        Ok(key)
     };
     let first = Biscuit::from(bytes, choose);
     if let Some(refusal) = refused.into_inner() {
         return Err(refusal);
     }
-    match first {
-        Ok(token) => Ok(token),
-        Err(biscuit_auth::error::Token::Format(format)) if !is_signature_problem(&format) => {
+    match (first, chosen.get()) {
+        (Ok(token), Some(key)) => Ok((token, key)),
+        (Err(biscuit_auth::error::Token::Format(format)), _) if !is_signature_problem(&format) => {
             Err(TokenError::Malformed(format.to_string()))
         }
-        Err(_) => {
+        _ => {
             // A token without an id may be signed by any verifying key.
             let others = roots.candidates();
             if others.len() > 1 && root_key_id(bytes).is_none() {
                 for key in &others[1..] {
                     if let Ok(token) = Biscuit::from(bytes, *key) {
-                        return Ok(token);
+                        return Ok((token, *key));
                     }
                 }
             }

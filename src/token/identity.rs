@@ -1,14 +1,12 @@
 //! Identity tokens: minting (delegatable, exact, domain-restricted), offline delegation to a
 //! strict descendant with optional policy checks and a depth limit, JIT blocks, verification.
 
-use biscuit_auth::builder::{BlockBuilder, Check};
+use biscuit_auth::builder::{Algorithm, BlockBuilder, Check};
 use biscuit_auth::macros::{authorizer, biscuit, block, check, fact, policy, rule};
-use biscuit_auth::{Biscuit, KeyPair, PublicKey, UnverifiedBiscuit};
+use biscuit_auth::{Biscuit, PrivateKey, PublicKey, UnverifiedBiscuit};
 use serde::Serialize;
 
-use super::codec::{
-    encode_token, encode_unverified, parse_unverified, read_verified, verify_signatures,
-};
+use super::codec::{decode, encode_token, encode_unverified, parse_unverified, read_verified};
 use super::error::{DenialReason, TokenError};
 use super::explain::{Presented, explain};
 use super::roots::{SigningRoot, VerifyingRoots};
@@ -328,12 +326,24 @@ pub fn delegate(
     root: Option<&PublicKey>,
     delegation: &Delegation<'_>,
 ) -> Result<Delegated, TokenError> {
-    let unverified = parse_unverified(token)?;
-    if let Some(root) = root {
-        verify_signatures(unverified.clone(), root)?;
-    }
-    let view = TokenView::read(&unverified)?;
-    let from = delegation_source(&view)?;
+    // With a root key, the signatures are checked (or known checked: see `read_verified`)
+    // before anything is appended, so a forged token is never extended; the extension itself
+    // is appended to the token as parsed, without checking our own new block again.
+    let (verified, read);
+    let (unverified, view) = match root {
+        Some(root) => {
+            verified = read_verified(token, root)?;
+            let unverified = UnverifiedBiscuit::from(decode(token)?)
+                .map_err(|e| TokenError::Malformed(e.to_string()))?;
+            (unverified, &verified.view)
+        }
+        None => {
+            let unverified = parse_unverified(token)?;
+            read = TokenView::read(&unverified)?;
+            (unverified, &read)
+        }
+    };
+    let from = delegation_source(view)?;
     check_target(&from, delegation.target)?;
     let depth = view.delegation_depth() + 1;
     if depth > delegation.max_depth {
@@ -405,21 +415,30 @@ pub(crate) fn append_with_ephemeral_key(
     token: &UnverifiedBiscuit,
     block: BlockBuilder,
 ) -> Result<UnverifiedBiscuit, TokenError> {
-    let signer = KeyPair::new();
-    append_third_party(token, &signer, block)
+    append_third_party(token, &ephemeral_key()?, block)
+}
+
+/// A fresh Ed25519 key for signing one third-party block, then forgotten. Only the private half
+/// is made here: biscuit-auth derives the public half when it signs the block, and a key pair
+/// would derive it twice (a scalar multiplication, a tenth of what a delegation costs).
+fn ephemeral_key() -> Result<PrivateKey, TokenError> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(seed.as_mut_slice()).map_err(|e| {
+        TokenError::Internal(format!("the system's random number generator failed: {e}"))
+    })?;
+    PrivateKey::from_bytes(seed.as_slice(), Algorithm::Ed25519)
+        .map_err(|e| TokenError::Internal(e.to_string()))
 }
 
 /// Appends `block` as a third-party block signed by `signer`.
 pub(crate) fn append_third_party(
     token: &UnverifiedBiscuit,
-    signer: &KeyPair,
+    signer: &PrivateKey,
     block: BlockBuilder,
 ) -> Result<UnverifiedBiscuit, TokenError> {
     let internal = |e: biscuit_auth::error::Token| TokenError::Internal(e.to_string());
     let request = token.third_party_request().map_err(internal)?;
-    let signed = request
-        .create_block(&signer.private(), block)
-        .map_err(internal)?;
+    let signed = request.create_block(signer, block).map_err(internal)?;
     let bytes = signed.serialize().map_err(internal)?;
     token.append_third_party(&bytes).map_err(internal)
 }
@@ -491,8 +510,8 @@ pub fn verify_identity<R: VerifyingRoots + ?Sized>(
     root: &R,
     verification: &IdentityVerification<'_>,
 ) -> Result<VerifiedIdentity, TokenError> {
-    let (biscuit, view) = read_verified(token, root)?;
-    verify_identity_parsed(&biscuit, &view, verification)
+    let verified = read_verified(token, root)?;
+    verify_identity_parsed(&verified.biscuit, &verified.view, verification)
 }
 
 /// Verification of an already parsed and signature-checked token (the server's hot path).

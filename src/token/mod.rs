@@ -14,6 +14,7 @@ pub mod keys;
 mod replay;
 mod roots;
 mod shapes;
+mod verified;
 mod view;
 
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use inspect::{Inspection, SignatureStatus, inspect};
 pub use replay::authorize_with_code;
 pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots, key_ids};
 pub use shapes::{ActorCheck, BlockRole, Right};
+pub use verified::VerifiedToken;
 pub use view::{BlockView, TokenKind, TokenView};
 
 /// Delegation depth allowed when nothing else is configured.

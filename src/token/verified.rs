@@ -1,0 +1,206 @@
+//! Tokens whose signatures were checked, remembered by their exact text.
+//!
+//! A verifier sees the same token again and again: an agent presents its identity token with
+//! every request, a service checks the same authorization token on each call. Checking the
+//! signatures is nearly all of what verifying costs (a P-256 signature is ~300 µs of a ~360 µs
+//! verification), and a chain of signatures that verified once verifies again: it does not
+//! depend on the time, the caller or the policy. So the parsed token and its block view are kept,
+//! keyed by the token's text, and what does depend on them — expiry, who presents it, domain,
+//! depth, revocation — is decided afresh every time by the callers.
+//!
+//! What is kept stays honest:
+//! - The key is the whole text, compared byte for byte: no hash stands in for it.
+//! - Each entry names the root key that verified it, and is used only while the verifier still
+//!   trusts that key for the token (the key its `root_key_id` names, or one of the candidates for
+//!   a token naming none): retiring a key stops its tokens from verifying at once, cached or not.
+//! - Only tokens that verified are kept; refusals are decided afresh each time.
+//! - Bounded by count and by text size; cleared when full (a flood of distinct tokens costs
+//!   first-sight verification, never memory).
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use biscuit_auth::{Biscuit, PublicKey};
+
+use super::roots::VerifyingRoots;
+use super::view::TokenView;
+
+/// A token whose signatures verified with `root`, read block by block.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    pub biscuit: Biscuit,
+    pub view: TokenView,
+    /// The root key the signatures verified with.
+    pub root: PublicKey,
+}
+
+impl VerifiedToken {
+    /// Whether `roots` still accepts the key this token verified with.
+    fn still_trusted<R: VerifyingRoots + ?Sized>(&self, roots: &R) -> bool {
+        match self.view.root_key_id {
+            Some(id) => roots.by_id(id).is_ok_and(|key| key == self.root),
+            None => roots.candidates().contains(&self.root),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Memo {
+    tokens: HashMap<Box<str>, Arc<VerifiedToken>>,
+    /// Sum of the kept texts' lengths.
+    text_bytes: usize,
+}
+
+static VERIFIED_TOKENS: LazyLock<RwLock<Memo>> = LazyLock::new(Default::default);
+
+/// Most tokens kept.
+const LIMIT_TOKENS: usize = 1_024;
+/// Most text kept, over all tokens (the parsed form is a few times this).
+const LIMIT_TEXT_BYTES: usize = 4 << 20;
+/// Longer tokens are not kept (a depth-10 delegation with policies is a few KiB).
+const LARGEST_KEPT: usize = 16 << 10;
+
+/// The remembered token for `text` if `roots` still trusts the key that verified it.
+pub(super) fn recall<R: VerifyingRoots + ?Sized>(
+    text: &str,
+    roots: &R,
+) -> Option<Arc<VerifiedToken>> {
+    let known = VERIFIED_TOKENS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .tokens
+        .get(text)
+        .cloned()?;
+    known.still_trusted(roots).then_some(known)
+}
+
+/// Keeps a token that just verified, and returns it shared.
+pub(super) fn remember(text: &str, token: VerifiedToken) -> Arc<VerifiedToken> {
+    let token = Arc::new(token);
+    if text.len() > LARGEST_KEPT {
+        return token;
+    }
+    let mut memo = VERIFIED_TOKENS.write().unwrap_or_else(|p| p.into_inner());
+    if memo.tokens.len() >= LIMIT_TOKENS || memo.text_bytes + text.len() > LIMIT_TEXT_BYTES {
+        memo.tokens.clear();
+        memo.text_bytes = 0;
+    }
+    if memo.tokens.insert(text.into(), token.clone()).is_none() {
+        memo.text_bytes += text.len();
+    }
+    token
+}
+
+/// Forgets every remembered token.
+pub(super) fn forget() {
+    let mut memo = VERIFIED_TOKENS.write().unwrap_or_else(|p| p.into_inner());
+    memo.tokens.clear();
+    memo.text_bytes = 0;
+}
+
+#[cfg(test)]
+pub(super) fn remembered(text: &str) -> bool {
+    VERIFIED_TOKENS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .tokens
+        .contains_key(text.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use biscuit_auth::KeyPair;
+
+    use crate::token::{
+        Actor, IdentityClaims, IdentityVerification, KeyRing, RootKey, TokenError, Unusable,
+        mint_identity, read_verified, verify_identity,
+    };
+
+    const ALICE: &str = "uri:urn:company:alice";
+
+    fn mint(root: &RootKey) -> String {
+        let claims = IdentityClaims {
+            subject: ALICE.into(),
+            expires_at: 4_000_000_000,
+            delegatable: true,
+            domain: None,
+        };
+        mint_identity(root, &claims).unwrap()
+    }
+
+    fn key(id: Option<u32>) -> RootKey {
+        RootKey {
+            id,
+            pair: KeyPair::new(),
+        }
+    }
+
+    #[test]
+    fn a_token_that_verified_is_not_checked_again_but_everything_else_is() {
+        let root = key(None);
+        let token = mint(&root);
+        let first = read_verified(&token, &root.pair.public()).unwrap();
+        assert!(super::remembered(&token));
+        let again = read_verified(&format!("  {token}\n"), &root.pair.public()).unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again), "checked again");
+
+        // What depends on the time and the caller is decided every time.
+        let later = IdentityVerification::new(Actor::Named(ALICE), 4_000_000_001);
+        let err = verify_identity(&token, &root.pair.public(), &later).unwrap_err();
+        assert!(matches!(err, TokenError::Denied(_)), "{err:?}");
+        let bob = IdentityVerification::new(Actor::Named("uri:urn:company:bob"), 1);
+        assert!(verify_identity(&token, &root.pair.public(), &bob).is_err());
+        let now = IdentityVerification::new(Actor::Named(ALICE), 1);
+        assert!(verify_identity(&token, &root.pair.public(), &now).is_ok());
+
+        // Another key does not inherit the verdict.
+        let err = read_verified(&token, &KeyPair::new().public()).unwrap_err();
+        assert!(matches!(err, TokenError::UnknownRootKey { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_retired_key_stops_its_remembered_tokens_at_once() {
+        let (old, new) = (key(Some(1)), key(Some(2)));
+        let token = mint(&old);
+        let both = KeyRing::new()
+            .verifying(2, new.pair.public())
+            .verifying(1, old.pair.public());
+        read_verified(&token, &both).unwrap();
+        assert!(super::remembered(&token));
+        let retired = KeyRing::new()
+            .verifying(2, new.pair.public())
+            .unusable(1, Unusable::Retired);
+        let err = read_verified(&token, &retired).unwrap_err().to_string();
+        assert!(err.contains("retired"), "{err}");
+        // A ring that gives id 1 to another key does not accept it either.
+        let reused = KeyRing::new().verifying(1, new.pair.public());
+        assert!(read_verified(&token, &reused).is_err());
+    }
+
+    #[test]
+    fn a_token_naming_no_key_is_accepted_only_while_its_key_is_a_candidate() {
+        let (signer, other) = (key(None), key(None));
+        let token = mint(&signer);
+        let both = KeyRing::new()
+            .verifying(2, other.pair.public())
+            .verifying(1, signer.pair.public());
+        let first = read_verified(&token, &both).unwrap();
+        assert_eq!(first.root, signer.pair.public());
+        let without = KeyRing::new().verifying(2, other.pair.public());
+        let err = read_verified(&token, &without).unwrap_err();
+        assert!(matches!(err, TokenError::UnknownRootKey { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn forged_text_is_never_mistaken_for_a_remembered_token() {
+        let root = key(None);
+        let token = mint(&root);
+        read_verified(&token, &root.pair.public()).unwrap();
+        let mut bytes = crate::token::decode(&token).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let forged = crate::token::encode(&bytes);
+        assert!(read_verified(&forged, &root.pair.public()).is_err());
+        assert!(!super::remembered(&forged));
+    }
+}
