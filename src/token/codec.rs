@@ -2,10 +2,10 @@
 //! bound checked before any parsing, signature checking against a root key, and a refusal of
 //! strings that would make the printed Datalog ambiguous.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE;
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE;
 use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use prost::Message;
 
@@ -112,7 +112,7 @@ pub fn parse_verified<R: VerifyingRoots + ?Sized>(
 /// [`TokenView::read_verified`](super::TokenView::read_verified) (the verifiers' hot path).
 ///
 /// A text that verified before with a key `roots` still trusts is not checked again (see
-/// [`verified`](super::verified)); everything that depends on the time or the caller is left to
+/// `src/token/verified.rs`); everything that depends on the time or the caller is left to
 /// the caller, every time.
 pub fn read_verified<R: VerifyingRoots + ?Sized>(
     text: &str,
