@@ -14,8 +14,9 @@
 //!   trusts that key for the token (the key its `root_key_id` names, or one of the candidates for
 //!   a token naming none): retiring a key stops its tokens from verifying at once, cached or not.
 //! - Only tokens that verified are kept; refusals are decided afresh each time.
-//! - Bounded by count and by text size; cleared when full (a flood of distinct tokens costs
-//!   first-sight verification, never memory).
+//! - Bounded by count and by text size, in two generations: a token in use stays while
+//!   one-shot tokens pass through, and a flood of distinct tokens costs first-sight verification,
+//!   never memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -44,19 +45,74 @@ impl VerifiedToken {
     }
 }
 
-#[derive(Default)]
+/// Kept tokens in two generations. New tokens go into `current`; when it is full it becomes
+/// `previous` and the older generation is dropped. A token found in `previous` moves back into
+/// `current`, so a token in use outlives any number of one-shot tokens (each new authorization
+/// token checked once) passing through, and memory stays within two generations.
 struct Memo {
+    current: Generation,
+    previous: Generation,
+    /// Most tokens in one generation.
+    limit_tokens: usize,
+    /// Most text in one generation (the parsed form is a few times this).
+    limit_text_bytes: usize,
+}
+
+#[derive(Default)]
+struct Generation {
     tokens: HashMap<Box<str>, Arc<VerifiedToken>>,
     /// Sum of the kept texts' lengths.
     text_bytes: usize,
 }
 
-static VERIFIED_TOKENS: LazyLock<RwLock<Memo>> = LazyLock::new(Default::default);
+impl Generation {
+    fn take(&mut self, text: &str) -> Option<Arc<VerifiedToken>> {
+        let token = self.tokens.remove(text)?;
+        self.text_bytes -= text.len();
+        Some(token)
+    }
+}
 
-/// Most tokens kept.
-const LIMIT_TOKENS: usize = 1_024;
-/// Most text kept, over all tokens (the parsed form is a few times this).
-const LIMIT_TEXT_BYTES: usize = 4 << 20;
+impl Memo {
+    fn new(limit_tokens: usize, limit_text_bytes: usize) -> Memo {
+        Memo {
+            current: Generation::default(),
+            previous: Generation::default(),
+            limit_tokens,
+            limit_text_bytes,
+        }
+    }
+
+    /// The token kept for `text`, and whether it sits in the older generation.
+    fn find(&self, text: &str) -> Option<(Arc<VerifiedToken>, bool)> {
+        if let Some(token) = self.current.tokens.get(text) {
+            return Some((token.clone(), false));
+        }
+        self.previous.tokens.get(text).map(|t| (t.clone(), true))
+    }
+
+    fn keep(&mut self, text: &str, token: Arc<VerifiedToken>) {
+        self.previous.take(text);
+        if self.current.take(text).is_none()
+            && (self.current.tokens.len() >= self.limit_tokens
+                || self.current.text_bytes + text.len() > self.limit_text_bytes)
+        {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.text_bytes += text.len();
+        self.current.tokens.insert(text.into(), token);
+    }
+
+    fn clear(&mut self) {
+        self.current = Generation::default();
+        self.previous = Generation::default();
+    }
+}
+
+/// At most 2 × 512 tokens and 2 × 2 MiB of text.
+static VERIFIED_TOKENS: LazyLock<RwLock<Memo>> =
+    LazyLock::new(|| RwLock::new(Memo::new(512, 2 << 20)));
+
 /// Longer tokens are not kept (a depth-10 delegation with policies is a few KiB).
 const LARGEST_KEPT: usize = 16 << 10;
 
@@ -65,37 +121,40 @@ pub(super) fn recall<R: VerifyingRoots + ?Sized>(
     text: &str,
     roots: &R,
 ) -> Option<Arc<VerifiedToken>> {
-    let known = VERIFIED_TOKENS
+    let (known, older) = VERIFIED_TOKENS
         .read()
         .unwrap_or_else(|p| p.into_inner())
-        .tokens
-        .get(text)
-        .cloned()?;
-    known.still_trusted(roots).then_some(known)
+        .find(text)?;
+    if !known.still_trusted(roots) {
+        return None;
+    }
+    if older {
+        VERIFIED_TOKENS
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .keep(text, known.clone());
+    }
+    Some(known)
 }
 
 /// Keeps a token that just verified, and returns it shared.
 pub(super) fn remember(text: &str, token: VerifiedToken) -> Arc<VerifiedToken> {
     let token = Arc::new(token);
-    if text.len() > LARGEST_KEPT {
-        return token;
-    }
-    let mut memo = VERIFIED_TOKENS.write().unwrap_or_else(|p| p.into_inner());
-    if memo.tokens.len() >= LIMIT_TOKENS || memo.text_bytes + text.len() > LIMIT_TEXT_BYTES {
-        memo.tokens.clear();
-        memo.text_bytes = 0;
-    }
-    if memo.tokens.insert(text.into(), token.clone()).is_none() {
-        memo.text_bytes += text.len();
+    if text.len() <= LARGEST_KEPT {
+        VERIFIED_TOKENS
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .keep(text, token.clone());
     }
     token
 }
 
 /// Forgets every remembered token.
 pub(super) fn forget() {
-    let mut memo = VERIFIED_TOKENS.write().unwrap_or_else(|p| p.into_inner());
-    memo.tokens.clear();
-    memo.text_bytes = 0;
+    VERIFIED_TOKENS
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
 }
 
 #[cfg(test)]
@@ -103,8 +162,8 @@ pub(super) fn remembered(text: &str) -> bool {
     VERIFIED_TOKENS
         .read()
         .unwrap_or_else(|p| p.into_inner())
-        .tokens
-        .contains_key(text.trim())
+        .find(text.trim())
+        .is_some()
 }
 
 #[cfg(test)]
@@ -189,6 +248,42 @@ mod tests {
         let without = KeyRing::new().verifying(2, other.pair.public());
         let err = read_verified(&token, &without).unwrap_err();
         assert!(matches!(err, TokenError::UnknownRootKey { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_token_in_use_outlives_a_flood_of_one_shot_tokens_and_memory_stays_bounded() {
+        let root = key(None);
+        let token = read_verified(&mint(&root), &root.pair.public()).unwrap();
+        let mut memo = super::Memo::new(4, 1 << 20);
+        memo.keep("hot", token.clone());
+        for n in 0..40 {
+            memo.keep(&format!("once {n}"), token.clone());
+            if n % 3 == 0 {
+                // What `recall` does with a token found in the older generation.
+                if let Some((found, true)) = memo.find("hot") {
+                    memo.keep("hot", found);
+                }
+            }
+            assert!(memo.find("hot").is_some(), "lost after {n} one-shot tokens");
+            let kept = memo.current.tokens.len() + memo.previous.tokens.len();
+            assert!(kept <= 8, "{kept} kept");
+        }
+        assert!(
+            memo.find("once 0").is_none(),
+            "an old one-shot token is dropped"
+        );
+
+        let mut small = super::Memo::new(100, 10);
+        small.keep("123456", token.clone());
+        small.keep("abcdef", token.clone());
+        assert_eq!(small.current.text_bytes, 6, "text bounds a generation too");
+        assert_eq!(small.previous.text_bytes, 6);
+        small.keep("abcdef", token);
+        assert_eq!(
+            (small.current.text_bytes, small.previous.text_bytes),
+            (6, 6),
+            "keeping a kept token again counts it once"
+        );
     }
 
     #[test]
