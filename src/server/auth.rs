@@ -235,14 +235,9 @@ pub fn refuse_revoked(
     if revoked.is_empty() {
         return Ok(());
     }
-    let Ok(token) = token::parse_unverified(text) else {
+    let Ok(ids) = token::revocation_ids(text) else {
         return Ok(());
     };
-    let ids: Vec<String> = token
-        .revocation_identifiers()
-        .iter()
-        .map(hex::encode)
-        .collect();
     let Some((block, entry)) = revoked.first_revoked(&ids) else {
         return Ok(());
     };

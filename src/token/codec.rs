@@ -134,6 +134,20 @@ pub fn read_verified<R: VerifyingRoots + ?Sized>(
     ))
 }
 
+/// The revocation ids (hex) of token text, for checking against a revocation list before
+/// anything else: those of a remembered verified token, else read without checking signatures.
+pub fn revocation_ids(text: &str) -> Result<Vec<String>, TokenError> {
+    let text = text.trim();
+    if let Some(ids) = verified::revocation_ids(text) {
+        return Ok(ids);
+    }
+    Ok(parse_unverified(text)?
+        .revocation_identifiers()
+        .iter()
+        .map(hex::encode)
+        .collect())
+}
+
 fn verify_text<R: VerifyingRoots + ?Sized>(text: &str, roots: &R) -> Result<Biscuit, TokenError> {
     verify_bytes(&decode(text)?, roots).map(|(token, _)| token)
 }

@@ -27,7 +27,10 @@ pub use authz::{
     service_node, verify_authz,
 };
 pub use biscuit_auth::{Biscuit, KeyPair, PublicKey};
-pub use codec::{MAX_TOKEN_CHARS, decode, encode, parse_unverified, parse_verified, read_verified};
+pub use codec::{
+    MAX_TOKEN_CHARS, decode, encode, parse_unverified, parse_verified, read_verified,
+    revocation_ids,
+};
 pub use error::{CheckOrigin, Denial, DenialReason, TokenError};
 pub use identity::{
     Actor, Delegated, Delegation, DelegationPolicy, IdentityClaims, IdentityVerification,

@@ -137,6 +137,16 @@ pub(super) fn recall<R: VerifyingRoots + ?Sized>(
     Some(known)
 }
 
+/// The revocation ids (hex) of a remembered token, whatever key verified it: they are facts of
+/// its bytes, which the text is.
+pub(super) fn revocation_ids(text: &str) -> Option<Vec<String>> {
+    VERIFIED_TOKENS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .find(text)
+        .map(|(token, _)| token.view.revocation_ids())
+}
+
 /// Keeps a token that just verified, and returns it shared.
 pub(super) fn remember(text: &str, token: VerifiedToken) -> Arc<VerifiedToken> {
     let token = Arc::new(token);
@@ -284,6 +294,18 @@ mod tests {
             (6, 6),
             "keeping a kept token again counts it once"
         );
+    }
+
+    #[test]
+    fn revocation_ids_are_the_same_remembered_or_not() {
+        let root = key(None);
+        let token = mint(&root);
+        let unread = crate::token::revocation_ids(&token).unwrap();
+        assert!(!super::remembered(&token));
+        let verified = read_verified(&token, &root.pair.public()).unwrap();
+        assert_eq!(crate::token::revocation_ids(&token).unwrap(), unread);
+        assert_eq!(verified.view.revocation_ids(), unread);
+        assert!(crate::token::revocation_ids("not a token").is_err());
     }
 
     #[test]
