@@ -47,8 +47,9 @@ impl VerifiedToken {
 
 /// Kept tokens in two generations. New tokens go into `current`; when it is full it becomes
 /// `previous` and the older generation is dropped. A token found in `previous` moves back into
-/// `current`, so a token in use outlives any number of one-shot tokens (each new authorization
-/// token checked once) passing through, and memory stays within two generations.
+/// `current`, so a token used at least once per generation outlives any number of one-shot
+/// tokens (each new authorization token checked once) passing through, and memory stays within
+/// two generations.
 struct Memo {
     current: Generation,
     previous: Generation,
