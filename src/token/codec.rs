@@ -7,7 +7,6 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
 use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
-use prost::Message;
 
 use super::error::TokenError;
 use super::roots::VerifyingRoots;
@@ -87,7 +86,7 @@ fn describe_base64_error(text: &str, error: &base64::DecodeError) -> String {
 /// Parses token text without checking signatures (inspection, offline attenuation).
 pub fn parse_unverified(text: &str) -> Result<UnverifiedBiscuit, TokenError> {
     let bytes = decode(text)?;
-    check_strings(&bytes)?;
+    super::screen::screen(&bytes)?;
     UnverifiedBiscuit::from(&bytes).map_err(|e| TokenError::Malformed(describe_biscuit_error(&e)))
 }
 
@@ -122,7 +121,9 @@ pub fn read_verified<R: VerifyingRoots + ?Sized>(
     if let Some(known) = verified::recall(text, roots) {
         return Ok(known);
     }
-    let (biscuit, root) = verify_bytes(&decode(text)?, roots)?;
+    let bytes = decode(text)?;
+    super::screen::screen(&bytes)?;
+    let (biscuit, root) = verify_bytes(&bytes, roots)?;
     let view = super::TokenView::read_verified(&biscuit)?;
     Ok(verified::remember(
         text,
@@ -149,7 +150,9 @@ pub fn revocation_ids(text: &str) -> Result<Vec<String>, TokenError> {
 }
 
 fn verify_text<R: VerifyingRoots + ?Sized>(text: &str, roots: &R) -> Result<Biscuit, TokenError> {
-    verify_bytes(&decode(text)?, roots).map(|(token, _)| token)
+    let bytes = decode(text)?;
+    super::screen::screen(&bytes)?;
+    verify_bytes(&bytes, roots).map(|(token, _)| token)
 }
 
 /// Checks the signatures of serialized token bytes, returning the token and the key that
@@ -253,23 +256,12 @@ fn describe_biscuit_error(error: &biscuit_auth::error::Token) -> String {
     }
 }
 
-/// Refuses tokens whose strings contain characters the Datalog printer would not escape.
+/// Refuses a block whose strings contain characters the Datalog printer would not escape.
 ///
 /// biscuit-auth prints string terms verbatim between quotes, so a string holding `"` could make
 /// one printed check read like another. Every analysis in this crate reads printed Datalog, so
-/// such tokens are refused before anything is interpreted. Identities never contain them.
-fn check_strings(bytes: &[u8]) -> Result<(), TokenError> {
-    let container = biscuit_auth::format::schema::Biscuit::decode(bytes)
-        .map_err(|e| TokenError::Malformed(format!("protobuf: {e}")))?;
-    let blocks = std::iter::once(&container.authority).chain(container.blocks.iter());
-    for (index, signed) in blocks.enumerate() {
-        let block = biscuit_auth::format::schema::Block::decode(signed.block.as_slice())
-            .map_err(|e| TokenError::Malformed(format!("block {index}: {e}")))?;
-        check_symbols(index, &block.symbols)?;
-    }
-    Ok(())
-}
-
+/// such tokens are refused (by the screen, before anything is interpreted). Identities never
+/// contain them.
 pub(super) fn check_symbols(block: usize, symbols: &[String]) -> Result<(), TokenError> {
     match symbols.iter().find(|s| !is_printable_safely(s)) {
         Some(value) => Err(TokenError::AmbiguousString {

@@ -28,6 +28,11 @@ pub enum TokenError {
         "block {block} contains a string with a quote, backslash or control character ({value:?}); such tokens are refused because their Datalog cannot be shown unambiguously"
     )]
     AmbiguousString { block: usize, value: String },
+    #[error("{} refused before evaluation: {reason}", screened_place(*.block))]
+    Screened {
+        block: Option<usize>,
+        reason: String,
+    },
     #[error("{}", display_denials(.0))]
     Denied(Vec<Denial>),
     #[error(
@@ -84,6 +89,7 @@ impl TokenError {
                 | TokenError::NotDelegatable { .. }
                 | TokenError::WrongKind { .. }
                 | TokenError::AmbiguousString { .. }
+                | TokenError::Screened { .. }
         )
     }
 
@@ -93,6 +99,14 @@ impl TokenError {
             TokenError::Denied(denials) => denials,
             _ => &[],
         }
+    }
+}
+
+fn screened_place(block: Option<usize>) -> String {
+    match block {
+        Some(0) => "the token's authority block is".into(),
+        Some(index) => format!("the token's block {index} is"),
+        None => "the token is".into(),
     }
 }
 

@@ -13,6 +13,7 @@ mod inspect;
 pub mod keys;
 mod replay;
 mod roots;
+mod screen;
 mod shapes;
 mod verified;
 mod view;
@@ -40,6 +41,7 @@ pub use identity::{
 pub use inspect::{Inspection, SignatureStatus, inspect};
 pub use replay::authorize_with_code;
 pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots, key_ids};
+pub use screen::{COST_BUDGET, MAX_BLOCKS, Screened, screen};
 pub use shapes::{ActorCheck, BlockRole, Right};
 pub use verified::VerifiedToken;
 pub use view::{BlockView, TokenKind, TokenView};
