@@ -239,7 +239,8 @@ async fn delegation_cannot_escape_the_hierarchy_or_add_rights() {
         )
         .await;
 
-    // A delegation block that states a right grants nothing: the policy decides.
+    // A delegation block that states a right is refused before evaluation: appended blocks may
+    // assert only signed attestations (and a right there would grant nothing anyway).
     let mut smuggled = delegation_block(AGENT);
     smuggled = smuggled
         .fact(biscuit_auth::macros::fact!(
@@ -251,8 +252,8 @@ async fn delegation_cannot_escape_the_hierarchy_or_add_rights() {
         .refused(
             "rights in a delegation block",
             arena.request(&smuggled, "write").await,
-            &[403],
-            "write",
+            &[401],
+            "right(…)",
         )
         .await;
 
@@ -281,7 +282,7 @@ async fn delegation_cannot_escape_the_hierarchy_or_add_rights() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expiry_at_every_level_and_run_limits_are_explained() {
+async fn expiry_at_every_level_and_exhausting_datalog_are_explained() {
     let arena = Arena::new().await;
     let expired_root = arena.mint(ALICE, -60);
     arena
@@ -303,8 +304,9 @@ async fn expiry_at_every_level_and_run_limits_are_explained() {
         )
         .await;
 
-    // Datalog written to exhaust the evaluator: stopped by the run limit, reported as such,
-    // never as a decision on the token's merits.
+    // Datalog written to exhaust the evaluator: refused before evaluation (appended blocks may
+    // not define rules), never as a decision on the token's merits. tests/hostile_datalog.rs
+    // has the same attack at an attacker's size.
     let exhausting = append(
         &live,
         block!(
@@ -314,10 +316,10 @@ async fn expiry_at_every_level_and_run_limits_are_explained() {
     );
     arena
         .refused(
-            "run limit",
+            "exhausting rule",
             arena.request(&exhausting, "read").await,
             &[401],
-            "run limit",
+            "refused before evaluation",
         )
         .await;
 }

@@ -325,7 +325,7 @@ pub fn inspect_report(token: &LoadedToken, root: Option<&PublicKey>) -> CommandR
             .map(|at| describe_instant(at, now))
     );
     let mut report = Report::new(render_inspection(&inspection, now), json);
-    if let SignatureStatus::Invalid(_) = inspection.signature {
+    if matches!(inspection.signature, SignatureStatus::Invalid(_)) || inspection.refused.is_some() {
         report.code = super::EXIT_INVALID;
     }
     Ok(report)
@@ -344,6 +344,9 @@ fn render_inspection(inspection: &Inspection, now: i64) -> String {
         SignatureStatus::Invalid(why) => format!("SIGNATURES INVALID: {why}"),
     };
     out.push_str(&format!("{kind} · {signature}\n"));
+    if let Some(refused) = &inspection.refused {
+        out.push_str(&format!("  REFUSED    {refused}\n"));
+    }
     let row = |out: &mut String, label: &str, value: &str| {
         out.push_str(&format!("  {label:<10} {value}\n"))
     };

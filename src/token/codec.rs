@@ -90,6 +90,23 @@ pub fn parse_unverified(text: &str) -> Result<UnverifiedBiscuit, TokenError> {
     UnverifiedBiscuit::from(&bytes).map_err(|e| TokenError::Malformed(describe_biscuit_error(&e)))
 }
 
+/// Parses token text for inspection: a token the screen refuses is still read (printing a
+/// block is linear in its size; nothing is evaluated), and the refusal is returned beside it so
+/// that the reviewer sees both what the token says and why no verifier will evaluate it.
+pub fn parse_for_inspection(
+    text: &str,
+) -> Result<(UnverifiedBiscuit, Option<TokenError>), TokenError> {
+    let bytes = decode(text)?;
+    let refusal = match super::screen::screen(&bytes) {
+        Ok(_) => None,
+        Err(refusal @ TokenError::Screened { .. }) => Some(refusal),
+        Err(other) => return Err(other),
+    };
+    let token = UnverifiedBiscuit::from(&bytes)
+        .map_err(|e| TokenError::Malformed(describe_biscuit_error(&e)))?;
+    Ok((token, refusal))
+}
+
 /// Parses token text and checks every signature against `roots` (one pass, as the verifier's
 /// hot path wants): the key the token names by `root_key_id`, or, for a token naming none, each
 /// verifying key in turn.

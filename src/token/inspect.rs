@@ -3,7 +3,7 @@
 use biscuit_auth::PublicKey;
 use serde::Serialize;
 
-use super::codec::{parse_unverified, verify_signatures};
+use super::codec::{parse_for_inspection, verify_signatures};
 use super::error::TokenError;
 use super::view::{BlockView, TokenKind, TokenView};
 
@@ -31,6 +31,9 @@ pub struct Inspection {
     pub expiring_block: Option<usize>,
     pub expired: Option<bool>,
     pub signature: SignatureStatus,
+    /// Why every verifier refuses the token before evaluating it (the structural screen), if
+    /// it does.
+    pub refused: Option<String>,
     pub root_key_id: Option<u32>,
     pub size_chars: usize,
     pub blocks: Vec<BlockView>,
@@ -38,7 +41,7 @@ pub struct Inspection {
 
 /// Reads a token; with `root`, also checks its signatures. `now` decides expiry.
 pub fn inspect(token: &str, root: Option<&PublicKey>, now: i64) -> Result<Inspection, TokenError> {
-    let unverified = parse_unverified(token)?;
+    let (unverified, refusal) = parse_for_inspection(token)?;
     let view = TokenView::read(&unverified)?;
     let signature = match root {
         None => SignatureStatus::NotChecked,
@@ -60,6 +63,7 @@ pub fn inspect(token: &str, root: Option<&PublicKey>, now: i64) -> Result<Inspec
         expiring_block: view.expiring_block(),
         expired: effective_expiry.map(|at| at <= now),
         signature,
+        refused: refusal.map(|refusal| refusal.to_string()),
         root_key_id: view.root_key_id,
         size_chars: token.trim().len(),
         blocks: view.blocks,

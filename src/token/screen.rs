@@ -90,20 +90,33 @@ pub struct Screened {
 pub fn screen(bytes: &[u8]) -> Result<Screened, TokenError> {
     let container = schema::Biscuit::decode(bytes)
         .map_err(|e| TokenError::Malformed(format!("protobuf: {e}")))?;
-    let count = 1 + container.blocks.len();
-    if count > MAX_BLOCKS {
+    let signed: Vec<&schema::SignedBlock> = std::iter::once(&container.authority)
+        .chain(container.blocks.iter())
+        .collect();
+    // Every block's strings are checked before any structural refusal, so that a refused token
+    // can still be shown unambiguously (inspection shows what it refuses).
+    let blocks = signed
+        .iter()
+        .enumerate()
+        .map(|(index, signed)| {
+            let block = schema::Block::decode(signed.block.as_slice())
+                .map_err(|e| TokenError::Malformed(format!("block {index}: {e}")))?;
+            super::codec::check_symbols(index, &block.symbols)?;
+            Ok(block)
+        })
+        .collect::<Result<Vec<_>, TokenError>>()?;
+    if blocks.len() > MAX_BLOCKS {
         return Err(refused(
             None,
-            format!("it has {count} blocks; at most {MAX_BLOCKS} are accepted"),
+            format!(
+                "it has {} blocks; at most {MAX_BLOCKS} are accepted",
+                blocks.len()
+            ),
         ));
     }
-    let signed = std::iter::once(&container.authority).chain(container.blocks.iter());
     let mut first_party: Vec<String> = Vec::new();
     let mut model = CostModel::default();
-    for (index, signed) in signed.enumerate() {
-        let block = schema::Block::decode(signed.block.as_slice())
-            .map_err(|e| TokenError::Malformed(format!("block {index}: {e}")))?;
-        super::codec::check_symbols(index, &block.symbols)?;
+    for (index, (block, signed)) in blocks.iter().zip(&signed).enumerate() {
         let third_party = signed.external_signature.is_some();
         let symbols = Symbols::for_block(&mut first_party, &block.symbols, third_party);
         BlockScreen {
@@ -111,7 +124,7 @@ pub fn screen(bytes: &[u8]) -> Result<Screened, TokenError> {
             third_party,
             symbols: &symbols,
         }
-        .screen(&block, &mut model)?;
+        .screen(block, &mut model)?;
     }
     let cost = model.cost().ok_or_else(|| {
         refused(
@@ -197,7 +210,11 @@ impl BlockScreen<'_> {
             )));
         }
         let (facts, rules, checks) = if authority {
-            (MAX_AUTHORITY_FACTS, MAX_AUTHORITY_RULES, MAX_AUTHORITY_CHECKS)
+            (
+                MAX_AUTHORITY_FACTS,
+                MAX_AUTHORITY_RULES,
+                MAX_AUTHORITY_CHECKS,
+            )
         } else {
             (MAX_APPENDED_FACTS, 0, MAX_APPENDED_CHECKS)
         };
@@ -258,7 +275,11 @@ impl BlockScreen<'_> {
     /// A fact in an appended block must be one of the attestations Hessra signs, in a
     /// third-party block: appended facts never grant, and anything else only adds evaluation
     /// work.
-    fn attestation_fact(&self, name: &str, predicate: &schema::Predicate) -> Result<(), TokenError> {
+    fn attestation_fact(
+        &self,
+        name: &str,
+        predicate: &schema::Predicate,
+    ) -> Result<(), TokenError> {
         let expected = ATTESTATION_FACTS
             .iter()
             .find(|(known, _)| *known == name)
@@ -373,7 +394,7 @@ impl BlockScreen<'_> {
                 Some(op::Content::Binary(binary)) => {
                     if let Some(name) = refused_binary(binary.kind) {
                         return Err(self.refuse(format!(
-                            "{what} uses {name}, which Hessra tokens never use and whose cost is not bounded by its size"
+                            "{what} uses {name}, which Hessra tokens never use and the screen does not admit"
                         )));
                     }
                 }
@@ -427,6 +448,8 @@ impl BlockScreen<'_> {
 fn refused_binary(kind: i32) -> Option<&'static str> {
     use op_binary::Kind;
     match Kind::from_i32(kind)? {
+        // The regex crate matches in linear time, but compiling a pattern costs up to its
+        // 10 MB size limit, per evaluated tuple.
         Kind::Regex => Some("a regular expression (.matches)"),
         Kind::All => Some(".all"),
         Kind::Any => Some(".any"),
@@ -460,7 +483,6 @@ struct CostModel {
     rules: Vec<RuleShape>,
     queries: Vec<RuleShape>,
 }
-
 
 impl CostModel {
     fn fact(&mut self, name: &str) {
@@ -640,8 +662,10 @@ mod tests {
         }
         let deep_jit = add_jit(&deep, 1_000).unwrap();
         let realm = identity_with_domain(&root);
-        let (nodes, signers): (Vec<KeyPair>, Vec<KeyPair>) =
-            ((0..8).map(|_| KeyPair::new()).collect(), (0..4).map(|_| KeyPair::new()).collect());
+        let (nodes, signers): (Vec<KeyPair>, Vec<KeyPair>) = (
+            (0..8).map(|_| KeyPair::new()).collect(),
+            (0..4).map(|_| KeyPair::new()).collect(),
+        );
         let attenuator = KeyPair::new();
         let authz = mint_authz(
             &root,
@@ -781,10 +805,22 @@ mod tests {
         let root = KeyPair::new();
         let alice = identity(&root, None);
         for (code, why) in [
-            (r#"check if subject($s), $s.matches("(a+)+$");"#, "regular expression"),
-            (r#"check if subject($s), [1, 2, 3].all($x -> $x > 0);"#, "closure with parameters"),
-            (r#"check if subject($s), [1, 2].any($x -> $x > 0);"#, "closure with parameters"),
-            (r#"check if subject($s), $s.length().try_or(0) > 0;"#, "try_or"),
+            (
+                r#"check if subject($s), $s.matches("(a+)+$");"#,
+                "regular expression",
+            ),
+            (
+                r#"check if subject($s), [1, 2, 3].all($x -> $x > 0);"#,
+                "closure with parameters",
+            ),
+            (
+                r#"check if subject($s), [1, 2].any($x -> $x > 0);"#,
+                "closure with parameters",
+            ),
+            (
+                r#"check if subject($s), $s.length().try_or(0) > 0;"#,
+                "try_or",
+            ),
         ] {
             let text = append(&alice, code);
             let (block, reason) = refusal(screened(&text));
@@ -800,7 +836,9 @@ mod tests {
         let long = "x".repeat(MAX_STRING + 1);
         let text = append(&alice, &format!(r#"check if subject("{long}");"#));
         assert!(refusal(screened(&text)).1.contains("string"));
-        let atoms: Vec<String> = (0..=MAX_BODY_ATOMS).map(|i| format!("subject($v{i})")).collect();
+        let atoms: Vec<String> = (0..=MAX_BODY_ATOMS)
+            .map(|i| format!("subject($v{i})"))
+            .collect();
         let text = append(&alice, &format!("check if {};", atoms.join(", ")));
         assert!(refusal(screened(&text)).1.contains("atoms"));
         let checks: String = (0..=MAX_APPENDED_CHECKS)

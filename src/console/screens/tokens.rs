@@ -498,6 +498,12 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
             Line::from(Span::styled(format!("✗ signature: {why}"), theme.error()))
         }
     });
+    if let Some(refused) = &inspection.refused {
+        lines.push(Line::from(Span::styled(
+            format!("✗ {refused}"),
+            theme.error(),
+        )));
+    }
     match &state.verification {
         Some(Ok(text)) => lines.push(Line::from(Span::styled(format!("✓ {text}"), theme.ok()))),
         Some(Err(text)) => {
