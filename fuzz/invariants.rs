@@ -29,8 +29,9 @@ pub const REALM: &str = "uri:urn:mycompany";
 pub type Target = fn(&[u8]);
 
 /// Every target by name, as `cargo fuzz run NAME` and the corpus directories name it.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("token", token),
+    ("token_screen", token_screen),
     ("clients_toml", clients_toml),
     ("delegation_policy", delegation_policy),
     ("revocations_toml", revocations_toml),
@@ -477,6 +478,109 @@ pub fn delegation_policy(data: &[u8]) {
         Ok(verified) => assert_eq!(verified.identity, target),
         Err(e) => explained(&e),
     }
+}
+
+// --- token_screen --------------------------------------------------------------------------
+
+/// The longest an admitted token may take to verify here. The screen's budget is about 10 ms in
+/// a release build (BENCHMARKS.md); this bound is a hundred times that, so that a sanitizer or a
+/// loaded machine never trips it and only an explosion the screen let through does.
+const ADMITTED_VERIFY_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Datalog for a block an attacker appends to a genuine token (the first byte chooses a
+/// first-party or a third-party block, and an identity or an authorization token): the screen
+/// never panics, explains every refusal and agrees with the verifier and the inspector; what it
+/// admits stays within its cost budget and verifies in bounded time.
+pub fn token_screen(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(source) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let Ok(block) = biscuit_auth::builder::BlockBuilder::new().code(source) else {
+        return;
+    };
+    let base = if mode & 2 == 0 {
+        alice_token()
+    } else {
+        alice_authz_token()
+    };
+    let Ok(unverified) =
+        biscuit_auth::UnverifiedBiscuit::from(token::decode(base).expect("a fixture"))
+    else {
+        return;
+    };
+    let appended = if mode & 1 == 0 {
+        unverified.append(block)
+    } else {
+        unverified
+            .third_party_request()
+            .and_then(|request| request.create_block(&root().private(), block))
+            .and_then(|signed| signed.serialize())
+            .and_then(|bytes| unverified.append_third_party(&bytes))
+    };
+    let Ok(bytes) = appended.and_then(|t| t.to_vec()) else {
+        return;
+    };
+    let text = token::encode(&bytes);
+    let root = root().public();
+    let mut check = IdentityVerification::new(Actor::Named("uri:urn:company:alice"), NOW);
+    check.resource = Some("production_api");
+    check.operation = Some("read");
+    match token::screen(&bytes) {
+        Ok(screened) => {
+            assert!(screened.cost <= token::COST_BUDGET, "{screened:?}");
+            let start = std::time::Instant::now();
+            let verified = token::verify_identity(&text, &root, &check);
+            let took = start.elapsed();
+            assert!(
+                took < ADMITTED_VERIFY_LIMIT,
+                "an admitted token took {took:?}: {verified:?}"
+            );
+            assert!(
+                !matches!(verified, Err(TokenError::Screened { .. })),
+                "the verifier refused what the screen admitted"
+            );
+            if let Err(e) = verified {
+                explained(&e);
+            }
+            let inspection =
+                token::inspect(&text, Some(&root), NOW).expect("an admitted token reads");
+            assert_eq!(inspection.refused, None);
+        }
+        Err(TokenError::Screened { block, reason }) => {
+            assert!(!reason.is_empty());
+            assert!(
+                block.is_none_or(|b| b <= 1),
+                "block {block:?} of a two-block token"
+            );
+            match token::verify_identity(&text, &root, &check) {
+                Err(TokenError::Screened { reason: again, .. }) => assert_eq!(again, reason),
+                other => panic!("the verifier did not refuse what the screen refused: {other:?}"),
+            }
+            let inspection =
+                token::inspect(&text, Some(&root), NOW).expect("a screened token reads");
+            assert!(inspection.refused.is_some_and(|r| r.contains(&reason)));
+        }
+        Err(other @ TokenError::AmbiguousString { .. }) => explained(&other),
+        Err(other) => panic!("unexpected refusal of a well-formed token: {other}"),
+    }
+}
+
+/// An authorization token for alice (read on production_api), signed by `root`, valid at `NOW`.
+pub fn alice_authz_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let claims = AuthzClaims {
+            subject: "uri:urn:company:alice".into(),
+            resource: "production_api".into(),
+            operation: "read".into(),
+            expires_at: NOW + 3600,
+            ..AuthzClaims::default()
+        };
+        token::mint_authz(root(), &claims).expect("alice's claims are valid")
+    })
 }
 
 // --- revocations.toml ----------------------------------------------------------------------

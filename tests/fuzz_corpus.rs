@@ -100,6 +100,11 @@ fn generated_seeds_keep_their_invariants() {
     for (name, text) in delegation_policy_seeds() {
         seeds.push(("delegation_policy", name.into(), text.as_bytes().to_vec()));
     }
+    for (name, mode, text) in screen_seeds() {
+        let mut bytes = vec![mode];
+        bytes.extend_from_slice(text.as_bytes());
+        seeds.push(("token_screen", name.into(), bytes));
+    }
     for (name, text) in revocation_seeds() {
         seeds.push(("revocations_toml", name.into(), text.into_bytes()));
     }
@@ -217,6 +222,52 @@ fn delegation_policy_seeds() -> Vec<(&'static str, &'static str)> {
         ),
         ("fact-refused", "right(\"alice\", \"x\", \"y\");"),
         ("escape-refused", "check if operation(\"a\\\"b\");"),
+    ]
+}
+
+/// Blocks appended to a genuine token: mode bit 0 makes it third-party, bit 1 puts it on an
+/// authorization token instead of an identity token.
+fn screen_seeds() -> Vec<(&'static str, u8, &'static str)> {
+    vec![
+        (
+            "delegation",
+            1,
+            r#"check if actor($a), $a == "uri:urn:company:alice:a" || $a.starts_with("uri:urn:company:alice:a" + ":"); check if time($time), $time < 1800003600;"#,
+        ),
+        ("jit", 1, "check if time($time), $time < 1800000005;"),
+        ("attestation", 3, r#"service("production_api");"#),
+        ("signoff", 3, r#"namespace("payments");"#),
+        (
+            "prefix",
+            3,
+            r#"check if prefix("reports/"); prefix_added(true);"#,
+        ),
+        (
+            "policy",
+            0,
+            r#"check if operation($op), ["read", "list"].contains($op); reject if resource("x");"#,
+        ),
+        (
+            "exploding-rule",
+            0,
+            "n(0); n(1); n(2); n(3); n(4); n(5); n(6); n(7); n(8); n(9); p($a, $b, $c) <- n($a), n($b), n($c);",
+        ),
+        (
+            "spinning-check",
+            1,
+            "n(0); n(1); n(2); check if n($a), n($b), n($c), $a + $b + $c == -1;",
+        ),
+        (
+            "regex",
+            0,
+            r#"check if operation($op), $op.matches("^r.*d$");"#,
+        ),
+        ("closure", 0, "check if [1, 2, 3].all($x -> $x > 0);"),
+        (
+            "join",
+            2,
+            "check if right($s, $r, $o), right($t, $q, $p), time($x), $s == $t || $r == $q;",
+        ),
     ]
 }
 

@@ -156,6 +156,9 @@ impl DelegationPolicy {
                     "a delegation policy cannot check actor(…): the delegation itself fixes who may use the token".into(),
                 ));
             }
+            if let Err(reason) = super::screen::screen_appended_check(&check) {
+                return Err(located(0, reason));
+            }
             checks.push(check);
         }
         if checks.is_empty() {

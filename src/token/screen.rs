@@ -143,6 +143,27 @@ pub fn screen(bytes: &[u8]) -> Result<Screened, TokenError> {
     Ok(Screened { cost })
 }
 
+/// Whether `check`, appended in a block of its own, passes the screen: a delegation policy is
+/// refused when it is written, not when every verifier later refuses the token. Returns the
+/// screen's reason.
+pub(crate) fn screen_appended_check(check: &biscuit_auth::builder::Check) -> Result<(), String> {
+    let scratch = || -> Result<Vec<u8>, biscuit_auth::error::Token> {
+        let root = biscuit_auth::KeyPair::new();
+        let token = biscuit_auth::Biscuit::builder()
+            .fact("subject(\"scratch\")")?
+            .build(&root)?;
+        token
+            .append(biscuit_auth::builder::BlockBuilder::new().check(check.clone())?)?
+            .to_vec()
+    };
+    let bytes = scratch().map_err(|e| e.to_string())?;
+    match screen(&bytes) {
+        Ok(_) => Ok(()),
+        Err(TokenError::Screened { reason, .. }) => Err(reason.replace("check 0 ", "the check ")),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
 fn refused(block: Option<usize>, reason: String) -> TokenError {
     TokenError::Screened { block, reason }
 }
@@ -846,6 +867,21 @@ mod tests {
             .collect();
         let text = append(&alice, &checks);
         assert!(refusal(screened(&text)).1.contains("checks"));
+    }
+
+    #[test]
+    fn a_delegation_policy_the_screen_would_refuse_is_refused_when_written() {
+        let err = DelegationPolicy::parse(
+            "check if operation($op), $op == \"read\";\ncheck if resource($r), $r.matches(\"^a+$\");",
+        )
+        .unwrap_err();
+        match err {
+            TokenError::InvalidPolicy { line, message, .. } => {
+                assert_eq!(line, 2);
+                assert!(message.contains("regular expression"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
