@@ -235,6 +235,22 @@ fn every_sample_validation_agrees_with_the_specification() {
                 if !ids.is_empty() && ids != ours {
                     disagreements.push(format!("{label}: revocation ids {ours:?} vs {ids:?}"));
                 }
+                // The verifiers read each block's shape from its protobuf; inspection from its
+                // printed Datalog. Both must say the same.
+                if let Ok(screened) = token::screen(&bytes) {
+                    for (block, proto) in inspection.blocks.iter().zip(&screened.shapes) {
+                        let comparable = |shape: &token::BlockShape| token::BlockShape {
+                            other: vec![String::new(); shape.other.len()],
+                            ..shape.clone()
+                        };
+                        if comparable(&block.shape) != comparable(proto) {
+                            disagreements.push(format!(
+                                "{label}: block {} read differently from its protobuf: {proto:?} vs {:?}",
+                                block.index, block.shape
+                            ));
+                        }
+                    }
+                }
             }
         }
     }

@@ -114,18 +114,11 @@ pub fn parse_verified<R: VerifyingRoots + ?Sized>(
     text: &str,
     roots: &R,
 ) -> Result<Biscuit, TokenError> {
-    let token = verify_text(text, roots)?;
-    for index in 0..token.block_count() {
-        let symbols = token
-            .block_symbols(index)
-            .map_err(|e| TokenError::Malformed(e.to_string()))?;
-        check_symbols(index, &symbols)?;
-    }
-    Ok(token)
+    verify_text(text, roots)
 }
 
-/// Parses token text and checks its signatures, leaving the check of its strings to
-/// [`TokenView::read_verified`](super::TokenView::read_verified) (the verifiers' hot path).
+/// Parses token text, screens it and checks its signatures (the verifiers' hot path); its view
+/// comes from the shapes the screen read off the protobuf.
 ///
 /// A text that verified before with a key `roots` still trusts is not checked again (see
 /// `src/token/verified.rs`); everything that depends on the time or the caller is left to
@@ -139,9 +132,9 @@ pub fn read_verified<R: VerifyingRoots + ?Sized>(
         return Ok(known);
     }
     let bytes = decode(text)?;
-    super::screen::screen(&bytes)?;
+    let screened = super::screen::screen(&bytes)?;
     let (biscuit, root) = verify_bytes(&bytes, roots)?;
-    let view = super::TokenView::read_verified(&biscuit)?;
+    let view = super::TokenView::from_screened(&biscuit, screened.shapes);
     Ok(verified::remember(
         text,
         VerifiedToken {

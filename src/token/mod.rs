@@ -42,7 +42,7 @@ pub use inspect::{Inspection, SignatureStatus, inspect};
 pub use replay::authorize_with_code;
 pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots, key_ids};
 pub use screen::{COST_BUDGET, MAX_BLOCKS, Screened, screen};
-pub use shapes::{ActorCheck, BlockRole, Right};
+pub use shapes::{ActorCheck, BlockRole, BlockShape, Right};
 pub use verified::VerifiedToken;
 pub use view::{BlockView, TokenKind, TokenView};
 

@@ -235,6 +235,335 @@ impl BlockShape {
     }
 }
 
+/// What a block's symbol and key ids stand for: the protobuf names symbols, variables and the
+/// keys of `trusting` annotations by index.
+pub(crate) trait Resolve {
+    fn symbol(&self, id: u64) -> Option<&str>;
+    /// The key string (`ed25519/…`, `secp256r1/…`) of a `trusting` annotation's key index.
+    fn key(&self, index: i64) -> Option<String>;
+}
+
+/// Reading a block's shape straight from its protobuf, for the verifiers' hot path: the same
+/// shapes [`BlockShape::read`] finds in printed Datalog, recognised structure by structure, so
+/// nothing is printed. `other` then holds a short description of each unrecognised statement
+/// rather than its source (inspection prints sources; verification needs only the shape).
+/// `tests` below check that both readings agree on every shape and on hostile blocks.
+mod proto {
+    use biscuit_auth::format::schema::{self, op, op_binary, scope, term};
+
+    use super::{ActorCheck, BlockShape, Resolve, Right};
+
+    enum Value<'a> {
+        Str(&'a str),
+        Var(&'a str),
+        Int(i64),
+        True,
+    }
+
+    fn value<'a>(term: &schema::Term, r: &'a impl Resolve) -> Option<Value<'a>> {
+        match term.content.as_ref()? {
+            term::Content::String(id) => r.symbol(*id).map(Value::Str),
+            term::Content::Variable(id) => r.symbol(u64::from(*id)).map(Value::Var),
+            term::Content::Integer(n) => Some(Value::Int(*n)),
+            term::Content::Bool(true) => Some(Value::True),
+            _ => None,
+        }
+    }
+
+    /// The terms of `atom` when it is `name(…)` with `arity` terms.
+    fn atom<'t>(
+        atom: &'t schema::Predicate,
+        name: &str,
+        arity: usize,
+        r: &impl Resolve,
+    ) -> Option<&'t [schema::Term]> {
+        (r.symbol(atom.name) == Some(name) && atom.terms.len() == arity)
+            .then_some(atom.terms.as_slice())
+    }
+
+    fn string<'a>(term: &schema::Term, r: &'a impl Resolve) -> Option<&'a str> {
+        match value(term, r)? {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn var(term: &schema::Term, name: &str, r: &impl Resolve) -> bool {
+        matches!(value(term, r), Some(Value::Var(v)) if v == name)
+    }
+
+    fn is_true(term: &schema::Term, r: &impl Resolve) -> bool {
+        matches!(value(term, r), Some(Value::True))
+    }
+
+    /// `name("…")` with one string term: the string.
+    fn string_atom<'a>(
+        predicate: &schema::Predicate,
+        name: &str,
+        r: &'a impl Resolve,
+    ) -> Option<&'a str> {
+        atom(predicate, name, 1, r).and_then(|t| string(&t[0], r))
+    }
+
+    /// The key of a single `trusting KEY` annotation.
+    fn trusted_key(scopes: &[schema::Scope], r: &impl Resolve) -> Option<String> {
+        match scopes {
+            [only] => match only.content.as_ref()? {
+                scope::Content::PublicKey(index) => r.key(*index),
+                scope::Content::ScopeType(_) => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn binary(op: &schema::Op, kind: op_binary::Kind) -> bool {
+        matches!(&op.content, Some(op::Content::Binary(b)) if b.kind == kind as i32)
+    }
+
+    fn op_value<'a>(op: &schema::Op, r: &'a impl Resolve) -> Option<Value<'a>> {
+        match &op.content {
+            Some(op::Content::Value(term)) => value(term, r),
+            _ => None,
+        }
+    }
+
+    fn op_var(op: &schema::Op, name: &str, r: &impl Resolve) -> bool {
+        matches!(op_value(op, r), Some(Value::Var(v)) if v == name)
+    }
+
+    fn op_string<'a>(op: &schema::Op, r: &'a impl Resolve) -> Option<&'a str> {
+        match op_value(op, r)? {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// `$a == "S"` (datalog 3.3's `==`; the strict `===` prints differently and is not the
+    /// shape): the identity.
+    fn exact_actor<'a>(ops: &[schema::Op], r: &'a impl Resolve) -> Option<&'a str> {
+        match ops {
+            [a, s, eq] if op_var(a, "a", r) && binary(eq, op_binary::Kind::HeterogeneousEqual) => {
+                op_string(s, r)
+            }
+            _ => None,
+        }
+    }
+
+    /// `$a.starts_with("S" + ":")`: the identity.
+    fn descendant_actor<'a>(ops: &[schema::Op], r: &'a impl Resolve) -> Option<&'a str> {
+        match ops {
+            [a, s, colon, add, prefix]
+                if op_var(a, "a", r)
+                    && op_string(colon, r) == Some(":")
+                    && binary(add, op_binary::Kind::Add)
+                    && binary(prefix, op_binary::Kind::Prefix) =>
+            {
+                op_string(s, r)
+            }
+            _ => None,
+        }
+    }
+
+    /// `$a == "S" || $a.starts_with("S" + ":")`, with datalog 3.3's lazy `||` (its right side
+    /// is a closure; the strict `||!` prints differently and is not the shape): both identities.
+    fn delegatable_actor<'a>(
+        ops: &[schema::Op],
+        r: &'a impl Resolve,
+    ) -> Option<(&'a str, &'a str)> {
+        let (last, rest) = ops.split_last()?;
+        if !binary(last, op_binary::Kind::LazyOr) {
+            return None;
+        }
+        let (closure, left) = rest.split_last()?;
+        let Some(op::Content::Closure(closure)) = &closure.content else {
+            return None;
+        };
+        if !closure.params.is_empty() {
+            return None;
+        }
+        Some((exact_actor(left, r)?, descendant_actor(&closure.ops, r)?))
+    }
+
+    /// `$time < N`: N.
+    fn before(ops: &[schema::Op], r: &impl Resolve) -> Option<i64> {
+        match ops {
+            [t, n, lt] if op_var(t, "time", r) && binary(lt, op_binary::Kind::LessThan) => {
+                match op_value(n, r)? {
+                    Value::Int(n) => Some(n),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    impl BlockShape {
+        /// Reads one decoded block.
+        pub(crate) fn from_proto(block: &schema::Block, r: &impl Resolve) -> BlockShape {
+            let mut shape = BlockShape::default();
+            for (index, fact) in block.facts.iter().enumerate() {
+                if !shape.add_fact(&fact.predicate, r) {
+                    shape.other.push(format!("fact {index}"));
+                }
+            }
+            for (index, rule) in block.rules.iter().enumerate() {
+                if !shape.add_rule(rule, r) {
+                    shape.other.push(format!("rule {index}"));
+                }
+            }
+            for (index, check) in block.checks.iter().enumerate() {
+                let plain = check.kind.unwrap_or(0) == schema::check::Kind::One as i32;
+                match check.queries.as_slice() {
+                    [query] if plain && shape.add_check(query, r) => {}
+                    _ => shape.other.push(format!("check {index}")),
+                }
+            }
+            shape
+        }
+
+        fn add_fact(&mut self, fact: &schema::Predicate, r: &impl Resolve) -> bool {
+            if let Some(subject) = string_atom(fact, "subject", r) {
+                self.subject = Some(subject.to_string());
+            } else if let Some(terms) = atom(fact, "right", 3, r) {
+                let (Some(subject), Some(resource), Some(operation)) = (
+                    string(&terms[0], r),
+                    string(&terms[1], r),
+                    string(&terms[2], r),
+                ) else {
+                    return false;
+                };
+                self.rights.push(Right {
+                    subject: subject.into(),
+                    resource: resource.into(),
+                    operation: operation.into(),
+                });
+            } else if atom(fact, "prefix_added", 1, r).is_some_and(|t| is_true(&t[0], r)) {
+                self.prefix_added = true;
+            } else if let Some(service) = string_atom(fact, "service", r) {
+                self.service = Some(service.to_string());
+            } else if let Some(namespace) = string_atom(fact, "namespace", r) {
+                self.namespace = Some(namespace.to_string());
+            } else {
+                return false;
+            }
+            true
+        }
+
+        fn add_rule(&mut self, rule: &schema::Rule, r: &impl Resolve) -> bool {
+            if !rule.expressions.is_empty() {
+                return false;
+            }
+            let head = &rule.head;
+            if rule.scope.is_empty()
+                && atom(head, "subject", 2, r)
+                    .is_some_and(|t| var(&t[0], "d", r) && var(&t[1], "s", r))
+                && matches!(rule.body.as_slice(), [domain, subject]
+                    if atom(domain, "domain", 1, r).is_some_and(|t| var(&t[0], "d", r))
+                        && atom(subject, "subject", 1, r).is_some_and(|t| var(&t[0], "s", r)))
+            {
+                self.domain_subject_rule = true;
+                return true;
+            }
+            let node = atom(head, "node", 2, r)
+                .filter(|t| var(&t[0], "s", r))
+                .and_then(|t| string(&t[1], r));
+            let serviced = matches!(rule.body.as_slice(), [service]
+                if atom(service, "service", 1, r).is_some_and(|t| var(&t[0], "s", r)));
+            match (node, serviced, trusted_key(&rule.scope, r)) {
+                (Some(component), true, Some(key)) => {
+                    self.service_nodes.push((component.to_string(), key));
+                    true
+                }
+                _ => false,
+            }
+        }
+
+        fn add_check(&mut self, query: &schema::Rule, r: &impl Resolve) -> bool {
+            let trusting = trusted_key(&query.scope, r);
+            if !query.scope.is_empty() {
+                return self.add_trusting_check(query, trusting, r);
+            }
+            match (query.body.as_slice(), query.expressions.as_slice()) {
+                ([actor], [condition])
+                    if self.actor.is_none()
+                        && atom(actor, "actor", 1, r).is_some_and(|t| var(&t[0], "a", r)) =>
+                {
+                    if let Some((exact, under)) = delegatable_actor(&condition.ops, r) {
+                        if exact != under {
+                            return false;
+                        }
+                        self.actor = Some(ActorCheck {
+                            identity: exact.to_string(),
+                            includes_descendants: true,
+                        });
+                    } else if let Some(exact) = exact_actor(&condition.ops, r) {
+                        self.actor = Some(ActorCheck {
+                            identity: exact.to_string(),
+                            includes_descendants: false,
+                        });
+                    } else {
+                        return false;
+                    }
+                    true
+                }
+                ([time], [condition])
+                    if atom(time, "time", 1, r).is_some_and(|t| var(&t[0], "time", r)) =>
+                {
+                    let Some(n) = before(&condition.ops, r) else {
+                        return false;
+                    };
+                    self.expiry = Some(self.expiry.map_or(n, |e| e.min(n)));
+                    true
+                }
+                ([single], []) => {
+                    if let Some(domain) = string_atom(single, "domain", r) {
+                        self.domain = Some(domain.to_string());
+                    } else if let Some(prefix) = string_atom(single, "prefix", r) {
+                        self.prefix_check = Some(prefix.to_string());
+                    } else {
+                        return false;
+                    }
+                    true
+                }
+                ([subject, resource, operation, right], []) => {
+                    let holds = atom(subject, "subject", 1, r)
+                        .is_some_and(|t| var(&t[0], "sub", r))
+                        && atom(resource, "resource", 1, r).is_some_and(|t| var(&t[0], "res", r))
+                        && atom(operation, "operation", 1, r).is_some_and(|t| var(&t[0], "op", r))
+                        && atom(right, "right", 3, r).is_some_and(|t| {
+                            var(&t[0], "sub", r) && var(&t[1], "res", r) && var(&t[2], "op", r)
+                        });
+                    self.authority_rights_check |= holds;
+                    holds
+                }
+                _ => false,
+            }
+        }
+
+        /// `check if prefix_added(true) trusting K` and `check if namespace("C") trusting K`.
+        fn add_trusting_check(
+            &mut self,
+            query: &schema::Rule,
+            key: Option<String>,
+            r: &impl Resolve,
+        ) -> bool {
+            let (Some(key), [single], []) =
+                (key, query.body.as_slice(), query.expressions.as_slice())
+            else {
+                return false;
+            };
+            if atom(single, "prefix_added", 1, r).is_some_and(|t| is_true(&t[0], r)) {
+                self.prefix_trusted_key = Some(key);
+            } else if let Some(component) = string_atom(single, "namespace", r) {
+                self.signoffs.push((component.to_string(), key));
+            } else {
+                return false;
+            }
+            true
+        }
+    }
+}
+
 /// Reads the meaning of a failed check from its rule text.
 pub fn recognise_failed_check(rule: &str) -> Option<BlockShape> {
     let shape = BlockShape::read(rule);

@@ -1,9 +1,6 @@
 //! A parsed token read block by block: roles, identity chain, effective identity and expiry,
 //! delegation depth. Shared by delegation, verification, inspection and the server.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, RwLock};
-
 use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use serde::Serialize;
 
@@ -35,7 +32,8 @@ impl TokenKind {
 pub struct BlockView {
     pub index: usize,
     pub role: BlockRole,
-    /// Datalog source as biscuit-auth prints it.
+    /// Datalog source as biscuit-auth prints it; empty in views read on the verification path
+    /// (see [`TokenView::from_screened`]).
     pub source: String,
     /// The third-party signer, as a key string.
     pub external_key: Option<String>,
@@ -90,15 +88,6 @@ macro_rules! token_blocks {
 token_blocks!(Biscuit);
 token_blocks!(UnverifiedBiscuit);
 
-/// Views of blocks of *verified* tokens, keyed by the signatures of the block and of every
-/// block before it. A verified chain of signatures binds each block's bytes and the symbols it
-/// can name, so the key determines the view. Reading a block prints its Datalog — nearly all of
-/// what reading a token costs beyond the signatures — and a server sees the same identity token
-/// (and the same prefix under fresh JIT blocks) many times. Bounded; cleared when full.
-static VERIFIED_BLOCKS: LazyLock<RwLock<HashMap<Vec<u8>, BlockView>>> =
-    LazyLock::new(|| RwLock::new(HashMap::new()));
-const VERIFIED_BLOCKS_LIMIT: usize = 4_096;
-
 fn read_block(
     token: &impl TokenBlocks,
     index: usize,
@@ -140,57 +129,42 @@ impl TokenView {
         })
     }
 
-    /// Forgets every token and block remembered by [`read_verified`](super::read_verified) and
-    /// [`TokenView::read_verified`], so that the next verification of any token costs what a
-    /// first sight does (benchmarks measure both).
+    /// Forgets every token remembered by [`read_verified`](super::read_verified), so that the
+    /// next verification of any token costs what a first sight does (benchmarks measure both).
     pub fn forget_verified() {
         super::verified::forget();
-        VERIFIED_BLOCKS
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
     }
 
-    /// Reads a token whose signatures were checked, refusing blocks whose strings the printer
-    /// would make ambiguous; blocks seen before in a verified token are not read again.
-    pub fn read_verified(token: &Biscuit) -> Result<TokenView, TokenError> {
+    /// The view of a token whose signatures were checked, from the shapes the screen read off
+    /// its protobuf (`screen::screen`): nothing is printed, so `source` is left empty — the
+    /// verifiers' hot path needs only the shapes; inspection prints sources.
+    pub(crate) fn from_screened(token: &Biscuit, shapes: Vec<BlockShape>) -> TokenView {
         let revocation_ids = token.revocation_identifiers();
-        let mut external_keys = None;
-        let mut key = Vec::with_capacity(revocation_ids.iter().map(Vec::len).sum());
-        let mut blocks = Vec::with_capacity(revocation_ids.len());
-        for index in 0..token.block_count() {
-            key.extend_from_slice(revocation_ids.get(index).map_or(&[][..], Vec::as_slice));
-            let known = VERIFIED_BLOCKS
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                .cloned();
-            if let Some(view) = known {
-                blocks.push(view);
-                continue;
-            }
-            let symbols = token
-                .block_symbols(index)
-                .map_err(|e| TokenError::Malformed(e.to_string()))?;
-            super::codec::check_symbols(index, &symbols)?;
-            let external = external_keys.get_or_insert_with(|| token.external_public_keys());
-            let view = read_block(
-                token,
+        let external_keys = token.external_public_keys();
+        let blocks = shapes
+            .into_iter()
+            .enumerate()
+            .map(|(index, shape)| BlockView {
                 index,
-                revocation_ids.get(index),
-                external.get(index).copied().flatten(),
-            )?;
-            let mut memo = VERIFIED_BLOCKS.write().unwrap_or_else(|p| p.into_inner());
-            if memo.len() >= VERIFIED_BLOCKS_LIMIT {
-                memo.clear();
-            }
-            memo.insert(key.clone(), view.clone());
-            blocks.push(view);
-        }
-        Ok(TokenView {
+                role: shape.role(index),
+                source: String::new(),
+                external_key: external_keys
+                    .get(index)
+                    .copied()
+                    .flatten()
+                    .map(|k| key_string(&k)),
+                revocation_id: revocation_ids
+                    .get(index)
+                    .map(hex::encode)
+                    .unwrap_or_default(),
+                expiry: shape.expiry,
+                shape,
+            })
+            .collect();
+        TokenView {
             root_key_id: token.root_key_id(),
             blocks,
-        })
+        }
     }
 
     fn authority(&self) -> &BlockShape {
@@ -294,10 +268,21 @@ mod tests {
         .unwrap()
     }
 
-    fn sources(view: &TokenView) -> Vec<(String, String)> {
+    /// What a view says of each block, but its source (printed only for inspection) and the
+    /// text of unrecognised statements (printed or described).
+    fn reading(view: &TokenView) -> Vec<String> {
         view.blocks
             .iter()
-            .map(|b| (b.source.clone(), b.revocation_id.clone()))
+            .map(|b| {
+                let shape = BlockShape {
+                    other: vec![String::new(); b.shape.other.len()],
+                    ..b.shape.clone()
+                };
+                format!(
+                    "{} {:?} {} {:?} {:?} {shape:?}",
+                    b.index, b.role, b.revocation_id, b.external_key, b.expiry
+                )
+            })
             .collect()
     }
 
@@ -322,7 +307,7 @@ mod tests {
             let verified = read_verified(token, &root.public()).unwrap();
             let plain = TokenView::read(&verified.biscuit).unwrap();
             let verified = &verified.view;
-            assert_eq!(sources(verified), sources(&plain));
+            assert_eq!(reading(verified), reading(&plain));
             assert_eq!(verified.effective_identity(), plain.effective_identity());
         }
         let second = read_verified(&two, &root.public()).unwrap();
