@@ -39,6 +39,31 @@ fn cases() -> (token::KeyPair, Vec<Case>) {
         },
     )
     .unwrap();
+    // The deepest delegation a policy may allow (token::MAX_DELEGATION_DEPTH), and the default depth
+    // limit (10) with a three-check delegation policy at every level: the most honest tokens
+    // ask of the screen's budget.
+    let policy = token::DelegationPolicy::parse(
+        r#"check if operation($op), ["read", "list"].contains($op);
+           check if resource($r), $r.starts_with("reports/") || $r == "inbox";
+           reject if operation("delete");"#,
+    )
+    .unwrap();
+    let chain = |levels: usize, policy: Option<&token::DelegationPolicy>| {
+        let mut deep = honest.clone();
+        let mut identity = ALICE.to_string();
+        for level in 0..levels {
+            identity = format!("{identity}:l{level}");
+            let mut step = token::Delegation::new(&identity, now + 3600);
+            step.max_depth = token::MAX_DELEGATION_DEPTH;
+            step.policy = policy;
+            deep = token::delegate(&deep, Some(&root.public()), &step)
+                .unwrap()
+                .token;
+        }
+        deep
+    };
+    let deep = chain(token::MAX_DELEGATION_DEPTH, None);
+    let policed = chain(10, Some(&policy));
     let mut cases = Vec::new();
     for first_sight in [false, true] {
         let suffix = if first_sight { "_first_sight" } else { "" };
@@ -50,6 +75,8 @@ fn cases() -> (token::KeyPair, Vec<Case>) {
             })
         };
         add("honest", &honest);
+        add("honest_depth_32", &deep);
+        add("honest_depth_10_with_policies", &policed);
         for (name, token) in hostile::worst_admitted(&honest) {
             add(&format!("admitted_{name}"), &token);
         }
@@ -67,7 +94,10 @@ fn verify(root: &token::KeyPair, case: &Case) {
     if case.first_sight {
         TokenView::forget_verified();
     }
-    let verification = IdentityVerification::new(Actor::Named(ALICE), unix_now());
+    let mut verification = IdentityVerification::new(Actor::Effective, unix_now());
+    verification.max_depth = token::MAX_DELEGATION_DEPTH;
+    verification.resource = Some("reports/q3");
+    verification.operation = Some("read");
     let _ = black_box(token::verify_identity(
         &case.token,
         &root.public(),

@@ -411,9 +411,10 @@ impl<'a> Reader<'a> {
             None => Vec::new(),
         };
         let max_delegation_depth = table.get("max_delegation_depth").and_then(|item| match item.as_integer() {
-            Some(n) if (0..=64).contains(&n) => Some(n as u32),
+            // Deeper chains cost too much to evaluate: see `token::MAX_DELEGATION_DEPTH`.
+            Some(n) if (0..=crate::token::MAX_DELEGATION_DEPTH as i64).contains(&n) => Some(n as u32),
             _ => {
-                self.error(self.at(item.span()), "wrong-type", format!("\"max_delegation_depth\" in {context} must be a whole number from 0 to 64"));
+                self.error(self.at(item.span()), "wrong-type", format!("\"max_delegation_depth\" in {context} must be a whole number from 0 to {}", crate::token::MAX_DELEGATION_DEPTH));
                 None
             }
         });

@@ -365,11 +365,21 @@ pub fn delegate(
         block.checks.extend(policy.checks.iter().cloned());
     }
     let extended = append_with_ephemeral_key(&unverified, block)?;
+    let text = encode_unverified(&extended)?;
+    // A delegation that every verifier would refuse (too many blocks or checks to evaluate in
+    // bounded time) is refused here, where the delegator can still choose another policy.
+    if let Err(refusal) = super::screen::screen(&decode(&text)?) {
+        return Err(TokenError::InvalidDelegationTarget {
+            from,
+            to: target.to_string(),
+            reason: format!("the delegated token would be refused by every verifier: {refusal}"),
+        });
+    }
     let effective = view
         .effective_expiry()
         .map_or(expires_at, |e| e.min(expires_at));
     Ok(Delegated {
-        token: encode_unverified(&extended)?,
+        token: text,
         from,
         identity: target.to_string(),
         depth,

@@ -41,13 +41,18 @@ pub use identity::{
 pub use inspect::{Inspection, SignatureStatus, inspect};
 pub use replay::authorize_with_code;
 pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots, key_ids};
-pub use screen::{COST_BUDGET, MAX_BLOCKS, Screened, screen};
+pub use screen::{COST_BUDGET, MAX_BLOCKS, MAX_STRING, Screened, screen};
 pub use shapes::{ActorCheck, BlockRole, BlockShape, Right};
 pub use verified::VerifiedToken;
 pub use view::{BlockView, TokenKind, TokenView};
 
 /// Delegation depth allowed when nothing else is configured.
 pub const DEFAULT_MAX_DELEGATION_DEPTH: usize = 10;
+
+/// The deepest delegation a policy may allow. biscuit-auth's cost per check grows with the
+/// number of blocks, so a chain's evaluation grows with the square of its depth: 64 levels take
+/// about 11 ms, 32 about 3 ms (BENCHMARKS.md, `hostile_tokens`).
+pub const MAX_DELEGATION_DEPTH: usize = 32;
 
 /// Lifetime of a JIT block, as the Hessra SDK adds before every Bearer use.
 pub const JIT_SECONDS: i64 = 5;

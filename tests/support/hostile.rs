@@ -85,9 +85,20 @@ pub fn worst_admitted(token: &str) -> Vec<(&'static str, String)> {
     );
     // Many one-atom checks, each scanning every fact.
     let scan = r#"check if service($a), $a.starts_with("never") || $a.ends_with("never") || $a.contains("never") trusting previous;"#;
+    // The longest conditions on the longest strings: concatenation grows them.
+    let long = attestation_facts(token, 8);
+    let pad = "y".repeat(token::MAX_STRING - 1);
+    let concat = format!(
+        r#"check if service($a), {} == "{pad}" trusting previous;"#,
+        vec!["$a"; 31].join(" + ")
+    );
+    // The most checks, each trusting every block before it.
+    let trusting = r#"check if time($t), $t < 0 trusting previous;"#;
     vec![
         ("pair_join", grow(&facts, &pair)),
         ("scans", grow(&facts, scan)),
+        ("long_strings", grow(&long, &concat)),
+        ("many_checks", grow(&facts, trusting)),
     ]
 }
 
@@ -99,7 +110,10 @@ fn grow(token: &str, check: &str) -> String {
         let mut grown = false;
         for per_block in (1..=16).rev() {
             let next = append(&admitted, &check.repeat(per_block));
-            if token::screen(&token::decode(&next).unwrap()).is_ok() {
+            // Past the size limit the token is refused before the screen: not admitted either.
+            let admitted_next =
+                token::decode(&next).is_ok_and(|bytes| token::screen(&bytes).is_ok());
+            if admitted_next {
                 candidate = next;
                 grown = true;
                 break;
