@@ -10,6 +10,7 @@ use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use prost::Message;
 
 use super::error::TokenError;
+use super::revocation::canonical_revocation_id;
 use super::roots::VerifyingRoots;
 use super::verified::{self, VerifiedToken};
 
@@ -134,8 +135,9 @@ pub fn read_verified<R: VerifyingRoots + ?Sized>(
     ))
 }
 
-/// The revocation ids (hex) of token text, for checking against a revocation list before
-/// anything else: those of a remembered verified token, else read without checking signatures.
+/// The canonical revocation ids (hex) of token text, for checking against a revocation list
+/// before anything else: those of a remembered verified token, else read without checking
+/// signatures.
 pub fn revocation_ids(text: &str) -> Result<Vec<String>, TokenError> {
     let text = text.trim();
     if let Some(ids) = verified::revocation_ids(text) {
@@ -144,7 +146,7 @@ pub fn revocation_ids(text: &str) -> Result<Vec<String>, TokenError> {
     Ok(parse_unverified(text)?
         .revocation_identifiers()
         .iter()
-        .map(hex::encode)
+        .map(|id| hex::encode(canonical_revocation_id(id)))
         .collect())
 }
 

@@ -12,6 +12,7 @@ mod identity;
 mod inspect;
 pub mod keys;
 mod replay;
+mod revocation;
 mod roots;
 mod shapes;
 mod verified;
@@ -39,6 +40,7 @@ pub use identity::{
 };
 pub use inspect::{Inspection, SignatureStatus, inspect};
 pub use replay::authorize_with_code;
+pub use revocation::{canonical_revocation_id, canonical_revocation_id_hex};
 pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots, key_ids};
 pub use shapes::{ActorCheck, BlockRole, Right};
 pub use verified::VerifiedToken;

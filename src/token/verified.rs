@@ -138,8 +138,8 @@ pub(super) fn recall<R: VerifyingRoots + ?Sized>(
     Some(known)
 }
 
-/// The revocation ids (hex) of a remembered token, whatever key verified it: they are facts of
-/// its bytes, which the text is.
+/// The canonical revocation ids (hex) of a remembered token, whatever key verified it: they are
+/// facts of its bytes, which the text is.
 pub(super) fn revocation_ids(text: &str) -> Option<Vec<String>> {
     VERIFIED_TOKENS
         .read()

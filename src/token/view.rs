@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::error::TokenError;
 use super::keys::key_string;
+use super::revocation::canonical_revocation_id;
 use super::shapes::{BlockRole, BlockShape};
 
 /// The two token families, told apart by their authority block.
@@ -39,7 +40,8 @@ pub struct BlockView {
     pub source: String,
     /// The third-party signer, as a key string.
     pub external_key: Option<String>,
-    /// Lowercase hex of the block's revocation identifier (its signature).
+    /// Lowercase hex of the block's revocation identifier: its signature, in the canonical form
+    /// both twins of a P-256 signature share (see `src/token/revocation.rs`).
     pub revocation_id: String,
     pub expiry: Option<i64>,
     #[serde(skip)]
@@ -113,7 +115,9 @@ fn read_block(
         index,
         role: shape.role(index),
         external_key: external_key.map(|k| key_string(&k)),
-        revocation_id: revocation_id.map(hex::encode).unwrap_or_default(),
+        revocation_id: revocation_id
+            .map(|id| hex::encode(canonical_revocation_id(id)))
+            .unwrap_or_default(),
         expiry: shape.expiry,
         source,
         shape,
