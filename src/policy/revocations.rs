@@ -10,6 +10,7 @@ use serde::Serialize;
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
 use super::findings::{Finding, LineIndex, Location};
+use crate::token::RevocationIds;
 
 /// The file's name, beside `clients.toml`.
 pub const FILE: &str = "revocations.toml";
@@ -110,6 +111,39 @@ impl RevocationList {
         ids.iter()
             .enumerate()
             .find_map(|(block, id)| self.index.get(id).map(|&i| (block, &self.entries[i])))
+    }
+
+    /// Why this list refuses a token, if it does: one of its blocks is revoked, or one of the
+    /// tokens it was refreshed from (the message names which, by generation and id). The one
+    /// rule the server and the CLI both apply.
+    pub fn refusal(&self, ids: &RevocationIds) -> Option<String> {
+        if let Some((block, entry)) = self.first_revoked(&ids.blocks) {
+            return Some(format!(
+                "token revoked: its block {block} (revocation id {}) was revoked{}",
+                short(&entry.id),
+                entry.said()
+            ));
+        }
+        ids.lineage.iter().find_map(|ancestor| {
+            let entry = &self.entries[*self.index.get(&ancestor.revocation_id)?];
+            Some(format!(
+                "token revoked: it was refreshed from a revoked token (generation {}, revocation id {}), revoked{}",
+                ancestor.generation,
+                short(&entry.id),
+                entry.said()
+            ))
+        })
+    }
+}
+
+impl Revoked {
+    /// " by WHO: REASON", as refusals end.
+    fn said(&self) -> String {
+        let by = self
+            .by
+            .as_deref()
+            .map_or(String::new(), |by| format!(" by {by}"));
+        format!("{by}: {}", self.reason)
     }
 }
 
@@ -306,6 +340,38 @@ mod tests {
         assert_eq!(block, 1);
         assert_eq!(revoked.reason, "laptop stolen");
         assert!(list.first_revoked(&["00".repeat(32)]).is_none());
+    }
+
+    #[test]
+    fn a_refusal_names_the_revoked_block_or_the_revoked_ancestor() {
+        let (list, _) = RevocationList::load(&append(HEADER, &entry(ID_A)).unwrap());
+        let ancestor = |generation, id: &str| crate::token::Ancestor {
+            generation,
+            revocation_id: id.into(),
+            root_key_id: Some(1),
+        };
+        let refreshed = RevocationIds {
+            blocks: vec!["00".repeat(32)],
+            lineage: vec![ancestor(0, &"11".repeat(32)), ancestor(1, ID_A)],
+        };
+        let why = list.refusal(&refreshed).unwrap();
+        assert!(
+            why.contains(
+                "refreshed from a revoked token (generation 1, revocation id aaaaaaaaaaaaaaaa…)"
+            ) && why.ends_with("by uri:urn:company:ops: laptop stolen"),
+            "{why}"
+        );
+        let own = RevocationIds {
+            blocks: vec![ID_B.into(), ID_A.into()],
+            lineage: Vec::new(),
+        };
+        let why = list.refusal(&own).unwrap();
+        assert!(why.starts_with("token revoked: its block 1 "), "{why}");
+        let clean = RevocationIds {
+            blocks: vec![ID_B.into()],
+            lineage: vec![ancestor(0, ID_B)],
+        };
+        assert_eq!(list.refusal(&clean), None);
     }
 
     #[test]

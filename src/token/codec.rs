@@ -10,8 +10,10 @@ use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use prost::Message;
 
 use super::error::TokenError;
-use super::revocation::canonical_revocation_id;
+use super::lineage::check_ancestor_keys;
+use super::revocation::{RevocationIds, canonical_revocation_id};
 use super::roots::VerifyingRoots;
+use super::shapes::BlockShape;
 use super::verified::{self, VerifiedToken};
 
 /// Longest token text accepted. A depth-10 delegated token with policies is a few KiB; this
@@ -114,17 +116,20 @@ pub fn parse_verified<R: VerifyingRoots + ?Sized>(
 ///
 /// A text that verified before with a key `roots` still trusts is not checked again (see
 /// `src/token/verified.rs`); everything that depends on the time or the caller is left to
-/// the caller, every time.
+/// the caller, every time — and so is the refresh lineage's keys, which `roots` judges afresh
+/// on every call (a key retired by force refuses the tokens refreshed from its tokens at once).
 pub fn read_verified<R: VerifyingRoots + ?Sized>(
     text: &str,
     roots: &R,
 ) -> Result<Arc<VerifiedToken>, TokenError> {
     let text = text.trim();
     if let Some(known) = verified::recall(text, roots) {
+        check_ancestor_keys(&known.view, roots)?;
         return Ok(known);
     }
     let (biscuit, root) = verify_bytes(&decode(text)?, roots)?;
     let view = super::TokenView::read_verified(&biscuit)?;
+    check_ancestor_keys(&view, roots)?;
     Ok(verified::remember(
         text,
         VerifiedToken {
@@ -135,19 +140,26 @@ pub fn read_verified<R: VerifyingRoots + ?Sized>(
     ))
 }
 
-/// The canonical revocation ids (hex) of token text, for checking against a revocation list
-/// before anything else: those of a remembered verified token, else read without checking
-/// signatures.
-pub fn revocation_ids(text: &str) -> Result<Vec<String>, TokenError> {
+/// The canonical revocation ids (hex) of token text and its refresh lineage, for checking
+/// against a revocation list before anything else: those of a remembered verified token, else
+/// read without checking signatures (only the authority block is read for the lineage).
+pub fn revocation_ids(text: &str) -> Result<RevocationIds, TokenError> {
     let text = text.trim();
     if let Some(ids) = verified::revocation_ids(text) {
         return Ok(ids);
     }
-    Ok(parse_unverified(text)?
-        .revocation_identifiers()
-        .iter()
-        .map(|id| hex::encode(canonical_revocation_id(id)))
-        .collect())
+    let token = parse_unverified(text)?;
+    let authority = token
+        .print_block_source(0)
+        .map_err(|e| TokenError::Malformed(format!("block 0: {e}")))?;
+    Ok(RevocationIds {
+        blocks: token
+            .revocation_identifiers()
+            .iter()
+            .map(|id| hex::encode(canonical_revocation_id(id)))
+            .collect(),
+        lineage: BlockShape::read(&authority).lineage,
+    })
 }
 
 fn verify_text<R: VerifyingRoots + ?Sized>(text: &str, roots: &R) -> Result<Biscuit, TokenError> {

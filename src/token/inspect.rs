@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::codec::{parse_unverified, verify_signatures};
 use super::error::TokenError;
+use super::lineage::Ancestor;
 use super::view::{BlockView, TokenKind, TokenView};
 
 /// Whether the signatures were checked, and how that went.
@@ -32,6 +33,8 @@ pub struct Inspection {
     pub expired: Option<bool>,
     pub signature: SignatureStatus,
     pub root_key_id: Option<u32>,
+    /// The tokens this one was refreshed from, oldest first.
+    pub lineage: Vec<Ancestor>,
     pub size_chars: usize,
     pub blocks: Vec<BlockView>,
 }
@@ -61,6 +64,7 @@ pub fn inspect(token: &str, root: Option<&PublicKey>, now: i64) -> Result<Inspec
         expired: effective_expiry.map(|at| at <= now),
         signature,
         root_key_id: view.root_key_id,
+        lineage: view.lineage().to_vec(),
         size_chars: token.trim().len(),
         blocks: view.blocks,
     })

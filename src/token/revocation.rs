@@ -2,6 +2,20 @@
 //! P-256 (ECDSA) signature `(r, s)` has a twin `(r, n − s)` that verifies just as well; every id
 //! shown, compared or written here is the low-S DER form, so revoking either twin revokes both.
 
+use serde::Serialize;
+
+use super::lineage::Ancestor;
+
+/// What a revocation list is checked against: the canonical ids of a token's blocks, and of the
+/// tokens it was refreshed from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RevocationIds {
+    /// One per block, block 0 first.
+    pub blocks: Vec<String>,
+    /// The refresh ancestors, oldest first (see `src/token/lineage.rs`).
+    pub lineage: Vec<Ancestor>,
+}
+
 /// The canonical revocation id of a block signature.
 ///
 /// biscuit-auth 6.0.0 signs P-256 blocks with ecdsa 0.16's `try_sign`, which does not normalise

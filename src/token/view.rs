@@ -270,6 +270,12 @@ impl TokenView {
         self.authority().domain.as_deref()
     }
 
+    /// The tokens this one was refreshed from, oldest first (empty for a token issued with a
+    /// certificate). Read from the authority block only: the root key signed it.
+    pub fn lineage(&self) -> &[super::lineage::Ancestor] {
+        &self.authority().lineage
+    }
+
     pub fn revocation_ids(&self) -> Vec<String> {
         self.blocks
             .iter()
