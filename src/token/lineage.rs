@@ -22,13 +22,14 @@ pub struct Ancestor {
 }
 
 /// Refreshes in a row before the holder must authenticate with their certificate again. Each
-/// generation adds one fact of ~150 bytes (a 72-byte P-256 id in hex, or 64 bytes of Ed25519),
-/// so 16 generations add ~2.4 KB; with 8-hour tokens refreshed at 80 % of their life, the holder
-/// shows their certificate again after about four days (Vault caps renewals at a max TTL).
+/// generation adds one fact, ~220 characters of token text with a P-256 id (72 bytes, in hex):
+/// measured, a 428-character identity token grows to 3,952 after 16 generations. With 8-hour
+/// tokens refreshed at 80 % of their life, the holder shows their certificate again after about
+/// four days (as Vault caps renewals at a max TTL).
 pub const DEFAULT_MAX_REFRESH_GENERATIONS: u32 = 16;
 
-/// The most a server may allow: 64 generations add ~10 KB, well inside the 64 KiB token bound
-/// and the 16 KiB the verified-token memo keeps.
+/// The most a server may allow: 64 generations make that token 14,516 characters, inside the
+/// 64 KiB token bound and the 16 KiB the verified-token memo keeps.
 pub const MAX_REFRESH_GENERATIONS: u32 = 64;
 
 /// The lineage a token refreshed from `current` carries: `current`'s own, then `current` itself
