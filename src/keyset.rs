@@ -64,6 +64,9 @@ pub struct KeyEntry {
     /// Until when it keeps verifying: the last token it signed may live this long.
     pub verify_until: Option<i64>,
     pub retired_at: Option<i64>,
+    /// Retired with `--force` (a compromised key): tokens refreshed from tokens it signed are
+    /// refused too, where a key retired after its tokens expired leaves them alone.
+    pub forced: bool,
 }
 
 /// The longest lifetime the policy allows a token, and what allows it.
@@ -151,6 +154,7 @@ impl KeySet {
                 retiring_since: None,
                 verify_until: None,
                 retired_at: None,
+                forced: false,
             }],
             doomed: Vec::new(),
         };
@@ -264,6 +268,9 @@ impl KeySet {
         for entry in &self.entries {
             match entry.state {
                 KeyState::Next => ring = ring.unusable(entry.id, Unusable::NotYetActive),
+                KeyState::Retired if entry.forced => {
+                    ring = ring.unusable(entry.id, Unusable::RetiredByForce)
+                }
                 KeyState::Retired => ring = ring.unusable(entry.id, Unusable::Retired),
                 _ => {}
             }
@@ -351,6 +358,7 @@ impl KeySet {
             retiring_since: None,
             verify_until: None,
             retired_at: None,
+            forced: false,
         });
         Ok(Transition {
             summary: format!(
@@ -447,6 +455,7 @@ impl KeySet {
         retired.state = KeyState::Retired;
         retired.private_key = None;
         retired.retired_at = Some(now);
+        retired.forced = force;
         let summary = if broken.is_empty() && entry.state == KeyState::Retiring {
             format!("key {id} retired: it no longer verifies, and its private key is deleted")
         } else if broken.is_empty() {
@@ -514,6 +523,9 @@ impl KeySet {
                     out.push_str(&format!("{key} = {value}\n"));
                 }
             }
+            if e.forced {
+                out.push_str("forced = true\n");
+            }
         }
         out
     }
@@ -559,6 +571,7 @@ fn read_entry(table: &toml_edit::Table) -> Result<KeyEntry, String> {
             "retiring_since",
             "verify_until",
             "retired_at",
+            "forced",
         ]
         .contains(&key)
         {
@@ -601,6 +614,12 @@ fn read_entry(table: &toml_edit::Table) -> Result<KeyEntry, String> {
         retiring_since: integer("retiring_since")?,
         verify_until: integer("verify_until")?,
         retired_at: integer("retired_at")?,
+        forced: match table.get("forced") {
+            None => false,
+            Some(item) => item
+                .as_bool()
+                .ok_or(format!("key {id}: `forced` must be true or false"))?,
+        },
     })
 }
 
@@ -631,6 +650,7 @@ fn relative_to(manifest: &Path, file: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::VerifyingRoots;
     use std::os::unix::fs::PermissionsExt;
 
     const HOUR: Lifetime = Lifetime {
@@ -682,6 +702,10 @@ mod tests {
             "{early}"
         );
         set.retire(1, 5_600, &[], false).unwrap();
+        assert!(
+            !set.ring().retired_by_force(1),
+            "a key retired after its tokens expired leaves tokens refreshed from them alone"
+        );
         assert_eq!(
             states(&set),
             vec![(1, KeyState::Retired), (2, KeyState::Active)]
@@ -719,6 +743,16 @@ mod tests {
         let forced = set.retire(1, 80_000, &issued, true).unwrap();
         assert_eq!(forced.broken.len(), 1);
         assert!(forced.summary.contains("by force"), "{}", forced.summary);
+        set.save().unwrap();
+        let reread = KeySet::load(set.manifest()).unwrap();
+        assert!(
+            reread.entries()[0].forced,
+            "a forced retirement is recorded"
+        );
+        assert!(
+            reread.ring().retired_by_force(1),
+            "tokens refreshed from key 1's are refused with it"
+        );
     }
 
     #[test]

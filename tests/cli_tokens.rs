@@ -1,6 +1,8 @@
 //! The token command line, driven as a user would: the real binary, a temporary token store,
 //! key files on disk. Exit statuses: 0 valid, 1 invalid or denied, 2 usage or I/O error.
 
+mod support;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -639,4 +641,99 @@ fn a_closed_pipe_is_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{stderr}");
     assert!(dir.path().join("root.key").exists());
+}
+
+/// The P-256 dodge, offline as an operator sees it: `token inspect` and `identity verify` show
+/// one revocation id for a token and its `(r, n − s)` twin, and `identity verify --revocations`
+/// refuses both once either form of the id is revoked.
+#[test]
+fn a_p256_twin_shows_and_revokes_as_one_token() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&[
+        "keys",
+        "generate",
+        "--out",
+        "p256.key",
+        "--algorithm",
+        "secp256r1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let root = keys::read_private_key_file(&sandbox.path("p256.key")).unwrap();
+    let original = token::mint_identity(
+        &root,
+        &IdentityClaims {
+            subject: ALICE.into(),
+            expires_at: unix_now() + 3600,
+            delegatable: true,
+            domain: None,
+        },
+    )
+    .unwrap();
+    let twin = support::p256_twin(&original, 0);
+    sandbox.write("original.token", &original);
+    sandbox.write("twin.token", &twin);
+    let key = ["--public-key-file", "p256.key.pub"];
+    let mut shown = Vec::new();
+    for file in ["original.token", "twin.token"] {
+        let mut args = vec!["token", "inspect", "--token-file", file];
+        args.extend(key);
+        let (status, json) = sandbox.json(&args);
+        assert_eq!(status, 0, "{json}");
+        assert_eq!(json["signature"]["status"], "valid", "{json}");
+        shown.push(
+            json["blocks"][0]["revocation_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let mut args = vec!["identity", "verify", "--token-file", file];
+        args.extend(key);
+        let (status, json) = sandbox.json(&args);
+        assert_eq!(status, 0, "both twins are genuine signatures: {json}");
+    }
+    assert_eq!(shown[0], shown[1], "one id for both twins");
+    let raw = support::raw_revocation_ids(&original)[0].clone();
+    assert_ne!(raw, support::raw_revocation_ids(&twin)[0]);
+
+    // Revoked in whichever raw form the original has (another tool would show that one).
+    sandbox.write(
+        "revocations.toml",
+        &format!("[[revoked]]\nid = \"{raw}\"\nreason = \"laptop stolen\"\nby = \"ops\"\n"),
+    );
+    for file in ["original.token", "twin.token"] {
+        let mut args = vec![
+            "identity",
+            "verify",
+            "--token-file",
+            file,
+            "--revocations",
+            "revocations.toml",
+        ];
+        args.extend(key);
+        let (status, json) = sandbox.json(&args);
+        assert_eq!(status, 1, "{json}");
+        assert_eq!(json["revoked"], true, "{json}");
+        let error = json["error"].as_str().unwrap();
+        assert!(
+            error.contains("token revoked: its block 0") && error.contains("laptop stolen"),
+            "{error}"
+        );
+    }
+    sandbox.write("revocations.toml", "[[revoked]]\nid = \"nothex\"\n");
+    let mut args = vec![
+        "identity",
+        "verify",
+        "--token-file",
+        "twin.token",
+        "--revocations",
+        "revocations.toml",
+    ];
+    args.extend(key);
+    let out = sandbox.run(&args);
+    assert_eq!(code(&out), 2, "a list with errors is not applied silently");
+    assert!(
+        stderr(&out).contains("not a revocation id"),
+        "{}",
+        stderr(&out)
+    );
 }

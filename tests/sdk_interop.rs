@@ -1,7 +1,7 @@
 //! The published Hessra SDK (hessra-sdk 0.11.2) against our server, unchanged: the seed's
 //! flows over real TLS — authenticate by mTLS, delegate offline, request with the delegated
 //! token (the SDK adds its JIT block), verify locally and remotely; realm minting with roles;
-//! refresh.
+//! refresh, and refreshing a refreshed token (which carries its lineage).
 
 mod support;
 
@@ -186,6 +186,24 @@ async fn refresh_with_the_sdk() {
         .await
         .unwrap();
     assert_eq!(refreshed.identity.as_deref(), Some(ALICE));
+    // A refreshed token names its ancestors (lineage facts); the SDK verifies it, refreshes it
+    // again, and delegates from it.
+    let refreshed = refreshed.token.unwrap();
+    published(|| alice.verify_identity_token_local(refreshed.clone(), ALICE)).unwrap();
+    let twice = anonymous
+        .refresh_identity_token(refreshed.clone(), None)
+        .await
+        .unwrap()
+        .token
+        .expect("a refreshed token refreshes again");
+    published(|| alice.verify_identity_token_local(twice.clone(), ALICE)).unwrap();
+    let lineage = hessra_console::token::inspect(&twice, None, 0)
+        .unwrap()
+        .lineage;
+    assert_eq!(lineage.len(), 2, "{lineage:?}");
+    let from_refreshed =
+        published(|| alice.attenuate_identity_token(twice.clone(), AGENT, 60)).unwrap();
+    published(|| alice.verify_identity_token_local(from_refreshed.clone(), AGENT)).unwrap();
     let delegated = published(|| alice.attenuate_identity_token(token.clone(), AGENT, 60)).unwrap();
     let refused = anonymous.refresh_identity_token(delegated, None).await;
     let message = refused

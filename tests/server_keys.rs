@@ -3,7 +3,8 @@
 //! key keep working; retiring the old key is refused while tokens it signed live — naming them —
 //! and a forced retirement refuses them with a message that says why. Changes made to the
 //! manifest on disk (the CLI on a workspace) are picked up at the next sync tick; a broken
-//! manifest is refused and the keys in use stay.
+//! manifest is refused and the keys in use stay. A token refreshed from one a force-retired key
+//! signed is refused with it, though a trusted key signed the refreshed token.
 
 mod support;
 
@@ -332,4 +333,59 @@ async fn a_single_root_key_signs_without_an_id_and_cannot_rotate() {
         "{body}"
     );
     single.shutdown().await;
+}
+
+/// Alice's token T0 is signed by key 1; after a rotation her refresh T1 is signed by key 2 and
+/// names T0 (and key 1) in its lineage. Force-retiring key 1 — it was compromised, so T0 may be
+/// a forgery the refresh laundered — refuses T1 too, naming the key and the generation; a token
+/// key 2 issued from a certificate keeps working.
+#[tokio::test]
+async fn a_token_refreshed_from_a_force_retired_keys_token_is_refused_with_it() {
+    let demo = Demo::start().await;
+    let server = &demo.server;
+    let t0 = identity_token(&demo, server).await;
+    for (action, body) in [("add", json!({})), ("activate", json!({ "id": 2 }))] {
+        let (status, body) = key_change(&demo, server, action, body).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = post(
+        &demo.anonymous(),
+        &format!("{}/refresh_identity_token", server.url()),
+        json!({ "current_token": t0, "identifier": null }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let t1 = body["token"].as_str().unwrap().to_string();
+    let inspection = token::inspect(&t1, None, token::clock::unix_now()).unwrap();
+    assert_eq!(inspection.root_key_id, Some(2));
+    assert_eq!(inspection.lineage[0].root_key_id, Some(1));
+    let fresh = identity_token(&demo, server).await;
+    for token in [&t0, &t1, &fresh] {
+        let (status, body) = use_token(&demo, server, token).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let (status, body) =
+        key_change(&demo, server, "retire", json!({ "id": 1, "force": true })).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = use_token(&demo, server, &t1).await;
+    assert_eq!(status, 401, "{body}");
+    let message = body["response_msg"].as_str().unwrap();
+    assert!(
+        message.contains("generation 0")
+            && message.contains("root key 1")
+            && message.contains("retired by force"),
+        "{message}"
+    );
+    let (status, body) = post(
+        &demo.anonymous(),
+        &format!("{}/refresh_identity_token", server.url()),
+        json!({ "current_token": t1, "identifier": null }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "nor is it refreshed: {body}");
+    let (status, body) = use_token(&demo, server, &fresh).await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -1,7 +1,9 @@
 //! Revocation through GitOps, against the real server over TLS: `policy revoke-token` writes
 //! revocations.toml beside clients.toml, the commit is pushed, and within the sync interval the
 //! revoked delegated token is refused (and the refusal audited) while its sibling still works;
-//! revoking the parent's block refuses every descendant. A malformed list is never applied.
+//! revoking the parent's block refuses every descendant. A revocation cannot be dodged: the
+//! P-256 twin of a revoked token is refused with it, and so is every token refreshed from it,
+//! transitively; refreshing is capped in generations. A malformed list is never applied.
 //! `/metrics` shows the decisions and the revocation count, to operators only.
 
 mod support;
@@ -10,11 +12,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hessra_console::gitops;
+use hessra_console::keyset::Lifetime;
 use hessra_console::policy::{self, NewRevocation};
-use hessra_console::server::RunningServer;
+use hessra_console::server::{self, RunningServer, ServerConfig};
 use hessra_console::token::{self, Delegation, IdentityClaims, clock::unix_now, keys};
 use serde_json::json;
-use support::{Demo, get, post};
+use support::{Demo, get, is_high_s, p256_twin, post, raw_revocation_ids};
 
 const ALICE: &str = "uri:urn:company:alice";
 const AGENT: &str = "uri:urn:company:alice:agent1";
@@ -237,5 +240,233 @@ async fn metrics_count_decisions_and_refuse_non_operators() {
         let status = client.get(&url).send().await.unwrap().status().as_u16();
         assert!(status == 401 || status == 403, "{status}");
     }
+    server.shutdown().await;
+}
+
+/// Alice's identity token from `server`, by her certificate.
+async fn identity_token(demo: &Demo, server: &RunningServer) -> String {
+    let (status, body) = post(
+        &demo.as_identity(ALICE),
+        &format!("{}/request_identity_token", server.url()),
+        json!({ "identifier": null }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// `/refresh_identity_token` with nothing but the token, as the Hessra CLI does.
+async fn refresh(demo: &Demo, server: &RunningServer, current: &str) -> (u16, serde_json::Value) {
+    post(
+        &demo.anonymous(),
+        &format!("{}/refresh_identity_token", server.url()),
+        json!({ "current_token": current, "identifier": null }),
+        None,
+    )
+    .await
+}
+
+async fn refreshed(demo: &Demo, server: &RunningServer, current: &str) -> String {
+    let (status, body) = refresh(demo, server, current).await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// Asserts `bearer` is refused as revoked, with a message containing `naming`.
+async fn assert_revoked(demo: &Demo, server: &RunningServer, bearer: &str, naming: &str) {
+    let (status, body) = request(demo, server, bearer).await;
+    let message = body["response_msg"].as_str().unwrap_or_default();
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        message.contains("token revoked") && message.contains(naming),
+        "{message}"
+    );
+}
+
+/// A P-256 root key signs (the published Hessra server's choice), and a holder re-encodes the
+/// signature of a token as `(r, n − s)`. Revoking the identity token by the raw high-S id another
+/// tool shows, and an authorization token by the id `token inspect` shows, refuses both twins of
+/// each — at Bearer use and at `/verify_token` — within the sync interval.
+#[tokio::test]
+async fn a_p256_twin_is_refused_with_the_token_it_copies() {
+    let demo = Demo::start().await;
+    let mut set = demo.ws.key_set().unwrap();
+    let now = unix_now();
+    set.add(keys::KeyAlgorithm::Secp256r1, now).unwrap();
+    let hour = Lifetime {
+        seconds: 3600,
+        what: "test".into(),
+    };
+    set.activate(2, now, &hour, &[]).unwrap();
+    set.save().unwrap();
+    let server = demo.start_synced(Duration::from_millis(200)).await;
+
+    let identity = identity_token(&demo, &server).await;
+    assert!(
+        token::inspect(&identity, None, now).unwrap().blocks[0]
+            .revocation_id
+            .starts_with("30"),
+        "signed with the P-256 key (DER ids)"
+    );
+    let identity_twin = p256_twin(&identity, 0);
+    let (status, body) = request(&demo, &server, &identity).await;
+    assert_eq!(status, 200, "{body}");
+    let authz = body["token"].as_str().unwrap().to_string();
+    let authz_twin = p256_twin(&authz, 0);
+    let verify = |token: String| {
+        let demo = &demo;
+        let url = format!("{}/verify_token", server.url());
+        async move {
+            post(
+                &demo.anonymous(),
+                &url,
+                json!({ "token": token, "subject": ALICE, "resource": "production_api", "operation": "read" }),
+                None,
+            )
+            .await
+        }
+    };
+    for twin in [&identity, &identity_twin] {
+        let (status, body) = request(&demo, &server, twin).await;
+        assert_eq!(
+            status, 200,
+            "both twins verify before the revocation: {body}"
+        );
+    }
+    for twin in [&authz, &authz_twin] {
+        let (status, body) = verify(twin.clone()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let high = [&identity, &identity_twin]
+        .into_iter()
+        .map(|t| raw_revocation_ids(t)[0].clone())
+        .find(|id| is_high_s(&hex::decode(id).unwrap()))
+        .expect("one twin is high-S");
+    revoke(&demo, &high, "identity token copied");
+    revoke(
+        &demo,
+        &revocation_id(&authz, 0),
+        "authorization token copied",
+    );
+    let took = wait_until_refused(&demo, &server, &identity).await;
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_revoked(&demo, &server, &identity_twin, "block 0").await;
+    for twin in [&authz, &authz_twin] {
+        let (status, body) = verify(twin.clone()).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body["response_msg"]
+                .as_str()
+                .unwrap()
+                .contains("token revoked"),
+            "{body}"
+        );
+    }
+    let (status, body) = refresh(&demo, &server, &identity_twin).await;
+    assert_eq!(status, 401, "the twin is not refreshed either: {body}");
+    server.shutdown().await;
+}
+
+/// T0 → T1 → T2 and T0 → T1b → T2b by refresh. Revoking T1 refuses T1 and T2 but leaves T0 and
+/// T1b's branch working; revoking T0 then refuses everything descended from it, each refusal
+/// naming the revoked ancestor's generation and id.
+#[tokio::test]
+async fn a_token_refreshed_from_a_revoked_token_is_refused_transitively() {
+    let demo = Demo::start().await;
+    let server = demo.start_synced(Duration::from_millis(200)).await;
+    let t0 = identity_token(&demo, &server).await;
+    let t1 = refreshed(&demo, &server, &t0).await;
+    let t2 = refreshed(&demo, &server, &t1).await;
+    let t1b = refreshed(&demo, &server, &t0).await;
+    let t2b = refreshed(&demo, &server, &t1b).await;
+
+    let lineage = token::inspect(&t2, None, unix_now()).unwrap().lineage;
+    let ids: Vec<(u32, String, Option<u32>)> = lineage
+        .into_iter()
+        .map(|a| (a.generation, a.revocation_id, a.root_key_id))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (0, revocation_id(&t0, 0), Some(1)),
+            (1, revocation_id(&t1, 0), Some(1)),
+        ],
+        "T2 names its ancestors, oldest first, with the keys that signed them"
+    );
+    for token in [&t0, &t1, &t2, &t1b, &t2b] {
+        assert_eq!(request(&demo, &server, token).await.0, 200);
+    }
+
+    revoke(&demo, &revocation_id(&t1, 0), "T1 leaked");
+    let took = wait_until_refused(&demo, &server, &t1).await;
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let t1_id = &revocation_id(&t1, 0)[..16];
+    assert_revoked(
+        &demo,
+        &server,
+        &t2,
+        &format!("generation 1, revocation id {t1_id}"),
+    )
+    .await;
+    for token in [&t0, &t1b, &t2b] {
+        let (status, body) = request(&demo, &server, token).await;
+        assert_eq!(
+            status, 200,
+            "revoking T1 leaves its ancestor and cousins: {body}"
+        );
+    }
+    let (status, body) = refresh(&demo, &server, &t2).await;
+    assert_eq!(status, 401, "refresh itself checks the lineage: {body}");
+
+    revoke(&demo, &revocation_id(&t0, 0), "alice's laptop stolen");
+    wait_until_refused(&demo, &server, &t0).await;
+    let t0_id = &revocation_id(&t0, 0)[..16];
+    for token in [&t1b, &t2b] {
+        assert_revoked(
+            &demo,
+            &server,
+            token,
+            &format!("generation 0, revocation id {t0_id}"),
+        )
+        .await;
+    }
+    server.shutdown().await;
+}
+
+/// A server allowing two refreshes in a row refuses the third, telling the holder to show their
+/// certificate again; the token refused is still good for everything else.
+#[tokio::test]
+async fn refreshing_is_capped_in_generations() {
+    let demo = Demo::start().await;
+    let server = server::start(ServerConfig {
+        max_refresh_generations: 2,
+        ..demo
+            .ws
+            .server_config("127.0.0.1:0".parse().unwrap())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let t0 = identity_token(&demo, &server).await;
+    let t1 = refreshed(&demo, &server, &t0).await;
+    let t2 = refreshed(&demo, &server, &t1).await;
+    let (status, body) = refresh(&demo, &server, &t2).await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["response_msg"].as_str().unwrap();
+    assert!(
+        message.contains("refreshed 2 times") && message.contains("client certificate"),
+        "{message}"
+    );
+    assert_eq!(request(&demo, &server, &t2).await.0, 200);
+    let again = identity_token(&demo, &server).await;
+    assert!(
+        token::inspect(&again, None, unix_now())
+            .unwrap()
+            .lineage
+            .is_empty(),
+        "a certificate starts a new lineage"
+    );
     server.shutdown().await;
 }

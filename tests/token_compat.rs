@@ -727,3 +727,67 @@ fn identity_claims(subject: &str) -> IdentityClaims {
         domain: None,
     }
 }
+
+/// A refreshed token names its ancestors in `lineage(generation, "id", key)` facts of its
+/// authority block. The published crates verify it (for its identity, a sub-identity, and as a
+/// bearer token), inspect it as the same identity and expiry, and delegate from it; we read the
+/// lineage back through their delegation.
+#[test]
+fn refreshed_tokens_with_lineage_interoperate() {
+    for root in roots() {
+        let t0 = our_identity(&root, ALICE, true, None);
+        let lineage = vec![
+            token::Ancestor {
+                generation: 0,
+                revocation_id: token::revocation_ids(&t0).unwrap().blocks[0].clone(),
+                root_key_id: Some(1),
+            },
+            token::Ancestor {
+                generation: 1,
+                revocation_id: "ab".repeat(64),
+                root_key_id: None,
+            },
+        ];
+        let expires_at = unix_now() + 3600;
+        let refreshed = token::mint_refreshed_identity(
+            &root,
+            &IdentityClaims {
+                subject: ALICE.into(),
+                expires_at,
+                delegatable: true,
+                domain: None,
+            },
+            &lineage,
+        )
+        .unwrap();
+        assert!(their_verify(&refreshed, &root, ALICE));
+        assert!(their_verify(&refreshed, &root, AGENT));
+        assert!(settled(|| their_identity::verify_bearer_token(
+            refreshed.clone(),
+            root.public()
+        )));
+        let inspected =
+            retried(|| their_identity::inspect_identity_token(refreshed.clone(), root.public()));
+        assert_eq!(inspected.identity, ALICE);
+        assert_eq!(inspected.expiry, Some(expires_at));
+        assert!(!inspected.is_delegated);
+
+        let delegated = retried(|| {
+            their_identity::add_identity_attenuation_to_token(
+                refreshed.clone(),
+                AGENT.into(),
+                root.public(),
+                hour(),
+            )
+        });
+        let verified = our_verify(&delegated, &root, AGENT).unwrap();
+        assert_eq!(verified.chain, vec![ALICE, AGENT]);
+        let ours = token::inspect(&delegated, Some(&root.public()), unix_now()).unwrap();
+        assert_eq!(ours.lineage, lineage);
+        assert!(
+            ours.blocks[0].shape.other.is_empty(),
+            "lineage is a known shape: {:?}",
+            ours.blocks[0].shape.other
+        );
+    }
+}

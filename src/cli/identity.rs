@@ -8,6 +8,7 @@ use super::output::{Failure, Report};
 use super::remote_cmd::{self, ConnectionArgs, ServerArgs};
 use super::token_cmd::{inspect_report, status_word};
 use super::{CommandResult, PublicKeySource, TokenSource};
+use crate::policy::RevocationList;
 use crate::token::clock::{describe_instant, format_unix, unix_now};
 use crate::token::{self, Actor, Delegation, DelegationPolicy, IdentityVerification};
 use crate::token_store::TokenStore;
@@ -104,6 +105,10 @@ pub enum IdentityCommand {
         operation: Option<String>,
         #[arg(long, default_value_t = token::DEFAULT_MAX_DELEGATION_DEPTH)]
         max_depth: usize,
+        /// A revocations.toml: the token is refused if one of its blocks, or a token it was
+        /// refreshed from, is revoked there
+        #[arg(long)]
+        revocations: Option<std::path::PathBuf>,
         #[command(flatten)]
         key: PublicKeySource,
     },
@@ -199,6 +204,7 @@ pub fn run(command: IdentityCommand) -> CommandResult {
             resource,
             operation,
             max_depth,
+            revocations,
             key,
         } => {
             let actor = match (&identity, bearer) {
@@ -212,7 +218,7 @@ pub fn run(command: IdentityCommand) -> CommandResult {
             check.resource = resource.as_deref();
             check.operation = operation.as_deref();
             check.max_depth = max_depth;
-            verify(&source, &key, check)
+            verify(&source, &key, revocations.as_deref(), check)
         }
         IdentityCommand::Inspect { source, key } => {
             let token = load_token(&source)?;
@@ -313,13 +319,41 @@ fn delegate(
     Ok(Report::new(text, json))
 }
 
+/// Reads a revocations.toml, refusing one with errors (as the server would not apply it).
+fn read_revocations(path: &std::path::Path) -> Result<RevocationList, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    let (list, findings) = RevocationList::load(&text);
+    if let Some(error) = findings.iter().find(|f| f.is_error()) {
+        let separator = if error.location.is_some() { ":" } else { ": " };
+        return Err(Failure::usage(format!(
+            "{}{separator}{error} (a list with errors is not applied)",
+            path.display()
+        )));
+    }
+    Ok(list)
+}
+
 fn verify(
     source: &TokenSource,
     key: &PublicKeySource,
+    revocations: Option<&std::path::Path>,
     check: IdentityVerification<'_>,
 ) -> CommandResult {
     let token = load_token(source)?;
     let root = require_public_key(key)?;
+    if let Some(path) = revocations {
+        let list = read_revocations(path)?;
+        let refusal = token::revocation_ids(&token.text)
+            .ok()
+            .and_then(|ids| list.refusal(&ids));
+        if let Some(why) = refusal {
+            return Err(Failure::invalid(
+                format!("invalid token ({}): {why}", token.source),
+                json!({ "valid": false, "revoked": true }),
+            ));
+        }
+    }
     match token::verify_identity(&token.text, &root, &check) {
         Ok(verified) => {
             let text = format!(

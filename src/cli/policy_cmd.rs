@@ -524,7 +524,16 @@ fn revoke_token(
     by: Option<String>,
 ) -> CommandResult {
     let (id, what) = match id {
-        Some(id) => (id.to_lowercase(), "the given id".to_string()),
+        Some(given) => {
+            let given = given.to_lowercase();
+            match policy::revocations::canonical_id(&given) {
+                Ok(id) if id != given => (
+                    id,
+                    "the given id, in its canonical form (the low-S half of its P-256 signature pair, which revokes both halves)".to_string(),
+                ),
+                _ => (given, "the given id".to_string()),
+            }
+        }
         None => {
             let loaded = super::input::load_token(token)?;
             let view = crate::token::inspect(&loaded.text, None, unix_now())?;

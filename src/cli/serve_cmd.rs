@@ -9,7 +9,7 @@ use clap::Args;
 use super::CommandResult;
 use super::output::{Failure, Report};
 use crate::server::{self, PolicySource, RootKeySource, ServerConfig, SignerConfig};
-use crate::token::keys;
+use crate::token::{self, keys};
 use crate::workspace;
 
 #[derive(Debug, Args)]
@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// How often to look for a new policy: seconds or 500ms, 1s, 1m (0 turns polling off)
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     poll_interval: std::time::Duration,
+    /// Refreshes in a row an identity token may have (each names the tokens it came from, so
+    /// revoking one refuses its descendants); past it, the holder authenticates again with
+    /// their certificate
+    #[arg(long, default_value_t = token::DEFAULT_MAX_REFRESH_GENERATIONS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(token::MAX_REFRESH_GENERATIONS)))]
+    max_refresh_generations: u32,
     /// Act as the multi-party signer COMPONENT for /sign_token ...
     #[arg(long, requires = "signer_key")]
     signer_component: Option<String>,
@@ -181,6 +187,7 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         state_dir,
         poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
         slow_client_timeout: server::SLOW_CLIENT_TIMEOUT,
+        max_refresh_generations: args.max_refresh_generations,
         listen,
         tls_cert_pem: read(&tls_cert)?,
         tls_key_pem: read(&tls_key)?,

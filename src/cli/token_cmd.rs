@@ -301,6 +301,19 @@ pub fn run_authorize(command: AuthorizeCommand) -> CommandResult {
     }
 }
 
+/// One refresh ancestor, as the inspector lists it: generation, full id, signing key.
+pub fn describe_ancestor(ancestor: &token::Ancestor) -> String {
+    let key = ancestor
+        .root_key_id
+        .map_or("a root key without id".to_string(), |id| {
+            format!("root key {id}")
+        });
+    format!(
+        "generation {} · revocation id {} · signed by {key}",
+        ancestor.generation, ancestor.revocation_id
+    )
+}
+
 /// `valid`, `expired` or `unknown` (no expiry), as the Hessra CLI reports it.
 pub fn status_word(inspection: &Inspection) -> &'static str {
     match inspection.expired {
@@ -377,6 +390,19 @@ fn render_inspection(inspection: &Inspection, now: i64) -> String {
         _ => "none (the token never expires)".to_string(),
     };
     row(&mut out, "expires", &expiry);
+    if !inspection.lineage.is_empty() {
+        row(
+            &mut out,
+            "refreshed",
+            &format!(
+                "{} time(s); revoking any token below refuses this one",
+                inspection.lineage.len()
+            ),
+        );
+        for ancestor in &inspection.lineage {
+            row(&mut out, "", &describe_ancestor(ancestor));
+        }
+    }
     for block in &inspection.blocks {
         out.push_str(&format!("\nBlock {} · {}", block.index, block.role));
         if let Some(key) = &block.external_key {

@@ -1,7 +1,8 @@
 //! `revocations.toml`: revoked tokens, reviewed and versioned beside `clients.toml`. An entry
 //! names a block's revocation id; a token carrying that id in any block is refused, so revoking
 //! a block revokes the token it ends and every token delegated from it (a delegated token repeats
-//! its parent's blocks, ids included). Reads with line:column findings and appends losslessly.
+//! its parent's blocks, ids included). Ids are compared in canonical form, so either twin of a
+//! P-256 signature revokes both. Reads with line:column findings and appends losslessly.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use serde::Serialize;
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
 use super::findings::{Finding, LineIndex, Location};
+use crate::token::RevocationIds;
 
 /// The file's name, beside `clients.toml`.
 pub const FILE: &str = "revocations.toml";
@@ -18,7 +20,8 @@ const KEYS: [&str; 4] = ["id", "reason", "by", "at"];
 /// One revoked block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Revoked {
-    /// Lowercase hex of the block's revocation id (its signature).
+    /// Lowercase hex of the block's revocation id (its signature), canonical: an entry written in
+    /// the other form of a P-256 pair (as another tool may show it) is read as this one.
     pub id: String,
     pub reason: String,
     /// Who revoked it.
@@ -102,11 +105,45 @@ impl RevocationList {
         self.entries.len()
     }
 
-    /// The first of a token's block ids that is revoked: its block index and the entry.
+    /// The first of a token's block ids (canonical, as the token module gives them) that is
+    /// revoked: its block index and the entry.
     pub fn first_revoked(&self, ids: &[String]) -> Option<(usize, &Revoked)> {
         ids.iter()
             .enumerate()
             .find_map(|(block, id)| self.index.get(id).map(|&i| (block, &self.entries[i])))
+    }
+
+    /// Why this list refuses a token, if it does: one of its blocks is revoked, or one of the
+    /// tokens it was refreshed from (the message names which, by generation and id). The one
+    /// rule the server and the CLI both apply.
+    pub fn refusal(&self, ids: &RevocationIds) -> Option<String> {
+        if let Some((block, entry)) = self.first_revoked(&ids.blocks) {
+            return Some(format!(
+                "token revoked: its block {block} (revocation id {}) was revoked{}",
+                short(&entry.id),
+                entry.said()
+            ));
+        }
+        ids.lineage.iter().find_map(|ancestor| {
+            let entry = &self.entries[*self.index.get(&ancestor.revocation_id)?];
+            Some(format!(
+                "token revoked: it was refreshed from a revoked token (generation {}, revocation id {}), revoked{}",
+                ancestor.generation,
+                short(&entry.id),
+                entry.said()
+            ))
+        })
+    }
+}
+
+impl Revoked {
+    /// " by WHO: REASON", as refusals end.
+    fn said(&self) -> String {
+        let by = self
+            .by
+            .as_deref()
+            .map_or(String::new(), |by| format!(" by {by}"));
+        format!("{by}: {}", self.reason)
     }
 }
 
@@ -137,15 +174,18 @@ fn read_entry(
         ));
         return None;
     };
-    if let Err(why) = check_id(&id) {
-        let at = locate(table.get("id").and_then(Item::span)).or(Some(location));
-        findings.push(Finding::error(
-            "malformed-revocation-id",
-            at,
-            format!("{FILE}: {why}"),
-        ));
-        return None;
-    }
+    let id = match canonical_id(&id) {
+        Ok(id) => id,
+        Err(why) => {
+            let at = locate(table.get("id").and_then(Item::span)).or(Some(location));
+            findings.push(Finding::error(
+                "malformed-revocation-id",
+                at,
+                format!("{FILE}: {why}"),
+            ));
+            return None;
+        }
+    };
     let reason = string("reason").unwrap_or_default();
     if reason.trim().is_empty() {
         findings.push(Finding::error(
@@ -194,6 +234,15 @@ pub fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A well-formed id in canonical form (the low-S form of a P-256 signature; any other id as
+/// is). Only a crafted signature has a canonical form too short to be an id, and it is refused.
+pub fn canonical_id(id: &str) -> Result<String, String> {
+    check_id(id)?;
+    let canonical = crate::token::canonical_revocation_id_hex(id).unwrap_or_else(|| id.to_string());
+    check_id(&canonical)?;
+    Ok(canonical)
+}
+
 fn short(id: &str) -> String {
     let head: String = id.chars().take(16).collect();
     if id.chars().count() > 16 {
@@ -212,10 +261,11 @@ pub struct NewRevocation {
     pub at: i64,
 }
 
-/// Appends an entry, keeping every other byte of the file (comments included). Refuses a
-/// malformed id, an empty reason, an id already revoked, and a file that does not parse.
+/// Appends an entry (its id in canonical form), keeping every other byte of the file (comments
+/// included). Refuses a malformed id, an empty reason, an id already revoked (in either form),
+/// and a file that does not parse.
 pub fn append(text: &str, entry: &NewRevocation) -> Result<String, String> {
-    check_id(&entry.id)?;
+    let id = canonical_id(&entry.id)?;
     if entry.reason.trim().is_empty() {
         return Err("a revocation needs a reason: reviewers read it".into());
     }
@@ -223,7 +273,7 @@ pub fn append(text: &str, entry: &NewRevocation) -> Result<String, String> {
     if let Some(error) = findings.iter().find(|f| f.is_error()) {
         return Err(format!("{FILE} has errors; fix them first: {error}"));
     }
-    if list.index.contains_key(&entry.id) {
+    if list.index.contains_key(&id) {
         return Err(format!("{} is already revoked", short(&entry.id)));
     }
     let mut doc: DocumentMut = text.parse().map_err(|e| format!("{FILE}: {e}"))?;
@@ -245,7 +295,7 @@ pub fn append(text: &str, entry: &NewRevocation) -> Result<String, String> {
         .as_array_of_tables_mut()
         .ok_or_else(|| format!("{FILE}: revoked must be [[revoked]] tables"))?;
     let mut table = Table::new();
-    table.insert("id", value(entry.id.as_str()));
+    table.insert("id", value(id.as_str()));
     table.insert("reason", value(entry.reason.as_str()));
     if let Some(by) = &entry.by {
         table.insert("by", value(by.as_str()));
@@ -290,6 +340,38 @@ mod tests {
         assert_eq!(block, 1);
         assert_eq!(revoked.reason, "laptop stolen");
         assert!(list.first_revoked(&["00".repeat(32)]).is_none());
+    }
+
+    #[test]
+    fn a_refusal_names_the_revoked_block_or_the_revoked_ancestor() {
+        let (list, _) = RevocationList::load(&append(HEADER, &entry(ID_A)).unwrap());
+        let ancestor = |generation, id: &str| crate::token::Ancestor {
+            generation,
+            revocation_id: id.into(),
+            root_key_id: Some(1),
+        };
+        let refreshed = RevocationIds {
+            blocks: vec!["00".repeat(32)],
+            lineage: vec![ancestor(0, &"11".repeat(32)), ancestor(1, ID_A)],
+        };
+        let why = list.refusal(&refreshed).unwrap();
+        assert!(
+            why.contains(
+                "refreshed from a revoked token (generation 1, revocation id aaaaaaaaaaaaaaaa…)"
+            ) && why.ends_with("by uri:urn:company:ops: laptop stolen"),
+            "{why}"
+        );
+        let own = RevocationIds {
+            blocks: vec![ID_B.into(), ID_A.into()],
+            lineage: Vec::new(),
+        };
+        let why = list.refusal(&own).unwrap();
+        assert!(why.starts_with("token revoked: its block 1 "), "{why}");
+        let clean = RevocationIds {
+            blocks: vec![ID_B.into()],
+            lineage: vec![ancestor(0, ID_B)],
+        };
+        assert_eq!(list.refusal(&clean), None);
     }
 
     #[test]

@@ -224,9 +224,11 @@ pub fn authenticate(
     }
 }
 
-/// Refuses a token one of whose blocks is in the revocation list, before anything else about it
-/// is looked at. Revoking a block cuts off every token delegated from it, since those carry the
-/// block too. A token that cannot be read at all is left to the checks that explain why.
+/// Refuses a token one of whose blocks, or one of whose refresh ancestors, is in the revocation
+/// list, before anything else about it is looked at. Revoking a block cuts off every token
+/// delegated from it, since those carry the block too, and every token refreshed from it, since
+/// those name it in their lineage. A token that cannot be read at all is left to the checks that
+/// explain why.
 pub fn refuse_revoked(
     revoked: &RevocationList,
     text: &str,
@@ -238,21 +240,10 @@ pub fn refuse_revoked(
     let Ok(ids) = token::revocation_ids(text) else {
         return Ok(());
     };
-    let Some((block, entry)) = revoked.first_revoked(&ids) else {
-        return Ok(());
-    };
-    let by = entry
-        .by
-        .as_deref()
-        .map_or(String::new(), |by| format!(" by {by}"));
-    let id: String = entry.id.chars().take(16).collect();
-    Err(ApiError::new(
-        status,
-        format!(
-            "token revoked: its block {block} (revocation id {id}…) was revoked{by}: {}",
-            entry.reason
-        ),
-    ))
+    match revoked.refusal(&ids) {
+        Some(message) => Err(ApiError::new(status, message)),
+        None => Ok(()),
+    }
 }
 
 /// Verifies a Bearer identity token (with any JIT and delegation blocks) for its effective

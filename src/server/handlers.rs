@@ -21,7 +21,7 @@ use crate::policy::{
     Resolution, Resource,
 };
 use crate::token::{
-    self, AuthzClaims, AuthzVerification, IdentityClaims, ServiceNode, Signer, TokenKind,
+    self, Ancestor, AuthzClaims, AuthzVerification, IdentityClaims, ServiceNode, Signer, TokenKind,
     TokenView, clock::unix_now, keys,
 };
 use crate::wire::*;
@@ -208,10 +208,12 @@ fn requested(identifier: &Option<serde_json::Value>) -> (Option<String>, Option<
     }
 }
 
+/// Issues an identity token for `client`; a refreshed one names the tokens it descends from.
 fn issue_identity(
     state: &ServerState,
     client: &Client,
     ttl: Option<u64>,
+    lineage: &[Ancestor],
 ) -> Result<(String, IdentityTokenResponse), ApiError> {
     let Some(cap) = client.identity_token_cap() else {
         return Err(ApiError::forbidden(format!(
@@ -226,10 +228,14 @@ fn issue_identity(
         delegatable: client.delegatable,
         domain: None,
     };
-    let minted = token::mint_identity(&state.keys.current().signing, &claims)
+    let minted = token::mint_refreshed_identity(&state.keys.current().signing, &claims, lineage)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let generation = match lineage.len() {
+        0 => String::new(),
+        n => format!(", refresh generation {n}"),
+    };
     Ok((
-        format!("identity token issued for {lifetime} s"),
+        format!("identity token issued for {lifetime} s{generation}"),
         IdentityTokenResponse {
             response_msg: "Identity token issued".into(),
             token: Some(minted),
@@ -263,7 +269,7 @@ async fn request_identity_token(
                 caller.identity
             )));
         }
-        issue_identity(&state, client_of(&snapshot, &caller.identity)?, ttl)
+        issue_identity(&state, client_of(&snapshot, &caller.identity)?, ttl, &[])
     })();
     Outcome {
         endpoint: "/request_identity_token",
@@ -288,7 +294,8 @@ async fn refresh_identity_token(
             &request.current_token,
             StatusCode::UNAUTHORIZED,
         )?;
-        let current = token::read_verified(&request.current_token, &state.keys.current().verifier)
+        let root_keys = state.keys.current();
+        let current = token::read_verified(&request.current_token, &root_keys.verifier)
             .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
         let view = &current.view;
         if view.delegation_depth() > 0 {
@@ -322,8 +329,20 @@ async fn refresh_identity_token(
             )));
         }
         caller = Some(presented.clone());
+        // The new token names this one and its ancestors, so revoking any of them (or
+        // force-retiring the key that signed one) refuses it too.
+        let max = state
+            .max_refresh_generations
+            .min(token::MAX_REFRESH_GENERATIONS);
+        let lineage = token::refreshed_lineage(&current, &root_keys.verifier, max)
+            .map_err(|e| ApiError::forbidden(e.to_string()))?;
         let (_, ttl) = requested(&request.identifier);
-        issue_identity(&state, client_of(&snapshot, &presented.identity)?, ttl)
+        issue_identity(
+            &state,
+            client_of(&snapshot, &presented.identity)?,
+            ttl,
+            &lineage,
+        )
     })();
     Outcome {
         endpoint: "/refresh_identity_token",

@@ -47,6 +47,20 @@ impl VerifyingRoots for Verifier {
             Verifier::Ring(ring) => ring.describe(),
         }
     }
+
+    fn retired_by_force(&self, id: u32) -> bool {
+        match self {
+            Verifier::Single(_) => false,
+            Verifier::Ring(ring) => ring.retired_by_force(id),
+        }
+    }
+
+    fn id_of(&self, key: &PublicKey) -> Option<u32> {
+        match self {
+            Verifier::Single(_) => None,
+            Verifier::Ring(ring) => ring.id_of(key),
+        }
+    }
 }
 
 /// One loaded generation of keys; requests keep the one they started with.

@@ -73,6 +73,9 @@ pub struct ServerConfig {
     /// How long a client may take over its TLS handshake, and over sending its request headers,
     /// before the connection is dropped (`SLOW_CLIENT_TIMEOUT` by default).
     pub slow_client_timeout: Duration,
+    /// Refreshes in a row an identity token may have before `/refresh_identity_token` sends its
+    /// holder back to their certificate (`token::DEFAULT_MAX_REFRESH_GENERATIONS` by default).
+    pub max_refresh_generations: u32,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.

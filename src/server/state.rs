@@ -171,6 +171,8 @@ pub struct ServerState {
     pub audit: AuditLog,
     pub signer: Option<SignerConfig>,
     pub started_at: i64,
+    /// Refreshes in a row an identity token may have.
+    pub max_refresh_generations: u32,
 }
 
 impl ServerState {
@@ -214,6 +216,7 @@ impl ServerState {
             audit,
             signer: config.signer,
             started_at: unix_now(),
+            max_refresh_generations: config.max_refresh_generations,
         })
     }
 

@@ -9,6 +9,8 @@ use base64::engine::general_purpose::URL_SAFE;
 use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 
 use super::error::TokenError;
+use super::lineage::check_ancestor_keys;
+use super::revocation::{RevocationIds, canonical_revocation_id};
 use super::roots::VerifyingRoots;
 use super::verified::{self, VerifiedToken};
 
@@ -122,19 +124,22 @@ pub fn parse_verified<R: VerifyingRoots + ?Sized>(
 ///
 /// A text that verified before with a key `roots` still trusts is not checked again (see
 /// `src/token/verified.rs`); everything that depends on the time or the caller is left to
-/// the caller, every time.
+/// the caller, every time — and so is the refresh lineage's keys, which `roots` judges afresh
+/// on every call (a key retired by force refuses the tokens refreshed from its tokens at once).
 pub fn read_verified<R: VerifyingRoots + ?Sized>(
     text: &str,
     roots: &R,
 ) -> Result<Arc<VerifiedToken>, TokenError> {
     let text = text.trim();
     if let Some(known) = verified::recall(text, roots) {
+        check_ancestor_keys(&known.view, roots)?;
         return Ok(known);
     }
     let bytes = decode(text)?;
     let screened = super::screen::screen(&bytes)?;
     let (biscuit, root) = verify_bytes(&bytes, roots)?;
     let view = super::TokenView::from_screened(&biscuit, screened.shapes);
+    check_ancestor_keys(&view, roots)?;
     Ok(verified::remember(
         text,
         VerifiedToken {
@@ -145,18 +150,31 @@ pub fn read_verified<R: VerifyingRoots + ?Sized>(
     ))
 }
 
-/// The revocation ids (hex) of token text, for checking against a revocation list before
-/// anything else: those of a remembered verified token, else read without checking signatures.
-pub fn revocation_ids(text: &str) -> Result<Vec<String>, TokenError> {
+/// The canonical revocation ids (hex) of token text and its refresh lineage, for checking
+/// against a revocation list before anything else: those of a remembered verified token, else
+/// read without checking signatures (the screen reads the authority block's lineage).
+pub fn revocation_ids(text: &str) -> Result<RevocationIds, TokenError> {
     let text = text.trim();
     if let Some(ids) = verified::revocation_ids(text) {
         return Ok(ids);
     }
-    Ok(parse_unverified(text)?
-        .revocation_identifiers()
-        .iter()
-        .map(hex::encode)
-        .collect())
+    let bytes = decode(text)?;
+    let mut screened = super::screen::screen(&bytes)?;
+    let token = UnverifiedBiscuit::from(&bytes)
+        .map_err(|e| TokenError::Malformed(describe_biscuit_error(&e)))?;
+    let lineage = screened
+        .shapes
+        .first_mut()
+        .map(|authority| std::mem::take(&mut authority.lineage))
+        .unwrap_or_default();
+    Ok(RevocationIds {
+        blocks: token
+            .revocation_identifiers()
+            .iter()
+            .map(|id| hex::encode(canonical_revocation_id(id)))
+            .collect(),
+        lineage,
+    })
 }
 
 fn verify_text<R: VerifyingRoots + ?Sized>(text: &str, roots: &R) -> Result<Biscuit, TokenError> {

@@ -68,6 +68,14 @@ pub enum TokenError {
         expected: &'static str,
         found: &'static str,
     },
+    #[error(
+        "this identity token has been refreshed {refreshes} times in a row, the most this server allows ({max}); authenticate again with your client certificate (/request_identity_token) for a new one"
+    )]
+    RefreshLimit { refreshes: u32, max: u32 },
+    #[error(
+        "the token was refreshed from a token (generation {generation}) signed by root key {id}, which has been retired by force; every token refreshed from what that key signed is refused with it: authenticate again with your client certificate"
+    )]
+    AncestorKeyRetired { generation: u32, id: u32 },
     #[error("service chain: {0}")]
     ServiceChain(String),
     #[error("token error: {0}")]
@@ -82,6 +90,7 @@ impl TokenError {
             self,
             TokenError::UnknownRootKey { .. }
                 | TokenError::UnusableRootKey { .. }
+                | TokenError::AncestorKeyRetired { .. }
                 | TokenError::Denied(_)
                 | TokenError::RunLimit(_)
                 | TokenError::Evaluation(_)

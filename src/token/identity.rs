@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::codec::{decode, encode_token, encode_unverified, parse_unverified, read_verified};
 use super::error::{DenialReason, TokenError};
 use super::explain::{Presented, explain};
+use super::lineage::Ancestor;
 use super::roots::{SigningRoot, VerifyingRoots};
 use super::view::{TokenKind, TokenView};
 use super::{DEFAULT_MAX_DELEGATION_DEPTH, JIT_SECONDS, run_limits};
@@ -73,6 +74,17 @@ pub fn mint_identity<R: SigningRoot + ?Sized>(
     root: &R,
     claims: &IdentityClaims,
 ) -> Result<String, TokenError> {
+    mint_refreshed_identity(root, claims, &[])
+}
+
+/// Mints an identity token that names the tokens it was refreshed from, oldest first, as
+/// `lineage(generation, "revocation id", root key id)` facts in its authority block (see
+/// `src/token/lineage.rs`).
+pub fn mint_refreshed_identity<R: SigningRoot + ?Sized>(
+    root: &R,
+    claims: &IdentityClaims,
+    lineage: &[Ancestor],
+) -> Result<String, TokenError> {
     validate_identity(&claims.subject)?;
     let subject = claims.subject.as_str();
     let expires_at = claims.expires_at;
@@ -94,6 +106,17 @@ pub fn mint_identity<R: SigningRoot + ?Sized>(
         builder = builder
             .check(check!(r#"check if domain({domain});"#))
             .and_then(|b| b.rule(rule!(r#"subject($d, $s) <- domain($d), subject($s);"#)))
+            .map_err(|e| TokenError::Internal(e.to_string()))?;
+    }
+    for ancestor in lineage {
+        let generation = i64::from(ancestor.generation);
+        let id = ancestor.revocation_id.as_str();
+        let fact = match ancestor.root_key_id.map(i64::from) {
+            Some(key) => fact!(r#"lineage({generation}, {id}, {key})"#),
+            None => fact!(r#"lineage({generation}, {id})"#),
+        };
+        builder = builder
+            .fact(fact)
             .map_err(|e| TokenError::Internal(e.to_string()))?;
     }
     if let Some(id) = root.key_id() {

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::codec::{parse_for_inspection, verify_signatures};
 use super::error::TokenError;
+use super::lineage::Ancestor;
 use super::view::{BlockView, TokenKind, TokenView};
 
 /// Whether the signatures were checked, and how that went.
@@ -35,6 +36,8 @@ pub struct Inspection {
     /// it does.
     pub refused: Option<String>,
     pub root_key_id: Option<u32>,
+    /// The tokens this one was refreshed from, oldest first.
+    pub lineage: Vec<Ancestor>,
     pub size_chars: usize,
     pub blocks: Vec<BlockView>,
 }
@@ -65,6 +68,7 @@ pub fn inspect(token: &str, root: Option<&PublicKey>, now: i64) -> Result<Inspec
         signature,
         refused: refusal.map(|refusal| refusal.to_string()),
         root_key_id: view.root_key_id,
+        lineage: view.lineage().to_vec(),
         size_chars: token.trim().len(),
         blocks: view.blocks,
     })

@@ -11,7 +11,9 @@ mod explain;
 mod identity;
 mod inspect;
 pub mod keys;
+mod lineage;
 mod replay;
+mod revocation;
 mod roots;
 mod screen;
 mod shapes;
@@ -36,10 +38,16 @@ pub use error::{CheckOrigin, Denial, DenialReason, TokenError};
 pub use identity::{
     Actor, Delegated, Delegation, DelegationPolicy, IdentityClaims, IdentityVerification,
     VerifiedIdentity, add_jit, delegate, is_same_or_descendant, is_strict_descendant,
-    mint_identity, validate_identity, verify_identity, verify_identity_parsed,
+    mint_identity, mint_refreshed_identity, validate_identity, verify_identity,
+    verify_identity_parsed,
 };
 pub use inspect::{Inspection, SignatureStatus, inspect};
+pub use lineage::{
+    Ancestor, DEFAULT_MAX_REFRESH_GENERATIONS, MAX_REFRESH_GENERATIONS, check_ancestor_keys,
+    refreshed_lineage,
+};
 pub use replay::authorize_with_code;
+pub use revocation::{RevocationIds, canonical_revocation_id, canonical_revocation_id_hex};
 pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots, key_ids};
 pub use screen::{COST_BUDGET, MAX_BLOCKS, MAX_STRING, Screened, screen};
 pub use shapes::{ActorCheck, BlockRole, BlockShape, Right};

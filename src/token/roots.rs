@@ -52,6 +52,15 @@ pub trait VerifyingRoots {
     fn candidates(&self) -> Vec<PublicKey>;
     /// Names the keys for a message when no signature verifies.
     fn describe(&self) -> String;
+    /// Whether key `id` was retired by force (compromised): tokens refreshed from a token it
+    /// signed are refused with it (see `src/token/lineage.rs`).
+    fn retired_by_force(&self, _id: u32) -> bool {
+        false
+    }
+    /// The id of a verifying key, for the lineage of a token that names none.
+    fn id_of(&self, _key: &PublicKey) -> Option<u32> {
+        None
+    }
 }
 
 /// A lone public key verifies whatever id a token names, as biscuit-auth does.
@@ -76,6 +85,9 @@ pub enum Unusable {
     NotYetActive,
     /// No longer trusted.
     Retired,
+    /// Retired before what it signed expired (compromised): tokens refreshed from its tokens are
+    /// refused too.
+    RetiredByForce,
 }
 
 /// The keys of a set with their ids: the ones that verify, and the ones that do not (kept so
@@ -123,6 +135,7 @@ impl VerifyingRoots for KeyRing {
             id,
             reason: match state {
                 Some(Unusable::Retired) => "has been retired".into(),
+                Some(Unusable::RetiredByForce) => "has been retired by force".into(),
                 Some(Unusable::NotYetActive) => {
                     "is published for a coming rotation and has not signed anything yet".into()
                 }
@@ -136,6 +149,19 @@ impl VerifyingRoots for KeyRing {
 
     fn candidates(&self) -> Vec<PublicKey> {
         self.verifying.iter().map(|(_, key)| *key).collect()
+    }
+
+    fn retired_by_force(&self, id: u32) -> bool {
+        self.unusable
+            .iter()
+            .any(|&(known, why)| known == id && why == Unusable::RetiredByForce)
+    }
+
+    fn id_of(&self, key: &PublicKey) -> Option<u32> {
+        self.verifying
+            .iter()
+            .find(|(_, known)| known == key)
+            .map(|(id, _)| *id)
     }
 
     fn describe(&self) -> String {

@@ -24,8 +24,9 @@ use super::shapes::{BlockShape, Resolve};
 /// room for service attestations, signoffs and a prefix.
 pub const MAX_BLOCKS: usize = 64;
 /// Most facts, rules and checks in the authority block (the root key signed it; an
-/// authorization token with a long service chain and several signers stays far below).
-pub const MAX_AUTHORITY_FACTS: usize = 64;
+/// authorization token with a long service chain and several signers stays far below, and a
+/// refreshed identity token carries one `lineage` fact per generation, at most 64).
+pub const MAX_AUTHORITY_FACTS: usize = 96;
 pub const MAX_AUTHORITY_RULES: usize = 32;
 pub const MAX_AUTHORITY_CHECKS: usize = 32;
 /// Most checks in an appended block (a delegation has two, plus its policy's).
@@ -889,7 +890,7 @@ mod tests {
             assert_same_shapes(&text, &screened(&text).unwrap());
         }
         let authority = biscuit_auth::macros::biscuit!(
-            r#"subject("a"); subject("b"); right("a", "r", "o"); right("a", 1, "o"); prefix_added(true); prefix_added(false); service("s"); namespace("n");
+            r#"subject("a"); subject("b"); right("a", "r", "o"); lineage(0, "ab01", 1); lineage(1, "cd02"); lineage(-1, "ef", 1); lineage(2, "ef", 4294967296); lineage("x", "ef"); right("a", 1, "o"); prefix_added(true); prefix_added(false); service("s"); namespace("n");
                subject($d, $s) <- domain($d), subject($s);
                subject($x, $s) <- domain($x), subject($s);
                node($s, "c") <- service($s) trusting ed25519/0000000000000000000000000000000000000000000000000000000000000000;

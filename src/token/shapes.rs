@@ -6,6 +6,9 @@
 
 use serde::Serialize;
 
+use super::lineage::Ancestor;
+use super::revocation::canonical_revocation_id_hex;
+
 /// What a block's actor check allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActorCheck {
@@ -32,6 +35,9 @@ pub struct BlockShape {
     pub namespace: Option<String>,
     pub service_nodes: Vec<(String, String)>,
     pub signoffs: Vec<(String, String)>,
+    /// `lineage(generation, "id", key id)` facts: the tokens a refreshed token descends from
+    /// (read from the authority block only; see `src/token/lineage.rs`).
+    pub lineage: Vec<Ancestor>,
     /// Statements that match no Hessra shape (delegation policies, custom rules).
     pub other: Vec<String>,
 }
@@ -91,6 +97,9 @@ const SERVICE_FACT: &str = r#"service("{s}")"#;
 const NAMESPACE_FACT: &str = r#"namespace("{s}")"#;
 const NODE_RULE: &str = r#"node($s, "{s}") <- service($s) trusting {k}"#;
 const SIGNOFF_CHECK: &str = r#"check if namespace("{s}") trusting {k}"#;
+const LINEAGE_FACT: &str = r#"lineage({n}, "{s}", {n})"#;
+/// An ancestor verified by a key without an id (a server with a single root key).
+const LINEAGE_FACT_UNKEYED: &str = r#"lineage({n}, "{s}")"#;
 /// The verifier-side check added per service-chain node (not found in tokens).
 pub const NODE_CHECK: &str = r#"check if node("{s}", "{s}") trusting authority, {k}"#;
 
@@ -190,6 +199,8 @@ impl BlockShape {
             self.service_nodes.push(node);
         } else if let Some(signer) = two(SIGNOFF_CHECK, s) {
             self.signoffs.push(signer);
+        } else if let Some(ancestor) = read_ancestor(s) {
+            self.lineage.push(ancestor);
         } else {
             self.other.push(s.to_string());
         }
@@ -251,7 +262,7 @@ pub(crate) trait Resolve {
 mod proto {
     use biscuit_auth::format::schema::{self, op, op_binary, scope, term};
 
-    use super::{ActorCheck, BlockShape, Resolve, Right};
+    use super::{ActorCheck, Ancestor, BlockShape, Resolve, Right, canonical_revocation_id_hex};
 
     enum Value<'a> {
         Str(&'a str),
@@ -384,6 +395,27 @@ mod proto {
         Some((exact_actor(left, r)?, descendant_actor(&closure.ops, r)?))
     }
 
+    /// `lineage(generation, "id", key id)` or `lineage(generation, "id")`, as
+    /// `super::read_ancestor` reads it from printed Datalog.
+    fn ancestor(fact: &schema::Predicate, r: &impl Resolve) -> Option<Ancestor> {
+        let terms = atom(fact, "lineage", 3, r).or_else(|| atom(fact, "lineage", 2, r))?;
+        let integer = |term: &schema::Term| match value(term, r)? {
+            Value::Int(n) => u32::try_from(n).ok(),
+            _ => None,
+        };
+        let generation = integer(&terms[0])?;
+        let id = string(&terms[1], r)?;
+        let root_key_id = match terms.get(2) {
+            Some(term) => Some(integer(term)?),
+            None => None,
+        };
+        Some(Ancestor {
+            generation,
+            revocation_id: canonical_revocation_id_hex(id).unwrap_or_else(|| id.to_string()),
+            root_key_id,
+        })
+    }
+
     /// `$time < N`: N.
     fn before(ops: &[schema::Op], r: &impl Resolve) -> Option<i64> {
         match ops {
@@ -443,6 +475,8 @@ mod proto {
                 self.service = Some(service.to_string());
             } else if let Some(namespace) = string_atom(fact, "namespace", r) {
                 self.namespace = Some(namespace.to_string());
+            } else if let Some(ancestor) = ancestor(fact, r) {
+                self.lineage.push(ancestor);
             } else {
                 return false;
             }
@@ -564,6 +598,23 @@ mod proto {
     }
 }
 
+/// A `lineage` fact, its id in canonical form; a generation or key id out of range is no
+/// lineage (and stays among the unrecognised statements).
+fn read_ancestor(statement: &str) -> Option<Ancestor> {
+    let (generation, id, key) = match match_template(LINEAGE_FACT, statement) {
+        Some(c) => (c[0].clone(), c[1].clone(), Some(c[2].parse::<u32>().ok()?)),
+        None => {
+            let (generation, id) = two(LINEAGE_FACT_UNKEYED, statement)?;
+            (generation, id, None)
+        }
+    };
+    Some(Ancestor {
+        generation: generation.parse().ok()?,
+        revocation_id: canonical_revocation_id_hex(&id).unwrap_or(id),
+        root_key_id: key,
+    })
+}
+
 /// Reads the meaning of a failed check from its rule text.
 pub fn recognise_failed_check(rule: &str) -> Option<BlockShape> {
     let shape = BlockShape::read(rule);
@@ -639,6 +690,30 @@ mod tests {
         );
         assert_eq!(BlockShape::read("foo(1);").role(1), BlockRole::Other);
         assert_eq!(BlockShape::read("foo(1);").role(0), BlockRole::Authority);
+    }
+
+    #[test]
+    fn lineage_facts_are_read_with_or_without_a_key_id() {
+        let shape = BlockShape::read(
+            "subject(\"a\");\nlineage(0, \"ab01\", 1);\nlineage(1, \"cd02\");\nlineage(-1, \"ef\", 1);\nlineage(2, \"ef\", 4294967296);",
+        );
+        assert_eq!(
+            shape.lineage,
+            vec![
+                Ancestor {
+                    generation: 0,
+                    revocation_id: "ab01".into(),
+                    root_key_id: Some(1),
+                },
+                Ancestor {
+                    generation: 1,
+                    revocation_id: "cd02".into(),
+                    root_key_id: None,
+                },
+            ]
+        );
+        assert_eq!(shape.other.len(), 2, "out of range: {:?}", shape.other);
+        assert_eq!(shape.role(0), BlockRole::Authority);
     }
 
     #[test]

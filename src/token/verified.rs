@@ -23,6 +23,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use biscuit_auth::{Biscuit, PublicKey};
 
+use super::revocation::RevocationIds;
 use super::roots::VerifyingRoots;
 use super::view::TokenView;
 
@@ -138,14 +139,17 @@ pub(super) fn recall<R: VerifyingRoots + ?Sized>(
     Some(known)
 }
 
-/// The revocation ids (hex) of a remembered token, whatever key verified it: they are facts of
-/// its bytes, which the text is.
-pub(super) fn revocation_ids(text: &str) -> Option<Vec<String>> {
+/// The canonical revocation ids (hex) of a remembered token and its lineage, whatever key
+/// verified it: they are facts of its bytes, which the text is.
+pub(super) fn revocation_ids(text: &str) -> Option<RevocationIds> {
     VERIFIED_TOKENS
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .find(text)
-        .map(|(token, _)| token.view.revocation_ids())
+        .map(|(token, _)| RevocationIds {
+            blocks: token.view.revocation_ids(),
+            lineage: token.view.lineage().to_vec(),
+        })
 }
 
 /// Keeps a token that just verified, and returns it shared.
@@ -305,7 +309,7 @@ mod tests {
         assert!(!super::remembered(&token));
         let verified = read_verified(&token, &root.pair.public()).unwrap();
         assert_eq!(crate::token::revocation_ids(&token).unwrap(), unread);
-        assert_eq!(verified.view.revocation_ids(), unread);
+        assert_eq!(verified.view.revocation_ids(), unread.blocks);
         assert!(crate::token::revocation_ids("not a token").is_err());
     }
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::error::TokenError;
 use super::keys::key_string;
+use super::revocation::canonical_revocation_id;
 use super::shapes::{BlockRole, BlockShape};
 
 /// The two token families, told apart by their authority block.
@@ -37,7 +38,8 @@ pub struct BlockView {
     pub source: String,
     /// The third-party signer, as a key string.
     pub external_key: Option<String>,
-    /// Lowercase hex of the block's revocation identifier (its signature).
+    /// Lowercase hex of the block's revocation identifier: its signature, in the canonical form
+    /// both twins of a P-256 signature share (see `src/token/revocation.rs`).
     pub revocation_id: String,
     pub expiry: Option<i64>,
     #[serde(skip)]
@@ -102,7 +104,9 @@ fn read_block(
         index,
         role: shape.role(index),
         external_key: external_key.map(|k| key_string(&k)),
-        revocation_id: revocation_id.map(hex::encode).unwrap_or_default(),
+        revocation_id: revocation_id
+            .map(|id| hex::encode(canonical_revocation_id(id)))
+            .unwrap_or_default(),
         expiry: shape.expiry,
         source,
         shape,
@@ -155,7 +159,7 @@ impl TokenView {
                     .map(|k| key_string(&k)),
                 revocation_id: revocation_ids
                     .get(index)
-                    .map(hex::encode)
+                    .map(|id| hex::encode(canonical_revocation_id(id)))
                     .unwrap_or_default(),
                 expiry: shape.expiry,
                 shape,
@@ -238,6 +242,12 @@ impl TokenView {
 
     pub fn domain(&self) -> Option<&str> {
         self.authority().domain.as_deref()
+    }
+
+    /// The tokens this one was refreshed from, oldest first (empty for a token issued with a
+    /// certificate). Read from the authority block only: the root key signed it.
+    pub fn lineage(&self) -> &[super::lineage::Ancestor] {
+        &self.authority().lineage
     }
 
     pub fn revocation_ids(&self) -> Vec<String> {

@@ -139,3 +139,49 @@ pub fn published<T, E: std::fmt::Debug>(call: impl Fn() -> Result<T, E>) -> Resu
         }
     }
 }
+
+/// The other half of a P-256 signature pair, made as any holder can, without a key: `token` with
+/// block `block`'s signature `(r, s)` re-encoded as `(r, n − s)`. Panics on an Ed25519 block.
+pub fn p256_twin(token: &str, block: usize) -> String {
+    with_signature(token, block, |der| {
+        let signature = p256::ecdsa::Signature::from_der(der).expect("a P-256 block");
+        let (r, s) = signature.split_scalars();
+        p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes())
+            .unwrap()
+            .to_der()
+            .as_bytes()
+            .to_vec()
+    })
+}
+
+/// `token` with block `block`'s signature bytes replaced by `change(signature)`.
+pub fn with_signature(token: &str, block: usize, change: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+    use prost::Message;
+    let bytes = hessra_console::token::decode(token).unwrap();
+    let mut container = biscuit_auth::format::schema::Biscuit::decode(bytes.as_slice()).unwrap();
+    let signed = match block {
+        0 => &mut container.authority,
+        n => &mut container.blocks[n - 1],
+    };
+    signed.signature = change(&signed.signature);
+    hessra_console::token::encode(&container.encode_to_vec())
+}
+
+/// The revocation ids as biscuit-auth (and the published Hessra crates) report them: the raw
+/// signature bytes, in hex.
+pub fn raw_revocation_ids(token: &str) -> Vec<String> {
+    biscuit_auth::UnverifiedBiscuit::from_base64(token)
+        .unwrap()
+        .revocation_identifiers()
+        .iter()
+        .map(hex::encode)
+        .collect()
+}
+
+/// Whether a block's P-256 signature (DER) has `s` in the upper half of the group order.
+pub fn is_high_s(der: &[u8]) -> bool {
+    p256::ecdsa::Signature::from_der(der)
+        .unwrap()
+        .normalize_s()
+        .is_some()
+}

@@ -488,6 +488,25 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
         ),
     ));
     lines.push(expiry_line(app, inspection));
+    if !inspection.lineage.is_empty() {
+        let generations: Vec<String> = inspection
+            .lineage
+            .iter()
+            .map(|a| {
+                let id: String = a.revocation_id.chars().take(12).collect();
+                let key = a.root_key_id.map_or(String::new(), |k| format!(" key {k}"));
+                format!("g{} {id}…{key}", a.generation)
+            })
+            .collect();
+        lines.push(field(
+            "lineage",
+            format!(
+                "refreshed {} time(s) from {} (revoking one refuses this token)",
+                inspection.lineage.len(),
+                generations.join(" → ")
+            ),
+        ));
+    }
     lines.push(match &inspection.signature {
         SignatureStatus::NotChecked => Line::from(Span::styled(
             "signature: not checked yet (v verifies)",
