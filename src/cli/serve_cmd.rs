@@ -61,6 +61,38 @@ pub struct ServeArgs {
     /// ... with this private key
     #[arg(long, requires = "signer_component")]
     signer_key: Option<PathBuf>,
+    /// Largest clients.toml or revocations.toml taken, in bytes (or 512KiB, 8MiB, 1GiB); a
+    /// commit with a larger one is refused from the git object header, unread, and the last good
+    /// policy stays
+    #[arg(long, default_value = "8MiB", value_parser = parse_bytes)]
+    max_policy_bytes: u64,
+}
+
+/// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(at);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: use 4096, 512KiB, 8MiB or 1GiB"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use KiB, MiB or GiB"
+            ));
+        }
+    };
+    value
+        .checked_mul(scale)
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| format!("{text:?} is not a usable size"))
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -181,6 +213,7 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         state_dir,
         poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
         slow_client_timeout: server::SLOW_CLIENT_TIMEOUT,
+        max_policy_bytes: args.max_policy_bytes,
         listen,
         tls_cert_pem: read(&tls_cert)?,
         tls_key_pem: read(&tls_key)?,

@@ -73,6 +73,10 @@ pub struct ServerConfig {
     /// How long a client may take over its TLS handshake, and over sending its request headers,
     /// before the connection is dropped (`SLOW_CLIENT_TIMEOUT` by default).
     pub slow_client_timeout: Duration,
+    /// Largest `clients.toml` or `revocations.toml` read, in bytes; a larger one is refused from
+    /// its git object header (or file size) before it is read, like an invalid policy
+    /// (`gitops::DEFAULT_MAX_POLICY_BYTES` by default).
+    pub max_policy_bytes: u64,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.

@@ -175,8 +175,12 @@ pub struct ServerState {
 
 impl ServerState {
     pub(super) fn new(config: ServerConfig, addr: SocketAddr) -> Result<ServerState, ServerError> {
-        let reader = PolicyReader::new(config.policy, config.state_dir.as_deref())
-            .map_err(ServerError::Io)?;
+        let reader = PolicyReader::new(
+            config.policy,
+            config.state_dir.as_deref(),
+            config.max_policy_bytes,
+        )
+        .map_err(ServerError::Io)?;
         let (snapshot, refused) = reader
             .load_initial()
             .map_err(|e| ServerError::Policy(describe(&e)))?;

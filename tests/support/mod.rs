@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod git_bomb;
+
 use hessra_console::server::{self, PolicySource, RunningServer, ServerConfig};
 use hessra_console::token::keys;
 use hessra_console::workspace::{self, Workspace};
