@@ -127,6 +127,7 @@ impl Workspace {
                 crate::server::RootKeySource::Set(self.key_manifest())
             },
             audit_file: Some(self.server_state.join("audit.jsonl")),
+            audit: crate::server::AuditConfig::default(),
             signer: None,
             state_dir: Some(self.server_state.clone()),
             poll_interval: Some(std::time::Duration::from_secs(1)),

@@ -49,6 +49,17 @@ pub struct ServeArgs {
     /// Append audit events to this file (JSON lines)
     #[arg(long)]
     audit_file: Option<PathBuf>,
+    /// Rotate the audit file before it grows past this size (bytes, or 512KiB, 16MiB)
+    #[arg(long, default_value = "16MiB", value_parser = parse_bytes)]
+    audit_max_bytes: u64,
+    /// Audit files kept: the one written and N-1 rotated ones (FILE.1 oldest); an older one is
+    /// kept while an identity token it records is live
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    audit_max_files: u64,
+    /// Audit events queued for the writer; past that they are dropped and counted
+    /// (hessra_audit_dropped_total), never waited for
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    audit_queue: u64,
     /// Keep the mirror of a git policy source and the last good commit here
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -220,6 +231,11 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         policy,
         root_keys,
         audit_file,
+        audit: server::AuditConfig {
+            max_file_bytes: args.audit_max_bytes,
+            max_files: usize::try_from(args.audit_max_files).unwrap_or(usize::MAX),
+            queue: usize::try_from(args.audit_queue).unwrap_or(usize::MAX),
+        },
         signer,
     })
 }

@@ -22,7 +22,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-pub use audit::{AuditEvent, AuditLog};
+pub use audit::{
+    AuditConfig, AuditEvent, AuditLog, read_trail as audit_trail,
+    rotated_files as audit_rotated_files,
+};
 pub use keys::{KeyInfo, RootKeySource};
 pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig, Status};
 
@@ -64,6 +67,8 @@ pub struct ServerConfig {
     pub root_keys: RootKeySource,
     /// Where to append audit events as JSON lines (0600); `None` keeps them in memory only.
     pub audit_file: Option<PathBuf>,
+    /// The audit file's rotation and the writer's queue (16 MiB × 5 files, 4,096 events).
+    pub audit: AuditConfig,
     /// Makes this server a multi-party signer for `/sign_token`.
     pub signer: Option<SignerConfig>,
     /// Where a git source is mirrored and the last good commit remembered.
@@ -93,10 +98,13 @@ impl RunningServer {
         format!("https://{}", self.addr)
     }
 
-    /// Stops accepting, lets connections in flight finish, and waits for the loop to end.
+    /// Stops accepting, lets connections in flight finish, waits for the loop to end, and
+    /// writes the audit events still queued.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.audit.flush()).await;
     }
 }
 
@@ -119,6 +127,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     if let Some(interval) = poll_interval {
         tokio::spawn(sync_loop(state.clone(), interval, shutdown.subscribe()));
     }
+    tokio::spawn(audit_ticks(state.clone(), shutdown.subscribe()));
     let router = handlers::router(state.clone());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let loop_state = state.clone();
@@ -195,7 +204,7 @@ fn audit_refused_certificate(state: &ServerState, error: &std::io::Error) {
         .denied
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.metrics.decision("tls-handshake", "deny");
-    state.audit.record(AuditEvent {
+    state.audit.record_anonymous(AuditEvent {
         seq: 0,
         time: crate::token::clock::unix_now(),
         caller: None,
@@ -208,6 +217,18 @@ fn audit_refused_certificate(state: &ServerState, error: &std::io::Error) {
         revocation_id: None,
         expires_at: None,
     });
+}
+
+/// Closes the audit limiter's windows every few seconds, so a flood that stops is summed up
+/// within 5 s of its window's end rather than at the next refusal.
+async fn audit_ticks(state: Arc<ServerState>, mut stopping: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stopping.changed() => return,
+        }
+        state.audit.tick(crate::token::clock::unix_now());
+    }
 }
 
 /// Longest wait between sync attempts while the remote keeps failing.

@@ -199,8 +199,8 @@ impl ServerState {
             path: "server certificate".into(),
             message,
         })?;
-        let audit = AuditLog::new(config.audit_file)
-            .map_err(|e| ServerError::Io(format!("audit file: {e}")))?;
+        let audit = AuditLog::new(config.audit_file, config.audit)
+            .map_err(|e| ServerError::Io(e.to_string()))?;
         let keys = super::keys::KeyHolder::new(config.root_keys).map_err(ServerError::Keys)?;
         Ok(ServerState {
             addr,
