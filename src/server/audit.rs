@@ -245,8 +245,6 @@ impl AuditLog {
         if let Some(writer) = &self.writer {
             writer.flush();
         }
-        // A writer that does not catch up in time (a stuck disk) is reported by the dropped
-        // counter and the missing lines, not by blocking the caller further.
     }
 
     /// The audit trail's issued-token records: streamed from the files (oldest first, rotated
@@ -500,8 +498,10 @@ impl AuditFile {
         let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
         line.push('\n');
         let len = line.len() as u64;
+        // A rotation that fails (a directory made read-only, say) is tried again at the next
+        // line; meanwhile lines go on into the current file rather than being lost.
         if self.size > 0 && self.size + len > self.config.max_file_bytes {
-            self.rotate(crate::token::clock::unix_now())?;
+            let _ = self.rotate(crate::token::clock::unix_now());
         }
         self.out.write_all(line.as_bytes())?;
         self.size += len;
@@ -520,8 +520,16 @@ impl AuditFile {
         let number = rotated_files(&self.path)?
             .last()
             .map_or(1, |(number, _)| number + 1);
-        std::fs::rename(&self.path, numbered(&self.path, number))?;
-        self.out = BufWriter::with_capacity(64 * 1024, open_append(&self.path)?);
+        let fresh = numbered(&self.path, number);
+        std::fs::rename(&self.path, &fresh)?;
+        match open_append(&self.path) {
+            Ok(file) => self.out = BufWriter::with_capacity(64 * 1024, file),
+            Err(error) => {
+                // Keep writing where we were rather than nowhere.
+                let _ = std::fs::rename(&fresh, &self.path);
+                return Err(error);
+            }
+        }
         self.size = 0;
         let rotated = rotated_files(&self.path)?;
         let keep = self.config.max_files.saturating_sub(1);
