@@ -127,11 +127,13 @@ impl Workspace {
                 crate::server::RootKeySource::Set(self.key_manifest())
             },
             audit_file: Some(self.server_state.join("audit.jsonl")),
+            audit: crate::server::AuditConfig::default(),
             signer: None,
             state_dir: Some(self.server_state.clone()),
             poll_interval: Some(std::time::Duration::from_secs(1)),
             slow_client_timeout: crate::server::SLOW_CLIENT_TIMEOUT,
             max_refresh_generations: crate::token::DEFAULT_MAX_REFRESH_GENERATIONS,
+            max_policy_bytes: crate::gitops::DEFAULT_MAX_POLICY_BYTES,
         })
     }
 }

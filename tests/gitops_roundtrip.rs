@@ -388,9 +388,13 @@ fn the_server_mirror_follows_a_force_pushed_branch() {
     assert!(ws.run(&clone, &["policy", "push"]).status.success());
     let mirror_dir = ws.dir.path().join("mirror.git");
     let origin = ws.dir.path().join("ws/origin.git");
-    let mirror =
-        hessra_console::gitops::Mirror::open(&mirror_dir, origin.to_str().unwrap(), "main")
-            .unwrap();
+    let mirror = hessra_console::gitops::Mirror::open(
+        &mirror_dir,
+        origin.to_str().unwrap(),
+        "main",
+        hessra_console::gitops::DEFAULT_MAX_POLICY_BYTES,
+    )
+    .unwrap();
     let first = mirror.fetch().unwrap();
 
     // Rewrite history: drop "first", commit something else, force-push.

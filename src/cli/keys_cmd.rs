@@ -311,19 +311,23 @@ fn change(target: &KeySetTarget, change: Change) -> CommandResult {
         return change_remote(target, change);
     };
     let now = unix_now();
-    let events = match &local.audit {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => crate::server::key_api::parse_audit_lines(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                return Err(Failure::usage(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
-            }
-        },
-        None => Vec::new(),
-    };
+    // Streamed line by line across the rotated files too, never read whole; a file that is
+    // there but cannot be read stops the change (it may name live tokens).
+    if let Some(path) = &local.audit
+        && let Err(e) = std::fs::File::open(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(Failure::usage(format!(
+            "cannot read {}: {e}",
+            path.display()
+        )));
+    }
+    let events = local
+        .audit
+        .as_deref()
+        .map(crate::server::audit_trail)
+        .into_iter()
+        .flatten();
     let transition = match change {
         Change::Add(algorithm) => local.set.add(algorithm.key_algorithm(), now),
         Change::Activate(id) => {
@@ -333,11 +337,11 @@ fn change(target: &KeySetTarget, change: Change) -> CommandResult {
                 ));
             };
             let lifetime: Lifetime = policy_lifetime(policy);
-            let issued = signed_by(&local.set, local.set.active().id, &events, now);
+            let issued = signed_by(&local.set, local.set.active().id, events, now);
             local.set.activate(id, now, &lifetime, &issued)
         }
         Change::Retire(id, force) => {
-            let live: Vec<LiveToken> = signed_by(&local.set, id, &events, now);
+            let live: Vec<LiveToken> = signed_by(&local.set, id, events, now);
             local.set.retire(id, now, &live, force)
         }
     }

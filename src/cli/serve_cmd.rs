@@ -49,6 +49,17 @@ pub struct ServeArgs {
     /// Append audit events to this file (JSON lines)
     #[arg(long)]
     audit_file: Option<PathBuf>,
+    /// Rotate the audit file before it grows past this size (bytes, or 512KiB, 16MiB)
+    #[arg(long, default_value = "16MiB", value_parser = parse_bytes)]
+    audit_max_bytes: u64,
+    /// Audit files kept: the one written and N-1 rotated ones (FILE.1 oldest); an older one is
+    /// kept while an identity token it records is live
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    audit_max_files: u64,
+    /// Audit events queued for the writer; past that they are dropped and counted
+    /// (hessra_audit_dropped_total), never waited for
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    audit_queue: u64,
     /// Keep the mirror of a git policy source and the last good commit here
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -67,6 +78,38 @@ pub struct ServeArgs {
     /// ... with this private key
     #[arg(long, requires = "signer_component")]
     signer_key: Option<PathBuf>,
+    /// Largest clients.toml or revocations.toml taken, in bytes (or 512KiB, 8MiB, 1GiB); a
+    /// commit with a larger one is refused from the git object header, unread, and the last good
+    /// policy stays
+    #[arg(long, default_value = "8MiB", value_parser = parse_bytes)]
+    max_policy_bytes: u64,
+}
+
+/// A size in bytes: a number, optionally followed by KiB, MiB or GiB.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(at);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: use 4096, 512KiB, 8MiB or 1GiB"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use KiB, MiB or GiB"
+            ));
+        }
+    };
+    value
+        .checked_mul(scale)
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| format!("{text:?} is not a usable size"))
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -188,12 +231,18 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
         slow_client_timeout: server::SLOW_CLIENT_TIMEOUT,
         max_refresh_generations: args.max_refresh_generations,
+        max_policy_bytes: args.max_policy_bytes,
         listen,
         tls_cert_pem: read(&tls_cert)?,
         tls_key_pem: read(&tls_key)?,
         policy,
         root_keys,
         audit_file,
+        audit: server::AuditConfig {
+            max_file_bytes: args.audit_max_bytes,
+            max_files: usize::try_from(args.audit_max_files).unwrap_or(usize::MAX),
+            queue: usize::try_from(args.audit_queue).unwrap_or(usize::MAX),
+        },
         signer,
     })
 }

@@ -1,6 +1,7 @@
 //! Every git2 call lives here; the rest of the crate asks this module. So far: finding the
 //! repository a path is in, reading a file as it was at a revision, pushing, the server's
-//! mirror, and creating the demo's bare "remote" and its working clone. Never parses TOML.
+//! mirror, and creating the demo's bare "remote" and its working clone. Never parses TOML, and
+//! never reads an object whose header says it is over the caller's size limit.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,15 @@ pub enum GitError {
     NoSuchFile { rev: String, path: String },
     #[error("{path} at revision {rev} is not UTF-8 text")]
     NotText { rev: String, path: String },
+    #[error(
+        "{what} at {rev} is {size} bytes, over the {limit}-byte limit; it was not read (the limit is --max-policy-bytes)"
+    )]
+    TooLarge {
+        what: String,
+        rev: String,
+        size: u64,
+        limit: u64,
+    },
     #[error(
         "{0} has no author configured; set user.name and user.email (git config) — commits are never made under an invented name"
     )]
@@ -70,6 +80,16 @@ pub enum GitError {
     Git(#[from] git2::Error),
 }
 
+impl GitError {
+    /// The revision an object was refused at (for `TooLarge`; empty for the others).
+    pub fn revision(&self) -> String {
+        match self {
+            GitError::TooLarge { rev, .. } => rev.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
 /// The working-tree root of the repository containing `start`.
 pub fn repository_root(start: &Path) -> Result<PathBuf, GitError> {
     let repo = Repository::discover(start)
@@ -79,34 +99,39 @@ pub fn repository_root(start: &Path) -> Result<PathBuf, GitError> {
         .ok_or_else(|| GitError::NotARepository(format!("{} (a bare repository)", start.display())))
 }
 
-/// The contents of `relative` (a path inside the repository) at revision `rev`.
+/// The largest object read from git by default, policy files included: 8 MiB, about 600 times
+/// the demo policy and 40 times a generated 1,000-client one, so only a mistake or an attack is
+/// refused.
+pub const DEFAULT_MAX_POLICY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The contents of `relative` (a path inside the repository) at revision `rev`, refused unread
+/// when its blob is over `DEFAULT_MAX_POLICY_BYTES`.
 pub fn read_at_revision(repo_root: &Path, rev: &str, relative: &Path) -> Result<String, GitError> {
+    read_at_revision_within(repo_root, rev, relative, DEFAULT_MAX_POLICY_BYTES)
+}
+
+/// `read_at_revision` with the size limit given: the commit, its tree and the blob are each
+/// refused from their object header when over `limit`, before any is inflated.
+pub fn read_at_revision_within(
+    repo_root: &Path,
+    rev: &str,
+    relative: &Path,
+    limit: u64,
+) -> Result<String, GitError> {
     let repo = Repository::open(repo_root)
         .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
-    let object = repo.revparse_single(rev).map_err(|e| GitError::Revision {
-        rev: rev.to_string(),
-        repo: repo_root.display().to_string(),
-        detail: e.message().to_string(),
-    })?;
-    let tree = object.peel_to_tree()?;
-    let missing = || GitError::NoSuchFile {
-        rev: rev.to_string(),
-        path: relative.display().to_string(),
-    };
-    let entry = tree.get_path(relative).map_err(|_| missing())?;
-    let blob = repo.find_blob(entry.id()).map_err(|_| missing())?;
-    String::from_utf8(blob.content().to_vec()).map_err(|_| GitError::NotText {
-        rev: rev.to_string(),
-        path: relative.display().to_string(),
-    })
+    let id = resolve(&repo, rev, repo_root)?;
+    let tree = tree_within(&repo, id, rev, limit)?;
+    text_within(&repo, &tree, rev, relative, limit)
 }
 
 /// The contents of `relative` at the tip of `branch` of a repository (bare or not), with the
-/// commit id.
-pub fn read_branch_file(
+/// commit id; refused unread over `limit` bytes, like `read_at_revision_within`.
+pub fn read_branch_file_within(
     repo_path: &Path,
     branch: &str,
     relative: &Path,
+    limit: u64,
 ) -> Result<(String, String), GitError> {
     let repo = Repository::open(repo_path)
         .map_err(|_| GitError::NotARepository(repo_path.display().to_string()))?;
@@ -117,18 +142,122 @@ pub fn read_branch_file(
             repo: repo_path.display().to_string(),
             detail: e.message().to_string(),
         })?;
-    let commit = reference.get().peel_to_commit()?;
+    let id = reference
+        .get()
+        .resolve()?
+        .target()
+        .ok_or_else(|| GitError::Git(git2::Error::from_str("the branch points nowhere")))?;
+    let commit = id.to_string();
+    let tree = tree_within(&repo, id, &commit, limit)?;
+    let text = text_within(&repo, &tree, &commit, relative, limit)?;
+    Ok((text, commit))
+}
+
+/// `read_branch_file_within` at the default limit.
+pub fn read_branch_file(
+    repo_path: &Path,
+    branch: &str,
+    relative: &Path,
+) -> Result<(String, String), GitError> {
+    read_branch_file_within(repo_path, branch, relative, DEFAULT_MAX_POLICY_BYTES)
+}
+
+/// The object `rev` names, without reading it when it is a full id or a reference (a spec such
+/// as `HEAD~1` is resolved by libgit2, which reads the commits it walks).
+fn resolve(repo: &Repository, rev: &str, repo_path: &Path) -> Result<git2::Oid, GitError> {
+    if rev.len() == 40
+        && let Ok(id) = git2::Oid::from_str(rev)
+    {
+        return Ok(id);
+    }
+    if let Ok(reference) = repo.resolve_reference_from_short_name(rev)
+        && let Some(id) = reference.resolve().ok().and_then(|r| r.target())
+    {
+        return Ok(id);
+    }
+    repo.revparse_single(rev)
+        .map(|object| object.id())
+        .map_err(|e| GitError::Revision {
+            rev: rev.to_string(),
+            repo: repo_path.display().to_string(),
+            detail: e.message().to_string(),
+        })
+}
+
+/// An object's size and kind from its header (git2 reads a loose object's first bytes, or a
+/// packed one's entry header, without inflating the rest), refused when over `limit`.
+fn header_within(
+    repo: &Repository,
+    id: git2::Oid,
+    what: &str,
+    rev: &str,
+    limit: u64,
+) -> Result<git2::ObjectType, GitError> {
+    let (size, kind) = repo.odb()?.read_header(id)?;
+    let size = size as u64;
+    if size > limit {
+        return Err(GitError::TooLarge {
+            what: what.to_string(),
+            rev: rev.to_string(),
+            size,
+            limit,
+        });
+    }
+    Ok(kind)
+}
+
+/// The root tree of the commit (or tag of a commit) `id`, each object checked before it is read.
+fn tree_within<'r>(
+    repo: &'r Repository,
+    id: git2::Oid,
+    rev: &str,
+    limit: u64,
+) -> Result<git2::Tree<'r>, GitError> {
+    let mut id = id;
+    // A chain of tags ends at a commit; ten links is more than any repository uses.
+    for _ in 0..10 {
+        match header_within(repo, id, "the commit", rev, limit)? {
+            git2::ObjectType::Tag => id = repo.find_tag(id)?.target_id(),
+            git2::ObjectType::Commit => {
+                let tree = repo.find_commit(id)?.tree_id();
+                header_within(repo, tree, "the root tree", rev, limit)?;
+                return Ok(repo.find_tree(tree)?);
+            }
+            git2::ObjectType::Tree => return Ok(repo.find_tree(id)?),
+            _ => break,
+        }
+    }
+    Err(GitError::Revision {
+        rev: rev.to_string(),
+        repo: repo.path().display().to_string(),
+        detail: "it names no commit".into(),
+    })
+}
+
+/// The text of the blob at `relative` in `tree`, read only once its header shows a blob of at
+/// most `limit` bytes. Files live at the repository's root here, so only the root tree (checked
+/// by `tree_within`) is walked.
+fn text_within(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    rev: &str,
+    relative: &Path,
+    limit: u64,
+) -> Result<String, GitError> {
     let missing = || GitError::NoSuchFile {
-        rev: branch.to_string(),
+        rev: rev.to_string(),
         path: relative.display().to_string(),
     };
-    let entry = commit.tree()?.get_path(relative).map_err(|_| missing())?;
+    let entry = tree.get_path(relative).map_err(|_| missing())?;
+    let what = relative.display().to_string();
+    if header_within(repo, entry.id(), &what, rev, limit)? != git2::ObjectType::Blob {
+        return Err(missing());
+    }
     let blob = repo.find_blob(entry.id()).map_err(|_| missing())?;
-    let text = String::from_utf8(blob.content().to_vec()).map_err(|_| GitError::NotText {
-        rev: branch.to_string(),
-        path: relative.display().to_string(),
-    })?;
-    Ok((text, commit.id().to_string()))
+    String::from_utf8(blob.content().to_vec()).map_err(|_| GitError::NotText {
+        rev: rev.to_string(),
+        path: what,
+    })
 }
 
 /// Commits the working-tree file `relative` with `message`, as the author the repository's git
@@ -263,16 +392,22 @@ pub fn push_with_progress(
 
 /// A bare mirror of one branch of a remote, kept by the server. Fetching follows the branch even
 /// when its history is rewritten; every commit fetched once stays readable when the remote is
-/// gone.
+/// gone. No object over the mirror's size limit is read, whichever transport brings it.
 pub struct Mirror {
     path: PathBuf,
     url: String,
     branch: String,
+    limit: u64,
 }
 
+/// Most objects a tip copied from a local remote may hold: a policy repository has a handful,
+/// and a tree of millions of files is refused instead of copied.
+pub const MAX_TIP_OBJECTS: usize = 100_000;
+
 impl Mirror {
-    /// Opens the mirror at `path`, creating it if needed.
-    pub fn open(path: &Path, url: &str, branch: &str) -> Result<Mirror, GitError> {
+    /// Opens the mirror at `path`, creating it if needed; objects over `limit` bytes (policy
+    /// files, commits, trees) are never read.
+    pub fn open(path: &Path, url: &str, branch: &str, limit: u64) -> Result<Mirror, GitError> {
         if Repository::open_bare(path).is_err() {
             Repository::init_bare(path)?;
         }
@@ -280,6 +415,7 @@ impl Mirror {
             path: path.to_path_buf(),
             url: url.to_string(),
             branch: branch.to_string(),
+            limit,
         })
     }
 
@@ -289,15 +425,105 @@ impl Mirror {
 
     /// Fetches the branch; returns the tip.
     pub fn fetch(&self) -> Result<String, GitError> {
+        if network::Transport::of(&self.url) == network::Transport::Local {
+            return self.copy_local_tip();
+        }
         let repo = Repository::open_bare(&self.path)?;
         let mut remote = repo.remote_anonymous(&self.url)?;
         let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking());
         fetch_with_credentials(&repo, &mut remote, "the policy remote", &self.url, &refspec)?;
-        self.tip()?.ok_or_else(|| GitError::Revision {
+        self.tip()?.ok_or_else(|| self.no_branch())
+    }
+
+    fn no_branch(&self) -> GitError {
+        GitError::Revision {
             rev: self.branch.clone(),
             repo: self.url.clone(),
             detail: "the branch does not exist on the remote".into(),
-        })
+        }
+    }
+
+    /// The fetch from a repository on this machine. libgit2's local transport packs every new
+    /// object whole in memory (its packbuilder reads each one), so a 4 GiB blob of spaces, a
+    /// 4 MB push, would cost 4 GiB; here the tip's objects are copied one by one, each checked
+    /// from its header first. Blobs over the limit are left out (the server reads no such file,
+    /// and `read` reports one it is asked for); history is not copied, only tips are read.
+    fn copy_local_tip(&self) -> Result<String, GitError> {
+        let source =
+            Repository::open(local_path(&self.url)).map_err(|e| GitError::Unreachable {
+                url: self.url.clone(),
+                detail: e.message().to_string(),
+            })?;
+        let tip = source
+            .find_branch(&self.branch, git2::BranchType::Local)
+            .ok()
+            .and_then(|branch| branch.get().resolve().ok())
+            .and_then(|reference| reference.target())
+            .ok_or_else(|| self.no_branch())?;
+        let mirror = Repository::open_bare(&self.path)?;
+        if !mirror.odb()?.exists(tip) {
+            self.copy_commit(&source, &mirror, tip)?;
+        }
+        mirror.reference(&self.tracking(), tip, true, "fetch from a local remote")?;
+        Ok(tip.to_string())
+    }
+
+    /// Copies commit `tip` and its tree, children before parents, so an object present in the
+    /// mirror always has everything under it (a copy cut short is redone at the next fetch).
+    fn copy_commit(
+        &self,
+        source: &Repository,
+        mirror: &Repository,
+        tip: git2::Oid,
+    ) -> Result<(), GitError> {
+        let rev = tip.to_string();
+        let (from, to) = (source.odb()?, mirror.odb()?);
+        if header_within(source, tip, "the commit", &rev, self.limit)? != git2::ObjectType::Commit {
+            return Err(GitError::Revision {
+                rev: self.branch.clone(),
+                repo: self.url.clone(),
+                detail: "the branch does not point at a commit".into(),
+            });
+        }
+        let root = source.find_commit(tip)?.tree_id();
+        let mut pending = vec![root];
+        let mut trees = Vec::new();
+        let mut blobs = Vec::new();
+        while let Some(id) = pending.pop() {
+            if to.exists(id) {
+                continue;
+            }
+            header_within(source, id, "a tree", &rev, self.limit)?;
+            trees.push(id);
+            for entry in source.find_tree(id)?.iter() {
+                match entry.kind() {
+                    Some(git2::ObjectType::Tree) => pending.push(entry.id()),
+                    Some(git2::ObjectType::Blob) if !to.exists(entry.id()) => {
+                        blobs.push(entry.id())
+                    }
+                    _ => {}
+                }
+            }
+            if trees.len() + blobs.len() > MAX_TIP_OBJECTS {
+                return Err(GitError::Revision {
+                    rev,
+                    repo: self.url.clone(),
+                    detail: format!(
+                        "its tree holds more than {MAX_TIP_OBJECTS} new objects; a policy repository needs a handful"
+                    ),
+                });
+            }
+        }
+        for id in blobs {
+            let (size, _) = from.read_header(id)?;
+            if size as u64 <= self.limit {
+                copy_object(&from, &to, id)?;
+            }
+        }
+        for id in trees.into_iter().rev() {
+            copy_object(&from, &to, id)?;
+        }
+        copy_object(&from, &to, tip)
     }
 
     /// The tip fetched last, without touching the network.
@@ -310,32 +536,50 @@ impl Mirror {
         Ok(tip)
     }
 
-    /// `relative` as it was at `commit`.
+    /// `relative` as it was at `commit`, refused unread over the limit.
     pub fn read(&self, commit: &str, relative: &Path) -> Result<String, GitError> {
-        read_at_revision_bare(&self.path, commit, relative)
+        let repo = Repository::open_bare(&self.path)?;
+        let id = resolve(&repo, commit, &self.path)?;
+        let tree = tree_within(&repo, id, commit, self.limit)?;
+        match text_within(&repo, &tree, commit, relative, self.limit) {
+            Err(GitError::Git(e)) if e.code() == git2::ErrorCode::NotFound => Err(self
+                .left_out(&tree, commit, relative)
+                .unwrap_or(GitError::Git(e))),
+            other => other,
+        }
+    }
+
+    /// Why a file of a copied tip is missing from the mirror: a blob left out for its size, as
+    /// the local remote's header tells (`None` when the remote cannot say).
+    fn left_out(&self, tree: &git2::Tree<'_>, commit: &str, relative: &Path) -> Option<GitError> {
+        let id = tree.get_path(relative).ok()?.id();
+        let source = Repository::open(local_path(&self.url)).ok()?;
+        let (size, _) = source.odb().ok()?.read_header(id).ok()?;
+        let size = size as u64;
+        (size > self.limit).then(|| GitError::TooLarge {
+            what: relative.display().to_string(),
+            rev: commit.to_string(),
+            size,
+            limit: self.limit,
+        })
     }
 }
 
-fn read_at_revision_bare(repo_path: &Path, rev: &str, relative: &Path) -> Result<String, GitError> {
-    let repo = Repository::open_bare(repo_path)?;
-    let object = repo.revparse_single(rev).map_err(|e| GitError::Revision {
-        rev: rev.to_string(),
-        repo: repo_path.display().to_string(),
-        detail: e.message().to_string(),
-    })?;
-    let missing = || GitError::NoSuchFile {
-        rev: rev.to_string(),
-        path: relative.display().to_string(),
-    };
-    let entry = object
-        .peel_to_tree()?
-        .get_path(relative)
-        .map_err(|_| missing())?;
-    let blob = repo.find_blob(entry.id()).map_err(|_| missing())?;
-    String::from_utf8(blob.content().to_vec()).map_err(|_| GitError::NotText {
-        rev: rev.to_string(),
-        path: relative.display().to_string(),
-    })
+/// Copies one object, already checked to be within the limit, between object databases.
+fn copy_object(from: &git2::Odb<'_>, to: &git2::Odb<'_>, id: git2::Oid) -> Result<(), GitError> {
+    let object = from.read(id)?;
+    let written = to.write(object.kind(), object.data())?;
+    if written != id {
+        return Err(GitError::Git(git2::Error::from_str(&format!(
+            "object {id} was copied as {written}: the source repository is corrupt"
+        ))));
+    }
+    Ok(())
+}
+
+/// The path of a local remote given as a path or a `file://` URL.
+fn local_path(url: &str) -> PathBuf {
+    PathBuf::from(url.strip_prefix("file://").unwrap_or(url))
 }
 
 /// Who the demo's initial commit is by (the tool itself, not a person).
@@ -466,6 +710,7 @@ mod tests {
             &dir.path().join("mirror.git"),
             bare.to_str().unwrap(),
             "main",
+            DEFAULT_MAX_POLICY_BYTES,
         )
         .unwrap();
         assert_eq!(mirror.tip().unwrap(), None);
@@ -498,6 +743,61 @@ mod tests {
             mirror.read(&second, Path::new("clients.toml")).unwrap(),
             "v = 2\n"
         );
+    }
+
+    #[test]
+    fn objects_over_the_limit_are_refused_from_their_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("origin.git");
+        init_bare_with_file(&bare, "clients.toml", &" ".repeat(2_048), "big").unwrap();
+        let file = Path::new("clients.toml");
+        let too_large = |error: GitError, what: &str, limit: u64| match error {
+            GitError::TooLarge {
+                what: named,
+                size,
+                limit: said,
+                ..
+            } => {
+                assert_eq!((named.as_str(), said), (what, limit));
+                size
+            }
+            other => panic!("{other}"),
+        };
+        let err = read_at_revision_within(&bare, "main", file, 1_024).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("2048 bytes, over the 1024-byte limit")
+        );
+        assert_eq!(too_large(err, "clients.toml", 1_024), 2_048);
+        let (_, tip) = read_branch_file_within(&bare, "main", file, 4_096).unwrap();
+        let err = read_branch_file_within(&bare, "main", file, 1_024).unwrap_err();
+        assert_eq!(err.revision(), tip, "the refusal names the commit");
+        // A commit is an object too: one over the limit is not read either.
+        let err = read_at_revision_within(&bare, &tip, file, 64).unwrap_err();
+        assert!(too_large(err, "the commit", 64) > 64);
+
+        // The mirror copies the tip without the oversized blob and says how large it was.
+        let mirror = Mirror::open(
+            &dir.path().join("mirror.git"),
+            bare.to_str().unwrap(),
+            "main",
+            1_024,
+        )
+        .unwrap();
+        assert_eq!(mirror.fetch().unwrap(), tip);
+        let blob = Repository::open_bare(&bare)
+            .unwrap()
+            .find_commit(git2::Oid::from_str(&tip).unwrap())
+            .unwrap()
+            .tree()
+            .unwrap()
+            .get_name("clients.toml")
+            .unwrap()
+            .id();
+        let copied = Repository::open_bare(dir.path().join("mirror.git")).unwrap();
+        assert!(!copied.odb().unwrap().exists(blob), "never copied");
+        let err = mirror.read(&tip, file).unwrap_err();
+        assert_eq!(too_large(err, "clients.toml", 1_024), 2_048);
     }
 
     #[test]

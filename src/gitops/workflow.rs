@@ -294,7 +294,12 @@ pub fn text_diff(
     };
     let old_tree = tree_of(old)?;
     let mut options = git2::DiffOptions::new();
-    options.pathspec(relative).context_lines(3);
+    // Over the limit a file is shown as binary: libgit2 then takes its size from the object
+    // header (or the file's metadata) and never loads it.
+    options
+        .pathspec(relative)
+        .context_lines(3)
+        .max_size(i64::try_from(super::DEFAULT_MAX_POLICY_BYTES).unwrap_or(i64::MAX));
     let diff = match new {
         Some(rev) => {
             repo.diff_tree_to_tree(Some(&old_tree), Some(&tree_of(rev)?), Some(&mut options))?

@@ -1,15 +1,53 @@
-//! Audit: every decision is an event, kept in a bounded in-memory ring for the console and
-//! appended to a JSON-lines file. Events name tokens by revocation id, never by content.
+//! Audit: every decision is an event, kept in bounded in-memory rings for the console and
+//! appended to a rotated JSON-lines file by a writer thread behind a bounded queue. Events name
+//! tokens by revocation id, never by content; requests never wait on the disk.
 
-use std::collections::VecDeque;
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How many events the ring keeps.
+/// How many authenticated decisions and server events the ring keeps.
 pub const AUDIT_RING: usize = 2_000;
+/// How many events of callers without credentials the ring keeps besides: their own, smaller
+/// ring, so no amount of them evicts an authenticated decision.
+pub const ANONYMOUS_RING: usize = 200;
+/// Refusals of callers without credentials recorded one by one per endpoint and kind of reason
+/// in each window; the rest are counted into one summary event when the window closes.
+/// Twenty: enough that a client retrying with a bad token, or a test going through a dozen
+/// hostile tokens, sees each refusal in the feed; a flood still adds at most 21 events per pair
+/// and minute.
+pub const ANONYMOUS_FIRST: u32 = 20;
+/// The limiter's window, in seconds.
+pub const ANONYMOUS_WINDOW: i64 = 60;
+/// Endpoint and reason pairs the limiter tracks at once; a flood of novel pairs shares one
+/// overflow key, so its own memory is bounded too (64 × ~200 bytes).
+const ANONYMOUS_KEYS: usize = 64;
+/// The longest audit line read back; a longer one (none is written) is skipped, so a scan's
+/// memory is bounded whatever the file holds.
+const MAX_LINE: usize = 1 << 20;
+/// Issued-token records the queue dropped, kept in memory for key retirement (the newest
+/// 10,000, ~3 MB).
+const UNWRITTEN_ISSUED: usize = 10_000;
+/// How long `flush` waits for the writer before giving up.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Audit file failures at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("audit settings: {0}")]
+    Settings(String),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -32,32 +70,90 @@ pub struct AuditEvent {
     pub expires_at: Option<i64>,
 }
 
-/// The ring and the file.
+/// How the audit file is written and rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The file is rotated before it would grow past this many bytes.
+    pub max_file_bytes: u64,
+    /// Files kept: the one written and `max_files - 1` rotated ones. An older rotated file is
+    /// kept past this count while an identity token it records is live (key retirement reads it).
+    pub max_files: usize,
+    /// Events queued for the writer; when the queue is full an event is counted as dropped
+    /// (`hessra_audit_dropped_total`) rather than waited for.
+    pub queue: usize,
+}
+
+impl Default for AuditConfig {
+    /// 16 MiB × 5 files: 80 MiB at most, about 300,000 events (a line is ~250 bytes).
+    fn default() -> AuditConfig {
+        AuditConfig {
+            max_file_bytes: 16 << 20,
+            max_files: 5,
+            queue: 4_096,
+        }
+    }
+}
+
+impl AuditConfig {
+    fn check(&self) -> Result<(), AuditError> {
+        if self.max_file_bytes == 0 || self.max_files == 0 || self.queue == 0 {
+            return Err(AuditError::Settings(format!(
+                "the file size ({}), the number of files ({}) and the queue ({}) must each be at least 1",
+                self.max_file_bytes, self.max_files, self.queue
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What the audit log counts for `/metrics`.
+#[derive(Debug, Default)]
+pub struct AuditCounters {
+    /// Events not written to the file: the writer's queue was full, or the write failed.
+    pub dropped: AtomicU64,
+    /// Refusals of callers without credentials folded into a summary event by the limiter.
+    pub summarised: AtomicU64,
+}
+
+/// The rings and the limiter, under one lock (held for a push, never for I/O).
+struct Rings {
+    seq: u64,
+    decisions: VecDeque<AuditEvent>,
+    anonymous: VecDeque<AuditEvent>,
+    limiter: Limiter,
+}
+
+/// The rings and the file.
 pub struct AuditLog {
-    ring: Mutex<(u64, VecDeque<AuditEvent>)>,
-    file: Option<Mutex<std::fs::File>>,
+    rings: Mutex<Rings>,
+    /// Issued-token records the file does not have (the queue was full): the trail still
+    /// answers for them.
+    unwritten: Mutex<VecDeque<AuditEvent>>,
+    writer: Option<Writer>,
     path: Option<PathBuf>,
+    pub counters: Arc<AuditCounters>,
 }
 
 impl AuditLog {
-    /// With a file to append to (created 0600), or in memory only.
-    pub fn new(path: Option<PathBuf>) -> std::io::Result<AuditLog> {
-        let file = match &path {
-            Some(path) => {
-                use std::os::unix::fs::OpenOptionsExt;
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o600)
-                    .open(path)?;
-                Some(Mutex::new(file))
-            }
+    /// With a file to append to (created 0600, rotated as `config` says), or in memory only.
+    pub fn new(path: Option<PathBuf>, config: AuditConfig) -> Result<AuditLog, AuditError> {
+        config.check()?;
+        let counters = Arc::new(AuditCounters::default());
+        let writer = match &path {
+            Some(path) => Some(Writer::start(path, config, counters.clone())?),
             None => None,
         };
         Ok(AuditLog {
-            ring: Mutex::new((0, VecDeque::with_capacity(AUDIT_RING))),
-            file,
+            rings: Mutex::new(Rings {
+                seq: 0,
+                decisions: VecDeque::with_capacity(AUDIT_RING),
+                anonymous: VecDeque::with_capacity(ANONYMOUS_RING),
+                limiter: Limiter::default(),
+            }),
+            unwritten: Mutex::new(VecDeque::new()),
+            writer,
             path,
+            counters,
         })
     }
 
@@ -65,40 +161,518 @@ impl AuditLog {
         self.path.as_ref()
     }
 
-    /// Records an event (its `seq` is assigned here).
-    pub fn record(&self, mut event: AuditEvent) {
-        let mut ring = self
-            .ring
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        ring.0 += 1;
-        event.seq = ring.0;
-        if let Some(file) = &self.file
-            && let Ok(line) = serde_json::to_string(&event)
-        {
-            let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            // An audit write failure must not take the server down; the ring still has it.
-            let _ = writeln!(file, "{line}");
-        }
-        if ring.1.len() == AUDIT_RING {
-            ring.1.pop_front();
-        }
-        ring.1.push_back(event);
+    /// Records an authenticated decision or an event of the server's own (its `seq` is
+    /// assigned here). Never limited, never waits for the disk.
+    pub fn record(&self, event: AuditEvent) {
+        let mut rings = self.lock();
+        self.push(&mut rings, event, false);
     }
 
-    /// Events with `seq > after`, oldest first, at most `limit`.
-    pub fn after(&self, after: u64, limit: usize) -> Vec<AuditEvent> {
-        let ring = self
-            .ring
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        ring.1
-            .iter()
-            .filter(|e| e.seq > after)
-            .take(limit)
-            .cloned()
-            .collect()
+    /// Records a request from a caller without credentials (or refused at the TLS handshake):
+    /// kept in its own ring, and a refusal is rate-limited per endpoint and kind of reason —
+    /// the first `ANONYMOUS_FIRST` in a window are recorded, the rest summed into one summary.
+    pub fn record_anonymous(&self, event: AuditEvent) {
+        let mut rings = self.lock();
+        let now = event.time;
+        for summary in rings.limiter.due(now) {
+            self.push(&mut rings, summary, true);
+        }
+        if event.result != "allow" && !rings.limiter.admit(&event) {
+            self.counters.summarised.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.push(&mut rings, event, true);
     }
+
+    /// Records the summaries of windows that closed by `now` (called every few seconds, so a
+    /// flood that stops is still summed up).
+    pub fn tick(&self, now: i64) {
+        let mut rings = self.lock();
+        for summary in rings.limiter.due(now) {
+            self.push(&mut rings, summary, true);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rings> {
+        self.rings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, rings: &mut Rings, mut event: AuditEvent, anonymous: bool) {
+        rings.seq += 1;
+        event.seq = rings.seq;
+        if let Some(writer) = &self.writer
+            && !writer.send(event.clone(), &self.counters)
+            && event.expires_at.is_some()
+        {
+            let mut unwritten = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
+            if unwritten.len() == UNWRITTEN_ISSUED {
+                unwritten.pop_front();
+            }
+            unwritten.push_back(event.clone());
+        }
+        let (ring, capacity) = if anonymous {
+            (&mut rings.anonymous, ANONYMOUS_RING)
+        } else {
+            (&mut rings.decisions, AUDIT_RING)
+        };
+        if ring.len() == capacity {
+            ring.pop_front();
+        }
+        ring.push_back(event);
+    }
+
+    /// Events with `seq > after`, oldest first, at most `limit`: both rings, merged by `seq`.
+    pub fn after(&self, after: u64, limit: usize) -> Vec<AuditEvent> {
+        let rings = self.lock();
+        let start = |ring: &VecDeque<AuditEvent>| ring.partition_point(|e| e.seq <= after);
+        let mut decisions = rings.decisions.range(start(&rings.decisions)..).peekable();
+        let mut anonymous = rings.anonymous.range(start(&rings.anonymous)..).peekable();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let next = match (decisions.peek(), anonymous.peek()) {
+                (Some(d), Some(a)) if a.seq < d.seq => anonymous.next(),
+                (Some(_), _) => decisions.next(),
+                (None, _) => anonymous.next(),
+            };
+            match next {
+                Some(event) => out.push(event.clone()),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Waits (up to 5 s) until every event recorded so far is in the file, summaries of open
+    /// windows aside. Shutdown calls it; so do the key endpoints before they read the file.
+    pub fn flush(&self) {
+        if let Some(writer) = &self.writer {
+            writer.flush();
+        }
+    }
+
+    /// The audit trail's issued-token records: streamed from the files (oldest first, rotated
+    /// ones included) after a flush, one line at a time whatever the files hold, then those
+    /// the queue dropped; without a file, the ring's.
+    pub fn issued(&self) -> impl Iterator<Item = AuditEvent> + use<> {
+        self.flush();
+        let from_files = self.path.as_deref().map(read_trail).into_iter().flatten();
+        let in_memory: Vec<AuditEvent> = match self.writer {
+            Some(_) => self
+                .unwritten
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
+            None => self
+                .lock()
+                .decisions
+                .iter()
+                .filter(|e| e.expires_at.is_some())
+                .cloned()
+                .collect(),
+        };
+        from_files.chain(in_memory)
+    }
+}
+
+impl Drop for AuditLog {
+    /// Writes what is queued before the log goes away.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.close();
+        }
+    }
+}
+
+/// A kind of reason: the text before its first colon, at most 48 characters ("token
+/// rejected", "malformed request", …), so details (which differ per request) share a bucket.
+fn reason_kind(reason: &str) -> String {
+    let head = reason.split(':').next().unwrap_or(reason);
+    head.chars().take(48).collect()
+}
+
+#[derive(Debug)]
+struct Window {
+    started: i64,
+    recorded: u32,
+    summarised: u64,
+    result: String,
+}
+
+/// The rate limit on refusals of callers without credentials: per (endpoint, kind of reason),
+/// a window of `ANONYMOUS_WINDOW` seconds recording the first `ANONYMOUS_FIRST`. A flood thus
+/// adds at most 21 events per pair and minute, whatever its size.
+#[derive(Debug, Default)]
+struct Limiter {
+    windows: HashMap<(String, String), Window>,
+}
+
+impl Limiter {
+    /// Whether to record `event` one by one; when not, it is counted into its window's summary.
+    fn admit(&mut self, event: &AuditEvent) -> bool {
+        let mut key = (event.endpoint.clone(), reason_kind(&event.reason));
+        if !self.windows.contains_key(&key) && self.windows.len() >= ANONYMOUS_KEYS {
+            key = ("(other endpoints)".into(), "(other reasons)".into());
+        }
+        let window = self.windows.entry(key).or_insert_with(|| Window {
+            started: event.time,
+            recorded: 0,
+            summarised: 0,
+            result: event.result.clone(),
+        });
+        if window.recorded < ANONYMOUS_FIRST {
+            window.recorded += 1;
+            true
+        } else {
+            window.summarised += 1;
+            false
+        }
+    }
+
+    /// Closes the windows that ended by `now`, with a summary event for each that held back
+    /// refusals.
+    fn due(&mut self, now: i64) -> Vec<AuditEvent> {
+        let mut summaries = Vec::new();
+        self.windows.retain(|(endpoint, kind), window| {
+            if now < window.started + ANONYMOUS_WINDOW {
+                return true;
+            }
+            if window.summarised > 0 {
+                summaries.push(AuditEvent {
+                    seq: 0,
+                    time: now,
+                    caller: None,
+                    auth: "none".into(),
+                    endpoint: endpoint.clone(),
+                    resource: None,
+                    operation: None,
+                    result: window.result.clone(),
+                    reason: format!(
+                        "{} similar refusals ({kind}) in the last {} s, after the {} recorded one by one",
+                        window.summarised,
+                        now - window.started,
+                        window.recorded
+                    ),
+                    revocation_id: None,
+                    expires_at: None,
+                });
+            }
+            false
+        });
+        summaries.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        summaries
+    }
+}
+
+enum Message {
+    Event(Box<AuditEvent>),
+    Flush(mpsc::Sender<()>),
+}
+
+/// The writer thread and its queue.
+struct Writer {
+    queue: SyncSender<Message>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(
+        path: &Path,
+        config: AuditConfig,
+        counters: Arc<AuditCounters>,
+    ) -> Result<Writer, AuditError> {
+        let file = AuditFile::open(path, config).map_err(|source| AuditError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let (queue, receiver) = mpsc::sync_channel(config.queue);
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_events(file, receiver, &counters))
+            .map_err(|source| AuditError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Writer {
+            queue,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues an event; a full queue drops it and counts it (false), it never waits.
+    fn send(&self, event: AuditEvent, counters: &AuditCounters) -> bool {
+        match self.queue.try_send(Message::Event(Box::new(event))) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Whether the writer caught up within `FLUSH_TIMEOUT`.
+    fn flush(&self) -> bool {
+        let (done, wait) = mpsc::channel();
+        // `send` would wait for room in the queue as long as the writer is stuck: retry
+        // `try_send` instead, within the same deadline.
+        let deadline = std::time::Instant::now() + FLUSH_TIMEOUT;
+        let mut message = Message::Flush(done);
+        loop {
+            match self.queue.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    message = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return false,
+            }
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        wait.recv_timeout(left).is_ok()
+    }
+
+    /// Writes what is queued and stops the thread; a writer stuck on its disk past the flush
+    /// deadline is left behind rather than waited for.
+    fn close(mut self) {
+        let caught_up = self.flush();
+        drop(self.queue);
+        if let Some(thread) = self.thread.take()
+            && caught_up
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: appends each event as a line, flushing whenever the queue is empty (so
+/// a burst costs one write, and nothing waits in the buffer while the server is idle).
+fn write_events(mut file: AuditFile, receiver: Receiver<Message>, counters: &AuditCounters) {
+    let mut next = receiver.recv();
+    while let Ok(message) = next {
+        match message {
+            Message::Event(event) => {
+                if file.append(&event).is_err() {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Message::Flush(done) => {
+                let _ = file.flush();
+                let _ = done.send(());
+            }
+        }
+        next = match receiver.try_recv() {
+            Ok(message) => Ok(message),
+            Err(mpsc::TryRecvError::Empty) => {
+                let _ = file.flush();
+                receiver.recv()
+            }
+            Err(mpsc::TryRecvError::Disconnected) => Err(mpsc::RecvError),
+        };
+    }
+    let _ = file.flush();
+}
+
+/// The file being written, its size, and the rotated ones' latest token expiries.
+struct AuditFile {
+    path: PathBuf,
+    out: BufWriter<std::fs::File>,
+    size: u64,
+    config: AuditConfig,
+    /// Latest `expires_at` per rotated file number, read once per file (rotated files never
+    /// change).
+    expiries: HashMap<u64, i64>,
+}
+
+impl AuditFile {
+    fn open(path: &Path, config: AuditConfig) -> std::io::Result<AuditFile> {
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
+        Ok(AuditFile {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(64 * 1024, file),
+            size,
+            config,
+            expiries: HashMap::new(),
+        })
+    }
+
+    fn append(&mut self, event: &AuditEvent) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let len = line.len() as u64;
+        // A rotation that fails (a directory made read-only, say) is tried again at the next
+        // line; meanwhile lines go on into the current file rather than being lost.
+        if self.size > 0 && self.size + len > self.config.max_file_bytes {
+            let _ = self.rotate(crate::token::clock::unix_now());
+        }
+        self.out.write_all(line.as_bytes())?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Renames the file to `PATH.N` (N one more than the newest rotated file; a rename keeps
+    /// its mode, 0600), starts a new one, and deletes rotated files past the retention count
+    /// whose identity tokens have all expired.
+    fn rotate(&mut self, now: i64) -> std::io::Result<()> {
+        self.out.flush()?;
+        let number = rotated_files(&self.path)?
+            .last()
+            .map_or(1, |(number, _)| number + 1);
+        let fresh = numbered(&self.path, number);
+        std::fs::rename(&self.path, &fresh)?;
+        match open_append(&self.path) {
+            Ok(file) => self.out = BufWriter::with_capacity(64 * 1024, file),
+            Err(error) => {
+                // Keep writing where we were rather than nowhere.
+                let _ = std::fs::rename(&fresh, &self.path);
+                return Err(error);
+            }
+        }
+        self.size = 0;
+        let rotated = rotated_files(&self.path)?;
+        let keep = self.config.max_files.saturating_sub(1);
+        let past_count = rotated.len().saturating_sub(keep);
+        for (number, file) in rotated.into_iter().take(past_count) {
+            let expiry = match self.expiries.get(&number) {
+                Some(expiry) => *expiry,
+                None => {
+                    let expiry = latest_expiry(&file);
+                    self.expiries.insert(number, expiry);
+                    expiry
+                }
+            };
+            // Key retirement asks the trail which live tokens a key signed; a file recording
+            // one is kept until it expires (see SECURITY.md, "Audit").
+            if expiry <= now {
+                std::fs::remove_file(&file)?;
+                self.expiries.remove(&number);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn numbered(path: &Path, number: u64) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{number}"));
+    PathBuf::from(name)
+}
+
+/// The rotated files of the audit file at `path` (`PATH.1`, `PATH.2`, …), oldest first.
+pub fn rotated_files(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let file_name = entry.file_name();
+            let number = file_name.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
+            Some((number, entry.path()))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The latest identity-token expiry a file records (`i64::MIN` for none, or an unreadable file).
+fn latest_expiry(file: &Path) -> i64 {
+    read_lines(file)
+        .filter(|line| line.contains("\"expires_at\""))
+        .filter_map(|line| serde_json::from_str::<AuditEvent>(&line).ok())
+        .filter_map(|event| event.expires_at)
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
+/// The issued-token records of the audit trail at `path`: its rotated files, oldest first, then
+/// the file itself, one line at a time. Lines that do not parse (a torn last line) are skipped.
+pub fn read_trail(path: &Path) -> impl Iterator<Item = AuditEvent> + use<> {
+    let mut files: Vec<PathBuf> = rotated_files(path)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, file)| file)
+        .collect();
+    files.push(path.to_path_buf());
+    files
+        .into_iter()
+        .flat_map(|file| read_lines(&file))
+        .filter(|line| line.contains("\"expires_at\""))
+        .filter_map(|line| serde_json::from_str(&line).ok())
+}
+
+/// The lines of a file, one at a time; a line over `MAX_LINE` bytes is skipped, and a missing
+/// or unreadable file reads as empty.
+fn read_lines(file: &Path) -> impl Iterator<Item = String> + use<> {
+    let mut reader = std::fs::File::open(file).ok().map(BufReader::new);
+    std::iter::from_fn(move || {
+        let source = reader.as_mut()?;
+        loop {
+            match bounded_line(source) {
+                Ok(Some(Some(line))) => return Some(line),
+                Ok(Some(None)) => continue,
+                Ok(None) | Err(_) => {
+                    reader = None;
+                    return None;
+                }
+            }
+        }
+    })
+}
+
+/// The next line: `Some(Some(text))`, `Some(None)` for one skipped (too long, not UTF-8), or
+/// `None` at the end. Never holds more than `MAX_LINE` bytes.
+fn bounded_line(source: &mut impl BufRead) -> std::io::Result<Option<Option<String>>> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buffer = source.fill_buf()?;
+        if buffer.is_empty() {
+            if line.is_empty() && !too_long {
+                return Ok(None);
+            }
+            break;
+        }
+        let (chunk, ends) = match buffer.iter().position(|b| *b == b'\n') {
+            Some(at) => (&buffer[..at], at + 1),
+            None => (buffer, buffer.len()),
+        };
+        let found = ends > chunk.len();
+        if !too_long && line.len() + chunk.len() <= MAX_LINE {
+            line.extend_from_slice(chunk);
+        } else {
+            too_long = true;
+            line.clear();
+        }
+        source.consume(ends);
+        if found {
+            break;
+        }
+    }
+    if too_long {
+        return Ok(Some(None));
+    }
+    Ok(Some(String::from_utf8(line).ok()))
 }
 
 #[cfg(test)]
@@ -121,24 +695,258 @@ mod tests {
         }
     }
 
+    fn decision(i: usize) -> AuditEvent {
+        AuditEvent {
+            caller: Some("uri:urn:company:alice".into()),
+            auth: "mtls".into(),
+            result: "allow".into(),
+            ..event(&format!("decision {i}"))
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
     #[test]
     fn the_ring_is_bounded_and_the_file_gets_json_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::new(Some(path.clone())).unwrap();
+        let log = AuditLog::new(Some(path.clone()), AuditConfig::default()).unwrap();
         for i in 0..AUDIT_RING + 5 {
-            log.record(event(&i.to_string()));
+            log.record(decision(i));
         }
         let all = log.after(0, usize::MAX);
         assert_eq!(all.len(), AUDIT_RING);
         assert_eq!(all[0].seq, 6);
         assert_eq!(log.after(all.last().unwrap().seq - 2, 10).len(), 2);
+        log.flush();
         let lines = std::fs::read_to_string(&path).unwrap();
         assert_eq!(lines.lines().count(), AUDIT_RING + 5);
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    /// 100,000 refusals without credentials on two endpoints and two kinds of reason, spread
+    /// over three minutes: 20 recorded per pair and window plus one summary, and the decisions
+    /// before and after are all still in the ring, which keeps only the newest 200 of the rest.
+    #[test]
+    fn a_flood_of_anonymous_refusals_is_summarised_and_evicts_no_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::new(Some(path.clone()), AuditConfig::default()).unwrap();
+        for i in 0..10 {
+            log.record(decision(i));
+        }
+        let flood = 100_000;
+        for i in 0..flood {
+            let mut junk = event(if i % 2 == 0 {
+                "token rejected: not base64 at 0"
+            } else {
+                "malformed request: expected value at line 1 column 1"
+            });
+            junk.endpoint = if i % 4 < 2 {
+                "/verify_token"
+            } else {
+                "/request_token"
+            }
+            .into();
+            junk.time = 1_000 + (i * 180 / flood) as i64;
+            log.record_anonymous(junk);
+        }
+        log.tick(1_000 + 240);
+        for i in 10..20 {
+            log.record(decision(i));
+        }
+        let ring = log.after(0, usize::MAX);
+        let decisions = ring.iter().filter(|e| e.caller.is_some()).count();
+        assert_eq!(decisions, 20, "every decision is kept");
+        assert_eq!(ring.len(), 20 + ANONYMOUS_RING);
+        let seqs: Vec<u64> = ring.iter().map(|e| e.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "merged in order");
+
+        log.flush();
+        let anonymous: Vec<AuditEvent> = read_lines(&path)
+            .map(|line| serde_json::from_str::<AuditEvent>(&line).unwrap())
+            .filter(|e| e.caller.is_none())
+            .collect();
+        // 4 pairs × 3 windows × (20 + 1 summary).
+        let first = ANONYMOUS_FIRST as u64;
+        assert_eq!(anonymous.len() as u64, 4 * 3 * (first + 1));
+        let summarised: u64 = anonymous
+            .iter()
+            .filter(|e| e.reason.contains("similar refusals"))
+            .map(|e| e.reason.split(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(summarised + 4 * 3 * first, flood as u64);
+        assert_eq!(log.counters.summarised.load(Ordering::Relaxed), summarised);
+        assert!(
+            anonymous.iter().any(|e| e.endpoint == "/verify_token"
+                && e.reason.contains(
+                    "similar refusals (token rejected) in the last 60 s, after the 20 recorded"
+                )),
+            "{anonymous:#?}"
         );
+    }
+
+    #[test]
+    fn novel_endpoints_share_one_bucket_past_the_key_limit() {
+        let log = AuditLog::new(None, AuditConfig::default()).unwrap();
+        for i in 0..10_000 {
+            let mut junk = event(&format!("reason {i}: detail"));
+            junk.endpoint = format!("/e{i}");
+            log.record_anonymous(junk);
+        }
+        let rings = log.lock();
+        assert_eq!(rings.limiter.windows.len(), ANONYMOUS_KEYS + 1);
+        // One each for the first 64 pairs, then twenty for all the others together.
+        let recorded = ANONYMOUS_KEYS + ANONYMOUS_FIRST as usize;
+        assert_eq!(rings.anonymous.len(), recorded);
+        assert_eq!(
+            log.counters.summarised.load(Ordering::Relaxed),
+            10_000 - recorded as u64
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_the_configured_files_at_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let config = AuditConfig {
+            max_file_bytes: 4_096,
+            max_files: 3,
+            queue: 64,
+        };
+        let log = AuditLog::new(Some(path.clone()), config).unwrap();
+        for i in 0..1_000 {
+            log.record(decision(i));
+            if i % 50 == 0 {
+                log.flush();
+            }
+        }
+        log.flush();
+        let rotated = rotated_files(&path).unwrap();
+        assert_eq!(rotated.len(), 2, "{rotated:?}");
+        for file in rotated.iter().map(|(_, f)| f).chain([&path]) {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
+            assert!(std::fs::metadata(file).unwrap().len() <= 4_096);
+        }
+        // The newest events are in the kept files, in order.
+        let text: String = rotated
+            .iter()
+            .map(|(_, f)| std::fs::read_to_string(f).unwrap())
+            .chain([std::fs::read_to_string(&path).unwrap()])
+            .collect();
+        assert!(
+            text.trim_end()
+                .ends_with("\"reason\":\"decision 999\",\"revocation_id\":null}")
+        );
+    }
+
+    #[test]
+    fn a_rotated_file_recording_a_live_token_is_kept_past_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let config = AuditConfig {
+            max_file_bytes: 2_048,
+            max_files: 2,
+            queue: 64,
+        };
+        let now = crate::token::clock::unix_now();
+        let log = AuditLog::new(Some(path.clone()), config).unwrap();
+        log.record(AuditEvent {
+            endpoint: "/request_identity_token".into(),
+            expires_at: Some(now + 3_600),
+            ..decision(0)
+        });
+        log.record(AuditEvent {
+            endpoint: "/request_identity_token".into(),
+            expires_at: Some(now - 1),
+            ..decision(1)
+        });
+        for i in 2..500 {
+            log.record(decision(i));
+            log.flush();
+        }
+        let rotated = rotated_files(&path).unwrap();
+        assert_eq!(rotated[0].0, 1, "the first file is kept: {rotated:?}");
+        assert_eq!(rotated.len(), 2, "the others went: {rotated:?}");
+        let issued: Vec<AuditEvent> = log.issued().collect();
+        assert!(
+            issued.iter().any(|e| e.expires_at == Some(now + 3_600)),
+            "the live token is still found"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_never_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let config = AuditConfig {
+            queue: 1,
+            ..AuditConfig::default()
+        };
+        let log = AuditLog::new(Some(path.clone()), config).unwrap();
+        let start = std::time::Instant::now();
+        for i in 0..20_000 {
+            log.record(decision(i));
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let dropped = log.counters.dropped.load(Ordering::Relaxed);
+        log.flush();
+        let written = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+        assert!(dropped > 0, "a queue of one overflows");
+        assert_eq!(
+            written + dropped,
+            20_000,
+            "each event is written or counted"
+        );
+        assert_eq!(
+            log.after(0, usize::MAX).len(),
+            AUDIT_RING,
+            "the ring has them all"
+        );
+
+        // An issued token whose record is dropped is still found by the trail.
+        for i in 0..5_000 {
+            log.record(AuditEvent {
+                expires_at: Some(10_000 + i),
+                ..decision(0)
+            });
+        }
+        let found = log.issued().count();
+        assert_eq!(found, 5_000, "written or kept aside, never lost");
+    }
+
+    #[test]
+    fn lines_are_read_one_at_a_time_and_overlong_ones_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let issued = AuditEvent {
+            expires_at: Some(5),
+            ..decision(0)
+        };
+        let line = serde_json::to_string(&issued).unwrap();
+        let long = format!("{{\"expires_at\":1,\"x\":\"{}\"}}", "a".repeat(MAX_LINE));
+        std::fs::write(&path, format!("{line}\n{long}\n{line}\n{{torn")).unwrap();
+        let events: Vec<AuditEvent> = read_trail(&path).collect();
+        assert_eq!(events, vec![issued.clone(), issued]);
+    }
+
+    #[test]
+    fn settings_of_zero_are_refused() {
+        for config in [
+            AuditConfig {
+                max_files: 0,
+                ..AuditConfig::default()
+            },
+            AuditConfig {
+                queue: 0,
+                ..AuditConfig::default()
+            },
+        ] {
+            let err = AuditLog::new(None, config).err().unwrap();
+            assert!(err.to_string().contains("at least 1"), "{err}");
+        }
     }
 }

@@ -118,7 +118,7 @@ impl Outcome<'_> {
             }
         };
         state.metrics.decision(self.endpoint, result_word);
-        state.audit.record(AuditEvent {
+        let event = AuditEvent {
             seq: 0,
             time: unix_now(),
             caller: self.caller.map(|c| c.identity.clone()),
@@ -134,7 +134,13 @@ impl Outcome<'_> {
             reason,
             revocation_id: self.caller.and_then(|c| c.revocation_id.clone()),
             expires_at,
-        });
+        };
+        // Callers without credentials are rate-limited in the audit trail; decisions about an
+        // authenticated caller never are.
+        match self.caller {
+            Some(_) => state.audit.record(event),
+            None => state.audit.record_anonymous(event),
+        }
         response
     }
 }
@@ -913,7 +919,7 @@ async fn metrics(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(&gauges),
+        state.metrics.render(&gauges) + &super::metrics::audit(&state.audit.counters),
     )
         .into_response()
 }

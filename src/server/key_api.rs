@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use super::audit::AuditEvent;
 use super::auth::{ApiError, PeerCertificate};
 use super::handlers::{Issued, Outcome, body, operator};
 use super::keys::{KeyInfo, KeySetFailure, policy_lifetime, signed_by};
@@ -218,17 +217,17 @@ fn apply(
         Change::Activate => {
             let id = id()?;
             let lifetime = policy_lifetime(&state.snapshot().policy);
-            let events = issued_events(state);
-            state.keys.change(now, |set| {
-                let issued = signed_by(set, set.active().id, &events, now);
+            let events = state.audit.issued();
+            state.keys.change(now, move |set| {
+                let issued = signed_by(set, set.active().id, events, now);
                 set.activate(id, now, &lifetime, &issued)
             })
         }
         Change::Retire => {
             let id = id()?;
-            let events = issued_events(state);
-            state.keys.change(now, |set| {
-                let live = signed_by(set, id, &events, now);
+            let events = state.audit.issued();
+            state.keys.change(now, move |set| {
+                let live = signed_by(set, id, events, now);
                 set.retire(id, now, &live, request.force)
             })
         }
@@ -260,23 +259,4 @@ fn key_error(error: KeySetError) -> ApiError {
         KeySetError::Io { .. } | KeySetError::Invalid { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, error.to_string())
-}
-
-/// Everything the audit trail knows the server issued: the file when there is one (it goes
-/// back further than the in-memory ring), else the ring.
-pub fn issued_events(state: &ServerState) -> Vec<AuditEvent> {
-    if let Some(path) = state.audit.path()
-        && let Ok(text) = std::fs::read_to_string(path)
-    {
-        return parse_audit_lines(&text);
-    }
-    state.audit.after(0, super::audit::AUDIT_RING)
-}
-
-/// Audit events from JSON lines, skipping lines that do not parse (a torn last line).
-pub fn parse_audit_lines(text: &str) -> Vec<AuditEvent> {
-    text.lines()
-        .filter(|line| line.contains("\"expires_at\""))
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
 }

@@ -253,37 +253,59 @@ impl KeyHolder {
     }
 }
 
+/// Most live tokens a key-change report lists (the ones expiring last: the decision needs only
+/// whether there is one and the latest expiry, which these keep). ~100 bytes each.
+pub const MAX_LIVE_LISTED: usize = 10_000;
+
 /// Identity tokens seen issued in `[from, to]` that are still live at `now`: the tokens a key
-/// that signed during that window would cut off.
-fn live_issued<'a>(
-    events: impl IntoIterator<Item = &'a AuditEvent>,
+/// that signed during that window would cut off. Reads `events` once, in any order, keeping at
+/// most `MAX_LIVE_LISTED`, latest expiry first.
+fn live_issued(
+    events: impl IntoIterator<Item = AuditEvent>,
     from: i64,
     to: i64,
     now: i64,
 ) -> Vec<LiveToken> {
-    let mut live: Vec<LiveToken> = events
+    // A min-heap on expiry: the earliest-expiring token is dropped when it is full.
+    let mut kept: std::collections::BinaryHeap<std::cmp::Reverse<(i64, i64, String)>> =
+        std::collections::BinaryHeap::new();
+    for event in events {
+        if event.result != "allow" || event.time < from || event.time > to {
+            continue;
+        }
+        let Some(expires_at) = event.expires_at.filter(|at| *at > now) else {
+            continue;
+        };
+        let identity = format!(
+            "{} via {}",
+            event.caller.as_deref().unwrap_or("(anonymous)"),
+            event.endpoint
+        );
+        kept.push(std::cmp::Reverse((expires_at, event.time, identity)));
+        if kept.len() > MAX_LIVE_LISTED {
+            kept.pop();
+        }
+    }
+    kept.into_sorted_vec()
         .into_iter()
-        .filter(|e| e.result == "allow" && e.time >= from && e.time <= to)
-        .filter_map(|e| {
-            let expires_at = e.expires_at.filter(|at| *at > now)?;
-            Some(LiveToken {
-                identity: format!(
-                    "{} via {}",
-                    e.caller.as_deref().unwrap_or("(anonymous)"),
-                    e.endpoint
-                ),
-                issued_at: e.time,
+        .map(
+            |std::cmp::Reverse((expires_at, issued_at, identity))| LiveToken {
+                identity,
+                issued_at,
                 expires_at,
-            })
-        })
-        .collect();
-    live.sort_by_key(|t| std::cmp::Reverse(t.expires_at));
-    live
+            },
+        )
+        .collect()
 }
 
 /// The identity tokens key `id` signed that are still live at `now`, from the audit trail: those
-/// issued while it was the active key (none for a key not in the set).
-pub fn signed_by(set: &KeySet, id: u32, events: &[AuditEvent], now: i64) -> Vec<LiveToken> {
+/// issued while it was the active key (none for a key not in the set). `events` is streamed.
+pub fn signed_by(
+    set: &KeySet,
+    id: u32,
+    events: impl IntoIterator<Item = AuditEvent>,
+    now: i64,
+) -> Vec<LiveToken> {
     let Some(entry) = set.entries().iter().find(|e| e.id == id) else {
         return Vec::new();
     };

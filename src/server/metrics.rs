@@ -223,6 +223,28 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The audit log's counters, in the same exposition format.
+pub fn audit(counters: &super::audit::AuditCounters) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "hessra_audit_dropped_total",
+        "counter",
+        "Audit events not written to the file (the writer's queue was full, or the write failed); the in-memory ring still has them.",
+    );
+    let dropped = counters.dropped.load(Ordering::Relaxed);
+    let _ = writeln!(out, "hessra_audit_dropped_total {dropped}");
+    header(
+        &mut out,
+        "hessra_audit_summarised_total",
+        "counter",
+        "Refusals of callers without credentials counted into a summary event instead of recorded one by one.",
+    );
+    let summarised = counters.summarised.load(Ordering::Relaxed);
+    let _ = writeln!(out, "hessra_audit_summarised_total {summarised}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

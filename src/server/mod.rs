@@ -22,7 +22,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-pub use audit::{AuditEvent, AuditLog};
+pub use audit::{
+    AuditConfig, AuditEvent, AuditLog, read_trail as audit_trail,
+    rotated_files as audit_rotated_files,
+};
 pub use keys::{KeyInfo, RootKeySource};
 pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig, Status};
 
@@ -64,6 +67,8 @@ pub struct ServerConfig {
     pub root_keys: RootKeySource,
     /// Where to append audit events as JSON lines (0600); `None` keeps them in memory only.
     pub audit_file: Option<PathBuf>,
+    /// The audit file's rotation and the writer's queue (16 MiB × 5 files, 4,096 events).
+    pub audit: AuditConfig,
     /// Makes this server a multi-party signer for `/sign_token`.
     pub signer: Option<SignerConfig>,
     /// Where a git source is mirrored and the last good commit remembered.
@@ -76,6 +81,10 @@ pub struct ServerConfig {
     /// Refreshes in a row an identity token may have before `/refresh_identity_token` sends its
     /// holder back to their certificate (`token::DEFAULT_MAX_REFRESH_GENERATIONS` by default).
     pub max_refresh_generations: u32,
+    /// Largest `clients.toml` or `revocations.toml` read, in bytes; a larger one is refused from
+    /// its git object header (or file size) before it is read, like an invalid policy
+    /// (`gitops::DEFAULT_MAX_POLICY_BYTES` by default).
+    pub max_policy_bytes: u64,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -92,10 +101,13 @@ impl RunningServer {
         format!("https://{}", self.addr)
     }
 
-    /// Stops accepting, lets connections in flight finish, and waits for the loop to end.
+    /// Stops accepting, lets connections in flight finish, waits for the loop to end, and
+    /// writes the audit events still queued.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.audit.flush()).await;
     }
 }
 
@@ -118,6 +130,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     if let Some(interval) = poll_interval {
         tokio::spawn(sync_loop(state.clone(), interval, shutdown.subscribe()));
     }
+    tokio::spawn(audit_ticks(state.clone(), shutdown.subscribe()));
     let router = handlers::router(state.clone());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let loop_state = state.clone();
@@ -194,7 +207,7 @@ fn audit_refused_certificate(state: &ServerState, error: &std::io::Error) {
         .denied
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     state.metrics.decision("tls-handshake", "deny");
-    state.audit.record(AuditEvent {
+    state.audit.record_anonymous(AuditEvent {
         seq: 0,
         time: crate::token::clock::unix_now(),
         caller: None,
@@ -207,6 +220,18 @@ fn audit_refused_certificate(state: &ServerState, error: &std::io::Error) {
         revocation_id: None,
         expires_at: None,
     });
+}
+
+/// Closes the audit limiter's windows every few seconds, so a flood that stops is summed up
+/// within 5 s of its window's end rather than at the next refusal.
+async fn audit_ticks(state: Arc<ServerState>, mut stopping: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = stopping.changed() => return,
+        }
+        state.audit.tick(crate::token::clock::unix_now());
+    }
 }
 
 /// Longest wait between sync attempts while the remote keeps failing.

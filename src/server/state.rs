@@ -177,8 +177,12 @@ pub struct ServerState {
 
 impl ServerState {
     pub(super) fn new(config: ServerConfig, addr: SocketAddr) -> Result<ServerState, ServerError> {
-        let reader = PolicyReader::new(config.policy, config.state_dir.as_deref())
-            .map_err(ServerError::Io)?;
+        let reader = PolicyReader::new(
+            config.policy,
+            config.state_dir.as_deref(),
+            config.max_policy_bytes,
+        )
+        .map_err(ServerError::Io)?;
         let (snapshot, refused) = reader
             .load_initial()
             .map_err(|e| ServerError::Policy(describe(&e)))?;
@@ -197,8 +201,8 @@ impl ServerState {
             path: "server certificate".into(),
             message,
         })?;
-        let audit = AuditLog::new(config.audit_file)
-            .map_err(|e| ServerError::Io(format!("audit file: {e}")))?;
+        let audit = AuditLog::new(config.audit_file, config.audit)
+            .map_err(|e| ServerError::Io(e.to_string()))?;
         let keys = super::keys::KeyHolder::new(config.root_keys).map_err(ServerError::Keys)?;
         Ok(ServerState {
             addr,

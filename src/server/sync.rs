@@ -15,6 +15,8 @@ pub(super) struct PolicyReader {
     source: PolicySource,
     mirror: Option<Mirror>,
     last_good: Option<PathBuf>,
+    /// Largest policy file read, in bytes; a larger one is refused from its size alone.
+    limit: u64,
 }
 
 fn failure(revision: Option<String>, message: String, findings: Vec<Finding>) -> ReloadError {
@@ -27,13 +29,18 @@ fn failure(revision: Option<String>, message: String, findings: Vec<Finding>) ->
 }
 
 impl PolicyReader {
-    /// Git sources get a mirror under `state_dir` when one is given.
-    pub fn new(source: PolicySource, state_dir: Option<&Path>) -> Result<PolicyReader, String> {
+    /// Git sources get a mirror under `state_dir` when one is given. Policy files over `limit`
+    /// bytes are refused without being read.
+    pub fn new(
+        source: PolicySource,
+        state_dir: Option<&Path>,
+        limit: u64,
+    ) -> Result<PolicyReader, String> {
         let (mirror, last_good) = match (&source, state_dir) {
             (PolicySource::Git { repo, branch }, Some(dir)) => {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let url = repo.display().to_string();
-                let mirror = Mirror::open(&dir.join("mirror.git"), &url, branch)
+                let mirror = Mirror::open(&dir.join("mirror.git"), &url, branch, limit)
                     .map_err(|e| e.to_string())?;
                 (Some(mirror), Some(dir.join("last-good")))
             }
@@ -49,6 +56,7 @@ impl PolicyReader {
             source,
             mirror,
             last_good,
+            limit,
         })
     }
 
@@ -98,24 +106,13 @@ impl PolicyReader {
     pub fn load(&self, current: Option<&str>) -> Result<Option<PolicySnapshot>, ReloadError> {
         let (text, revocations, revision) = match (&self.source, &self.mirror) {
             (PolicySource::File(path), _) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    failure(
-                        None,
-                        format!("cannot read {}: {e}", path.display()),
-                        Vec::new(),
-                    )
-                })?;
+                let text = read_file_within(path, self.limit)
+                    .map_err(|message| failure(None, message, Vec::new()))?;
                 let beside = path.with_file_name(revocations::FILE);
-                let revocations = match std::fs::read_to_string(&beside) {
+                let revocations = match read_file_within(&beside, self.limit) {
                     Ok(text) => text,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                    Err(e) => {
-                        return Err(failure(
-                            None,
-                            format!("cannot read {}: {e}", beside.display()),
-                            Vec::new(),
-                        ));
-                    }
+                    Err(_) if !beside.exists() => String::new(),
+                    Err(message) => return Err(failure(None, message, Vec::new())),
                 };
                 let revision = content_hash(&format!("{text}\0{revocations}"));
                 (text, revocations, revision)
@@ -123,6 +120,10 @@ impl PolicyReader {
             (PolicySource::Git { .. }, Some(mirror)) => {
                 let tip = match mirror.fetch() {
                     Ok(tip) => tip,
+                    // The remote is there and its tip is refused: a bad commit, not an outage.
+                    Err(error @ gitops::GitError::TooLarge { .. }) => {
+                        return Err(refused_read(error.revision(), error));
+                    }
                     Err(error) if current.is_none() => {
                         // Starting without the remote: serve the last good commit we have.
                         self.remembered().ok_or_else(|| {
@@ -146,21 +147,29 @@ impl PolicyReader {
                 }
                 let text = mirror
                     .read(&tip, Path::new(POLICY_FILE))
-                    .map_err(|e| failure(Some(tip.clone()), e.to_string(), Vec::new()))?;
+                    .map_err(|e| refused_read(tip.clone(), e))?;
                 let revocations = optional(mirror.read(&tip, Path::new(revocations::FILE)))
-                    .map_err(|e| failure(Some(tip.clone()), e, Vec::new()))?;
+                    .map_err(|e| refused_read(tip.clone(), e))?;
                 (text, revocations, tip)
             }
             (PolicySource::Git { repo, branch }, None) => {
-                let (text, revision) =
-                    gitops::read_branch_file(repo, branch, Path::new(POLICY_FILE))
-                        .map_err(|e| failure(None, e.to_string(), Vec::new()))?;
-                let revocations = optional(gitops::read_at_revision(
+                let (text, revision) = gitops::read_branch_file_within(
+                    repo,
+                    branch,
+                    Path::new(POLICY_FILE),
+                    self.limit,
+                )
+                .map_err(|e| match &e {
+                    gitops::GitError::TooLarge { .. } => refused_read(e.revision(), e),
+                    _ => failure(None, e.to_string(), Vec::new()),
+                })?;
+                let revocations = optional(gitops::read_at_revision_within(
                     repo,
                     &revision,
                     Path::new(revocations::FILE),
+                    self.limit,
                 ))
-                .map_err(|e| failure(Some(revision.clone()), e, Vec::new()))?;
+                .map_err(|e| refused_read(revision.clone(), e))?;
                 (text, revocations, revision)
             }
         };
@@ -172,12 +181,49 @@ impl PolicyReader {
 }
 
 /// A file that may be absent at a revision: absent reads as empty.
-fn optional(read: Result<String, gitops::GitError>) -> Result<String, String> {
+fn optional(read: Result<String, gitops::GitError>) -> Result<String, gitops::GitError> {
     match read {
-        Ok(text) => Ok(text),
         Err(gitops::GitError::NoSuchFile { .. }) => Ok(String::new()),
-        Err(e) => Err(e.to_string()),
+        other => other,
     }
+}
+
+/// A policy file at `revision` that could not be taken (too large, missing, not text): the
+/// commit is refused like an invalid one, and the last good policy stays.
+fn refused_read(revision: String, error: gitops::GitError) -> ReloadError {
+    failure(
+        Some(revision),
+        format!("{error}; keeping the last good policy"),
+        Vec::new(),
+    )
+}
+
+/// A policy file from disk, refused from its size before it is read: more than `limit` bytes
+/// is an error naming the file, its size and the limit.
+fn read_file_within(path: &Path, limit: u64) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let size = file.metadata().map_err(cannot)?.len();
+    let too_large = |size: u64| {
+        format!(
+            "{} is {size} bytes, over the {limit}-byte limit (--max-policy-bytes); it was not read",
+            path.display()
+        )
+    };
+    if size > limit {
+        return Err(too_large(size));
+    }
+    // The file may grow between the size check and the read: read one byte past the limit at
+    // most, and refuse if it is there.
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))
 }
 
 fn validate(
@@ -265,7 +311,9 @@ mod tests {
                 repo: PathBuf::from(url),
                 branch: "main".into(),
             };
-            let err = PolicyReader::new(source, None).err().expect("refused");
+            let err = PolicyReader::new(source, None, gitops::DEFAULT_MAX_POLICY_BYTES)
+                .err()
+                .expect("refused");
             assert!(err.contains("--state-dir") && err.contains(url), "{err}");
         }
         for local in ["/srv/policy.git", "file:///srv/policy.git", "policy"] {

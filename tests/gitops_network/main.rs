@@ -7,7 +7,7 @@ mod servers;
 use std::path::{Path, PathBuf};
 
 use git2::Repository;
-use hessra_console::gitops::{self, GitError, Mirror, PushOutcome};
+use hessra_console::gitops::{self, DEFAULT_MAX_POLICY_BYTES, GitError, Mirror, PushOutcome};
 use servers::{GitDaemon, SmartHttp, bare_repository};
 
 const FILE: &str = "clients.toml";
@@ -92,7 +92,13 @@ fn push_fetch_pull_and_mirror_over_git_daemon() {
     assert_eq!(gitops::status(&alice, Path::new(FILE)).unwrap().behind, 0);
 
     // The server's mirror fetches over git:// too.
-    let mirror = Mirror::open(&dir.path().join("mirror.git"), &url, "main").unwrap();
+    let mirror = Mirror::open(
+        &dir.path().join("mirror.git"),
+        &url,
+        "main",
+        DEFAULT_MAX_POLICY_BYTES,
+    )
+    .unwrap();
     assert_eq!(mirror.fetch().unwrap(), tip(&bare));
 
     // A hook refusing the push is reported with the remote's reason.
@@ -176,7 +182,7 @@ fn smart_http_with_credentials_from_the_credential_helper() {
 
     // The server's mirror asks the helper its own configuration names.
     let mirror_path = dir.path().join("mirror.git");
-    let mirror = Mirror::open(&mirror_path, &url, "main").unwrap();
+    let mirror = Mirror::open(&mirror_path, &url, "main", DEFAULT_MAX_POLICY_BYTES).unwrap();
     set_helper(&mirror_path, good.to_str().unwrap());
     assert_eq!(mirror.fetch().unwrap(), pushed);
 }
@@ -232,10 +238,15 @@ fn https_and_ssh_remotes_say_to_rebuild_with_the_feature() {
             gitops::fetch(&clone).unwrap_err(),
             gitops::pull(&clone).unwrap_err(),
             gitops::push_reconciling(&clone, Path::new(FILE)).unwrap_err(),
-            Mirror::open(&dir.path().join(format!("mirror{index}")), url, "main")
-                .unwrap()
-                .fetch()
-                .unwrap_err(),
+            Mirror::open(
+                &dir.path().join(format!("mirror{index}")),
+                url,
+                "main",
+                DEFAULT_MAX_POLICY_BYTES,
+            )
+            .unwrap()
+            .fetch()
+            .unwrap_err(),
             gitops::clone(url, &dir.path().join(format!("new{index}"))).unwrap_err(),
         ];
         for err in errors {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod git_bomb;
 pub mod hostile;
 
 use hessra_console::server::{self, PolicySource, RunningServer, ServerConfig};
