@@ -131,6 +131,7 @@ impl Workspace {
             state_dir: Some(self.server_state.clone()),
             poll_interval: Some(std::time::Duration::from_secs(1)),
             slow_client_timeout: crate::server::SLOW_CLIENT_TIMEOUT,
+            limits: crate::server::ServerLimits::default(),
         })
     }
 }

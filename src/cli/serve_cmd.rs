@@ -181,6 +181,7 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         state_dir,
         poll_interval: (!args.poll_interval.is_zero()).then_some(args.poll_interval),
         slow_client_timeout: server::SLOW_CLIENT_TIMEOUT,
+        limits: server::ServerLimits::default(),
         listen,
         tls_cert_pem: read(&tls_cert)?,
         tls_key_pem: read(&tls_key)?,

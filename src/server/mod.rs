@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod connection;
 mod handlers;
 pub mod key_api;
 pub mod keys;
@@ -16,23 +17,61 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
+use tokio::sync::{Semaphore, TryAcquireError, watch};
 
 pub use audit::{AuditEvent, AuditLog};
 pub use keys::{KeyInfo, RootKeySource};
 pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig, Status};
 
-/// Most connections served at once; more wait in the kernel's accept queue.
+/// Most connections served at once; more wait in the kernel's accept queue. While all are
+/// taken, idle ones are shed after `ServerLimits::idle_timeout_when_full`.
 pub const MAX_CONNECTIONS: usize = 1_024;
-/// A TLS handshake, or a request's headers, taking longer than this are dropped (the default
-/// of `ServerConfig::slow_client_timeout`).
+/// A TLS handshake, a connection's first request, request headers or a request body taking
+/// longer than this are dropped (the default of `ServerConfig::slow_client_timeout`).
 pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Concurrent requests on one HTTP/2 connection: 1,024 connections × 16 streams × 64 KiB
+/// bodies bounds what request bodies can hold at once to 1 GiB.
+pub const MAX_HTTP2_STREAMS: u32 = 16;
+
+/// Deadlines that give a connection's slot back. The
+/// defaults are what `serve` uses; tests shorten them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A connection with no request in flight (HTTP/1 keep-alive, HTTP/2 without streams) is
+    /// closed after this long. Default 120 s: longer than the 90 s reqwest (the Hessra SDK's
+    /// HTTP client) and Go keep an idle connection, so they close first and never send a request
+    /// on a connection the server is closing.
+    pub idle_timeout: Duration,
+    /// The same while every one of the `MAX_CONNECTIONS` slots is taken, so a client waiting in
+    /// the accept queue gets a slot instead of waiting out idle ones. Default 1 s.
+    pub idle_timeout_when_full: Duration,
+    /// A request not answered this long after its headers arrived gets a 503. Default 30 s.
+    pub request_timeout: Duration,
+    /// A connection this old is closed gracefully (HTTP/2: a GOAWAY; HTTP/1: its next answer
+    /// says `Connection: close`), so the client reconnects and its certificate meets the
+    /// current policy's CAs at a handshake. Default 10 min.
+    pub max_connection_age: Duration,
+    /// HTTP/2 pings this often; a peer that does not answer within `http2_keep_alive_timeout`
+    /// is dropped. Defaults 20 s and 10 s.
+    pub http2_keep_alive_interval: Duration,
+    pub http2_keep_alive_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            idle_timeout: Duration::from_secs(120),
+            idle_timeout_when_full: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(30),
+            max_connection_age: Duration::from_secs(600),
+            http2_keep_alive_interval: Duration::from_secs(20),
+            http2_keep_alive_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Server failures at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +112,8 @@ pub struct ServerConfig {
     /// How long a client may take over its TLS handshake, and over sending its request headers,
     /// before the connection is dropped (`SLOW_CLIENT_TIMEOUT` by default).
     pub slow_client_timeout: Duration,
+    /// Connection deadlines and the verification pool.
+    pub limits: ServerLimits,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -109,7 +150,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .local_addr()
         .map_err(|e| ServerError::Io(e.to_string()))?;
     let poll_interval = config.poll_interval;
-    let slow_client_timeout = config.slow_client_timeout;
     let state = Arc::new(ServerState::new(config, addr)?);
     let (shutdown, mut stopping) = watch::channel(false);
     if let Some(interval) = poll_interval {
@@ -117,12 +157,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     }
     let router = handlers::router(state.clone());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (full, _) = watch::channel(false);
     let loop_state = state.clone();
     let task = tokio::spawn(async move {
         loop {
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => permit,
-                _ = stopping.changed() => break,
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(permit) => Ok(permit),
+                Err(TryAcquireError::Closed) => break,
+                Err(TryAcquireError::NoPermits) => {
+                    // Every slot is taken: idle connections are shed sooner until one frees.
+                    // Only a change wakes the connections, not every accept while full.
+                    full.send_if_modified(|full| !std::mem::replace(full, true));
+                    tokio::select! {
+                        permit = permits.clone().acquire_owned() => permit,
+                        _ = stopping.changed() => break,
+                    }
+                }
             };
             let Ok(permit) = permit else { break };
             let (tcp, _) = tokio::select! {
@@ -132,38 +182,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 },
                 _ = stopping.changed() => break,
             };
-            let acceptor = loop_state.acceptor();
-            let router = router.clone();
-            let audit_state = loop_state.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let tls =
-                    match tokio::time::timeout(slow_client_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(error)) => {
-                            audit_refused_certificate(&audit_state, &error);
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                let peer = auth::PeerCertificate::from_connection(tls.get_ref().1);
-                let service = router.map_request(
-                    move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(peer.clone());
-                        request
-                    },
-                );
-                let mut builder =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                // A client that trickles its headers is cut off instead of holding a slot.
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(slow_client_timeout);
-                let _ = builder
-                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                    .await;
-            });
+            // Full until an accept finds a sixteenth of the slots free: a burst of closes wakes
+            // the connections twice, not once per close.
+            if permits.available_permits() >= MAX_CONNECTIONS / 16 {
+                full.send_if_modified(|full| std::mem::replace(full, false));
+            }
+            let served = connection::Served {
+                state: loop_state.clone(),
+                router: router.clone(),
+                full: full.subscribe(),
+            };
+            tokio::spawn(connection::serve(tcp, served, permit));
         }
     });
     Ok(RunningServer {
