@@ -53,18 +53,21 @@ pub enum Limit {
     BodyTooLarge,
     BodyTimeout,
     RequestTimeout,
+    /// The verification pool had no worker free within the queue wait (503).
+    VerifyBusy,
     /// An open connection's client certificate no longer chains to a trusted CA (401).
     CertificateUntrusted,
 }
 
 impl Limit {
-    const ALL: [Limit; 7] = [
+    const ALL: [Limit; 8] = [
         Limit::IdleClose,
         Limit::IdleCloseWhenFull,
         Limit::AgeClose,
         Limit::BodyTooLarge,
         Limit::BodyTimeout,
         Limit::RequestTimeout,
+        Limit::VerifyBusy,
         Limit::CertificateUntrusted,
     ];
 
@@ -76,6 +79,7 @@ impl Limit {
             Limit::BodyTooLarge => "body_too_large",
             Limit::BodyTimeout => "body_timeout",
             Limit::RequestTimeout => "request_timeout",
+            Limit::VerifyBusy => "verify_busy",
             Limit::CertificateUntrusted => "certificate_untrusted",
         }
     }
@@ -310,7 +314,7 @@ mod tests {
         metrics.run_limit_hit();
         metrics.latency("/request_token", Duration::from_micros(800));
         metrics.latency("/request_token", Duration::from_millis(30));
-        metrics.limit_hit(Limit::BodyTimeout);
+        metrics.limit_hit(Limit::VerifyBusy);
         metrics.connection_opened();
         metrics.connection_opened();
         metrics.connection_closed();
@@ -337,7 +341,7 @@ mod tests {
             "hessra_root_key_info{id=\"2\",state=\"active\"} 1",
             "hessra_root_key_verify_until_seconds{id=\"1\"} 1795800000",
             "hessra_key_set_failing 1",
-            "hessra_limit_total{limit=\"body_timeout\"} 1",
+            "hessra_limit_total{limit=\"verify_busy\"} 1",
             "hessra_limit_total{limit=\"idle_close_when_full\"} 0",
             "hessra_connections_open 1",
             "hessra_policy_info{revision=\"abc\\\"def\"} 1",

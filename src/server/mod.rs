@@ -11,6 +11,7 @@ pub mod keys;
 mod metrics;
 mod state;
 mod sync;
+mod verify_pool;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// bodies bounds what request bodies can hold at once to 1 GiB.
 pub const MAX_HTTP2_STREAMS: u32 = 16;
 
-/// Deadlines that give a connection's slot back. The
+/// Deadlines that give a connection's slot back, and the pool tokens are verified on. The
 /// defaults are what `serve` uses; tests shorten them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerLimits {
@@ -58,10 +59,17 @@ pub struct ServerLimits {
     /// is dropped. Defaults 20 s and 10 s.
     pub http2_keep_alive_interval: Duration,
     pub http2_keep_alive_timeout: Duration,
+    /// Token verifications (signatures and Datalog) run at once, off the async workers.
+    /// Default twice the cores.
+    pub verify_workers: usize,
+    /// How long a request waits for a verification worker before it is answered 503 with
+    /// `Retry-After`. Default 500 ms.
+    pub verify_queue_wait: Duration,
 }
 
 impl Default for ServerLimits {
     fn default() -> ServerLimits {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ServerLimits {
             idle_timeout: Duration::from_secs(120),
             idle_timeout_when_full: Duration::from_secs(1),
@@ -69,6 +77,8 @@ impl Default for ServerLimits {
             max_connection_age: Duration::from_secs(600),
             http2_keep_alive_interval: Duration::from_secs(20),
             http2_keep_alive_timeout: Duration::from_secs(10),
+            verify_workers: 2 * cores,
+            verify_queue_wait: Duration::from_millis(500),
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::audit::AuditLog;
 use super::sync::PolicyReader;
+use super::verify_pool::VerifyPool;
 use super::{ServerConfig, ServerError, ServerLimits};
 use crate::policy::{Client, Finding, Policy};
 use crate::token::{KeyPair, clock::unix_now};
@@ -174,6 +175,8 @@ pub struct ServerState {
     pub started_at: i64,
     pub(super) limits: ServerLimits,
     pub(super) slow_client_timeout: std::time::Duration,
+    /// Where token verification runs, off the async workers.
+    pub(super) verify_pool: VerifyPool,
 }
 
 /// What the handshake of a new connection uses, and what an open connection's client
@@ -228,6 +231,10 @@ impl ServerState {
             audit,
             signer: config.signer,
             started_at: unix_now(),
+            verify_pool: VerifyPool::new(
+                config.limits.verify_workers,
+                config.limits.verify_queue_wait,
+            ),
             limits: config.limits,
             slow_client_timeout: config.slow_client_timeout,
         })
