@@ -421,6 +421,10 @@ pub(super) async fn bounded_request(
     next: Next,
 ) -> Response {
     let deadline = Instant::now() + state.limits.request_timeout;
+    if request.body().is_end_stream() {
+        // No body to wait for (a GET): no body deadline to set.
+        return answer_within(&state, deadline, next.run(request)).await;
+    }
     let body_allowed = state.slow_client_timeout.min(state.limits.request_timeout);
     let body_deadline = Instant::now() + body_allowed;
     let (parts, body) = request.into_parts();
@@ -461,7 +465,16 @@ pub(super) async fn bounded_request(
         }
     };
     let request = Request::from_parts(parts, Body::from(bytes));
-    match timeout_at(deadline, next.run(request)).await {
+    answer_within(&state, deadline, next.run(request)).await
+}
+
+/// The answer, or a 503 if it is not ready by the request deadline.
+async fn answer_within(
+    state: &ServerState,
+    deadline: Instant,
+    answer: impl Future<Output = Response>,
+) -> Response {
+    match timeout_at(deadline, answer).await {
         Ok(response) => response,
         Err(_) => {
             state.metrics.limit_hit(Limit::RequestTimeout);
@@ -494,7 +507,9 @@ async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, BodyError> 
         return Err(BodyError::TooLarge { drained: false });
     }
     let mut body = pin!(body);
-    let mut kept = Vec::with_capacity(declared.map_or(0, |n| n.min(MAX_BODY as u64) as usize));
+    // A body in one frame (most are) is kept as it came; more frames are joined.
+    let mut first: Option<Bytes> = None;
+    let mut joined = Vec::new();
     let mut seen = 0usize;
     while let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
         let frame = frame.map_err(|e| BodyError::Unreadable(e.to_string()))?;
@@ -505,12 +520,21 @@ async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, BodyError> 
         if seen > MAX_BODY + DRAIN_BUDGET {
             return Err(BodyError::TooLarge { drained: false });
         }
-        if seen <= MAX_BODY {
-            kept.extend_from_slice(&data);
+        if seen > MAX_BODY {
+            continue;
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            None => joined.extend_from_slice(&data),
+            Some(earlier) => {
+                joined.reserve(declared.map_or(0, |n| n.min(MAX_BODY as u64) as usize));
+                joined.extend_from_slice(&earlier);
+                joined.extend_from_slice(&data);
+            }
         }
     }
     if seen > MAX_BODY {
         return Err(BodyError::TooLarge { drained: true });
     }
-    Ok(Bytes::from(kept))
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
