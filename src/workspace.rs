@@ -134,6 +134,7 @@ impl Workspace {
             slow_client_timeout: crate::server::SLOW_CLIENT_TIMEOUT,
             max_refresh_generations: crate::token::DEFAULT_MAX_REFRESH_GENERATIONS,
             max_policy_bytes: crate::gitops::DEFAULT_MAX_POLICY_BYTES,
+            limits: crate::server::ServerLimits::default(),
         })
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::CommandResult;
 use super::output::{Failure, Report};
-use crate::server::{self, PolicySource, RootKeySource, ServerConfig, SignerConfig};
+use crate::server::{self, PolicySource, RootKeySource, ServerConfig, ServerLimits, SignerConfig};
 use crate::token::{self, keys};
 use crate::workspace;
 
@@ -78,6 +78,21 @@ pub struct ServeArgs {
     /// ... with this private key
     #[arg(long, requires = "signer_component")]
     signer_key: Option<PathBuf>,
+    /// Close a connection with no request in flight after this long [default: 120s; 1s while
+    /// every one of the 1,024 connection slots is taken]
+    #[arg(long, value_parser = parse_interval)]
+    idle_timeout: Option<std::time::Duration>,
+    /// Answer 503 to a request not answered this long after its headers [default: 30s]
+    #[arg(long, value_parser = parse_interval)]
+    request_timeout: Option<std::time::Duration>,
+    /// Close a connection this old gracefully: HTTP/2 with a GOAWAY, HTTP/1 after its next
+    /// answer [default: 10m]
+    #[arg(long, value_parser = parse_interval)]
+    max_connection_age: Option<std::time::Duration>,
+    /// Token verifications run at once, off the async workers; more wait up to 500 ms, then
+    /// get 503 with Retry-After [default: twice the cores]
+    #[arg(long)]
+    verify_workers: Option<usize>,
     /// Largest clients.toml or revocations.toml taken, in bytes (or 512KiB, 8MiB, 1GiB); a
     /// commit with a larger one is refused from the git object header, unread, and the last good
     /// policy stays
@@ -225,6 +240,28 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         .state_dir
         .or(ws.as_ref().map(|w| w.server_state.clone()));
     let client_ca_pem = args.client_ca.as_deref().map(read).transpose()?;
+    let defaults = ServerLimits::default();
+    let limits = ServerLimits {
+        idle_timeout: args.idle_timeout.unwrap_or(defaults.idle_timeout),
+        request_timeout: args.request_timeout.unwrap_or(defaults.request_timeout),
+        max_connection_age: args
+            .max_connection_age
+            .unwrap_or(defaults.max_connection_age),
+        verify_workers: args.verify_workers.unwrap_or(defaults.verify_workers),
+        ..defaults
+    };
+    for (name, value) in [
+        ("idle-timeout", limits.idle_timeout),
+        ("request-timeout", limits.request_timeout),
+        ("max-connection-age", limits.max_connection_age),
+    ] {
+        if value.is_zero() {
+            return Err(Failure::usage(format!("--{name} must be more than 0")));
+        }
+    }
+    if limits.verify_workers == 0 {
+        return Err(Failure::usage("--verify-workers must be at least 1"));
+    }
     Ok(ServerConfig {
         client_ca_pem,
         state_dir,
@@ -232,6 +269,7 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         slow_client_timeout: server::SLOW_CLIENT_TIMEOUT,
         max_refresh_generations: args.max_refresh_generations,
         max_policy_bytes: args.max_policy_bytes,
+        limits,
         listen,
         tls_cert_pem: read(&tls_cert)?,
         tls_key_pem: read(&tls_key)?,
@@ -279,5 +317,79 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn configured(dir: &Path, flags: &[&str]) -> Result<ServerConfig, Failure> {
+        let workspace = dir.display().to_string();
+        let mut argv = vec!["serve", "--workspace", workspace.as_str()];
+        argv.extend_from_slice(flags);
+        config(Serve::try_parse_from(argv).unwrap().args)
+    }
+
+    #[test]
+    fn connection_flags_set_the_limits_and_zero_deadlines_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        workspace::init(dir.path(), false).unwrap();
+        let defaults = configured(dir.path(), &[]).unwrap().limits;
+        assert_eq!(defaults, ServerLimits::default());
+        let limits = configured(
+            dir.path(),
+            &[
+                "--idle-timeout",
+                "90s",
+                "--request-timeout",
+                "500ms",
+                "--max-connection-age",
+                "2m",
+                "--verify-workers",
+                "3",
+            ],
+        )
+        .unwrap()
+        .limits;
+        assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(90));
+        assert_eq!(
+            limits.request_timeout,
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(
+            limits.max_connection_age,
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(limits.verify_workers, 3);
+        assert_eq!(
+            limits.idle_timeout_when_full,
+            defaults.idle_timeout_when_full
+        );
+        for (flag, value, message) in [
+            ("--idle-timeout", "0", "--idle-timeout must be more than 0"),
+            (
+                "--request-timeout",
+                "0ms",
+                "--request-timeout must be more than 0",
+            ),
+            (
+                "--verify-workers",
+                "0",
+                "--verify-workers must be at least 1",
+            ),
+        ] {
+            let Err(refused) = configured(dir.path(), &[flag, value]) else {
+                panic!("{flag} {value} accepted");
+            };
+            assert_eq!(refused.message, message);
+        }
     }
 }

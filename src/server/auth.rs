@@ -35,6 +35,8 @@ pub struct ApiError {
     pub message: String,
     /// A Datalog run limit stopped the evaluation: no verdict, counted apart from denials.
     pub run_limit: bool,
+    /// Seconds after which a busy server is worth asking again (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -43,6 +45,15 @@ impl ApiError {
             status,
             message: message.into(),
             run_limit: false,
+            retry_after: None,
+        }
+    }
+
+    /// 503 with `Retry-After: 1`: the server is busy, not refusing.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
         }
     }
 
@@ -74,13 +85,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(MessageResponse {
                 response_msg: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

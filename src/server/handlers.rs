@@ -15,7 +15,9 @@ use serde::Serialize;
 use super::MAX_BODY;
 use super::audit::AuditEvent;
 use super::auth::{self, ApiError, Caller, Context, Method, PeerCertificate};
+use super::metrics::Limit;
 use super::state::{PolicySnapshot, ServerState};
+use super::verify_pool::VerifyPoolError;
 use crate::policy::{
     self, Client, DEFAULT_AUTHZ_TOKEN_DURATION, DEFAULT_IDENTITY_TOKEN_DURATION, Request,
     Resolution, Resource,
@@ -55,6 +57,10 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::connection::bounded_request,
+        ))
         .with_state(state)
 }
 
@@ -146,19 +152,76 @@ impl Outcome<'_> {
 }
 
 /// Authenticates a caller with no request context for delegation policies.
-fn authenticated(
-    state: &ServerState,
-    snapshot: &PolicySnapshot,
+async fn authenticated(
+    state: &Shared,
+    snapshot: &Arc<PolicySnapshot>,
     peer: &PeerCertificate,
     headers: &HeaderMap,
 ) -> Result<Caller, ApiError> {
-    auth::authenticate(
-        snapshot,
-        peer,
-        headers,
-        &state.keys.current().verifier,
-        Context::default(),
-    )
+    authenticated_for(state, snapshot, peer, headers, Context::default()).await
+}
+
+/// Authenticates a caller; a Bearer token is verified on the verification pool, a certificate
+/// alone needs no token work and is decided here.
+async fn authenticated_for(
+    state: &Shared,
+    snapshot: &Arc<PolicySnapshot>,
+    peer: &PeerCertificate,
+    headers: &HeaderMap,
+    context: Context<'_>,
+) -> Result<Caller, ApiError> {
+    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+        let keys = state.keys.current();
+        return auth::authenticate(snapshot, peer, headers, &keys.verifier, context);
+    }
+    let (snapshot, peer, headers) = (snapshot.clone(), peer.clone(), headers.clone());
+    let resource = context.resource.map(str::to_string);
+    let operation = context.operation.map(str::to_string);
+    off_workers(state, move |state| {
+        let context = Context {
+            resource: resource.as_deref(),
+            operation: operation.as_deref(),
+        };
+        auth::authenticate(
+            &snapshot,
+            &peer,
+            &headers,
+            &state.keys.current().verifier,
+            context,
+        )
+    })
+    .await
+}
+
+/// `off_workers` for a request that parsed; a malformed one is answered without the pool.
+async fn with_request_off_workers<R: Send + 'static, T: Send + 'static>(
+    state: &Shared,
+    request: Result<R, ApiError>,
+    work: impl FnOnce(Shared, R) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let request = request?;
+    off_workers(state, move |state| work(state, request)).await
+}
+
+/// Runs token verification, and what follows from it, on the verification pool: never on an
+/// async worker, where a slow token would stall every connection that worker serves. A full
+/// pool is a 503 with `Retry-After`.
+async fn off_workers<T: Send + 'static>(
+    state: &Shared,
+    work: impl FnOnce(Shared) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let worker = state.clone();
+    match state.verify_pool.run(move || work(worker)).await {
+        Ok(result) => result,
+        Err(error @ VerifyPoolError::Busy { .. }) => {
+            state.metrics.limit_hit(Limit::VerifyBusy);
+            Err(ApiError::unavailable(error.to_string()))
+        }
+        Err(error @ VerifyPoolError::Failed(_)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error.to_string(),
+        )),
+    }
 }
 
 pub(super) fn body<T>(input: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -258,7 +321,7 @@ async fn request_identity_token(
     input: Result<Json<IdentityTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = authenticated(&state, &snapshot, &peer, &headers);
+    let caller = authenticated(&state, &snapshot, &peer, &headers).await;
     let caller_ref = caller.as_ref().ok();
     let result = (|| {
         let caller = caller.clone()?;
@@ -286,70 +349,88 @@ async fn request_identity_token(
     .finish(&state, result)
 }
 
+/// Verifies the current token and issues its successor; `caller` is who presented it, once
+/// known (for the audit).
+fn refresh(
+    state: &ServerState,
+    snapshot: &PolicySnapshot,
+    peer: &PeerCertificate,
+    request: RefreshIdentityTokenRequest,
+    caller: &mut Option<Caller>,
+) -> Result<(String, IdentityTokenResponse), ApiError> {
+    auth::refuse_revoked(
+        &snapshot.revoked,
+        &request.current_token,
+        StatusCode::UNAUTHORIZED,
+    )?;
+    let root_keys = state.keys.current();
+    let current = token::read_verified(&request.current_token, &root_keys.verifier)
+        .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
+    let view = &current.view;
+    if view.delegation_depth() > 0 {
+        return Err(ApiError::forbidden(
+            "refreshing a delegated token is refused: ask the identity that delegated it for a new delegation",
+        ));
+    }
+    if view.domain().is_some() {
+        return Err(ApiError::forbidden(
+            "domain-restricted tokens are not refreshed: the realm mints a new one",
+        ));
+    }
+    let verified = token::verify_identity_parsed(
+        &current.biscuit,
+        view,
+        &token::IdentityVerification::new(token::Actor::Bearer, unix_now()),
+    )
+    .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
+    let presented = Caller {
+        identity: verified.subject.clone(),
+        method: Method::Bearer,
+        token_domain: None,
+        revocation_id: verified.revocation_ids.last().cloned(),
+    };
+    if let Some(certified) = auth::certificate_identity(snapshot, peer)
+        && certified != presented.identity
+    {
+        return Err(ApiError::forbidden(format!(
+            "Identity mismatch: the certificate is for {certified} but the token is for {}",
+            presented.identity
+        )));
+    }
+    *caller = Some(presented.clone());
+    // The new token names this one and its ancestors, so revoking any of them (or force-retiring
+    // the key that signed one) refuses it too.
+    let max = state
+        .max_refresh_generations
+        .min(token::MAX_REFRESH_GENERATIONS);
+    let lineage = token::refreshed_lineage(&current, &root_keys.verifier, max)
+        .map_err(|e| ApiError::forbidden(e.to_string()))?;
+    let (_, ttl) = requested(&request.identifier);
+    issue_identity(
+        state,
+        client_of(snapshot, &presented.identity)?,
+        ttl,
+        &lineage,
+    )
+}
+
 async fn refresh_identity_token(
     State(state): State<Shared>,
     Extension(peer): Extension<PeerCertificate>,
     input: Result<Json<RefreshIdentityTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let mut caller = None;
-    let result = (|| {
-        let request = body(input)?;
-        auth::refuse_revoked(
-            &snapshot.revoked,
-            &request.current_token,
-            StatusCode::UNAUTHORIZED,
-        )?;
-        let root_keys = state.keys.current();
-        let current = token::read_verified(&request.current_token, &root_keys.verifier)
-            .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
-        let view = &current.view;
-        if view.delegation_depth() > 0 {
-            return Err(ApiError::forbidden(
-                "refreshing a delegated token is refused: ask the identity that delegated it for a new delegation",
-            ));
-        }
-        if view.domain().is_some() {
-            return Err(ApiError::forbidden(
-                "domain-restricted tokens are not refreshed: the realm mints a new one",
-            ));
-        }
-        let verified = token::verify_identity_parsed(
-            &current.biscuit,
-            view,
-            &token::IdentityVerification::new(token::Actor::Bearer, unix_now()),
-        )
-        .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
-        let presented = Caller {
-            identity: verified.subject.clone(),
-            method: Method::Bearer,
-            token_domain: None,
-            revocation_id: verified.revocation_ids.last().cloned(),
-        };
-        if let Some(certified) = auth::certificate_identity(&snapshot, &peer)
-            && certified != presented.identity
-        {
-            return Err(ApiError::forbidden(format!(
-                "Identity mismatch: the certificate is for {certified} but the token is for {}",
-                presented.identity
-            )));
-        }
-        caller = Some(presented.clone());
-        // The new token names this one and its ancestors, so revoking any of them (or
-        // force-retiring the key that signed one) refuses it too.
-        let max = state
-            .max_refresh_generations
-            .min(token::MAX_REFRESH_GENERATIONS);
-        let lineage = token::refreshed_lineage(&current, &root_keys.verifier, max)
-            .map_err(|e| ApiError::forbidden(e.to_string()))?;
-        let (_, ttl) = requested(&request.identifier);
-        issue_identity(
-            &state,
-            client_of(&snapshot, &presented.identity)?,
-            ttl,
-            &lineage,
-        )
-    })();
+    let request = body(input);
+    let attempt = with_request_off_workers(&state, request, move |state, request| {
+        let mut caller = None;
+        let result = refresh(&state, &snapshot, &peer, request, &mut caller);
+        Ok((caller, result))
+    })
+    .await;
+    let (caller, result) = match attempt {
+        Ok(done) => done,
+        Err(refused) => (None, Err(refused)),
+    };
     Outcome {
         endpoint: "/refresh_identity_token",
         caller: caller.as_ref(),
@@ -384,7 +465,7 @@ async fn mint_identity_token(
     input: Result<Json<MintIdentityTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = authenticated(&state, &snapshot, &peer, &headers);
+    let caller = authenticated(&state, &snapshot, &peer, &headers).await;
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
@@ -483,13 +564,7 @@ async fn request_token(
         resource: resource.as_deref(),
         operation: operation.as_deref(),
     };
-    let caller = auth::authenticate(
-        &snapshot,
-        &peer,
-        &headers,
-        &state.keys.current().verifier,
-        context,
-    );
+    let caller = authenticated_for(&state, &snapshot, &peer, &headers, context).await;
     let result = (|| {
         let caller = caller.clone()?;
         let request = request?;
@@ -585,7 +660,7 @@ async fn request_stub(
     input: Result<Json<StubRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = authenticated(&state, &snapshot, &peer, &headers);
+    let caller = authenticated(&state, &snapshot, &peer, &headers).await;
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
@@ -669,7 +744,7 @@ async fn verify_token(
         .as_ref()
         .map(|r| (Some(r.resource.clone()), Some(r.operation.clone())))
         .unwrap_or((None, None));
-    let result = request.and_then(|request| {
+    let result = with_request_off_workers(&state, request, move |state, request| {
         auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
         let check = AuthzVerification::new(
             Some(&request.subject),
@@ -685,7 +760,8 @@ async fn verify_token(
                 response_msg: "Token verified successfully".into(),
             },
         ))
-    });
+    })
+    .await;
     Outcome {
         endpoint: "/verify_token",
         caller: caller.as_ref(),
@@ -702,7 +778,8 @@ async fn verify_service_chain_token(
 ) -> Response {
     let snapshot = state.snapshot();
     let caller = auth::certificate_identity(&snapshot, &peer).map(Caller::certified);
-    let result = body(input).and_then(|request| {
+    let request = body(input);
+    let result = with_request_off_workers(&state, request, move |state, request| {
         auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
         let chain: Vec<ServiceNode> = snapshot
             .policy
@@ -754,7 +831,8 @@ async fn verify_service_chain_token(
                 response_msg: "Token verified successfully".into(),
             },
         ))
-    });
+    })
+    .await;
     Outcome {
         endpoint: "/verify_service_chain_token",
         caller: caller.as_ref(),
@@ -771,10 +849,9 @@ async fn sign_token(
     input: Result<Json<SignTokenRequest>, JsonRejection>,
 ) -> Response {
     let snapshot = state.snapshot();
-    let caller = authenticated(&state, &snapshot, &peer, &headers);
-    let result = (|| {
-        let caller = caller.clone()?;
-        let request = body(input)?;
+    let caller = authenticated(&state, &snapshot, &peer, &headers).await;
+    let attempt = caller.clone().and_then(|caller| Ok((caller, body(input)?)));
+    let result = with_request_off_workers(&state, attempt, move |state, (caller, request)| {
         auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
         let Some(signer) = &state.signer else {
             return Err(ApiError::new(
@@ -805,7 +882,8 @@ async fn sign_token(
                 signed_token: Some(signed),
             },
         ))
-    })();
+    })
+    .await;
     Outcome {
         endpoint: "/sign_token",
         caller: caller.as_ref().ok(),

@@ -37,6 +37,52 @@ pub struct Metrics {
     decisions: Mutex<BTreeMap<(String, &'static str), u64>>,
     run_limit_hits: AtomicU64,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    limits: [AtomicU64; Limit::ALL.len()],
+    open_connections: AtomicU64,
+}
+
+/// What a server limit cut off, counted in `hessra_limit_total{limit}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A connection idle past `idle_timeout` (or the first-request deadline) was closed.
+    IdleClose,
+    /// The same, sooner, while every connection slot was taken.
+    IdleCloseWhenFull,
+    /// A connection older than `max_connection_age` was closed gracefully.
+    AgeClose,
+    BodyTooLarge,
+    BodyTimeout,
+    RequestTimeout,
+    /// The verification pool had no worker free within the queue wait (503).
+    VerifyBusy,
+    /// An open connection's client certificate no longer chains to a trusted CA (401).
+    CertificateUntrusted,
+}
+
+impl Limit {
+    const ALL: [Limit; 8] = [
+        Limit::IdleClose,
+        Limit::IdleCloseWhenFull,
+        Limit::AgeClose,
+        Limit::BodyTooLarge,
+        Limit::BodyTimeout,
+        Limit::RequestTimeout,
+        Limit::VerifyBusy,
+        Limit::CertificateUntrusted,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::IdleClose => "idle_close",
+            Limit::IdleCloseWhenFull => "idle_close_when_full",
+            Limit::AgeClose => "age_close",
+            Limit::BodyTooLarge => "body_too_large",
+            Limit::BodyTimeout => "body_timeout",
+            Limit::RequestTimeout => "request_timeout",
+            Limit::VerifyBusy => "verify_busy",
+            Limit::CertificateUntrusted => "certificate_untrusted",
+        }
+    }
 }
 
 /// What the sync state contributes, read when scraped.
@@ -59,6 +105,18 @@ impl Metrics {
 
     pub fn run_limit_hit(&self) {
         self.run_limit_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn limit_hit(&self, limit: Limit) {
+        self.limits[limit as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_opened(&self) {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn latency(&self, endpoint: &str, elapsed: Duration) {
@@ -166,6 +224,26 @@ impl Metrics {
             "1 while the key set on disk is refused (the keys in use stay).",
             i64::from(sync.key_set_failing),
         );
+        header(
+            &mut out,
+            "hessra_limit_total",
+            "counter",
+            "Connections and requests cut off by a server limit (deadlines, sizes, busy verification pool, untrusted certificates).",
+        );
+        for limit in Limit::ALL {
+            let count = self.limits[limit as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "hessra_limit_total{{limit=\"{}\"}} {count}",
+                limit.name()
+            );
+        }
+        gauge(
+            &mut out,
+            "hessra_connections_open",
+            "Client connections open (TLS handshakes included).",
+            self.open_connections.load(Ordering::Relaxed) as i64,
+        );
         let latency = self
             .latency
             .lock()
@@ -258,6 +336,10 @@ mod tests {
         metrics.run_limit_hit();
         metrics.latency("/request_token", Duration::from_micros(800));
         metrics.latency("/request_token", Duration::from_millis(30));
+        metrics.limit_hit(Limit::VerifyBusy);
+        metrics.connection_opened();
+        metrics.connection_opened();
+        metrics.connection_closed();
         let text = metrics.render(&SyncGauges {
             policy_age_seconds: 12,
             sync_failing: false,
@@ -281,6 +363,9 @@ mod tests {
             "hessra_root_key_info{id=\"2\",state=\"active\"} 1",
             "hessra_root_key_verify_until_seconds{id=\"1\"} 1795800000",
             "hessra_key_set_failing 1",
+            "hessra_limit_total{limit=\"verify_busy\"} 1",
+            "hessra_limit_total{limit=\"idle_close_when_full\"} 0",
+            "hessra_connections_open 1",
             "hessra_policy_info{revision=\"abc\\\"def\"} 1",
             "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"0.0005\"} 0",
             "hessra_request_duration_seconds_bucket{endpoint=\"/request_token\",le=\"0.001\"} 1",

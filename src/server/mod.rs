@@ -4,23 +4,22 @@
 
 mod audit;
 mod auth;
+mod connection;
 mod handlers;
 pub mod key_api;
 pub mod keys;
 mod metrics;
 mod state;
 mod sync;
+mod verify_pool;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
+use tokio::sync::{Semaphore, TryAcquireError, watch};
 
 pub use audit::{
     AuditConfig, AuditEvent, AuditLog, read_trail as audit_trail,
@@ -29,13 +28,63 @@ pub use audit::{
 pub use keys::{KeyInfo, RootKeySource};
 pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig, Status};
 
-/// Most connections served at once; more wait in the kernel's accept queue.
+/// Most connections served at once; more wait in the kernel's accept queue. While all are
+/// taken, idle ones are shed after `ServerLimits::idle_timeout_when_full`.
 pub const MAX_CONNECTIONS: usize = 1_024;
-/// A TLS handshake, or a request's headers, taking longer than this are dropped (the default
-/// of `ServerConfig::slow_client_timeout`).
+/// A TLS handshake, a connection's first request, request headers or a request body taking
+/// longer than this are dropped (the default of `ServerConfig::slow_client_timeout`).
 pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Concurrent requests on one HTTP/2 connection: 1,024 connections × 16 streams × 64 KiB
+/// bodies bounds what request bodies can hold at once to 1 GiB.
+pub const MAX_HTTP2_STREAMS: u32 = 16;
+
+/// Deadlines that give a connection's slot back, and the pool tokens are verified on. The
+/// defaults are what `serve` uses; tests shorten them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// A connection with no request in flight (HTTP/1 keep-alive, HTTP/2 without streams) is
+    /// closed after this long. Default 120 s: longer than the 90 s reqwest (the Hessra SDK's
+    /// HTTP client) and Go keep an idle connection, so they close first and never send a request
+    /// on a connection the server is closing.
+    pub idle_timeout: Duration,
+    /// The same while every one of the `MAX_CONNECTIONS` slots is taken, so a client waiting in
+    /// the accept queue gets a slot instead of waiting out idle ones. Default 1 s.
+    pub idle_timeout_when_full: Duration,
+    /// A request not answered this long after its headers arrived gets a 503. Default 30 s.
+    pub request_timeout: Duration,
+    /// A connection this old is closed gracefully (HTTP/2: a GOAWAY; HTTP/1: its next answer
+    /// says `Connection: close`), so the client reconnects and its certificate meets the
+    /// current policy's CAs at a handshake. Default 10 min.
+    pub max_connection_age: Duration,
+    /// HTTP/2 pings this often; a peer that does not answer within `http2_keep_alive_timeout`
+    /// is dropped. Defaults 20 s and 10 s.
+    pub http2_keep_alive_interval: Duration,
+    pub http2_keep_alive_timeout: Duration,
+    /// Token verifications (signatures and Datalog) run at once, off the async workers.
+    /// Default twice the cores.
+    pub verify_workers: usize,
+    /// How long a request waits for a verification worker before it is answered 503 with
+    /// `Retry-After`. Default 500 ms.
+    pub verify_queue_wait: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ServerLimits {
+            idle_timeout: Duration::from_secs(120),
+            idle_timeout_when_full: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(30),
+            max_connection_age: Duration::from_secs(600),
+            http2_keep_alive_interval: Duration::from_secs(20),
+            http2_keep_alive_timeout: Duration::from_secs(10),
+            verify_workers: 2 * cores,
+            verify_queue_wait: Duration::from_millis(500),
+        }
+    }
+}
 
 /// Server failures at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +134,8 @@ pub struct ServerConfig {
     /// its git object header (or file size) before it is read, like an invalid policy
     /// (`gitops::DEFAULT_MAX_POLICY_BYTES` by default).
     pub max_policy_bytes: u64,
+    /// Connection deadlines and the verification pool.
+    pub limits: ServerLimits,
 }
 
 /// A server accepting connections; dropping it does not stop it, `shutdown` does.
@@ -124,7 +175,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         .local_addr()
         .map_err(|e| ServerError::Io(e.to_string()))?;
     let poll_interval = config.poll_interval;
-    let slow_client_timeout = config.slow_client_timeout;
     let state = Arc::new(ServerState::new(config, addr)?);
     let (shutdown, mut stopping) = watch::channel(false);
     if let Some(interval) = poll_interval {
@@ -133,12 +183,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     tokio::spawn(audit_ticks(state.clone(), shutdown.subscribe()));
     let router = handlers::router(state.clone());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (full, _) = watch::channel(false);
     let loop_state = state.clone();
     let task = tokio::spawn(async move {
         loop {
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => permit,
-                _ = stopping.changed() => break,
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(permit) => Ok(permit),
+                Err(TryAcquireError::Closed) => break,
+                Err(TryAcquireError::NoPermits) => {
+                    // Every slot is taken: idle connections are shed sooner until one frees.
+                    // Only a change wakes the connections, not every accept while full.
+                    full.send_if_modified(|full| !std::mem::replace(full, true));
+                    tokio::select! {
+                        permit = permits.clone().acquire_owned() => permit,
+                        _ = stopping.changed() => break,
+                    }
+                }
             };
             let Ok(permit) = permit else { break };
             let (tcp, _) = tokio::select! {
@@ -148,38 +208,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 },
                 _ = stopping.changed() => break,
             };
-            let acceptor = loop_state.acceptor();
-            let router = router.clone();
-            let audit_state = loop_state.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                let tls =
-                    match tokio::time::timeout(slow_client_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(error)) => {
-                            audit_refused_certificate(&audit_state, &error);
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                let peer = auth::PeerCertificate::from_connection(tls.get_ref().1);
-                let service = router.map_request(
-                    move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(peer.clone());
-                        request
-                    },
-                );
-                let mut builder =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                // A client that trickles its headers is cut off instead of holding a slot.
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(slow_client_timeout);
-                let _ = builder
-                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                    .await;
-            });
+            // Full until an accept finds a sixteenth of the slots free: a burst of closes wakes
+            // the connections twice, not once per close.
+            if permits.available_permits() >= MAX_CONNECTIONS / 16 {
+                full.send_if_modified(|full| std::mem::replace(full, false));
+            }
+            let served = connection::Served {
+                state: loop_state.clone(),
+                router: router.clone(),
+                full: full.subscribe(),
+            };
+            tokio::spawn(connection::serve(tcp, served, permit));
         }
     });
     Ok(RunningServer {

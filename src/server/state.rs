@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Serialize;
@@ -16,7 +17,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::audit::AuditLog;
 use super::sync::PolicyReader;
-use super::{ServerConfig, ServerError};
+use super::verify_pool::VerifyPool;
+use super::{ServerConfig, ServerError, ServerLimits};
 use crate::policy::{Client, Finding, Policy};
 use crate::token::{KeyPair, clock::unix_now};
 
@@ -164,7 +166,7 @@ pub struct ServerState {
     /// Wakes the sync loop at once (an operator calls it after a push).
     pub nudge: tokio::sync::Notify,
     snapshot: RwLock<Arc<PolicySnapshot>>,
-    acceptor: RwLock<Arc<TlsAcceptor>>,
+    tls: RwLock<Arc<TlsSetup>>,
     last_error: Mutex<Option<ReloadError>>,
     pub counters: Counters,
     pub metrics: super::metrics::Metrics,
@@ -173,6 +175,20 @@ pub struct ServerState {
     pub started_at: i64,
     /// Refreshes in a row an identity token may have.
     pub max_refresh_generations: u32,
+    pub(super) limits: ServerLimits,
+    pub(super) slow_client_timeout: std::time::Duration,
+    /// Where token verification runs, off the async workers.
+    pub(super) verify_pool: VerifyPool,
+}
+
+/// What the handshake of a new connection uses, and what an open connection's client
+/// certificate is checked against on each request: swapped whole with each applied policy.
+pub(super) struct TlsSetup {
+    pub acceptor: TlsAcceptor,
+    /// The verifier the acceptor's client CAs were built into (`None`: no client CA).
+    pub client_verifier: Option<Arc<dyn ClientCertVerifier>>,
+    /// Counts applied policies: a connection verified under this generation needs no check.
+    pub generation: u64,
 }
 
 impl ServerState {
@@ -192,10 +208,11 @@ impl ServerState {
             ..snapshot
         };
         let extra_client_ca = config.client_ca_pem.clone();
-        let acceptor = tls_acceptor(
+        let tls = TlsSetup::new(
             &config.tls_cert_pem,
             &config.tls_key_pem,
             client_cas(&snapshot, extra_client_ca.as_deref()).as_deref(),
+            0,
         )
         .map_err(|message| ServerError::Tls {
             path: "server certificate".into(),
@@ -213,7 +230,7 @@ impl ServerState {
             extra_client_ca,
             nudge: tokio::sync::Notify::new(),
             snapshot: RwLock::new(Arc::new(snapshot)),
-            acceptor: RwLock::new(Arc::new(acceptor)),
+            tls: RwLock::new(Arc::new(tls)),
             last_error: Mutex::new(refused),
             counters: Counters::default(),
             metrics: super::metrics::Metrics::default(),
@@ -221,6 +238,12 @@ impl ServerState {
             signer: config.signer,
             started_at: unix_now(),
             max_refresh_generations: config.max_refresh_generations,
+            verify_pool: VerifyPool::new(
+                config.limits.verify_workers,
+                config.limits.verify_queue_wait,
+            ),
+            limits: config.limits,
+            slow_client_timeout: config.slow_client_timeout,
         })
     }
 
@@ -232,11 +255,8 @@ impl ServerState {
             .clone()
     }
 
-    pub(super) fn acceptor(&self) -> Arc<TlsAcceptor> {
-        self.acceptor
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    pub(super) fn tls(&self) -> Arc<TlsSetup> {
+        self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Re-reads the policy source. A new valid policy replaces the snapshot (and the client CA)
@@ -247,27 +267,28 @@ impl ServerState {
         let result = self.reader.load(Some(&current.revision)).and_then(|loaded| {
             let Some(snapshot) = loaded else { return Ok(None) };
             let ca = client_cas(&snapshot, self.extra_client_ca.as_deref());
-            let acceptor = tls_acceptor(&self.tls_chain_pem, &self.tls_key_pem, ca.as_deref()).map_err(|message| ReloadError {
+            let generation = self.tls().generation + 1;
+            let tls = TlsSetup::new(&self.tls_chain_pem, &self.tls_key_pem, ca.as_deref(), generation).map_err(|message| ReloadError {
                 at: unix_now(),
                 revision: Some(snapshot.revision.clone()),
                 message: format!("the policy's CA chain cannot be used: {message}; keeping the last good policy"),
                 findings: Vec::new(),
             })?;
-            Ok(Some((snapshot, acceptor)))
+            Ok(Some((snapshot, tls)))
         });
         match result {
             Ok(None) => {
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Ok(false)
             }
-            Ok(Some((snapshot, acceptor))) => {
+            Ok(Some((snapshot, tls))) => {
                 self.reader.remember(&snapshot.revision);
                 let snapshot = PolicySnapshot {
                     source: self.reader.source().to_string(),
                     ..snapshot
                 };
                 *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
-                *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(acceptor);
+                *self.tls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Ok(true)
             }
@@ -322,11 +343,47 @@ pub fn describe(error: &ReloadError) -> String {
     text
 }
 
-/// rustls with optional client certificates verified against `client_ca` (PEM).
-pub fn tls_acceptor(
+impl TlsSetup {
+    fn new(
+        cert_pem: &str,
+        key_pem: &str,
+        client_ca: Option<&str>,
+        generation: u64,
+    ) -> Result<TlsSetup, String> {
+        let client_verifier = client_verifier(client_ca)?;
+        Ok(TlsSetup {
+            acceptor: acceptor_with(cert_pem, key_pem, client_verifier.clone())?,
+            client_verifier,
+            generation,
+        })
+    }
+}
+
+/// Client certificates are optional at the handshake (endpoints decide) and, when presented,
+/// must chain to `client_ca` (PEM).
+fn client_verifier(client_ca: Option<&str>) -> Result<Option<Arc<dyn ClientCertVerifier>>, String> {
+    let Some(pem) = client_ca else {
+        return Ok(None);
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("client CA chain: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("client CA chain: {e}"))?;
+    }
+    WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .map(Some)
+        .map_err(|e| format!("client CA chain: {e}"))
+}
+
+/// rustls for the server certificate, with `client_verifier` for client certificates.
+fn acceptor_with(
     cert_pem: &str,
     key_pem: &str,
-    client_ca: Option<&str>,
+    client_verifier: Option<Arc<dyn ClientCertVerifier>>,
 ) -> Result<TlsAcceptor, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<_, _>>()
@@ -337,21 +394,8 @@ pub fn tls_acceptor(
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| format!("server key: {e}"))?;
     let builder = rustls::ServerConfig::builder();
-    let builder = match client_ca {
-        Some(pem) => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| format!("client CA chain: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("client CA chain: {e}"))?;
-            }
-            let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| format!("client CA chain: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let builder = match client_verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),
     };
     let mut config = builder

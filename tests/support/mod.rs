@@ -4,6 +4,7 @@
 
 pub mod git_bomb;
 pub mod hostile;
+pub mod raw;
 
 use hessra_console::server::{self, PolicySource, RunningServer, ServerConfig};
 use hessra_console::token::keys;
@@ -25,6 +26,20 @@ impl Demo {
     pub async fn start_with(
         edit: impl FnOnce(&str) -> Option<String>,
         signer: Option<server::SignerConfig>,
+    ) -> Demo {
+        Demo::launch(edit, signer, |config| config).await
+    }
+
+    /// Starts on the demo policy's git origin (not polled) with the server configuration changed
+    /// by `configure` (limits, timeouts).
+    pub async fn start_configured(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Demo {
+        Demo::launch(|_| None, None, configure).await
+    }
+
+    async fn launch(
+        edit: impl FnOnce(&str) -> Option<String>,
+        signer: Option<server::SignerConfig>,
+        configure: impl FnOnce(ServerConfig) -> ServerConfig,
     ) -> Demo {
         server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
@@ -48,7 +63,7 @@ impl Demo {
             poll_interval: None,
             ..ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap()
         };
-        let server = server::start(config).await.unwrap();
+        let server = server::start(configure(config)).await.unwrap();
         Demo { dir, ws, server }
     }
 
@@ -88,6 +103,34 @@ impl Demo {
         let mut pem = std::fs::read(cert).unwrap();
         pem.extend(std::fs::read(key).unwrap());
         self.builder()
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// Edits `clients.toml` in the working clone, commits as an operator and pushes to origin.
+    pub fn push_policy(&self, change: impl FnOnce(&str) -> String, message: &str) {
+        let clone = &self.ws.policy;
+        let repo = git2::Repository::open(clone).unwrap();
+        let mut config = repo.config().unwrap();
+        config.set_str("user.name", "Operator").unwrap();
+        config.set_str("user.email", "ops@example.com").unwrap();
+        let file = clone.join("clients.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, change(&text)).unwrap();
+        hessra_console::gitops::commit_file(clone, std::path::Path::new("clients.toml"), message)
+            .unwrap();
+        hessra_console::gitops::push(clone, "origin", "main").unwrap();
+    }
+
+    /// A client presenting `identity`'s demo certificate that speaks HTTP/2 (offered by ALPN).
+    pub fn as_identity_http2(&self, identity: &str) -> reqwest::Client {
+        let ca = std::fs::read(&self.ws.ca_cert).unwrap();
+        let (cert, key) = self.ws.client_cert(identity);
+        let mut pem = std::fs::read(cert).unwrap();
+        pem.extend(std::fs::read(key).unwrap());
+        reqwest::Client::builder()
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).unwrap())
             .identity(reqwest::Identity::from_pem(&pem).unwrap())
             .build()
             .unwrap()
