@@ -43,8 +43,9 @@ fn a_datalog_limit_is_not_a_denial() {
     let root = root();
     let exp = unix_now() + 600;
     let mut builder = biscuit!(r#"subject({ALICE}); check if time($time), $time < {exp};"#);
-    // 40 facts and a rule pairing them: 1,600 derived facts, over the 1,000 limit.
-    for i in 0..40i64 {
+    // 33 facts and a rule pairing them: 1,089 derived facts, over the 1,000 limit, in a token
+    // the structural screen still admits (its cost bound is about half the budget).
+    for i in 0..33i64 {
         builder = builder.fact(biscuit_auth::macros::fact!("n({i})")).unwrap();
     }
     builder = builder
