@@ -206,6 +206,27 @@ async fn hostile_client_certificates_are_refused_and_audited() {
             "not configured",
         )
         .await;
+    // Schemes match in any case, the identity exactly: identities are compared exactly in
+    // tokens and policy, so a certificate for another spelling is another identity.
+    let shouted = arena.extra.issue_client("URI:URN:company:ALICE").unwrap();
+    arena
+        .refused_by_request(
+            "SAN naming alice in another case",
+            &arena.client(Some(&shouted)),
+            403,
+            "not configured",
+        )
+        .await;
+    let schemes = arena.extra.issue_client("URI:URN:company:alice").unwrap();
+    assert_eq!(
+        arena
+            .status_of(&arena.client(Some(&schemes)))
+            .await
+            .unwrap()
+            .0,
+        200,
+        "the schemes' case does not matter"
+    );
     let two = arena
         .extra
         .issue_client_for(

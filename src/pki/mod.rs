@@ -164,23 +164,36 @@ pub fn san_uris(der: &[u8]) -> Result<Vec<String>, PkiError> {
         .collect())
 }
 
-/// True when a certificate URI SAN names `identity`: equal ignoring a leading `uri:` on either
-/// side, case-insensitively.
+/// True when a certificate URI SAN names `identity`. Decided: the schemes are compared without
+/// regard to case (a leading `uri:`, present or not, as in Hessra's test certificates'
+/// `URI:urn:…`, and the `urn:` scheme itself, which RFC 3986 makes case-insensitive); the rest
+/// must match exactly, because identities are compared exactly everywhere else — in tokens, in
+/// the policy, in delegation — so a certificate for `urn:company:Alice` must not authenticate
+/// `uri:urn:company:alice`.
 pub fn san_matches(san: &str, identity: &str) -> bool {
-    bare(san).eq_ignore_ascii_case(bare(identity))
+    san_key(san) == san_key(identity)
 }
 
+/// Strips a leading `uri:` in any case.
 fn bare(text: &str) -> &str {
-    match text.get(..4) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("uri:") => &text[4..],
-        _ => text,
-    }
+    strip_scheme(text, "uri:").unwrap_or(text)
 }
 
-/// The key under which `san_matches` compares: no leading `uri:`, lower case. Two texts match
-/// exactly when their keys are equal.
+fn strip_scheme<'t>(text: &'t str, scheme: &str) -> Option<&'t str> {
+    let prefix = text.get(..scheme.len())?;
+    prefix
+        .eq_ignore_ascii_case(scheme)
+        .then(|| &text[scheme.len()..])
+}
+
+/// The key under which `san_matches` compares: no leading `uri:`, the `urn:` scheme in lower
+/// case, the rest as written. Two texts match exactly when their keys are equal.
 pub fn san_key(text: &str) -> String {
-    bare(text).to_ascii_lowercase()
+    let text = bare(text);
+    match strip_scheme(text, "urn:") {
+        Some(rest) => format!("urn:{rest}"),
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +205,7 @@ mod tests {
         let texts = [
             "uri:urn:company:alice",
             "URI:urn:company:alice",
+            "URI:URN:company:alice",
             "urn:Company:Alice",
             "urn:company:alice2",
             "uri:",
@@ -201,6 +215,24 @@ mod tests {
             for b in texts {
                 assert_eq!(san_matches(a, b), san_key(a) == san_key(b), "{a:?} {b:?}");
             }
+        }
+    }
+
+    #[test]
+    fn schemes_match_in_any_case_and_the_identity_exactly() {
+        for san in [
+            "urn:company:alice",
+            "URI:urn:company:alice",
+            "Uri:URN:company:alice",
+        ] {
+            assert!(san_matches(san, "uri:urn:company:alice"), "{san}");
+        }
+        for san in [
+            "urn:company:Alice",
+            "URI:urn:Company:alice",
+            "urn:COMPANY:ALICE",
+        ] {
+            assert!(!san_matches(san, "uri:urn:company:alice"), "{san}");
         }
     }
     use rustls_pki_types::CertificateDer;

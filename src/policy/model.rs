@@ -11,6 +11,10 @@ use super::findings::{Finding, LineIndex, Location};
 pub const DEFAULT_MAX_DELEGATION_DEPTH: u32 = crate::token::DEFAULT_MAX_DELEGATION_DEPTH as u32;
 /// Server default lifetime of authorization tokens, in seconds.
 pub const DEFAULT_AUTHZ_TOKEN_DURATION: u64 = 300;
+
+/// Longest duration a policy may set for any token: a year. Tokens here are meant to be short
+/// lived, and a bound keeps `now + duration` far from overflowing.
+pub const MAX_DURATION: u64 = 365 * 24 * 3600;
 /// Server default cap on identity tokens when a client enables them without a duration.
 pub const DEFAULT_IDENTITY_TOKEN_DURATION: u64 = 3600;
 
@@ -338,12 +342,14 @@ impl<'a> Reader<'a> {
     fn seconds(&mut self, table: Table<'_>, key: &str, context: &str) -> Option<u64> {
         let item = table.get(key)?;
         match item.as_integer() {
-            Some(n) if n > 0 => Some(n as u64),
+            Some(n) if n > 0 && n as u64 <= MAX_DURATION => Some(n as u64),
             Some(n) => {
                 self.error(
                     self.at(item.span()),
                     "invalid-duration",
-                    format!("{key:?} in {context} is {n}; durations are positive seconds"),
+                    format!(
+                        "{key:?} in {context} is {n}; durations are positive seconds, at most {MAX_DURATION} (a year)"
+                    ),
                 );
                 None
             }

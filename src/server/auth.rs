@@ -263,6 +263,70 @@ pub fn refuse_revoked(
     }
 }
 
+/// Refuses Bearer use of an identity token whose issuance the current policy no longer allows:
+/// the subject's `identity_token_enabled` turned off (or the subject removed), or, for a realm's
+/// domain-restricted token, the realm removed or no longer a realm. Issuance checks the same, so
+/// turning the setting off ends the tokens already out as well as new ones.
+fn refuse_disabled_issuer(
+    snapshot: &PolicySnapshot,
+    view: &token::TokenView,
+) -> Result<(), ApiError> {
+    let subject = view.subject().unwrap_or_default();
+    let allowed = match view.domain() {
+        Some(realm) => snapshot
+            .client(realm)
+            .is_some_and(|client| client.domain.is_some()),
+        None => snapshot
+            .client(subject)
+            .is_some_and(|client| client.identity_token_enabled),
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(ApiError::unauthenticated(match view.domain() {
+        Some(realm) => format!(
+            "the identity token for {subject} was minted by the realm {realm}, which the current policy no longer configures as a realm"
+        ),
+        None => format!(
+            "identity tokens are not enabled for {subject} in the current policy (identity_token_enabled); its tokens are refused until they are enabled again"
+        ),
+    }))
+}
+
+/// Refuses a chain that delegates below a configured identity further than that identity's own
+/// settings allow. Decided: `delegatable` and `max_delegation_depth` on a client govern what is
+/// delegated *below it*, whether it holds a token of its own or was itself delegated to — so
+/// `ci:deploy` with `delegatable = false` cannot hand on a token `ci` delegated to it, and
+/// `alice:agent1` with `max_delegation_depth = 1` allows one level below agent1 even when alice
+/// allows ten. Every configured identity along the chain limits the rest of it; the subject's
+/// depth limit is also checked by the verifier.
+fn refuse_delegation_past_a_limit(
+    snapshot: &PolicySnapshot,
+    chain: &[String],
+) -> Result<(), ApiError> {
+    for (at, identity) in chain.iter().enumerate() {
+        let below = chain.len() - 1 - at;
+        let Some(client) = snapshot.client(identity) else {
+            continue;
+        };
+        if below > 0 && !client.delegatable {
+            return Err(ApiError::unauthenticated(format!(
+                "{identity} may not delegate (delegatable = false), but the token delegates {below} level(s) below it, to {}",
+                chain[chain.len() - 1]
+            )));
+        }
+        if let Some(max) = client.max_delegation_depth
+            && below > max as usize
+        {
+            return Err(ApiError::unauthenticated(format!(
+                "{identity} allows {max} level(s) of delegation below it (max_delegation_depth), but the token delegates {below}, to {}",
+                chain[chain.len() - 1]
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Verifies a Bearer identity token (with any JIT and delegation blocks) for its effective
 /// identity, with the subject's configured depth limit and the request context.
 pub fn verify_bearer(
@@ -288,6 +352,8 @@ pub fn verify_bearer(
     check.operation = context.operation;
     let verified = token::verify_identity_parsed(&token.biscuit, view, &check)
         .map_err(|e| ApiError::from_token("the identity token is not valid", &e))?;
+    refuse_disabled_issuer(snapshot, view)?;
+    refuse_delegation_past_a_limit(snapshot, &verified.chain)?;
     Ok(Caller {
         identity: verified.identity,
         method: Method::Bearer,

@@ -101,7 +101,7 @@ impl Outcome<'_> {
         let (result_word, reason, response) = match result {
             Ok((reason, body)) => {
                 state.counters.allowed.fetch_add(1, Ordering::Relaxed);
-                expires_at = body.expires_in().map(|s| unix_now() + s as i64);
+                expires_at = body.expires_in().map(expires_after);
                 (
                     "allow",
                     reason,
@@ -277,6 +277,12 @@ fn requested(identifier: &Option<serde_json::Value>) -> (Option<String>, Option<
     }
 }
 
+/// The Unix time `lifetime` seconds from now, saturating: policy durations are bounded when
+/// the policy is read, and this keeps any other lifetime from wrapping into the past.
+fn expires_after(lifetime: u64) -> i64 {
+    unix_now().saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX))
+}
+
 /// Issues an identity token for `client`; a refreshed one names the tokens it descends from.
 fn issue_identity(
     state: &ServerState,
@@ -293,7 +299,7 @@ fn issue_identity(
     let lifetime = ttl.filter(|t| *t > 0).map_or(cap, |t| t.min(cap));
     let claims = IdentityClaims {
         subject: client.identity.clone(),
-        expires_at: unix_now() + lifetime as i64,
+        expires_at: expires_after(lifetime),
         delegatable: client.delegatable,
         domain: None,
     };
@@ -487,7 +493,7 @@ async fn mint_identity_token(
             .map_or(cap, |d| d.min(cap));
         let claims = IdentityClaims {
             subject: request.subject.clone(),
-            expires_at: unix_now() + lifetime as i64,
+            expires_at: expires_after(lifetime),
             delegatable: false,
             domain: Some(realm.identity.clone()),
         };
@@ -608,7 +614,7 @@ async fn request_token(
             subject: caller.identity.clone(),
             resource: request.resource.clone(),
             operation: request.operation.clone(),
-            expires_at: unix_now() + lifetime as i64,
+            expires_at: expires_after(lifetime),
             domain,
             prefix_attenuator_key: None,
             service_chain,
@@ -694,7 +700,7 @@ async fn request_stub(
             subject: request.target_identity.clone(),
             resource: request.resource.clone(),
             operation: request.operation.clone(),
-            expires_at: unix_now() + lifetime as i64,
+            expires_at: expires_after(lifetime),
             prefix_attenuator_key: Some(request.prefix_attenuator_key.clone()),
             ..AuthzClaims::default()
         };
@@ -781,17 +787,17 @@ async fn verify_service_chain_token(
     let request = body(input);
     let result = with_request_off_workers(&state, request, move |state, request| {
         auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
+        // The chain of the client the token is for: two clients may list the same resource
+        // with different chains, and the first one listing it is not necessarily this one.
         let chain: Vec<ServiceNode> = snapshot
-            .policy
-            .clients
-            .iter()
-            .flat_map(|c| c.resources.iter())
-            .find(|r| r.name == request.resource && !r.service_chain.is_empty())
+            .client(&request.subject)
+            .and_then(|client| client.resource(&request.resource))
+            .filter(|resource| !resource.service_chain.is_empty())
             .map(chain_nodes)
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
-                    "the policy configures no service chain for {}",
-                    request.resource
+                    "the policy configures no service chain for {} of {}",
+                    request.resource, request.subject
                 ))
             })?;
         let unverified =
