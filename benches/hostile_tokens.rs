@@ -127,6 +127,19 @@ fn main() {
             b.iter(|| verify(&root, case))
         });
     }
+    // The parts of a first sight, on the honest token: what the screen adds to biscuit-auth's
+    // own decoding and signature checks.
+    let honest = &cases[0].token;
+    let bytes = token::decode(honest).unwrap();
+    criterion.bench_function("parts/decode_base64", |b| {
+        b.iter(|| black_box(token::decode(honest).unwrap()))
+    });
+    criterion.bench_function("parts/screen", |b| {
+        b.iter(|| black_box(token::screen(&bytes).unwrap()))
+    });
+    criterion.bench_function("parts/biscuit_from", |b| {
+        b.iter(|| black_box(token::Biscuit::from(&bytes, root.public()).unwrap()))
+    });
     criterion.final_summary();
 
     println!("\ncase                                     slowest of 200   resident growth");
