@@ -14,7 +14,7 @@ use hessra_console::token::{
     self, Actor, IdentityClaims, IdentityVerification, TokenError, clock::unix_now, keys,
 };
 use serde_json::json;
-use support::{Demo, hostile, post};
+use support::{Demo, hostile, post, resident_bytes};
 
 const ALICE: &str = "uri:urn:company:alice";
 
@@ -29,12 +29,6 @@ fn mint(root: &token::KeyPair, expires_in: i64) -> String {
         },
     )
     .unwrap()
-}
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
 }
 
 /// Every attack, built on `token`.

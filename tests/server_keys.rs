@@ -14,22 +14,10 @@ use hessra_console::keyset::KeySet;
 use hessra_console::server::{self, RunningServer, ServerConfig};
 use hessra_console::token::{self, keys};
 use serde_json::{Value, json};
-use support::{Demo, get, post};
+use support::{Demo, alice_identity_token, get, post};
 
 const ALICE: &str = "uri:urn:company:alice";
 const OPS: &str = "uri:urn:company:ops";
-
-async fn identity_token(demo: &Demo, server: &RunningServer) -> String {
-    let (status, body) = post(
-        &demo.as_identity(ALICE),
-        &format!("{}/request_identity_token", server.url()),
-        json!({ "identifier": null }),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_string()
-}
 
 async fn use_token(demo: &Demo, server: &RunningServer, bearer: &str) -> (u16, Value) {
     post(
@@ -76,7 +64,7 @@ fn root_key_id(token: &str) -> Option<u32> {
 async fn rotation_keeps_live_tokens_working_and_refuses_to_break_them() {
     let demo = Demo::start().await;
     let server = &demo.server;
-    let before = identity_token(&demo, server).await;
+    let before = alice_identity_token(&demo, server).await;
     assert_eq!(
         root_key_id(&before),
         Some(1),
@@ -100,7 +88,10 @@ async fn rotation_keeps_live_tokens_working_and_refuses_to_break_them() {
     assert_eq!(states, vec![(1, "active"), (2, "next")]);
     let set = demo.ws.key_set().unwrap();
     assert_eq!(served_public_key(&demo, server).await, pem_of(&set, 1));
-    assert_eq!(root_key_id(&identity_token(&demo, server).await), Some(1));
+    assert_eq!(
+        root_key_id(&alice_identity_token(&demo, server).await),
+        Some(1)
+    );
 
     // Activate: key 2 signs and is served; key 1 verifies.
     let (status, body) = key_change(&demo, server, "activate", json!({ "id": 2 })).await;
@@ -128,7 +119,7 @@ async fn rotation_keeps_live_tokens_working_and_refuses_to_break_them() {
     ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
-    let after = identity_token(&demo, server).await;
+    let after = alice_identity_token(&demo, server).await;
     assert_eq!(root_key_id(&after), Some(2));
     for token in [&before, &after] {
         let (status, body) = use_token(&demo, server, token).await;
@@ -292,7 +283,7 @@ async fn manifest_changes_on_disk_are_taken_at_the_next_sync_and_broken_ones_ref
         error.contains("keys 1, 2 are all active") && error.contains("keeping the keys in use"),
         "{error}"
     );
-    let token = identity_token(&demo, &server).await;
+    let token = alice_identity_token(&demo, &server).await;
     assert_eq!(root_key_id(&token), Some(1), "still signing with key 1");
     let (_, audit) = get(
         &demo.as_identity(OPS),
@@ -324,7 +315,7 @@ async fn a_single_root_key_signs_without_an_id_and_cannot_rotate() {
     })
     .await
     .unwrap();
-    let token = identity_token(&demo, &single).await;
+    let token = alice_identity_token(&demo, &single).await;
     assert_eq!(root_key_id(&token), None);
     let (status, body) = key_change(&demo, &single, "add", json!({})).await;
     assert_eq!(status, 409, "{body}");
@@ -343,7 +334,7 @@ async fn a_single_root_key_signs_without_an_id_and_cannot_rotate() {
 async fn a_token_refreshed_from_a_force_retired_keys_token_is_refused_with_it() {
     let demo = Demo::start().await;
     let server = &demo.server;
-    let t0 = identity_token(&demo, server).await;
+    let t0 = alice_identity_token(&demo, server).await;
     for (action, body) in [("add", json!({})), ("activate", json!({ "id": 2 }))] {
         let (status, body) = key_change(&demo, server, action, body).await;
         assert_eq!(status, 200, "{body}");
@@ -360,7 +351,7 @@ async fn a_token_refreshed_from_a_force_retired_keys_token_is_refused_with_it() 
     let inspection = token::inspect(&t1, None, token::clock::unix_now()).unwrap();
     assert_eq!(inspection.root_key_id, Some(2));
     assert_eq!(inspection.lineage[0].root_key_id, Some(1));
-    let fresh = identity_token(&demo, server).await;
+    let fresh = alice_identity_token(&demo, server).await;
     for token in [&t0, &t1, &fresh] {
         let (status, body) = use_token(&demo, server, token).await;
         assert_eq!(status, 200, "{body}");

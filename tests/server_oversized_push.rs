@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hessra_console::gitops::DEFAULT_MAX_POLICY_BYTES;
 use hessra_console::server::{self, RunningServer, ServerConfig};
 use serde_json::json;
-use support::{Demo, git_bomb, post};
+use support::{Demo, git_bomb, post, resident_bytes};
 
 const ALICE: &str = "uri:urn:company:alice";
 
@@ -26,12 +26,6 @@ const SIZES: [u64; 2] = [256 << 20, 2 << 30];
 
 /// Most the process may grow while a refusal runs: git's object caches and the error text.
 const RSS_BOUND: u64 = 16 << 20;
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
 
 /// A commit on top of `main` in the bare origin whose `file` is `size` spaces, as a push leaves
 /// it: the objects in its database (a loose object of a few MB) and the branch moved.

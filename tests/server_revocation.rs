@@ -17,7 +17,7 @@ use hessra_console::policy::{self, NewRevocation};
 use hessra_console::server::{self, RunningServer, ServerConfig};
 use hessra_console::token::{self, Delegation, IdentityClaims, clock::unix_now, keys};
 use serde_json::json;
-use support::{Demo, get, is_high_s, p256_twin, post, raw_revocation_ids};
+use support::{Demo, alice_identity_token, get, is_high_s, p256_twin, post, raw_revocation_ids};
 
 const ALICE: &str = "uri:urn:company:alice";
 const AGENT: &str = "uri:urn:company:alice:agent1";
@@ -243,19 +243,6 @@ async fn metrics_count_decisions_and_refuse_non_operators() {
     server.shutdown().await;
 }
 
-/// Alice's identity token from `server`, by her certificate.
-async fn identity_token(demo: &Demo, server: &RunningServer) -> String {
-    let (status, body) = post(
-        &demo.as_identity(ALICE),
-        &format!("{}/request_identity_token", server.url()),
-        json!({ "identifier": null }),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_string()
-}
-
 /// `/refresh_identity_token` with nothing but the token, as the Hessra CLI does.
 async fn refresh(demo: &Demo, server: &RunningServer, current: &str) -> (u16, serde_json::Value) {
     post(
@@ -302,7 +289,7 @@ async fn a_p256_twin_is_refused_with_the_token_it_copies() {
     set.save().unwrap();
     let server = demo.start_synced(Duration::from_millis(200)).await;
 
-    let identity = identity_token(&demo, &server).await;
+    let identity = alice_identity_token(&demo, &server).await;
     assert!(
         token::inspect(&identity, None, now).unwrap().blocks[0]
             .revocation_id
@@ -376,7 +363,7 @@ async fn a_p256_twin_is_refused_with_the_token_it_copies() {
 async fn a_token_refreshed_from_a_revoked_token_is_refused_transitively() {
     let demo = Demo::start().await;
     let server = demo.start_synced(Duration::from_millis(200)).await;
-    let t0 = identity_token(&demo, &server).await;
+    let t0 = alice_identity_token(&demo, &server).await;
     let t1 = refreshed(&demo, &server, &t0).await;
     let t2 = refreshed(&demo, &server, &t1).await;
     let t1b = refreshed(&demo, &server, &t0).await;
@@ -449,7 +436,7 @@ async fn refreshing_is_capped_in_generations() {
     })
     .await
     .unwrap();
-    let t0 = identity_token(&demo, &server).await;
+    let t0 = alice_identity_token(&demo, &server).await;
     let t1 = refreshed(&demo, &server, &t0).await;
     let t2 = refreshed(&demo, &server, &t1).await;
     let (status, body) = refresh(&demo, &server, &t2).await;
@@ -460,7 +447,7 @@ async fn refreshing_is_capped_in_generations() {
         "{message}"
     );
     assert_eq!(request(&demo, &server, &t2).await.0, 200);
-    let again = identity_token(&demo, &server).await;
+    let again = alice_identity_token(&demo, &server).await;
     assert!(
         token::inspect(&again, None, unix_now())
             .unwrap()

@@ -229,3 +229,24 @@ pub fn is_high_s(der: &[u8]) -> bool {
         .normalize_s()
         .is_some()
 }
+
+/// Resident memory of this process, in bytes (`/proc/self/statm`), for tests that bound what an
+/// attack makes the server grow.
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Alice's identity token from the server running at `server`, by her certificate.
+pub async fn alice_identity_token(demo: &Demo, server: &RunningServer) -> String {
+    let (status, body) = post(
+        &demo.as_identity("uri:urn:company:alice"),
+        &format!("{}/request_identity_token", server.url()),
+        serde_json::json!({ "identifier": null }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
