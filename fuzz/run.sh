@@ -11,7 +11,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(token clients_toml delegation_policy revocations_toml wire_requests)
+    targets=(token token_screen clients_toml delegation_policy revocations_toml wire_requests)
 fi
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
