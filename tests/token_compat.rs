@@ -257,12 +257,13 @@ fn domain_restricted_identities_agree() {
     let user = "uri:urn:mycompany:admin-user";
     for root in roots() {
         let ours = our_identity(&root, user, false, Some(realm));
-        let theirs_ok = their_identity::IdentityVerifier::new(ours.clone(), root.public())
-            .with_identity(user.into())
-            .with_domain(realm.into())
-            .ensure_subject_in_domain()
-            .verify();
-        assert!(theirs_ok.is_ok(), "{theirs_ok:?}");
+        assert!(settled(|| {
+            their_identity::IdentityVerifier::new(ours.clone(), root.public())
+                .with_identity(user.into())
+                .with_domain(realm.into())
+                .ensure_subject_in_domain()
+                .verify()
+        }));
         assert!(
             !their_verify(&ours, &root, user),
             "domain token without a domain must fail"
@@ -314,10 +315,13 @@ fn authz_check<'a>(subject: &'a str) -> AuthzVerification<'a> {
 fn authorization_tokens_verify_in_both_directions() {
     for root in roots() {
         let ours = token::mint_authz(&root, &claims(ALICE)).unwrap();
-        assert!(
-            their_authz::verify_token_local(&ours, root.public(), ALICE, "production_api", "read")
-                .is_ok()
-        );
+        assert!(settled(|| their_authz::verify_token_local(
+            &ours,
+            root.public(),
+            ALICE,
+            "production_api",
+            "read"
+        )));
         assert!(
             their_authz::verify_token_local(&ours, root.public(), ALICE, "production_api", "write")
                 .is_err()
@@ -332,15 +336,12 @@ fn authorization_tokens_verify_in_both_directions() {
             )
             .is_err()
         );
-        assert!(
-            their_authz::verify_capability_token_local(
-                &ours,
-                root.public(),
-                "production_api",
-                "read"
-            )
-            .is_ok()
-        );
+        assert!(settled(|| their_authz::verify_capability_token_local(
+            &ours,
+            root.public(),
+            "production_api",
+            "read"
+        )));
 
         let theirs = their_authz::create_token(
             ALICE.into(),
@@ -380,17 +381,19 @@ fn domain_authorization_tokens_agree() {
         spec.domain = Some(realm.into());
         let ours = token::mint_authz(&root, &spec).unwrap();
         let verify_theirs = |domain: Option<&str>| {
-            let mut v = their_authz::AuthorizationVerifier::new(
-                ours.clone(),
-                root.public(),
-                "uri:urn:mycompany:u1".into(),
-                "production_api".into(),
-                "read".into(),
-            );
-            if let Some(d) = domain {
-                v = v.with_domain(d.into());
-            }
-            v.verify().is_ok()
+            settled(|| {
+                let mut v = their_authz::AuthorizationVerifier::new(
+                    ours.clone(),
+                    root.public(),
+                    "uri:urn:mycompany:u1".into(),
+                    "production_api".into(),
+                    "read".into(),
+                );
+                if let Some(d) = domain {
+                    v = v.with_domain(d.into());
+                }
+                v.verify()
+            })
         };
         assert!(verify_theirs(Some(realm)));
         assert!(!verify_theirs(None));
@@ -442,16 +445,17 @@ fn service_chains_agree() {
                 .unwrap();
         let attested = hessra_token_core::encode_token(&attested);
         let theirs_ok = |token: &str, component: &str| {
-            their_authz::verify_service_chain_token_local(
-                token,
-                root.public(),
-                ALICE,
-                "order_service",
-                "read",
-                their_nodes.clone(),
-                Some(component.into()),
-            )
-            .is_ok()
+            settled(|| {
+                their_authz::verify_service_chain_token_local(
+                    token,
+                    root.public(),
+                    ALICE,
+                    "order_service",
+                    "read",
+                    their_nodes.clone(),
+                    Some(component.into()),
+                )
+            })
         };
         assert!(theirs_ok(&attested, "payment_service"));
         assert!(!theirs_ok(&attested, "order_service"));
@@ -509,16 +513,17 @@ fn prefix_restricted_stubs_agree() {
         let ours_restricted =
             token::add_prefix_restriction(&stub, &attenuator, "tenant/42/").unwrap();
         let theirs_verify = |prefix: &str| {
-            their_authz::AuthorizationVerifier::new(
-                ours_restricted.clone(),
-                root.public(),
-                "uri:urn:mycompany:u1".into(),
-                "production_api".into(),
-                "read".into(),
-            )
-            .with_prefix(prefix.into())
-            .verify()
-            .is_ok()
+            settled(|| {
+                their_authz::AuthorizationVerifier::new(
+                    ours_restricted.clone(),
+                    root.public(),
+                    "uri:urn:mycompany:u1".into(),
+                    "production_api".into(),
+                    "read".into(),
+                )
+                .with_prefix(prefix.into())
+                .verify()
+            })
         };
         assert!(theirs_verify("tenant/42/"));
         assert!(!theirs_verify("tenant/43/"));
@@ -566,16 +571,13 @@ fn multi_party_signoffs_agree() {
         .unwrap();
         token::verify_authz(&signed_by_them, &root.public(), &authz_check(ALICE)).unwrap();
         let signed_by_us = token::add_signoff(&ours, &signer, "compliance").unwrap();
-        assert!(
-            their_authz::verify_token_local(
-                &signed_by_us,
-                root.public(),
-                ALICE,
-                "production_api",
-                "read"
-            )
-            .is_ok()
-        );
+        assert!(settled(|| their_authz::verify_token_local(
+            &signed_by_us,
+            root.public(),
+            ALICE,
+            "production_api",
+            "read"
+        )));
     }
 }
 
