@@ -24,18 +24,29 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 failed=()
+broken=()
 for target in "${targets[@]}"; do
-    mkdir -p "corpus-run/$target"
+    mkdir -p "corpus-run/$target" "artifacts/$target"
+    before=$(ls "artifacts/$target" | wc -l)
     echo "== $target: ${seconds} s"
     if ! cargo +nightly fuzz run "$target" "corpus-run/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -print_final_stats=1; then
-        failed+=("$target")
+        # A failure that left no new artifact is a build or set-up failure, not a finding.
+        if [ "$(ls "artifacts/$target" | wc -l)" -gt "$before" ]; then
+            failed+=("$target")
+        else
+            broken+=("$target")
+        fi
     fi
 done
 
+if [ ${#broken[@]} -gt 0 ]; then
+    echo "fuzz/run.sh: ${broken[*]} did not build or run (no artifact was written); see the output above"
+fi
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz/run.sh: findings in ${failed[*]} (see fuzz/artifacts/); minimise with"
     echo "  cargo +nightly fuzz tmin TARGET FILE, then add the file to fuzz/artifacts-regressions/TARGET/"
     exit 1
 fi
+[ ${#broken[@]} -eq 0 ] || exit 1
 echo "fuzz/run.sh: ${#targets[@]} target(s), ${seconds} s each, nothing found"
