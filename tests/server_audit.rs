@@ -55,20 +55,7 @@ async fn feed(demo: &Demo, server: &RunningServer) -> Vec<Value> {
 }
 
 async fn metric(demo: &Demo, server: &RunningServer, name: &str) -> u64 {
-    let text = demo
-        .as_identity(OPS)
-        .get(format!("{}/metrics", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
-        .parse()
-        .unwrap()
+    support::metric(demo, &server.url(), name).await
 }
 
 /// The rotated files, oldest first, then the one written.

@@ -20,7 +20,6 @@ use support::{Demo, get, post};
 use tokio::io::AsyncReadExt;
 
 const ALICE: &str = "uri:urn:company:alice";
-const OPS: &str = "uri:urn:company:ops";
 const H1: &[&[u8]] = &[b"http/1.1"];
 const H2: &[&[u8]] = &[b"h2"];
 
@@ -40,21 +39,8 @@ async fn start(slow_client: Duration, limits: ServerLimits) -> Demo {
 
 /// `hessra_limit_total{limit=NAME}` from `/metrics`.
 async fn limit_count(demo: &Demo, name: &str) -> u64 {
-    let text = demo
-        .as_identity(OPS)
-        .get(demo.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("hessra_limit_total{{limit=\"{name}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in {text}"))
-        .parse()
-        .unwrap()
+    let series = format!("hessra_limit_total{{limit=\"{name}\"}}");
+    support::metric(demo, &demo.server.url(), &series).await
 }
 
 async fn identity_token_status(client: &reqwest::Client, demo: &Demo) -> u16 {

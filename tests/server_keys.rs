@@ -102,15 +102,7 @@ async fn rotation_keeps_live_tokens_working_and_refuses_to_break_them() {
         "the bound comes from the policy's longest lifetime: {message}"
     );
     assert_eq!(served_public_key(&demo, server).await, pem_of(&set, 2));
-    let metrics = demo
-        .as_identity(OPS)
-        .get(format!("{}/metrics", server.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::metrics_text(&demo, &server.url()).await;
     for line in [
         "hessra_root_key_info{id=\"1\",state=\"retiring\"} 1",
         "hessra_root_key_info{id=\"2\",state=\"active\"} 1",

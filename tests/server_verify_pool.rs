@@ -14,7 +14,6 @@ use serde_json::json;
 use support::{Demo, post};
 
 const ALICE: &str = "uri:urn:company:alice";
-const OPS: &str = "uri:urn:company:ops";
 /// Concurrent costly requests in a burst.
 const BURST: usize = 48;
 /// Delegation levels of each costly token: each level is one more signature and one more
@@ -132,20 +131,8 @@ async fn honest_without_tokens(
 }
 
 async fn verify_busy_count(demo: &Demo) -> u64 {
-    let text = demo
-        .as_identity(OPS)
-        .get(demo.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("hessra_limit_total{limit=\"verify_busy\"} "))
-        .unwrap()
-        .parse()
-        .unwrap()
+    let series = "hessra_limit_total{limit=\"verify_busy\"}";
+    support::metric(demo, &demo.server.url(), series).await
 }
 
 /// After a burst, an honest Bearer request is verified and served again.

@@ -250,3 +250,25 @@ pub async fn alice_identity_token(demo: &Demo, server: &RunningServer) -> String
     assert_eq!(status, 200, "{body}");
     body["token"].as_str().unwrap().to_string()
 }
+
+/// `/metrics` of the server at `base` (`https://HOST:PORT`), read as the demo operator.
+pub async fn metrics_text(demo: &Demo, base: &str) -> String {
+    demo.as_identity("uri:urn:company:ops")
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one series (`name{labels}`, as written) of `/metrics` at `base`.
+pub async fn metric(demo: &Demo, base: &str, series: &str) -> u64 {
+    let text = metrics_text(demo, base).await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{series} ")))
+        .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
+        .parse()
+        .unwrap()
+}
