@@ -178,6 +178,15 @@ fn raw_editor_text_is_kept_as_it_changes_and_offered_back_after_a_kill() {
 
     // Killed here: the App is dropped without saving or closing the editor.
     let policy_text = std::fs::read_to_string(&f.app.policy_path).unwrap();
+    // Declining the offer leaves the text on disk, however long that console runs.
+    let mut declined = restart(&f, false);
+    declined.handle_key(key(KeyCode::Esc));
+    declined.now += 10;
+    declined.tick(declined.now);
+    jobs::settle(&mut declined, &f.env, false);
+    assert!(declined.clients.editor.is_none());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), kept);
+    drop(declined);
     let mut next = restart(&f, false);
     match &next.popup {
         Some(Popup::Confirm {

@@ -441,7 +441,7 @@ impl App {
             app.popup = Some(Popup::Notices { scroll: 0 });
         } else if let Some(text) = recovered_editor {
             // The editor opened on the session's text, so its text carries those edits too.
-            app.editor_kept = Some(text.clone());
+            // The kept file is this session's to replace or remove only once it is restored.
             app.kept = recovered;
             let (added, removed) = line_changes(&app.saved_text, &text);
             app.offer(
@@ -1377,6 +1377,7 @@ impl App {
                 );
             }
             Confirmation::RecoverEditor { text } => {
+                self.editor_kept = Some(text.clone());
                 let original = self.text().to_string();
                 self.clients.restore_editor(&original, &text, self.now);
                 self.screen = Screen::Clients;
