@@ -288,7 +288,7 @@ impl App {
                         identity: identity.clone(),
                     },
                     &format!("Identity token lifetime for {identity}"),
-                    "seconds; 0 turns identity tokens off",
+                    "seconds, or 90s, 30m, 8h, 1d; 0 turns identity tokens off",
                     &current,
                 )
             }
@@ -306,7 +306,7 @@ impl App {
                     identity: identity.clone(),
                 },
                 &format!("Setting of {identity}"),
-                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration SECONDS, max_delegation_depth N; VALUE default removes it",
+                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 300 or 5m, max_delegation_depth N; VALUE default removes it",
                 "",
             ),
             _ => {}
