@@ -264,6 +264,9 @@ fn client_form_renames_and_sets_settings_with_clear_errors() {
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     assert!(flash(&f).contains("true or false"), "{}", flash(&f));
     assert!(!f.app.is_dirty());
+    // A refused value keeps the prompt open with what was typed; Esc leaves it.
+    assert!(matches!(f.app.popup, Some(Popup::Prompt { .. })));
+    special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     press(&mut f, "sdelegatible true");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     assert!(
@@ -271,6 +274,7 @@ fn client_form_renames_and_sets_settings_with_clear_errors() {
         "{}",
         flash(&f)
     );
+    special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     press(&mut f, "smax_delegation_depth 2");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     assert!(
@@ -339,7 +343,11 @@ fn roles_screen_edits_roles_through_the_document() {
         .domain
         .clone()
         .unwrap();
-    assert_eq!(domain.default_role.unwrap().name, "administrator");
+    assert_eq!(domain.default_role.clone().unwrap().name, "administrator");
+    assert!(
+        domain.role("member").is_some(),
+        "the old default stays a role"
+    );
     // Removing a role asks first, naming it; Enter alone cancels.
     press(&mut f, "x");
     match &f.app.popup {

@@ -150,7 +150,8 @@ fn settings_keep_their_comments() {
             duration: Some(1800),
         },
         &["identity_token_duration = 3600 # 1 hour"],
-        &["identity_token_duration = 1800 # 1 hour"],
+        // A comment stating the duration states the new one, in the same words.
+        &["identity_token_duration = 1800 # 30 minutes"],
     );
     assert_changes(
         Edit::SetSetting {

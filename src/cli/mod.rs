@@ -4,7 +4,7 @@
 
 mod demo_cmd;
 mod identity;
-mod input;
+pub(crate) mod input;
 mod keys_cmd;
 mod output;
 mod policy_cmd;
@@ -30,7 +30,6 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(
     name = "hessra-console",
     version,
-    args_conflicts_with_subcommands = true,
     about = "Console, token tools and authorization server for Hessra machine identity",
     long_about = "Console, token tools and authorization server for Hessra machine identity.\n\n\
         Exit status: 0 success or valid, 1 invalid or denied, 2 usage or I/O error."
@@ -116,6 +115,20 @@ pub fn main() -> ExitCode {
     let Some(command) = cli.command else {
         return open_console(cli.console);
     };
+    // Global flags (`--json`) go before or after the subcommand; the console's own flags make
+    // no sense with a subcommand. clap's `args_conflicts_with_subcommands` would refuse the
+    // global ones too, so this is checked here.
+    if let Some(flag) = cli.console.given().first() {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "{flag} opens the console; it cannot be combined with a subcommand (global flags such as --json can)"
+                ),
+            )
+            .exit();
+    }
     let result = match command {
         Command::Identity(command) => identity::run(command),
         Command::Authorize(command) => token_cmd::run_authorize(command),

@@ -120,6 +120,10 @@ pub enum Confirmation {
     Recover {
         text: String,
     },
+    /// Reopen the raw editor on text a previous session typed there and never applied.
+    RecoverEditor {
+        text: String,
+    },
     ActivateKey {
         id: u32,
     },
@@ -194,6 +198,8 @@ pub enum Popup {
         title: String,
         hint: String,
         input: TextArea<'static>,
+        /// Why the last Enter was refused (the text stays for fixing).
+        error: Option<String>,
     },
     Palette {
         input: TextArea<'static>,
@@ -208,6 +214,10 @@ pub enum Popup {
         title: String,
         items: Vec<String>,
         selected: usize,
+    },
+    /// What start-up found wrong (config, keys, ports): every notice, not just the first.
+    Notices {
+        scroll: usize,
     },
 }
 
@@ -237,6 +247,9 @@ pub struct Context {
     /// session keeps its own unsaved edits for recovery.
     pub recovered: Option<String>,
     pub keep_unsaved: bool,
+    /// Text a previous session typed in the raw editor and never applied (offered for
+    /// reopening the editor with it).
+    pub recovered_editor: Option<String>,
 }
 
 impl Context {
@@ -262,6 +275,7 @@ impl Context {
             quiet_after: 3_600,
             recovered: None,
             keep_unsaved: false,
+            recovered_editor: None,
         }
     }
 }
@@ -328,7 +342,20 @@ pub struct App {
     keep_unsaved: bool,
     /// What the recovery file holds (None: no file), so it is written only on change.
     kept: Option<String>,
+    /// What the raw editor's recovery file holds, and since when (first, last keystroke) the
+    /// editor has changes not yet written there.
+    editor_kept: Option<String>,
+    editor_unwritten: Option<(i64, i64)>,
+    /// Start-up notices (config, keys, ports), shown at start and with `:notices`.
+    pub notices: Vec<String>,
+    /// Dialogs waiting for the one on screen to close, in order.
+    deferred: VecDeque<Popup>,
 }
+
+/// The raw editor's text is written for recovery once typing pauses this long (seconds)…
+const EDITOR_KEEP_QUIET: i64 = 1;
+/// …or, during non-stop typing, at least this often.
+const EDITOR_KEEP_AT_MOST: i64 = 5;
 
 /// Input that arrived while the policy was being read.
 enum Typed {
@@ -387,17 +414,15 @@ impl App {
             screen_width: std::cell::Cell::new(0),
             keep_unsaved: context.keep_unsaved,
             kept: None,
+            editor_kept: None,
+            editor_unwritten: None,
+            notices: context.notices,
+            deferred: VecDeque::new(),
         };
         app.server_view.quiet_after = context.quiet_after;
         app.load_text(&context.policy_text);
-        if let Some(first) = context.notices.first() {
-            let more = context.notices.len() - 1;
-            let suffix = if more > 0 {
-                format!(" (+{more} more in the log)")
-            } else {
-                String::new()
-            };
-            app.flash(Level::Warn, format!("{first}{suffix}"));
+        if !app.notices.is_empty() {
+            app.popup = Some(Popup::Notices { scroll: 0 });
         }
         if app.has_repo {
             app.submit(Job::GitStatus);
@@ -406,30 +431,105 @@ impl App {
         if app.server.is_some() {
             app.submit(Job::ServerPublicKey);
         }
-        if let Some(text) = context.recovered.filter(|t| *t != app.saved_text) {
+        let recovered_editor = context.recovered_editor.filter(|t| *t != app.saved_text);
+        let recovered = context.recovered.filter(|t| *t != app.saved_text);
+        if app.readonly && (recovered.is_some() || recovered_editor.is_some()) {
+            // Restoring is an edit: read-only mode leaves the kept text on disk, untouched.
+            app.notices.push(
+                "a previous session left unsaved edits; they stay kept: start without read-only to restore them".into(),
+            );
+            app.popup = Some(Popup::Notices { scroll: 0 });
+        } else if let Some(text) = recovered_editor {
+            // The editor opened on the session's text, so its text carries those edits too.
+            // The kept file is this session's to replace or remove only once it is restored.
+            app.kept = recovered;
+            let (added, removed) = line_changes(&app.saved_text, &text);
+            app.offer(
+                Confirmation::RecoverEditor { text },
+                "Unapplied editor text found",
+                vec![
+                    "A previous session ended with text typed in the raw editor (i) that was"
+                        .into(),
+                    format!(
+                        "never applied: {added} line(s) added, {removed} removed against the file."
+                    ),
+                    "Restore opens the editor with it (Esc applies, ctrl-s saves).".into(),
+                    "Cancel leaves it on disk until this session edits or saves.".into(),
+                ],
+            );
+        } else if let Some(text) = recovered {
             app.kept = Some(text.clone());
-            let changed = text
-                .lines()
-                .zip(app.saved_text.lines())
-                .filter(|(a, b)| a != b)
-                .count()
-                + text
-                    .lines()
-                    .count()
-                    .abs_diff(app.saved_text.lines().count());
-            app.confirm(
+            let (added, removed) = line_changes(&app.saved_text, &text);
+            app.offer(
                 Confirmation::Recover { text },
                 "Unsaved edits found",
                 vec![
                     "A previous session ended with unsaved edits to this clients.toml".into(),
                     format!(
-                        "({changed} line(s) differ from the file). Restore them as unsaved edits?"
+                        "({added} line(s) added, {removed} removed against the file). Restore them as unsaved edits?"
                     ),
                     "Cancel leaves them on disk until this session edits or saves.".into(),
                 ],
             );
         }
         app
+    }
+
+    /// Shows a confirmation now, or after the dialog on screen closes.
+    fn offer(&mut self, what: Confirmation, title: &str, lines: Vec<String>) {
+        let popup = Popup::Confirm {
+            what,
+            title: title.to_string(),
+            lines,
+            yes_focused: false,
+        };
+        if self.popup.is_some() {
+            self.deferred.push_back(popup);
+        } else {
+            self.popup = Some(popup);
+        }
+    }
+
+    /// The raw editor's text changed: it is kept for recovery once typing pauses.
+    pub(crate) fn editor_text_changed(&mut self) {
+        if !self.keep_unsaved {
+            return;
+        }
+        let first = self.editor_unwritten.map_or(self.now, |(first, _)| first);
+        self.editor_unwritten = Some((first, self.now));
+    }
+
+    /// Writes the raw editor's unapplied text where a later session finds it (debounced), or
+    /// forgets it once the editor is closed or back to what it opened with.
+    fn keep_editor_text(&mut self) {
+        if !self.keep_unsaved {
+            return;
+        }
+        let closed = self.clients.editor.is_none();
+        if closed {
+            self.editor_unwritten = None;
+            if self.editor_kept.take().is_some() {
+                self.submit(Job::KeepEditorText { text: None });
+            }
+            return;
+        }
+        let Some((first, last)) = self.editor_unwritten else {
+            return;
+        };
+        if self.now - last < EDITOR_KEEP_QUIET && self.now - first < EDITOR_KEEP_AT_MOST {
+            return;
+        }
+        self.editor_unwritten = None;
+        let wanted = self
+            .clients
+            .editor
+            .as_ref()
+            .filter(|e| e.modified())
+            .map(|e| e.text());
+        if wanted != self.editor_kept {
+            self.editor_kept = wanted.clone();
+            self.submit(Job::KeepEditorText { text: wanted });
+        }
     }
 
     /// Keeps unsaved edits where a later session finds them, or forgets them once saved.
@@ -490,6 +590,7 @@ impl App {
     /// Recomputes the screens' views of the policy and tree.
     fn views_changed(&mut self) {
         self.keep_unsaved_edits();
+        self.keep_editor_text();
         let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
             return;
         };
@@ -776,6 +877,7 @@ impl App {
             let after = self.server_view.next_seq;
             self.submit(Job::ServerAudit { after });
         }
+        self.keep_editor_text();
         if self.has_repo
             && self.now.saturating_sub(self.last_git) >= 5
             && !self
@@ -827,6 +929,9 @@ impl App {
         }
         if let Some(popup) = self.popup.take() {
             self.popup_key(popup, key);
+            if self.popup.is_none() {
+                self.popup = self.deferred.pop_front();
+            }
             return;
         }
         if self.filter_input.is_some() {
@@ -1032,6 +1137,7 @@ impl App {
             title: title.to_string(),
             hint: hint.to_string(),
             input,
+            error: None,
         });
     }
 
@@ -1100,11 +1206,21 @@ impl App {
                 title,
                 hint,
                 mut input,
+                error,
             } => match key.code {
                 KeyCode::Esc => self.flash(Level::Info, "cancelled"),
                 KeyCode::Enter => {
                     let text = input.lines().join("");
-                    self.prompt_submitted(kind, text.trim().to_string());
+                    if let Err(why) = self.prompt_submitted(kind.clone(), text.trim().to_string()) {
+                        self.flash(Level::Error, why.clone());
+                        self.popup = Some(Popup::Prompt {
+                            kind,
+                            title,
+                            hint,
+                            input,
+                            error: Some(why),
+                        });
+                    }
                 }
                 _ => {
                     input.input(key);
@@ -1113,6 +1229,7 @@ impl App {
                         title,
                         hint,
                         input,
+                        error,
                     });
                 }
             },
@@ -1138,6 +1255,21 @@ impl App {
                     })
                 }
                 _ => self.popup = Some(Popup::QuitDirty { choice }),
+            },
+            Popup::Notices { scroll } => match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {}
+                KeyCode::Down | KeyCode::Char('j') => {
+                    let last = self.notices.len().saturating_sub(1);
+                    self.popup = Some(Popup::Notices {
+                        scroll: (scroll + 1).min(last),
+                    })
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.popup = Some(Popup::Notices {
+                        scroll: scroll.saturating_sub(1),
+                    })
+                }
+                _ => self.popup = Some(Popup::Notices { scroll }),
             },
             Popup::Picker {
                 title,
@@ -1199,6 +1331,10 @@ impl App {
                     self.kept = None;
                     self.submit(Job::KeepUnsaved { text: None });
                 }
+                if self.editor_kept.is_some() && self.keep_unsaved {
+                    self.editor_kept = None;
+                    self.submit(Job::KeepEditorText { text: None });
+                }
                 self.running = false;
             }
             _ => {}
@@ -1240,6 +1376,16 @@ impl App {
                     PolicyPurpose::Replace { save: false },
                 );
             }
+            Confirmation::RecoverEditor { text } => {
+                self.editor_kept = Some(text.clone());
+                let original = self.text().to_string();
+                self.clients.restore_editor(&original, &text, self.now);
+                self.screen = Screen::Clients;
+                self.flash(
+                    Level::Info,
+                    "restored the editor's unapplied text: Esc applies, ctrl-s saves",
+                );
+            }
             Confirmation::ActivateKey { id } => {
                 self.submit(Job::ChangeKey(crate::console::jobs::KeyChange::Activate(
                     id,
@@ -1261,27 +1407,23 @@ impl App {
         }
     }
 
-    fn prompt_submitted(&mut self, kind: PromptKind, text: String) {
+    /// Acts on a prompt's text. An `Err` says why the text is refused; the prompt stays open
+    /// with what was typed, so nothing has to be typed again.
+    fn prompt_submitted(&mut self, kind: PromptKind, text: String) -> Result<(), String> {
         use crate::policy::Edit;
         if text.is_empty() && !matches!(kind, PromptKind::VerifyAs) {
             self.flash(Level::Info, "cancelled: nothing entered");
-            return;
+            return Ok(());
         }
         match kind {
             PromptKind::AddClient => {
+                check_identity(&text)?;
                 let identity = text.clone();
                 self.submit_edit(Edit::AddClient { identity }, Some(text));
             }
-            PromptKind::Grant { .. } | PromptKind::Revoke { .. }
-                if text.split_whitespace().count() != 2 =>
-            {
-                self.flash(
-                    Level::Error,
-                    "type RESOURCE OPERATION, e.g. `production_api read`",
-                );
-            }
             PromptKind::Grant { identity } => {
-                let (resource, operation) = two_words(&text);
+                let (resource, operation) =
+                    two_words(&text, "type RESOURCE OPERATION, e.g. `production_api read`")?;
                 self.apply_edit(Edit::Grant {
                     identity,
                     resource,
@@ -1289,74 +1431,60 @@ impl App {
                 });
             }
             PromptKind::Revoke { identity } => {
-                let (resource, operation) = two_words(&text);
+                let (resource, operation) =
+                    two_words(&text, "type RESOURCE OPERATION, e.g. `production_api read`")?;
                 self.apply_edit(Edit::Revoke {
                     identity,
                     resource,
                     operation,
                 });
             }
-            PromptKind::IdentityTtl { identity } => match text.parse::<u64>() {
-                Ok(0) => {
-                    self.apply_edit(Edit::SetIdentityTokens {
-                        identity,
-                        enabled: false,
-                        duration: None,
-                    });
-                }
-                Ok(seconds) => {
-                    self.apply_edit(Edit::SetIdentityTokens {
-                        identity,
-                        enabled: true,
-                        duration: Some(seconds),
-                    });
-                }
-                Err(_) => self.flash(
-                    Level::Error,
-                    format!("{text:?} is not a number of seconds (0 disables identity tokens)"),
-                ),
-            },
+            PromptKind::IdentityTtl { identity } => {
+                let duration = match text.as_str() {
+                    "0" | "off" => None,
+                    other => Some(lifetime(other)?),
+                };
+                self.apply_edit(Edit::SetIdentityTokens {
+                    identity,
+                    enabled: duration.is_some(),
+                    duration,
+                });
+            }
             PromptKind::RenameClient { identity } => {
+                check_identity(&text)?;
                 let to = text.clone();
                 self.submit_edit(Edit::RenameClient { from: identity, to }, Some(text));
             }
             PromptKind::SetSetting { identity } => {
-                let parts: Vec<&str> = text.split_whitespace().collect();
-                let [key, value] = parts.as_slice() else {
-                    self.flash(Level::Error, "type SETTING VALUE, e.g. `delegatable false`");
-                    return;
+                let (key, value) =
+                    two_words(&text, "type SETTING VALUE, e.g. `delegatable false`")?;
+                let setting = crate::policy::Setting::from_key(&key).ok_or_else(|| {
+                    format!("no setting {key:?}: delegatable, operator, authorization_token_duration, max_delegation_depth")
+                })?;
+                let value = if setting == crate::policy::Setting::AuthorizationTokenDuration
+                    && value != "default"
+                {
+                    Some(lifetime(&value)? as i64)
+                } else {
+                    setting.parse_value(&value)?
                 };
-                let Some(setting) = crate::policy::Setting::from_key(key) else {
-                    self.flash(
-                        Level::Error,
-                        format!("no setting {key:?}: delegatable, operator, authorization_token_duration, max_delegation_depth"),
-                    );
-                    return;
-                };
-                match setting.parse_value(value) {
-                    Ok(value) => {
-                        self.apply_edit(Edit::SetSetting {
-                            identity,
-                            setting,
-                            value,
-                        });
-                    }
-                    Err(e) => self.flash(Level::Error, e),
-                }
+                self.apply_edit(Edit::SetSetting {
+                    identity,
+                    setting,
+                    value,
+                });
             }
             PromptKind::RenameRole { realm, role } => {
+                let to = one_word(&text, "a role name is one word")?;
                 self.apply_edit(Edit::RenameRole {
                     realm,
                     from: role,
-                    to: text,
+                    to,
                 });
             }
             PromptKind::RoleRevoke { realm, role } => {
-                if text.split_whitespace().count() != 2 {
-                    self.flash(Level::Error, "type RESOURCE OPERATION, e.g. `api write`");
-                    return;
-                }
-                let (resource, operation) = two_words(&text);
+                let (resource, operation) =
+                    two_words(&text, "type RESOURCE OPERATION, e.g. `api write`")?;
                 self.apply_edit(Edit::RoleRevoke {
                     realm,
                     role,
@@ -1365,29 +1493,24 @@ impl App {
                 });
             }
             PromptKind::AddRole { realm } => {
-                self.apply_edit(Edit::AddRole { realm, role: text });
+                let role = one_word(&text, "a role name is one word")?;
+                self.apply_edit(Edit::AddRole { realm, role });
             }
             PromptKind::Assign { realm } => {
-                let parts: Vec<&str> = text.split_whitespace().collect();
-                if let [subject, role] = parts.as_slice() {
-                    self.apply_edit(Edit::Assign {
-                        realm,
-                        subject: subject.to_string(),
-                        role: role.to_string(),
-                    });
-                } else {
-                    self.flash(
-                        Level::Error,
-                        "type SUBJECT ROLE, e.g. `uri:urn:mycompany:bob admin`",
-                    );
-                }
+                let (subject, role) = two_words(
+                    &text,
+                    "type SUBJECT ROLE, e.g. `uri:urn:mycompany:bob admin`",
+                )?;
+                check_identity(&subject)?;
+                self.apply_edit(Edit::Assign {
+                    realm,
+                    subject,
+                    role,
+                });
             }
             PromptKind::RoleGrant { realm, role } => {
-                if text.split_whitespace().count() != 2 {
-                    self.flash(Level::Error, "type RESOURCE OPERATION, e.g. `api write`");
-                    return;
-                }
-                let (resource, operation) = two_words(&text);
+                let (resource, operation) =
+                    two_words(&text, "type RESOURCE OPERATION, e.g. `api write`")?;
                 self.apply_edit(Edit::RoleGrant {
                     realm,
                     role,
@@ -1419,8 +1542,9 @@ impl App {
                     lines,
                 );
             }
-            PromptKind::DemoFlow => self.start_demo_flow(&text),
+            PromptKind::DemoFlow => self.start_demo_flow(&text)?,
         }
+        Ok(())
     }
 
     // ---- filter -------------------------------------------------------------------------
@@ -1580,18 +1704,66 @@ impl App {
     }
 }
 
-fn two_words(text: &str) -> (String, String) {
-    let mut words = text.split_whitespace();
-    let first = words.next().unwrap_or_default().to_string();
-    let second = words.next().unwrap_or_default().to_string();
-    (first, second)
+/// Lines added and removed from `old` to `new`, by a real line diff (git's).
+fn line_changes(old: &str, new: &str) -> (usize, usize) {
+    git2::Patch::from_buffers(old.as_bytes(), None, new.as_bytes(), None, None)
+        .and_then(|patch| patch.line_stats())
+        .map(|(_, added, removed)| (added, removed))
+        .unwrap_or_else(|_| {
+            // git cannot diff them (it always can for text): count lines, never less than 1.
+            let (a, b) = (old.lines().count(), new.lines().count());
+            (b.saturating_sub(a).max(1), a.saturating_sub(b))
+        })
 }
 
-fn expand_home(text: &str) -> PathBuf {
-    match text.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(rest))
-            .unwrap_or_else(|| PathBuf::from(text)),
+/// Exactly two words, or `usage` as the reason.
+fn two_words(text: &str, usage: &str) -> Result<(String, String), String> {
+    match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [first, second] => Ok((first.to_string(), second.to_string())),
+        _ => Err(usage.to_string()),
+    }
+}
+
+fn one_word(text: &str, what: &str) -> Result<String, String> {
+    match text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [word] => Ok(word.to_string()),
+        _ => Err(format!("{what}, without spaces: {text:?}")),
+    }
+}
+
+/// An identity as clients.toml takes it: one token (no spaces, quotes or empty `:` segments)
+/// in the `uri:` scheme that certificates and tokens use.
+fn check_identity(text: &str) -> Result<(), String> {
+    let why =
+        "an identity is one word with no spaces, starting with uri:, e.g. uri:urn:company:bob";
+    if text.split_whitespace().count() != 1 {
+        return Err(format!("{text:?} is not an identity: {why}"));
+    }
+    crate::token::validate_identity(text).map_err(|e| format!("{e}; {why}"))?;
+    if !text.starts_with("uri:") {
+        return Err(format!("{text:?} does not start with uri:; {why}"));
+    }
+    Ok(())
+}
+
+/// A token lifetime as the command line takes it: seconds (`3600`) or `90s`, `15m`, `8h`, `2d`.
+fn lifetime(text: &str) -> Result<u64, String> {
+    crate::cli::input::parse_duration(text).map(|seconds| seconds as u64)
+}
+
+/// `~` and `~/…` are the home directory, as in a shell (`~user` is left alone); without HOME
+/// the path stays as typed.
+pub(crate) fn expand_home(text: &str) -> PathBuf {
+    let rest = match text {
+        "~" => "",
+        _ => match text.strip_prefix("~/") {
+            Some(rest) => rest,
+            None => return PathBuf::from(text),
+        },
+    };
+    match std::env::var_os("HOME") {
+        Some(home) if rest.is_empty() => PathBuf::from(home),
+        Some(home) => PathBuf::from(home).join(rest),
         None => PathBuf::from(text),
     }
 }

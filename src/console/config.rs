@@ -70,8 +70,9 @@ pub fn log_path() -> Option<PathBuf> {
 }
 
 impl Config {
-    /// Reads the config file; a missing file gives the defaults, a bad one gives the defaults
-    /// for what could not be read plus a message per problem.
+    /// Reads the config file; a missing file gives the defaults. Problems come back as
+    /// messages naming the file, line and column and the fix. A problem that could widen what
+    /// the console may do fails closed: see `parse`.
     pub fn load(path: Option<&Path>) -> (Config, Vec<String>) {
         let Some(path) = path else {
             return (Config::default(), Vec::new());
@@ -84,80 +85,187 @@ impl Config {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), Vec::new()),
             Err(e) => (
-                Config::default(),
-                vec![format!("cannot read {}: {e}", path.display())],
+                Config {
+                    path: Some(path.to_path_buf()),
+                    readonly: true,
+                    ..Config::default()
+                },
+                vec![format!(
+                    "started read-only: cannot read the config file {} ({e}), so whether it asks for read-only mode is unknown; fix its permissions",
+                    path.display()
+                )],
             ),
         }
     }
 
+    /// Reads config text (`origin` names it in messages).
+    ///
+    /// Fail closed: `readonly` is the one setting whose mistake could widen what the console
+    /// may do, so a `readonly` that is not true or false, a misspelling of it (`read-only`,
+    /// `read_only`) or a file that does not parse at all starts the console read-only, and
+    /// the message says why and how to fix it. `clipboard` turns a capability on, so a wrong
+    /// value turns copying off. Everything else is cosmetic (theme, colours, mouse, keys,
+    /// quiet_after): a wrong value is reported and the default used.
     pub fn parse(text: &str, origin: &str) -> (Config, Vec<String>) {
         let mut config = Config::default();
         let mut problems = Vec::new();
-        let doc: toml_edit::DocumentMut = match text.parse() {
+        let at = |span: Option<std::ops::Range<usize>>| match span {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                format!("{origin}:{line}:{column}")
+            }
+            None => origin.to_string(),
+        };
+        let doc = match toml_edit::Document::parse(text.to_string()) {
             Ok(doc) => doc,
             Err(e) => {
-                let message = e.to_string().replace('\n', " ");
-                return (config, vec![format!("{origin}: {message}")]);
+                config.readonly = true;
+                let message = e.message().trim().replace('\n', " ");
+                return (
+                    config,
+                    vec![format!(
+                        "{}: started read-only: the config file does not parse ({message}), so whether it asks for read-only mode is unknown; fix the TOML there",
+                        at(e.span())
+                    )],
+                );
             }
         };
-        for (key, item) in doc.iter() {
-            let mut wrong = |expected: &str| {
-                problems.push(format!("{origin}: {key} must be {expected}"));
+        let root = doc.as_table();
+        for (key, item) in root.iter() {
+            let key_at = at(root.key(key).and_then(toml_edit::Key::span));
+            let value_at = at(item.span());
+            let shown = item.as_value().map_or_else(
+                || "a table".to_string(),
+                |v| v.to_string().trim().to_string(),
+            );
+            let mut wrong = |expected: &str, outcome: &str| {
+                problems.push(format!(
+                    "{value_at}: {key} = {shown} must be {expected}; {outcome}"
+                ));
             };
             match key {
+                "readonly" => match item.as_bool() {
+                    Some(on) => config.readonly = on,
+                    None => {
+                        config.readonly = true;
+                        problems.push(format!(
+                            "{value_at}: started read-only: readonly = {shown} is not true or false; fix: write readonly = true, or readonly = false to allow edits"
+                        ));
+                    }
+                },
                 "theme" => match item.as_str() {
-                    Some(name) => config.theme = Some(name.to_string()),
-                    None => wrong("a theme name"),
+                    Some(name) if super::theme::Theme::built_in(name).is_ok() => {
+                        config.theme = Some(name.to_string())
+                    }
+                    _ => wrong(&theme_names(), "using the default theme"),
                 },
                 "mouse" => match item.as_bool() {
                     Some(on) => config.mouse = on,
-                    None => wrong("true or false"),
-                },
-                "readonly" => match item.as_bool() {
-                    Some(on) => config.readonly = on,
-                    None => wrong("true or false"),
+                    None => wrong("true or false", "mouse capture stays off"),
                 },
                 "quiet_after" => match item.as_integer() {
                     Some(seconds) if seconds > 0 => config.quiet_after = seconds,
-                    _ => wrong("a positive number of seconds"),
+                    _ => wrong("a positive number of seconds", "using 3600"),
                 },
                 "clipboard" => match item.as_str() {
                     Some("osc52" | "auto") => config.clipboard = ClipboardMode::Osc52,
                     Some("off") => config.clipboard = ClipboardMode::Off,
-                    _ => wrong("\"auto\", \"osc52\" or \"off\""),
+                    _ => {
+                        config.clipboard = ClipboardMode::Off;
+                        wrong("\"auto\", \"osc52\" or \"off\"", "copying is off until it is fixed");
+                    }
                 },
-                "theme_overrides" => match item.as_table() {
+                "theme_overrides" => match item.as_table_like() {
                     Some(table) => {
                         let mut doc = toml_edit::DocumentMut::new();
+                        let mut probe = super::theme::Theme::built_in("default")
+                            .expect("the default theme is built in");
                         for (slot, value) in table.iter() {
-                            doc.insert(slot, value.clone());
+                            let checked = value
+                                .as_str()
+                                .ok_or_else(|| format!("{slot} must be a colour string"))
+                                .and_then(|colour| probe.set(slot, colour));
+                            match checked {
+                                Ok(()) => {
+                                    doc.insert(slot, toml_edit::value(value.as_str().unwrap_or_default()));
+                                }
+                                Err(e) => problems.push(format!(
+                                    "{}: [theme_overrides] {e}; that colour keeps the theme's",
+                                    at(value.span())
+                                )),
+                            }
                         }
                         config.theme_overrides = Some(doc.to_string());
                     }
-                    None => wrong("a table of colour = \"value\""),
+                    None => wrong("a table of colour = \"value\"", "no colours are overridden"),
                 },
-                "keys" => match item.as_table() {
+                "keys" => match item.as_table_like() {
                     Some(table) => {
                         for (action, value) in table.iter() {
-                            match keys_of(value) {
-                                Some(keys) => {
+                            let value_at = at(value.span());
+                            match check_keys(action, value) {
+                                Ok(keys) => {
                                     config.keys.insert(action.to_string(), keys);
                                 }
-                                None => problems.push(format!(
-                                    "{origin}: [keys] {action} must be a key or a list of keys"
+                                Err(e) => problems.push(format!(
+                                    "{value_at}: [keys] {action}: {e}; its default keys stay"
                                 )),
                             }
                         }
                     }
-                    None => wrong("a table of action = [\"key\", ...]"),
+                    None => wrong("a table of action = [\"key\", ...]", "the default keys stay"),
                 },
+                other if normalized(other) == "readonly" => {
+                    config.readonly = true;
+                    problems.push(format!(
+                        "{key_at}: started read-only: unknown setting {other:?}, read as a misspelt readonly; fix: write readonly = true (or false)"
+                    ));
+                }
                 other => problems.push(format!(
-                    "{origin}: unknown setting {other:?} (theme, theme_overrides, mouse, clipboard, readonly, quiet_after, keys)"
+                    "{key_at}: unknown setting {other:?}, ignored (settings: theme, theme_overrides, mouse, clipboard, readonly, quiet_after, keys)"
                 )),
             }
         }
+        // Read-only first: it is what the operator most needs to know.
+        problems.sort_by_key(|p| !p.contains("started read-only"));
         (config, problems)
     }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// A setting name without case, `-`, `_` or spaces (`read-only` → `readonly`).
+fn normalized(key: &str) -> String {
+    key.chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn theme_names() -> String {
+    let names: Vec<String> = super::theme::BUILT_IN
+        .iter()
+        .map(|(name, _)| format!("{name:?}"))
+        .collect();
+    format!("one of {}", names.join(", "))
+}
+
+/// A `[keys]` entry: a known action and keys that parse.
+fn check_keys(action: &str, item: &toml_edit::Item) -> Result<Vec<String>, String> {
+    if super::keymap::Action::from_name(action).is_none() {
+        return Err("no such action (the help, ?, lists their names)".into());
+    }
+    let keys = keys_of(item).ok_or("must be a key or a list of keys")?;
+    for key in &keys {
+        super::keymap::KeySpec::parse(key)?;
+    }
+    Ok(keys)
 }
 
 fn keys_of(item: &toml_edit::Item) -> Option<Vec<String>> {
@@ -200,24 +308,71 @@ push = "ctrl-p"
     }
 
     #[test]
-    fn reports_mistakes_by_name() {
+    fn reports_mistakes_with_file_line_column_and_the_fix() {
         let (config, problems) = Config::parse(
-            "theme = 3\nmouse = \"yes\"\ncolour = 1\n[keys]\ncommit = 4\n",
+            "theme = 3\nmouse = \"yes\"\ncolour = 1\n[keys]\ncommit = 4\nfly = \"f\"\npush = \"hyper-p\"\n[theme_overrides]\naccent = \"plaid\"\n",
             "c.toml",
         );
         assert_eq!(config.theme, None);
         assert!(!config.mouse);
+        assert!(!config.readonly, "cosmetic mistakes do not change the mode");
+        assert!(config.keys.is_empty(), "{:?}", config.keys);
         let all = problems.join("\n");
         for expected in [
-            "theme must be",
-            "mouse must be",
-            "unknown setting \"colour\"",
-            "commit must be",
+            "c.toml:1:9: theme = 3 must be one of \"default\"",
+            "c.toml:2:9: mouse = \"yes\" must be true or false",
+            "c.toml:3:1: unknown setting \"colour\"",
+            "c.toml:5:10: [keys] commit: must be a key",
+            "c.toml:6:7: [keys] fly: no such action",
+            "c.toml:7:8: [keys] push: unknown key \"hyper-p\"",
+            "c.toml:9:10: [theme_overrides] accent = \"plaid\" is not a colour",
         ] {
-            assert!(all.contains(expected), "{expected}: {all}");
+            assert!(all.contains(expected), "{expected}\n{all}");
         }
-        let (_, problems) = Config::parse("theme = ", "c.toml");
-        assert!(problems[0].starts_with("c.toml:"), "{problems:?}");
+        assert!(
+            !all.contains("--"),
+            "config problems never name command-line flags: {all}"
+        );
+    }
+
+    #[test]
+    fn a_mistake_in_readonly_fails_closed() {
+        for text in [
+            "readonly = \"yes\"\n",
+            "readonly = 1\n",
+            "read-only = true\n",
+            "Read_Only = false\n",
+            "theme = \"light\"\nreadonly = tru\n",
+            "readonly = [\n",
+        ] {
+            let (config, problems) = Config::parse(text, "c.toml");
+            assert!(config.readonly, "{text:?} must start read-only");
+            assert!(
+                problems[0].contains("started read-only") && problems[0].starts_with("c.toml:"),
+                "{text:?}: {problems:?}"
+            );
+            assert!(problems[0].contains("readonly") || problems[0].contains("parse"));
+        }
+        let (_, problems) = Config::parse("mouse = true\nreadonly = \"yes\"\n", "c.toml");
+        assert!(problems[0].starts_with("c.toml:2:12: started read-only: readonly = \"yes\" is not true or false; fix: write readonly = true"), "{problems:?}");
+        let (config, problems) = Config::parse("clipboard = \"system\"\n", "c.toml");
+        assert_eq!(
+            config.clipboard,
+            ClipboardMode::Off,
+            "a wrong clipboard turns copying off"
+        );
+        assert!(problems[0].contains("copying is off"), "{problems:?}");
+        let (config, problems) = Config::parse("readonly = false\n", "c.toml");
+        assert!(!config.readonly && problems.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_config_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: it exists and cannot be read as text.
+        let (config, problems) = Config::load(Some(dir.path()));
+        assert!(config.readonly);
+        assert!(problems[0].contains("started read-only"), "{problems:?}");
     }
 
     #[test]

@@ -166,6 +166,10 @@ pub enum Job {
     KeepUnsaved {
         text: Option<String>,
     },
+    /// Keep the raw editor's unapplied text the same way (`None`: the editor is closed).
+    KeepEditorText {
+        text: Option<String>,
+    },
     /// Append a revocation to revocations.toml beside the policy.
     Revoke {
         entry: NewRevocation,
@@ -215,7 +219,7 @@ impl Job {
             Job::History => "reading history",
             Job::ParsePolicy { .. } => "reading the committed policy",
             Job::Revoke { .. } => "writing revocations.toml",
-            Job::KeepUnsaved { .. } => "keeping unsaved edits",
+            Job::KeepUnsaved { .. } | Job::KeepEditorText { .. } => "keeping unsaved edits",
             Job::DerivePolicy { .. } => "applying",
             Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
             Job::ServerSync => "asking the server to sync",
@@ -234,7 +238,10 @@ impl Job {
     pub fn is_poll(&self) -> bool {
         matches!(
             self,
-            Job::ServerStatus | Job::ServerAudit { .. } | Job::KeepUnsaved { .. }
+            Job::ServerStatus
+                | Job::ServerAudit { .. }
+                | Job::KeepUnsaved { .. }
+                | Job::KeepEditorText { .. }
         )
     }
 }
@@ -468,6 +475,12 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             }
             return;
         }
+        Job::KeepEditorText { text } => {
+            if let Some(path) = &env.recovery_path {
+                keep_unsaved(&editor_recovery_path(path), text.as_deref());
+            }
+            return;
+        }
         Job::DerivePolicy { input, purpose } => JobResult::PolicyDerived {
             purpose,
             result: derive(input),
@@ -568,6 +581,11 @@ pub fn recovery_path(state_dir: &Path, policy_path: &Path) -> PathBuf {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     state_dir.join("recovery").join(format!("{name}.toml"))
+}
+
+/// Where the raw editor's unapplied text is kept, beside the unsaved edits of `recovery`.
+pub fn editor_recovery_path(recovery: &Path) -> PathBuf {
+    recovery.with_extension("editor.toml")
 }
 
 fn revoke(policy_path: &Path, entry: &NewRevocation) -> Result<String, String> {

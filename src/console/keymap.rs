@@ -193,8 +193,10 @@ impl KeySpec {
         if key.code != self.code {
             return false;
         }
+        // Shift is part of some keys: terminals send ESC [ Z as BackTab with SHIFT set (or
+        // not), and an upper-case letter with or without it.
         let significant = |m: KeyModifiers| match key.code {
-            KeyCode::Char(_) => m - KeyModifiers::SHIFT,
+            KeyCode::Char(_) | KeyCode::BackTab => m - KeyModifiers::SHIFT,
             _ => m,
         };
         significant(key.modifiers) == significant(self.modifiers)
@@ -250,8 +252,6 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Global, Action::Help, &["?", "f1"]),
     (Scope::Global, Action::Palette, &[":"]),
     (Scope::Global, Action::Filter, &["/"]),
-    (Scope::Global, Action::NextMatch, &["n"]),
-    (Scope::Global, Action::PrevMatch, &["N"]),
     (Scope::Global, Action::Screen1, &["1"]),
     (Scope::Global, Action::Screen2, &["2"]),
     (Scope::Global, Action::Screen3, &["3"]),
@@ -288,6 +288,10 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Clients, Action::RenameClient, &["r"]),
     (Scope::Clients, Action::SetSetting, &["s"]),
     (Scope::Delegations, Action::WhatCan, &["w"]),
+    // Only the tree marks filter matches among other rows; the other filters narrow their
+    // lists, so there is nothing to step through there.
+    (Scope::Delegations, Action::NextMatch, &["n"]),
+    (Scope::Delegations, Action::PrevMatch, &["N"]),
     (Scope::Roles, Action::AddRole, &["r"]),
     (Scope::Roles, Action::Assign, &["a"]),
     (Scope::Roles, Action::Unassign, &["D"]),
@@ -429,6 +433,37 @@ mod tests {
         assert_eq!(map.lookup(Scope::Changes, &t), Some(Action::ToggleDiff));
         assert_eq!(map.lookup(Scope::Clients, &t), Some(Action::IdentityTtl));
         assert_eq!(map.lookup(Scope::Server, &t), None);
+    }
+
+    #[test]
+    fn shift_tab_matches_as_terminals_send_it() {
+        let map = Keymap::defaults();
+        // crossterm reports ESC [ Z as BackTab with SHIFT; some terminals leave SHIFT out.
+        for modifiers in [KeyModifiers::SHIFT, KeyModifiers::NONE] {
+            let key = press(KeyCode::BackTab, modifiers);
+            for scope in [Scope::Clients, Scope::Roles, Scope::Tokens, Scope::Changes] {
+                assert_eq!(
+                    map.lookup(scope, &key),
+                    Some(Action::FocusPrev),
+                    "{scope:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn next_match_is_bound_only_where_matches_are_stepped_through() {
+        let map = Keymap::defaults();
+        let n = press(KeyCode::Char('n'), KeyModifiers::NONE);
+        assert_eq!(map.lookup(Scope::Delegations, &n), Some(Action::NextMatch));
+        for scope in [Scope::Clients, Scope::Roles, Scope::Tokens, Scope::Server] {
+            assert_eq!(map.lookup(scope, &n), None, "{scope:?}");
+            let rows = map.help_rows(scope);
+            assert!(
+                !rows.iter().any(|(_, _, a)| *a == Action::NextMatch),
+                "{scope:?} help lists n"
+            );
+        }
     }
 
     #[test]

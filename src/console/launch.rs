@@ -44,6 +44,25 @@ pub struct ConsoleArgs {
     pub theme: Option<String>,
 }
 
+impl ConsoleArgs {
+    /// The flags that were passed, as typed (`--workspace`), in declaration order.
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            ("--workspace", self.workspace.is_some()),
+            ("--policy-repo", self.policy_repo.is_some()),
+            ("--server", self.server.is_some()),
+            ("--cert", self.cert.is_some()),
+            ("--key", self.key.is_some()),
+            ("--ca", self.ca.is_some()),
+            ("--readonly", self.readonly),
+            ("--theme", self.theme.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+}
+
 /// Everything the terminal loop needs, plus what must live as long as the console.
 pub struct Launched {
     pub context: Context,
@@ -59,15 +78,39 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Builds the context; prints to stderr only before the terminal is taken over.
 pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
-    let (config, mut notices) = Config::load(super::config::config_path().as_deref());
-    let theme_name = args
-        .theme
-        .clone()
-        .or(config.theme.clone())
-        .unwrap_or_else(|| "default".into());
-    let mut theme = Theme::built_in(&theme_name).map_err(|e| format!("--theme: {e}"))?;
+    launch_with_config(args, super::config::config_path().as_deref())
+}
+
+/// What the flags and the config file decide, and what was wrong with them.
+pub struct Settings {
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub readonly: bool,
+    pub notices: Vec<String>,
+}
+
+/// Combines the flags with the config file. A flag's mistake stops the start naming the
+/// flag; the file's mistakes are notices naming the file (the config already failed closed).
+pub fn settings(
+    args: &ConsoleArgs,
+    config: &Config,
+    problems: Vec<String>,
+) -> Result<Settings, String> {
+    let mut notices = problems;
+    let origin = config.path.as_ref().map_or_else(
+        || "the config file".to_string(),
+        |p| p.display().to_string(),
+    );
+    let mut theme = match (&args.theme, &config.theme) {
+        (Some(name), _) => Theme::built_in(name).map_err(|e| format!("--theme: {e}"))?,
+        (None, Some(name)) => Theme::built_in(name).unwrap_or_else(|e| {
+            notices.push(format!("{origin}: theme: {e}; using the default theme"));
+            Theme::built_in("default").expect("the default theme is built in")
+        }),
+        (None, None) => Theme::built_in("default").expect("the default theme is built in"),
+    };
     if let Some(overrides) = &config.theme_overrides
-        && let Err(e) = theme.patch(overrides, "[theme_overrides]")
+        && let Err(e) = theme.patch(overrides, &format!("{origin} [theme_overrides]"))
     {
         notices.push(e);
     }
@@ -75,7 +118,27 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
         theme = theme.without_color();
     }
     let (keymap, key_errors) = Keymap::defaults().with_overrides(&config.keys);
-    notices.extend(key_errors.into_iter().map(|e| e.0));
+    notices.extend(key_errors.into_iter().map(|e| format!("{origin}: {}", e.0)));
+    Ok(Settings {
+        theme,
+        keymap,
+        readonly: args.readonly || config.readonly,
+        notices,
+    })
+}
+
+/// `launch` with the config file at `config_path` (tests point it at their own).
+pub fn launch_with_config(
+    args: ConsoleArgs,
+    config_path: Option<&Path>,
+) -> Result<Launched, String> {
+    let (config, problems) = Config::load(config_path);
+    let Settings {
+        theme,
+        keymap,
+        readonly,
+        mut notices,
+    } = settings(&args, &config, problems)?;
     for notice in &notices {
         tracing::warn!("{notice}");
     }
@@ -134,13 +197,19 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
                 .expect("clap requires --ca with --server"),
         );
         let mut operator_pem = read(cert)?;
-        operator = operator.or_else(|| certificate_identity(&operator_pem));
+        let identity = certificate_identity(&operator_pem);
+        operator = operator.or_else(|| identity.clone());
         operator_pem.extend(read(key)?);
+        // Without a workspace the only client certificate at hand is the operator's: the
+        // demo flow authenticates with it.
+        let demo_clients = identity
+            .map(|id| vec![(id, operator_pem.clone())])
+            .unwrap_or_default();
         link = Some(ServerLink {
             url: url.clone(),
             ca_pem: read(ca)?,
             operator_pem,
-            demo_clients: Vec::new(),
+            demo_clients,
         });
     }
     let policy_path = std::path::absolute(&policy_path).unwrap_or(policy_path);
@@ -167,6 +236,9 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
     let recovered = recovery
         .as_ref()
         .and_then(|path| std::fs::read_to_string(path).ok());
+    let recovered_editor = recovery
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(super::jobs::editor_recovery_path(path)).ok());
     let mut env = Env::new(
         policy_path.clone(),
         repo_root.clone(),
@@ -189,7 +261,7 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
         server: server_info,
         operator,
         demo_clients,
-        readonly: args.readonly || config.readonly,
+        readonly,
         theme,
         keymap,
         now: crate::token::clock::unix_now(),
@@ -200,6 +272,7 @@ pub fn launch(args: ConsoleArgs) -> Result<Launched, String> {
         quiet_after: config.quiet_after,
         recovered,
         keep_unsaved: recovery.is_some(),
+        recovered_editor,
     };
     Ok(Launched {
         context,

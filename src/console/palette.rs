@@ -21,6 +21,10 @@ const COMMANDS: &[(&str, &str)] = &[
     ("load", "PATH — load a token file"),
     ("filter", "TEXT — filter the current screen"),
     ("help", "— keys"),
+    (
+        "notices",
+        "— what start-up found wrong (config, keys, ports)",
+    ),
     ("quit", "— quit (also :q; :q! discards edits)"),
 ];
 
@@ -128,9 +132,12 @@ pub fn run(app: &mut App, line: &str) {
             }
             Err(e) => app.flash(Level::Error, format!("key: {e}")),
         },
+        "load" if argument.is_empty() => {
+            app.flash(Level::Info, "load: give a path, e.g. :load ~/token.txt");
+        }
         "load" => {
             app.submit(super::jobs::Job::LoadTokenFile {
-                path: argument.into(),
+                path: super::app::expand_home(argument),
             });
         }
         "filter" => {
@@ -144,6 +151,10 @@ pub fn run(app: &mut App, line: &str) {
             app.filter_input = None;
         }
         "help" => app.dispatch(Action::Help),
+        "notices" if app.notices.is_empty() => {
+            app.flash(Level::Info, "no start-up notices");
+        }
+        "notices" => app.popup = Some(super::app::Popup::Notices { scroll: 0 }),
         other => match Action::from_name(other) {
             Some(action) => app.dispatch(action),
             None => app.flash(

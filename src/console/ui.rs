@@ -319,7 +319,11 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             );
         }
         Popup::Prompt {
-            title, hint, input, ..
+            title,
+            hint,
+            input,
+            error,
+            ..
         } => {
             let rect = centered(area, area.width.saturating_sub(8).min(90), 5);
             frame.render_widget(Clear, rect);
@@ -329,14 +333,11 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             let [field, help] =
                 Layout::vertical([Constraint::Length(1), Constraint::Length(2)]).areas(inner);
             frame.render_widget(input, field);
-            frame.render_widget(
-                Paragraph::new(Span::styled(
-                    format!("{hint} · Enter ok · Esc cancel"),
-                    app.theme.muted(),
-                ))
-                .wrap(Wrap { trim: false }),
-                help,
-            );
+            let help_text = match error {
+                Some(why) => Span::styled(format!("✗ {why} · Esc cancel"), app.theme.error()),
+                None => Span::styled(format!("{hint} · Enter ok · Esc cancel"), app.theme.muted()),
+            };
+            frame.render_widget(Paragraph::new(help_text).wrap(Wrap { trim: false }), help);
         }
         Popup::Palette {
             input, completions, ..
@@ -386,6 +387,36 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
                     .highlight_symbol(selected_marker()),
                 rect,
                 &mut state,
+            );
+        }
+        Popup::Notices { scroll } => {
+            let width = area.width.saturating_sub(6).min(100);
+            let mut lines = vec![Line::from(Span::styled(
+                "Found at start-up. Esc or Enter closes; :notices shows this again.",
+                app.theme.muted(),
+            ))];
+            for notice in app.notices.iter().skip(*scroll) {
+                lines.push(Line::from(vec![
+                    Span::styled("• ", app.theme.warn()),
+                    Span::raw(notice.clone()),
+                ]));
+            }
+            let wrapped: u16 = lines
+                .iter()
+                .map(|l| {
+                    (l.width() as u16)
+                        .div_ceil(width.saturating_sub(2).max(1))
+                        .max(1)
+                })
+                .sum();
+            let rect = centered(area, width, wrapped.saturating_add(2));
+            frame.render_widget(Clear, rect);
+            let title = format!("Start-up notices ({})", app.notices.len());
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(pane(app, &title, true)),
+                rect,
             );
         }
     }

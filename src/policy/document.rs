@@ -494,14 +494,15 @@ fn edit_client(table: &mut Table, edit: &Edit) -> Result<(), EditError> {
                 "identity_token_duration",
                 duration.map(|d| Value::from(d as i64)),
             );
+            restate_duration(table, "identity_token_duration", *duration);
             Ok(())
         }
         Edit::SetSetting {
             setting,
-            value: new,
+            value: stated,
             ..
         } => {
-            let new = new.map(|v| {
+            let new = stated.map(|v| {
                 if setting.is_bool() {
                     Value::from(v != 0)
                 } else {
@@ -509,6 +510,9 @@ fn edit_client(table: &mut Table, edit: &Edit) -> Result<(), EditError> {
                 }
             });
             set_value(table, setting.key(), new);
+            if *setting == Setting::AuthorizationTokenDuration {
+                restate_duration(table, setting.key(), stated.map(|v| v.max(0) as u64));
+            }
             Ok(())
         }
         Edit::AddRole { realm, role } => add_role(table, realm, role),
@@ -992,6 +996,101 @@ fn set_string(item: Option<&mut Item>, text: &str) {
     }
 }
 
+/// A trailing comment that states a duration (`# 8 hours`, `# 30 min`, `# 2h`) would state the
+/// old value after the key changes: it is rewritten to the new value in the same style (words or
+/// abbreviations, the unit that divides the value). Any other comment is kept as written.
+fn restate_duration(table: &mut Table, key: &str, seconds: Option<u64>) {
+    let Some(seconds) = seconds else { return };
+    let Some(value) = table.get_mut(key).and_then(Item::as_value_mut) else {
+        return;
+    };
+    let Some(suffix) = value.decor().suffix().and_then(|s| s.as_str()) else {
+        return;
+    };
+    if let Some(restated) = restated_comment(suffix, seconds) {
+        value.decor_mut().set_suffix(restated);
+    }
+}
+
+/// The comment `suffix` (`" # 8 hours"`) restating `seconds`, or `None` when it does not state
+/// a duration.
+fn restated_comment(suffix: &str, seconds: u64) -> Option<String> {
+    /// A unit as comments write it: in words or abbreviated.
+    struct Unit {
+        seconds: u64,
+        word: &'static str,
+        words: [&'static str; 2],
+        abbreviation: &'static str,
+        abbreviations: &'static [&'static str],
+    }
+    const UNITS: [Unit; 4] = [
+        Unit {
+            seconds: 86_400,
+            word: "day",
+            words: ["day", "days"],
+            abbreviation: "d",
+            abbreviations: &["d"],
+        },
+        Unit {
+            seconds: 3_600,
+            word: "hour",
+            words: ["hour", "hours"],
+            abbreviation: "h",
+            abbreviations: &["h", "hr", "hrs"],
+        },
+        Unit {
+            seconds: 60,
+            word: "minute",
+            words: ["minute", "minutes"],
+            abbreviation: "m",
+            abbreviations: &["m", "min", "mins"],
+        },
+        Unit {
+            seconds: 1,
+            word: "second",
+            words: ["second", "seconds"],
+            abbreviation: "s",
+            abbreviations: &["s", "sec", "secs"],
+        },
+    ];
+    let hash = suffix.find('#')?;
+    let (before, after) = suffix.split_at(hash + 1);
+    if !before[..hash].trim().is_empty() {
+        return None;
+    }
+    let body = after.trim();
+    let lead = &after[..after.find(body)?];
+    let trail = &after[lead.len() + body.len()..];
+    let digits = body.len() - body.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits == 0 {
+        return None;
+    }
+    let unit_text = body[digits..].trim_start();
+    let spaced = unit_text.len() < body.len() - digits;
+    let lower = unit_text.to_ascii_lowercase();
+    let lower = lower.as_str();
+    let words = UNITS.iter().any(|u| u.words.contains(&lower));
+    let short = UNITS.iter().any(|u| u.abbreviations.contains(&lower));
+    if !words && !short {
+        return None;
+    }
+    let unit = UNITS
+        .iter()
+        .find(|u| seconds >= u.seconds && seconds.is_multiple_of(u.seconds))
+        .unwrap_or(&UNITS[3]);
+    let (size, word, abbr) = (unit.seconds, unit.word, unit.abbreviation);
+    let count = seconds / size;
+    let stated = if words {
+        let plural = if count == 1 { "" } else { "s" };
+        format!("{count} {word}{plural}")
+    } else if spaced {
+        format!("{count} {abbr}")
+    } else {
+        format!("{count}{abbr}")
+    };
+    Some(format!("{before}{lead}{stated}{trail}"))
+}
+
 /// Sets or removes a key, keeping the decor (e.g. a trailing comment) of an existing value.
 fn set_value(table: &mut Table, key: &str, new: Option<Value>) {
     match new {
@@ -1112,14 +1211,38 @@ fn rename_role(client: &mut Table, realm: &str, from: &str, to: &str) -> Result<
     Ok(())
 }
 
+/// Makes `role` the realm's default. A role of the realm moves into `default_role` with its
+/// resources, and the previous default becomes an ordinary role (the two trade places in the
+/// file; comments travel with their role); an unknown name becomes a new, empty default.
 fn set_default_role(client: &mut Table, realm: &str, role: &str) -> Result<(), EditError> {
     let domain = domain_or_create(client, realm)?;
-    match domain.get_mut("default_role").and_then(Item::as_table_mut) {
-        Some(existing) => set_string(existing.get_mut("name"), role),
-        None => {
-            domain.insert("default_role", Item::Table(new_section(role)));
+    if is_default_role(domain, role) {
+        return Ok(());
+    }
+    let layout = || EditError::Layout(format!("the default role of {realm}"));
+    let outgoing = match domain.get_mut("default_role") {
+        Some(item) => Some(std::mem::take(item.as_table_mut().ok_or_else(layout)?)),
+        None => None,
+    };
+    let chosen = domain
+        .get("roles")
+        .and_then(Item::as_array_of_tables)
+        .and_then(|roles| find_named(roles, role));
+    let mut incoming = match chosen {
+        Some(index) => roles_mut(domain, realm)?.remove(index),
+        None => new_section(role),
+    };
+    if let Some(mut outgoing) = outgoing {
+        let (was_default, was_role) = (outgoing.position(), incoming.position());
+        incoming.set_position(was_default);
+        outgoing.set_position(was_role);
+        let roles = roles_mut(domain, realm)?;
+        match chosen {
+            Some(index) => roles.insert(index, outgoing),
+            None => roles.push(outgoing),
         }
     }
+    domain.insert("default_role", Item::Table(incoming));
     Ok(())
 }
 
@@ -1279,5 +1402,60 @@ mod tests {
         })
         .unwrap();
         assert_regions_exact(&doc);
+    }
+
+    #[test]
+    fn a_comment_stating_a_duration_follows_the_new_value() {
+        for (comment, seconds, expected) in [
+            (" # 8 hours", 14_400, Some(" # 4 hours")),
+            (" # 8 hours", 3_600, Some(" # 1 hour")),
+            (" # 30 minutes", 5_400, Some(" # 90 minutes")),
+            (" #1 hour  ", 172_800, Some(" #2 days  ")),
+            (" # 2h", 1_800, Some(" # 30m")),
+            (" # 2 h", 90, Some(" # 90 s")),
+            (" # 8 hours", 61, Some(" # 61 seconds")),
+            (" # a working day", 14_400, None),
+            (" # 8 hours of work", 14_400, None),
+            (" # 8 parsecs", 14_400, None),
+            ("", 14_400, None),
+        ] {
+            assert_eq!(
+                restated_comment(comment, seconds).as_deref(),
+                expected,
+                "{comment:?} → {seconds}"
+            );
+        }
+        let mut doc = document(FIXTURE);
+        doc.apply(&Edit::SetIdentityTokens {
+            identity: "uri:urn:company:alice".into(),
+            enabled: true,
+            duration: Some(14_400),
+        })
+        .unwrap();
+        assert!(
+            doc.text
+                .contains("identity_token_duration = 14400 # 4 hours\n"),
+            "{}",
+            doc.text
+        );
+        assert!(!doc.text.contains("# 8 hours"));
+        doc.apply(&Edit::SetSetting {
+            identity: "uri:urn:company:alice".into(),
+            setting: Setting::AuthorizationTokenDuration,
+            value: Some(600),
+        })
+        .unwrap();
+        assert!(doc.text.contains("authorization_token_duration = 600\n"));
+        // Comments that say something else stay as written.
+        doc.apply(&Edit::SetSetting {
+            identity: "uri:urn:company:ci:deploy".into(),
+            setting: Setting::Delegatable,
+            value: Some(1),
+        })
+        .unwrap();
+        assert!(
+            doc.text
+                .contains("delegatable = true # deploy jobs may not hand")
+        );
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end through a real terminal: the real binary in tmux on a fresh demo workspace.
 # Edit a client, save, commit, push, and watch the Server screen show the new applied commit;
-# then quit and check the console exits cleanly. Waits by polling the screen, never by sleeping
+# then quit and check the console exits cleanly. Then a reviewer's read-only console, a config
+# that must fail closed, and raw-editor text surviving a killed console. Waits by polling the screen, never by sleeping
 # a fixed time. Prints "N passed, N failed"; exits non-zero on any failure.
 #
 #   tests/e2e/console-tmux.sh [path/to/hessra-console]   (default: $CARGO_TARGET_DIR or target, /debug/hessra-console)
@@ -119,6 +120,57 @@ keys Enter
 check "mutating commands say read-only" "disabled in read-only mode"
 keys q
 check "q quits the review console" "EXITED=0"
+
+# A config whose readonly is not a boolean: the console starts read-only, says where and why at
+# once, and Shift-Tab (ESC [ Z) moves focus back.
+printf 'readonly = "yes"\n' >"$work/bad.toml"
+tmx new-session -d -s closed -x 120 -y 40 \
+    "env HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.state \
+     HESSRA_CONSOLE_CONFIG=$work/bad.toml $binary --policy-repo $work/ws/policy; \
+     echo EXITED=\$?; sleep 600"
+screen() { tmx capture-pane -p -t closed 2>/dev/null; }
+keys() { tmx send-keys -t closed "$@"; }
+text() { tmx send-keys -t closed -l "$1"; }
+check "a bad readonly is shown at start, with the file's line and column" "bad.toml:1:12: started read-only"
+keys Escape
+check "and the console is read-only" " RO "
+keys 3 BTab y
+check "Shift-Tab moves from Realms back to Assignments" "copied subject"
+keys q
+check "q quits the read-only console" "EXITED=0"
+
+# Text typed in the raw editor survives a killed console.
+start_editor_console() {
+    tmx new-session -d -s editor -x 120 -y 40 \
+        "env HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.state \
+         $binary --policy-repo $work/ws/policy; echo EXITED=\$?; sleep 600"
+}
+start_editor_console
+screen() { tmx capture-pane -p -t editor 2>/dev/null; }
+keys() { tmx send-keys -t editor "$@"; }
+text() { tmx send-keys -t editor -l "$1"; }
+check "the editor console opens" "Clients (7/7)"
+keys i
+check "the raw editor opens" "Esc apply & close"
+text "# typed before the kill"
+keys Enter
+recovery_dir="$work/home/.state/hessra-console/recovery"
+for _ in $(seq 50); do
+    ls "$recovery_dir"/*.editor.toml >/dev/null 2>&1 && break
+    sleep 0.1
+done
+shell_pid=$(tmx list-panes -t editor -F '#{pane_pid}')
+console_pid=$(pgrep -P "$shell_pid" -f hessra-console | head -1)
+[ -n "$console_pid" ] && kill -9 "$console_pid"
+check "the killed console is gone" "EXITED=137"
+tmx kill-session -t editor
+start_editor_console
+check "the next start offers the editor's text back" "Unapplied editor text found"
+check "saying it was never applied" "never applied: 1 line(s) added, 0 removed"
+text y
+check "restoring reopens the editor with it" "# typed before the kill"
+keys Escape
+check "Esc applies it as an unsaved edit" "editor text applied"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

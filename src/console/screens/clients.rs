@@ -138,6 +138,14 @@ impl ClientsState {
         self.editor = Some(RawEditor::new(text, now));
     }
 
+    /// Reopens the editor on `text` typed in an earlier session over `original` (what the
+    /// policy is now), so it shows as modified and Esc applies it.
+    pub fn restore_editor(&mut self, original: &str, text: &str, now: i64) {
+        let mut editor = RawEditor::new(text, now);
+        editor.original = original.to_string();
+        self.editor = Some(editor);
+    }
+
     pub fn editor_modified(&self) -> bool {
         self.editor.as_ref().is_some_and(RawEditor::modified)
     }
@@ -280,7 +288,7 @@ impl App {
                         identity: identity.clone(),
                     },
                     &format!("Identity token lifetime for {identity}"),
-                    "seconds; 0 turns identity tokens off",
+                    "seconds, or 90s, 30m, 8h, 1d; 0 turns identity tokens off",
                     &current,
                 )
             }
@@ -298,7 +306,7 @@ impl App {
                     identity: identity.clone(),
                 },
                 &format!("Setting of {identity}"),
-                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration SECONDS, max_delegation_depth N; VALUE default removes it",
+                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 300 or 5m, max_delegation_depth N; VALUE default removes it",
                 "",
             ),
             _ => {}
@@ -334,7 +342,7 @@ impl App {
         match key.code {
             KeyCode::Esc => self.close_editor(),
             KeyCode::Char('s') if ctrl => self.apply_editor(true),
-            KeyCode::Tab => editor.findings_focused = !editor.findings_focused,
+            KeyCode::Tab | KeyCode::BackTab => editor.findings_focused = !editor.findings_focused,
             KeyCode::Up if editor.findings_focused => {
                 editor.selected_finding = editor.selected_finding.saturating_sub(1)
             }
@@ -368,6 +376,7 @@ impl App {
             _ => {
                 if editor.area.input(key) {
                     editor.revalidate(now);
+                    self.editor_text_changed();
                 }
             }
         }

@@ -216,6 +216,8 @@ impl App {
             ),
             Action::DefaultRole => {
                 self.apply_edit(crate::policy::Edit::SetDefaultRole { realm, role });
+                // The default is listed first: the selection follows the role.
+                self.roles.role = 0;
             }
             _ => {}
         }

@@ -77,14 +77,21 @@ impl App {
                     );
                     return;
                 }
-                let client = self
+                let Some(client) = self
                     .demo_clients
                     .iter()
                     .find(|c| c.ends_with(":alice"))
                     .or(self.demo_clients.first())
                     .cloned()
-                    .unwrap_or_default();
-                let initial = format!("{client} {client}:agent1 production_api read");
+                else {
+                    self.flash(
+                        Level::Warn,
+                        "Demo flow: it authenticates with a client certificate and this console has none (the --cert of --server names no uri: identity); open a workspace (--workspace DIR, or no flags for the demo one) to run it",
+                    );
+                    return;
+                };
+                let (resource, operation) = self.first_grant(&client);
+                let initial = format!("{client} {client}:agent1 {resource} {operation}");
                 self.prompt(
                     PromptKind::DemoFlow,
                     "Demo flow",
@@ -127,6 +134,19 @@ impl App {
             },
             _ => {}
         }
+    }
+
+    /// A resource and operation `identity` is granted (the demo flow's default request); the
+    /// demo policy's `production_api read` when it has none.
+    fn first_grant(&self, identity: &str) -> (String, String) {
+        self.loaded()
+            .and_then(|l| l.policy.client(identity))
+            .and_then(|c| {
+                c.resources
+                    .iter()
+                    .find_map(|r| Some((r.name.clone(), r.operations.first()?.clone())))
+            })
+            .unwrap_or_else(|| ("production_api".into(), "read".into()))
     }
 
     fn block_count(&self) -> usize {
@@ -203,6 +223,7 @@ impl App {
             && !self.readonly
         {
             editor.area.insert_str(text);
+            self.editor_text_changed();
         }
     }
 
@@ -259,15 +280,18 @@ impl App {
         });
     }
 
-    pub(crate) fn start_demo_flow(&mut self, text: &str) {
+    /// Starts the demo flow typed in the prompt; refuses (keeping the prompt) what cannot run.
+    pub(crate) fn start_demo_flow(&mut self, text: &str) -> Result<(), String> {
         let parts: Vec<&str> = text.split_whitespace().collect();
         let [client, delegate_to, resource, operation] = parts.as_slice() else {
-            self.flash(
-                Level::Error,
-                "type CLIENT DELEGATE-TO RESOURCE OPERATION, e.g. uri:urn:company:alice uri:urn:company:alice:agent1 production_api read",
-            );
-            return;
+            return Err("type CLIENT DELEGATE-TO RESOURCE OPERATION, e.g. uri:urn:company:alice uri:urn:company:alice:agent1 production_api read".into());
         };
+        if !self.demo_clients.iter().any(|c| c == client) {
+            return Err(format!(
+                "no client certificate for {client}: the flow authenticates with one of {}",
+                self.demo_clients.join(", ")
+            ));
+        }
         self.tokens.flow.clear();
         self.tokens.flow_selected = 0;
         self.submit(Job::DemoFlow {
@@ -276,6 +300,7 @@ impl App {
             resource: resource.to_string(),
             operation: operation.to_string(),
         });
+        Ok(())
     }
 
     pub(crate) fn tokens_result(&mut self, result: JobResult) {
