@@ -139,7 +139,7 @@ fn build(spec: &Spec) -> Policy {
             let domain = client.domain.as_ref().map(|d| {
                 let mut roles: Vec<Role> = Vec::new();
                 for r in &d.roles {
-                    let name = format!("{}", ROLE_NAMES[r.name]);
+                    let name = ROLE_NAMES[r.name].to_string();
                     if !roles.iter().any(|x| x.name == name) {
                         roles.push(role(&name, &r.grants));
                     }
