@@ -491,17 +491,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             "not a git repository: there is no committed policy to compare with"
         };
         (
-            format!("Semantic diff: {BUFFER_VS_HEAD}"),
+            diff_title("Semantic diff", "", diff_area.width),
             vec![Line::from(Span::styled(why, app.theme.muted()))],
         )
     } else if state.show_text {
         (
-            format!("Text diff: {BUFFER_VS_HEAD} (t: semantic)"),
+            diff_title("Text diff", " (t: semantic)", diff_area.width),
             text_diff_lines(app),
         )
     } else {
         (
-            format!("Semantic diff: {BUFFER_VS_HEAD} (t: text)"),
+            diff_title("Semantic diff", " (t: text)", diff_area.width),
             semantic_lines(app, &state.diff),
         )
     };
@@ -652,6 +652,18 @@ pub fn semantic_lines(app: &App, diff: &PolicyDiff) -> Vec<Line<'static>> {
 
 /// What both diff views compare, as their titles say.
 const BUFFER_VS_HEAD: &str = "working buffer (unsaved edits included) vs HEAD";
+
+/// "Semantic diff: working buffer (unsaved edits included) vs HEAD (t: text)", shortened to
+/// "Semantic: buffer+unsaved vs HEAD (t: text)" where the pane is too narrow for it.
+fn diff_title(what: &str, hint: &str, width: u16) -> String {
+    let full = format!("{what}: {BUFFER_VS_HEAD}{hint}");
+    if full.chars().count() + 4 <= usize::from(width) {
+        full
+    } else {
+        let what = what.trim_end_matches(" diff");
+        format!("{what}: buffer+unsaved vs HEAD{hint}")
+    }
+}
 
 fn text_diff_lines(app: &App) -> Vec<Line<'static>> {
     let Some(Ok(view)) = &app.changes.git else {
