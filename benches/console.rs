@@ -96,6 +96,8 @@ fn populate(app: &mut App, text: &str) {
         revocations_file: "missing".into(),
         new_revocations: Vec::new(),
         revocation_errors: Vec::new(),
+        revocation_changes: Vec::new(),
+        revocations_diff: String::new(),
     })));
     // What the ParsePolicy job the status queued would report.
     // As the job does: the parsed document is dropped before the result is handed over.

@@ -63,6 +63,19 @@ fn with_token(mut app: App) -> App {
     )
     .unwrap();
     app.load_token(delegated.token, "test".into());
+    // What the ReadRevocations job the load queued reports for a repository revoking nothing.
+    app.handle_result(hessra_console::console::jobs::JobResult::Revocations(
+        Box::new(
+            hessra_console::console::revocation_status::RevocationLists {
+                head: Some(Default::default()),
+                ..Default::default()
+            },
+        ),
+    ));
+    // No worker runs here: forget the job so no spinner shows.
+    for (id, _) in app.take_jobs() {
+        app.job_done(id);
+    }
     app
 }
 
@@ -177,6 +190,8 @@ fn changes_and_server_with_git_and_server_data() {
         revocations_file: "missing".into(),
         new_revocations: Vec::new(),
         revocation_errors: Vec::new(),
+        revocation_changes: Vec::new(),
+        revocations_diff: String::new(),
     })));
     app.handle_result(JobResult::HeadParsed {
         policy: Ok(hessra_console::policy::load(&head, NOW).unwrap().policy),

@@ -457,3 +457,41 @@ async fn refreshing_is_capped_in_generations() {
     );
     server.shutdown().await;
 }
+
+/// `GET /revocations` shows operators the list the server applies (id, reason, who, when, and
+/// the revision it came from); anyone else is refused.
+#[tokio::test]
+async fn operators_read_the_applied_revocation_list() {
+    let demo = Demo::start().await;
+    let server = demo.start_synced(Duration::from_millis(200)).await;
+    let (_, one, _) = tokens(&demo);
+    let ops = demo.as_identity(OPS);
+    let (status, body) = get(&ops, &format!("{}/revocations", server.url())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked"], json!([]), "{body}");
+
+    let id = revocation_id(&one, 1);
+    revoke(&demo, &id, "agent host compromised");
+    wait_until_refused(&demo, &server, &one).await;
+    let (status, body) = get(&ops, &format!("{}/revocations", server.url())).await;
+    assert_eq!(status, 200, "{body}");
+    let entry = &body["revoked"][0];
+    assert_eq!(entry["id"], json!(id), "{body}");
+    assert_eq!(entry["reason"], json!("agent host compromised"));
+    assert_eq!(entry["by"], json!(OPS));
+    assert!(entry["at"].as_i64().is_some(), "{body}");
+    assert_eq!(
+        body["policy_revision"],
+        json!(server.state.status().policy_revision)
+    );
+
+    let (status, _) = get(
+        &demo.as_identity(ALICE),
+        &format!("{}/revocations", server.url()),
+    )
+    .await;
+    assert_eq!(status, 403, "a non-operator read the revocation list");
+    let (status, _) = get(&demo.anonymous(), &format!("{}/revocations", server.url())).await;
+    assert_eq!(status, 401, "an anonymous caller read the revocation list");
+    server.shutdown().await;
+}

@@ -597,7 +597,7 @@ impl App {
         self.clients.refilter(&loaded.policy);
         self.delegations.tree_changed(&self.tree);
         self.roles.clamp(&loaded.policy);
-        self.changes.recompute(loaded, &self.server_view.events);
+        self.recompute_changes();
         super::release_free_memory();
     }
 
@@ -835,6 +835,7 @@ impl App {
                     format!("revoked {short}… in revocations.toml; commit and push (5, c, p) to apply it"),
                 );
                 self.refresh_git();
+                self.submit(Job::ReadRevocations);
             }
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
             result @ (JobResult::Git(_)
@@ -843,10 +844,12 @@ impl App {
             | JobResult::PushProgress(_)
             | JobResult::Pulled(_)
             | JobResult::History(_)
+            | JobResult::TextDiff { .. }
             | JobResult::HeadParsed { .. }) => self.changes_result(result),
             result @ (JobResult::TokenLoaded { .. }
             | JobResult::StoredTokens(_)
             | JobResult::Verified(_)
+            | JobResult::Revocations(_)
             | JobResult::FlowStep(_)) => self.tokens_result(result),
         }
     }

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 
 use crate::client::Connection;
+use crate::console::revocation_status::{self, RevocationLists};
 use crate::gitops::{self, CommitInfo, PushOutcome, RepoStatus};
 use crate::policy::{
-    self, DelegationTree, Edit, Finding, LoadedPolicy, NewRevocation, PolicyDiff, PolicyDocument,
-    RevocationList, Revoked,
+    self, Change, DelegationTree, Edit, Finding, LoadedPolicy, NewRevocation, PolicyDiff,
+    PolicyDocument, RevocationList, Revoked,
 };
 use crate::server::AuditEvent;
 use crate::server::key_api::{KeyChangeRequest, KeyChangeResponse};
@@ -189,7 +190,16 @@ pub enum Job {
     LoadStoredToken {
         name: String,
     },
-    /// Verify a token locally against root keys (PEM or key strings).
+    /// `revocations.toml` at HEAD and in the working copy (and the server's list when
+    /// connected), for the Tokens screen's per-block status.
+    ReadRevocations,
+    /// The text diff of the working buffer (unsaved edits included) against HEAD's text.
+    TextDiff {
+        head: String,
+        working: String,
+    },
+    /// Verify a token locally against root keys (PEM or key strings), and against every
+    /// revocation list the console can read.
     Verify {
         token: String,
         roots: Vec<RootKeyText>,
@@ -230,6 +240,8 @@ impl Job {
             Job::LoadTokenFile { .. } | Job::LoadStoredToken { .. } => "loading the token",
             Job::ListStoredTokens => "listing stored tokens",
             Job::Verify { .. } => "verifying",
+            Job::ReadRevocations => "reading revocations.toml",
+            Job::TextDiff { .. } => "diffing",
             Job::DemoFlow { .. } => "running the demo flow",
         }
     }
@@ -380,6 +392,11 @@ pub struct GitView {
     pub new_revocations: Vec<Revoked>,
     /// Errors in the working tree's revocations.toml (a commit is refused while there are any).
     pub revocation_errors: Vec<Finding>,
+    /// What the working tree's revocations.toml changes against HEAD's: ids revoked, and
+    /// revocations withdrawn (a widening).
+    pub revocation_changes: Vec<Change>,
+    /// The text diff of revocations.toml, HEAD against the working tree.
+    pub revocations_diff: String,
 }
 
 /// One commit with what it changed in policy terms.
@@ -437,6 +454,13 @@ pub enum JobResult {
     StoredTokens(Result<Vec<String>, String>),
     Verified(Result<String, String>),
     FlowStep(FlowStep),
+    Revocations(Box<RevocationLists>),
+    /// The texts that were compared, so a stale answer is recognised.
+    TextDiff {
+        head: String,
+        working: String,
+        diff: Result<String, String>,
+    },
 }
 
 /// Does the job, reporting each result through `report` (most jobs report once).
@@ -540,7 +564,21 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             &roots,
             identity.as_deref(),
             domain.as_deref(),
+            &revocation_lists(env),
         )),
+        Job::ReadRevocations => JobResult::Revocations(Box::new(revocation_lists(env))),
+        Job::TextDiff { head, working } => {
+            let path = env
+                .relative_policy()
+                .map(|(_, relative)| relative)
+                .unwrap_or_else(|| PathBuf::from("clients.toml"));
+            let diff = gitops::text_diff_texts(&head, &working, &path).map_err(|e| e.to_string());
+            JobResult::TextDiff {
+                head,
+                working,
+                diff,
+            }
+        }
         Job::DemoFlow {
             client,
             delegate_to,
@@ -702,6 +740,12 @@ fn git_view(env: &Env) -> Result<GitView, String> {
         let (committed, _) = RevocationList::load(&committed);
         let (working, findings) = RevocationList::load(&working);
         let revocation_errors = findings.into_iter().filter(Finding::is_error).collect();
+        let revocation_changes = policy::revocation_changes(&committed, &working);
+        let revocations_diff = if head_text.is_some() {
+            gitops::text_diff(root, "HEAD", None, &revocations).map_err(|e| e.to_string())?
+        } else {
+            String::new()
+        };
         let new_revocations = working
             .entries
             .into_iter()
@@ -718,29 +762,46 @@ fn git_view(env: &Env) -> Result<GitView, String> {
             revocations_file,
             new_revocations,
             revocation_errors,
+            revocation_changes,
+            revocations_diff,
         })
     })
 }
 
 fn history(env: &Env) -> Result<Vec<HistoryEntry>, String> {
     with_repo(env, |root, relative| {
-        let commits = gitops::log(root, relative, 50).map_err(|e| e.to_string())?;
+        let revocations = relative.with_file_name(policy::revocations::FILE);
+        let commits =
+            gitops::log_paths(root, &[relative, &revocations], 50).map_err(|e| e.to_string())?;
         let now = token::clock::unix_now();
         let read = |rev: &str| -> Result<policy::Policy, String> {
-            let text = gitops::read_at_revision(root, rev, relative).map_err(|e| e.to_string())?;
-            policy::load(&text, now)
-                .map(|loaded| loaded.policy)
-                .map_err(|f| f.to_string())
+            match gitops::read_at_revision(root, rev, relative) {
+                Ok(text) => policy::load(&text, now)
+                    .map(|loaded| loaded.policy)
+                    .map_err(|f| f.to_string()),
+                // A commit before the policy existed (e.g. revocations only) has none.
+                Err(gitops::GitError::NoSuchFile { .. }) => Ok(policy::Policy::default()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let revoked = |rev: &str| {
+            let text = gitops::read_at_revision(root, rev, &revocations).unwrap_or_default();
+            RevocationList::load(&text).0
         };
         Ok(commits
             .into_iter()
             .map(|commit| {
                 let changes = read(&commit.id).map(|new| {
-                    let old = match &commit.parent {
-                        Some(parent) => read(parent).unwrap_or_default(),
-                        None => policy::Policy::default(),
+                    let (old, old_revoked) = match &commit.parent {
+                        Some(parent) => (read(parent).unwrap_or_default(), revoked(parent)),
+                        None => (policy::Policy::default(), RevocationList::default()),
                     };
-                    policy::diff(&old, &new)
+                    let mut diff = policy::diff(&old, &new);
+                    diff.changes.extend(policy::revocation_changes(
+                        &old_revoked,
+                        &revoked(&commit.id),
+                    ));
+                    diff
                 });
                 HistoryEntry { commit, changes }
             })
@@ -748,7 +809,59 @@ fn history(env: &Env) -> Result<Vec<HistoryEntry>, String> {
     })
 }
 
+/// The revocation lists a token is checked against: HEAD's and the working copy's, and the
+/// server's when connected (a server that cannot be asked is said, never taken as "none").
+fn revocation_lists(env: &Env) -> RevocationLists {
+    let repo = env.relative_policy();
+    let mut lists = revocation_status::read_local(
+        &env.policy_path,
+        repo.as_ref()
+            .map(|(root, relative)| (root.as_path(), relative.as_path())),
+    );
+    if env.server.is_some() {
+        lists.server = Some(server_revocations(env));
+    }
+    lists
+}
+
+fn server_revocations(env: &Env) -> revocation_status::RevocationSource {
+    let answer = env.operator().and_then(|c| {
+        block(env, async move {
+            c.get::<crate::server::RevocationsResponse>("/revocations")
+                .await
+        })
+    });
+    match answer {
+        Ok(response) => revocation_status::RevocationSource {
+            list: RevocationList::from_entries(response.revoked),
+            problem: None,
+        },
+        Err(e) => revocation_status::RevocationSource {
+            list: RevocationList::default(),
+            problem: Some(format!(
+                "the server's revocation list could not be read ({e})"
+            )),
+        },
+    }
+}
+
 fn verify(
+    token: &str,
+    roots: &[RootKeyText],
+    identity: Option<&str>,
+    domain: Option<&str>,
+    revocations: &RevocationLists,
+) -> Result<String, String> {
+    let ids = token::revocation_ids(token).map_err(|e| e.to_string())?;
+    // A revoked token is never called valid, whatever its signature says.
+    if let Some(refusal) = revocations.refusal(&ids)? {
+        return Err(refusal);
+    }
+    verify_signed(token, roots, identity, domain)
+        .map(|valid| format!("{valid}; not revoked ({})", revocations.checked()))
+}
+
+fn verify_signed(
     token: &str,
     roots: &[RootKeyText],
     identity: Option<&str>,
@@ -778,9 +891,16 @@ fn verify(
         token::inspect(token, None, token::clock::unix_now()).map_err(|e| e.to_string())?;
     if unverified.kind == token::TokenKind::Authorization {
         token::parse_verified(token, &root).map_err(|e| e.to_string())?;
+        let subject = unverified.subject.unwrap_or_else(|| "(no subject)".into());
+        if let Some(identity) = identity
+            && identity != subject
+        {
+            return Err(format!(
+                "this authorization token was issued to {subject}, not {identity}: {identity} cannot use it (signature valid)"
+            ));
+        }
         return Ok(format!(
-            "signature valid; authorization token for {}",
-            unverified.subject.unwrap_or_else(|| "(no subject)".into())
+            "signature valid; authorization token for {subject}"
         ));
     }
     let actor = match identity {

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod keymap;
 pub mod launch;
 pub mod palette;
+pub mod revocation_status;
 pub mod screens;
 pub mod theme;
 pub mod ui;

@@ -11,8 +11,8 @@ mod network;
 mod workflow;
 use network::{Credentials, ensure_transport, fetch_with_credentials};
 pub use workflow::{
-    CommitInfo, PushOutcome, RepoStatus, fetch, log, pull, push_reconciling,
-    push_reconciling_with_progress, status, text_diff,
+    CommitInfo, PushOutcome, RepoStatus, fetch, log, log_paths, pull, push_reconciling,
+    push_reconciling_with_progress, status, text_diff, text_diff_texts,
 };
 
 /// Git failures, worded for the person who typed the revision or path.

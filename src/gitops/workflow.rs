@@ -107,23 +107,41 @@ pub fn status(repo_root: &Path, relative: &Path) -> Result<RepoStatus, GitError>
 
 /// Commits reachable from HEAD that changed `relative`, newest first.
 pub fn log(repo_root: &Path, relative: &Path, limit: usize) -> Result<Vec<CommitInfo>, GitError> {
+    log_paths(repo_root, &[relative], limit)
+}
+
+/// Commits reachable from HEAD that changed any of `paths` (e.g. `clients.toml` and
+/// `revocations.toml`, so a revocation-only commit is listed too), newest first.
+pub fn log_paths(
+    repo_root: &Path,
+    paths: &[&Path],
+    limit: usize,
+) -> Result<Vec<CommitInfo>, GitError> {
     let repo = open(repo_root)?;
     let mut walk = repo.revwalk()?;
     walk.push_head()?;
     walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL)?;
     let blob_at = |commit: &git2::Commit<'_>| {
-        commit
-            .tree()
-            .ok()
-            .and_then(|t| t.get_path(relative).ok())
-            .map(|e| e.id())
+        let tree = commit.tree().ok();
+        paths
+            .iter()
+            .map(|path| {
+                tree.as_ref()
+                    .and_then(|t| t.get_path(path).ok())
+                    .map(|e| e.id())
+            })
+            .collect::<Vec<_>>()
     };
     let mut out = Vec::new();
     for id in walk {
         let commit = repo.find_commit(id?)?;
         let mine = blob_at(&commit);
         let parent = commit.parents().next();
-        if mine == parent.as_ref().and_then(blob_at) {
+        let before = match parent.as_ref() {
+            Some(parent) => blob_at(parent),
+            None => vec![None; paths.len()],
+        };
+        if mine == before {
             continue;
         }
         let author = commit.author();
@@ -271,6 +289,26 @@ fn rebase_onto(
     }
     rebase.finish(Some(&committer))?;
     Ok(count)
+}
+
+/// A unified text diff between two texts of `path` (e.g. HEAD's and the console's working
+/// buffer, unsaved edits included), `a/` and `b/` prefixed like git's.
+pub fn text_diff_texts(old: &str, new: &str, path: &Path) -> Result<String, GitError> {
+    let mut options = git2::DiffOptions::new();
+    options.context_lines(3);
+    let patch = git2::Patch::from_buffers(
+        old.as_bytes(),
+        Some(path),
+        new.as_bytes(),
+        Some(path),
+        Some(&mut options),
+    )?;
+    if patch.num_hunks() == 0 {
+        return Ok(String::new());
+    }
+    let mut patch = patch;
+    let buf = patch.to_buf()?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// A unified text diff of `relative` from revision `old` to `new` (a revision, or the working

@@ -16,7 +16,7 @@ mod validate;
 use std::collections::HashMap;
 
 pub use decide::{Decision, Permissions, Request, Resolution, decide, permissions, resolve};
-pub use diff::{Change, ChangeKind, PolicyDiff, ReplayRow, diff, replay};
+pub use diff::{Change, ChangeKind, PolicyDiff, ReplayRow, diff, replay, revocation_changes};
 pub use document::{Edit, EditError, PolicyDocument, Setting};
 pub use findings::{Finding, LineIndex, Location, Severity};
 pub use history::EditSession;

@@ -18,7 +18,7 @@ pub const FILE: &str = "revocations.toml";
 const KEYS: [&str; 4] = ["id", "reason", "by", "at"];
 
 /// One revoked block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Revoked {
     /// Lowercase hex of the block's revocation id (its signature), canonical: an entry written in
     /// the other form of a P-256 pair (as another tool may show it) is read as this one.
@@ -28,6 +28,8 @@ pub struct Revoked {
     pub by: Option<String>,
     /// When, in Unix seconds.
     pub at: Option<i64>,
+    /// Where in the file it was read (not carried over the wire).
+    #[serde(skip_deserializing)]
     pub location: Location,
 }
 
@@ -95,6 +97,23 @@ impl RevocationList {
             }
         }
         (list, findings)
+    }
+
+    /// A list from entries read elsewhere (e.g. the server's `/revocations`); ids are made
+    /// canonical, entries with malformed ids dropped, repeats kept once.
+    pub fn from_entries(entries: Vec<Revoked>) -> RevocationList {
+        let mut list = RevocationList::default();
+        for mut entry in entries {
+            let Ok(id) = canonical_id(&entry.id) else {
+                continue;
+            };
+            entry.id = id;
+            if !list.index.contains_key(&entry.id) {
+                list.index.insert(entry.id.clone(), list.entries.len());
+                list.entries.push(entry);
+            }
+        }
+        list
     }
 
     pub fn is_empty(&self) -> bool {

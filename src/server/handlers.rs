@@ -46,6 +46,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/sign_token", post(sign_token))
         .route("/status", get(status))
+        .route("/revocations", get(revocations))
         .route("/audit", get(audit))
         .route("/sync", post(sync))
         .route("/metrics", get(metrics))
@@ -922,6 +923,24 @@ async fn status(
         Ok(_) => Json(state.status()).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `GET /revocations` (operators only): the revocation list the server applies, with the
+/// policy revision it came from, so the console can say "revoked at the server".
+async fn revocations(
+    State(state): State<Shared>,
+    Extension(peer): Extension<PeerCertificate>,
+) -> Response {
+    if let Err(e) = operator(&state, &peer) {
+        return e.into_response();
+    }
+    let snapshot = state.snapshot();
+    Json(super::RevocationsResponse {
+        response_msg: format!("{} revoked block id(s)", snapshot.revoked.len()),
+        policy_revision: snapshot.revision.clone(),
+        revoked: snapshot.revoked.entries.clone(),
+    })
+    .into_response()
 }
 
 #[derive(serde::Deserialize)]

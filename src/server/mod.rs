@@ -26,6 +26,15 @@ pub use audit::{
     rotated_files as audit_rotated_files,
 };
 pub use keys::{KeyInfo, RootKeySource};
+
+/// `GET /revocations`: the applied revocation list (operators only).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RevocationsResponse {
+    pub response_msg: String,
+    /// The revision the list was applied from.
+    pub policy_revision: String,
+    pub revoked: Vec<crate::policy::Revoked>,
+}
 pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig, Status};
 
 /// Most connections served at once; more wait in the kernel's accept queue. While all are

@@ -1,7 +1,9 @@
-//! Screen 5, Changes: git status, the semantic diff of the working policy against HEAD (widening
-//! changes marked) or the text diff, the recent decisions this change would alter (replaying the
-//! server's audit feed), commit (refused while the policy is invalid), push, pull, and history
-//! with each commit's semantic diff.
+//! Screen 5, Changes: git status, the semantic diff of the working buffer (unsaved edits
+//! included) against HEAD, widening changes marked and revocations listed, or the text diff of
+//! the same two things; the recent decisions this change would alter (replaying the server's
+//! audit feed), commit (refused while the policy is invalid; the confirmation names every file
+//! it commits), push, pull, and history (revocation-only commits included) with each commit's
+//! semantic diff.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -36,6 +38,9 @@ pub struct ChangesState {
     pub replay: Vec<ReplayRow>,
     pub replayed: usize,
     pub show_text: bool,
+    /// The text diff of the working buffer against HEAD: (HEAD's text, the buffer's, the diff),
+    /// recomputed on a worker whenever either text changes while the text view is shown.
+    pub buffer_diff: Option<(String, String, Result<String, String>)>,
     pub history: Option<Result<Vec<HistoryEntry>, String>>,
     pub history_selected: usize,
     pub focus: ChangesPane,
@@ -58,6 +63,13 @@ impl ChangesState {
             return;
         };
         self.diff = policy::diff(head, &loaded.policy);
+        if let Some(Ok(view)) = &self.git {
+            let mut revocations = view.revocation_changes.clone();
+            for change in &mut revocations {
+                name_revoked_token(change, events);
+            }
+            self.diff.changes.extend(revocations);
+        }
         let mut requests: Vec<Request> = Vec::new();
         for event in events.iter().rev() {
             let (Some(identity), Some(resource), Some(operation)) =
@@ -92,6 +104,23 @@ impl ChangesState {
         }
     }
 
+    /// The files a commit would take: the policy when it has changes (saved or not), and
+    /// revocations.toml when it has.
+    fn files_to_commit(&self, policy_name: &str, dirty: bool) -> Vec<String> {
+        let mut files = Vec::new();
+        let view = match &self.git {
+            Some(Ok(view)) => Some(view),
+            _ => None,
+        };
+        if dirty || view.is_none_or(|v| v.status.file != "clean") {
+            files.push(policy_name.to_string());
+        }
+        if view.is_some_and(|v| !matches!(v.revocations_file.as_str(), "clean" | "missing")) {
+            files.push(policy::revocations::FILE.to_string());
+        }
+        files
+    }
+
     /// Nothing to commit in either file.
     fn file_clean(&self) -> bool {
         matches!(&self.git, Some(Ok(view))
@@ -118,7 +147,10 @@ impl App {
                     ChangesPane::History => ChangesPane::Diff,
                 }
             }
-            Action::ToggleDiff => self.changes.show_text = !self.changes.show_text,
+            Action::ToggleDiff => {
+                self.changes.show_text = !self.changes.show_text;
+                self.request_text_diff();
+            }
             Action::Commit => self.start_commit(),
             Action::Push => self.start_push(),
             Action::Pull => {
@@ -184,24 +216,61 @@ impl App {
         None
     }
 
+    fn policy_file_name(&self) -> String {
+        self.policy_path
+            .file_name()
+            .map_or("clients.toml".into(), |n| n.to_string_lossy().into_owned())
+    }
+
+    /// "clients.toml", "revocations.toml" or "clients.toml and revocations.toml".
+    fn committed_files(&self) -> String {
+        let files = self
+            .changes
+            .files_to_commit(&self.policy_file_name(), self.is_dirty());
+        if files.is_empty() {
+            self.policy_file_name()
+        } else {
+            files.join(" and ")
+        }
+    }
+
     fn start_commit(&mut self) {
         if let Some(reason) = self.commit_disabled() {
             self.flash(Level::Warn, reason);
             return;
         }
-        let revocations = match &self.changes.git {
-            Some(Ok(view)) => view.new_revocations.len(),
-            _ => 0,
-        };
-        let summary = match self.changes.diff.changes.as_slice() {
-            [] if revocations > 0 => format!("Revoke {revocations} token(s)"),
-            [] => "Update clients.toml".to_string(),
+        let changes = &self.changes.diff.changes;
+        let revocations = changes
+            .iter()
+            .filter(|c| matches!(c.kind, policy::ChangeKind::Revocation { added: true, .. }))
+            .count();
+        let summary = match changes.as_slice() {
+            [] => format!("Update {}", self.committed_files()),
+            [
+                policy::Change {
+                    kind:
+                        policy::ChangeKind::Revocation {
+                            id,
+                            reason,
+                            added: true,
+                            ..
+                        },
+                    ..
+                },
+            ] => format!(
+                "Revoke {}…: {reason}",
+                id.chars().take(16).collect::<String>()
+            ),
+            many if revocations == many.len() => {
+                format!("Revoke {revocations} token blocks")
+            }
             [one] => one
                 .to_string()
                 .trim_start_matches("+ WIDENS ")
+                .trim_start_matches("+ ")
                 .trim_start_matches("- ")
                 .to_string(),
-            many => format!("Update clients.toml: {} changes", many.len()),
+            many => format!("Update {}: {} changes", self.committed_files(), many.len()),
         };
         self.prompt(
             PromptKind::CommitMessage,
@@ -212,7 +281,7 @@ impl App {
     }
 
     pub(crate) fn commit_message_entered(&mut self, message: String) {
-        let mut lines = vec![format!("Commit clients.toml: \"{message}\"")];
+        let mut lines = vec![format!("Commit {}: \"{message}\"", self.committed_files())];
         if self.is_dirty() {
             lines.push("(unsaved edits are saved first)".into());
         }
@@ -273,6 +342,31 @@ impl App {
         if let Some(loaded) = self.session.as_ref().map(|s| s.current()) {
             self.changes.recompute(loaded, &self.server_view.events);
         }
+        self.request_text_diff();
+    }
+
+    /// While the text diff is shown, diffs the working buffer against HEAD on a worker when
+    /// either changed since the last diff (and no such diff is already running).
+    fn request_text_diff(&mut self) {
+        if !self.changes.show_text || self.session.is_none() {
+            return;
+        }
+        let Some(Ok(view)) = &self.changes.git else {
+            return;
+        };
+        let head = view.head_text.clone().unwrap_or_default();
+        let fresh = self
+            .changes
+            .buffer_diff
+            .as_ref()
+            .is_some_and(|(h, w, _)| *h == head && w == self.text());
+        let running = self.in_flight.iter().any(|(_, job)| {
+            matches!(job, Job::TextDiff { head: h, working: w } if *h == head && w == self.text())
+        });
+        if !fresh && !running {
+            let working = self.text().to_string();
+            self.submit(Job::TextDiff { head, working });
+        }
     }
 
     fn start_push(&mut self) {
@@ -287,16 +381,24 @@ impl App {
     pub(crate) fn changes_result(&mut self, result: JobResult) {
         match result {
             JobResult::Git(result) => {
-                if let Ok(view) = &result {
-                    self.head_read(view.head_text.clone());
-                }
+                let head_text = result.as_ref().ok().map(|view| view.head_text.clone());
                 self.changes.git = Some(result);
+                if let Some(head_text) = head_text {
+                    self.head_read(head_text);
+                }
+                self.recompute_changes();
             }
+            JobResult::TextDiff {
+                head,
+                working,
+                diff,
+            } => self.changes.buffer_diff = Some((head, working, diff)),
             JobResult::Committed(Ok(id)) => {
                 let short: String = id.chars().take(8).collect();
                 self.flash(Level::Success, format!("committed {short}; p pushes"));
                 self.refresh_git();
                 self.submit(Job::History);
+                self.submit(Job::ReadRevocations);
             }
             JobResult::Committed(Err(e)) => {
                 self.saved_text.clear();
@@ -335,6 +437,7 @@ impl App {
             JobResult::Pulled(Ok(n)) => {
                 self.flash(Level::Success, format!("pulled {n} commit(s)"));
                 self.submit(Job::Reload);
+                self.submit(Job::ReadRevocations);
                 self.refresh_git();
                 self.submit(Job::History);
             }
@@ -388,17 +491,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             "not a git repository: there is no committed policy to compare with"
         };
         (
-            "Semantic diff vs HEAD".to_string(),
+            diff_title("Semantic diff", "", diff_area.width),
             vec![Line::from(Span::styled(why, app.theme.muted()))],
         )
     } else if state.show_text {
         (
-            "Text diff vs HEAD (t: semantic)".to_string(),
+            diff_title("Text diff", " (t: semantic)", diff_area.width),
             text_diff_lines(app),
         )
     } else {
         (
-            "Semantic diff vs HEAD (t: text)".to_string(),
+            diff_title("Semantic diff", " (t: text)", diff_area.width),
             semantic_lines(app, &state.diff),
         )
     };
@@ -455,10 +558,21 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                     Ok(diff) if diff.widening().next().is_some() => " +widens",
                     _ => "",
                 };
+                let revokes = match &entry.changes {
+                    Ok(diff)
+                        if diff.changes.iter().any(|c| {
+                            matches!(c.kind, policy::ChangeKind::Revocation { added: true, .. })
+                        }) =>
+                    {
+                        " +revokes"
+                    }
+                    _ => "",
+                };
                 ListItem::new(Line::from(vec![
                     Span::styled(short, app.theme.accent()),
                     Span::raw(format!(" {}", first_line(&entry.commit.message))),
                     Span::styled(widening, app.theme.warn()),
+                    Span::styled(revokes, app.theme.accent()),
                 ]))
             })
             .collect(),
@@ -536,29 +650,78 @@ pub fn semantic_lines(app: &App, diff: &PolicyDiff) -> Vec<Line<'static>> {
         .collect()
 }
 
+/// What both diff views compare, as their titles say.
+const BUFFER_VS_HEAD: &str = "working buffer (unsaved edits included) vs HEAD";
+
+/// "Semantic diff: working buffer (unsaved edits included) vs HEAD (t: text)", shortened to
+/// "Semantic: buffer+unsaved vs HEAD (t: text)" where the pane is too narrow for it.
+fn diff_title(what: &str, hint: &str, width: u16) -> String {
+    let full = format!("{what}: {BUFFER_VS_HEAD}{hint}");
+    if full.chars().count() + 4 <= usize::from(width) {
+        full
+    } else {
+        let what = what.trim_end_matches(" diff");
+        format!("{what}: buffer+unsaved vs HEAD{hint}")
+    }
+}
+
 fn text_diff_lines(app: &App) -> Vec<Line<'static>> {
     let Some(Ok(view)) = &app.changes.git else {
         return vec![Line::from("(no git status yet)")];
     };
-    if view.text_diff.is_empty() {
-        let note = if app.is_dirty() {
-            "no saved changes (unsaved edits are not in the text diff until saved)"
-        } else {
-            "no changes"
-        };
-        return vec![Line::from(Span::styled(note, app.theme.muted()))];
+    let head = view.head_text.as_deref().unwrap_or_default();
+    let (policy_diff, stale) = match &app.changes.buffer_diff {
+        Some((h, w, diff)) => (Some(diff), h != head || w != app.text()),
+        None => (None, true),
+    };
+    let mut text = String::new();
+    match policy_diff {
+        Some(Ok(diff)) => text.push_str(diff),
+        Some(Err(e)) => text.push_str(&format!("(cannot diff the buffer: {e})\n")),
+        None => {}
     }
-    view.text_diff
-        .lines()
-        .map(|line| {
-            let style = match line.chars().next() {
-                Some('+') => app.theme.added(),
-                Some('-') => app.theme.removed(),
-                _ => app.theme.text(),
-            };
-            Line::from(Span::styled(line.to_string(), style))
-        })
-        .collect()
+    text.push_str(&view.revocations_diff);
+    let mut lines = Vec::new();
+    if stale {
+        lines.push(Line::from(Span::styled(
+            "(diffing the working buffer…)",
+            app.theme.muted(),
+        )));
+    }
+    if text.is_empty() {
+        if !stale {
+            lines.push(Line::from(Span::styled("no changes", app.theme.muted())));
+        }
+        return lines;
+    }
+    lines.extend(text.lines().map(|line| {
+        let style = match line.chars().next() {
+            Some('+') => app.theme.added(),
+            Some('-') => app.theme.removed(),
+            _ => app.theme.text(),
+        };
+        Line::from(Span::styled(line.to_string(), style))
+    }));
+    lines
+}
+
+/// Names a revoked block by the caller the server saw use it, when the audit feed has it.
+fn name_revoked_token(
+    change: &mut policy::Change,
+    events: &std::collections::VecDeque<AuditEvent>,
+) {
+    if let policy::ChangeKind::Revocation { id, what, .. } = &mut change.kind
+        && what.is_none()
+        && let Some(caller) = events
+            .iter()
+            .rev()
+            .find(|e| e.revocation_id.as_deref() == Some(id.as_str()))
+            .and_then(|e| e.caller.as_deref())
+    {
+        *what = Some(format!(
+            "the token {caller} used (seen at the server) and every token delegated from it"
+        ));
+    }
 }
 
 fn selected_commit_lines(app: &App) -> (String, Vec<Line<'static>>) {

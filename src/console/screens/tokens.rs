@@ -1,5 +1,6 @@
 //! Screen 4, Tokens: paste or load a token; its blocks with Datalog highlighted, block roles,
-//! signer keys and revocation ids; the identity chain; expiry as a live countdown; verification
+//! signer keys and revocation ids with each block's revocation status (revocations.toml at HEAD
+//! and in the working copy, and the server's list when connected); the identity chain; expiry as a live countdown; verification
 //! against the server's key (or one given with `:key`) with the explanation of a failure; and the
 //! demo flow against the server, each token shown as it is produced.
 
@@ -13,6 +14,7 @@ use ratatui_textarea::TextArea;
 use crate::console::app::{App, Level, Popup, PromptKind};
 use crate::console::jobs::{FlowStep, Job, JobResult, RootKeyText};
 use crate::console::keymap::Action;
+use crate::console::revocation_status::RevocationLists;
 use crate::console::theme::Theme;
 use crate::console::ui::pane;
 use crate::token::{self, Inspection, SignatureStatus};
@@ -35,6 +37,8 @@ pub struct TokensState {
     /// Tab moves between the demo flow and the blocks; a selected block can be revoked.
     pub blocks_focused: bool,
     pub block_selected: usize,
+    /// The revocation lists the blocks are checked against, once read.
+    pub revocations: Option<RevocationLists>,
 }
 
 const FILE_ITEM: &str = "(read a file…)";
@@ -244,6 +248,7 @@ impl App {
         };
         self.tokens.token = Some(token);
         self.tokens.source = source;
+        self.submit(Job::ReadRevocations);
         self.tokens.scroll = 0;
         self.screen = crate::console::app::Screen::Tokens;
     }
@@ -321,6 +326,7 @@ impl App {
                 self.flash(Level::Warn, format!("token store: {e}"));
                 self.prompt(PromptKind::LoadTokenFile, "Load a token file", "path", "");
             }
+            JobResult::Revocations(lists) => self.tokens.revocations = Some(*lists),
             JobResult::Verified(result) => {
                 let level = if result.is_ok() {
                     Level::Success
@@ -329,6 +335,7 @@ impl App {
                 };
                 let text = match &result {
                     Ok(s) => s.clone(),
+                    Err(e) if e.starts_with("revoked") => e.clone(),
                     Err(e) => format!("invalid: {e}"),
                 };
                 self.flash(level, text);
@@ -551,7 +558,12 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
     match &state.verification {
         Some(Ok(text)) => lines.push(Line::from(Span::styled(format!("✓ {text}"), theme.ok()))),
         Some(Err(text)) => {
-            lines.push(Line::from(Span::styled("✗ invalid", theme.error())));
+            let verdict = if text.starts_with("revoked") {
+                "✗ revoked"
+            } else {
+                "✗ invalid"
+            };
+            lines.push(Line::from(Span::styled(verdict, theme.error())));
             for part in text.split("; ") {
                 lines.push(Line::from(format!("  {part}")));
             }
@@ -633,10 +645,24 @@ fn block_lines(app: &App) -> (Vec<Line<'static>>, Option<usize>) {
             )));
         }
         let short: String = block.revocation_id.chars().take(16).collect();
-        lines.push(Line::from(Span::styled(
+        let mut id_line = vec![Span::styled(
             format!("revocation id {short}…"),
             theme.muted(),
-        )));
+        )];
+        match &state.revocations {
+            Some(lists) => {
+                let (revoked, status) = lists.block_status(&block.revocation_id);
+                let style = if revoked {
+                    theme.error()
+                } else {
+                    theme.muted()
+                };
+                let glyph = if revoked { "✗ " } else { "" };
+                id_line.push(Span::styled(format!(" · {glyph}{status}"), style));
+            }
+            None => id_line.push(Span::styled(" · checking revocations…", theme.muted())),
+        }
+        lines.push(Line::from(id_line));
         for source in block.source.lines() {
             lines.push(highlight_datalog(source, theme));
         }
