@@ -747,8 +747,13 @@ fn replay(
     }
     replays.sort();
     replays.dedup();
+    // Clients rebuilt whole from ours (see below): what is inside them is done.
+    let mut rebuilt: Vec<Thing> = Vec::new();
     // A removed holder takes everything inside it; a re-added one brings its contents.
     for thing in &replays {
+        if rebuilt.iter().any(|client| thing.within(client)) {
+            continue;
+        }
         let target = ours.get(thing);
         let current = theirs.get(thing);
         if thing.is_holder() && target.is_none() {
@@ -756,17 +761,44 @@ fn replay(
                 expected.remove(*inner);
             }
         }
-        let edits = match edits_for(thing, current, target, &defaults) {
-            Ok(edits) => edits,
-            Err(why) => {
-                // Left to the final check, which names it.
-                let _ = why;
-                set(&mut expected, thing, target);
+        let (edits, mut failure) = match edits_for(thing, current, target, &defaults) {
+            Ok(edits) => (edits, None),
+            Err(Unexpressed::Inexpressible) => {
+                // Inside a client they left alone, the client can be rebuilt as ours has it
+                // (removing a realm's domain or default role has no operation of its own).
+                let choice = resolutions.get(thing).copied();
+                match rebuild(&mut doc, thing, base, ours, theirs, &all, choice == Some(Side::Mine)) {
+                    Ok(client) => {
+                        for inner in all.iter().filter(|k| k.within(&client)) {
+                            set(&mut expected, inner, ours.get(*inner));
+                        }
+                        if choice.is_some() {
+                            outcome.resolved += 1;
+                        }
+                        rebuilt.push(client);
+                        outcome.replayed += 1;
+                    }
+                    Err(Some(client)) if choice == Some(Side::Theirs) => {
+                        let _ = client;
+                        outcome.resolved += 1;
+                    }
+                    Err(Some(client)) => outcome.conflicts.push(conflict(
+                        thing,
+                        ConflictKind::NoLongerApplies(format!(
+                            "only rebuilding {client} as you have it makes this change, and they changed {client} too; mine rebuilds it as yours"
+                        )),
+                        base.get(thing),
+                        target,
+                        theirs.get(thing),
+                    )),
+                    // Left to the final check, which names it.
+                    Err(None) => set(&mut expected, thing, target),
+                }
                 continue;
             }
+            Err(Unexpressed::Missing(why)) => (Vec::new(), Some(why)),
         };
         let before = doc.clone();
-        let mut failure = None;
         for edit in &edits {
             if let Err(e) = doc.apply(edit) {
                 // Removing what is already gone (a revoke took the whole resource) is done.
@@ -830,6 +862,62 @@ fn replay(
     Ok(outcome)
 }
 
+/// Rebuilds the client holding `thing` from scratch as ours has it, when their version did not
+/// change anything inside it (or `force`): the client it rebuilt. Otherwise `doc` is unchanged
+/// and the error names the client when only their changes inside it stood in the way.
+fn rebuild(
+    doc: &mut PolicyDocument,
+    thing: &Thing,
+    base: &Things,
+    ours: &Things,
+    theirs: &Things,
+    all: &BTreeSet<&Thing>,
+    force: bool,
+) -> Result<Thing, Option<String>> {
+    let mut client = thing.clone();
+    while let Some(parent) = client.parent() {
+        client = parent;
+    }
+    let Thing::Client { identity } = &client else {
+        return Err(None);
+    };
+    let inside: Vec<&Thing> = all.iter().copied().filter(|k| k.within(&client)).collect();
+    if !ours.contains_key(&client) || !theirs.contains_key(&client) {
+        return Err(None);
+    }
+    if !force && inside.iter().any(|k| theirs.get(*k) != base.get(*k)) {
+        return Err(Some(identity.clone()));
+    }
+    let defaults: HashMap<String, String> = ours
+        .iter()
+        .filter_map(|(k, v)| match (k, v) {
+            (Thing::DefaultRole { realm }, Value::Text(name)) if realm == identity => {
+                Some((realm.clone(), name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut edits = vec![
+        Edit::RemoveClient {
+            identity: identity.clone(),
+        },
+        Edit::AddClient {
+            identity: identity.clone(),
+        },
+    ];
+    for inner in inside.iter().filter(|k| **k != &client) {
+        if let Some(value) = ours.get(*inner) {
+            edits.extend(edits_for(inner, None, Some(value), &defaults).map_err(|_| None)?);
+        }
+    }
+    let mut scratch = doc.clone();
+    for edit in &edits {
+        scratch.apply(edit).map_err(|_| None)?;
+    }
+    *doc = scratch;
+    Ok(client)
+}
+
 fn set(map: &mut Things, thing: &Thing, value: Option<&Value>) {
     match value {
         Some(v) => map.insert(thing.clone(), v.clone()),
@@ -854,15 +942,22 @@ fn conflict(
     }
 }
 
-/// The editor operations that take `thing` from `current` to `target`; an error names what the
-/// operations cannot express.
+/// Why no operations take a thing to a value.
+enum Unexpressed {
+    /// The editor's operations cannot express it (the final check names it).
+    Inexpressible,
+    /// Their version lacks what the operation needs (it no longer applies).
+    Missing(String),
+}
+
+/// The editor operations that take `thing` from `current` to `target`.
 fn edits_for(
     thing: &Thing,
     current: Option<&Value>,
     target: Option<&Value>,
     defaults: &HashMap<String, String>,
-) -> Result<Vec<Edit>, String> {
-    let cannot = || Err(format!("{thing} cannot be set to {}", show(target)));
+) -> Result<Vec<Edit>, Unexpressed> {
+    let cannot = || Err(Unexpressed::Inexpressible);
     Ok(match (thing, target) {
         (Thing::CaChain, Some(Value::Text(pem))) => vec![Edit::SetCaChain { pem: pem.clone() }],
         (Thing::Client { identity }, Some(_)) => vec![Edit::AddClient {
@@ -994,7 +1089,11 @@ fn edits_for(
                 RoleRef::Named(name) => name.clone(),
                 RoleRef::Default => match defaults.get(realm) {
                     Some(name) => name.clone(),
-                    None => return Err(format!("realm {realm} has no default role")),
+                    None => {
+                        return Err(Unexpressed::Missing(format!(
+                            "realm {realm} has no default role"
+                        )));
+                    }
                 },
             };
             let (realm, resource, operation) = (realm.clone(), resource.clone(), operation.clone());
