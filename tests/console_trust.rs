@@ -6,11 +6,14 @@
 use std::path::{Path, PathBuf};
 
 use hessra_console::console::app::{Popup, Screen};
+use hessra_console::console::disk;
 use hessra_console::console::jobs::{self, Env};
 use hessra_console::console::{App, Context};
 use hessra_console::gitops;
 use hessra_console::policy::{self, Edit, Setting};
 use hessra_console::workspace;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 const NOW: i64 = 1_790_000_000;
@@ -344,6 +347,13 @@ fn a_true_conflict_under_unsaved_edits_shows_both_sides_and_resolves_or_aborts()
             "authorization_token_duration of {ALICE}: changed on both sides (was absent, mine 300, theirs 600)"
         )]
     );
+    if let Some(Popup::Conflicts(dialog)) = &f.app.popup {
+        let mut terminal = Terminal::new(TestBackend::new(100, 12)).unwrap();
+        terminal
+            .draw(|frame| disk::render_conflicts(frame, frame.area(), &f.app, dialog))
+            .unwrap();
+        insta::assert_snapshot!("conflicts_dialog_100x12", terminal.backend());
+    }
     // Abort: everything stays as it was, and the watcher does not ask again.
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     assert!(flash(&f).contains("rebase abandoned"), "{}", flash(&f));

@@ -195,7 +195,9 @@ impl App {
                 }
             }
             JobResult::DiskChanged { disk, base } => {
-                self.saved_text = base;
+                if let Some(base) = base {
+                    self.saved_text = base;
+                }
                 self.disk_changed(disk, true);
             }
             JobResult::RebasedBuffer {

@@ -455,11 +455,12 @@ pub enum JobResult {
         policy: Option<Result<String, String>>,
         revocations_changed: bool,
     },
-    /// A save or commit found the file on disk changed since it was loaded (`base`), and wrote
-    /// nothing.
+    /// A save or commit found the file on disk changed since it was loaded, and wrote nothing.
+    /// `base`: the text the console had loaded, when the app no longer holds it (a commit
+    /// takes its text as saved before it runs).
     DiskChanged {
         disk: String,
-        base: String,
+        base: Option<String>,
     },
     RebasedBuffer {
         base: String,
@@ -509,10 +510,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
                     "{} changed on disk since it was loaded; nothing was written",
                     env.policy_path.display()
                 ))));
-                JobResult::DiskChanged {
-                    disk,
-                    base: expected,
-                }
+                // The app still holds the loaded text: later saves queued behind this one
+                // expected a text that never reached the disk.
+                JobResult::DiskChanged { disk, base: None }
             }
             Err(e) => JobResult::Saved(Err(e)),
         },
@@ -536,7 +536,7 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
                         ))));
                         report(JobResult::DiskChanged {
                             disk,
-                            base: expected,
+                            base: Some(expected),
                         });
                         return;
                     }

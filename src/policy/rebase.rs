@@ -570,31 +570,30 @@ pub fn rebase(
     theirs: &str,
     resolutions: &Resolutions,
 ) -> Result<Rebased, RebaseError> {
-    let (_, base_things) = read(base, "the base")?;
+    let (base_doc, base_things) = read(base, "the base")?;
     let (_, our_things) = read(ours, "your")?;
     let (their_doc, their_things) = read(theirs, "their")?;
-    let mut replay = replay(
+    let (mut replay, result) = replay(
         &base_things,
         &our_things,
         their_doc,
         &their_things,
         resolutions,
     )?;
-    if base == ours {
-        replay.formatting = Formatting::None;
+    // With conflicts left the text is only a preview: nothing more to carry.
+    let Some(result) = result.filter(|_| base != ours) else {
         return Ok(replay);
-    }
+    };
     // Our non-semantic changes: carried when a clean text merge reads to the same policy.
     if let Some(merged) = text_merge(base, ours, theirs)
         && let Ok(loaded) = load(&merged, 0)
-        && things(&loaded.policy) == read(&replay.text, "the rebased")?.1
+        && things(&loaded.policy) == result
     {
         replay.text = merged;
         replay.formatting = Formatting::Carried;
         return Ok(replay);
     }
-    let (base_doc, _) = read(base, "the base")?;
-    let alone = self::replay(
+    let (alone, _) = self::replay(
         &base_things,
         &our_things,
         base_doc,
@@ -611,6 +610,9 @@ pub fn rebase(
 
 /// git's three-way text merge of the three versions; `None` when it conflicts.
 pub fn text_merge(base: &str, ours: &str, theirs: &str) -> Option<String> {
+    // git2 initialises libgit2 in most entry points but not in `merge_file`, which then fails
+    // when it is the first call of the process; making a config object initialises it.
+    git2::Config::new().ok()?;
     let mut ancestor = git2::MergeFileInput::new();
     ancestor.content(base.as_bytes());
     let mut mine = git2::MergeFileInput::new();
@@ -625,14 +627,15 @@ pub fn text_merge(base: &str, ours: &str, theirs: &str) -> Option<String> {
 }
 
 /// The replay proper: decides each changed thing, applies the operations to `doc` (their
-/// document) and checks the result thing by thing.
+/// document) and checks the result thing by thing. Returns the result's things too when no
+/// conflict is left.
 fn replay(
     base: &Things,
     ours: &Things,
     mut doc: PolicyDocument,
     theirs: &Things,
     resolutions: &Resolutions,
-) -> Result<Rebased, RebaseError> {
+) -> Result<(Rebased, Option<Things>), RebaseError> {
     let all: BTreeSet<&Thing> = base
         .keys()
         .chain(ours.keys())
@@ -839,7 +842,7 @@ fn replay(
     }
     outcome.text = doc.text().to_string();
     if !outcome.conflicts.is_empty() {
-        return Ok(outcome);
+        return Ok((outcome, None));
     }
     let (_, result) = read(&outcome.text, "the rebased")?;
     let mismatches: Vec<String> = result
@@ -859,7 +862,7 @@ fn replay(
     if !mismatches.is_empty() {
         return Err(RebaseError::Unreplayable(mismatches));
     }
-    Ok(outcome)
+    Ok((outcome, Some(result)))
 }
 
 /// Rebuilds the client holding `thing` from scratch as ours has it, when their version did not
@@ -1435,6 +1438,38 @@ mod tests {
             "auditor"
         );
         assert!(holds(&out.text, &grant_thing(OPS, "audit", "read")));
+    }
+
+    #[test]
+    fn a_client_recreated_bare_is_rebuilt_or_conflicts_when_they_changed_it() {
+        let recreated = [
+            Edit::RemoveClient {
+                identity: REALM.into(),
+            },
+            Edit::AddClient {
+                identity: REALM.into(),
+            },
+        ];
+        let ours = edit(FIXTURE, &recreated);
+        let theirs = edit(FIXTURE, &[grant(OPS, "audit", "read")]);
+        let out = clean(FIXTURE, &ours, &theirs);
+        let policy = load(&out.text, 0).unwrap().policy;
+        assert!(policy.client(REALM).unwrap().domain.is_none());
+        assert!(holds(&out.text, &grant_thing(OPS, "audit", "read")));
+        // They changed the realm too: a conflict; mine rebuilds it as mine.
+        let theirs = edit(FIXTURE, &[ttl(REALM, 600)]);
+        let out = rebase(FIXTURE, &ours, &theirs, &Resolutions::new()).unwrap();
+        assert!(!out.is_clean());
+        let mine: Resolutions = out
+            .conflicts
+            .iter()
+            .map(|c| (c.thing.clone(), Side::Mine))
+            .collect();
+        let out = rebase(FIXTURE, &ours, &theirs, &mine).unwrap();
+        let realm = load(&out.text, 0).unwrap().policy;
+        let realm = realm.client(REALM).unwrap();
+        assert!(realm.domain.is_none());
+        assert_eq!(realm.authorization_token_duration, None);
     }
 
     #[test]
