@@ -186,12 +186,10 @@ impl App {
                 }
                 match policy {
                     Some(Ok(text)) => self.disk_changed(text, false),
-                    Some(Err(e)) => {
-                        if !self.saved_text.is_empty() {
-                            self.flash(Level::Warn, format!("{e}; ctrl-s writes the buffer back"));
-                        }
+                    Some(Err(e)) if !self.saved_text.is_empty() => {
+                        self.flash(Level::Warn, format!("{e}; ctrl-s writes the buffer back"));
                     }
-                    None => {}
+                    _ => {}
                 }
             }
             JobResult::DiskChanged { disk, base } => {
