@@ -164,7 +164,7 @@ fn an_invalid_policy_is_not_committed_and_an_empty_message_is_refused() {
 }
 
 #[test]
-fn concurrent_edits_are_rebased_when_clean_and_stopped_when_they_conflict() {
+fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
     let ws = Workspace::new();
     let first = ws.clone_dir();
     let second = ws.second_clone();
@@ -295,6 +295,60 @@ fn concurrent_edits_are_rebased_when_clean_and_stopped_when_they_conflict() {
         .status
         .success()
     );
+    // The two edits touch the same line but different things: the push replays second's
+    // operations onto first's version (a semantic rebase), so both hold.
+    let (code, pushed) = ws.json(&second, &["policy", "push"]);
+    assert_eq!(code, 0, "{pushed}");
+    assert_eq!(pushed["outcome"], "rebased");
+    let origin = origin_text(&ws);
+    let policy = hessra_console::policy::load(&origin, 0).unwrap().policy;
+    let agent1 = policy.client("uri:urn:company:alice:agent1").unwrap();
+    assert_eq!(
+        agent1.resource("production_api").unwrap().operations,
+        ["write"]
+    );
+    let agent2 = policy.client("uri:urn:company:alice:agent2").unwrap();
+    assert_eq!(
+        agent2.resource("production_api").unwrap().operations,
+        ["read"]
+    );
+
+    // A true conflict: first removes agent2, second grants it more.
+    let (_, pulled) = ws.json(&first, &["policy", "pull"]);
+    assert_eq!(pulled["fast_forwarded"], 1);
+    assert!(
+        ws.run(
+            &first,
+            &["policy", "remove-client", "uri:urn:company:alice:agent2"]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        ws.run(&first, &["policy", "commit", "-m", "no agent2"])
+            .status
+            .success()
+    );
+    assert!(ws.run(&first, &["policy", "push"]).status.success());
+    assert!(
+        ws.run(
+            &second,
+            &[
+                "policy",
+                "grant",
+                "uri:urn:company:alice:agent2",
+                "production_api",
+                "write"
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        ws.run(&second, &["policy", "commit", "-m", "agent2 writes"])
+            .status
+            .success()
+    );
     let head_before = Repository::open(&second)
         .unwrap()
         .head()
@@ -304,10 +358,10 @@ fn concurrent_edits_are_rebased_when_clean_and_stopped_when_they_conflict() {
     let out = ws.run(&second, &["policy", "push"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let message = text(&out);
-    assert!(message.contains("conflict with the upstream"), "{message}");
+    assert!(message.contains("conflict with origin/main"), "{message}");
     assert!(
-        message.contains(r#"operations = ["read", "write"]"#),
-        "the upstream side is shown: {message}"
+        message.contains("client uri:urn:company:alice:agent2: they removed it; you changed it"),
+        "the conflict is shown semantically: {message}"
     );
     let repo = Repository::open(&second).unwrap();
     assert_eq!(

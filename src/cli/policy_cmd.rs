@@ -59,7 +59,8 @@ pub enum PolicyCommand {
         #[arg(short, long)]
         message: String,
     },
-    /// Push; if the upstream moved on, rebase onto it when that applies cleanly, else stop
+    /// Push; if the upstream moved on, replay the local commits' edits onto it (semantic
+    /// rebase); on a true conflict, list the conflicts and leave the repository as it was
     Push,
     /// Fetch and fast-forward
     Pull,
@@ -644,8 +645,24 @@ fn repository_of(file: Option<PathBuf>) -> Result<(PathBuf, PathBuf, PathBuf), F
 
 fn git_failure(error: gitops::GitError) -> Failure {
     match error {
+        gitops::GitError::PolicyConflict {
+            ref upstream,
+            ref commit,
+            ref conflicts,
+        } => Failure::invalid(
+            format!(
+                "{error}\nResolve them in the console (Changes, p), or reset to the upstream there; the repository is as it was."
+            ),
+            json!({
+                "pushed": false,
+                "upstream": upstream,
+                "commit": commit,
+                "conflicts": conflicts,
+            }),
+        ),
         gitops::GitError::Rejected { .. }
         | gitops::GitError::Conflict { .. }
+        | gitops::GitError::RebaseRefused { .. }
         | gitops::GitError::Diverged { .. } => Failure::invalid(error.to_string(), json!({})),
         other => Failure::usage(other.to_string()),
     }
@@ -722,10 +739,18 @@ fn push(file: Option<PathBuf>) -> CommandResult {
             "Nothing to push: the upstream has every commit".to_string()
         }
         gitops::PushOutcome::Pushed { commits } => format!("Pushed {commits} commit(s)"),
-        gitops::PushOutcome::Rebased { upstream, commits } => {
-            format!(
-                "{upstream} had moved on; rebased {commits} commit(s) onto it cleanly and pushed"
-            )
+        gitops::PushOutcome::Rebased {
+            upstream,
+            commits,
+            notes,
+        } => {
+            let mut text = format!(
+                "{upstream} had moved on; replayed {commits} commit(s) onto it (semantic rebase) and pushed"
+            );
+            for note in notes {
+                text.push_str(&format!("\n  note: {note}"));
+            }
+            text
         }
     };
     Ok(Report::new(

@@ -127,6 +127,8 @@ pub enum Confirmation {
     ActivateKey {
         id: u32,
     },
+    /// Reset the branch to its upstream (local work kept in recovery).
+    ResetToUpstream,
     RetireKey {
         id: u32,
         force: bool,
@@ -219,6 +221,8 @@ pub enum Popup {
     Notices {
         scroll: usize,
     },
+    /// Conflicts of a rebase (unsaved edits vs the file, or commits vs the upstream).
+    Conflicts(super::disk::ConflictsDialog),
 }
 
 /// Where the console points and how it runs; built by the launcher (or a test).
@@ -350,6 +354,8 @@ pub struct App {
     pub notices: Vec<String>,
     /// Dialogs waiting for the one on screen to close, in order.
     deferred: VecDeque<Popup>,
+    /// The watch on the working files (see `console::disk`).
+    pub disk: super::disk::DiskWatch,
 }
 
 /// The raw editor's text is written for recovery once typing pauses this long (seconds)…
@@ -418,6 +424,7 @@ impl App {
             editor_unwritten: None,
             notices: context.notices,
             deferred: VecDeque::new(),
+            disk: Default::default(),
         };
         app.server_view.quiet_after = context.quiet_after;
         app.load_text(&context.policy_text);
@@ -716,13 +723,26 @@ impl App {
                     );
                 }
             }
-            PolicyPurpose::Open => {
+            PolicyPurpose::Open | PolicyPurpose::Reopen { .. } => {
                 self.saved_text = loaded.document.text().to_string();
                 self.session = Some(EditSession::from_loaded(loaded, now));
                 self.broken = None;
                 self.tree = tree;
                 self.views_changed();
-                self.flash(Level::Info, "reloaded clients.toml from disk");
+                match purpose {
+                    PolicyPurpose::Reopen { why } => self.flash(Level::Info, why),
+                    _ => self.flash(Level::Info, "reloaded clients.toml from disk"),
+                }
+            }
+            PolicyPurpose::Rebased { disk, why } => {
+                self.saved_text = disk;
+                match self.session.as_mut() {
+                    Some(session) => session.install(loaded),
+                    None => self.session = Some(EditSession::from_loaded(loaded, now)),
+                }
+                self.tree = tree;
+                self.views_changed();
+                self.flash(Level::Success, why);
             }
         }
     }
@@ -798,17 +818,7 @@ impl App {
                     format!("not saved (your edits are kept): {e}"),
                 );
             }
-            JobResult::Reloaded(Ok(text)) => {
-                if self.is_dirty() {
-                    self.flash(
-                        Level::Warn,
-                        "the file changed on disk, but you have unsaved edits: kept yours",
-                    );
-                } else if text != self.saved_text {
-                    self.saved_text = text.clone();
-                    self.derive(PolicyInput::Text(text), PolicyPurpose::Open);
-                }
-            }
+            JobResult::Reloaded(Ok(text)) => self.disk_changed(text, true),
             JobResult::Reloaded(Err(e)) => self.flash(Level::Error, e),
             JobResult::ServerStatus(result) => self.server_view.status_result(result, self.now),
             JobResult::ServerAudit(result) => {
@@ -846,6 +856,11 @@ impl App {
             | JobResult::History(_)
             | JobResult::TextDiff { .. }
             | JobResult::HeadParsed { .. }) => self.changes_result(result),
+            result @ (JobResult::Watched { .. }
+            | JobResult::DiskChanged { .. }
+            | JobResult::RebasedBuffer { .. }
+            | JobResult::PushConflicts { .. }
+            | JobResult::Reset(_)) => self.disk_result(result),
             result @ (JobResult::TokenLoaded { .. }
             | JobResult::StoredTokens(_)
             | JobResult::Verified(_)
@@ -881,6 +896,7 @@ impl App {
             self.submit(Job::ServerAudit { after });
         }
         self.keep_editor_text();
+        self.watch_tick();
         if self.has_repo
             && self.now.saturating_sub(self.last_git) >= 5
             && !self
@@ -1098,8 +1114,14 @@ impl App {
     }
 
     pub fn save_text(&mut self, text: String) {
+        // Written only over the text this console last loaded or wrote (see `console::disk`).
+        let expected = self
+            .saving
+            .back()
+            .cloned()
+            .unwrap_or_else(|| self.saved_text.clone());
         self.saving.push_back(text.clone());
-        self.submit(Job::Save { text });
+        self.submit(Job::Save { text, expected });
     }
 
     fn request_quit(&mut self) {
@@ -1274,6 +1296,7 @@ impl App {
                 }
                 _ => self.popup = Some(Popup::Notices { scroll }),
             },
+            Popup::Conflicts(dialog) => self.conflicts_key(dialog, key),
             Popup::Picker {
                 title,
                 items,
@@ -1399,6 +1422,10 @@ impl App {
                     id,
                     force,
                 }));
+            }
+            Confirmation::ResetToUpstream => {
+                self.changes.last_push = Some("resetting to the upstream…".into());
+                self.submit(Job::ResetToUpstream);
             }
             Confirmation::Revert => {
                 let text = self.saved_text.clone();

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
+use super::disk::FileStamps;
 use crate::client::Connection;
 use crate::console::revocation_status::{self, RevocationLists};
 use crate::gitops::{self, CommitInfo, PushOutcome, RepoStatus};
+use crate::policy::rebase::{Conflict, Rebased, Resolutions};
 use crate::policy::{
     self, Change, DelegationTree, Edit, Finding, LoadedPolicy, NewRevocation, PolicyDiff,
     PolicyDocument, RevocationList, Revoked,
@@ -124,6 +126,16 @@ pub enum PolicyPurpose {
     },
     /// The file as read from disk.
     Open,
+    /// The file changed on disk and the buffer was unmodified: `why` is the flash.
+    Reopen {
+        why: String,
+    },
+    /// The buffer rebased onto the file that changed on disk (`disk`, the new base): installed
+    /// as one undoable step; `why` is the flash.
+    Rebased {
+        disk: String,
+        why: String,
+    },
 }
 
 /// A policy read off the UI thread: the typed view, findings and the delegation tree.
@@ -136,20 +148,41 @@ pub struct Derived {
 /// A request for background work.
 #[derive(Debug, Clone)]
 pub enum Job {
-    /// Write clients.toml (atomically).
+    /// Write clients.toml (atomically), if the file on disk is still `expected` (the text the
+    /// console loaded); otherwise nothing is written and `DiskChanged` says what is there.
     Save {
         text: String,
+        expected: String,
     },
     /// Re-read clients.toml from disk.
     Reload,
     /// Branch, ahead/behind, the committed policy text and the text diff against it.
     GitStatus,
-    /// Commit clients.toml, saving `save` to it first when given.
+    /// Commit clients.toml, saving `save` to it first when given — only over the text the
+    /// console loaded (`expected`), as `Save` does.
     Commit {
         message: String,
         save: Option<String>,
+        expected: String,
     },
     Push,
+    /// Push again after a conflict, with the operator's choices.
+    PushResolved {
+        resolutions: Resolutions,
+    },
+    /// Reset the branch to its upstream, keeping the local work in the recovery directory.
+    ResetToUpstream,
+    /// Poll the working files (size and mtime; the text when they moved).
+    Watch {
+        last: Option<FileStamps>,
+    },
+    /// Rebase unsaved edits onto the file that changed on disk.
+    Rebase {
+        base: String,
+        ours: String,
+        theirs: String,
+        resolutions: Resolutions,
+    },
     Pull,
     /// Recent commits of the policy file, each with its semantic diff.
     History,
@@ -224,7 +257,10 @@ impl Job {
             Job::Reload => "reloading",
             Job::GitStatus => "reading git status",
             Job::Commit { .. } => "committing",
-            Job::Push => "pushing",
+            Job::Push | Job::PushResolved { .. } => "pushing",
+            Job::ResetToUpstream => "resetting to the upstream",
+            Job::Watch { .. } => "watching the files",
+            Job::Rebase { .. } => "rebasing your edits onto the file",
             Job::Pull => "pulling",
             Job::History => "reading history",
             Job::ParsePolicy { .. } => "reading the committed policy",
@@ -254,6 +290,7 @@ impl Job {
                 | Job::ServerAudit { .. }
                 | Job::KeepUnsaved { .. }
                 | Job::KeepEditorText { .. }
+                | Job::Watch { .. }
         )
     }
 }
@@ -425,6 +462,35 @@ pub enum JobResult {
     Committed(Result<String, String>),
     PushProgress(gitops::PushProgress),
     Pushed(Result<PushOutcome, String>),
+    /// The push stopped: the local commits conflict with the upstream (nothing changed).
+    PushConflicts {
+        upstream: String,
+        commit: String,
+        conflicts: Vec<Conflict>,
+        /// The resolutions the push was tried with.
+        resolutions: Resolutions,
+    },
+    Reset(Result<gitops::ResetOutcome, String>),
+    /// What the watcher saw: the policy text when it moved (or could not be read).
+    Watched {
+        stamps: FileStamps,
+        policy: Option<Result<String, String>>,
+        revocations_changed: bool,
+    },
+    /// A save or commit found the file on disk changed since it was loaded, and wrote nothing.
+    /// `base`: the text the console had loaded, when the app no longer holds it (a commit
+    /// takes its text as saved before it runs).
+    DiskChanged {
+        disk: String,
+        base: Option<String>,
+    },
+    RebasedBuffer {
+        base: String,
+        ours: String,
+        theirs: String,
+        resolutions: Resolutions,
+        result: Result<Rebased, String>,
+    },
     Pulled(Result<usize, String>),
     History(Result<Vec<HistoryEntry>, String>),
     HeadParsed {
@@ -466,7 +532,19 @@ pub enum JobResult {
 /// Does the job, reporting each result through `report` (most jobs report once).
 pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
     let result = match job {
-        Job::Save { text } => JobResult::Saved(save(&env.policy_path, &text)),
+        Job::Save { text, expected } => match on_disk_changed(&env.policy_path, &expected) {
+            Ok(None) => JobResult::Saved(save(&env.policy_path, &text)),
+            Ok(Some(disk)) => {
+                report(JobResult::Saved(Err(format!(
+                    "{} changed on disk since it was loaded; nothing was written",
+                    env.policy_path.display()
+                ))));
+                // The app still holds the loaded text: later saves queued behind this one
+                // expected a text that never reached the disk.
+                JobResult::DiskChanged { disk, base: None }
+            }
+            Err(e) => JobResult::Saved(Err(e)),
+        },
         Job::Reload => JobResult::Reloaded(
             std::fs::read_to_string(&env.policy_path)
                 .map_err(|e| format!("cannot read {}: {e}", env.policy_path.display())),
@@ -475,19 +553,61 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
         Job::Commit {
             message,
             save: text,
-        } => JobResult::Committed(with_repo(env, |root, relative| {
-            if let Some(text) = text {
-                save(&env.policy_path, &text)?;
+            expected,
+        } => {
+            if text.is_some() {
+                match on_disk_changed(&env.policy_path, &expected) {
+                    Ok(None) => {}
+                    Ok(Some(disk)) => {
+                        report(JobResult::Committed(Err(format!(
+                            "{} changed on disk since it was loaded; nothing was written or committed",
+                            env.policy_path.display()
+                        ))));
+                        report(JobResult::DiskChanged {
+                            disk,
+                            base: Some(expected),
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        report(JobResult::Committed(Err(e)));
+                        return;
+                    }
+                }
             }
-            let revocations = relative.with_file_name(policy::revocations::FILE);
-            gitops::commit_files(root, &[relative, &revocations], &message)
-                .map_err(|e| e.to_string())
+            JobResult::Committed(with_repo(env, |root, relative| {
+                if let Some(text) = text {
+                    save(&env.policy_path, &text)?;
+                }
+                let revocations = relative.with_file_name(policy::revocations::FILE);
+                gitops::commit_files(root, &[relative, &revocations], &message)
+                    .map_err(|e| e.to_string())
+            }))
+        }
+        Job::Push => push(env, Resolutions::new(), report),
+        Job::PushResolved { resolutions } => push(env, resolutions, report),
+        Job::ResetToUpstream => JobResult::Reset(with_repo(env, |root, relative| {
+            let recovery = env
+                .recovery_path
+                .as_deref()
+                .and_then(Path::parent)
+                .ok_or("the console has no state directory to keep your local work in; reset from a shell after saving it")?;
+            gitops::reset_to_upstream(root, relative, recovery).map_err(|e| e.to_string())
         })),
-        Job::Push => JobResult::Pushed(with_repo(env, |root, relative| {
-            let progress = |step: gitops::PushProgress| report(JobResult::PushProgress(step));
-            gitops::push_reconciling_with_progress(root, relative, &progress)
-                .map_err(|e| e.to_string())
-        })),
+        Job::Watch { last } => super::disk::watch(&env.policy_path, last.as_ref()),
+        Job::Rebase {
+            base,
+            ours,
+            theirs,
+            resolutions,
+        } => JobResult::RebasedBuffer {
+            result: crate::policy::rebase::rebase(&base, &ours, &theirs, &resolutions)
+                .map_err(|e| e.to_string()),
+            base,
+            ours,
+            theirs,
+            resolutions,
+        },
         Job::Pull => JobResult::Pulled(with_repo(env, |root, _| {
             gitops::pull(root).map_err(|e| e.to_string())
         })),
@@ -700,6 +820,45 @@ fn change_key(env: &Env, change: KeyChange) -> Result<String, KeyChangeFailure> 
             message,
         }),
         Ok(Err(e)) => Err(other(e.to_string())),
+    }
+}
+
+/// The file's text when it is not `expected` (`None`: it is). A file that is not there is
+/// `expected` only when the console loaded nothing.
+fn on_disk_changed(path: &Path, expected: &str) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text == expected => Ok(None),
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && expected.is_empty() => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(String::new())),
+        Err(e) => Err(format!(
+            "cannot read {} before writing it: {e}",
+            path.display()
+        )),
+    }
+}
+
+fn push(env: &Env, resolutions: Resolutions, report: &dyn Fn(JobResult)) -> JobResult {
+    let Some((root, relative)) = env.relative_policy() else {
+        return JobResult::Pushed(Err(format!(
+            "{} is not in a git repository; commit, push and pull need one",
+            env.policy_path.display()
+        )));
+    };
+    let progress = |step: gitops::PushProgress| report(JobResult::PushProgress(step));
+    match gitops::push_resolving(&root, &relative, &resolutions, &progress) {
+        Ok(outcome) => JobResult::Pushed(Ok(outcome)),
+        Err(gitops::GitError::PolicyConflict {
+            upstream,
+            commit,
+            conflicts,
+        }) => JobResult::PushConflicts {
+            upstream,
+            commit,
+            conflicts,
+            resolutions,
+        },
+        Err(e) => JobResult::Pushed(Err(e.to_string())),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod config;
+pub mod disk;
 pub mod jobs;
 pub mod keymap;
 pub mod launch;

@@ -277,7 +277,7 @@ fn short_name(action: Action) -> &'static str {
     }
 }
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
         .flex(Flex::Center)
         .areas(area);
@@ -371,6 +371,7 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             ];
             frame.render_widget(Paragraph::new(text).block(pane(app, "Quit", true)), rect);
         }
+        Popup::Conflicts(dialog) => super::disk::render_conflicts(frame, area, app, dialog),
         Popup::Picker {
             title,
             items,

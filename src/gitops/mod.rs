@@ -11,8 +11,9 @@ mod network;
 mod workflow;
 use network::{Credentials, ensure_transport, fetch_with_credentials};
 pub use workflow::{
-    CommitInfo, PushOutcome, RepoStatus, fetch, log, log_paths, pull, push_reconciling,
-    push_reconciling_with_progress, status, text_diff, text_diff_texts,
+    CommitInfo, PushOutcome, RepoStatus, ResetOutcome, fetch, log, log_paths, pull,
+    push_reconciling, push_reconciling_with_progress, push_resolving, reset_to_upstream, status,
+    text_diff, text_diff_texts,
 };
 
 /// Git failures, worded for the person who typed the revision or path.
@@ -76,6 +77,18 @@ pub enum GitError {
         "your commits conflict with the upstream's; nothing was changed locally. Upstream version:\n{theirs}\nYour version:\n{ours}"
     )]
     Conflict { ours: String, theirs: String },
+    #[error(
+        "your commits conflict with {upstream}'s ({commit}); nothing was changed locally. {} conflict(s):\n{}",
+        conflicts.len(),
+        conflicts.iter().map(|c| format!("  - {c}")).collect::<Vec<_>>().join("\n")
+    )]
+    PolicyConflict {
+        upstream: String,
+        commit: String,
+        conflicts: Vec<crate::policy::rebase::Conflict>,
+    },
+    #[error("cannot rebase {commit} onto the upstream: {reason}; nothing was changed locally")]
+    RebaseRefused { commit: String, reason: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
 }

@@ -1,14 +1,20 @@
 //! The operator's git workflow on a policy clone: status, history of the policy file, pull
-//! (fast-forward only), and push that reconciles with an upstream that moved on — rebasing the
-//! local commits when they apply cleanly, stopping with both sides shown when they do not.
-//! Nothing local is ever lost: a failed reconciliation leaves the branch as it was.
+//! (fast-forward only), and push that reconciles with an upstream that moved on. Reconciling is a
+//! *semantic* rebase (`policy::rebase`): each local commit's policy edits are replayed as
+//! operations on the upstream's version of `clients.toml` (and its revocations joined to the
+//! upstream's), keeping each commit's message and author. Only a true conflict stops it, and
+//! then nothing local has changed: the conflicts are returned, shown semantically, to be
+//! resolved (mine or theirs, per conflict) or abandoned. A clone can also be reset to the
+//! upstream, its local work kept in a recovery directory first.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use git2::{BranchType, Oid, Repository};
+use git2::{BranchType, Commit, Oid, Repository};
 use serde::Serialize;
 
 use super::{GitError, PushProgress, fetch_with_credentials, push_with_progress};
+use crate::policy;
+use crate::policy::rebase::{Formatting, Resolutions, rebase};
 
 /// What `status` reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,6 +52,10 @@ pub enum PushOutcome {
     Rebased {
         upstream: String,
         commits: usize,
+        /// What the operator should know about the rebase (comment changes that could not be
+        /// carried, a removed revocation the upstream keeps, conflicts resolved).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
 }
 
@@ -202,9 +212,9 @@ pub fn pull(repo_root: &Path) -> Result<usize, GitError> {
     Ok(behind)
 }
 
-/// Pushes; when the upstream moved on, fetches, rebases the local commits onto it if they apply
-/// cleanly and pushes again; if they conflict, aborts the rebase (the branch is as it was) and
-/// reports both sides.
+/// Pushes; when the upstream moved on, fetches, replays the local commits onto it (a semantic
+/// rebase, see the module docs) and pushes again; on a true conflict nothing local changes and
+/// `GitError::PolicyConflict` lists the conflicts.
 pub fn push_reconciling(repo_root: &Path, relative: &Path) -> Result<PushOutcome, GitError> {
     push_reconciling_with_progress(repo_root, relative, &|_| {})
 }
@@ -213,6 +223,17 @@ pub fn push_reconciling(repo_root: &Path, relative: &Path) -> Result<PushOutcome
 pub fn push_reconciling_with_progress(
     repo_root: &Path,
     relative: &Path,
+    progress: &dyn Fn(PushProgress),
+) -> Result<PushOutcome, GitError> {
+    push_resolving(repo_root, relative, &Resolutions::new(), progress)
+}
+
+/// `push_reconciling`, with conflicts resolved as `resolutions` says (the operator's choices
+/// after a `PolicyConflict`); conflicts it does not name still stop the push.
+pub fn push_resolving(
+    repo_root: &Path,
+    relative: &Path,
+    resolutions: &Resolutions,
     progress: &dyn Fn(PushProgress),
 ) -> Result<PushOutcome, GitError> {
     let repo = open(repo_root)?;
@@ -244,51 +265,323 @@ pub fn push_reconciling_with_progress(
         ))
     })?;
     progress(PushProgress::Rebasing);
-    let commits = rebase_onto(&repo, &branch, upstream, relative)?;
+    let (commits, notes) = semantic_rebase(
+        &repo,
+        &branch,
+        upstream,
+        &upstream_name,
+        relative,
+        resolutions,
+    )?;
     push_with_progress(repo_root, "origin", &branch, progress)?;
     Ok(PushOutcome::Rebased {
         upstream: upstream_name,
         commits,
+        notes,
     })
 }
 
-fn rebase_onto(
+/// The text of `path` in a commit's tree (`None` when the commit has no such file).
+fn text_in(
+    repo: &Repository,
+    commit: &Commit<'_>,
+    path: &Path,
+) -> Result<Option<String>, GitError> {
+    let tree = commit.tree()?;
+    let Ok(entry) = tree.get_path(path) else {
+        return Ok(None);
+    };
+    let blob = repo.find_blob(entry.id())?;
+    String::from_utf8(blob.content().to_vec())
+        .map(Some)
+        .map_err(|_| GitError::NotText {
+            rev: commit.id().to_string(),
+            path: path.display().to_string(),
+        })
+}
+
+fn describe_commit(commit: &Commit<'_>) -> String {
+    let id = commit.id().to_string();
+    let summary = commit.summary().ok().flatten().unwrap_or("").to_string();
+    format!("{} \"{summary}\"", &id[..8.min(id.len())])
+}
+
+/// Replays the local commits (those the upstream lacks) onto `upstream`, one new commit each
+/// with the original's message and author. `clients.toml` is rebased semantically and
+/// `revocations.toml` joined; other files are cherry-picked and must merge cleanly. The branch
+/// and working tree move only when every commit replayed; any failure leaves them as they were.
+/// Returns the number of commits and notes for the operator.
+fn semantic_rebase(
     repo: &Repository,
     branch: &str,
     upstream: Oid,
+    upstream_name: &str,
     relative: &Path,
-) -> Result<usize, GitError> {
-    let local =
-        repo.reference_to_annotated_commit(&repo.find_reference(&format!("refs/heads/{branch}"))?)?;
-    let onto = repo.find_annotated_commit(upstream)?;
+    resolutions: &Resolutions,
+) -> Result<(usize, Vec<String>), GitError> {
+    let refused = |commit: String, reason: String| GitError::RebaseRefused { commit, reason };
+    let head = repo.head()?.peel_to_commit()?;
+    let base = repo.find_commit(repo.merge_base(head.id(), upstream)?)?;
+    let mut walk = repo.revwalk()?;
+    walk.push(head.id())?;
+    walk.hide(upstream)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    let mut commits = Vec::new();
+    for id in walk {
+        let commit = repo.find_commit(id?)?;
+        if commit.parent_count() != 1 {
+            return Err(refused(
+                describe_commit(&commit),
+                "it is a merge commit; rebase it by hand".into(),
+            ));
+        }
+        commits.push(commit);
+    }
+    let revocations_path = relative.with_file_name(policy::revocations::FILE);
+    let onto_commit = repo.find_commit(upstream)?;
+    // All the conflicts at once, from the whole of the local work against the upstream.
+    let upstream_text = text_in(repo, &onto_commit, relative)?;
+    if let (Some(b), Some(o), Some(t)) = (
+        text_in(repo, &base, relative)?,
+        text_in(repo, &head, relative)?,
+        upstream_text.as_ref(),
+    ) {
+        let whole = rebase(&b, &o, t, resolutions)
+            .map_err(|e| refused(format!("{} local commit(s)", commits.len()), e.to_string()))?;
+        if !whole.is_clean() {
+            return Err(GitError::PolicyConflict {
+                upstream: upstream_name.to_string(),
+                commit: format!("{} local commit(s)", commits.len()),
+                conflicts: whole.conflicts,
+            });
+        }
+    }
     let committer = repo
         .signature()
         .map_err(|_| GitError::NoAuthor(repo.path().display().to_string()))?;
-    let mut rebase = repo.rebase(Some(&local), Some(&onto), None, None)?;
-    let mut count = 0;
-    while let Some(operation) = rebase.next() {
-        operation?;
-        if repo.index()?.has_conflicts() {
-            let ours = super::read_at_revision(
-                repo.workdir().unwrap_or(repo.path()),
-                &format!("refs/heads/{branch}"),
-                relative,
-            )
-            .unwrap_or_default();
-            let theirs = super::read_at_revision(
-                repo.workdir().unwrap_or(repo.path()),
-                &upstream.to_string(),
-                relative,
-            )
-            .unwrap_or_default();
-            rebase.abort()?;
-            return Err(GitError::Conflict { ours, theirs });
+    let mut notes = Vec::new();
+    let mut onto = onto_commit;
+    for commit in &commits {
+        let parent = commit.parent(0)?;
+        let mut index = repo.cherrypick_commit(commit, &onto, 0, None)?;
+        let which = describe_commit(commit);
+        let (b, o, t) = (
+            text_in(repo, &parent, relative)?,
+            text_in(repo, commit, relative)?,
+            text_in(repo, &onto, relative)?,
+        );
+        if b != o {
+            let (Some(b), Some(o), Some(t)) = (b, o, t) else {
+                return Err(refused(
+                    which,
+                    format!(
+                        "it adds or removes {}; rebase it by hand",
+                        relative.display()
+                    ),
+                ));
+            };
+            let out = rebase(&b, &o, &t, resolutions)
+                .map_err(|e| refused(which.clone(), e.to_string()))?;
+            if !out.is_clean() {
+                return Err(GitError::PolicyConflict {
+                    upstream: upstream_name.to_string(),
+                    commit: which,
+                    conflicts: out.conflicts,
+                });
+            }
+            if out.formatting == Formatting::Dropped || out.resolved > 0 {
+                notes.push(format!("{which}: {}", out.summary()));
+            }
+            put(repo, &mut index, relative, &out.text)?;
         }
-        rebase.commit(None, &committer, None)?;
-        count += 1;
+        let (b, o, t) = (
+            text_in(repo, &parent, &revocations_path)?,
+            text_in(repo, commit, &revocations_path)?,
+            text_in(repo, &onto, &revocations_path)?,
+        );
+        if b != o {
+            let empty = String::new();
+            let out = policy::rebase::rebase_revocations(
+                b.as_ref().unwrap_or(&empty),
+                o.as_ref().unwrap_or(&empty),
+                t.as_ref().unwrap_or(&empty),
+            )
+            .map_err(|e| refused(which.clone(), e))?;
+            for id in &out.kept {
+                notes.push(format!(
+                    "{which}: removed revocation {}… stays: the upstream still revokes it",
+                    &id[..16.min(id.len())]
+                ));
+            }
+            put(repo, &mut index, &revocations_path, &out.text)?;
+        }
+        if index.has_conflicts() {
+            let paths: Vec<String> = index
+                .conflicts()?
+                .filter_map(Result::ok)
+                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                .collect();
+            return Err(refused(
+                which,
+                format!(
+                    "{} conflict(s) with the upstream; rebase by hand",
+                    paths.join(", ")
+                ),
+            ));
+        }
+        let tree = repo.find_tree(index.write_tree_to(repo)?)?;
+        let message = commit.message().unwrap_or("");
+        let id = repo.commit(None, &commit.author(), &committer, message, &tree, &[&onto])?;
+        onto = repo.find_commit(id)?;
     }
-    rebase.finish(Some(&committer))?;
-    Ok(count)
+    // Move the working tree first: a safe checkout refuses (changing nothing) when it would
+    // overwrite uncommitted changes.
+    repo.checkout_tree(
+        onto.as_object(),
+        Some(git2::build::CheckoutBuilder::new().safe()),
+    )
+    .map_err(|e| {
+        refused(
+            format!("{} local commit(s)", commits.len()),
+            format!("the working tree has uncommitted changes the rebase would overwrite; commit or discard them first ({})", e.message()),
+        )
+    })?;
+    repo.find_reference(&format!("refs/heads/{branch}"))?
+        .set_target(onto.id(), "push: semantic rebase onto the upstream")?;
+    repo.set_head(&format!("refs/heads/{branch}"))?;
+    Ok((commits.len(), notes))
+}
+
+/// Stages `text` as `path` in `index` (replacing whatever, conflicts included, was there).
+fn put(
+    repo: &Repository,
+    index: &mut git2::Index,
+    path: &Path,
+    text: &str,
+) -> Result<(), GitError> {
+    let _ = index.conflict_remove(path);
+    let id = repo.blob(text.as_bytes())?;
+    let path_bytes = path
+        .to_str()
+        .ok_or_else(|| GitError::Git(git2::Error::from_str("the policy path is not UTF-8")))?
+        .replace('\\', "/")
+        .into_bytes();
+    index.add(&git2::IndexEntry {
+        ctime: git2::IndexTime::new(0, 0),
+        mtime: git2::IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        file_size: text.len() as u32,
+        id,
+        flags: 0,
+        flags_extended: 0,
+        path: path_bytes,
+    })?;
+    Ok(())
+}
+
+/// Where `reset_to_upstream` kept the local work, and what it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResetOutcome {
+    pub kept_in: PathBuf,
+    pub commits: usize,
+    pub upstream: String,
+}
+
+/// Resets the branch and working tree to the upstream, after keeping the local work in a new
+/// directory under `recovery_dir`: the working `clients.toml` and `revocations.toml`, each local
+/// commit's versions of them, and `commits.txt` naming the commits. Refuses, changing nothing,
+/// when the work cannot be kept.
+pub fn reset_to_upstream(
+    repo_root: &Path,
+    relative: &Path,
+    recovery_dir: &Path,
+) -> Result<ResetOutcome, GitError> {
+    let repo = open(repo_root)?;
+    let branch = current_branch(&repo)?;
+    let (upstream_name, upstream) = upstream_of(&repo, &branch).ok_or_else(|| {
+        GitError::Git(git2::Error::from_str(
+            "the branch has no upstream to reset to",
+        ))
+    })?;
+    let head = repo.head()?.peel_to_commit()?;
+    let stamp = crate::token::clock::unix_now();
+    let kept_in = recovery_dir.join(format!(
+        "reset-{branch}-{stamp}-{}",
+        &head.id().to_string()[..8]
+    ));
+    let keep_failed = |e: std::io::Error| {
+        GitError::Git(git2::Error::from_str(&format!(
+            "cannot keep the local work in {} ({e}); nothing was reset",
+            kept_in.display()
+        )))
+    };
+    crate::fsutil::create_private_dir(&kept_in).map_err(keep_failed)?;
+    let revocations_path = relative.with_file_name(policy::revocations::FILE);
+    let mut listing = format!(
+        "Local work kept before resetting {branch} to {upstream_name} ({upstream}).
+"
+    );
+    for path in [relative, revocations_path.as_path()] {
+        if let Ok(text) = std::fs::read(repo_root.join(path)) {
+            let name = format!("working.{}", file_name(path));
+            crate::fsutil::write_private(&kept_in.join(name), &text).map_err(keep_failed)?;
+        }
+    }
+    let mut walk = repo.revwalk()?;
+    walk.push(head.id())?;
+    walk.hide(upstream)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    let mut count = 0;
+    for id in walk {
+        let commit = repo.find_commit(id?)?;
+        count += 1;
+        let short = &commit.id().to_string()[..8];
+        listing.push_str(&format!(
+            "{:02} {} {} <{}>: {}
+",
+            count,
+            commit.id(),
+            commit.author().name().unwrap_or("?"),
+            commit.author().email().unwrap_or(""),
+            commit.summary().ok().flatten().unwrap_or("")
+        ));
+        for path in [relative, revocations_path.as_path()] {
+            if let Some(text) = text_in(&repo, &commit, path)? {
+                let name = format!("{count:02}-{short}.{}", file_name(path));
+                crate::fsutil::write_private(&kept_in.join(name), text.as_bytes())
+                    .map_err(keep_failed)?;
+            }
+        }
+    }
+    crate::fsutil::write_private(&kept_in.join("commits.txt"), listing.as_bytes())
+        .map_err(keep_failed)?;
+    let target = repo.find_commit(upstream)?;
+    repo.checkout_tree(
+        target.as_object(),
+        Some(git2::build::CheckoutBuilder::new().force()),
+    )?;
+    repo.find_reference(&format!("refs/heads/{branch}"))?
+        .set_target(
+            upstream,
+            "reset to the upstream (local work kept in recovery)",
+        )?;
+    repo.set_head(&format!("refs/heads/{branch}"))?;
+    Ok(ResetOutcome {
+        kept_in,
+        commits: count,
+        upstream: upstream_name,
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into())
 }
 
 /// A unified text diff between two texts of `path` (e.g. HEAD's and the console's working

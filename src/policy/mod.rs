@@ -9,6 +9,7 @@ mod findings;
 pub mod generate;
 mod history;
 mod model;
+pub mod rebase;
 pub mod revocations;
 mod tree;
 mod validate;

@@ -295,6 +295,44 @@ pub fn append(text: &str, entry: &NewRevocation) -> Result<String, String> {
     if list.index.contains_key(&id) {
         return Err(format!("{} is already revoked", short(&entry.id)));
     }
+    push_entry(
+        text,
+        &list,
+        &id,
+        &entry.reason,
+        entry.by.as_deref(),
+        Some(entry.at),
+    )
+}
+
+/// Appends an entry read from another version of the file (a rebase carrying a revocation over),
+/// keeping every other byte. An id the file already revokes is left as it is.
+pub fn append_entry(text: &str, entry: &Revoked) -> Result<String, String> {
+    let (list, findings) = RevocationList::load(text);
+    if let Some(error) = findings.iter().find(|f| f.is_error()) {
+        return Err(format!("{FILE} has errors; fix them first: {error}"));
+    }
+    if list.index.contains_key(&entry.id) {
+        return Ok(text.to_string());
+    }
+    push_entry(
+        text,
+        &list,
+        &entry.id,
+        &entry.reason,
+        entry.by.as_deref(),
+        entry.at,
+    )
+}
+
+fn push_entry(
+    text: &str,
+    list: &RevocationList,
+    id: &str,
+    reason: &str,
+    by: Option<&str>,
+    at: Option<i64>,
+) -> Result<String, String> {
     let mut doc: DocumentMut = text.parse().map_err(|e| format!("{FILE}: {e}"))?;
     // The first entry takes the file's opening comments as its own, so they stay on top.
     let prefix = if list.is_empty() {
@@ -314,12 +352,14 @@ pub fn append(text: &str, entry: &NewRevocation) -> Result<String, String> {
         .as_array_of_tables_mut()
         .ok_or_else(|| format!("{FILE}: revoked must be [[revoked]] tables"))?;
     let mut table = Table::new();
-    table.insert("id", value(id.as_str()));
-    table.insert("reason", value(entry.reason.as_str()));
-    if let Some(by) = &entry.by {
-        table.insert("by", value(by.as_str()));
+    table.insert("id", value(id));
+    table.insert("reason", value(reason));
+    if let Some(by) = by {
+        table.insert("by", value(by));
     }
-    table.insert("at", value(entry.at));
+    if let Some(at) = at {
+        table.insert("at", value(at));
+    }
     table.decor_mut().set_prefix(prefix);
     tables.push(table);
     Ok(doc.to_string())

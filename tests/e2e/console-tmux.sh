@@ -2,7 +2,9 @@
 # End to end through a real terminal: the real binary in tmux on a fresh demo workspace.
 # Edit a client, save, commit, push, and watch the Server screen show the new applied commit;
 # then quit and check the console exits cleanly. Then a reviewer's read-only console, a config
-# that must fail closed, and raw-editor text surviving a killed console. Waits by polling the screen, never by sleeping
+# that must fail closed, raw-editor text surviving a killed console, and the teammate scenario:
+# a second clone pushes, the console's push replays onto it and its buffer follows; an outside
+# edit under unsaved edits is rebased, never overwritten. Waits by polling the screen, never by sleeping
 # a fixed time. Prints "N passed, N failed"; exits non-zero on any failure.
 #
 #   tests/e2e/console-tmux.sh [path/to/hessra-console]   (default: $CARGO_TARGET_DIR or target, /debug/hessra-console)
@@ -171,6 +173,90 @@ text y
 check "restoring reopens the editor with it" "# typed before the kill"
 keys Escape
 check "Esc applies it as an unsaved edit" "editor text applied"
+keys q d
+check "quitting and discarding the restored text ends the editor console" "EXITED=0"
+tmx kill-session -t editor
+rm -f "$recovery_dir"/*.toml
+
+# The teammate scenario: a second clone pushes while the console works; the console's push
+# replays its commit onto the teammate's (semantic rebase) and its buffer follows the rebased
+# file, so its next commit keeps the teammate's work. Then an outside edit under unsaved edits
+# is rebased, never overwritten.
+origin=$(git -C "$work/ws/policy" remote get-url origin)
+git clone --quiet "$origin" "$work/teammate" || { echo "cannot clone $origin"; exit 1; }
+git -C "$work/teammate" config user.name "Teammate"
+git -C "$work/teammate" config user.email "teammate@example.test"
+new_client() {
+    printf '\n[[clients]]\nidentifier = { type = "san_uri", value = "%s" }\nresources = [\n  { name = "billing", operations = ["read"] },\n]\n' "$1" >>"$2"
+}
+tmx new-session -d -s team -x 120 -y 40 \
+    "env HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.state \
+     $binary --policy-repo $work/ws/policy; echo EXITED=\$?; sleep 600"
+team() { tmx capture-pane -p -t team 2>/dev/null; }
+screen() { team; }
+keys() { tmx send-keys -t team "$@"; }
+text() { tmx send-keys -t team -l "$1"; }
+check "the teammate scenario console opens" "Clients (7/7)"
+
+new_client "uri:urn:company:teammate" "$work/teammate/clients.toml"
+git -C "$work/teammate" commit --quiet -am "teammate: a billing reader" && git -C "$work/teammate" push --quiet origin HEAD 2>/dev/null
+keys +
+check "the grant prompt opens (teammate scenario)" "Grant to uri:urn:company:alice"
+text "billing read"
+keys Enter
+check "the console's edit is applied" "may read on billing (unsaved)"
+keys C-s
+check "ctrl-s saves (teammate scenario)" "saved "
+keys 5 c Enter
+check "the confirmation names the change (teammate scenario)" "Commit clients.toml"
+text y
+check "the commit is made (teammate scenario)" "committed "
+keys p
+check "the push replays the commit onto the teammate's" "replayed 1 commit(s)"
+keys 1
+check "the teammate's client is on the console's screen" "Clients (8/8)"
+check "by name" "uri:urn:company:teammate"
+
+keys +
+text "billing write"
+keys Enter
+check "a second edit after the rebased push" "may write on billing (unsaved)"
+keys C-s
+check "ctrl-s saves again" "saved "
+keys 5 c Enter
+check "the second confirmation" "Commit clients.toml"
+text y
+check "the second commit" "committed "
+keys p
+check "the second push needs no rebase" "pushed 1 commit(s)"
+git -C "$work/teammate" pull --quiet --ff-only origin main 2>/dev/null
+if grep -q 'uri:urn:company:teammate' "$work/teammate/clients.toml" && grep -q '"write"' "$work/teammate/clients.toml"; then
+    echo "ok   the remote has the teammate's client and both of the console's pushes"; passed=$((passed + 1))
+else
+    echo "FAIL the remote lost work:"; sed 's/^/     | /' "$work/teammate/clients.toml"; failed=$((failed + 1))
+fi
+
+keys 1 +
+text "archive read"
+keys Enter
+check "an unsaved edit" "may read on archive (unsaved)"
+new_client "uri:urn:company:outsider" "$work/ws/policy/clients.toml"
+check "the watcher rebases the unsaved edit onto the outside edit" "rebased 1 edit(s)"
+check "the outside edit is on screen" "Clients (9/9)"
+if grep -q 'uri:urn:company:outsider' "$work/ws/policy/clients.toml" && ! grep -q '"archive"' "$work/ws/policy/clients.toml"; then
+    echo "ok   the outside edit was not overwritten, and nothing unsaved was written"; passed=$((passed + 1))
+else
+    echo "FAIL the working file:"; sed 's/^/     | /' "$work/ws/policy/clients.toml"; failed=$((failed + 1))
+fi
+keys C-s
+check "ctrl-s writes both" "saved "
+if grep -q 'uri:urn:company:outsider' "$work/ws/policy/clients.toml" && grep -q '"archive"' "$work/ws/policy/clients.toml"; then
+    echo "ok   the saved file has the outside edit and the console's"; passed=$((passed + 1))
+else
+    echo "FAIL the saved file:"; sed 's/^/     | /' "$work/ws/policy/clients.toml"; failed=$((failed + 1))
+fi
+keys q
+check "q quits the teammate console" "EXITED=0"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -303,10 +303,15 @@ impl App {
             return;
         }
         let save = self.is_dirty().then(|| self.text().to_string());
+        let expected = self.saved_text.clone();
         if let Some(text) = &save {
             self.saved_text = text.clone();
         }
-        self.submit(Job::Commit { message, save });
+        self.submit(Job::Commit {
+            message,
+            save,
+            expected,
+        });
     }
 
     /// HEAD's text arrived with the git status: reuse the current policy when the text is the
@@ -413,10 +418,22 @@ impl App {
                 let text = match outcome {
                     PushOutcome::Pushed { commits } => format!("pushed {commits} commit(s)"),
                     PushOutcome::UpToDate => "already up to date".to_string(),
-                    PushOutcome::Rebased { upstream, commits } => format!(
-                        "the remote had moved on: rebased {commits} commit(s) onto {} and pushed",
-                        upstream.chars().take(8).collect::<String>()
-                    ),
+                    PushOutcome::Rebased {
+                        upstream,
+                        commits,
+                        notes,
+                    } => {
+                        let mut text = format!(
+                            "the remote had moved on: replayed {commits} commit(s) onto {upstream} and pushed"
+                        );
+                        for note in notes {
+                            text.push_str(&format!("; {note}"));
+                        }
+                        // The rebase rewrote the working files: the buffer follows them.
+                        self.disk.reload_note = Some(text.clone());
+                        self.submit(Job::Reload);
+                        text
+                    }
                 };
                 self.changes.last_push = Some(text.clone());
                 self.flash(Level::Success, text);
