@@ -7,75 +7,28 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hessra_console::console::app::{Confirmation, Popup, Screen};
-use hessra_console::console::jobs::{self, Env};
+use hessra_console::console::jobs;
 use hessra_console::console::launch::{self, ConsoleArgs};
 use hessra_console::console::{App, Context};
-use hessra_console::workspace;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-const NOW: i64 = 1_790_000_000;
+mod support;
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    app: App,
-    env: Env,
-    _runtime: tokio::runtime::Runtime,
-}
+use support::console::{Console, NOW, Setup, enter, flash, key, press, special};
+
+type Fixture = Console;
 
 fn fixture_with(context: impl FnOnce(Context) -> Context) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let policy_path = ws.policy_file().canonicalize().unwrap();
-    let root = ws.policy.canonicalize().unwrap();
-    let mut env = Env::new(
-        policy_path.clone(),
-        Some(root),
-        None,
-        None,
-        runtime.handle().clone(),
-    );
-    env.recovery_path = Some(jobs::recovery_path(&dir.path().join("state"), &policy_path));
-    let base = Context {
-        has_repo: true,
-        ..Context::new(
-            policy_path.clone(),
-            std::fs::read_to_string(&policy_path).unwrap(),
-            NOW,
-        )
+    let setup = Setup {
+        recovery: true,
+        polls: true,
+        ..Setup::default()
     };
-    let mut app = App::new(context(base));
-    jobs::settle(&mut app, &env, false);
-    Fixture {
-        dir,
-        app,
-        env,
-        _runtime: runtime,
-    }
+    Console::with(setup, context)
 }
 
 fn fixture() -> Fixture {
     fixture_with(|c| c)
-}
-
-fn key(code: KeyCode) -> KeyEvent {
-    KeyEvent::new(code, KeyModifiers::NONE)
-}
-
-fn press(f: &mut Fixture, keys: &str) {
-    for c in keys.chars() {
-        f.app.handle_key(key(KeyCode::Char(c)));
-    }
-    jobs::settle(&mut f.app, &f.env, false);
-}
-
-fn special(f: &mut Fixture, code: KeyCode, modifiers: KeyModifiers) {
-    f.app.handle_key(KeyEvent::new(code, modifiers));
-    jobs::settle(&mut f.app, &f.env, false);
-}
-
-fn enter(f: &mut Fixture) {
-    special(f, KeyCode::Enter, KeyModifiers::NONE);
 }
 
 /// Lets `seconds` pass on the (frozen) clock and runs what the tick queues.
@@ -83,14 +36,6 @@ fn wait(f: &mut Fixture, seconds: i64) {
     f.app.now += seconds;
     f.app.tick(f.app.now);
     jobs::settle(&mut f.app, &f.env, false);
-}
-
-fn flash(f: &Fixture) -> String {
-    f.app
-        .flash
-        .as_ref()
-        .map(|m| m.text.clone())
-        .unwrap_or_default()
 }
 
 /// The open prompt's text and refusal, if a prompt is open.

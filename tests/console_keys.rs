@@ -10,71 +10,17 @@ use hessra_console::gitops;
 use hessra_console::workspace;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-const NOW: i64 = 1_790_000_000;
+mod support;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    app: App,
-    env: Env,
-    _runtime: tokio::runtime::Runtime,
-    origin: std::path::PathBuf,
-}
+use support::console::{Console, NOW, Setup, flash, key, press, special};
+
+type Fixture = Console;
 
 fn fixture(readonly: bool) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let policy_path = ws.policy_file().canonicalize().unwrap();
-    let root = ws.policy.canonicalize().unwrap();
-    let env = Env::new(
-        policy_path.clone(),
-        Some(root),
-        None,
-        None,
-        runtime.handle().clone(),
-    );
-    let context = Context {
-        has_repo: true,
+    Console::with(Setup::default(), |context| Context {
         readonly,
-        ..Context::new(
-            policy_path.clone(),
-            std::fs::read_to_string(&policy_path).unwrap(),
-            NOW,
-        )
-    };
-    let mut app = App::new(context);
-    jobs::settle(&mut app, &env, true);
-    Fixture {
-        origin: ws.origin.clone(),
-        _dir: dir,
-        app,
-        env,
-        _runtime: runtime,
-    }
-}
-
-fn key(code: KeyCode) -> KeyEvent {
-    KeyEvent::new(code, KeyModifiers::NONE)
-}
-
-fn press(f: &mut Fixture, keys: &str) {
-    for c in keys.chars() {
-        f.app.handle_key(key(KeyCode::Char(c)));
-    }
-    jobs::settle(&mut f.app, &f.env, true);
-}
-
-fn special(f: &mut Fixture, code: KeyCode, modifiers: KeyModifiers) {
-    f.app.handle_key(KeyEvent::new(code, modifiers));
-    jobs::settle(&mut f.app, &f.env, true);
-}
-
-fn flash(f: &Fixture) -> String {
-    f.app
-        .flash
-        .as_ref()
-        .map(|m| m.text.clone())
-        .unwrap_or_default()
+        ..context
+    })
 }
 
 fn origin_text(origin: &Path) -> String {
@@ -641,10 +587,14 @@ fn root_keys_rotate_from_the_server_screen() {
     });
     let mut f = Fixture {
         origin: ws.origin.clone(),
-        _dir: dir,
+        clone: ws.policy.clone(),
+        policy_path: ws.policy_file(),
+        ws,
+        dir,
         app,
         env,
-        _runtime: runtime,
+        runtime,
+        polls: false,
     };
     let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
         f.app
@@ -685,7 +635,7 @@ fn root_keys_rotate_from_the_server_screen() {
     // A token of key 1 (minted before key sets, so naming no key) still verifies on the
     // Tokens screen, against the set the console fetched after the change.
     let old = hessra_console::token::mint_identity(
-        &hessra_console::token::keys::read_private_key_file(&ws.root_key).unwrap(),
+        &hessra_console::token::keys::read_private_key_file(&f.ws.root_key).unwrap(),
         &hessra_console::token::IdentityClaims {
             subject: "uri:urn:company:alice".into(),
             expires_at: hessra_console::token::clock::unix_now() + 600,
@@ -726,5 +676,5 @@ fn root_keys_rotate_from_the_server_screen() {
     let screen = terminal.backend().to_string();
     assert!(screen.contains("Root keys (2, signing first"), "{screen}");
     assert!(screen.contains("◐ retiring ed25519/"), "{screen}");
-    f._runtime.block_on(server.shutdown());
+    f.runtime.block_on(server.shutdown());
 }

@@ -13,75 +13,27 @@ use hessra_console::token::{self, Delegation, IdentityClaims, KeyPair, keys};
 use hessra_console::workspace;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-const NOW: i64 = 1_790_000_000;
 const OPS: &str = "uri:urn:company:ops";
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    app: App,
-    env: Env,
-    runtime: tokio::runtime::Runtime,
-}
+mod support;
+
+use support::console::{Console, NOW, Setup, flash, press};
+
+type Fixture = Console;
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let policy_path = ws.policy_file().canonicalize().unwrap();
-    let root = ws.policy.canonicalize().unwrap();
-    let env = Env::new(
-        policy_path.clone(),
-        Some(root),
-        None,
-        None,
-        runtime.handle().clone(),
-    );
-    let context = Context {
-        has_repo: true,
+    Console::with(Setup::default(), |context| Context {
         operator: Some(OPS.into()),
-        ..Context::new(
-            policy_path.clone(),
-            std::fs::read_to_string(&policy_path).unwrap(),
-            NOW,
-        )
-    };
-    let mut app = App::new(context);
-    jobs::settle(&mut app, &env, true);
-    Fixture {
-        _dir: dir,
-        app,
-        env,
-        runtime,
-    }
-}
-
-fn press(f: &mut Fixture, keys: &str) {
-    for c in keys.chars() {
-        f.app
-            .handle_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
-    }
-    jobs::settle(&mut f.app, &f.env, true);
+        ..context
+    })
 }
 
 fn special(f: &mut Fixture, code: KeyCode) {
-    f.app.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
-    jobs::settle(&mut f.app, &f.env, true);
-}
-
-fn flash(f: &Fixture) -> String {
-    f.app
-        .flash
-        .as_ref()
-        .map(|m| m.text.clone())
-        .unwrap_or_default()
+    support::console::special(f, code, KeyModifiers::NONE);
 }
 
 fn screen(f: &Fixture) -> String {
-    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(200, 50)).unwrap();
-    terminal
-        .draw(|frame| hessra_console::console::ui::render(frame, &f.app))
-        .unwrap();
-    terminal.backend().to_string()
+    support::console::screen(f, 200, 50)
 }
 
 /// Alice's identity token delegated to her agent (block 0: alice, block 1: the agent).
@@ -427,14 +379,19 @@ fn verify_asks_the_connected_server_for_its_revocation_list() {
             NOW,
         )
     });
+    let root = keys::read_private_key_file(&ws.root_key).unwrap();
     let mut f = Fixture {
-        _dir: dir,
+        origin: ws.origin.clone(),
+        clone: ws.policy.canonicalize().unwrap(),
+        policy_path,
+        ws,
+        dir,
         app,
         env,
         runtime,
+        polls: false,
     };
     jobs::settle(&mut f.app, &f.env, true);
-    let root = keys::read_private_key_file(&ws.root_key).unwrap();
     let token = delegated(&root);
     f.app
         .run_command(&format!("key {}", keys::key_string(&root.public())));

@@ -7,75 +7,29 @@ use std::path::{Path, PathBuf};
 
 use hessra_console::console::app::{Popup, Screen};
 use hessra_console::console::disk;
-use hessra_console::console::jobs::{self, Env};
-use hessra_console::console::{App, Context};
+use hessra_console::console::jobs;
 use hessra_console::gitops;
 use hessra_console::policy::{self, Edit, Setting};
-use hessra_console::workspace;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 
-const NOW: i64 = 1_790_000_000;
 const ALICE: &str = "uri:urn:company:alice";
 const OPS: &str = "uri:urn:company:ops";
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    app: App,
-    env: Env,
-    _runtime: tokio::runtime::Runtime,
-    origin: PathBuf,
-    clone: PathBuf,
-    policy_path: PathBuf,
-}
+mod support;
 
-fn author(clone: &Path, name: &str) {
-    let repo = git2::Repository::open(clone).unwrap();
-    let mut config = repo.config().unwrap();
-    config.set_str("user.name", name).unwrap();
-    config
-        .set_str(
-            "user.email",
-            &format!("{}@example.com", name.to_lowercase()),
-        )
-        .unwrap();
-}
+use support::console::{Console, Setup, enter, flash, press, set_author, special};
+
+type Fixture = Console;
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let policy_path = ws.policy_file().canonicalize().unwrap();
-    let root = ws.policy.canonicalize().unwrap();
-    author(&root, "Console");
-    let mut env = Env::new(
-        policy_path.clone(),
-        Some(root.clone()),
-        None,
-        None,
-        runtime.handle().clone(),
-    );
-    env.recovery_path = Some(dir.path().join("state/recovery/policy.toml"));
-    let context = Context {
-        has_repo: true,
-        ..Context::new(
-            policy_path.clone(),
-            std::fs::read_to_string(&policy_path).unwrap(),
-            NOW,
-        )
+    let setup = Setup {
+        recovery: true,
+        author: Some("Console"),
+        ..Setup::default()
     };
-    let mut app = App::new(context);
-    jobs::settle(&mut app, &env, true);
-    Fixture {
-        origin: ws.origin.clone(),
-        clone: root,
-        policy_path,
-        dir,
-        app,
-        env,
-        _runtime: runtime,
-    }
+    Console::with(setup, |context| context)
 }
 
 impl Fixture {
@@ -84,7 +38,7 @@ impl Fixture {
         let path = self.dir.path().join("teammate");
         if !path.exists() {
             gitops::clone(self.origin.to_str().unwrap(), &path).unwrap();
-            author(&path, "Teammate");
+            set_author(&path, "Teammate");
         } else {
             gitops::pull(&path).unwrap();
         }
@@ -171,26 +125,6 @@ fn alice_ttl(text: &str) -> Option<u64> {
         .authorization_token_duration
 }
 
-fn key(code: KeyCode) -> KeyEvent {
-    KeyEvent::new(code, KeyModifiers::NONE)
-}
-
-fn press(f: &mut Fixture, keys: &str) {
-    for c in keys.chars() {
-        f.app.handle_key(key(KeyCode::Char(c)));
-    }
-    jobs::settle(&mut f.app, &f.env, true);
-}
-
-fn special(f: &mut Fixture, code: KeyCode, modifiers: KeyModifiers) {
-    f.app.handle_key(KeyEvent::new(code, modifiers));
-    jobs::settle(&mut f.app, &f.env, true);
-}
-
-fn enter(f: &mut Fixture) {
-    special(f, KeyCode::Enter, KeyModifiers::NONE);
-}
-
 fn save(f: &mut Fixture) {
     special(f, KeyCode::Char('s'), KeyModifiers::CONTROL);
 }
@@ -199,14 +133,6 @@ fn save(f: &mut Fixture) {
 fn watch(f: &mut Fixture) {
     f.app.check_disk();
     jobs::settle(&mut f.app, &f.env, false);
-}
-
-fn flash(f: &Fixture) -> String {
-    f.app
-        .flash
-        .as_ref()
-        .map(|m| m.text.clone())
-        .unwrap_or_default()
 }
 
 /// Grants alice `operation` on `resource` from the Clients screen (alice is selected first).

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod console;
 pub mod git_bomb;
 pub mod hostile;
 pub mod raw;

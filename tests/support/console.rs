@@ -1,0 +1,150 @@
+//! The console on a fresh demo workspace whose policy is a real git clone of a bare remote,
+//! driven by keys with its jobs run inline (no terminal): what the key-driven console tests
+//! share.
+
+use std::path::PathBuf;
+
+use hessra_console::console::jobs::{self, Env};
+use hessra_console::console::{App, Context};
+use hessra_console::workspace::{self, Workspace};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// The frozen clock every console test starts at.
+pub const NOW: i64 = 1_790_000_000;
+
+pub struct Console {
+    pub dir: tempfile::TempDir,
+    pub ws: Workspace,
+    pub app: App,
+    pub env: Env,
+    pub runtime: tokio::runtime::Runtime,
+    /// The bare remote, the console's clone (the workspace's policy repository) and the policy
+    /// file in it, canonicalized.
+    pub origin: PathBuf,
+    pub clone: PathBuf,
+    pub policy_path: PathBuf,
+    /// Whether settling also runs the background polls (server status and audit, recovery
+    /// writes) the tick queues.
+    pub polls: bool,
+}
+
+/// How a test's console differs from the default one.
+#[derive(Default)]
+pub struct Setup {
+    /// Keep unsaved edits and editor text in a recovery directory under the test's directory
+    /// (`state/recovery`).
+    pub recovery: bool,
+    /// Run the background polls when settling.
+    pub polls: bool,
+    /// Commit as this author in the console's clone.
+    pub author: Option<&'static str>,
+}
+
+impl Console {
+    /// The default console: a repository, read-write, no server.
+    pub fn start() -> Console {
+        Console::with(Setup::default(), |context| context)
+    }
+
+    /// A console set up by `setup`, with its context changed by `context`.
+    pub fn with(setup: Setup, context: impl FnOnce(Context) -> Context) -> Console {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let policy_path = ws.policy_file().canonicalize().unwrap();
+        let clone = ws.policy.canonicalize().unwrap();
+        if let Some(name) = setup.author {
+            set_author(&clone, name);
+        }
+        let mut env = Env::new(
+            policy_path.clone(),
+            Some(clone.clone()),
+            None,
+            None,
+            runtime.handle().clone(),
+        );
+        if setup.recovery {
+            env.recovery_path = Some(jobs::recovery_path(&dir.path().join("state"), &policy_path));
+        }
+        let base = Context {
+            has_repo: true,
+            ..Context::new(
+                policy_path.clone(),
+                std::fs::read_to_string(&policy_path).unwrap(),
+                NOW,
+            )
+        };
+        let mut app = App::new(context(base));
+        jobs::settle(&mut app, &env, !setup.polls);
+        Console {
+            origin: ws.origin.clone(),
+            ws,
+            clone,
+            policy_path,
+            dir,
+            app,
+            env,
+            runtime,
+            polls: setup.polls,
+        }
+    }
+
+    /// Runs the queued jobs until the console is idle.
+    pub fn settle(&mut self) {
+        jobs::settle(&mut self.app, &self.env, !self.polls);
+    }
+}
+
+/// Sets the commit author of the repository at `repo`.
+pub fn set_author(repo: &std::path::Path, name: &str) {
+    let repo = git2::Repository::open(repo).unwrap();
+    let mut config = repo.config().unwrap();
+    config.set_str("user.name", name).unwrap();
+    config
+        .set_str(
+            "user.email",
+            &format!("{}@example.com", name.to_lowercase()),
+        )
+        .unwrap();
+}
+
+pub fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// Types `keys` (each a character key), then settles.
+pub fn press(f: &mut Console, keys: &str) {
+    for c in keys.chars() {
+        f.app.handle_key(key(KeyCode::Char(c)));
+    }
+    f.settle();
+}
+
+/// One key with modifiers, then settles.
+pub fn special(f: &mut Console, code: KeyCode, modifiers: KeyModifiers) {
+    f.app.handle_key(KeyEvent::new(code, modifiers));
+    f.settle();
+}
+
+pub fn enter(f: &mut Console) {
+    special(f, KeyCode::Enter, KeyModifiers::NONE);
+}
+
+/// The status bar's message, or nothing.
+pub fn flash(f: &Console) -> String {
+    f.app
+        .flash
+        .as_ref()
+        .map(|m| m.text.clone())
+        .unwrap_or_default()
+}
+
+/// The whole screen drawn at `width` × `height`, as text.
+pub fn screen(f: &Console, width: u16, height: u16) -> String {
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| hessra_console::console::ui::render(frame, &f.app))
+        .unwrap();
+    terminal.backend().to_string()
+}
