@@ -1,7 +1,7 @@
 //! "What can X do?": resolving an identity to its client entry or realm role, its effective
 //! permissions, and the decision for a request. The server decides with this same code.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::Serialize;
@@ -91,17 +91,54 @@ pub fn resolve<'p>(policy: &'p Policy, identity: &str) -> Resolution<'p> {
     if let Some(client) = policy.client(identity) {
         return Resolution::Client(client);
     }
-    let realm = policy
-        .realms()
-        .filter(|realm| is_strict_descendant(identity, &realm.identity))
-        .max_by_key(|realm| realm.identity.len());
-    if let Some(realm) = realm {
+    if let Some(realm) = innermost_realm(policy.realms(), identity) {
         return resolve_in_realm(realm, identity);
     }
     let index = policy.identity_index();
     Resolution::Unconfigured {
         ancestor: policy.configured_parent(identity, &index),
     }
+}
+
+/// Resolves many identities against one policy, as `resolve` does, with the client index and
+/// the realms found once (`resolve` scans the clients for each identity: quadratic when asked
+/// for every identity of a large policy).
+pub struct Resolver<'p> {
+    policy: &'p Policy,
+    index: HashMap<&'p str, usize>,
+    realms: Vec<&'p Client>,
+}
+
+impl<'p> Resolver<'p> {
+    pub fn new(policy: &'p Policy) -> Resolver<'p> {
+        Resolver {
+            policy,
+            index: policy.identity_index(),
+            realms: policy.realms().collect(),
+        }
+    }
+
+    pub fn resolve(&self, identity: &str) -> Resolution<'p> {
+        if let Some(&i) = self.index.get(identity) {
+            return Resolution::Client(&self.policy.clients[i]);
+        }
+        if let Some(realm) = innermost_realm(self.realms.iter().copied(), identity) {
+            return resolve_in_realm(realm, identity);
+        }
+        Resolution::Unconfigured {
+            ancestor: self.policy.configured_parent(identity, &self.index),
+        }
+    }
+}
+
+/// The innermost of `realms` that `identity` lies strictly under.
+fn innermost_realm<'p>(
+    realms: impl Iterator<Item = &'p Client>,
+    identity: &str,
+) -> Option<&'p Client> {
+    realms
+        .filter(|realm| is_strict_descendant(identity, &realm.identity))
+        .max_by_key(|realm| realm.identity.len())
 }
 
 fn resolve_in_realm<'p>(realm: &'p Client, subject: &str) -> Resolution<'p> {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::decide::{Decision, Permissions, Request, Resolution, decide, permissions, resolve};
+use super::decide::{Decision, Permissions, Request, Resolution, Resolver, decide, permissions};
 use super::model::{
     ChainNode, Client, DEFAULT_AUTHZ_TOKEN_DURATION, DEFAULT_IDENTITY_TOKEN_DURATION,
     DEFAULT_MAX_DELEGATION_DEPTH, Domain, Policy, Resource, SignerEntry,
@@ -241,8 +241,8 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
 }
 
 /// The entry that decides for an identity, as something comparable: (what, realm, role).
-fn decided_by(policy: &Policy, identity: &str) -> (u8, String, String) {
-    match resolve(policy, identity) {
+fn decided_by(resolver: &Resolver<'_>, identity: &str) -> (u8, String, String) {
+    match resolver.resolve(identity) {
         Resolution::Client(client) => (0, client.identity.clone(), String::new()),
         Resolution::DomainSubject { realm, role, .. } => {
             (1, realm.identity.clone(), role.name.clone())
@@ -254,8 +254,8 @@ fn decided_by(policy: &Policy, identity: &str) -> (u8, String, String) {
     }
 }
 
-fn describe_decider(policy: &Policy, identity: &str) -> String {
-    match resolve(policy, identity) {
+fn describe_decider(resolver: &Resolver<'_>, identity: &str) -> String {
+    match resolver.resolve(identity) {
         Resolution::Client(_) => "its client entry".into(),
         Resolution::DomainSubject {
             realm,
@@ -302,8 +302,12 @@ fn named_identities<'p>(old: &'p Policy, new: &'p Policy) -> BTreeSet<&'p str> {
 
 fn resolution_changes(old: &Policy, new: &Policy, changes: &mut Vec<Change>) {
     let mut found = Vec::new();
+    let (old_resolver, new_resolver) = (Resolver::new(old), Resolver::new(new));
     for identity in named_identities(old, new) {
-        let (before, after) = (decided_by(old, identity), decided_by(new, identity));
+        let (before, after) = (
+            decided_by(&old_resolver, identity),
+            decided_by(&new_resolver, identity),
+        );
         if before == after {
             // The same entry decides: its own changes (grants, role grants) are listed.
             continue;
@@ -329,8 +333,8 @@ fn resolution_changes(old: &Policy, new: &Policy, changes: &mut Vec<Change>) {
             found.push(Change {
                 subject: identity.to_string(),
                 kind: ChangeKind::Resolution {
-                    old: describe_decider(old, identity),
-                    new: describe_decider(new, identity),
+                    old: describe_decider(&old_resolver, identity),
+                    new: describe_decider(&new_resolver, identity),
                     gained: gain.to_string(),
                 },
                 widens: true,
