@@ -241,16 +241,12 @@ pub fn diff(old: &Policy, new: &Policy) -> PolicyDiff {
 }
 
 /// The entry that decides for an identity, as something comparable: (what, realm, role).
-fn decided_by(resolver: &Resolver<'_>, identity: &str) -> (u8, String, String) {
+fn decided_by<'p>(resolver: &Resolver<'p>, identity: &str) -> (u8, &'p str, &'p str) {
     match resolver.resolve(identity) {
-        Resolution::Client(client) => (0, client.identity.clone(), String::new()),
-        Resolution::DomainSubject { realm, role, .. } => {
-            (1, realm.identity.clone(), role.name.clone())
-        }
-        Resolution::DomainSubjectWithoutRole { realm } => {
-            (2, realm.identity.clone(), String::new())
-        }
-        Resolution::Unconfigured { .. } => (3, String::new(), String::new()),
+        Resolution::Client(client) => (0, &client.identity, ""),
+        Resolution::DomainSubject { realm, role, .. } => (1, &realm.identity, &role.name),
+        Resolution::DomainSubjectWithoutRole { realm } => (2, &realm.identity, ""),
+        Resolution::Unconfigured { .. } => (3, "", ""),
     }
 }
 
