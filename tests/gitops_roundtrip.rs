@@ -56,6 +56,18 @@ impl Workspace {
             .unwrap()
     }
 
+    /// Runs the command and asserts it succeeded, showing what it printed when it did not.
+    fn ok(&self, clone: &Path, args: &[&str]) -> Output {
+        let out = self.run(clone, args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     fn json(&self, clone: &Path, args: &[&str]) -> (i32, serde_json::Value) {
         let mut all = args.to_vec();
         all.push("--json");
@@ -89,19 +101,15 @@ fn edit_commit_push_and_log() {
     let (_, status) = ws.json(&clone, &["policy", "status"]);
     assert_eq!(status["file"], "clean");
     assert_eq!(status["branch"], "main");
-    assert!(
-        ws.run(
-            &clone,
-            &[
-                "policy",
-                "revoke",
-                "uri:urn:company:alice",
-                "staging_api",
-                "write"
-            ]
-        )
-        .status
-        .success()
+    ws.ok(
+        &clone,
+        &[
+            "policy",
+            "revoke",
+            "uri:urn:company:alice",
+            "staging_api",
+            "write",
+        ],
     );
     let (_, status) = ws.json(&clone, &["policy", "status"]);
     assert_eq!(status["file"], "modified");
@@ -170,45 +178,29 @@ fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
     let second = ws.second_clone();
 
     // Non-conflicting: first edits alice, second edits ci; second's push is reconciled.
-    assert!(
-        ws.run(
-            &first,
-            &[
-                "policy",
-                "revoke",
-                "uri:urn:company:alice",
-                "staging_api",
-                "write"
-            ]
-        )
-        .status
-        .success()
+    ws.ok(
+        &first,
+        &[
+            "policy",
+            "revoke",
+            "uri:urn:company:alice",
+            "staging_api",
+            "write",
+        ],
     );
-    assert!(
-        ws.run(&first, &["policy", "commit", "-m", "alice"])
-            .status
-            .success()
+    ws.ok(&first, &["policy", "commit", "-m", "alice"]);
+    ws.ok(&first, &["policy", "push"]);
+    ws.ok(
+        &second,
+        &[
+            "policy",
+            "revoke",
+            "uri:urn:company:ci",
+            "staging_api",
+            "read",
+        ],
     );
-    assert!(ws.run(&first, &["policy", "push"]).status.success());
-    assert!(
-        ws.run(
-            &second,
-            &[
-                "policy",
-                "revoke",
-                "uri:urn:company:ci",
-                "staging_api",
-                "read"
-            ]
-        )
-        .status
-        .success()
-    );
-    assert!(
-        ws.run(&second, &["policy", "commit", "-m", "ci"])
-            .status
-            .success()
-    );
+    ws.ok(&second, &["policy", "commit", "-m", "ci"]);
     let (code, pushed) = ws.json(&second, &["policy", "push"]);
     assert_eq!(code, 0, "{pushed}");
     assert_eq!(pushed["outcome"], "rebased");
@@ -231,69 +223,45 @@ fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
     );
 
     // Conflicting: both change the same line.
-    assert!(
-        ws.run(
-            &first,
-            &[
-                "policy",
-                "grant",
-                "uri:urn:company:alice:agent1",
-                "production_api",
-                "write"
-            ]
-        )
-        .status
-        .success()
+    ws.ok(
+        &first,
+        &[
+            "policy",
+            "grant",
+            "uri:urn:company:alice:agent1",
+            "production_api",
+            "write",
+        ],
     );
-    assert!(
-        ws.run(&first, &["policy", "commit", "-m", "agent1 writes"])
-            .status
-            .success()
+    ws.ok(&first, &["policy", "commit", "-m", "agent1 writes"]);
+    ws.ok(&first, &["policy", "push"]);
+    ws.ok(
+        &second,
+        &[
+            "policy",
+            "revoke",
+            "uri:urn:company:alice:agent1",
+            "production_api",
+            "read",
+        ],
     );
-    assert!(ws.run(&first, &["policy", "push"]).status.success());
-    assert!(
-        ws.run(
-            &second,
-            &[
-                "policy",
-                "revoke",
-                "uri:urn:company:alice:agent1",
-                "production_api",
-                "read"
-            ]
-        )
-        .status
-        .success()
+    ws.ok(
+        &second,
+        &["policy", "add-client", "uri:urn:company:alice:agent2"],
     );
-    assert!(
-        ws.run(
-            &second,
-            &["policy", "add-client", "uri:urn:company:alice:agent2"]
-        )
-        .status
-        .success()
+    ws.ok(
+        &second,
+        &[
+            "policy",
+            "grant",
+            "uri:urn:company:alice:agent2",
+            "production_api",
+            "read",
+        ],
     );
-    assert!(
-        ws.run(
-            &second,
-            &[
-                "policy",
-                "grant",
-                "uri:urn:company:alice:agent2",
-                "production_api",
-                "read"
-            ]
-        )
-        .status
-        .success()
-    );
-    assert!(
-        ws.run(
-            &second,
-            &["policy", "commit", "-m", "move agent1's read to agent2"]
-        )
-        .status
-        .success()
+    ws.ok(
+        &second,
+        &["policy", "commit", "-m", "move agent1's read to agent2"],
     );
     // The two edits touch the same line but different things: the push replays second's
     // operations onto first's version (a semantic rebase), so both hold.
@@ -316,39 +284,23 @@ fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
     // A true conflict: first removes agent2, second grants it more.
     let (_, pulled) = ws.json(&first, &["policy", "pull"]);
     assert_eq!(pulled["fast_forwarded"], 1);
-    assert!(
-        ws.run(
-            &first,
-            &["policy", "remove-client", "uri:urn:company:alice:agent2"]
-        )
-        .status
-        .success()
+    ws.ok(
+        &first,
+        &["policy", "remove-client", "uri:urn:company:alice:agent2"],
     );
-    assert!(
-        ws.run(&first, &["policy", "commit", "-m", "no agent2"])
-            .status
-            .success()
+    ws.ok(&first, &["policy", "commit", "-m", "no agent2"]);
+    ws.ok(&first, &["policy", "push"]);
+    ws.ok(
+        &second,
+        &[
+            "policy",
+            "grant",
+            "uri:urn:company:alice:agent2",
+            "production_api",
+            "write",
+        ],
     );
-    assert!(ws.run(&first, &["policy", "push"]).status.success());
-    assert!(
-        ws.run(
-            &second,
-            &[
-                "policy",
-                "grant",
-                "uri:urn:company:alice:agent2",
-                "production_api",
-                "write"
-            ]
-        )
-        .status
-        .success()
-    );
-    assert!(
-        ws.run(&second, &["policy", "commit", "-m", "agent2 writes"])
-            .status
-            .success()
-    );
+    ws.ok(&second, &["policy", "commit", "-m", "agent2 writes"]);
     let head_before = Repository::open(&second)
         .unwrap()
         .head()
@@ -385,19 +337,15 @@ fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
 fn diff_shows_text_and_meaning_against_head() {
     let ws = Workspace::new();
     let clone = ws.clone_dir();
-    assert!(
-        ws.run(
-            &clone,
-            &[
-                "policy",
-                "grant",
-                "uri:urn:company:alice:agent1",
-                "production_api",
-                "write"
-            ]
-        )
-        .status
-        .success()
+    ws.ok(
+        &clone,
+        &[
+            "policy",
+            "grant",
+            "uri:urn:company:alice:agent1",
+            "production_api",
+            "write",
+        ],
     );
     let out = ws.run(&clone, &["policy", "diff", "HEAD", "--text"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -420,26 +368,18 @@ fn diff_shows_text_and_meaning_against_head() {
 fn the_server_mirror_follows_a_force_pushed_branch() {
     let ws = Workspace::new();
     let clone = ws.clone_dir();
-    assert!(
-        ws.run(
-            &clone,
-            &[
-                "policy",
-                "revoke",
-                "uri:urn:company:alice",
-                "staging_api",
-                "write"
-            ]
-        )
-        .status
-        .success()
+    ws.ok(
+        &clone,
+        &[
+            "policy",
+            "revoke",
+            "uri:urn:company:alice",
+            "staging_api",
+            "write",
+        ],
     );
-    assert!(
-        ws.run(&clone, &["policy", "commit", "-m", "first"])
-            .status
-            .success()
-    );
-    assert!(ws.run(&clone, &["policy", "push"]).status.success());
+    ws.ok(&clone, &["policy", "commit", "-m", "first"]);
+    ws.ok(&clone, &["policy", "push"]);
     let mirror_dir = ws.dir.path().join("mirror.git");
     let origin = ws.dir.path().join("ws/origin.git");
     let mirror = hessra_console::gitops::Mirror::open(
@@ -462,25 +402,17 @@ fn the_server_mirror_follows_a_force_pushed_branch() {
         .unwrap();
     repo.reset(parent.as_object(), git2::ResetType::Hard, None)
         .unwrap();
-    assert!(
-        ws.run(
-            &clone,
-            &[
-                "policy",
-                "revoke",
-                "uri:urn:company:ci",
-                "staging_api",
-                "read"
-            ]
-        )
-        .status
-        .success()
+    ws.ok(
+        &clone,
+        &[
+            "policy",
+            "revoke",
+            "uri:urn:company:ci",
+            "staging_api",
+            "read",
+        ],
     );
-    assert!(
-        ws.run(&clone, &["policy", "commit", "-m", "rewritten"])
-            .status
-            .success()
-    );
+    ws.ok(&clone, &["policy", "commit", "-m", "rewritten"]);
     let mut remote = repo.find_remote("origin").unwrap();
     remote
         .push(&["+refs/heads/main:refs/heads/main"], None)
