@@ -558,44 +558,14 @@ fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
 /// and a retirement the server refuses turns into an offer to force it, which starts on Cancel.
 #[test]
 fn root_keys_rotate_from_the_server_screen() {
-    hessra_console::server::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime
-        .block_on(hessra_console::server::start(
-            ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap(),
-        ))
-        .unwrap();
-    let url = server.url();
-    let link = hessra_console::console::launch::workspace_link(&ws, &url).unwrap();
-    let env = Env::new(
-        ws.policy_file(),
-        None,
-        Some(link),
-        None,
-        runtime.handle().clone(),
+    let mut f = Console::with(
+        Setup {
+            server: true,
+            no_repo: true,
+            ..Setup::default()
+        },
+        |context| context,
     );
-    let app = App::new(Context {
-        server: Some((url, true)),
-        operator: Some(workspace::DEMO_OPERATOR.into()),
-        ..Context::new(
-            ws.policy_file(),
-            std::fs::read_to_string(ws.policy_file()).unwrap(),
-            NOW,
-        )
-    });
-    let mut f = Fixture {
-        origin: ws.origin.clone(),
-        clone: ws.policy.clone(),
-        policy_path: ws.policy_file(),
-        ws,
-        dir,
-        app,
-        env,
-        runtime,
-        polls: false,
-    };
     let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
         f.app
             .server_keys()
@@ -676,5 +646,6 @@ fn root_keys_rotate_from_the_server_screen() {
     let screen = terminal.backend().to_string();
     assert!(screen.contains("Root keys (2, signing first"), "{screen}");
     assert!(screen.contains("◐ retiring ed25519/"), "{screen}");
+    let server = f.server.take().unwrap();
     f.runtime.block_on(server.shutdown());
 }

@@ -6,11 +6,10 @@
 //! both files) and history (revocation-only commits included); both diff views compare the
 //! working buffer, unsaved edits included, with HEAD.
 
+use hessra_console::console::Context;
 use hessra_console::console::app::{Popup, Screen};
-use hessra_console::console::jobs::{self, Env};
-use hessra_console::console::{App, Context};
+use hessra_console::console::jobs;
 use hessra_console::token::{self, Delegation, IdentityClaims, KeyPair, keys};
-use hessra_console::workspace;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 const OPS: &str = "uri:urn:company:ops";
@@ -350,47 +349,14 @@ fn both_diff_views_compare_the_working_buffer_with_head() {
 /// and pushes a revocation and the server syncs, `v` says it is revoked at the server too.
 #[test]
 fn verify_asks_the_connected_server_for_its_revocation_list() {
-    hessra_console::server::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime
-        .block_on(hessra_console::server::start(
-            ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap(),
-        ))
-        .unwrap();
-    let url = server.url();
-    let link = hessra_console::console::launch::workspace_link(&ws, &url).unwrap();
-    let policy_path = ws.policy_file().canonicalize().unwrap();
-    let env = Env::new(
-        policy_path.clone(),
-        Some(ws.policy.canonicalize().unwrap()),
-        Some(link),
-        None,
-        runtime.handle().clone(),
+    let mut f = Console::with(
+        Setup {
+            server: true,
+            ..Setup::default()
+        },
+        |context| context,
     );
-    let app = App::new(Context {
-        has_repo: true,
-        server: Some((url, true)),
-        operator: Some(workspace::DEMO_OPERATOR.into()),
-        ..Context::new(
-            policy_path.clone(),
-            std::fs::read_to_string(&policy_path).unwrap(),
-            NOW,
-        )
-    });
-    let root = keys::read_private_key_file(&ws.root_key).unwrap();
-    let mut f = Fixture {
-        origin: ws.origin.clone(),
-        clone: ws.policy.canonicalize().unwrap(),
-        policy_path,
-        ws,
-        dir,
-        app,
-        env,
-        runtime,
-        polls: false,
-    };
+    let root = keys::read_private_key_file(&f.ws.root_key).unwrap();
     jobs::settle(&mut f.app, &f.env, true);
     let token = delegated(&root);
     f.app
@@ -409,7 +375,15 @@ fn verify_asks_the_connected_server_for_its_revocation_list() {
     assert!(pushed.starts_with("pushed 1 commit"), "{pushed}");
     // The sync the console asked for runs in the background: wait until it is applied.
     let start = std::time::Instant::now();
-    while server.state.snapshot().revoked.is_empty() {
+    while f
+        .server
+        .as_ref()
+        .unwrap()
+        .state
+        .snapshot()
+        .revoked
+        .is_empty()
+    {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(10),
             "the server never applied the pushed revocation"
@@ -421,5 +395,6 @@ fn verify_asks_the_connected_server_for_its_revocation_list() {
         refused.ends_with("in revocations.toml at HEAD, in the working copy and at the server"),
         "{refused}"
     );
+    let server = f.server.take().unwrap();
     f.runtime.block_on(server.shutdown());
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use hessra_console::console::jobs::{self, Env};
 use hessra_console::console::{App, Context};
+use hessra_console::server::RunningServer;
 use hessra_console::workspace::{self, Workspace};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -17,6 +18,9 @@ pub struct Console {
     pub ws: Workspace,
     pub app: App,
     pub env: Env,
+    /// The embedded server the console is linked to, when the setup asked for one (before the
+    /// runtime, so it is dropped first).
+    pub server: Option<RunningServer>,
     pub runtime: tokio::runtime::Runtime,
     /// The bare remote, the console's clone (the workspace's policy repository) and the policy
     /// file in it, canonicalized.
@@ -38,6 +42,10 @@ pub struct Setup {
     pub polls: bool,
     /// Commit as this author in the console's clone.
     pub author: Option<&'static str>,
+    /// Start the workspace's server and link the console to it as the demo operator (mTLS).
+    pub server: bool,
+    /// Run the console without its repository (no git status, no commits).
+    pub no_repo: bool,
 }
 
 impl Console {
@@ -56,10 +64,21 @@ impl Console {
         if let Some(name) = setup.author {
             set_author(&clone, name);
         }
+        let server = setup.server.then(|| {
+            hessra_console::server::install_crypto_provider();
+            runtime
+                .block_on(hessra_console::server::start(
+                    ws.server_config("127.0.0.1:0".parse().unwrap()).unwrap(),
+                ))
+                .unwrap()
+        });
+        let link = server.as_ref().map(|server| {
+            hessra_console::console::launch::workspace_link(&ws, &server.url()).unwrap()
+        });
         let mut env = Env::new(
             policy_path.clone(),
-            Some(clone.clone()),
-            None,
+            (!setup.no_repo).then(|| clone.clone()),
+            link,
             None,
             runtime.handle().clone(),
         );
@@ -67,7 +86,11 @@ impl Console {
             env.recovery_path = Some(jobs::recovery_path(&dir.path().join("state"), &policy_path));
         }
         let base = Context {
-            has_repo: true,
+            has_repo: !setup.no_repo,
+            server: server.as_ref().map(|server| (server.url(), true)),
+            operator: server
+                .as_ref()
+                .map(|_| workspace::DEMO_OPERATOR.to_string()),
             ..Context::new(
                 policy_path.clone(),
                 std::fs::read_to_string(&policy_path).unwrap(),
@@ -84,6 +107,7 @@ impl Console {
             dir,
             app,
             env,
+            server,
             runtime,
             polls: setup.polls,
         }
