@@ -186,6 +186,7 @@ fn changes_and_server_with_git_and_server_data() {
             head: Some("89abcdef0123456789abcdef0123456789abcdef".into()),
         },
         head_text: Some(head.clone()),
+        working_text: Some(working.to_string()),
         text_diff: String::new(),
         revocations_file: "missing".into(),
         new_revocations: Vec::new(),

@@ -364,3 +364,113 @@ fn a_push_conflict_offers_resolve_reset_and_abort_from_changes() {
     assert_eq!(alice_ttl(f.app.text()), Some(900));
     assert!(!f.app.is_dirty());
 }
+
+/// The status refresh a save queues is still on its way when the operator presses `c` (a fast
+/// typist, or a slow disk): the commit must not be refused as "nothing to commit" on the strength
+/// of a status taken before the save, and must name the saved file.
+#[test]
+fn a_commit_pressed_before_the_status_after_a_save_returns_is_not_refused() {
+    let mut f = fixture();
+    console_grant(&mut f, "billing", "read");
+    f.app.handle_key(ratatui::crossterm::event::KeyEvent::new(
+        KeyCode::Char('s'),
+        KeyModifiers::CONTROL,
+    ));
+    // Run the save alone; hold back what it queues (the git status refresh).
+    let mut held = Vec::new();
+    for (id, job) in f.app.take_jobs() {
+        if matches!(job, jobs::Job::Save { .. }) {
+            let results = std::cell::RefCell::new(Vec::new());
+            jobs::execute(job, &f.env, &|r| results.borrow_mut().push(r));
+            for result in results.into_inner() {
+                f.app.handle_result(result);
+            }
+            f.app.job_done(id);
+        } else {
+            held.push((id, job));
+        }
+    }
+    held.extend(f.app.take_jobs());
+    assert!(flash(&f).starts_with("saved "), "{}", flash(&f));
+    assert!(!f.app.is_dirty());
+    assert!(
+        held.iter()
+            .any(|(_, job)| matches!(job, jobs::Job::GitStatus)),
+        "the save queues a status refresh: {:?}",
+        held.iter().map(|(_, j)| j.describe()).collect::<Vec<_>>()
+    );
+    for (id, _) in held {
+        f.app.job_done(id);
+    }
+    f.app.handle_key(support::console::key(KeyCode::Char('5')));
+    f.app.handle_key(support::console::key(KeyCode::Char('c')));
+    assert!(
+        matches!(f.app.popup, Some(Popup::Prompt { .. })),
+        "the commit prompt opens; the status bar said: {}",
+        flash(&f)
+    );
+    f.settle();
+    enter(&mut f);
+    assert!(
+        matches!(&f.app.popup, Some(Popup::Confirm { lines, .. })
+            if lines.first().is_some_and(|l| l.starts_with("Commit clients.toml"))),
+        "{}",
+        flash(&f)
+    );
+    press(&mut f, "y");
+    assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
+    assert!(granted(
+        &gitops::read_at_revision(&f.clone, "HEAD", Path::new("clients.toml")).unwrap(),
+        ALICE,
+        "billing",
+        "read"
+    ));
+}
+
+/// The same race one step later: the status refresh a commit queues has not returned when the
+/// operator presses `p`; the push must not be refused as "nothing committed".
+#[test]
+fn a_push_pressed_before_the_status_after_a_commit_returns_is_not_refused() {
+    let mut f = fixture();
+    console_grant(&mut f, "billing", "read");
+    save(&mut f);
+    press(&mut f, "5c");
+    enter(&mut f);
+    f.app.handle_key(support::console::key(KeyCode::Char('y')));
+    // Run the commit alone; hold back the status refresh it queues.
+    let mut held = Vec::new();
+    for (id, job) in f.app.take_jobs() {
+        if matches!(job, jobs::Job::Commit { .. }) {
+            let results = std::cell::RefCell::new(Vec::new());
+            jobs::execute(job, &f.env, &|r| results.borrow_mut().push(r));
+            for result in results.into_inner() {
+                f.app.handle_result(result);
+            }
+            f.app.job_done(id);
+        } else {
+            held.push((id, job));
+        }
+    }
+    held.extend(f.app.take_jobs());
+    assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
+    assert!(
+        held.iter()
+            .any(|(_, job)| matches!(job, jobs::Job::GitStatus)),
+        "the commit queues a status refresh"
+    );
+    for (id, _) in held {
+        f.app.job_done(id);
+    }
+    f.app.handle_key(support::console::key(KeyCode::Char('p')));
+    assert!(
+        !flash(&f).contains("Push disabled"),
+        "the push is not refused on a stale status: {}",
+        flash(&f)
+    );
+    f.settle();
+    assert!(flash(&f).starts_with("pushed 1 commit(s)"), "{}", flash(&f));
+    assert!(granted(&f.remote(), ALICE, "billing", "read"));
+    // Once a current status is in, nothing is left to push and `p` says so.
+    press(&mut f, "p");
+    assert_eq!(flash(&f), "Push disabled: nothing committed");
+}

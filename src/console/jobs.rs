@@ -422,6 +422,9 @@ pub struct GitView {
     pub status: RepoStatus,
     /// clients.toml at HEAD (None before the first commit).
     pub head_text: Option<String>,
+    /// clients.toml in the working tree as this status saw it (read before the status), so a
+    /// status that predates a save is not taken for the saved file's.
+    pub working_text: Option<String>,
     pub text_diff: String,
     /// revocations.toml's state in the working tree (`clean`, `modified`, `untracked`, …).
     pub revocations_file: String,
@@ -434,6 +437,14 @@ pub struct GitView {
     pub revocation_changes: Vec<Change>,
     /// The text diff of revocations.toml, HEAD against the working tree.
     pub revocations_diff: String,
+}
+
+impl GitView {
+    /// clients.toml has nothing to commit: git says clean, and about the text the console last
+    /// saved (a status read before a save still says clean about the old text).
+    pub fn policy_clean(&self, saved: &str) -> bool {
+        self.status.file == "clean" && self.working_text.as_deref() == Some(saved)
+    }
 }
 
 /// One commit with what it changed in policy terms.
@@ -883,6 +894,7 @@ fn with_repo<T>(
 
 fn git_view(env: &Env) -> Result<GitView, String> {
     with_repo(env, |root, relative| {
+        let working_text = std::fs::read_to_string(root.join(relative)).ok();
         let status = gitops::status(root, relative).map_err(|e| e.to_string())?;
         let head_text = gitops::read_at_revision(root, "HEAD", relative).ok();
         let text_diff = if head_text.is_some() {
@@ -917,6 +929,7 @@ fn git_view(env: &Env) -> Result<GitView, String> {
         Ok(GitView {
             status,
             head_text,
+            working_text,
             text_diff,
             revocations_file,
             new_revocations,

@@ -230,7 +230,9 @@ check "the second commit" "committed "
 keys p
 check "the second push needs no rebase" "pushed 1 commit(s)"
 git -C "$work/teammate" pull --quiet --ff-only origin main 2>/dev/null
-if grep -q 'uri:urn:company:teammate' "$work/teammate/clients.toml" && grep -q '"write"' "$work/teammate/clients.toml"; then
+# alice's billing grant carries both pushes (read, then write); the teammate's client is there.
+if grep -q 'uri:urn:company:teammate' "$work/teammate/clients.toml" \
+    && grep -qF '{ name = "billing", operations = ["read", "write"] }' "$work/teammate/clients.toml"; then
     echo "ok   the remote has the teammate's client and both of the console's pushes"; passed=$((passed + 1))
 else
     echo "FAIL the remote lost work:"; sed 's/^/     | /' "$work/teammate/clients.toml"; failed=$((failed + 1))

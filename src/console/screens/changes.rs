@@ -48,6 +48,9 @@ pub struct ChangesState {
     pub last_push: Option<String>,
     /// Progress reports seen for pushes (how far the status line has followed them).
     pub push_steps: usize,
+    /// The commit the console just made, until a git status taken after it arrives: a status
+    /// from before the commit cannot say how far ahead the branch is.
+    pending_head: Option<String>,
 }
 
 impl ChangesState {
@@ -97,22 +100,28 @@ impl ChangesState {
             .collect();
     }
 
+    /// Commits not yet pushed, when the last status is known to be current.
     fn ahead(&self) -> Option<usize> {
         match &self.git {
-            Some(Ok(view)) => Some(view.status.ahead),
+            Some(Ok(view))
+                if self.pending_head.is_none()
+                    || view.status.head.as_deref() == self.pending_head.as_deref() =>
+            {
+                Some(view.status.ahead)
+            }
             _ => None,
         }
     }
 
     /// The files a commit would take: the policy when it has changes (saved or not), and
     /// revocations.toml when it has.
-    fn files_to_commit(&self, policy_name: &str, dirty: bool) -> Vec<String> {
+    fn files_to_commit(&self, policy_name: &str, dirty: bool, saved: &str) -> Vec<String> {
         let mut files = Vec::new();
         let view = match &self.git {
             Some(Ok(view)) => Some(view),
             _ => None,
         };
-        if dirty || view.is_none_or(|v| v.status.file != "clean") {
+        if dirty || view.is_none_or(|v| !v.policy_clean(saved)) {
             files.push(policy_name.to_string());
         }
         if view.is_some_and(|v| !matches!(v.revocations_file.as_str(), "clean" | "missing")) {
@@ -121,10 +130,11 @@ impl ChangesState {
         files
     }
 
-    /// Nothing to commit in either file.
-    fn file_clean(&self) -> bool {
+    /// Nothing to commit in either file, as far as the last status knows; `saved` is the text
+    /// the console last wrote, so a status taken before that write does not count.
+    fn file_clean(&self, saved: &str) -> bool {
         matches!(&self.git, Some(Ok(view))
-            if view.status.file == "clean"
+            if view.policy_clean(saved)
                 && matches!(view.revocations_file.as_str(), "clean" | "missing"))
     }
 }
@@ -190,7 +200,7 @@ impl App {
         {
             return Some(format!("Commit refused: revocations.toml: {error}"));
         }
-        if !self.is_dirty() && self.changes.file_clean() {
+        if !self.is_dirty() && self.changes.file_clean(&self.saved_text) {
             return Some("Commit disabled: nothing to commit".into());
         }
         None
@@ -224,9 +234,11 @@ impl App {
 
     /// "clients.toml", "revocations.toml" or "clients.toml and revocations.toml".
     fn committed_files(&self) -> String {
-        let files = self
-            .changes
-            .files_to_commit(&self.policy_file_name(), self.is_dirty());
+        let files = self.changes.files_to_commit(
+            &self.policy_file_name(),
+            self.is_dirty(),
+            &self.saved_text,
+        );
         if files.is_empty() {
             self.policy_file_name()
         } else {
@@ -386,6 +398,12 @@ impl App {
     pub(crate) fn changes_result(&mut self, result: JobResult) {
         match result {
             JobResult::Git(result) => {
+                if let Ok(view) = &result
+                    && view.status.head.is_some()
+                    && view.status.head == self.changes.pending_head
+                {
+                    self.changes.pending_head = None;
+                }
                 let head_text = result.as_ref().ok().map(|view| view.head_text.clone());
                 self.changes.git = Some(result);
                 if let Some(head_text) = head_text {
@@ -400,6 +418,7 @@ impl App {
             } => self.changes.buffer_diff = Some((head, working, diff)),
             JobResult::Committed(Ok(id)) => {
                 let short: String = id.chars().take(8).collect();
+                self.changes.pending_head = Some(id.clone());
                 self.flash(Level::Success, format!("committed {short}; p pushes"));
                 self.refresh_git();
                 self.submit(Job::History);
@@ -436,6 +455,8 @@ impl App {
                     }
                 };
                 self.changes.last_push = Some(text.clone());
+                // A rebased push rewrote the commit: the next status is the one to believe.
+                self.changes.pending_head = None;
                 self.flash(Level::Success, text);
                 self.refresh_git();
                 self.submit(Job::History);
