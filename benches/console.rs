@@ -92,6 +92,7 @@ fn populate(app: &mut App, text: &str) {
             head: Some("0123456789abcdef0123456789abcdef01234567".into()),
         },
         head_text: Some(edited.clone()),
+        working_text: Some(text.to_string()),
         text_diff: String::new(),
         revocations_file: "missing".into(),
         new_revocations: Vec::new(),
