@@ -165,7 +165,19 @@ fn every_sample_validation_agrees_with_the_specification() {
             let label = format!("{title} / {name:?}");
             let expected = &validation["result"];
             let code = validation["authorizer_code"].as_str().unwrap_or_default();
-            let ours = token::authorize_with_code(&text, &root, code);
+            let mut ours = token::authorize_with_code(&text, &root, code);
+            // The evaluation limit is wall-clock time (50 ms): on a machine busy with other
+            // builds a thread can be descheduled for longer than the evaluation itself takes.
+            // This test is about what the Datalog decides, so a time-out is tried again (an
+            // evaluation that really runs long times out every time).
+            for _ in 0..4 {
+                match &ours {
+                    Err(TokenError::RunLimit(why)) if why.contains("time") => {
+                        ours = token::authorize_with_code(&text, &root, code)
+                    }
+                    _ => break,
+                }
+            }
             if let Err(TokenError::AmbiguousString { .. }) = &ours {
                 let why = ours.as_ref().unwrap_err().to_string();
                 assert!(why.contains("refused"), "{label}: {why}");
