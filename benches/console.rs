@@ -110,6 +110,7 @@ fn populate(app: &mut App, text: &str) {
         text: edited,
     });
     app.handle_result(JobResult::ServerStatus(Ok(ServerStatus {
+        response_msg: "Server status".into(),
         listen: "127.0.0.1:4443".into(),
         policy_source: "git origin.git branch main".into(),
         policy_revision: "0123456789abcdef0123456789abcdef01234567".into(),
@@ -120,6 +121,7 @@ fn populate(app: &mut App, text: &str) {
         allowed: 1_500,
         denied: 500,
         started_at: NOW - 60,
+        audit_file: None,
         keys: Vec::new(),
         key_set_error: None,
     })));

@@ -1,8 +1,18 @@
 //! The Hessra wire protocol's request and response bodies, in one place for the server and the
 //! client. Field names and optionality follow the published SDK (spec §1.2): `response_msg` is
-//! always present; optional fields are omitted when absent.
+//! always present; optional fields are omitted when absent. The operator endpoints' bodies
+//! (`/status`, `/audit`, `/revocations`, the key API) are in `operator`, re-exported here: the
+//! console and the CLI talk to a server through these types and `crate::client` only.
+
+mod operator;
 
 use serde::{Deserialize, Serialize};
+
+pub use operator::{
+    AuditEvent, AuditQuery, AuditResponse, BrokenToken, FindingLocation, KeyChangeRequest,
+    KeyChangeResponse, KeyInfo, KeySetFailure, KeysResponse, PublicKeyEntry, PublicKeysResponse,
+    ReloadFailure, ReportedFinding, RevocationsResponse, ServerStatus,
+};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PublicKeyResponse {

@@ -199,6 +199,7 @@ fn changes_and_server_with_git_and_server_data() {
         text: head,
     });
     app.handle_result(JobResult::ServerStatus(Ok(ServerStatus {
+        response_msg: "Server status".into(),
         listen: "127.0.0.1:4443".into(),
         policy_source: "git origin.git branch main".into(),
         policy_revision: "0123456789abcdef0123456789abcdef01234567".into(),
@@ -209,6 +210,7 @@ fn changes_and_server_with_git_and_server_data() {
         allowed: 2,
         denied: 1,
         started_at: NOW - 600,
+        audit_file: None,
         keys: vec![
             KeyInfo {
                 id: Some(1),

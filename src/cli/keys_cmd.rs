@@ -10,11 +10,11 @@ use serde_json::json;
 use super::CommandResult;
 use super::output::{Failure, Report};
 use super::remote_cmd::{ConnectionArgs, connect, remote, runtime};
+use crate::audit_trail::{policy_lifetime, read_trail, signed_by};
 use crate::keyset::{KeySet, KeyState, Lifetime, LiveToken, Transition};
-use crate::server::key_api::{KeyChangeRequest, KeyChangeResponse, KeysResponse};
-use crate::server::keys::{KeyInfo, policy_lifetime, signed_by};
 use crate::token::clock::{describe_instant, format_unix, unix_now};
 use crate::token::keys::{self, KeyAlgorithm};
+use crate::wire::{KeyChangeRequest, KeyChangeResponse, KeyInfo, KeysResponse};
 use crate::workspace;
 
 #[derive(Debug, Subcommand)]
@@ -322,12 +322,7 @@ fn change(target: &KeySetTarget, change: Change) -> CommandResult {
             path.display()
         )));
     }
-    let events = local
-        .audit
-        .as_deref()
-        .map(crate::server::audit_trail)
-        .into_iter()
-        .flatten();
+    let events = local.audit.as_deref().map(read_trail).into_iter().flatten();
     let transition = match change {
         Change::Add(algorithm) => local.set.add(algorithm.key_algorithm(), now),
         Change::Activate(id) => {

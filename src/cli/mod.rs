@@ -3,6 +3,7 @@
 //! arguments and files, calls them, and prints.
 
 mod demo_cmd;
+mod docs_cmd;
 mod identity;
 pub(crate) mod input;
 mod keys_cmd;
@@ -79,6 +80,18 @@ pub enum Command {
         #[command(subcommand)]
         command: policy_cmd::PolicyCommand,
     },
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `hessra-console man | man -l -`
+    Man {
+        /// Write one page per command and subcommand into this directory instead
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 /// Where a command reads its token from.
@@ -138,6 +151,8 @@ pub fn main() -> ExitCode {
         Command::Demo(command) => demo_cmd::run(command),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Init { server, connection } => remote_cmd::init(&server, &connection),
+        Command::Completions { shell } => docs_cmd::completions(shell),
+        Command::Man { out } => docs_cmd::man(out.as_deref()),
     };
     output::finish(result, json)
 }

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
-
 use super::disk::FileStamps;
 use crate::client::Connection;
 use crate::console::revocation_status::{self, RevocationLists};
@@ -17,14 +15,15 @@ use crate::policy::{
     self, Change, DelegationTree, Edit, Finding, LoadedPolicy, NewRevocation, PolicyDiff,
     PolicyDocument, RevocationList, Revoked,
 };
-use crate::server::AuditEvent;
-use crate::server::key_api::{KeyChangeRequest, KeyChangeResponse};
 use crate::token::{self, Delegation, IdentityVerification};
 use crate::token_store::TokenStore;
 use crate::wire::{
-    IdentityTokenRequest, IdentityTokenResponse, MessageResponse, PublicKeyResponse, TokenRequest,
-    TokenResponse, VerifyTokenRequest,
+    AuditEvent, AuditResponse, IdentityTokenRequest, IdentityTokenResponse, KeyChangeRequest,
+    KeyChangeResponse, MessageResponse, PublicKeyResponse, TokenRequest, TokenResponse,
+    VerifyTokenRequest,
 };
+/// What the server's `/status` says; the Server screen shows it.
+pub use crate::wire::{ReloadFailure, ServerStatus};
 
 /// How the console reaches a server: its URL, the CA that signed its certificate, and the
 /// operator's client certificate and key (PEM, concatenated).
@@ -319,7 +318,7 @@ fn server_root_keys(env: &Env) -> Result<Vec<RootKeyText>, String> {
     let connection = env.operator()?;
     let set = connection.clone();
     let listed = block(env, async move {
-        set.get::<crate::server::key_api::PublicKeysResponse>("/public_keys")
+        set.get::<crate::wire::PublicKeysResponse>("/public_keys")
             .await
     });
     if let Ok(listed) = listed {
@@ -381,39 +380,6 @@ pub struct KeyChangeFailure {
     /// The server refused the transition (409), e.g. tokens the key signed are still live.
     pub refused: bool,
     pub message: String,
-}
-
-/// What the server's `/status` says (the fields the console shows).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ServerStatus {
-    pub listen: String,
-    pub policy_source: String,
-    pub policy_revision: String,
-    pub policy_loaded_at: i64,
-    pub clients: usize,
-    pub last_reload_error: Option<ReloadFailure>,
-    pub requests: u64,
-    pub allowed: u64,
-    pub denied: u64,
-    pub started_at: i64,
-    /// The root key set (absent from servers older than key sets).
-    #[serde(default)]
-    pub keys: Vec<crate::server::KeyInfo>,
-    #[serde(default)]
-    pub key_set_error: Option<crate::server::keys::KeySetFailure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ReloadFailure {
-    pub at: i64,
-    pub revision: Option<String>,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct AuditPage {
-    events: Vec<AuditEvent>,
-    next: u64,
 }
 
 /// Git status plus what the Changes screen needs to compare against.
@@ -652,7 +618,8 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
         ),
         Job::ServerAudit { after } => JobResult::ServerAudit(env.operator().and_then(|c| {
             block(env, async move {
-                c.get::<AuditPage>(&format!("/audit?after={after}")).await
+                c.get::<AuditResponse>(&format!("/audit?after={after}"))
+                    .await
             })
             .map(|page| (page.events, page.next))
         })),
@@ -999,7 +966,7 @@ fn revocation_lists(env: &Env) -> RevocationLists {
 fn server_revocations(env: &Env) -> revocation_status::RevocationSource {
     let answer = env.operator().and_then(|c| {
         block(env, async move {
-            c.get::<crate::server::RevocationsResponse>("/revocations")
+            c.get::<crate::wire::RevocationsResponse>("/revocations")
                 .await
         })
     });
@@ -1040,10 +1007,9 @@ fn verify_signed(
     domain: Option<&str>,
 ) -> Result<String, String> {
     use crate::keyset::KeyState;
-    use crate::server::keys::Verifier;
     let parse = |text: &str| token::keys::parse_public_key(text).map_err(|e| e.to_string());
     let root = match roots {
-        [only] if only.id.is_none() => Verifier::Single(parse(&only.key)?),
+        [only] if only.id.is_none() => token::VerifyingKeys::Single(parse(&only.key)?),
         _ => {
             let mut ring = token::KeyRing::new();
             let mut ordered: Vec<&RootKeyText> = roots.iter().collect();
@@ -1056,7 +1022,7 @@ fn verify_signed(
                     KeyState::Retired => ring.unusable(id, token::Unusable::Retired),
                 };
             }
-            Verifier::Ring(ring)
+            token::VerifyingKeys::Ring(ring)
         }
     };
     let unverified =

@@ -3,14 +3,16 @@
 //! tokens by revocation id, never by content; requests never wait on the disk.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use crate::audit_trail::{latest_expiry, numbered};
+pub use crate::audit_trail::{read_trail, rotated_files};
+pub use crate::wire::AuditEvent;
 
 /// How many authenticated decisions and server events the ring keeps.
 pub const AUDIT_RING: usize = 2_000;
@@ -28,9 +30,6 @@ pub const ANONYMOUS_WINDOW: i64 = 60;
 /// Endpoint and reason pairs the limiter tracks at once; a flood of novel pairs shares one
 /// overflow key, so its own memory is bounded too (64 × ~200 bytes).
 const ANONYMOUS_KEYS: usize = 64;
-/// The longest audit line read back; a longer one (none is written) is skipped, so a scan's
-/// memory is bounded whatever the file holds.
-const MAX_LINE: usize = 1 << 20;
 /// Issued-token records the queue dropped, kept in memory for key retirement (the newest
 /// 10,000, ~3 MB).
 const UNWRITTEN_ISSUED: usize = 10_000;
@@ -47,27 +46,6 @@ pub enum AuditError {
     },
     #[error("audit settings: {0}")]
     Settings(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// Increasing sequence number; the cursor for `audit?after=`.
-    pub seq: u64,
-    pub time: i64,
-    pub caller: Option<String>,
-    /// `mtls`, `bearer`, `mtls+bearer` or `none`.
-    pub auth: String,
-    pub endpoint: String,
-    pub resource: Option<String>,
-    pub operation: Option<String>,
-    /// `allow`, `deny` or `error`.
-    pub result: String,
-    pub reason: String,
-    /// Revocation id of the presented token's last block.
-    pub revocation_id: Option<String>,
-    /// When an identity token issued by this request expires (Unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<i64>,
 }
 
 /// How the audit file is written and rotated.
@@ -581,118 +559,10 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-fn numbered(path: &Path, number: u64) -> PathBuf {
-    let mut name = path.as_os_str().to_os_string();
-    name.push(format!(".{number}"));
-    PathBuf::from(name)
-}
-
-/// The rotated files of the audit file at `path` (`PATH.1`, `PATH.2`, …), oldest first.
-pub fn rotated_files(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Ok(Vec::new());
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let prefix = format!("{}.", name.to_string_lossy());
-    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let file_name = entry.file_name();
-            let number = file_name.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
-            Some((number, entry.path()))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// The latest identity-token expiry a file records (`i64::MIN` for none, or an unreadable file).
-fn latest_expiry(file: &Path) -> i64 {
-    read_lines(file)
-        .filter(|line| line.contains("\"expires_at\""))
-        .filter_map(|line| serde_json::from_str::<AuditEvent>(&line).ok())
-        .filter_map(|event| event.expires_at)
-        .max()
-        .unwrap_or(i64::MIN)
-}
-
-/// The issued-token records of the audit trail at `path`: its rotated files, oldest first, then
-/// the file itself, one line at a time. Lines that do not parse (a torn last line) are skipped.
-pub fn read_trail(path: &Path) -> impl Iterator<Item = AuditEvent> + use<> {
-    let mut files: Vec<PathBuf> = rotated_files(path)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, file)| file)
-        .collect();
-    files.push(path.to_path_buf());
-    files
-        .into_iter()
-        .flat_map(|file| read_lines(&file))
-        .filter(|line| line.contains("\"expires_at\""))
-        .filter_map(|line| serde_json::from_str(&line).ok())
-}
-
-/// The lines of a file, one at a time; a line over `MAX_LINE` bytes is skipped, and a missing
-/// or unreadable file reads as empty.
-fn read_lines(file: &Path) -> impl Iterator<Item = String> + use<> {
-    let mut reader = std::fs::File::open(file).ok().map(BufReader::new);
-    std::iter::from_fn(move || {
-        let source = reader.as_mut()?;
-        loop {
-            match bounded_line(source) {
-                Ok(Some(Some(line))) => return Some(line),
-                Ok(Some(None)) => continue,
-                Ok(None) | Err(_) => {
-                    reader = None;
-                    return None;
-                }
-            }
-        }
-    })
-}
-
-/// The next line: `Some(Some(text))`, `Some(None)` for one skipped (too long, not UTF-8), or
-/// `None` at the end. Never holds more than `MAX_LINE` bytes.
-fn bounded_line(source: &mut impl BufRead) -> std::io::Result<Option<Option<String>>> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let buffer = source.fill_buf()?;
-        if buffer.is_empty() {
-            if line.is_empty() && !too_long {
-                return Ok(None);
-            }
-            break;
-        }
-        let (chunk, ends) = match buffer.iter().position(|b| *b == b'\n') {
-            Some(at) => (&buffer[..at], at + 1),
-            None => (buffer, buffer.len()),
-        };
-        let found = ends > chunk.len();
-        if !too_long && line.len() + chunk.len() <= MAX_LINE {
-            line.extend_from_slice(chunk);
-        } else {
-            too_long = true;
-            line.clear();
-        }
-        source.consume(ends);
-        if found {
-            break;
-        }
-    }
-    if too_long {
-        return Ok(Some(None));
-    }
-    Ok(Some(String::from_utf8(line).ok()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit_trail::{MAX_LINE, read_lines};
 
     fn event(reason: &str) -> AuditEvent {
         AuditEvent {

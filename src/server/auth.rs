@@ -241,23 +241,13 @@ pub fn authenticate(
     }
 }
 
-/// Refuses a token one of whose blocks, or one of whose refresh ancestors, is in the revocation
-/// list, before anything else about it is looked at. Revoking a block cuts off every token
-/// delegated from it, since those carry the block too, and every token refreshed from it, since
-/// those name it in their lineage. A token that cannot be read at all is left to the checks that
-/// explain why.
+/// Refuses a token the revocation list cuts off (`issue::revocation_refusal`), with `status`.
 pub fn refuse_revoked(
     revoked: &RevocationList,
     text: &str,
     status: StatusCode,
 ) -> Result<(), ApiError> {
-    if revoked.is_empty() {
-        return Ok(());
-    }
-    let Ok(ids) = token::revocation_ids(text) else {
-        return Ok(());
-    };
-    match revoked.refusal(&ids) {
+    match super::issue::revocation_refusal(revoked, text) {
         Some(message) => Err(ApiError::new(status, message)),
         None => Ok(()),
     }

@@ -1,5 +1,5 @@
-//! The endpoints. Each authenticates its caller, decides against one policy snapshot, answers
-//! with the wire types, and records an audit event.
+//! The endpoints. Each extracts its request, authenticates its caller, has `issue` decide
+//! against one policy snapshot, answers with the wire types, and records an audit event.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,19 +13,13 @@ use axum::{Extension, Json, Router};
 use serde::Serialize;
 
 use super::MAX_BODY;
-use super::audit::AuditEvent;
 use super::auth::{self, ApiError, Caller, Context, Method, PeerCertificate};
+use super::issue::{self, Class, Grant, Issuer, Refusal};
+use super::keys::ServerKeys;
 use super::metrics::Limit;
 use super::state::{PolicySnapshot, ServerState};
 use super::verify_pool::VerifyPoolError;
-use crate::policy::{
-    self, Client, DEFAULT_AUTHZ_TOKEN_DURATION, DEFAULT_IDENTITY_TOKEN_DURATION, Request,
-    Resolution, Resource,
-};
-use crate::token::{
-    self, Ancestor, AuthzClaims, AuthzVerification, IdentityClaims, ServiceNode, Signer, TokenKind,
-    TokenView, clock::unix_now, keys,
-};
+use crate::token::clock::unix_now;
 use crate::wire::*;
 
 type Shared = Arc<ServerState>;
@@ -102,7 +96,9 @@ impl Outcome<'_> {
         let (result_word, reason, response) = match result {
             Ok((reason, body)) => {
                 state.counters.allowed.fetch_add(1, Ordering::Relaxed);
-                expires_at = body.expires_in().map(expires_after);
+                expires_at = body
+                    .expires_in()
+                    .map(|lifetime| issue::expires_after(unix_now(), lifetime));
                 (
                     "allow",
                     reason,
@@ -259,66 +255,43 @@ async fn ca_cert(State(state): State<Shared>) -> Response {
     .into_response()
 }
 
-fn client_of<'p>(snapshot: &'p PolicySnapshot, identity: &str) -> Result<&'p Client, ApiError> {
-    snapshot
-        .client(identity)
-        .ok_or_else(|| ApiError::forbidden(format!("{identity} is not configured in the policy")))
-}
-
-/// The identifier the caller asked for: a real identity string, or nothing (numbers and digit
-/// strings are the Hessra CLI's `--ttl` quirk and ask for a lifetime instead).
-fn requested(identifier: &Option<serde_json::Value>) -> (Option<String>, Option<u64>) {
-    match identifier {
-        Some(serde_json::Value::String(text)) => match text.parse::<u64>() {
-            Ok(ttl) => (None, Some(ttl)),
-            Err(_) => (Some(text.clone()), None),
-        },
-        Some(serde_json::Value::Number(n)) => (None, n.as_u64()),
-        _ => (None, None),
+/// The decisions for one request: its policy snapshot, the keys in use, the time.
+fn issuer<'a>(
+    state: &ServerState,
+    snapshot: &'a PolicySnapshot,
+    keys: &'a ServerKeys,
+) -> Issuer<'a> {
+    Issuer {
+        snapshot,
+        signing: &keys.signing,
+        verifier: &keys.verifier,
+        now: unix_now(),
+        max_refresh_generations: state.max_refresh_generations,
     }
 }
 
-/// The Unix time `lifetime` seconds from now, saturating: policy durations are bounded when
-/// the policy is read, and this keeps any other lifetime from wrapping into the past.
-fn expires_after(lifetime: u64) -> i64 {
-    unix_now().saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX))
+/// A decision's refusal as an HTTP answer.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> ApiError {
+        let status = match refusal.class() {
+            Class::Malformed => StatusCode::BAD_REQUEST,
+            Class::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Class::Forbidden => StatusCode::FORBIDDEN,
+            Class::NotOffered => StatusCode::NOT_FOUND,
+            Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            run_limit: refusal.run_limit(),
+            ..ApiError::new(status, refusal.to_string())
+        }
+    }
 }
 
-/// Issues an identity token for `client`; a refreshed one names the tokens it descends from.
-fn issue_identity(
-    state: &ServerState,
-    client: &Client,
-    ttl: Option<u64>,
-    lineage: &[Ancestor],
-) -> Result<(String, IdentityTokenResponse), ApiError> {
-    let Some(cap) = client.identity_token_cap() else {
-        return Err(ApiError::forbidden(format!(
-            "identity tokens are not enabled for {}",
-            client.identity
-        )));
-    };
-    let lifetime = ttl.filter(|t| *t > 0).map_or(cap, |t| t.min(cap));
-    let claims = IdentityClaims {
-        subject: client.identity.clone(),
-        expires_at: expires_after(lifetime),
-        delegatable: client.delegatable,
-        domain: None,
-    };
-    let minted = token::mint_refreshed_identity(&state.keys.current().signing, &claims, lineage)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let generation = match lineage.len() {
-        0 => String::new(),
-        n => format!(", refresh generation {n}"),
-    };
-    Ok((
-        format!("identity token issued for {lifetime} s{generation}"),
-        IdentityTokenResponse {
-            response_msg: "Identity token issued".into(),
-            token: Some(minted),
-            expires_in: Some(lifetime),
-            identity: Some(client.identity.clone()),
-        },
-    ))
+/// A decision's result as `Outcome::finish` takes it.
+fn decided<T>(result: Result<Grant<T>, Refusal>) -> Result<(String, T), ApiError> {
+    result
+        .map(|grant| (grant.reason, grant.body))
+        .map_err(ApiError::from)
 }
 
 async fn request_identity_token(
@@ -329,96 +302,19 @@ async fn request_identity_token(
 ) -> Response {
     let snapshot = state.snapshot();
     let caller = authenticated(&state, &snapshot, &peer, &headers).await;
-    let caller_ref = caller.as_ref().ok();
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
-        if !caller.method.has_certificate() {
-            return Err(ApiError::unauthenticated(
-                "the first identity token needs a client certificate (mTLS)",
-            ));
-        }
-        let (asked, ttl) = requested(&request.identifier);
-        if let Some(asked) = asked.filter(|a| !crate::pki::san_matches(a, &caller.identity)) {
-            return Err(ApiError::forbidden(format!(
-                "Identity mismatch: the certificate is for {} but {asked} was requested",
-                caller.identity
-            )));
-        }
-        issue_identity(&state, client_of(&snapshot, &caller.identity)?, ttl, &[])
+        let keys = state.keys.current();
+        decided(issuer(&state, &snapshot, &keys).first_identity_token(&caller, &request))
     })();
     Outcome {
         endpoint: "/request_identity_token",
-        caller: caller_ref,
+        caller: caller.as_ref().ok(),
         resource: None,
         operation: None,
     }
     .finish(&state, result)
-}
-
-/// Verifies the current token and issues its successor; `caller` is who presented it, once
-/// known (for the audit).
-fn refresh(
-    state: &ServerState,
-    snapshot: &PolicySnapshot,
-    peer: &PeerCertificate,
-    request: RefreshIdentityTokenRequest,
-    caller: &mut Option<Caller>,
-) -> Result<(String, IdentityTokenResponse), ApiError> {
-    auth::refuse_revoked(
-        &snapshot.revoked,
-        &request.current_token,
-        StatusCode::UNAUTHORIZED,
-    )?;
-    let root_keys = state.keys.current();
-    let current = token::read_verified(&request.current_token, &root_keys.verifier)
-        .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
-    let view = &current.view;
-    if view.delegation_depth() > 0 {
-        return Err(ApiError::forbidden(
-            "refreshing a delegated token is refused: ask the identity that delegated it for a new delegation",
-        ));
-    }
-    if view.domain().is_some() {
-        return Err(ApiError::forbidden(
-            "domain-restricted tokens are not refreshed: the realm mints a new one",
-        ));
-    }
-    let verified = token::verify_identity_parsed(
-        &current.biscuit,
-        view,
-        &token::IdentityVerification::new(token::Actor::Bearer, unix_now()),
-    )
-    .map_err(|e| ApiError::from_token("the current token is not valid", &e))?;
-    let presented = Caller {
-        identity: verified.subject.clone(),
-        method: Method::Bearer,
-        token_domain: None,
-        revocation_id: verified.revocation_ids.last().cloned(),
-    };
-    if let Some(certified) = auth::certificate_identity(snapshot, peer)
-        && certified != presented.identity
-    {
-        return Err(ApiError::forbidden(format!(
-            "Identity mismatch: the certificate is for {certified} but the token is for {}",
-            presented.identity
-        )));
-    }
-    *caller = Some(presented.clone());
-    // The new token names this one and its ancestors, so revoking any of them (or force-retiring
-    // the key that signed one) refuses it too.
-    let max = state
-        .max_refresh_generations
-        .min(token::MAX_REFRESH_GENERATIONS);
-    let lineage = token::refreshed_lineage(&current, &root_keys.verifier, max)
-        .map_err(|e| ApiError::forbidden(e.to_string()))?;
-    let (_, ttl) = requested(&request.identifier);
-    issue_identity(
-        state,
-        client_of(snapshot, &presented.identity)?,
-        ttl,
-        &lineage,
-    )
 }
 
 async fn refresh_identity_token(
@@ -429,9 +325,16 @@ async fn refresh_identity_token(
     let snapshot = state.snapshot();
     let request = body(input);
     let attempt = with_request_off_workers(&state, request, move |state, request| {
-        let mut caller = None;
-        let result = refresh(&state, &snapshot, &peer, request, &mut caller);
-        Ok((caller, result))
+        let certified = auth::certificate_identity(&snapshot, &peer);
+        let keys = state.keys.current();
+        let issuer = issuer(&state, &snapshot, &keys);
+        // The caller is known, for the audit, once the token it presents is verified.
+        let presented = match issuer.refresh_caller(certified.as_deref(), &request.current_token) {
+            Ok(presented) => presented,
+            Err(refusal) => return Ok((None, decided(Err(refusal)))),
+        };
+        let result = issuer.refreshed_identity_token(&presented, &request);
+        Ok((Some(presented.caller), decided(result)))
     })
     .await;
     let (caller, result) = match attempt {
@@ -447,24 +350,6 @@ async fn refresh_identity_token(
     .finish(&state, result)
 }
 
-/// The realm a caller speaks for: a configured client with a domain, not itself a
-/// domain-restricted identity.
-fn realm_of<'p>(snapshot: &'p PolicySnapshot, caller: &Caller) -> Result<&'p Client, ApiError> {
-    if caller.token_domain.is_some() {
-        return Err(ApiError::forbidden(
-            "a domain-restricted identity cannot mint identities",
-        ));
-    }
-    let client = client_of(snapshot, &caller.identity)?;
-    if client.domain.is_none() {
-        return Err(ApiError::forbidden(format!(
-            "{} is not a realm: only realms mint identities",
-            caller.identity
-        )));
-    }
-    Ok(client)
-}
-
 async fn mint_identity_token(
     State(state): State<Shared>,
     Extension(peer): Extension<PeerCertificate>,
@@ -476,39 +361,8 @@ async fn mint_identity_token(
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
-        let realm = realm_of(&snapshot, &caller)?;
-        token::validate_identity(&request.subject)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if !token::is_strict_descendant(&request.subject, &realm.identity) {
-            return Err(ApiError::forbidden(format!(
-                "{} is outside realm {}'s domain; realm subjects are {}:NAME",
-                request.subject, realm.identity, realm.identity
-            )));
-        }
-        let cap = realm
-            .identity_token_duration
-            .unwrap_or(DEFAULT_IDENTITY_TOKEN_DURATION);
-        let lifetime = request
-            .duration
-            .filter(|d| *d > 0)
-            .map_or(cap, |d| d.min(cap));
-        let claims = IdentityClaims {
-            subject: request.subject.clone(),
-            expires_at: expires_after(lifetime),
-            delegatable: false,
-            domain: Some(realm.identity.clone()),
-        };
-        let minted = token::mint_identity(&state.keys.current().signing, &claims)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        Ok((
-            format!("minted {} for {lifetime} s", request.subject),
-            IdentityTokenResponse {
-                response_msg: "Identity token minted".into(),
-                token: Some(minted),
-                expires_in: Some(lifetime),
-                identity: Some(request.subject),
-            },
-        ))
+        let keys = state.keys.current();
+        decided(issuer(&state, &snapshot, &keys).realm_identity_token(&caller, &request))
     })();
     Outcome {
         endpoint: "/mint_identity_token",
@@ -517,42 +371,6 @@ async fn mint_identity_token(
         operation: None,
     }
     .finish(&state, result)
-}
-
-/// A resource's configured service chain, as token service nodes.
-fn chain_nodes(resource: &Resource) -> Vec<ServiceNode> {
-    resource
-        .service_chain
-        .iter()
-        .map(|n| ServiceNode {
-            component: n.component.clone(),
-            public_key: n.public_key.clone(),
-        })
-        .collect()
-}
-
-/// The configured resource entry a decision rests on (for its chain and signers), and the
-/// authorization-token lifetime.
-fn grant_details<'p>(
-    policy: &'p policy::Policy,
-    identity: &str,
-    resource: &str,
-) -> (Option<&'p Resource>, u64) {
-    match policy::resolve(policy, identity) {
-        Resolution::Client(client) => (
-            client.resource(resource),
-            client
-                .authorization_token_duration
-                .unwrap_or(DEFAULT_AUTHZ_TOKEN_DURATION),
-        ),
-        Resolution::DomainSubject { realm, role, .. } => (
-            role.resources.iter().find(|r| r.name == resource),
-            realm
-                .authorization_token_duration
-                .unwrap_or(DEFAULT_AUTHZ_TOKEN_DURATION),
-        ),
-        _ => (None, DEFAULT_AUTHZ_TOKEN_DURATION),
-    }
 }
 
 async fn request_token(
@@ -575,81 +393,8 @@ async fn request_token(
     let result = (|| {
         let caller = caller.clone()?;
         let request = request?;
-        let domain = request
-            .domain
-            .clone()
-            .or_else(|| caller.token_domain.clone());
-        if let (Some(asked), Some(bound)) = (&request.domain, &caller.token_domain)
-            && asked != bound
-        {
-            return Err(ApiError::forbidden(format!(
-                "the identity token is restricted to domain {bound}, not {asked}"
-            )));
-        }
-        let decision = policy::decide(
-            &snapshot.policy,
-            &Request {
-                identity: caller.identity.clone(),
-                resource: request.resource.clone(),
-                operation: request.operation.clone(),
-                domain: domain.clone(),
-            },
-        );
-        if !decision.allowed {
-            return Err(ApiError::forbidden(decision.reason));
-        }
-        let (entry, lifetime) =
-            grant_details(&snapshot.policy, &caller.identity, &request.resource);
-        let service_chain: Vec<ServiceNode> = entry.map(chain_nodes).unwrap_or_default();
-        let signers: Vec<&policy::SignerEntry> = entry
-            .map(|r| {
-                r.signers
-                    .iter()
-                    .filter(|s| {
-                        s.operations.is_empty() || s.operations.contains(&request.operation)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let claims = AuthzClaims {
-            subject: caller.identity.clone(),
-            resource: request.resource.clone(),
-            operation: request.operation.clone(),
-            expires_at: expires_after(lifetime),
-            domain,
-            prefix_attenuator_key: None,
-            service_chain,
-            signers: signers
-                .iter()
-                .map(|s| Signer {
-                    component: s.component.clone(),
-                    public_key: s.public_key.clone(),
-                })
-                .collect(),
-        };
-        let minted = token::mint_authz(&state.keys.current().signing, &claims)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        let pending: Vec<SignoffInfo> = signers
-            .iter()
-            .map(|s| SignoffInfo {
-                component: s.component.clone(),
-                authorization_service: s.authorization_service.clone(),
-                public_key: s.public_key.clone(),
-            })
-            .collect();
-        let message = if pending.is_empty() {
-            "Token issued"
-        } else {
-            "Token issued with pending signoffs"
-        };
-        Ok((
-            decision.reason,
-            TokenResponse {
-                response_msg: message.into(),
-                token: Some(minted),
-                pending_signoffs: (!pending.is_empty()).then_some(pending),
-            },
-        ))
+        let keys = state.keys.current();
+        decided(issuer(&state, &snapshot, &keys).authorization_token(&caller, &request))
     })();
     Outcome {
         endpoint: "/request_token",
@@ -671,52 +416,8 @@ async fn request_stub(
     let result = (|| {
         let caller = caller.clone()?;
         let request = body(input)?;
-        let realm = realm_of(&snapshot, &caller)?;
-        token::validate_identity(&request.target_identity)
-            .map_err(|e| ApiError::bad_request(format!("target_identity: {e}")))?;
-        keys::parse_key_string(&request.prefix_attenuator_key)
-            .map_err(|e| ApiError::bad_request(format!("prefix_attenuator_key: {e}")))?;
-        let decision = policy::decide(
-            &snapshot.policy,
-            &Request {
-                identity: request.target_identity.clone(),
-                resource: request.resource.clone(),
-                operation: request.operation.clone(),
-                domain: Some(realm.identity.clone()),
-            },
-        );
-        if !decision.allowed {
-            return Err(ApiError::forbidden(decision.reason));
-        }
-        let (_, default_lifetime) = grant_details(
-            &snapshot.policy,
-            &request.target_identity,
-            &request.resource,
-        );
-        let lifetime = request
-            .duration
-            .filter(|d| *d > 0)
-            .map_or(default_lifetime, |d| d.min(default_lifetime));
-        let claims = AuthzClaims {
-            subject: request.target_identity.clone(),
-            resource: request.resource.clone(),
-            operation: request.operation.clone(),
-            expires_at: expires_after(lifetime),
-            prefix_attenuator_key: Some(request.prefix_attenuator_key.clone()),
-            ..AuthzClaims::default()
-        };
-        let minted = token::mint_authz(&state.keys.current().signing, &claims)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        Ok((
-            decision.reason,
-            StubResponse {
-                response_msg: "Stub token issued".into(),
-                token: Some(minted),
-                expires_in: Some(lifetime),
-                target_identity: Some(request.target_identity),
-                prefix_attenuator_key: Some(request.prefix_attenuator_key),
-            },
-        ))
+        let keys = state.keys.current();
+        decided(issuer(&state, &snapshot, &keys).stub_token(&caller, &request))
     })();
     Outcome {
         endpoint: "/request_stub",
@@ -725,18 +426,6 @@ async fn request_stub(
         operation: None,
     }
     .finish(&state, result)
-}
-
-fn verification_failure(error: &token::TokenError) -> ApiError {
-    let status = if error.is_verdict() {
-        StatusCode::FORBIDDEN
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    ApiError {
-        run_limit: matches!(error, token::TokenError::RunLimit(_)),
-        ..ApiError::new(status, format!("token rejected: {error}"))
-    }
 }
 
 async fn verify_token(
@@ -752,21 +441,8 @@ async fn verify_token(
         .map(|r| (Some(r.resource.clone()), Some(r.operation.clone())))
         .unwrap_or((None, None));
     let result = with_request_off_workers(&state, request, move |state, request| {
-        auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
-        let check = AuthzVerification::new(
-            Some(&request.subject),
-            &request.resource,
-            &request.operation,
-            unix_now(),
-        );
-        token::verify_authz(&request.token, &state.keys.current().verifier, &check)
-            .map_err(|e| verification_failure(&e))?;
-        Ok((
-            format!("token valid for {}", request.subject),
-            MessageResponse {
-                response_msg: "Token verified successfully".into(),
-            },
-        ))
+        let keys = state.keys.current();
+        decided(issuer(&state, &snapshot, &keys).verify_token(&request))
     })
     .await;
     Outcome {
@@ -787,57 +463,8 @@ async fn verify_service_chain_token(
     let caller = auth::certificate_identity(&snapshot, &peer).map(Caller::certified);
     let request = body(input);
     let result = with_request_off_workers(&state, request, move |state, request| {
-        auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
-        // The chain of the client the token is for: two clients may list the same resource
-        // with different chains, and the first one listing it is not necessarily this one.
-        let chain: Vec<ServiceNode> = snapshot
-            .client(&request.subject)
-            .and_then(|client| client.resource(&request.resource))
-            .filter(|resource| !resource.service_chain.is_empty())
-            .map(chain_nodes)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "the policy configures no service chain for {} of {}",
-                    request.resource, request.subject
-                ))
-            })?;
-        let unverified =
-            token::parse_unverified(&request.token).map_err(|e| verification_failure(&e))?;
-        let view = TokenView::read(&unverified).map_err(|e| verification_failure(&e))?;
-        if view.kind() != TokenKind::Authorization {
-            return Err(ApiError::bad_request("not an authorization token"));
-        }
-        let operation = view
-            .blocks
-            .first()
-            .and_then(|b| {
-                b.shape
-                    .rights
-                    .iter()
-                    .find(|r| r.subject == request.subject && r.resource == request.resource)
-            })
-            .map(|r| r.operation.clone())
-            .ok_or_else(|| {
-                ApiError::forbidden(format!(
-                    "the token grants {} nothing on {}",
-                    request.subject, request.resource
-                ))
-            })?;
-        let mut check = AuthzVerification::new(
-            Some(&request.subject),
-            &request.resource,
-            &operation,
-            unix_now(),
-        );
-        check.service_chain = Some((&chain, request.component.as_deref()));
-        token::verify_authz(&request.token, &state.keys.current().verifier, &check)
-            .map_err(|e| verification_failure(&e))?;
-        Ok((
-            "service chain verified".to_string(),
-            MessageResponse {
-                response_msg: "Token verified successfully".into(),
-            },
-        ))
+        let keys = state.keys.current();
+        decided(issuer(&state, &snapshot, &keys).verify_service_chain(&request))
     })
     .await;
     Outcome {
@@ -859,36 +486,9 @@ async fn sign_token(
     let caller = authenticated(&state, &snapshot, &peer, &headers).await;
     let attempt = caller.clone().and_then(|caller| Ok((caller, body(input)?)));
     let result = with_request_off_workers(&state, attempt, move |state, (caller, request)| {
-        auth::refuse_revoked(&snapshot.revoked, &request.token, StatusCode::FORBIDDEN)?;
-        let Some(signer) = &state.signer else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "this server is not configured as a multi-party signer",
-            ));
-        };
-        let check = AuthzVerification::new(
-            Some(&caller.identity),
-            &request.resource,
-            &request.operation,
-            unix_now(),
-        );
-        match token::verify_authz(&request.token, &state.keys.current().verifier, &check) {
-            Ok(_) => {}
-            Err(token::TokenError::Denied(denials))
-                if denials
-                    .iter()
-                    .all(|d| matches!(d.reason, token::DenialReason::SignoffMissing { .. })) => {}
-            Err(e) => return Err(verification_failure(&e)),
-        }
-        let signed = token::add_signoff(&request.token, &signer.key, &signer.component)
-            .map_err(|e| verification_failure(&e))?;
-        Ok((
-            format!("signed off as {}", signer.component),
-            SignTokenResponse {
-                response_msg: "Token signed successfully".into(),
-                signed_token: Some(signed),
-            },
-        ))
+        let keys = state.keys.current();
+        let issuer = issuer(&state, &snapshot, &keys);
+        decided(issuer.sign_off(&caller, &request, state.signer.as_ref()))
     })
     .await;
     Outcome {
@@ -935,27 +535,12 @@ async fn revocations(
         return e.into_response();
     }
     let snapshot = state.snapshot();
-    Json(super::RevocationsResponse {
+    Json(RevocationsResponse {
         response_msg: format!("{} revoked block id(s)", snapshot.revoked.len()),
         policy_revision: snapshot.revision.clone(),
         revoked: snapshot.revoked.entries.clone(),
     })
     .into_response()
-}
-
-#[derive(serde::Deserialize)]
-struct AuditQuery {
-    #[serde(default)]
-    after: u64,
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct AuditResponse {
-    response_msg: String,
-    events: Vec<AuditEvent>,
-    next: u64,
 }
 
 async fn audit(

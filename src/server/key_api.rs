@@ -1,6 +1,6 @@
 //! Root key endpoints (hessra-console extensions, beside `/status` and `/audit`):
 //! `GET /public_keys` for verifiers that follow rotation, and for operators `GET /keys` and
-//! `POST /keys/add`, `/keys/activate`, `/keys/retire`.
+//! `POST /keys/add`, `/keys/activate`, `/keys/retire`. Their bodies are in `crate::wire`.
 
 use std::sync::Arc;
 
@@ -9,75 +9,20 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
 
 use super::auth::{ApiError, PeerCertificate};
 use super::handlers::{Issued, Outcome, body, operator};
-use super::keys::{KeyInfo, KeySetFailure, policy_lifetime, signed_by};
 use super::state::ServerState;
+use crate::audit_trail::{policy_lifetime, signed_by};
 use crate::keyset::{KeySetError, KeyState};
 use crate::token::clock::unix_now;
 use crate::token::keys::KeyAlgorithm;
+use crate::wire::{
+    BrokenToken, KeyChangeRequest, KeyChangeResponse, KeysResponse, PublicKeyEntry,
+    PublicKeysResponse,
+};
 
 type Shared = Arc<ServerState>;
-
-/// The key set as operators see it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeysResponse {
-    pub response_msg: String,
-    pub keys: Vec<KeyInfo>,
-    /// False for a server given a single `--root-key`: nothing to rotate.
-    pub managed: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_set_error: Option<KeySetFailure>,
-}
-
-/// A key that verifiers may meet: next, active and retiring keys, with their ids.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PublicKeysResponse {
-    pub response_msg: String,
-    pub keys: Vec<PublicKeyEntry>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PublicKeyEntry {
-    pub id: Option<u32>,
-    pub state: KeyState,
-    pub public_key: String,
-    pub public_key_pem: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify_until: Option<i64>,
-}
-
-/// `POST /keys/add`, `/keys/activate`, `/keys/retire`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct KeyChangeRequest {
-    /// The key to activate or retire.
-    #[serde(default)]
-    pub id: Option<u32>,
-    /// For `add`: `ed25519` (default) or `secp256r1`.
-    #[serde(default)]
-    pub algorithm: Option<String>,
-    /// For `retire`: retire even though tokens it signed are live (a compromised key).
-    #[serde(default)]
-    pub force: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyChangeResponse {
-    pub response_msg: String,
-    /// Live tokens a forced retirement cut off: who, issued, expires.
-    #[serde(default)]
-    pub broken: Vec<BrokenToken>,
-    pub keys: Vec<KeyInfo>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BrokenToken {
-    pub identity: String,
-    pub issued_at: i64,
-    pub expires_at: i64,
-}
 
 impl Issued for KeyChangeResponse {}
 

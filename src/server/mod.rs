@@ -6,8 +6,9 @@ mod audit;
 mod auth;
 mod connection;
 mod handlers;
-pub mod key_api;
-pub mod keys;
+pub mod issue;
+mod key_api;
+mod keys;
 mod metrics;
 mod state;
 mod sync;
@@ -21,21 +22,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, TryAcquireError, watch};
 
+/// The operator endpoints' bodies, under the names the server has always exported them by; the
+/// console and the CLI read them from `crate::wire`.
+pub use crate::wire::{AuditEvent, KeyInfo, RevocationsResponse};
 pub use audit::{
-    AuditConfig, AuditEvent, AuditLog, read_trail as audit_trail,
-    rotated_files as audit_rotated_files,
+    AuditConfig, AuditLog, read_trail as audit_trail, rotated_files as audit_rotated_files,
 };
-pub use keys::{KeyInfo, RootKeySource};
-
-/// `GET /revocations`: the applied revocation list (operators only).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct RevocationsResponse {
-    pub response_msg: String,
-    /// The revision the list was applied from.
-    pub policy_revision: String,
-    pub revoked: Vec<crate::policy::Revoked>,
-}
-pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig, Status};
+pub use keys::{KeyHolder, RootKeySource, ServerKeys};
+pub use state::{PolicySnapshot, PolicySource, ServerState, SignerConfig};
 
 /// Most connections served at once; more wait in the kernel's accept queue. While all are
 /// taken, idle ones are shed after `ServerLimits::idle_timeout_when_full`.

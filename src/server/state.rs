@@ -12,7 +12,6 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Serialize;
 use tokio_rustls::TlsAcceptor;
 
 use super::audit::AuditLog;
@@ -21,6 +20,7 @@ use super::verify_pool::VerifyPool;
 use super::{ServerConfig, ServerError, ServerLimits};
 use crate::policy::{Client, Finding, Policy};
 use crate::token::{KeyPair, clock::unix_now};
+use crate::wire::{ReloadFailure, ReportedFinding, ServerStatus};
 
 /// Where the server reads its policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +83,23 @@ pub struct PolicySnapshot {
 }
 
 impl PolicySnapshot {
+    /// A validated policy and the revocation list of the same revision, indexed for lookups.
+    pub fn new(
+        policy: Policy,
+        revoked: crate::policy::RevocationList,
+        revision: String,
+        loaded_at: i64,
+    ) -> PolicySnapshot {
+        PolicySnapshot {
+            index: ClientIndex::build(&policy),
+            policy,
+            revoked,
+            source: String::new(),
+            revision,
+            loaded_at,
+        }
+    }
+
     /// The configured client with this identity (the first, for duplicates).
     pub fn client(&self, identity: &str) -> Option<&Client> {
         self.index
@@ -117,7 +134,7 @@ pub struct SignerConfig {
 }
 
 /// Why the last reload was refused.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ReloadError {
     pub at: i64,
     pub revision: Option<String>,
@@ -125,32 +142,23 @@ pub struct ReloadError {
     pub findings: Vec<Finding>,
 }
 
+impl ReloadError {
+    /// As `/status` reports it.
+    fn reported(&self) -> ReloadFailure {
+        ReloadFailure {
+            at: self.at,
+            revision: self.revision.clone(),
+            message: self.message.clone(),
+            findings: self.findings.iter().map(ReportedFinding::from).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Counters {
     pub requests: AtomicU64,
     pub allowed: AtomicU64,
     pub denied: AtomicU64,
-}
-
-/// What `status` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    pub response_msg: String,
-    pub listen: String,
-    pub policy_source: String,
-    pub policy_revision: String,
-    pub policy_loaded_at: i64,
-    pub clients: usize,
-    pub last_reload_error: Option<ReloadError>,
-    pub requests: u64,
-    pub allowed: u64,
-    pub denied: u64,
-    pub started_at: i64,
-    pub audit_file: Option<String>,
-    /// The root key set, with states.
-    pub keys: Vec<super::keys::KeyInfo>,
-    /// Why the key set on disk was not taken, when it was not.
-    pub key_set_error: Option<super::keys::KeySetFailure>,
 }
 
 pub struct ServerState {
@@ -299,9 +307,9 @@ impl ServerState {
         }
     }
 
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> ServerStatus {
         let snapshot = self.snapshot();
-        Status {
+        ServerStatus {
             response_msg: "Server status".into(),
             listen: format!("https://{}", self.addr),
             policy_source: snapshot.source.clone(),
@@ -312,7 +320,8 @@ impl ServerState {
                 .last_error
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+                .as_ref()
+                .map(ReloadError::reported),
             requests: self.counters.requests.load(Ordering::Relaxed),
             allowed: self.counters.allowed.load(Ordering::Relaxed),
             denied: self.counters.denied.load(Ordering::Relaxed),

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::state::{ClientIndex, PolicySnapshot, PolicySource, ReloadError};
+use super::state::{PolicySnapshot, PolicySource, ReloadError};
 use crate::gitops::{self, Mirror};
 use crate::policy::{self, Finding, RevocationList, revocations};
 use crate::token::clock::unix_now;
@@ -264,14 +264,7 @@ fn validate(
             errors,
         ));
     }
-    Ok(PolicySnapshot {
-        index: ClientIndex::build(&loaded.policy),
-        policy: loaded.policy,
-        revoked,
-        source: String::new(),
-        revision,
-        loaded_at: now,
-    })
+    Ok(PolicySnapshot::new(loaded.policy, revoked, revision, now))
 }
 
 /// A short, stable name for a file's content (FNV-1a, not a security measure).

@@ -48,7 +48,7 @@ pub use lineage::{
 };
 pub use replay::authorize_with_code;
 pub use revocation::{RevocationIds, canonical_revocation_id, canonical_revocation_id_hex};
-pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingRoots, key_ids};
+pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingKeys, VerifyingRoots, key_ids};
 pub use screen::{COST_BUDGET, MAX_BLOCKS, MAX_STRING, Screened, screen};
 pub use shapes::{ActorCheck, BlockRole, BlockShape, Right};
 pub use verified::VerifiedToken;

@@ -187,6 +187,50 @@ pub fn key_ids(ids: &[u32]) -> String {
         .join(", ")
 }
 
+/// The root keys tokens verify with, as a server or the console holds them: one key without
+/// ids (a single key file), or a key set's ring.
+pub enum VerifyingKeys {
+    Single(PublicKey),
+    Ring(KeyRing),
+}
+
+impl VerifyingRoots for VerifyingKeys {
+    fn by_id(&self, id: u32) -> Result<PublicKey, TokenError> {
+        match self {
+            VerifyingKeys::Single(key) => key.by_id(id),
+            VerifyingKeys::Ring(ring) => ring.by_id(id),
+        }
+    }
+
+    fn candidates(&self) -> Vec<PublicKey> {
+        match self {
+            VerifyingKeys::Single(key) => key.candidates(),
+            VerifyingKeys::Ring(ring) => ring.candidates(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            VerifyingKeys::Single(key) => key.describe(),
+            VerifyingKeys::Ring(ring) => ring.describe(),
+        }
+    }
+
+    fn retired_by_force(&self, id: u32) -> bool {
+        match self {
+            VerifyingKeys::Single(_) => false,
+            VerifyingKeys::Ring(ring) => ring.retired_by_force(id),
+        }
+    }
+
+    fn id_of(&self, key: &PublicKey) -> Option<u32> {
+        match self {
+            VerifyingKeys::Single(_) => None,
+            VerifyingKeys::Ring(ring) => ring.id_of(key),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

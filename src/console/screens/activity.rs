@@ -13,7 +13,7 @@ use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use crate::console::app::App;
 use crate::console::ui::{pane, selected_marker};
-use crate::server::AuditEvent;
+use crate::wire::AuditEvent;
 
 /// Endpoints whose success issues a token.
 const ISSUING: [&str; 5] = [

@@ -17,7 +17,7 @@ use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
 use crate::gitops::PushOutcome;
 use crate::policy::{self, LoadedPolicy, Policy, PolicyDiff, ReplayRow, Request};
-use crate::server::AuditEvent;
+use crate::wire::AuditEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChangesPane {

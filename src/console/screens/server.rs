@@ -16,8 +16,7 @@ use crate::console::screens::activity::{self, SortBy};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
 use crate::keyset::KeyState;
-use crate::server::AuditEvent;
-use crate::server::KeyInfo;
+use crate::wire::{AuditEvent, KeyInfo};
 
 /// How many audit events the console keeps.
 pub const FEED_LIMIT: usize = 2_000;
