@@ -163,10 +163,17 @@ impl Config {
                     Some(on) => config.mouse = on,
                     None => wrong("true or false", "mouse capture stays off"),
                 },
-                "quiet_after" => match item.as_integer() {
-                    Some(seconds) if seconds > 0 => config.quiet_after = seconds,
-                    _ => wrong("a positive number of seconds", "using 3600"),
-                },
+                "quiet_after" => {
+                    let seconds = match (item.as_integer(), item.as_str()) {
+                        (Some(seconds), _) => crate::policy::duration::parse(&seconds.to_string()),
+                        (None, Some(text)) => crate::policy::duration::parse(text),
+                        _ => Err(crate::policy::duration::DurationError::Empty),
+                    };
+                    match seconds {
+                        Ok(seconds) => config.quiet_after = seconds as i64,
+                        Err(e) => wrong(&format!("a duration ({e})"), "using 3600"),
+                    }
+                }
                 "clipboard" => match item.as_str() {
                     Some("osc52" | "auto") => config.clipboard = ClipboardMode::Osc52,
                     Some("off") => config.clipboard = ClipboardMode::Off,
