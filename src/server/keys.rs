@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 
 use super::audit::AuditEvent;
-use crate::keyset::{KeyEntry, KeySet, KeySetError, KeyState, Lifetime, LiveToken, Transition};
+use crate::keyset::{KeyEntry, KeySet, KeySetError, KeyState, LiveToken, Transition};
 use crate::token::{KeyPair, KeyRing, PublicKey, RootKey, TokenError, VerifyingRoots, keys};
 
 /// Where a server's root keys come from.
@@ -319,13 +319,4 @@ fn signing_window(entry: &KeyEntry, now: i64) -> (i64, i64) {
         entry.activated_at.unwrap_or(entry.created_at),
         entry.retiring_since.unwrap_or(now),
     )
-}
-
-/// The bound a policy puts on token lifetimes, as a key-set lifetime.
-pub fn policy_lifetime(policy: &crate::policy::Policy) -> Lifetime {
-    let (seconds, what) = policy.longest_token_lifetime();
-    Lifetime {
-        seconds,
-        what: format!("the longest lifetime the policy allows is {seconds} s, for {what}"),
-    }
 }
