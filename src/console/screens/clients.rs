@@ -282,13 +282,13 @@ impl App {
                     .loaded()
                     .and_then(|l| l.policy.client(&identity))
                     .and_then(policy::Client::identity_token_cap)
-                    .map_or("0".to_string(), |s| s.to_string());
+                    .map_or("0".to_string(), policy::duration::format);
                 self.prompt(
                     PromptKind::IdentityTtl {
                         identity: identity.clone(),
                     },
                     &format!("Identity token lifetime for {identity}"),
-                    "seconds, or 90s, 30m, 8h, 1d; 0 turns identity tokens off",
+                    "8h, 30m, 1h30m, 7d or seconds; 0 turns identity tokens off",
                     &current,
                 )
             }
@@ -306,7 +306,7 @@ impl App {
                     identity: identity.clone(),
                 },
                 &format!("Setting of {identity}"),
-                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 300 or 5m, max_delegation_depth N; VALUE default removes it",
+                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 5m, max_delegation_depth N; VALUE default removes it",
                 "",
             ),
             _ => {}
