@@ -343,6 +343,34 @@ push = "ctrl-p"
     }
 
     #[test]
+    fn quiet_after_takes_a_lifetime_as_everywhere_else() {
+        for (text, seconds) in [
+            ("quiet_after = 900\n", 900),
+            ("quiet_after = \"1h30m\"\n", 5_400),
+            ("quiet_after = \"2d\"\n", 172_800),
+        ] {
+            let (config, problems) = Config::parse(text, "config.toml");
+            assert!(problems.is_empty(), "{text}: {problems:?}");
+            assert_eq!(config.quiet_after, seconds, "{text}");
+        }
+        for (text, why) in [
+            ("quiet_after = 0\n", "is zero"),
+            ("quiet_after = -5\n", "is negative"),
+            ("quiet_after = \"soon\"\n", "is not a duration"),
+            ("quiet_after = true\n", "no duration given"),
+        ] {
+            let (config, problems) = Config::parse(text, "config.toml");
+            assert_eq!(config.quiet_after, 3_600, "{text}: the default stays");
+            assert!(
+                problems.len() == 1
+                    && problems[0].contains(why)
+                    && problems[0].contains("using 3600"),
+                "{text}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_mistake_in_readonly_fails_closed() {
         for text in [
             "readonly = \"yes\"\n",
