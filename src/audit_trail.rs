@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::keyset::{KeyEntry, KeySet, Lifetime, LiveToken};
+use crate::keyset::{KeyEntry, KeySet, LiveToken};
 use crate::wire::AuditEvent;
 
 /// The longest audit line read back; a longer one (none is written) is skipped, so a scan's
@@ -190,13 +190,4 @@ fn signing_window(entry: &KeyEntry, now: i64) -> (i64, i64) {
         entry.activated_at.unwrap_or(entry.created_at),
         entry.retiring_since.unwrap_or(now),
     )
-}
-
-/// The bound a policy puts on token lifetimes, as a key-set lifetime.
-pub fn policy_lifetime(policy: &crate::policy::Policy) -> Lifetime {
-    let (seconds, what) = policy.longest_token_lifetime();
-    Lifetime {
-        seconds,
-        what: format!("the longest lifetime the policy allows is {seconds} s, for {what}"),
-    }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::fsutil;
 use crate::token::keys::{self, KeyAlgorithm};
 use crate::token::{KeyPair, KeyRing, PublicKey, RootKey, Unusable, key_ids};
+use crate::wire::KeyChangeRequest;
 
 /// The manifest's file name in a workspace's server directory.
 pub const MANIFEST: &str = "keys.toml";
@@ -76,6 +77,20 @@ pub struct Lifetime {
     pub what: String,
 }
 
+impl Lifetime {
+    /// The bound a policy puts on token lifetimes.
+    pub fn of_policy(policy: &crate::policy::Policy) -> Lifetime {
+        let (seconds, what) = policy.longest_token_lifetime();
+        Lifetime {
+            seconds,
+            what: format!(
+                "the longest lifetime the policy allows is {}, for {what}",
+                crate::policy::duration::format(seconds)
+            ),
+        }
+    }
+}
+
 /// A token the server issued that has not expired yet (from the audit feed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveToken {
@@ -97,6 +112,10 @@ pub enum KeySetError {
     NoSuchKey { id: u32, known: String },
     #[error("{0}")]
     Refused(String),
+    #[error(
+        "activating needs the policy, to know how long the tokens the current key signed may live: give --policy clients.toml"
+    )]
+    LifetimeUnknown,
     #[error(
         "the server's root key was given as a single file (--root-key); key rotation needs a key set: start it with --key-set FILE (see `hessra-console keys init`)"
     )]
@@ -127,6 +146,79 @@ pub struct KeySet {
     /// Private keys of keys retired since loading: deleted once the manifest no longer names
     /// them, so a failed save never leaves a manifest pointing at a deleted key.
     doomed: Vec<PathBuf>,
+}
+
+/// A transition of the key set, as `keys add|activate|retire`, the console's Server screen and
+/// the server's operator endpoints ask for it. `KeySet::apply` is the one implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Generate a key in state next.
+    Add(KeyAlgorithm),
+    /// Make the key the signing key; the active key becomes retiring.
+    Activate(u32),
+    /// Retire the key; `force`: even though tokens it signed are live (a compromised key).
+    Retire { id: u32, force: bool },
+}
+
+impl KeyChange {
+    /// The operator endpoint that makes this change on a running server.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            KeyChange::Add(_) => "/keys/add",
+            KeyChange::Activate(_) => "/keys/activate",
+            KeyChange::Retire { .. } => "/keys/retire",
+        }
+    }
+
+    /// What is being done, while it runs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyChange::Add(_) => "adding a root key",
+            KeyChange::Activate(_) => "activating a root key",
+            KeyChange::Retire { .. } => "retiring a root key",
+        }
+    }
+
+    /// The body `endpoint` takes.
+    pub fn request(self) -> KeyChangeRequest {
+        match self {
+            KeyChange::Add(algorithm) => KeyChangeRequest {
+                algorithm: Some(algorithm.name().to_string()),
+                ..KeyChangeRequest::default()
+            },
+            KeyChange::Activate(id) => KeyChangeRequest {
+                id: Some(id),
+                ..KeyChangeRequest::default()
+            },
+            KeyChange::Retire { id, force } => KeyChangeRequest {
+                id: Some(id),
+                force,
+                ..KeyChangeRequest::default()
+            },
+        }
+    }
+
+    /// The change an endpoint's body asks for (the server's side of `request`).
+    pub fn from_request(endpoint: &str, request: &KeyChangeRequest) -> Result<KeyChange, String> {
+        let id = || {
+            request
+                .id
+                .ok_or_else(|| "give the key's \"id\"".to_string())
+        };
+        match endpoint {
+            "/keys/add" => match request.algorithm.as_deref().unwrap_or("ed25519") {
+                "ed25519" => Ok(KeyChange::Add(KeyAlgorithm::Ed25519)),
+                "secp256r1" => Ok(KeyChange::Add(KeyAlgorithm::Secp256r1)),
+                other => Err(format!("unknown algorithm {other:?}: ed25519 or secp256r1")),
+            },
+            "/keys/activate" => Ok(KeyChange::Activate(id()?)),
+            "/keys/retire" => Ok(KeyChange::Retire {
+                id: id()?,
+                force: request.force,
+            }),
+            other => Err(format!("{other} changes no key")),
+        }
+    }
 }
 
 /// What a transition did, for the report.
@@ -250,32 +342,14 @@ impl KeySet {
         })
     }
 
-    /// The keys tokens verify with: the active one first, then retiring ones, newest first.
+    /// The keys tokens verify with (`ring_of`).
     pub fn ring(&self) -> KeyRing {
-        let public = |e: &KeyEntry| keys::parse_key_string(&e.public_key).ok();
-        let mut ring = KeyRing::new();
-        let mut verifying: Vec<&KeyEntry> = self
-            .entries
-            .iter()
-            .filter(|e| matches!(e.state, KeyState::Active | KeyState::Retiring))
-            .collect();
-        verifying.sort_by_key(|e| (e.state != KeyState::Active, std::cmp::Reverse(e.id)));
-        for entry in verifying {
-            if let Some(key) = public(entry) {
-                ring = ring.verifying(entry.id, key);
-            }
-        }
-        for entry in &self.entries {
-            match entry.state {
-                KeyState::Next => ring = ring.unusable(entry.id, Unusable::NotYetActive),
-                KeyState::Retired if entry.forced => {
-                    ring = ring.unusable(entry.id, Unusable::RetiredByForce)
-                }
-                KeyState::Retired => ring = ring.unusable(entry.id, Unusable::Retired),
-                _ => {}
-            }
-        }
-        ring
+        ring_of(self.entries.iter().map(|e| RingKey {
+            id: e.id,
+            state: e.state,
+            forced: e.forced,
+            public: keys::parse_key_string(&e.public_key).ok(),
+        }))
     }
 
     /// The public key of a key in the set.
@@ -331,6 +405,31 @@ impl KeySet {
             ));
         }
         Ok(pair)
+    }
+
+    /// Applies `change` in memory (`save` writes it). `lifetime`: the longest a token may live,
+    /// which bounds how long an activation keeps the old key verifying (required to activate);
+    /// `signed_by(set, id)`: the live tokens key `id` signed, asked only when a transition needs
+    /// them (the current active key on activation, the key itself on retirement).
+    pub fn apply(
+        &mut self,
+        change: KeyChange,
+        now: i64,
+        lifetime: Option<&Lifetime>,
+        signed_by: impl FnOnce(&KeySet, u32) -> Vec<LiveToken>,
+    ) -> Result<Transition, KeySetError> {
+        match change {
+            KeyChange::Add(algorithm) => self.add(algorithm, now),
+            KeyChange::Activate(id) => {
+                let lifetime = lifetime.ok_or(KeySetError::LifetimeUnknown)?;
+                let issued = signed_by(self, self.active().id);
+                self.activate(id, now, lifetime, &issued)
+            }
+            KeyChange::Retire { id, force } => {
+                let live = signed_by(self, id);
+                self.retire(id, now, &live, force)
+            }
+        }
     }
 
     /// Generates a key in state next (its private key written 0600 beside the manifest).
@@ -531,6 +630,40 @@ impl KeySet {
     }
 }
 
+/// A key as a verifier sees it. `public` is needed only for a key that verifies (active or
+/// retiring); one without it is left out of the ring.
+#[derive(Debug, Clone)]
+pub struct RingKey {
+    pub id: u32,
+    pub state: KeyState,
+    /// Retired by force (tokens refreshed from tokens it signed are refused too).
+    pub forced: bool,
+    pub public: Option<PublicKey>,
+}
+
+/// What each state lets a key do, as one ring: active and retiring keys verify (the active one
+/// first, then retiring ones, newest first); a next or retired key is known by id and refused
+/// with why. The server's key set and the console's view of a server's keys both use it.
+pub fn ring_of(keys: impl IntoIterator<Item = RingKey>) -> KeyRing {
+    let mut keys: Vec<RingKey> = keys.into_iter().collect();
+    keys.sort_by_key(|k| (k.state != KeyState::Active, std::cmp::Reverse(k.id)));
+    let mut ring = KeyRing::new();
+    for key in &keys {
+        if let (KeyState::Active | KeyState::Retiring, Some(public)) = (key.state, &key.public) {
+            ring = ring.verifying(key.id, *public);
+        }
+    }
+    for key in &keys {
+        ring = match key.state {
+            KeyState::Next => ring.unusable(key.id, Unusable::NotYetActive),
+            KeyState::Retired if key.forced => ring.unusable(key.id, Unusable::RetiredByForce),
+            KeyState::Retired => ring.unusable(key.id, Unusable::Retired),
+            KeyState::Active | KeyState::Retiring => ring,
+        };
+    }
+    ring
+}
+
 fn refusal(id: u32, until: i64, now: i64, live: &[LiveToken]) -> String {
     let mut message = format!("key {id} may still verify live tokens, so it cannot be retired yet");
     if until > now {
@@ -718,6 +851,130 @@ mod tests {
         assert!(!dir.path().join("root.key").exists(), "private key deleted");
         let again = set.activate(1, 6_000, &HOUR, &[]).unwrap_err().to_string();
         assert!(again.contains("retired"), "{again}");
+    }
+
+    #[test]
+    fn changes_go_through_apply_which_asks_for_live_tokens_only_when_a_transition_needs_them() {
+        let (_dir, mut set) = fresh();
+        let unused = |_: &KeySet, id: u32| -> Vec<LiveToken> {
+            panic!("adding a key asks about no tokens (asked about key {id})")
+        };
+        let add = KeyChange::Add(KeyAlgorithm::Ed25519);
+        set.apply(add, 1_100, None, unused).unwrap();
+        assert_eq!(
+            states(&set),
+            vec![(1, KeyState::Active), (2, KeyState::Next)]
+        );
+
+        // Activation needs the policy's lifetime bound, and refuses before changing anything.
+        let error = set
+            .apply(KeyChange::Activate(2), 2_000, None, |_, _| Vec::new())
+            .unwrap_err();
+        assert!(matches!(error, KeySetError::LifetimeUnknown), "{error}");
+        assert!(error.to_string().contains("--policy"), "{error}");
+        assert_eq!(
+            states(&set),
+            vec![(1, KeyState::Active), (2, KeyState::Next)]
+        );
+
+        // It asks about the tokens the current active key signed; one outliving the bound
+        // extends how long that key keeps verifying.
+        let live = LiveToken {
+            identity: "uri:urn:company:alice via /request_identity_token".into(),
+            issued_at: 1_500,
+            expires_at: 9_000,
+        };
+        let mut asked = Vec::new();
+        set.apply(KeyChange::Activate(2), 2_000, Some(&HOUR), |_, id| {
+            asked.push(id);
+            vec![live.clone()]
+        })
+        .unwrap();
+        assert_eq!(asked, [1]);
+        assert_eq!(
+            states(&set),
+            vec![(1, KeyState::Retiring), (2, KeyState::Active)]
+        );
+        assert_eq!(set.entries()[0].verify_until, Some(9_000));
+
+        // Retirement asks about the key itself; refused while it may verify, forced by name.
+        let retire = |force| KeyChange::Retire { id: 1, force };
+        let refused = set
+            .apply(retire(false), 3_000, None, |_, id| {
+                assert_eq!(id, 1);
+                vec![live.clone()]
+            })
+            .unwrap_err();
+        assert!(matches!(refused, KeySetError::Refused(_)), "{refused}");
+        assert_eq!(set.entries()[0].state, KeyState::Retiring);
+        let forced = set
+            .apply(retire(true), 3_000, None, |_, _| vec![live.clone()])
+            .unwrap();
+        assert_eq!(forced.broken, vec![live.clone()]);
+        assert_eq!(
+            states(&set),
+            vec![(1, KeyState::Retired), (2, KeyState::Active)]
+        );
+        assert!(set.ring().retired_by_force(1));
+
+        // Illegal moves are refused whatever the caller.
+        let active = set.apply(retire(true), 3_100, None, |_, _| Vec::new());
+        assert!(active.unwrap_err().to_string().contains("already retired"));
+        let retire_active = KeyChange::Retire { id: 2, force: true };
+        let error = set.apply(retire_active, 3_100, None, |_, _| Vec::new());
+        assert!(error.unwrap_err().to_string().contains("is the active key"));
+    }
+
+    #[test]
+    fn a_change_travels_to_the_server_and_back_unchanged() {
+        let changes = [
+            KeyChange::Add(KeyAlgorithm::Ed25519),
+            KeyChange::Add(KeyAlgorithm::Secp256r1),
+            KeyChange::Activate(3),
+            KeyChange::Retire {
+                id: 2,
+                force: false,
+            },
+            KeyChange::Retire { id: 2, force: true },
+        ];
+        for change in changes {
+            let back = KeyChange::from_request(change.endpoint(), &change.request());
+            assert_eq!(back, Ok(change));
+        }
+        let no_id = KeyChangeRequest::default();
+        let error = KeyChange::from_request("/keys/activate", &no_id).unwrap_err();
+        assert!(error.contains("\"id\""), "{error}");
+        let rsa = KeyChangeRequest {
+            algorithm: Some("rsa".into()),
+            ..KeyChangeRequest::default()
+        };
+        let error = KeyChange::from_request("/keys/add", &rsa).unwrap_err();
+        assert!(error.contains("ed25519 or secp256r1"), "{error}");
+        // A server that never said which algorithm gets the default.
+        let default = KeyChange::from_request("/keys/add", &no_id);
+        assert_eq!(default, Ok(KeyChange::Add(KeyAlgorithm::Ed25519)));
+    }
+
+    #[test]
+    fn a_ring_from_states_verifies_active_then_retiring_and_names_the_rest() {
+        let key = |id, state| RingKey {
+            id,
+            state,
+            forced: false,
+            public: Some(keys::generate(KeyAlgorithm::Ed25519).public()),
+        };
+        let ring = ring_of([
+            key(1, KeyState::Retiring),
+            key(2, KeyState::Retired),
+            key(3, KeyState::Retiring),
+            key(4, KeyState::Active),
+            key(5, KeyState::Next),
+        ]);
+        assert_eq!(ring.verifying_ids(), vec![4, 3, 1]);
+        for (id, why) in [(2, "retired"), (5, "not")] {
+            let error = ring.by_id(id).unwrap_err().to_string();
+            assert!(error.contains(why), "key {id}: {error}");
+        }
     }
 
     #[test]

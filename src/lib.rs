@@ -10,6 +10,7 @@ pub mod gitops;
 pub mod keyset;
 pub mod pki;
 pub mod policy;
+pub mod repo;
 pub mod server;
 pub mod token;
 pub mod token_store;

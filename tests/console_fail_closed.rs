@@ -411,13 +411,29 @@ fn t_takes_durations_like_the_cli_and_restates_the_comment() {
     let mut f = fixture();
     // alice is selected first; her duration is 28800 # 8 hours.
     press(&mut f, "t");
-    assert_eq!(prompt(&f).unwrap().0, "28800");
+    assert_eq!(prompt(&f).unwrap().0, "8h", "shown as it is typed");
     clear_prompt(&mut f);
     press(&mut f, "soon");
     enter(&mut f);
     let (text, error) = prompt(&f).expect("a refused value keeps the prompt");
     assert_eq!(text, "soon");
-    assert!(error.unwrap().contains("90s, 15m, 8h, 2d"));
+    let error = error.unwrap();
+    assert!(
+        error.contains("\"soon\" is not a duration") && error.contains("8h, 15m, 1h30m, 7d"),
+        "{error}"
+    );
+    clear_prompt(&mut f);
+    press(&mut f, "1h30m");
+    enter(&mut f);
+    assert!(
+        f.app
+            .text()
+            .contains("identity_token_duration = 5400 # 1 hour 30 minutes\n"),
+        "{}",
+        flash(&f)
+    );
+    press(&mut f, "t");
+    assert_eq!(prompt(&f).unwrap().0, "1h30m");
     clear_prompt(&mut f);
     press(&mut f, "4h");
     enter(&mut f);

@@ -357,7 +357,7 @@ fn a_push_conflict_offers_resolve_reset_and_abort_from_changes() {
         "{message}"
     );
     let listing = std::fs::read_to_string(kept.join("commits.txt")).unwrap();
-    assert!(listing.contains("300 s → 1200 s"), "{listing}");
+    assert!(listing.contains("5m → 20m"), "{listing}");
     let kept_file = std::fs::read_to_string(kept.join("working.clients.toml")).unwrap();
     assert_eq!(alice_ttl(&kept_file), Some(1200));
     assert_eq!(alice_ttl(&f.disk()), Some(900));

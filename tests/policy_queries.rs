@@ -53,12 +53,17 @@ fn the_tree_follows_the_hierarchy() {
     assert_eq!(tree.path_to("uri:urn:company:alice:agent1").len(), 2);
 
     let text = tree.render();
-    assert!(text.contains("uri:urn:company:alice  production_api: read, write; staging_api: read, write · identity tokens 8 hours"), "{text}");
+    assert!(text.contains("uri:urn:company:alice  production_api: read, write; staging_api: read, write · identity tokens 8h"), "{text}");
     assert!(
-        text.contains("└─ agent1  production_api: read · identity tokens 60 minutes"),
+        text.contains("└─ agent1  production_api: read · identity tokens 1h"),
         "{text}"
     );
-    assert!(text.contains("deploy  artifacts: read; staging_api: write · identity tokens 30 minutes · not delegatable"), "{text}");
+    assert!(
+        text.contains(
+            "deploy  artifacts: read; staging_api: write · identity tokens 30m · not delegatable"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("└─ admin-user  role admin · api: delete, read, write"),
         "{text}"
@@ -260,7 +265,7 @@ fn the_diff_names_widening_changes() {
     let expected = [
         "+ WIDENS uri:urn:company:alice:agent1 may now write on production_api",
         "+ WIDENS uri:urn:company:bob added (nothing)",
-        "+ WIDENS uri:urn:company:ci: identity tokens 7200 s → 14400 s",
+        "+ WIDENS uri:urn:company:ci: identity tokens 2h → 4h",
         "- uri:urn:company:ci:build may no longer write on artifacts",
         "- uri:urn:company:ops removed",
         "+ WIDENS realm uri:urn:mycompany: uri:urn:mycompany:carol role (default) → admin",

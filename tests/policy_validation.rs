@@ -120,7 +120,7 @@ fn a_child_may_not_exceed_its_parent() {
     let finding = only(&format!("{ALICE}{longer}"), "exceeds-parent");
     assert_eq!(finding.location, at(8, 14));
     assert!(
-        finding.message.contains("7200 s, longer than its parent"),
+        finding.message.contains("2h, longer than its parent"),
         "{finding}"
     );
 }

@@ -68,43 +68,9 @@ pub fn require_public_key(source: &PublicKeySource) -> Result<PublicKey, Failure
     })
 }
 
-/// Parses a lifetime: plain seconds (`3600`) or with a unit (`90s`, `15m`, `8h`, `2d`).
+/// A lifetime flag (`--ttl 8h`), read by the one duration parser (`policy::duration`).
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let (digits, multiplier) = match text.char_indices().last() {
-        Some((i, 's')) => (&text[..i], 1),
-        Some((i, 'm')) => (&text[..i], 60),
-        Some((i, 'h')) => (&text[..i], 3_600),
-        Some((i, 'd')) => (&text[..i], 86_400),
-        _ => (text, 1),
-    };
-    let value: i64 = digits.parse().map_err(|_| {
-        format!("{text:?} is not a duration: use seconds (3600) or 90s, 15m, 8h, 2d")
-    })?;
-    if value <= 0 {
-        return Err(format!("duration {text:?} must be positive"));
-    }
-    value
-        .checked_mul(multiplier)
-        .filter(|seconds| *seconds <= 10 * 365 * 86_400)
-        .ok_or_else(|| format!("duration {text:?} is longer than ten years"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("3600"), Ok(3600));
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("15m"), Ok(900));
-        assert_eq!(parse_duration("8h"), Ok(28_800));
-        assert_eq!(parse_duration("2d"), Ok(172_800));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("-5").is_err());
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("1y").is_err());
-        assert!(parse_duration("99999999d").is_err());
-    }
+    crate::policy::duration::parse(text)
+        .map(|seconds| seconds as i64)
+        .map_err(|e| e.to_string())
 }

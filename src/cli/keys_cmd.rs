@@ -10,11 +10,11 @@ use serde_json::json;
 use super::CommandResult;
 use super::output::{Failure, Report};
 use super::remote_cmd::{ConnectionArgs, connect, remote, runtime};
-use crate::audit_trail::{policy_lifetime, read_trail, signed_by};
-use crate::keyset::{KeySet, KeyState, Lifetime, LiveToken, Transition};
+use crate::audit_trail::{read_trail, signed_by};
+use crate::keyset::{KeyChange, KeySet, KeyState, Lifetime, Transition};
 use crate::token::clock::{describe_instant, format_unix, unix_now};
 use crate::token::keys::{self, KeyAlgorithm};
-use crate::wire::{KeyChangeRequest, KeyChangeResponse, KeyInfo, KeysResponse};
+use crate::wire::{KeyChangeResponse, KeyInfo, KeysResponse};
 use crate::workspace;
 
 #[derive(Debug, Subcommand)]
@@ -117,9 +117,13 @@ pub fn run(command: KeysCommand) -> CommandResult {
         } => generate(&out, algorithm.key_algorithm(), force),
         KeysCommand::Init { key_set, root_key } => init(&key_set, &root_key),
         KeysCommand::List { target } => list(&target),
-        KeysCommand::Add { target, algorithm } => change(&target, Change::Add(algorithm)),
-        KeysCommand::Activate { id, target } => change(&target, Change::Activate(id)),
-        KeysCommand::Retire { id, target, force } => change(&target, Change::Retire(id, force)),
+        KeysCommand::Add { target, algorithm } => {
+            change(&target, KeyChange::Add(algorithm.key_algorithm()))
+        }
+        KeysCommand::Activate { id, target } => change(&target, KeyChange::Activate(id)),
+        KeysCommand::Retire { id, target, force } => {
+            change(&target, KeyChange::Retire { id, force })
+        }
     }
 }
 
@@ -180,12 +184,6 @@ fn init(manifest: &Path, root_key: &Path) -> CommandResult {
         ),
         json!({ "success": true, "keys": infos(&set) }),
     ))
-}
-
-enum Change {
-    Add(Algorithm),
-    Activate(u32),
-    Retire(u32, bool),
 }
 
 /// Where the local commands find the set, the policy that bounds token lifetimes, and the
@@ -306,7 +304,7 @@ fn ago(at: Option<i64>, now: i64) -> String {
     at.map_or("(unknown)".into(), |at| describe_instant(at, now))
 }
 
-fn change(target: &KeySetTarget, change: Change) -> CommandResult {
+fn change(target: &KeySetTarget, change: KeyChange) -> CommandResult {
     let Some(mut local) = local(target)? else {
         return change_remote(target, change);
     };
@@ -323,24 +321,13 @@ fn change(target: &KeySetTarget, change: Change) -> CommandResult {
         )));
     }
     let events = local.audit.as_deref().map(read_trail).into_iter().flatten();
-    let transition = match change {
-        Change::Add(algorithm) => local.set.add(algorithm.key_algorithm(), now),
-        Change::Activate(id) => {
-            let Some(policy) = &local.policy else {
-                return Err(Failure::usage(
-                    "activating needs the policy, to know how long the tokens the current key signed may live: give --policy clients.toml",
-                ));
-            };
-            let lifetime: Lifetime = policy_lifetime(policy);
-            let issued = signed_by(&local.set, local.set.active().id, events, now);
-            local.set.activate(id, now, &lifetime, &issued)
-        }
-        Change::Retire(id, force) => {
-            let live: Vec<LiveToken> = signed_by(&local.set, id, events, now);
-            local.set.retire(id, now, &live, force)
-        }
-    }
-    .map_err(set_error)?;
+    let lifetime = local.policy.as_ref().map(Lifetime::of_policy);
+    let transition = local
+        .set
+        .apply(change, now, lifetime.as_ref(), |set, id| {
+            signed_by(set, id, events, now)
+        })
+        .map_err(set_error)?;
     local.set.save().map_err(set_error)?;
     let keys = infos(&local.set);
     Ok(report(
@@ -351,33 +338,10 @@ fn change(target: &KeySetTarget, change: Change) -> CommandResult {
     ))
 }
 
-fn change_remote(target: &KeySetTarget, change: Change) -> CommandResult {
+fn change_remote(target: &KeySetTarget, change: KeyChange) -> CommandResult {
     let server = target.server.as_deref().unwrap_or_default();
     let connection = connect(server, &target.connection, true)?;
-    let (path, request) = match change {
-        Change::Add(algorithm) => (
-            "/keys/add",
-            KeyChangeRequest {
-                algorithm: Some(algorithm.key_algorithm().name().to_string()),
-                ..KeyChangeRequest::default()
-            },
-        ),
-        Change::Activate(id) => (
-            "/keys/activate",
-            KeyChangeRequest {
-                id: Some(id),
-                ..KeyChangeRequest::default()
-            },
-        ),
-        Change::Retire(id, force) => (
-            "/keys/retire",
-            KeyChangeRequest {
-                id: Some(id),
-                force,
-                ..KeyChangeRequest::default()
-            },
-        ),
-    };
+    let (path, request) = (change.endpoint(), change.request());
     let response: KeyChangeResponse = runtime()?
         .block_on(connection.post(path, &request, None))
         .map_err(remote)?;

@@ -10,6 +10,7 @@ use super::output::{Failure, Report};
 use super::{CommandResult, EXIT_INVALID};
 use crate::gitops;
 use crate::policy::{self, DelegationTree, Edit, EditSession, Finding, LoadedPolicy, Request};
+use crate::repo::{PolicyRepo, RepoError};
 use crate::token::clock::unix_now;
 
 /// The policy file to work on.
@@ -108,6 +109,12 @@ pub enum PolicyCommand {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Withdraw a revocation from revocations.toml: the token (and those delegated from it) is
+    /// accepted again once committed and pushed. Other entries and comments stay
+    WithdrawRevocation {
+        /// The revocation id (hex, as `policy revocations` lists it)
+        id: String,
+    },
     /// The revoked ids in revocations.toml, with who, when and why
     Revocations,
     /// Add a client (no permissions yet)
@@ -179,7 +186,7 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
         } => {
             let mut report = diff(file.file.clone(), &old, new.as_deref(), replay.as_deref())?;
             if text {
-                let (root, relative, _) = repository_of(file.file)?;
+                let (root, relative) = repository_of(file.file)?;
                 let patch = gitops::text_diff(&root, &old, new.as_deref(), &relative)
                     .map_err(git_failure)?;
                 report.text = format!("{patch}\n{}", report.text);
@@ -195,6 +202,7 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
             reason,
             by,
         } => revoke_token(file.file, &token, id, block, reason, by),
+        PolicyCommand::WithdrawRevocation { id } => withdraw_revocation(file.file, &id),
         PolicyCommand::Revocations => revocations(file.file),
         PolicyCommand::Commit { message } => commit(file.file, &message),
         PolicyCommand::Push => push(file.file),
@@ -391,16 +399,14 @@ fn read_side(spec: &str, policy_file: &Path) -> Result<(String, String), Failure
     if as_path.is_file() {
         return Ok((read_file(as_path)?, spec.to_string()));
     }
-    let absolute = std::path::absolute(policy_file).unwrap_or_else(|_| policy_file.to_path_buf());
-    let directory = absolute.parent().unwrap_or(Path::new("."));
-    let root = gitops::repository_root(directory)
-        .map_err(|e| Failure::usage(format!("{spec:?} is not a file, and {e}")))?;
-    let root = root.canonicalize().unwrap_or(root);
-    let file = absolute.canonicalize().unwrap_or(absolute);
-    let relative = file
-        .strip_prefix(&root)
-        .unwrap_or(Path::new("clients.toml"));
-    let text = gitops::read_at_revision(&root, spec, relative)
+    let repo = PolicyRepo::discover(policy_file);
+    let (root, relative) = repo.relative_policy().map_err(|_| {
+        Failure::usage(format!(
+            "{spec:?} is not a file, and {} is not inside a git repository",
+            policy_file.display()
+        ))
+    })?;
+    let text = gitops::read_at_revision(root, spec, &relative)
         .map_err(|e| Failure::usage(e.to_string()))?;
     Ok((text, format!("{spec}:{}", relative.display())))
 }
@@ -511,9 +517,21 @@ fn edit(file: Option<PathBuf>, edit: Edit, force: bool) -> CommandResult {
     ))
 }
 
-/// revocations.toml beside the policy file.
-fn revocations_path(file: Option<PathBuf>) -> Result<PathBuf, Failure> {
-    Ok(resolve_file(file)?.with_file_name(policy::revocations::FILE))
+/// The policy repository the policy file is in (a repository is needed only to commit).
+fn repo(file: Option<PathBuf>) -> Result<PolicyRepo, Failure> {
+    Ok(PolicyRepo::discover(&resolve_file(file)?))
+}
+
+fn repo_failure(error: RepoError) -> Failure {
+    match error {
+        RepoError::Refused(refusal) => {
+            let json =
+                json!({ "committed": false, "file": refusal.file, "findings": refusal.errors });
+            Failure::invalid(refusal.to_string(), json)
+        }
+        RepoError::Git(error) => git_failure(error),
+        other => Failure::usage(other.to_string()),
+    }
 }
 
 fn revoke_token(
@@ -554,27 +572,15 @@ fn revoke_token(
             (chosen.revocation_id.clone(), what)
         }
     };
-    let path = revocations_path(file)?;
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => policy::revocations::HEADER.into(),
-        Err(e) => {
-            return Err(Failure::usage(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
-    };
+    let repo = repo(file)?;
+    let path = repo.revocations_path();
     let entry = policy::NewRevocation {
-        id: id.clone(),
+        id,
         reason,
         by,
         at: unix_now(),
     };
-    let updated = policy::revocations::append(&text, &entry)
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    crate::fsutil::replace_preserving_mode(&path, updated.as_bytes())
-        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+    let id = repo.revoke(&entry).map_err(repo_failure)?;
     Ok(Report::new(
         format!(
             "Revoked {what}\n  id {id}\nin {} (not committed: `policy commit -m ...` then `policy push`; the server refuses it once it syncs)",
@@ -585,18 +591,9 @@ fn revoke_token(
 }
 
 fn revocations(file: Option<PathBuf>) -> CommandResult {
-    let path = revocations_path(file)?;
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Failure::usage(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    let (list, findings) = policy::RevocationList::load(&text);
+    let repo = repo(file)?;
+    let path = repo.revocations_path();
+    let (list, findings) = repo.revocations().map_err(repo_failure)?;
     let mut out = String::new();
     if list.is_empty() {
         out.push_str(&format!("No revocations in {}\n", path.display()));
@@ -622,6 +619,21 @@ fn revocations(file: Option<PathBuf>) -> CommandResult {
     Ok(report)
 }
 
+fn withdraw_revocation(file: Option<PathBuf>, id: &str) -> CommandResult {
+    let repo = repo(file)?;
+    let entry = repo.withdraw(id).map_err(repo_failure)?;
+    let path = repo.revocations_path();
+    Ok(Report::new(
+        format!(
+            "Withdrew the revocation of {} ({})\nfrom {} (not committed: `policy commit -m ...` then `policy push`; the server accepts the token again once it syncs)",
+            entry.id,
+            entry.reason,
+            path.display()
+        ),
+        json!({ "withdrawn": entry.id, "file": path }),
+    ))
+}
+
 /// Replaces the file atomically, keeping its permissions.
 fn write_preserving_mode(path: &Path, text: &str) -> Result<(), Failure> {
     crate::fsutil::replace_preserving_mode(path, text.as_bytes())
@@ -629,18 +641,10 @@ fn write_preserving_mode(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 /// The repository root and the policy file's path inside it.
-fn repository_of(file: Option<PathBuf>) -> Result<(PathBuf, PathBuf, PathBuf), Failure> {
-    let file = resolve_file(file)?;
-    let absolute = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
-    let directory = absolute.parent().unwrap_or(Path::new("."));
-    let root = gitops::repository_root(directory).map_err(|e| Failure::usage(e.to_string()))?;
-    let root = root.canonicalize().unwrap_or(root);
-    let canonical = absolute.canonicalize().unwrap_or(absolute);
-    let relative = canonical
-        .strip_prefix(&root)
-        .unwrap_or(Path::new("clients.toml"))
-        .to_path_buf();
-    Ok((root, relative, file))
+fn repository_of(file: Option<PathBuf>) -> Result<(PathBuf, PathBuf), Failure> {
+    let repo = repo(file)?;
+    let (root, relative) = repo.relative_policy().map_err(repo_failure)?;
+    Ok((root.to_path_buf(), relative))
 }
 
 fn git_failure(error: gitops::GitError) -> Failure {
@@ -669,7 +673,7 @@ fn git_failure(error: gitops::GitError) -> Failure {
 }
 
 fn repo_status(file: Option<PathBuf>) -> CommandResult {
-    let (root, relative, _) = repository_of(file)?;
+    let (root, relative) = repository_of(file)?;
     let status = gitops::status(&root, &relative).map_err(git_failure)?;
     let upstream = status
         .upstream
@@ -690,49 +694,21 @@ fn repo_status(file: Option<PathBuf>) -> CommandResult {
 }
 
 fn commit(file: Option<PathBuf>, message: &str) -> CommandResult {
-    if message.trim().is_empty() {
-        return Err(Failure::usage(
-            "a commit message is required: -m \"what and why\"",
-        ));
-    }
-    let (root, relative, path) = repository_of(file)?;
-    let loaded = load_file(&path)?;
-    let errors: Vec<Finding> = loaded.errors().cloned().collect();
-    if !errors.is_empty() {
-        return Err(Failure::invalid(
-            format!(
-                "refused: {} has validation errors; fix them before committing:\n{}",
-                path.display(),
-                render_findings(&path.display().to_string(), &errors).trim_end()
-            ),
-            json!({ "committed": false, "findings": errors }),
-        ));
-    }
-    let revocations = relative.with_file_name(policy::revocations::FILE);
-    let (_, findings) = policy::RevocationList::load(
-        &std::fs::read_to_string(root.join(&revocations)).unwrap_or_default(),
-    );
-    let errors: Vec<Finding> = findings.into_iter().filter(Finding::is_error).collect();
-    if !errors.is_empty() {
-        return Err(Failure::invalid(
-            format!(
-                "refused: {} has errors; fix them before committing:\n{}",
-                revocations.display(),
-                render_findings(&revocations.display().to_string(), &errors).trim_end()
-            ),
-            json!({ "committed": false, "findings": errors }),
-        ));
-    }
-    let id = gitops::commit_files(&root, &[relative.as_path(), revocations.as_path()], message)
-        .map_err(git_failure)?;
+    let committed = repo(file)?
+        .commit(message, unix_now())
+        .map_err(repo_failure)?;
     Ok(Report::new(
-        format!("Committed {} as {}", relative.display(), &id[..12]),
-        json!({ "committed": true, "commit": id }),
+        format!(
+            "Committed {} as {}",
+            committed.policy.display(),
+            &committed.id[..12]
+        ),
+        json!({ "committed": true, "commit": committed.id }),
     ))
 }
 
 fn push(file: Option<PathBuf>) -> CommandResult {
-    let (root, relative, _) = repository_of(file)?;
+    let (root, relative) = repository_of(file)?;
     let outcome = gitops::push_reconciling(&root, &relative).map_err(git_failure)?;
     let text = match &outcome {
         gitops::PushOutcome::UpToDate => {
@@ -760,7 +736,7 @@ fn push(file: Option<PathBuf>) -> CommandResult {
 }
 
 fn pull(file: Option<PathBuf>) -> CommandResult {
-    let (root, _, _) = repository_of(file)?;
+    let (root, _) = repository_of(file)?;
     let count = gitops::pull(&root).map_err(git_failure)?;
     let text = if count == 0 {
         "Already up to date".to_string()
@@ -771,7 +747,7 @@ fn pull(file: Option<PathBuf>) -> CommandResult {
 }
 
 fn log(file: Option<PathBuf>, semantic: bool, limit: usize) -> CommandResult {
-    let (root, relative, _) = repository_of(file)?;
+    let (root, relative) = repository_of(file)?;
     let commits = gitops::log(&root, &relative, limit).map_err(git_failure)?;
     let now = unix_now();
     let mut text = String::new();

@@ -1491,13 +1491,7 @@ impl App {
                 let setting = crate::policy::Setting::from_key(&key).ok_or_else(|| {
                     format!("no setting {key:?}: delegatable, operator, authorization_token_duration, max_delegation_depth")
                 })?;
-                let value = if setting == crate::policy::Setting::AuthorizationTokenDuration
-                    && value != "default"
-                {
-                    Some(lifetime(&value)? as i64)
-                } else {
-                    setting.parse_value(&value)?
-                };
+                let value = setting.parse_value(&value)?;
                 self.apply_edit(Edit::SetSetting {
                     identity,
                     setting,
@@ -1776,9 +1770,9 @@ fn check_identity(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A token lifetime as the command line takes it: seconds (`3600`) or `90s`, `15m`, `8h`, `2d`.
+/// A token lifetime, read as everywhere else: `8h`, `1h30m`, `7d`, or seconds.
 fn lifetime(text: &str) -> Result<u64, String> {
-    crate::cli::input::parse_duration(text).map(|seconds| seconds as u64)
+    crate::policy::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// `~` and `~/…` are the home directory, as in a shell (`~user` is left alone); without HOME

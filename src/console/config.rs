@@ -163,10 +163,17 @@ impl Config {
                     Some(on) => config.mouse = on,
                     None => wrong("true or false", "mouse capture stays off"),
                 },
-                "quiet_after" => match item.as_integer() {
-                    Some(seconds) if seconds > 0 => config.quiet_after = seconds,
-                    _ => wrong("a positive number of seconds", "using 3600"),
-                },
+                "quiet_after" => {
+                    let seconds = match (item.as_integer(), item.as_str()) {
+                        (Some(seconds), _) => crate::policy::duration::parse(&seconds.to_string()),
+                        (None, Some(text)) => crate::policy::duration::parse(text),
+                        _ => Err(crate::policy::duration::DurationError::Empty),
+                    };
+                    match seconds {
+                        Ok(seconds) => config.quiet_after = seconds as i64,
+                        Err(e) => wrong(&format!("a duration ({e})"), "using 3600"),
+                    }
+                }
                 "clipboard" => match item.as_str() {
                     Some("osc52" | "auto") => config.clipboard = ClipboardMode::Osc52,
                     Some("off") => config.clipboard = ClipboardMode::Off,
@@ -333,6 +340,34 @@ push = "ctrl-p"
             !all.contains("--"),
             "config problems never name command-line flags: {all}"
         );
+    }
+
+    #[test]
+    fn quiet_after_takes_a_lifetime_as_everywhere_else() {
+        for (text, seconds) in [
+            ("quiet_after = 900\n", 900),
+            ("quiet_after = \"1h30m\"\n", 5_400),
+            ("quiet_after = \"2d\"\n", 172_800),
+        ] {
+            let (config, problems) = Config::parse(text, "config.toml");
+            assert!(problems.is_empty(), "{text}: {problems:?}");
+            assert_eq!(config.quiet_after, seconds, "{text}");
+        }
+        for (text, why) in [
+            ("quiet_after = 0\n", "is zero"),
+            ("quiet_after = -5\n", "is negative"),
+            ("quiet_after = \"soon\"\n", "is not a duration"),
+            ("quiet_after = true\n", "no duration given"),
+        ] {
+            let (config, problems) = Config::parse(text, "config.toml");
+            assert_eq!(config.quiet_after, 3_600, "{text}: the default stays");
+            assert!(
+                problems.len() == 1
+                    && problems[0].contains(why)
+                    && problems[0].contains("using 3600"),
+                "{text}: {problems:?}"
+            );
+        }
     }
 
     #[test]

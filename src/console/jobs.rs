@@ -15,12 +15,12 @@ use crate::policy::{
     self, Change, DelegationTree, Edit, Finding, LoadedPolicy, NewRevocation, PolicyDiff,
     PolicyDocument, RevocationList, Revoked,
 };
+use crate::repo::{PolicyRepo, RepoError};
 use crate::token::{self, Delegation, IdentityVerification};
 use crate::token_store::TokenStore;
 use crate::wire::{
-    AuditEvent, AuditResponse, IdentityTokenRequest, IdentityTokenResponse, KeyChangeRequest,
-    KeyChangeResponse, MessageResponse, PublicKeyResponse, TokenRequest, TokenResponse,
-    VerifyTokenRequest,
+    AuditEvent, AuditResponse, IdentityTokenRequest, IdentityTokenResponse, KeyChangeResponse,
+    MessageResponse, PublicKeyResponse, TokenRequest, TokenResponse, VerifyTokenRequest,
 };
 /// What the server's `/status` says; the Server screen shows it.
 pub use crate::wire::{ReloadFailure, ServerStatus};
@@ -70,14 +70,15 @@ impl Env {
         }
     }
 
+    /// The policy repository jobs commit to and write revocations in.
+    pub fn repo(&self) -> PolicyRepo {
+        PolicyRepo::new(self.policy_path.clone(), self.repo_root.clone())
+    }
+
     fn relative_policy(&self) -> Option<(PathBuf, PathBuf)> {
-        let root = self.repo_root.clone()?;
-        let relative = self
-            .policy_path
-            .strip_prefix(&root)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| PathBuf::from("clients.toml"));
-        Some((root, relative))
+        let repo = self.repo();
+        let (root, relative) = repo.relative_policy().ok()?;
+        Some((root.to_path_buf(), relative))
     }
 
     fn operator(&self) -> Result<Arc<Connection>, String> {
@@ -269,9 +270,7 @@ impl Job {
             Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
             Job::ServerSync => "asking the server to sync",
             Job::ServerPublicKey => "fetching the server's public key",
-            Job::ChangeKey(KeyChange::Add) => "adding a root key",
-            Job::ChangeKey(KeyChange::Activate(_)) => "activating a root key",
-            Job::ChangeKey(KeyChange::Retire { .. }) => "retiring a root key",
+            Job::ChangeKey(change) => change.describe(),
             Job::LoadTokenFile { .. } | Job::LoadStoredToken { .. } => "loading the token",
             Job::ListStoredTokens => "listing stored tokens",
             Job::Verify { .. } => "verifying",
@@ -339,40 +338,8 @@ fn server_root_keys(env: &Env) -> Result<Vec<RootKeyText>, String> {
     .map(|key| vec![RootKeyText::single(key)])
 }
 
-/// A root key transition asked of the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyChange {
-    Add,
-    Activate(u32),
-    /// `force`: even though tokens it signed are live (a compromised key).
-    Retire {
-        id: u32,
-        force: bool,
-    },
-}
-
-impl KeyChange {
-    fn request(self) -> (&'static str, KeyChangeRequest) {
-        match self {
-            KeyChange::Add => ("/keys/add", KeyChangeRequest::default()),
-            KeyChange::Activate(id) => (
-                "/keys/activate",
-                KeyChangeRequest {
-                    id: Some(id),
-                    ..KeyChangeRequest::default()
-                },
-            ),
-            KeyChange::Retire { id, force } => (
-                "/keys/retire",
-                KeyChangeRequest {
-                    id: Some(id),
-                    force,
-                    ..KeyChangeRequest::default()
-                },
-            ),
-        }
-    }
-}
+/// A root key transition asked of the server (the same value `keys` on the command line uses).
+pub use crate::keyset::KeyChange;
 
 /// Why a key change did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -552,13 +519,18 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
                     }
                 }
             }
-            JobResult::Committed(with_repo(env, |root, relative| {
+            JobResult::Committed(with_repo(env, |_, _| {
                 if let Some(text) = text {
                     save(&env.policy_path, &text)?;
                 }
-                let revocations = relative.with_file_name(policy::revocations::FILE);
-                gitops::commit_files(root, &[relative, &revocations], &message)
-                    .map_err(|e| e.to_string())
+                // The repository layer checks the bytes it commits, whatever the console saw.
+                env.repo()
+                    .commit(&message, token::clock::unix_now())
+                    .map(|committed| committed.id)
+                    .map_err(|e| match e {
+                        RepoError::Refused(refusal) => format!("refused: {}", refusal.summary()),
+                        other => other.to_string(),
+                    })
             }))
         }
         Job::Push => push(env, Resolutions::new(), report),
@@ -589,7 +561,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             gitops::pull(root).map_err(|e| e.to_string())
         })),
         Job::History => JobResult::History(history(env)),
-        Job::Revoke { entry } => JobResult::Revoked(revoke(&env.policy_path, &entry)),
+        Job::Revoke { entry } => {
+            JobResult::Revoked(env.repo().revoke(&entry).map_err(|e| e.to_string()))
+        }
         Job::KeepUnsaved { text } => {
             if let Some(path) = &env.recovery_path {
                 keep_unsaved(path, text.as_deref());
@@ -724,20 +698,6 @@ pub fn editor_recovery_path(recovery: &Path) -> PathBuf {
     recovery.with_extension("editor.toml")
 }
 
-fn revoke(policy_path: &Path, entry: &NewRevocation) -> Result<String, String> {
-    let path = policy_path.with_file_name(policy::revocations::FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => policy::revocations::HEADER.into(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let updated = policy::revocations::append(&text, entry)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::fsutil::replace_preserving_mode(&path, updated.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(entry.id.clone())
-}
-
 fn derive(input: PolicyInput) -> Result<Box<Derived>, Finding> {
     let now = token::clock::unix_now();
     let loaded = match input {
@@ -779,7 +739,7 @@ fn change_key(env: &Env, change: KeyChange) -> Result<String, KeyChangeFailure> 
         message,
     };
     let connection = env.operator().map_err(other)?;
-    let (path, body) = change.request();
+    let (path, body) = (change.endpoint(), change.request());
     let answer = env.runtime.block_on(async move {
         tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -1006,23 +966,24 @@ fn verify_signed(
     identity: Option<&str>,
     domain: Option<&str>,
 ) -> Result<String, String> {
-    use crate::keyset::KeyState;
+    use crate::keyset::{KeyState, RingKey};
     let parse = |text: &str| token::keys::parse_public_key(text).map_err(|e| e.to_string());
     let root = match roots {
         [only] if only.id.is_none() => token::VerifyingKeys::Single(parse(&only.key)?),
         _ => {
-            let mut ring = token::KeyRing::new();
-            let mut ordered: Vec<&RootKeyText> = roots.iter().collect();
-            ordered.sort_by_key(|k| k.state != KeyState::Active);
-            for key in ordered {
-                let id = key.id.unwrap_or_default();
-                ring = match key.state {
-                    KeyState::Active | KeyState::Retiring => ring.verifying(id, parse(&key.key)?),
-                    KeyState::Next => ring.unusable(id, token::Unusable::NotYetActive),
-                    KeyState::Retired => ring.unusable(id, token::Unusable::Retired),
-                };
-            }
-            token::VerifyingKeys::Ring(ring)
+            let keys = roots
+                .iter()
+                .map(|key| {
+                    let verifies = matches!(key.state, KeyState::Active | KeyState::Retiring);
+                    Ok(RingKey {
+                        id: key.id.unwrap_or_default(),
+                        state: key.state,
+                        forced: false,
+                        public: verifies.then(|| parse(&key.key)).transpose()?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            token::VerifyingKeys::Ring(crate::keyset::ring_of(keys))
         }
     };
     let unverified =
@@ -1130,9 +1091,9 @@ fn demo_flow(
         step(
             "1 authenticate",
             format!(
-                "mTLS as {client}: identity token for {}, expires in {} s",
+                "mTLS as {client}: identity token for {}, expires in {}",
                 identity.identity.as_deref().unwrap_or(client),
-                identity.expires_in.unwrap_or(0)
+                policy::duration::format(identity.expires_in.unwrap_or(0))
             ),
             Some(identity_token.clone()),
             true,

@@ -1,6 +1,7 @@
 //! Every git2 call lives here; the rest of the crate asks this module. So far: finding the
-//! repository a path is in, reading a file as it was at a revision, pushing, the server's
-//! mirror, and creating the demo's bare "remote" and its working clone. Never parses TOML, and
+//! repository a path is in, reading a file as it was at a revision, committing (files as they
+//! are, or exactly the bytes a caller checked), pushing, the server's mirror, and creating the
+//! demo's bare "remote" and its working clone. Never parses TOML, and
 //! never reads an object whose header says it is over the caller's size limit.
 
 use std::path::{Path, PathBuf};
@@ -286,11 +287,7 @@ pub fn commit_files(
     relatives: &[&Path],
     message: &str,
 ) -> Result<String, GitError> {
-    let repo = Repository::open(repo_root)
-        .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
-    let author = repo
-        .signature()
-        .map_err(|_| GitError::NoAuthor(repo_root.display().to_string()))?;
+    let (repo, author) = open_for_commit(repo_root)?;
     let mut index = repo.index()?;
     for relative in relatives {
         if repo_root.join(relative).exists() {
@@ -299,11 +296,72 @@ pub fn commit_files(
             index.remove_path(relative)?;
         }
     }
+    commit_index(&repo, &mut index, &author, message)
+}
+
+/// Commits exactly `contents` for each file (`None`: the file is removed from the commit if it
+/// was in it), whatever the working tree holds by now: a caller that validated those bytes
+/// commits those bytes, never a file swapped in after its check. The working tree is not
+/// touched, so a file changed meanwhile shows as modified afterwards.
+pub fn commit_contents(
+    repo_root: &Path,
+    contents: &[(&Path, Option<&[u8]>)],
+    message: &str,
+) -> Result<String, GitError> {
+    let (repo, author) = open_for_commit(repo_root)?;
+    let mut index = repo.index()?;
+    for (relative, content) in contents {
+        let existing = index.get_path(relative, 0);
+        match content {
+            Some(bytes) => {
+                let path = relative.to_string_lossy().replace('\\', "/").into_bytes();
+                let zero = git2::IndexTime::new(0, 0);
+                // Stat fields stay zero: git re-reads the file to compare, never trusts them.
+                let entry = git2::IndexEntry {
+                    ctime: zero,
+                    mtime: zero,
+                    dev: 0,
+                    ino: 0,
+                    mode: existing.as_ref().map_or(0o100644, |e| e.mode),
+                    uid: 0,
+                    gid: 0,
+                    file_size: 0,
+                    id: git2::Oid::ZERO_SHA1,
+                    flags: 0,
+                    flags_extended: 0,
+                    path,
+                };
+                index.add_frombuffer(&entry, bytes)?;
+            }
+            None if existing.is_some() => index.remove_path(relative)?,
+            None => {}
+        }
+    }
+    commit_index(&repo, &mut index, &author, message)
+}
+
+/// The repository and the author its configuration names (never an invented one).
+fn open_for_commit(repo_root: &Path) -> Result<(Repository, git2::Signature<'static>), GitError> {
+    let repo = Repository::open(repo_root)
+        .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
+    let author = repo
+        .signature()
+        .map_err(|_| GitError::NoAuthor(repo_root.display().to_string()))?;
+    Ok((repo, author.to_owned()))
+}
+
+/// Writes `index` and commits its tree on HEAD.
+fn commit_index(
+    repo: &Repository,
+    index: &mut git2::Index,
+    author: &git2::Signature<'_>,
+    message: &str,
+) -> Result<String, GitError> {
     index.write()?;
     let tree = repo.find_tree(index.write_tree()?)?;
     let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    let id = repo.commit(Some("HEAD"), &author, &author, message, &tree, &parents)?;
+    let id = repo.commit(Some("HEAD"), author, author, message, &tree, &parents)?;
     Ok(id.to_string())
 }
 

@@ -451,7 +451,7 @@ fn client_changes(before: &Client, after: &Client, changes: &mut Vec<Change>) {
         },
         changes,
     );
-    let seconds = |v: Option<u64>| v.map_or("off".to_string(), |s| format!("{s} s"));
+    let seconds = |v: Option<u64>| v.map_or("off".to_string(), super::duration::format);
     let mut setting = |name: &str, old: String, new: String, widens: bool| {
         if old != new {
             changes.push(Change {
@@ -480,8 +480,8 @@ fn client_changes(before: &Client, after: &Client, changes: &mut Vec<Change>) {
         };
         setting(
             "tokens minted for its subjects",
-            format!("{} s", minted(before)),
-            format!("{} s", minted(after)),
+            super::duration::format(minted(before)),
+            super::duration::format(minted(after)),
             minted(after) > minted(before),
         );
     }
@@ -491,8 +491,8 @@ fn client_changes(before: &Client, after: &Client, changes: &mut Vec<Change>) {
     };
     setting(
         "authorization tokens",
-        format!("{} s", authz(before)),
-        format!("{} s", authz(after)),
+        super::duration::format(authz(before)),
+        super::duration::format(authz(after)),
         authz(after) > authz(before),
     );
     setting(
@@ -1145,7 +1145,7 @@ mod tests {
         assert!(
             shown
                 .iter()
-                .any(|s| s.contains("tokens minted for its subjects 600 s → 86400 s")),
+                .any(|s| s.contains("tokens minted for its subjects 10m → 1d")),
             "{shown:?}"
         );
         // Delegation turned on and longer authorization tokens; the depth of 1 narrows.
@@ -1159,7 +1159,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "+ WIDENS uri:urn:a: authorization tokens 300 s → 900 s",
+                "+ WIDENS uri:urn:a: authorization tokens 5m → 15m",
                 "+ WIDENS uri:urn:a: delegatable false → true"
             ],
         );

@@ -130,12 +130,17 @@ impl Setting {
         Setting::ALL.into_iter().find(|s| s.key() == key)
     }
 
-    /// Reads a value as typed by a person: `true`/`false` for switches, a whole number
-    /// otherwise, `default` to remove the key.
+    /// Reads a value as typed by a person: `true`/`false` for switches, a lifetime (`5m`, `8h`,
+    /// or seconds) for a duration, a whole number otherwise, `default` to remove the key.
     pub fn parse_value(self, text: &str) -> Result<Option<i64>, String> {
         let key = self.key();
         match (text, self.is_bool()) {
             ("default", _) => Ok(None),
+            (other, _) if self == Setting::AuthorizationTokenDuration => {
+                super::duration::parse(other)
+                    .map(|seconds| Some(seconds as i64))
+                    .map_err(|e| format!("{key}: {e}"))
+            }
             ("true" | "yes" | "on", true) => Ok(Some(1)),
             ("false" | "no" | "off", true) => Ok(Some(0)),
             (other, true) => Err(format!("{key} is true or false, not {other:?}")),
@@ -1012,83 +1017,45 @@ fn restate_duration(table: &mut Table, key: &str, seconds: Option<u64>) {
     }
 }
 
-/// The comment `suffix` (`" # 8 hours"`) restating `seconds`, or `None` when it does not state
-/// a duration.
+/// The comment `suffix` (`" # 8 hours"`, `" # 8h"`) restating `seconds` in the comment's own
+/// style (words, or the short form `policy::duration` reads), or `None` when it does not state a
+/// duration.
 fn restated_comment(suffix: &str, seconds: u64) -> Option<String> {
-    /// A unit as comments write it: in words or abbreviated.
-    struct Unit {
-        seconds: u64,
-        word: &'static str,
-        words: [&'static str; 2],
-        abbreviation: &'static str,
-        abbreviations: &'static [&'static str],
-    }
-    const UNITS: [Unit; 4] = [
-        Unit {
-            seconds: 86_400,
-            word: "day",
-            words: ["day", "days"],
-            abbreviation: "d",
-            abbreviations: &["d"],
-        },
-        Unit {
-            seconds: 3_600,
-            word: "hour",
-            words: ["hour", "hours"],
-            abbreviation: "h",
-            abbreviations: &["h", "hr", "hrs"],
-        },
-        Unit {
-            seconds: 60,
-            word: "minute",
-            words: ["minute", "minutes"],
-            abbreviation: "m",
-            abbreviations: &["m", "min", "mins"],
-        },
-        Unit {
-            seconds: 1,
-            word: "second",
-            words: ["second", "seconds"],
-            abbreviation: "s",
-            abbreviations: &["s", "sec", "secs"],
-        },
-    ];
     let hash = suffix.find('#')?;
     let (before, after) = suffix.split_at(hash + 1);
     if !before[..hash].trim().is_empty() {
         return None;
     }
     let body = after.trim();
+    if body.is_empty() {
+        return None;
+    }
     let lead = &after[..after.find(body)?];
     let trail = &after[lead.len() + body.len()..];
-    let digits = body.len() - body.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    if digits == 0 {
-        return None;
-    }
-    let unit_text = body[digits..].trim_start();
-    let spaced = unit_text.len() < body.len() - digits;
-    let lower = unit_text.to_ascii_lowercase();
-    let lower = lower.as_str();
-    let words = UNITS.iter().any(|u| u.words.contains(&lower));
-    let short = UNITS.iter().any(|u| u.abbreviations.contains(&lower));
-    if !words && !short {
-        return None;
-    }
-    let unit = UNITS
-        .iter()
-        .find(|u| seconds >= u.seconds && seconds.is_multiple_of(u.seconds))
-        .unwrap_or(&UNITS[3]);
-    let (size, word, abbr) = (unit.seconds, unit.word, unit.abbreviation);
-    let count = seconds / size;
-    let stated = if words {
-        let plural = if count == 1 { "" } else { "s" };
-        format!("{count} {word}{plural}")
-    } else if spaced {
-        format!("{count} {abbr}")
+    let stated = if states_in_words(body) {
+        super::duration::describe(seconds)
+    } else if body.contains(|c: char| c.is_alphabetic()) && super::duration::parse(body).is_ok() {
+        super::duration::format(seconds)
     } else {
-        format!("{count}{abbr}")
+        return None;
     };
     Some(format!("{before}{lead}{stated}{trail}"))
+}
+
+/// "8 hours", "1 hour 30 minutes", "2 hrs": numbers, each followed by a unit word.
+fn states_in_words(body: &str) -> bool {
+    const WORDS: [&str; 14] = [
+        "day", "days", "hour", "hours", "hr", "hrs", "minute", "minutes", "min", "mins", "second",
+        "seconds", "sec", "secs",
+    ];
+    let words: Vec<&str> = body.split_whitespace().collect();
+    !words.is_empty()
+        && words.len().is_multiple_of(2)
+        && words.chunks(2).all(|pair| {
+            !pair[0].is_empty()
+                && pair[0].chars().all(|c| c.is_ascii_digit())
+                && WORDS.contains(&pair[1].to_ascii_lowercase().as_str())
+        })
 }
 
 /// Sets or removes a key, keeping the decor (e.g. a trailing comment) of an existing value.
@@ -1409,11 +1376,14 @@ mod tests {
         for (comment, seconds, expected) in [
             (" # 8 hours", 14_400, Some(" # 4 hours")),
             (" # 8 hours", 3_600, Some(" # 1 hour")),
-            (" # 30 minutes", 5_400, Some(" # 90 minutes")),
+            (" # 30 minutes", 5_400, Some(" # 1 hour 30 minutes")),
             (" #1 hour  ", 172_800, Some(" #2 days  ")),
             (" # 2h", 1_800, Some(" # 30m")),
-            (" # 2 h", 90, Some(" # 90 s")),
-            (" # 8 hours", 61, Some(" # 61 seconds")),
+            (" # 1h30m", 28_800, Some(" # 8h")),
+            (" # 1 hour 30 minutes", 600, Some(" # 10 minutes")),
+            (" # 2 h", 90, Some(" # 1m30s")),
+            (" # 8 hours", 61, Some(" # 1 minute 1 second")),
+            (" # 3600", 600, None),
             (" # a working day", 14_400, None),
             (" # 8 hours of work", 14_400, None),
             (" # 8 parsecs", 14_400, None),

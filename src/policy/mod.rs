@@ -5,6 +5,7 @@
 mod decide;
 mod diff;
 mod document;
+pub mod duration;
 mod findings;
 pub mod generate;
 mod history;

@@ -325,6 +325,71 @@ pub fn append_entry(text: &str, entry: &Revoked) -> Result<String, String> {
     )
 }
 
+/// Removes the entry revoking `id` (canonical), keeping every other byte: other entries and
+/// their comments, and the file's opening comments (which the first entry carries). Comments
+/// directly above a later entry belong to it and go with it. Refuses a file with errors and an
+/// id that is not revoked.
+pub fn withdraw(text: &str, id: &str) -> Result<(String, Revoked), String> {
+    let (list, findings) = RevocationList::load(text);
+    if let Some(error) = findings.iter().find(|f| f.is_error()) {
+        return Err(format!("{FILE} has errors; fix them first: {error}"));
+    }
+    let Some(&position) = list.index.get(id) else {
+        return Err(format!("{} is not revoked in {FILE}", short(id)));
+    };
+    let entry = list.entries[position].clone();
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("{FILE}: {e}"))?;
+    let tables = doc
+        .get_mut("revoked")
+        .and_then(Item::as_array_of_tables_mut)
+        .ok_or_else(|| format!("{FILE}: revoked must be [[revoked]] tables"))?;
+    // The table's index among [[revoked]] tables (duplicates are skipped in `list`).
+    let index = tables
+        .iter()
+        .position(|table| {
+            table
+                .get("id")
+                .and_then(Item::as_str)
+                .and_then(|raw| canonical_id(raw).ok())
+                .is_some_and(|canonical| canonical == id)
+        })
+        .ok_or_else(|| format!("{} is not revoked in {FILE}", short(id)))?;
+    let opening = (index == 0).then(|| {
+        tables
+            .get(0)
+            .and_then(|t| t.decor().prefix())
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_string()
+    });
+    tables.remove(index);
+    if let Some(opening) = opening {
+        match tables.get_mut(0) {
+            Some(next) => {
+                let own = next
+                    .decor()
+                    .prefix()
+                    .and_then(|p| p.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                next.decor_mut().set_prefix(format!("{opening}{own}"));
+            }
+            None => {
+                let trailing = doc.trailing().as_str().unwrap_or_default().to_string();
+                doc.set_trailing(format!("{opening}{trailing}"));
+            }
+        }
+    }
+    if doc
+        .get("revoked")
+        .and_then(Item::as_array_of_tables)
+        .is_some_and(|t| t.is_empty())
+    {
+        doc.remove("revoked");
+    }
+    Ok((doc.to_string(), entry))
+}
+
 fn push_entry(
     text: &str,
     list: &RevocationList,
@@ -460,6 +525,24 @@ mod tests {
             assert_eq!(list.len(), 1, "{appended:?}");
             assert!(appended.starts_with(text), "{appended:?}");
         }
+    }
+
+    #[test]
+    fn withdrawing_the_only_entry_leaves_the_header_and_a_clean_file() {
+        let text = append(HEADER, &entry(ID_A)).unwrap();
+        let (left, withdrawn) = withdraw(&text, ID_A).unwrap();
+        assert_eq!(withdrawn.reason, "laptop stolen");
+        assert!(left.starts_with(HEADER), "{left:?}");
+        let (list, findings) = RevocationList::load(&left);
+        assert!(list.is_empty() && findings.is_empty(), "{left:?}");
+        // And it can be revoked again from there.
+        let again = append(&left, &entry(ID_A)).unwrap();
+        assert_eq!(RevocationList::load(&again).0.len(), 1);
+        assert!(
+            withdraw(&left, ID_A)
+                .unwrap_err()
+                .contains("is not revoked")
+        );
     }
 
     #[test]

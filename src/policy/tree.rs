@@ -275,10 +275,9 @@ fn describe(node: &TreeNode) -> String {
             }
             parts.push(node.permissions.to_string());
             parts.push(match identity_token_duration {
-                Some(seconds) => format!(
-                    "identity tokens {}",
-                    crate::token::clock::describe_span(*seconds)
-                ),
+                Some(seconds) => {
+                    format!("identity tokens {}", super::duration::format(*seconds))
+                }
                 None => "no identity tokens".to_string(),
             });
             if !delegatable {

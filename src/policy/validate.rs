@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::duration;
 use super::findings::{Finding, Location};
 use super::model::{Client, DEFAULT_AUTHZ_TOKEN_DURATION, Policy, Resource};
 use crate::token::{self, keys};
@@ -203,8 +204,11 @@ fn check_against_parent(child: &Client, parent: &Client, findings: &mut Vec<Find
             "exceeds-parent",
             at,
             format!(
-                "identity tokens of {} last {child_cap} s, longer than its parent {}'s {parent_cap} s; each level must be shorter lived",
-                child.identity, parent.identity
+                "identity tokens of {} last {}, longer than its parent {}'s {}; each level must be shorter lived",
+                child.identity,
+                duration::format(child_cap),
+                parent.identity,
+                duration::format(parent_cap)
             ),
         ));
     }
@@ -217,11 +221,11 @@ fn check_against_parent(child: &Client, parent: &Client, findings: &mut Vec<Find
             "exceeds-parent",
             at,
             format!(
-                "authorization tokens of {} last {} s, longer than its parent {}'s {} s",
+                "authorization tokens of {} last {}, longer than its parent {}'s {}",
                 child.identity,
-                authz(child),
+                duration::format(authz(child)),
                 parent.identity,
-                authz(parent)
+                duration::format(authz(parent))
             ),
         ));
     }

@@ -13,10 +13,9 @@ use axum::{Extension, Json};
 use super::auth::{ApiError, PeerCertificate};
 use super::handlers::{Issued, Outcome, body, operator};
 use super::state::ServerState;
-use crate::audit_trail::{policy_lifetime, signed_by};
-use crate::keyset::{KeySetError, KeyState};
+use crate::audit_trail::signed_by;
+use crate::keyset::{KeyChange, KeySetError, KeyState, Lifetime};
 use crate::token::clock::unix_now;
-use crate::token::keys::KeyAlgorithm;
 use crate::wire::{
     BrokenToken, KeyChangeRequest, KeyChangeResponse, KeysResponse, PublicKeyEntry,
     PublicKeysResponse,
@@ -74,6 +73,16 @@ enum Change {
     Retire,
 }
 
+impl Change {
+    fn endpoint(self) -> &'static str {
+        match self {
+            Change::Add => "/keys/add",
+            Change::Activate => "/keys/activate",
+            Change::Retire => "/keys/retire",
+        }
+    }
+}
+
 pub async fn add(
     State(state): State<Shared>,
     Extension(peer): Extension<PeerCertificate>,
@@ -104,11 +113,7 @@ async fn change(
     input: Result<Json<KeyChangeRequest>, JsonRejection>,
     change: Change,
 ) -> Response {
-    let endpoint = match change {
-        Change::Add => "/keys/add",
-        Change::Activate => "/keys/activate",
-        Change::Retire => "/keys/retire",
-    };
+    let endpoint = change.endpoint();
     let caller = operator(&state, &peer);
     let worker = state.clone();
     let result = match caller.clone() {
@@ -141,43 +146,18 @@ fn apply(
     change: Change,
 ) -> Result<(String, KeyChangeResponse), ApiError> {
     let now = unix_now();
-    let id = || {
-        request
-            .id
-            .ok_or_else(|| ApiError::bad_request("give the key's \"id\""))
-    };
-    let transition = match change {
-        Change::Add => {
-            let algorithm = match request.algorithm.as_deref().unwrap_or("ed25519") {
-                "ed25519" => KeyAlgorithm::Ed25519,
-                "secp256r1" => KeyAlgorithm::Secp256r1,
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "unknown algorithm {other:?}: ed25519 or secp256r1"
-                    )));
-                }
-            };
-            state.keys.change(now, |set| set.add(algorithm, now))
-        }
-        Change::Activate => {
-            let id = id()?;
-            let lifetime = policy_lifetime(&state.snapshot().policy);
-            let events = state.audit.issued();
-            state.keys.change(now, move |set| {
-                let issued = signed_by(set, set.active().id, events, now);
-                set.activate(id, now, &lifetime, &issued)
+    let change =
+        KeyChange::from_request(change.endpoint(), request).map_err(ApiError::bad_request)?;
+    let lifetime = Lifetime::of_policy(&state.snapshot().policy);
+    let audit = &state.audit;
+    let transition = state
+        .keys
+        .change(now, |set| {
+            set.apply(change, now, Some(&lifetime), |set, id| {
+                signed_by(set, id, audit.issued(), now)
             })
-        }
-        Change::Retire => {
-            let id = id()?;
-            let events = state.audit.issued();
-            state.keys.change(now, move |set| {
-                let live = signed_by(set, id, events, now);
-                set.retire(id, now, &live, request.force)
-            })
-        }
-    }
-    .map_err(key_error)?;
+        })
+        .map_err(key_error)?;
     let keys = state.keys.current().infos();
     Ok((
         transition.summary.clone(),
@@ -200,7 +180,9 @@ fn apply(
 fn key_error(error: KeySetError) -> ApiError {
     let status = match &error {
         KeySetError::NoSuchKey { .. } => StatusCode::NOT_FOUND,
-        KeySetError::Refused(_) | KeySetError::Unmanaged => StatusCode::CONFLICT,
+        KeySetError::Refused(_) | KeySetError::Unmanaged | KeySetError::LifetimeUnknown => {
+            StatusCode::CONFLICT
+        }
         KeySetError::Io { .. } | KeySetError::Invalid { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, error.to_string())

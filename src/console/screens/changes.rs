@@ -189,16 +189,21 @@ impl App {
         let Some(loaded) = self.loaded() else {
             return Some("Commit refused: the policy does not parse".into());
         };
-        if let Some(error) = loaded.errors().next() {
-            let count = loaded.errors().count();
-            return Some(format!(
-                "Commit refused: the policy has {count} error(s); first: {error}"
-            ));
-        }
-        if let Some(Ok(view)) = &self.changes.git
-            && let Some(error) = view.revocation_errors.first()
-        {
-            return Some(format!("Commit refused: revocations.toml: {error}"));
+        let revocation_errors = match &self.changes.git {
+            Some(Ok(view)) => view.revocation_errors.as_slice(),
+            _ => &[],
+        };
+        let policy_file = self
+            .policy_path
+            .file_name()
+            .map_or("clients.toml".into(), |name| name.to_string_lossy());
+        if let Some(refusal) = crate::repo::commit_refusal(
+            &policy_file,
+            Ok(loaded),
+            crate::policy::revocations::FILE,
+            revocation_errors,
+        ) {
+            return Some(format!("Commit refused: {}", refusal.summary()));
         }
         if !self.is_dirty() && self.changes.file_clean(&self.saved_text) {
             return Some("Commit disabled: nothing to commit".into());

@@ -282,13 +282,13 @@ impl App {
                     .loaded()
                     .and_then(|l| l.policy.client(&identity))
                     .and_then(policy::Client::identity_token_cap)
-                    .map_or("0".to_string(), |s| s.to_string());
+                    .map_or("0".to_string(), policy::duration::format);
                 self.prompt(
                     PromptKind::IdentityTtl {
                         identity: identity.clone(),
                     },
                     &format!("Identity token lifetime for {identity}"),
-                    "seconds, or 90s, 30m, 8h, 1d; 0 turns identity tokens off",
+                    "8h, 30m, 1h30m, 7d or seconds; 0 turns identity tokens off",
                     &current,
                 )
             }
@@ -306,7 +306,7 @@ impl App {
                     identity: identity.clone(),
                 },
                 &format!("Setting of {identity}"),
-                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 300 or 5m, max_delegation_depth N; VALUE default removes it",
+                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 5m, max_delegation_depth N; VALUE default removes it",
                 "",
             ),
             _ => {}
@@ -574,7 +574,10 @@ fn detail_lines<'a>(app: &App, client: &'a policy::Client, findings: &[Finding])
         )),
     ];
     let token = match client.identity_token_cap() {
-        Some(cap) => format!("identity tokens: on, up to {}", human_duration(cap)),
+        Some(cap) => format!(
+            "identity tokens: on, up to {}",
+            crate::policy::duration::format(cap)
+        ),
         None => "identity tokens: off".to_string(),
     };
     lines.push(Line::from(token));
@@ -586,7 +589,10 @@ fn detail_lines<'a>(app: &App, client: &'a policy::Client, findings: &[Finding])
         flags.push(format!("max depth {depth}"));
     }
     if let Some(authz) = client.authorization_token_duration {
-        flags.push(format!("authz tokens {}", human_duration(authz)));
+        flags.push(format!(
+            "authz tokens {}",
+            crate::policy::duration::format(authz)
+        ));
     }
     if client.operator {
         flags.push("operator".into());
@@ -638,14 +644,6 @@ fn detail_lines<'a>(app: &App, client: &'a policy::Client, findings: &[Finding])
         lines.push(finding_line(app, finding));
     }
     lines
-}
-
-pub fn human_duration(seconds: u64) -> String {
-    match seconds {
-        s if s % 3600 == 0 && s >= 3600 => format!("{} h", s / 3600),
-        s if s % 60 == 0 && s >= 60 => format!("{} min", s / 60),
-        s => format!("{s} s"),
-    }
 }
 
 fn render_editor(frame: &mut Frame, area: Rect, app: &App, editor: &RawEditor) {

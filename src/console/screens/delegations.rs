@@ -10,7 +10,6 @@ use tui_tree_widget::{Tree, TreeItem, TreeState};
 
 use crate::console::app::{App, Level};
 use crate::console::keymap::Action;
-use crate::console::screens::clients::human_duration;
 use crate::console::ui::{finding_line, pane, selected_marker};
 use crate::policy::{DelegationTree, NodeKind, TreeNode};
 
@@ -168,7 +167,7 @@ fn node_line(node: &TreeNode) -> Line<'static> {
                 let _ = write!(text, "{gap}{resource}:{}", ops.join(","));
             }
             if let Some(ttl) = identity_token_duration {
-                let _ = write!(text, "  ttl {}", human_duration(*ttl));
+                let _ = write!(text, "  ttl {}", crate::policy::duration::format(*ttl));
             }
             if !delegatable {
                 text.push_str("  no-delegation");

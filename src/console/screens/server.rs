@@ -204,7 +204,9 @@ impl App {
         if action == Action::AddKey {
             self.server_view.show_keys = true;
             self.server_view.show_activity = false;
-            self.submit(Job::ChangeKey(KeyChange::Add));
+            self.submit(Job::ChangeKey(KeyChange::Add(
+                crate::token::keys::KeyAlgorithm::Ed25519,
+            )));
             return;
         }
         if !self.server_view.show_keys {
