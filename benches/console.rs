@@ -247,6 +247,15 @@ fn main() {
         None,
         runtime.handle().clone(),
     );
+    // What start-up queued (HEAD's parse, after the git status) has run by the time anyone edits.
+    for (id, job) in app.take_jobs() {
+        let results = std::cell::RefCell::new(Vec::new());
+        jobs::execute(job, &env, &|r| results.borrow_mut().push(r));
+        for result in results.into_inner() {
+            app.handle_result(result);
+        }
+        app.job_done(id);
+    }
     let (mut on_ui, mut on_worker) = (Vec::new(), Vec::new());
     for round in 0..10 {
         let start = Instant::now();
@@ -279,15 +288,16 @@ fn main() {
     on_ui.sort();
     on_worker.sort();
     println!(
-        "edit or undo: UI thread median {} (worst {}); on the worker median {} (worst {})",
+        "edit or undo: UI thread median {} (worst {}), {:.3}× policy::load; on the worker median {} (worst {})  target ≤ 16 ms on the UI thread",
         ms(on_ui[on_ui.len() / 2]),
         ms(on_ui[on_ui.len() - 1]),
+        on_ui[on_ui.len() / 2].as_secs_f64() / load.as_secs_f64(),
         ms(on_worker[on_worker.len() / 2]),
         ms(on_worker[on_worker.len() - 1]),
     );
 
     println!(
-        "resident memory: {:.0} MB after start-up, HEAD's policy, a full audit feed and every screen drawn; {:.0} MB live after malloc_trim ({:.0} MB before the console)  target ≤ 200 MB",
+        "resident memory: {:.0} MB after start-up, HEAD's policy, a full audit feed and every screen drawn; {:.0} MB live after malloc_trim ({:.0} MB before the console)  target ≤ 150 MB",
         rss_after as f64 / 1024.0,
         rss_trimmed as f64 / 1024.0,
         rss_before as f64 / 1024.0,

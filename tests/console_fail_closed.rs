@@ -557,7 +557,7 @@ fn n_is_not_bound_where_it_would_do_nothing() {
     // On Delegations, with a filter, n steps through the matches.
     press(&mut f, "2/company:ci");
     enter(&mut f);
-    let first = f.app.delegations.matches.clone();
+    let first = f.app.delegations.matches().to_vec();
     assert!(first.len() >= 2, "{first:?}");
     press(&mut f, "n");
     let at = f.app.delegations.match_at;

@@ -474,3 +474,62 @@ fn a_push_pressed_before_the_status_after_a_commit_returns_is_not_refused() {
     press(&mut f, "p");
     assert_eq!(flash(&f), "Push disabled: nothing committed");
 }
+
+/// An edit's views (the diff against HEAD, the decisions it alters, the tree) are built on the
+/// worker that reads the edited policy, with HEAD's policy as it was when the edit was handed
+/// over. When HEAD moved meanwhile (a pull, a commit read back by the status), the Changes screen
+/// must diff against the new HEAD, not the one the worker saw.
+#[test]
+fn an_edit_whose_head_moved_while_it_was_on_the_worker_is_diffed_against_the_new_head() {
+    let mut f = fixture();
+    f.app.apply_edit(grant(ALICE, "billing", "read"));
+    let held = f.app.take_jobs();
+    assert!(
+        held.iter()
+            .any(|(_, job)| matches!(job, jobs::Job::DerivePolicy { .. })),
+        "the edit is read on a worker"
+    );
+    // Meanwhile HEAD moves to a policy that already has the grant.
+    let head = apply(&f.disk(), &[grant(ALICE, "billing", "read")]);
+    f.app.handle_result(jobs::JobResult::HeadParsed {
+        policy: Ok(policy::load(&head, 0).unwrap().policy),
+        text: head,
+    });
+    for (id, job) in held {
+        let results = std::cell::RefCell::new(Vec::new());
+        jobs::execute(job, &f.env, &|r| results.borrow_mut().push(r));
+        for result in results.into_inner() {
+            f.app.handle_result(result);
+        }
+        f.app.job_done(id);
+    }
+    assert!(granted(f.app.text(), ALICE, "billing", "read"));
+    let changes: Vec<String> = f
+        .app
+        .changes
+        .diff
+        .changes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        changes.is_empty(),
+        "against the new HEAD the buffer has no policy changes; shown: {changes:?}"
+    );
+
+    // Without a move, the worker's diff is the one shown.
+    f.app.apply_edit(grant(ALICE, "billing", "write"));
+    f.settle();
+    let changes: Vec<String> = f
+        .app
+        .changes
+        .diff
+        .changes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        changes,
+        vec![format!("+ WIDENS {ALICE} may now write on billing")]
+    );
+}

@@ -7,6 +7,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use super::disk::FileStamps;
+use super::screens::changes::ChangesView;
+use super::screens::delegations::TreeView;
 use crate::client::Connection;
 use crate::console::revocation_status::{self, RevocationLists};
 use crate::gitops::{self, CommitInfo, PushOutcome, RepoStatus};
@@ -103,7 +105,8 @@ impl Env {
 #[derive(Debug, Clone)]
 pub enum PolicyInput {
     /// Apply an edit to a copy of the document (cheap: it splices one client), then read it.
-    Edit(Box<PolicyDocument>, Edit),
+    /// Shared, so the console's record of the job in flight is not a second copy.
+    Edit(Arc<PolicyDocument>, Edit),
     /// Read this text.
     Text(String),
 }
@@ -138,11 +141,26 @@ pub enum PolicyPurpose {
     },
 }
 
-/// A policy read off the UI thread: the typed view, findings and the delegation tree.
+/// A policy read off the UI thread: the typed view, findings and the delegation tree, and the
+/// views drawn from them (so installing an edit costs the UI thread next to nothing).
 #[derive(Debug, Clone)]
 pub struct Derived {
     pub loaded: LoadedPolicy,
     pub tree: DelegationTree,
+    pub tree_view: TreeView,
+    /// None when HEAD's policy is not known yet.
+    pub changes: Option<ChangesView>,
+}
+
+/// What the views of a policy depend on besides the policy, as the screens had it when the work
+/// was handed over: the Delegations filter and token chain, HEAD's policy and the feed's recent
+/// requests. A view built from stale inputs is rebuilt on install.
+#[derive(Debug, Clone, Default)]
+pub struct ViewInputs {
+    pub tree_filter: String,
+    pub chain: Vec<String>,
+    pub head: Option<Arc<policy::Policy>>,
+    pub requests: Vec<policy::Request>,
 }
 
 /// A request for background work.
@@ -195,6 +213,7 @@ pub enum Job {
     DerivePolicy {
         input: PolicyInput,
         purpose: PolicyPurpose,
+        views: ViewInputs,
     },
     /// Keep unsaved edits where a later session can recover them (`None`: nothing unsaved).
     KeepUnsaved {
@@ -576,9 +595,13 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             }
             return;
         }
-        Job::DerivePolicy { input, purpose } => JobResult::PolicyDerived {
+        Job::DerivePolicy {
+            input,
             purpose,
-            result: derive(input),
+            views,
+        } => JobResult::PolicyDerived {
+            purpose,
+            result: derive(input, views),
         },
         Job::ParsePolicy { text } => JobResult::HeadParsed {
             policy: policy::load(&text, token::clock::unix_now())
@@ -698,10 +721,11 @@ pub fn editor_recovery_path(recovery: &Path) -> PathBuf {
     recovery.with_extension("editor.toml")
 }
 
-fn derive(input: PolicyInput) -> Result<Box<Derived>, Finding> {
+fn derive(input: PolicyInput, views: ViewInputs) -> Result<Box<Derived>, Finding> {
     let now = token::clock::unix_now();
     let loaded = match input {
-        PolicyInput::Edit(mut document, edit) => {
+        PolicyInput::Edit(document, edit) => {
+            let mut document = Arc::unwrap_or_clone(document);
             document
                 .apply(&edit)
                 .map_err(|e| Finding::error("edit", None, format!("not changed: {e}")))?;
@@ -716,7 +740,16 @@ fn derive(input: PolicyInput) -> Result<Box<Derived>, Finding> {
         PolicyInput::Text(text) => policy::load(&text, now)?,
     };
     let tree = DelegationTree::build(&loaded.policy, &loaded.findings);
-    let derived = Box::new(Derived { loaded, tree });
+    let tree_view = TreeView::build(&tree, &views.tree_filter, &views.chain);
+    let changes = views
+        .head
+        .map(|head| ChangesView::build(head, &loaded.policy, views.requests));
+    let derived = Box::new(Derived {
+        loaded,
+        tree,
+        tree_view,
+        changes,
+    });
     crate::console::release_free_memory();
     Ok(derived)
 }

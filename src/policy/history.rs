@@ -41,12 +41,13 @@ impl EditSession {
 
     /// Makes a policy read elsewhere (an edit's result, or a replaced text) the next state, as
     /// one undoable step. Reading is the slow part of an edit; this lets it happen off the
-    /// thread that owns the session.
-    pub fn install(&mut self, loaded: LoadedPolicy) {
+    /// thread that owns the session. Returns the policy it replaces, for the caller to drop
+    /// where it likes (freeing a large one is not free either).
+    pub fn install(&mut self, loaded: LoadedPolicy) -> LoadedPolicy {
         let text = loaded.document.text().to_string();
         self.undo.push(std::mem::replace(&mut self.text, text));
         self.redo.clear();
-        self.current = loaded;
+        std::mem::replace(&mut self.current, loaded)
     }
 
     /// The text undo (`back`) or redo would restore.
@@ -55,11 +56,16 @@ impl EditSession {
         stack.last().map(String::as_str)
     }
 
-    /// Completes an undo or redo whose text was read elsewhere; false (and nothing changes)
-    /// when `loaded` is not the text that step restores.
-    pub fn install_step(&mut self, back: bool, loaded: LoadedPolicy) -> bool {
+    /// Completes an undo or redo whose text was read elsewhere, returning the policy it
+    /// replaces; `Err` gives `loaded` back (and nothing changes) when it is not the text that
+    /// step restores.
+    pub fn install_step(
+        &mut self,
+        back: bool,
+        loaded: LoadedPolicy,
+    ) -> Result<LoadedPolicy, Box<LoadedPolicy>> {
         if self.step_text(back) != Some(loaded.document.text()) {
-            return false;
+            return Err(Box::new(loaded));
         }
         let (from, to) = if back {
             (&mut self.undo, &mut self.redo)
@@ -68,8 +74,7 @@ impl EditSession {
         };
         let text = from.pop().expect("step_text saw it");
         to.push(std::mem::replace(&mut self.text, text));
-        self.current = loaded;
-        true
+        Ok(std::mem::replace(&mut self.current, loaded))
     }
 
     pub fn current(&self) -> &LoadedPolicy {

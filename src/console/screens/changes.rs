@@ -10,6 +10,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use crate::console::app::{App, Confirmation, Level, PromptKind};
 use crate::console::jobs::{GitView, HistoryEntry, Job, JobResult};
 use crate::console::keymap::Action;
@@ -29,8 +32,9 @@ pub enum ChangesPane {
 #[derive(Default)]
 pub struct ChangesState {
     pub git: Option<Result<GitView, String>>,
-    /// The policy at HEAD, parsed (empty before the first commit; None until known).
-    pub head: Option<Policy>,
+    /// The policy at HEAD, parsed (empty before the first commit; None until known); shared
+    /// with the workers that diff an edit against it.
+    pub head: Option<Arc<Policy>>,
     /// The text `head` was read from, so an unchanged HEAD is not parsed again.
     head_text: Option<String>,
     pub diff: PolicyDiff,
@@ -53,51 +57,115 @@ pub struct ChangesState {
     pending_head: Option<String>,
 }
 
+/// The Changes screen's view of a policy against HEAD's: the semantic diff (revocations aside:
+/// they come with the git status) and the recent decisions it would alter. An edit's worker
+/// builds it with the policy it read, so a 10,000-client diff does not run on the UI thread.
+#[derive(Debug, Clone)]
+pub struct ChangesView {
+    /// What it was built against: installed only if they are still HEAD's policy and the feed's
+    /// recent requests.
+    head: Arc<Policy>,
+    requests: Vec<Request>,
+    diff: PolicyDiff,
+    replay: Vec<ReplayRow>,
+}
+
+impl ChangesView {
+    pub fn build(head: Arc<Policy>, policy: &Policy, requests: Vec<Request>) -> ChangesView {
+        let diff = policy::diff(&head, policy);
+        let replay = policy::replay(&head, policy, &requests)
+            .into_iter()
+            .filter(ReplayRow::changed)
+            .collect();
+        ChangesView {
+            head,
+            requests,
+            diff,
+            replay,
+        }
+    }
+}
+
+/// The distinct requests of the feed's latest events (at most 200), newest first: what the
+/// Changes screen replays against the edited policy.
+pub fn recent_requests(events: &VecDeque<AuditEvent>) -> Vec<Request> {
+    let mut requests: Vec<Request> = Vec::new();
+    for event in events.iter().rev() {
+        let (Some(identity), Some(resource), Some(operation)) =
+            (&event.caller, &event.resource, &event.operation)
+        else {
+            continue;
+        };
+        let request = Request {
+            identity: identity.clone(),
+            resource: resource.clone(),
+            operation: operation.clone(),
+            domain: None,
+        };
+        if !requests.contains(&request) {
+            requests.push(request);
+        }
+        if requests.len() >= 200 {
+            break;
+        }
+    }
+    requests
+}
+
 impl ChangesState {
-    pub fn recompute(
-        &mut self,
-        loaded: &LoadedPolicy,
-        events: &std::collections::VecDeque<AuditEvent>,
-    ) {
-        let Some(head) = self.head.as_ref() else {
+    pub fn recompute(&mut self, loaded: &LoadedPolicy, events: &VecDeque<AuditEvent>) {
+        let Some(head) = self.head.clone() else {
             self.diff = PolicyDiff::default();
             self.replay.clear();
             self.replayed = 0;
             return;
         };
-        self.diff = policy::diff(head, &loaded.policy);
-        if let Some(Ok(view)) = &self.git {
-            let mut revocations = view.revocation_changes.clone();
+        let view = ChangesView::build(head, &loaded.policy, recent_requests(events));
+        self.show(view, events);
+    }
+
+    /// A view built on a worker for `loaded`; built here instead when HEAD's policy or the feed
+    /// changed meanwhile.
+    pub fn view_ready(
+        &mut self,
+        view: ChangesView,
+        loaded: &LoadedPolicy,
+        events: &VecDeque<AuditEvent>,
+    ) {
+        let current = self
+            .head
+            .as_ref()
+            .is_some_and(|head| Arc::ptr_eq(head, &view.head));
+        if current && view.requests == recent_requests(events) {
+            self.show(view, events);
+        } else {
+            crate::console::discard(view);
+            self.recompute(loaded, events);
+        }
+    }
+
+    /// What the screen and the commit dialog read: the view, with the working tree's
+    /// revocations (named from the feed where it knows the token).
+    fn show(&mut self, view: ChangesView, events: &VecDeque<AuditEvent>) {
+        let ChangesView {
+            requests,
+            mut diff,
+            replay,
+            ..
+        } = view;
+        if let Some(Ok(git)) = &self.git {
+            let mut revocations = git.revocation_changes.clone();
             for change in &mut revocations {
                 name_revoked_token(change, events);
             }
-            self.diff.changes.extend(revocations);
-        }
-        let mut requests: Vec<Request> = Vec::new();
-        for event in events.iter().rev() {
-            let (Some(identity), Some(resource), Some(operation)) =
-                (&event.caller, &event.resource, &event.operation)
-            else {
-                continue;
-            };
-            let request = Request {
-                identity: identity.clone(),
-                resource: resource.clone(),
-                operation: operation.clone(),
-                domain: None,
-            };
-            if !requests.contains(&request) {
-                requests.push(request);
-            }
-            if requests.len() >= 200 {
-                break;
-            }
+            diff.changes.extend(revocations);
         }
         self.replayed = requests.len();
-        self.replay = policy::replay(head, &loaded.policy, &requests)
-            .into_iter()
-            .filter(ReplayRow::changed)
-            .collect();
+        let old = (
+            std::mem::replace(&mut self.diff, diff),
+            std::mem::replace(&mut self.replay, replay),
+        );
+        crate::console::discard(old);
     }
 
     /// Commits not yet pushed, when the last status is known to be current.
@@ -335,7 +403,7 @@ impl App {
     /// same (the usual, clean case), parse it on a worker when it changed, else keep what we have.
     fn head_read(&mut self, head_text: Option<String>) {
         let Some(text) = head_text else {
-            self.changes.head = Some(Policy::default());
+            self.changes.head = Some(Arc::new(Policy::default()));
             self.changes.head_text = None;
             self.recompute_changes();
             return;
@@ -346,7 +414,7 @@ impl App {
         if text == self.text()
             && let Some(loaded) = self.loaded()
         {
-            self.changes.head = Some(loaded.policy.clone());
+            self.changes.head = Some(Arc::new(loaded.policy.clone()));
             self.changes.head_text = Some(text);
             self.recompute_changes();
             return;
@@ -369,7 +437,7 @@ impl App {
 
     /// While the text diff is shown, diffs the working buffer against HEAD on a worker when
     /// either changed since the last diff (and no such diff is already running).
-    fn request_text_diff(&mut self) {
+    pub(crate) fn request_text_diff(&mut self) {
         if !self.changes.show_text || self.session.is_none() {
             return;
         }
@@ -487,7 +555,7 @@ impl App {
             JobResult::Pulled(Err(e)) => self.flash(Level::Error, format!("pull failed: {e}")),
             JobResult::HeadParsed { text, policy } => {
                 match policy {
-                    Ok(policy) => self.changes.head = Some(policy),
+                    Ok(policy) => self.changes.head = Some(Arc::new(policy)),
                     Err(e) => {
                         self.changes.head = None;
                         self.flash(

@@ -16,18 +16,14 @@ use crate::policy::{DelegationTree, NodeKind, TreeNode};
 #[derive(Default)]
 pub struct DelegationsState {
     pub filter: String,
-    pub items: Vec<TreeItem<'static, String>>,
     /// In a cell because drawing the tree records its scroll offset.
     pub state: std::cell::RefCell<TreeState<String>>,
-    /// Tree nodes matching the filter, in tree order.
-    pub matches: Vec<usize>,
     pub match_at: usize,
     /// Identities of a loaded token's chain, root first.
     pub chain: Vec<String>,
-    /// Per node, computed once per policy: the identity lower-cased (for the filter) and the
-    /// drawn line (filters and chain marks reuse it).
-    lowered: Vec<String>,
-    lines: Vec<Line<'static>>,
+    /// The items drawn, with the per-node caches they were made from (computed once per
+    /// policy; filters and chain marks reuse them).
+    view: TreeView,
     built: bool,
 }
 
@@ -36,24 +32,39 @@ const OPEN_DEPTH: usize = 2;
 /// With a filter, the ancestors of this many matches are opened; `n`/`N` open the rest.
 const OPEN_MATCHES: usize = 200;
 
-impl DelegationsState {
-    /// The policy changed: recompute the per-node caches, then the items.
-    pub fn tree_changed(&mut self, tree: &DelegationTree) {
-        self.lowered = tree
-            .nodes
-            .iter()
-            .map(|n| n.identity.to_lowercase())
-            .collect();
-        self.lines = tree.nodes.iter().map(node_line).collect();
-        self.rebuild(tree);
+/// What the tree draws for one policy, filter and token chain: computed off the UI thread after
+/// an edit (`TreeView::build` on the worker that read the policy), installed on it in O(1).
+#[derive(Debug, Clone, Default)]
+pub struct TreeView {
+    /// The filter and chain it was built for: installed only if they are still the screen's.
+    filter: String,
+    chain: Vec<String>,
+    lowered: Vec<String>,
+    lines: Vec<Line<'static>>,
+    items: Vec<TreeItem<'static, String>>,
+    matches: Vec<usize>,
+}
+
+impl TreeView {
+    /// The per-node caches (identity lower-cased for the filter, the drawn line), then the items.
+    pub fn build(tree: &DelegationTree, filter: &str, chain: &[String]) -> TreeView {
+        let mut view = TreeView {
+            filter: filter.to_string(),
+            chain: chain.to_vec(),
+            lowered: tree
+                .nodes
+                .iter()
+                .map(|n| n.identity.to_lowercase())
+                .collect(),
+            lines: tree.nodes.iter().map(node_line).collect(),
+            ..TreeView::default()
+        };
+        view.refilter(tree);
+        view
     }
 
-    /// The filter or the chain changed: rebuild the items from the caches.
-    pub fn rebuild(&mut self, tree: &DelegationTree) {
-        if self.lines.len() != tree.nodes.len() {
-            self.tree_changed(tree);
-            return;
-        }
+    /// The filter or chain changed: the items again, from the caches.
+    fn refilter(&mut self, tree: &DelegationTree) {
         let needle = self.filter.to_lowercase();
         let keep = self.keep_set(tree, &needle);
         self.matches = if needle.is_empty() {
@@ -68,30 +79,6 @@ impl DelegationsState {
             .iter()
             .filter_map(|&root| self.item(tree, root, &keep))
             .collect();
-        let state = self.state.get_mut();
-        if !self.built {
-            self.built = true;
-            for (i, node) in tree.nodes.iter().enumerate() {
-                if node.depth < OPEN_DEPTH && !node.children.is_empty() {
-                    state.open(path_to(tree, i));
-                }
-            }
-        }
-        for &index in self.matches.iter().take(OPEN_MATCHES) {
-            let path = path_to(tree, index);
-            for depth in 1..path.len() {
-                state.open(path[..depth].to_vec());
-            }
-        }
-        if state.selected().is_empty()
-            && let Some(first) = tree.roots.first()
-        {
-            state.select(vec![tree.nodes[*first].identity.clone()]);
-        }
-        if let Some(&first) = self.matches.first() {
-            self.match_at = 0;
-            state.select(path_to(tree, first));
-        }
     }
 
     fn item(
@@ -135,6 +122,84 @@ impl DelegationsState {
             }
         }
         keep
+    }
+}
+
+impl DelegationsState {
+    /// The policy changed: recompute the per-node caches, then the items.
+    pub fn tree_changed(&mut self, tree: &DelegationTree) {
+        let view = TreeView::build(tree, &self.filter, &self.chain);
+        self.install(tree, view);
+    }
+
+    /// A view built elsewhere (on the worker that read `tree`) for this screen's filter and
+    /// chain; built here instead when they changed meanwhile. The old view is dropped off the
+    /// UI thread.
+    pub fn tree_view_ready(&mut self, tree: &DelegationTree, view: TreeView) {
+        if view.filter == self.filter
+            && view.chain == self.chain
+            && view.lines.len() == tree.nodes.len()
+        {
+            self.install(tree, view);
+        } else {
+            crate::console::discard(view);
+            self.tree_changed(tree);
+        }
+    }
+
+    /// The filter or the chain changed: rebuild the items from the caches.
+    pub fn rebuild(&mut self, tree: &DelegationTree) {
+        if self.view.lines.len() != tree.nodes.len() {
+            self.tree_changed(tree);
+            return;
+        }
+        self.view.filter.clone_from(&self.filter);
+        self.view.chain.clone_from(&self.chain);
+        self.view.refilter(tree);
+        self.follow(tree);
+    }
+
+    fn install(&mut self, tree: &DelegationTree, view: TreeView) {
+        crate::console::discard(std::mem::replace(&mut self.view, view));
+        self.follow(tree);
+    }
+
+    pub fn items(&self) -> &[TreeItem<'static, String>] {
+        &self.view.items
+    }
+
+    /// Tree nodes matching the filter, in tree order.
+    pub fn matches(&self) -> &[usize] {
+        &self.view.matches
+    }
+
+    /// The widget state follows new items: the first levels open once, the ancestors of the
+    /// first matches open, the first match selected.
+    fn follow(&mut self, tree: &DelegationTree) {
+        let state = self.state.get_mut();
+        if !self.built {
+            self.built = true;
+            for (i, node) in tree.nodes.iter().enumerate() {
+                if node.depth < OPEN_DEPTH && !node.children.is_empty() {
+                    state.open(path_to(tree, i));
+                }
+            }
+        }
+        for &index in self.view.matches.iter().take(OPEN_MATCHES) {
+            let path = path_to(tree, index);
+            for depth in 1..path.len() {
+                state.open(path[..depth].to_vec());
+            }
+        }
+        if state.selected().is_empty()
+            && let Some(first) = tree.roots.first()
+        {
+            state.select(vec![tree.nodes[*first].identity.clone()]);
+        }
+        if let Some(&first) = self.view.matches.first() {
+            self.match_at = 0;
+            state.select(path_to(tree, first));
+        }
     }
 }
 
@@ -247,17 +312,17 @@ impl App {
 
     fn step_match(&mut self, forward: bool) {
         let view = &mut self.delegations;
-        if view.matches.is_empty() {
+        if view.matches().is_empty() {
             self.flash(Level::Info, "no matches: / sets a filter");
             return;
         }
-        let n = view.matches.len();
+        let n = view.matches().len();
         view.match_at = if forward {
             (view.match_at + 1) % n
         } else {
             (view.match_at + n - 1) % n
         };
-        let path = path_to(&self.tree, view.matches[view.match_at]);
+        let path = path_to(&self.tree, view.matches()[view.match_at]);
         let state = view.state.get_mut();
         for depth in 1..path.len() {
             state.open(path[..depth].to_vec());
@@ -300,7 +365,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Layout::vertical([Constraint::Min(6), Constraint::Length(8)]).areas(area)
     };
     let title = format!("Delegation tree ({} identities)", app.tree.nodes.len());
-    match Tree::new(&app.delegations.items) {
+    match Tree::new(app.delegations.items()) {
         Ok(tree) => {
             let tree = tree
                 .block(pane(app, &title, true))
@@ -375,4 +440,86 @@ fn node_detail<'a>(app: &App, node: &'a TreeNode) -> Vec<Line<'a>> {
         lines.push(finding_line(app, finding));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> DelegationTree {
+        let loaded = crate::policy::load(crate::workspace::DEMO_POLICY, 0).unwrap();
+        DelegationTree::build(&loaded.policy, &loaded.findings)
+    }
+
+    fn shown(state: &DelegationsState) -> Vec<String> {
+        fn walk(items: &[TreeItem<'static, String>], out: &mut Vec<String>) {
+            for item in items {
+                out.push(item.identifier().clone());
+                walk(item.children(), out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(state.items(), &mut out);
+        out
+    }
+
+    #[test]
+    fn a_view_built_for_the_current_filter_is_installed_as_built() {
+        let tree = tree();
+        let mut state = DelegationsState {
+            filter: "agent".into(),
+            ..DelegationsState::default()
+        };
+        let view = TreeView::build(&tree, "agent", &[]);
+        let expected = view.matches.clone();
+        assert!(!expected.is_empty(), "the demo has agents");
+        state.tree_view_ready(&tree, view);
+        assert_eq!(state.matches(), expected.as_slice());
+        assert!(shown(&state).iter().all(|id| {
+            let i = tree.nodes.iter().position(|n| &n.identity == id).unwrap();
+            // kept: a match, or an ancestor of one
+            expected
+                .iter()
+                .any(|&m| path_to(&tree, m).contains(&tree.nodes[i].identity))
+        }));
+    }
+
+    #[test]
+    fn a_view_built_for_a_filter_or_chain_that_changed_meanwhile_is_rebuilt() {
+        let tree = tree();
+        let mut state = DelegationsState {
+            filter: "build".into(),
+            ..DelegationsState::default()
+        };
+        // Built while the filter was "agent" and no token chain was shown.
+        state.tree_view_ready(&tree, TreeView::build(&tree, "agent", &[]));
+        let fresh = TreeView::build(&tree, "build", &[]);
+        assert_eq!(state.matches(), fresh.matches.as_slice());
+        assert_ne!(
+            fresh.matches,
+            TreeView::build(&tree, "agent", &[]).matches,
+            "the two filters must differ for this test to mean anything"
+        );
+
+        let root = tree.nodes[tree.roots[0]].identity.clone();
+        state.filter.clear();
+        state.chain = vec![root.clone()];
+        state.tree_view_ready(&tree, TreeView::build(&tree, "", &[]));
+        let marked = state
+            .items()
+            .iter()
+            .find(|item| item.identifier() == &root)
+            .expect("the root is drawn");
+        let wanted = TreeView::build(&tree, "", std::slice::from_ref(&root));
+        let wanted = wanted
+            .items
+            .iter()
+            .find(|item| item.identifier() == &root)
+            .unwrap();
+        assert_eq!(
+            format!("{marked:?}"),
+            format!("{wanted:?}"),
+            "the chain mark is drawn"
+        );
+    }
 }
