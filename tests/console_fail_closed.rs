@@ -340,7 +340,7 @@ fn a_bad_readonly_in_the_config_starts_read_only_and_says_where() {
     assert!(matches!(app.popup, Some(Popup::Notices { .. })));
     assert!(
         !app.keymap
-            .is_bound(hessra_console::console::keymap::Action::Save)
+            .is_enabled(hessra_console::console::keymap::Action::Save)
     );
 
     // A config theme that does not exist is the file's mistake, not --theme's: a notice.

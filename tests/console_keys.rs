@@ -155,6 +155,95 @@ fn quitting_with_unsaved_edits_asks_and_cancel_keeps_running() {
 }
 
 #[test]
+fn in_read_only_mode_a_mutating_key_says_why_it_does_nothing() {
+    let mut f = fixture(true);
+    let before = f.app.text().to_string();
+    press(&mut f, "+");
+    assert_eq!(
+        flash(&f),
+        "read-only: `+` (grant) changes the policy; start without --readonly to edit"
+    );
+    assert!(f.app.popup.is_none());
+    press(&mut f, "5c");
+    assert_eq!(
+        flash(&f),
+        "read-only: `c` (commit) writes to the repository; start without --readonly to edit"
+    );
+    special(&mut f, KeyCode::Char('s'), KeyModifiers::CONTROL);
+    assert!(
+        flash(&f).contains("`ctrl-s` (save) changes the policy"),
+        "{}",
+        flash(&f)
+    );
+    assert_eq!(f.app.text(), before);
+    // Looking keys still work.
+    press(&mut f, "1j");
+    assert_eq!(f.app.clients.selected, 1);
+}
+
+#[test]
+fn hints_follow_the_focused_pane_and_leave_out_keys_that_would_type() {
+    let mut f = fixture(false);
+    let hints = |f: &Fixture| {
+        let text = support::console::screen(f, 120, 40);
+        text.lines().nth(39).unwrap_or_default().to_string()
+    };
+    press(&mut f, "3");
+    let realms = hints(&f);
+    assert!(realms.contains("r add role"), "{realms}");
+    assert!(!realms.contains("+ grant"), "{realms}");
+    special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
+    let roles = hints(&f);
+    for wanted in ["+ grant", "- revoke", "d default", "x remove"] {
+        assert!(roles.contains(wanted), "{wanted}: {roles}");
+    }
+    special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
+    let assignments = hints(&f);
+    assert!(assignments.contains("D unassign"), "{assignments}");
+    assert!(!assignments.contains("+ grant"), "{assignments}");
+    // Typing: the editor, a prompt, the filter, the palette show no `:`, `?` or `q`.
+    press(&mut f, "1i");
+    let editor = hints(&f);
+    assert!(editor.contains("esc apply"), "{editor}");
+    for typed in [": cmd", "? help", "q quit"] {
+        assert!(!editor.contains(typed), "{typed}: {editor}");
+    }
+    special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    for open in ["+", "/", ":"] {
+        press(&mut f, open);
+        let typing = hints(&f);
+        assert!(typing.contains("esc "), "{open}: {typing}");
+        for typed in [": cmd", "? help", "q quit"] {
+            assert!(!typing.contains(typed), "{open} {typed}: {typing}");
+        }
+        special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    }
+    assert!(hints(&f).contains("? help"));
+}
+
+#[test]
+fn rebound_keys_drive_the_prompts_and_the_editor_too() {
+    let mut f = Console::with(Setup::default(), |context| {
+        let mut keys = std::collections::BTreeMap::new();
+        keys.insert("back".to_string(), vec!["f2".to_string()]);
+        keys.insert("select".to_string(), vec!["f3".to_string()]);
+        let (keymap, errors) = context.keymap.clone().with_overrides(&keys);
+        assert!(errors.is_empty(), "{errors:?}");
+        Context { keymap, ..context }
+    });
+    press(&mut f, "+staging_api delete");
+    special(&mut f, KeyCode::F(3), KeyModifiers::NONE);
+    assert!(f.app.popup.is_none(), "{}", flash(&f));
+    assert!(f.app.text().contains("\"delete\""), "{}", flash(&f));
+    press(&mut f, "i");
+    assert!(f.app.clients.editor.is_some());
+    let hints = support::console::screen(&f, 120, 40);
+    assert!(hints.contains("f2 apply"), "{hints}");
+    special(&mut f, KeyCode::F(2), KeyModifiers::NONE);
+    assert!(f.app.clients.editor.is_none());
+}
+
+#[test]
 fn read_only_mode_removes_every_mutating_action() {
     let mut f = fixture(true);
     let before = f.app.text().to_string();

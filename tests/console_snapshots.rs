@@ -274,6 +274,7 @@ fn changes_and_server_with_git_and_server_data() {
     }
     app.screen = Screen::Server;
     app.dispatch(hessra_console::console::keymap::Action::ShowActivity);
+    insta::assert_snapshot!("server_activity_80x24", draw(&app, 80, 24).backend());
     let terminal = draw(&app, 120, 40);
     insta::assert_snapshot!("server_activity_120x40", terminal.backend());
     let activity = terminal.backend().to_string();
@@ -286,6 +287,7 @@ fn changes_and_server_with_git_and_server_data() {
     let sorted = draw(&app, 120, 40).backend().to_string();
     assert!(sorted.contains("sorted by identity"), "{sorted}");
     app.dispatch(hessra_console::console::keymap::Action::ShowKeys);
+    insta::assert_snapshot!("server_keys_80x24", draw(&app, 80, 24).backend());
     insta::assert_snapshot!("server_keys_120x40", draw(&app, 120, 40).backend());
     app.screen = Screen::Changes;
     let text = draw(&app, 120, 40).backend().to_string();
@@ -294,4 +296,18 @@ fn changes_and_server_with_git_and_server_data() {
         "{text}"
     );
     assert!(text.contains("deny → allow"), "{text}");
+}
+
+/// The hint bar follows the focused pane: the Roles pane's role actions, the raw editor's keys
+/// (no `:`, `?` or `q`, which type themselves there).
+#[test]
+fn hints_of_the_focused_pane() {
+    use hessra_console::console::keymap::Action;
+    let mut app = app(false, false);
+    app.screen = Screen::Roles;
+    app.dispatch(Action::FocusNext);
+    insta::assert_snapshot!("roles_focused_80x24", draw(&app, 80, 24).backend());
+    app.screen = Screen::Clients;
+    app.dispatch(Action::EditRaw);
+    insta::assert_snapshot!("clients_editor_80x24", draw(&app, 80, 24).backend());
 }

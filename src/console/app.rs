@@ -372,7 +372,7 @@ enum Typed {
 impl App {
     pub fn new(context: Context) -> App {
         let keymap = if context.readonly {
-            context.keymap.without_dangerous()
+            context.keymap.read_only()
         } else {
             context.keymap
         };
@@ -926,9 +926,71 @@ impl App {
     /// Says why an action is not available, or `None` when it is.
     pub fn disabled_reason(&self, action: Action) -> Option<String> {
         if self.readonly && action.is_dangerous() {
-            return Some(format!("{}: disabled in read-only mode", action.name()));
+            let what = action.changes().unwrap_or("changes something");
+            return Some(format!(
+                "read-only: {} {what}; start without --readonly to edit",
+                action.name()
+            ));
         }
         None
+    }
+
+    /// The screen on display, through the contract every screen keeps.
+    pub fn current(&self) -> &dyn super::screens::Screen {
+        match self.screen {
+            Screen::Clients => &self.clients,
+            Screen::Delegations => &self.delegations,
+            Screen::Roles => &self.roles,
+            Screen::Tokens => &self.tokens,
+            Screen::Changes => &self.changes,
+            Screen::Server => &self.server_view,
+        }
+    }
+
+    /// The hint bar's entries, and whether keys are being typed as text (then only these
+    /// hints apply).
+    pub fn hints(&self) -> (Vec<super::screens::Hint>, bool) {
+        use super::screens::hint;
+        match &self.popup {
+            Some(Popup::Prompt { .. }) => {
+                return (
+                    vec![hint(Action::Select, "ok"), hint(Action::Back, "cancel")],
+                    true,
+                );
+            }
+            Some(Popup::Palette { .. }) => {
+                return (
+                    vec![
+                        hint(Action::Select, "run"),
+                        hint(Action::FocusNext, "complete"),
+                        hint(Action::Back, "cancel"),
+                    ],
+                    true,
+                );
+            }
+            _ => {}
+        }
+        if self.filter_input.is_some() {
+            return (
+                vec![hint(Action::Select, "keep"), hint(Action::Back, "clear")],
+                true,
+            );
+        }
+        let screen = self.current();
+        (screen.hints(), screen.typing())
+    }
+
+    /// The navigation a key is, inside a text field: only keys that cannot be text (enter,
+    /// esc, tab, arrows, ctrl-…) count, so a letter bound to an action still types itself.
+    pub(crate) fn typing_action(&self, key: &KeyEvent) -> Option<Action> {
+        let plain_char = matches!(key.code, KeyCode::Char(_))
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        if plain_char {
+            return None;
+        }
+        self.keymap.lookup(Scope::Global, key)
     }
 
     // ---- input --------------------------------------------------------------------------
@@ -961,7 +1023,10 @@ impl App {
             return;
         }
         if let Some(action) = self.keymap.lookup(self.screen.scope(), &key) {
-            self.dispatch(action);
+            match self.keymap.refusal(&key, action) {
+                Some(why) => self.flash(Level::Warn, why),
+                None => self.dispatch(action),
+            }
         }
     }
 
@@ -1232,9 +1297,9 @@ impl App {
                 hint,
                 mut input,
                 error,
-            } => match key.code {
-                KeyCode::Esc => self.flash(Level::Info, "cancelled"),
-                KeyCode::Enter => {
+            } => match self.typing_action(&key) {
+                Some(Action::Back) => self.flash(Level::Info, "cancelled"),
+                Some(Action::Select) => {
                     let text = input.lines().join("");
                     if let Err(why) = self.prompt_submitted(kind.clone(), text.trim().to_string()) {
                         self.flash(Level::Error, why.clone());
@@ -1621,11 +1686,11 @@ impl App {
         let Some(mut input) = self.filter_input.take() else {
             return;
         };
-        match key.code {
-            KeyCode::Esc => {
+        match self.typing_action(&key) {
+            Some(Action::Back) => {
                 self.set_filter_text(String::new());
             }
-            KeyCode::Enter => {}
+            Some(Action::Select) => {}
             _ => {
                 input.input(key);
                 let text = input.lines().join("");
@@ -1673,9 +1738,10 @@ impl App {
         mut completions: Vec<String>,
         key: KeyEvent,
     ) {
-        match key.code {
-            KeyCode::Esc => return,
-            KeyCode::Enter => {
+        let action = self.typing_action(&key);
+        match action {
+            Some(Action::Back) => return,
+            Some(Action::Select) => {
                 let line = input.lines().join("");
                 let line = line.trim().to_string();
                 if !line.is_empty() {
@@ -1685,7 +1751,7 @@ impl App {
                 }
                 return;
             }
-            KeyCode::Tab => {
+            Some(Action::FocusNext) => {
                 let line = input.lines().join("");
                 completions = super::palette::complete(self, &line);
                 if let Some(first) = completions.first() {
@@ -1693,11 +1759,11 @@ impl App {
                     input.move_cursor(ratatui_textarea::CursorMove::End);
                 }
             }
-            KeyCode::Up | KeyCode::Down if !self.palette_history.is_empty() => {
+            Some(Action::Up | Action::Down) if !self.palette_history.is_empty() => {
                 let last = self.palette_history.len() - 1;
-                history_at = Some(match (history_at, key.code) {
+                history_at = Some(match (history_at, action) {
                     (None, _) => last,
-                    (Some(at), KeyCode::Up) => at.saturating_sub(1),
+                    (Some(at), Some(Action::Up)) => at.saturating_sub(1),
                     (Some(at), _) => (at + 1).min(last),
                 });
                 let entry = self.palette_history[history_at.unwrap_or(last)].clone();

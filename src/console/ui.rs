@@ -188,93 +188,26 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// Key hints for the current screen, from the live keymap.
+/// Key hints for the focused pane, from the live keymap. While text is being typed (a prompt,
+/// the palette, the filter, the raw editor, the paste box) only the keys that work there are
+/// shown: `:`, `?` and `q` would type themselves.
 fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
     let scope = app.screen.scope();
-    let wanted: &[Action] = match app.screen {
-        Screen::Clients if app.clients.editor.is_some() => &[],
-        Screen::Clients => &[
-            Action::Filter,
-            Action::EditRaw,
-            Action::AddClient,
-            Action::Grant,
-            Action::Revoke,
-            Action::RemoveClient,
-            Action::Save,
-            Action::Undo,
-        ],
-        Screen::Delegations => &[
-            Action::Filter,
-            Action::Select,
-            Action::WhatCan,
-            Action::Copy,
-        ],
-        Screen::Roles => &[
-            Action::FocusNext,
-            Action::Assign,
-            Action::Unassign,
-            Action::AddRole,
-            Action::RoleGrant,
-        ],
-        Screen::Tokens => &[
-            Action::PasteToken,
-            Action::LoadToken,
-            Action::Verify,
-            Action::DemoFlow,
-            Action::Copy,
-        ],
-        Screen::Changes => &[
-            Action::Commit,
-            Action::Push,
-            Action::Pull,
-            Action::ToggleDiff,
-            Action::FocusNext,
-        ],
-        Screen::Server if app.server_view.show_keys => &[
-            Action::AddKey,
-            Action::ActivateKey,
-            Action::RetireKey,
-            Action::ShowKeys,
-        ],
-        Screen::Server => &[Action::Filter, Action::Sync, Action::ShowKeys, Action::Copy],
-    };
+    let (wanted, typing) = app.hints();
+    let always = [Action::Palette, Action::Help, Action::Quit];
+    let extra = if typing { &[][..] } else { &always[..] };
     let mut spans = Vec::new();
-    for action in wanted
-        .iter()
-        .chain([Action::Palette, Action::Help, Action::Quit].iter())
-    {
-        let Some(key) = app.keymap.key_for(scope, *action) else {
+    for hint in wanted.into_iter().chain(screens::hints(extra)) {
+        let Some(key) = app.keymap.key_for(scope, hint.action) else {
             continue;
         };
         spans.push(Span::styled(format!("{key}"), app.theme.accent()));
         spans.push(Span::styled(
-            format!(" {}  ", short_name(*action)),
+            format!(" {}  ", hint.label()),
             app.theme.muted(),
         ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-fn short_name(action: Action) -> &'static str {
-    match action {
-        Action::EditRaw => "edit",
-        Action::AddKey => "add key",
-        Action::ActivateKey => "activate",
-        Action::RetireKey => "retire",
-        Action::ShowKeys => "keys",
-        Action::AddClient => "add",
-        Action::RemoveClient => "remove",
-        Action::ToggleDiff => "diff",
-        Action::FocusNext => "pane",
-        Action::PasteToken => "paste",
-        Action::LoadToken => "load",
-        Action::DemoFlow => "flow",
-        Action::WhatCan => "can?",
-        Action::Select => "open",
-        Action::RoleGrant => "grant",
-        Action::Palette => "cmd",
-        other => other.name(),
-    }
 }
 
 pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {

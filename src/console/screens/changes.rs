@@ -10,6 +10,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
+use super::{Hint, Screen, hints};
 use crate::console::app::{App, Confirmation, Level, PromptKind};
 use crate::console::jobs::{GitView, HistoryEntry, Job, JobResult};
 use crate::console::keymap::Action;
@@ -136,6 +137,26 @@ impl ChangesState {
         matches!(&self.git, Some(Ok(view))
             if view.policy_clean(saved)
                 && matches!(view.revocations_file.as_str(), "clean" | "missing"))
+    }
+}
+
+impl Screen for ChangesState {
+    fn hints(&self) -> Vec<Hint> {
+        match self.focus {
+            ChangesPane::Diff => hints(&[
+                Action::Commit,
+                Action::Push,
+                Action::Pull,
+                Action::ToggleDiff,
+                Action::FocusNext,
+            ]),
+            ChangesPane::History => hints(&[
+                Action::FocusNext,
+                Action::Commit,
+                Action::Push,
+                Action::Pull,
+            ]),
+        }
     }
 }
 

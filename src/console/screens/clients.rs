@@ -3,12 +3,13 @@
 //! validation (Enter on a finding jumps to it).
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui_textarea::{CursorMove, TextArea};
 
+use super::{Hint, Screen, hint, hints};
 use crate::console::app::{App, Confirmation, Level, PromptKind};
 use crate::console::jobs::{PolicyInput, PolicyPurpose};
 use crate::console::keymap::Action;
@@ -161,6 +162,37 @@ fn matches_client(client: &policy::Client, needle: &str) -> bool {
             .resources
             .iter()
             .any(|r| r.name.to_lowercase().contains(needle))
+}
+
+impl Screen for ClientsState {
+    fn hints(&self) -> Vec<Hint> {
+        match &self.editor {
+            Some(editor) if editor.findings_focused => vec![
+                hint(Action::Select, "jump"),
+                hint(Action::FocusNext, "editor"),
+                hint(Action::Back, "apply"),
+            ],
+            Some(_) => vec![
+                hint(Action::Back, "apply"),
+                hint(Action::Save, "apply+save"),
+                hint(Action::FocusNext, "findings"),
+            ],
+            None => hints(&[
+                Action::Filter,
+                Action::EditRaw,
+                Action::AddClient,
+                Action::Grant,
+                Action::Revoke,
+                Action::RemoveClient,
+                Action::Save,
+                Action::Undo,
+            ]),
+        }
+    }
+
+    fn typing(&self) -> bool {
+        self.editor.as_ref().is_some_and(|e| !e.findings_focused)
+    }
 }
 
 impl App {
@@ -335,22 +367,24 @@ impl App {
     /// Keys for the raw editor while it is open.
     pub(crate) fn clients_editor_key(&mut self, key: KeyEvent) -> bool {
         let now = self.now;
+        let action = self.typing_action(&key);
         let Some(editor) = self.clients.editor.as_mut() else {
             return false;
         };
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Esc => self.close_editor(),
-            KeyCode::Char('s') if ctrl => self.apply_editor(true),
-            KeyCode::Tab | KeyCode::BackTab => editor.findings_focused = !editor.findings_focused,
-            KeyCode::Up if editor.findings_focused => {
+        match action {
+            Some(Action::Back) => self.close_editor(),
+            Some(Action::Save) => self.apply_editor(true),
+            Some(Action::FocusNext | Action::FocusPrev) => {
+                editor.findings_focused = !editor.findings_focused
+            }
+            Some(Action::Up) if editor.findings_focused => {
                 editor.selected_finding = editor.selected_finding.saturating_sub(1)
             }
-            KeyCode::Down if editor.findings_focused => {
+            Some(Action::Down) if editor.findings_focused => {
                 editor.selected_finding =
                     (editor.selected_finding + 1).min(editor.findings.len().saturating_sub(1))
             }
-            KeyCode::Enter if editor.findings_focused => {
+            Some(Action::Select) if editor.findings_focused => {
                 let at = editor.selected_finding;
                 editor.jump_to(at);
             }

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use tui_tree_widget::{Tree, TreeItem, TreeState};
 
+use super::{Hint, Screen, hints};
 use crate::console::app::{App, Level};
 use crate::console::keymap::Action;
 use crate::console::screens::clients::human_duration;
@@ -189,6 +190,17 @@ fn node_line(node: &TreeNode) -> Line<'static> {
         text.push_str("  ! warning");
     }
     Line::from(text)
+}
+
+impl Screen for DelegationsState {
+    fn hints(&self) -> Vec<Hint> {
+        hints(&[
+            Action::Filter,
+            Action::Select,
+            Action::WhatCan,
+            Action::Copy,
+        ])
+    }
 }
 
 impl App {

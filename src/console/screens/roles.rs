@@ -8,6 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Row, Table};
 
+use super::{Hint, Screen, hints};
 use crate::console::app::{App, Confirmation, Level, PromptKind};
 use crate::console::keymap::Action;
 use crate::console::screens::clients::move_cursor;
@@ -57,6 +58,32 @@ fn roles(domain: &Domain) -> Vec<(&Role, bool)> {
         .map(|r| (r, true))
         .chain(domain.roles.iter().map(|r| (r, false)))
         .collect()
+}
+
+impl Screen for RolesState {
+    fn hints(&self) -> Vec<Hint> {
+        match self.focus {
+            RolesPane::Realms => hints(&[
+                Action::FocusNext,
+                Action::AddRole,
+                Action::Assign,
+                Action::Filter,
+            ]),
+            RolesPane::Roles => hints(&[
+                Action::FocusNext,
+                Action::RoleGrant,
+                Action::RoleRevoke,
+                Action::DefaultRole,
+                Action::RemoveRole,
+            ]),
+            RolesPane::Assignments => hints(&[
+                Action::FocusNext,
+                Action::Assign,
+                Action::Unassign,
+                Action::Copy,
+            ]),
+        }
+    }
 }
 
 impl App {

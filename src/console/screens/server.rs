@@ -9,6 +9,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
+use super::{Hint, Screen, hints};
 use crate::console::app::{App, Confirmation, Level};
 use crate::console::jobs::{Job, KeyChange, KeyChangeFailure, ServerStatus};
 use crate::console::keymap::Action;
@@ -87,6 +88,28 @@ fn event_text(event: &AuditEvent) -> String {
         target,
         event.reason
     )
+}
+
+impl Screen for ServerState {
+    fn hints(&self) -> Vec<Hint> {
+        if self.show_keys {
+            return hints(&[
+                Action::AddKey,
+                Action::ActivateKey,
+                Action::RetireKey,
+                Action::ShowKeys,
+            ]);
+        }
+        if self.show_activity {
+            return hints(&[
+                Action::Filter,
+                Action::SortActivity,
+                Action::ShowActivity,
+                Action::Copy,
+            ]);
+        }
+        hints(&[Action::Filter, Action::Sync, Action::ShowKeys, Action::Copy])
+    }
 }
 
 impl App {

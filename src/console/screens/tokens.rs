@@ -5,12 +5,13 @@
 //! demo flow against the server, each token shown as it is produced.
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 
+use super::{Hint, Screen, hint, hints};
 use crate::console::app::{App, Level, Popup, PromptKind};
 use crate::console::jobs::{FlowStep, Job, JobResult, RootKeyText};
 use crate::console::keymap::Action;
@@ -42,6 +43,33 @@ pub struct TokensState {
 }
 
 const FILE_ITEM: &str = "(read a file…)";
+
+impl Screen for TokensState {
+    fn hints(&self) -> Vec<Hint> {
+        if self.input.is_some() {
+            return vec![hint(Action::Select, "load"), hint(Action::Back, "cancel")];
+        }
+        if self.blocks_focused {
+            return hints(&[
+                Action::FocusNext,
+                Action::RevokeToken,
+                Action::Verify,
+                Action::Copy,
+            ]);
+        }
+        hints(&[
+            Action::PasteToken,
+            Action::LoadToken,
+            Action::Verify,
+            Action::DemoFlow,
+            Action::Copy,
+        ])
+    }
+
+    fn typing(&self) -> bool {
+        self.input.is_some()
+    }
+}
 
 impl App {
     pub(crate) fn tokens_action(&mut self, action: Action) {
@@ -190,12 +218,13 @@ impl App {
 
     /// Keys typed into the paste box.
     pub(crate) fn tokens_input_key(&mut self, key: KeyEvent) -> bool {
+        let action = self.typing_action(&key);
         let Some(input) = self.tokens.input.as_mut() else {
             return false;
         };
-        match key.code {
-            KeyCode::Esc => self.tokens.input = None,
-            KeyCode::Enter => {
+        match action {
+            Some(Action::Back) => self.tokens.input = None,
+            Some(Action::Select) => {
                 let text: String = input.lines().join("");
                 self.tokens.input = None;
                 self.load_token(text.trim().to_string(), "pasted".into());
