@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hessra_console::console::app::{Confirmation, Popup, Screen};
+use hessra_console::console::ScreenId;
+use hessra_console::console::app::{Confirmation, Popup};
 use hessra_console::console::jobs;
 use hessra_console::console::launch::{self, ConsoleArgs};
 use hessra_console::console::{App, Context};
@@ -88,7 +89,7 @@ fn raw_editor_text_is_kept_as_it_changes_and_offered_back_after_a_kill() {
     });
     let file = editor_recovery(&f);
     press(&mut f, "i");
-    assert!(f.app.clients.editor.is_some());
+    assert!(f.app.screens().clients.editor.is_some());
     // A comment line typed above the selected client, never applied.
     press(&mut f, "# rotate bob next week");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
@@ -129,7 +130,7 @@ fn raw_editor_text_is_kept_as_it_changes_and_offered_back_after_a_kill() {
     declined.now += 10;
     declined.tick(declined.now);
     jobs::settle(&mut declined, &f.env, false);
-    assert!(declined.clients.editor.is_none());
+    assert!(declined.screens().clients.editor.is_none());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), kept);
     drop(declined);
     let mut next = restart(&f, false);
@@ -150,10 +151,15 @@ fn raw_editor_text_is_kept_as_it_changes_and_offered_back_after_a_kill() {
     }
     next.handle_key(key(KeyCode::Char('y')));
     jobs::settle(&mut next, &f.env, false);
-    let editor = next.clients.editor.as_ref().expect("the editor is open");
+    let editor = next
+        .screens()
+        .clients
+        .editor
+        .as_ref()
+        .expect("the editor is open");
     assert_eq!(editor.text(), kept);
     assert!(editor.modified(), "restored text is unapplied, not saved");
-    assert_eq!(next.screen, Screen::Clients);
+    assert_eq!(next.screen(), ScreenId::Clients);
     assert_eq!(
         std::fs::read_to_string(&next.policy_path).unwrap(),
         policy_text,
@@ -162,7 +168,7 @@ fn raw_editor_text_is_kept_as_it_changes_and_offered_back_after_a_kill() {
     // ctrl-s applies and saves it; the kept text is forgotten.
     next.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     jobs::settle(&mut next, &f.env, false);
-    assert!(next.clients.editor.is_none());
+    assert!(next.screens().clients.editor.is_none());
     assert!(
         std::fs::read_to_string(&next.policy_path)
             .unwrap()
@@ -186,7 +192,7 @@ fn closing_the_editor_forgets_its_text_and_read_only_never_restores() {
     assert!(file.exists());
     // Read-only: nothing is restored, the text stays on disk, and the notice says so.
     let next = restart(&f, true);
-    assert!(next.clients.editor.is_none());
+    assert!(next.screens().clients.editor.is_none());
     assert!(matches!(next.popup, Some(Popup::Notices { .. })));
     assert!(
         next.notices
@@ -200,7 +206,7 @@ fn closing_the_editor_forgets_its_text_and_read_only_never_restores() {
     // Esc applies the text (it parses): the editor's file goes, the session's unsaved edits
     // are kept instead.
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(f.app.clients.editor.is_none(), "{}", flash(&f));
+    assert!(f.app.screens().clients.editor.is_none(), "{}", flash(&f));
     assert!(!file.exists());
     let kept = std::fs::read_to_string(recovery(&f)).unwrap();
     assert!(kept.contains("\n# note\nidentifier"), "{kept}");
@@ -515,38 +521,54 @@ fn shift_tab_moves_focus_back_wherever_tab_moves_it() {
     let mut f = fixture();
     let back_tab = |f: &mut Fixture| special(f, KeyCode::BackTab, KeyModifiers::SHIFT);
     press(&mut f, "3");
-    assert_eq!(f.app.roles.focus, RolesPane::Realms);
+    assert_eq!(f.app.screens().roles.focus, RolesPane::Realms);
     back_tab(&mut f);
-    assert_eq!(f.app.roles.focus, RolesPane::Assignments);
+    assert_eq!(f.app.screens().roles.focus, RolesPane::Assignments);
     back_tab(&mut f);
-    assert_eq!(f.app.roles.focus, RolesPane::Roles);
+    assert_eq!(f.app.screens().roles.focus, RolesPane::Roles);
     special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
-    assert_eq!(f.app.roles.focus, RolesPane::Assignments);
+    assert_eq!(f.app.screens().roles.focus, RolesPane::Assignments);
     // The raw editor's text / findings focus.
     press(&mut f, "1i");
     back_tab(&mut f);
-    assert!(f.app.clients.editor.as_ref().unwrap().findings_focused);
+    assert!(
+        f.app
+            .screens()
+            .clients
+            .editor
+            .as_ref()
+            .unwrap()
+            .findings_focused
+    );
     back_tab(&mut f);
-    assert!(!f.app.clients.editor.as_ref().unwrap().findings_focused);
+    assert!(
+        !f.app
+            .screens()
+            .clients
+            .editor
+            .as_ref()
+            .unwrap()
+            .findings_focused
+    );
 }
 
 #[test]
 fn n_is_not_bound_where_it_would_do_nothing() {
     let mut f = fixture();
     // On Clients n is no action at all (it used to be "next match" everywhere).
-    let before = f.app.clients.selected;
+    let before = f.app.screens().clients.selected;
     press(&mut f, "n");
-    assert_eq!(f.app.clients.selected, before);
+    assert_eq!(f.app.screens().clients.selected, before);
     assert!(f.app.popup.is_none());
     // On Delegations, with a filter, n steps through the matches.
     press(&mut f, "2/company:ci");
     enter(&mut f);
-    let first = f.app.delegations.matches.clone();
+    let first = f.app.screens().delegations.matches.clone();
     assert!(first.len() >= 2, "{first:?}");
     press(&mut f, "n");
-    let at = f.app.delegations.match_at;
+    let at = f.app.screens().delegations.match_at;
     press(&mut f, "N");
-    assert_ne!(f.app.delegations.match_at, at);
+    assert_ne!(f.app.screens().delegations.match_at, at);
 }
 
 #[test]
@@ -612,7 +634,7 @@ fn the_demo_flow_in_remote_mode_uses_the_operator_certificate_or_says_why_not() 
             .unwrap()
             .contains("no client certificate for uri:urn:company:alice")
     );
-    assert!(f.app.tokens.flow.is_empty());
+    assert!(f.app.screens().tokens.flow.is_empty());
 }
 
 // ---- global flags on the command line ---------------------------------------------------------

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use hessra_console::console::app::{Popup, Screen};
+use hessra_console::console::ScreenId;
+use hessra_console::console::app::Popup;
 use hessra_console::console::jobs::{self, Env};
 use hessra_console::console::{App, Context};
 use hessra_console::gitops;
@@ -33,15 +34,15 @@ fn origin_text(origin: &Path) -> String {
 fn number_keys_switch_screens_and_question_mark_opens_help() {
     let mut f = fixture(false);
     for (keys, screen) in [
-        ("2", Screen::Delegations),
-        ("3", Screen::Roles),
-        ("4", Screen::Tokens),
-        ("5", Screen::Changes),
-        ("6", Screen::Server),
-        ("1", Screen::Clients),
+        ("2", ScreenId::Delegations),
+        ("3", ScreenId::Roles),
+        ("4", ScreenId::Tokens),
+        ("5", ScreenId::Changes),
+        ("6", ScreenId::Server),
+        ("1", ScreenId::Clients),
     ] {
         press(&mut f, keys);
-        assert_eq!(f.app.screen, screen);
+        assert_eq!(f.app.screen(), screen);
     }
     press(&mut f, "?");
     assert!(matches!(f.app.popup, Some(Popup::Help { .. })));
@@ -80,7 +81,10 @@ fn grant_save_commit_push_reaches_the_remote() {
     assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
     press(&mut f, "p");
     assert!(flash(&f).contains("pushed 1 commit"), "{}", flash(&f));
-    assert!(f.app.changes.push_steps > 0, "no push progress was shown");
+    assert!(
+        f.app.screens().changes.push_steps > 0,
+        "no push progress was shown"
+    );
     assert!(origin_text(&f.origin).contains("\"delete\""));
 }
 
@@ -121,10 +125,10 @@ fn push_without_commits_says_why_and_a_gone_remote_keeps_the_commit() {
 fn the_raw_editor_validates_live_and_refuses_to_apply_broken_text() {
     let mut f = fixture(false);
     press(&mut f, "i");
-    assert!(f.app.clients.editor.is_some());
+    assert!(f.app.screens().clients.editor.is_some());
     // Type an unterminated string at the cursor (the selected client's line).
     press(&mut f, "x = \"");
-    let editor = f.app.clients.editor.as_ref().unwrap();
+    let editor = f.app.screens().clients.editor.as_ref().unwrap();
     assert!(editor.syntax.is_some(), "live validation saw no error");
     special(&mut f, KeyCode::Char('s'), KeyModifiers::CONTROL);
     assert!(flash(&f).starts_with("not applied"), "{}", flash(&f));
@@ -132,11 +136,11 @@ fn the_raw_editor_validates_live_and_refuses_to_apply_broken_text() {
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     assert!(matches!(f.app.popup, Some(Popup::Confirm { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(f.app.clients.editor.as_ref().unwrap().modified());
+    assert!(f.app.screens().clients.editor.as_ref().unwrap().modified());
     // Quitting now asks too.
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     press(&mut f, "y");
-    assert!(f.app.clients.editor.is_none());
+    assert!(f.app.screens().clients.editor.is_none());
     assert!(!f.app.is_dirty());
 }
 
@@ -178,7 +182,7 @@ fn in_read_only_mode_a_mutating_key_says_why_it_does_nothing() {
     assert_eq!(f.app.text(), before);
     // Looking keys still work.
     press(&mut f, "1j");
-    assert_eq!(f.app.clients.selected, 1);
+    assert_eq!(f.app.screens().clients.selected, 1);
 }
 
 #[test]
@@ -236,11 +240,11 @@ fn rebound_keys_drive_the_prompts_and_the_editor_too() {
     assert!(f.app.popup.is_none(), "{}", flash(&f));
     assert!(f.app.text().contains("\"delete\""), "{}", flash(&f));
     press(&mut f, "i");
-    assert!(f.app.clients.editor.is_some());
+    assert!(f.app.screens().clients.editor.is_some());
     let hints = support::console::screen(&f, 120, 40);
     assert!(hints.contains("f2 apply"), "{hints}");
     special(&mut f, KeyCode::F(2), KeyModifiers::NONE);
-    assert!(f.app.clients.editor.is_none());
+    assert!(f.app.screens().clients.editor.is_none());
 }
 
 #[test]
@@ -260,13 +264,13 @@ fn read_only_mode_removes_every_mutating_action() {
 fn filter_narrows_the_client_list_and_esc_clears_it() {
     let mut f = fixture(false);
     press(&mut f, "/ci");
-    assert_eq!(f.app.clients.rows.len(), 3);
+    assert_eq!(f.app.screens().clients.rows.len(), 3);
     assert_eq!(f.app.match_count(), Some((3, 7)));
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
-    assert_eq!(f.app.clients.filter, "ci");
+    assert_eq!(f.app.screens().clients.filter, "ci");
     press(&mut f, "/");
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert_eq!(f.app.clients.rows.len(), 7);
+    assert_eq!(f.app.screens().clients.rows.len(), 7);
 }
 
 #[test]
@@ -275,7 +279,7 @@ fn junk_tokens_are_explained_not_fatal() {
     press(&mut f, "4p");
     press(&mut f, "not-a-token");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
-    let inspection = f.app.tokens.inspection.as_ref().unwrap();
+    let inspection = f.app.screens().tokens.inspection.as_ref().unwrap();
     assert!(inspection.is_err());
     f.app.run_command("key ed25519/zz");
     assert!(flash(&f).starts_with("key:"), "{}", flash(&f));
@@ -330,7 +334,12 @@ fn client_form_renames_and_sets_settings_with_clear_errors() {
         flash(&f)
     );
     let loaded = f.app.loaded().unwrap();
-    let selected = f.app.clients.selected_client(&loaded.policy).unwrap();
+    let selected = f
+        .app
+        .screens()
+        .clients
+        .selected_client(&loaded.policy)
+        .unwrap();
     assert_eq!(selected.identity, "uri:urn:company:ci:release");
     // Renaming onto an existing identity is refused and changes nothing.
     let before = f.app.text().to_string();
@@ -405,14 +414,18 @@ fn the_mouse_switches_tabs_and_scrolls_only_when_turned_on() {
     };
     // "hessra-console " then " 1 Clients " then " 2 Delegations ": column 28 is on tab 2.
     f.app.handle_mouse(click(28));
-    assert_eq!(f.app.screen, Screen::Clients, "capture is off by default");
+    assert_eq!(
+        f.app.screen(),
+        ScreenId::Clients,
+        "capture is off by default"
+    );
     press(&mut f, "M");
     f.app.handle_mouse(click(28));
-    assert_eq!(f.app.screen, Screen::Delegations);
+    assert_eq!(f.app.screen(), ScreenId::Delegations);
     f.app.handle_mouse(click(3));
     assert_eq!(
-        f.app.screen,
-        Screen::Delegations,
+        f.app.screen(),
+        ScreenId::Delegations,
         "the app name is not a tab"
     );
     press(&mut f, "1");
@@ -422,7 +435,7 @@ fn the_mouse_switches_tabs_and_scrolls_only_when_turned_on() {
         row: 5,
         modifiers: KeyModifiers::NONE,
     });
-    assert_eq!(f.app.clients.selected, 1);
+    assert_eq!(f.app.screens().clients.selected, 1);
 }
 
 #[test]
@@ -456,11 +469,11 @@ fn an_unreachable_server_is_reported_on_the_server_screen() {
     });
     app.tick(NOW);
     jobs::settle(&mut app, &env, false);
-    match &app.server_view.status {
+    match &app.screens().server.status {
         Some(Err(e)) => assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}"),
         other => panic!("expected an error, got {other:?}"),
     }
-    app.screen = Screen::Server;
+    app.go_to(ScreenId::Server);
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 24)).unwrap();
     terminal
         .draw(|frame| hessra_console::console::ui::render(frame, &app))
@@ -706,7 +719,7 @@ fn root_keys_rotate_from_the_server_screen() {
     f.app.load_token(old, "test".into());
     live(&mut f, "v");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
-    match &f.app.tokens.verification {
+    match &f.app.screens().tokens.verification {
         Some(Ok(text)) => assert!(text.starts_with("valid"), "{text}"),
         other => panic!("not verified: {other:?} {}", flash(&f)),
     }

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hessra_console::console::app::{Popup, Screen};
+use hessra_console::console::ScreenId;
+use hessra_console::console::app::Popup;
 use hessra_console::console::disk;
 use hessra_console::console::jobs;
 use hessra_console::gitops;
@@ -179,7 +180,13 @@ fn a_teammates_grant_survives_two_rounds_of_edit_commit_push() {
     console_grant(&mut f, "staging_api", "delete");
     save(&mut f);
     commit_and_push(&mut f);
-    let pushed = f.app.changes.last_push.clone().unwrap_or_default();
+    let pushed = f
+        .app
+        .screens()
+        .changes
+        .last_push
+        .clone()
+        .unwrap_or_default();
     assert!(pushed.contains("replayed 1 commit(s)"), "{pushed}");
     assert!(flash(&f).contains("replayed 1 commit(s)"), "{}", flash(&f));
     assert!(
@@ -207,7 +214,7 @@ fn a_teammates_grant_survives_two_rounds_of_edit_commit_push() {
     );
     assert!(granted(&remote, ALICE, "staging_api", "delete"));
     assert!(granted(&remote, ALICE, "billing", "read"));
-    assert_eq!(f.app.screen, Screen::Changes);
+    assert_eq!(f.app.screen(), ScreenId::Changes);
 }
 
 #[test]
@@ -334,7 +341,13 @@ fn a_push_conflict_offers_resolve_reset_and_abort_from_changes() {
     assert_eq!(conflicts(&f).len(), 1);
     press(&mut f, "m");
     enter(&mut f);
-    let pushed = f.app.changes.last_push.clone().unwrap_or_default();
+    let pushed = f
+        .app
+        .screens()
+        .changes
+        .last_push
+        .clone()
+        .unwrap_or_default();
     assert!(pushed.contains("replayed 1 commit(s)"), "{pushed}");
     assert_eq!(alice_ttl(&f.remote()), Some(300));
     assert_eq!(alice_ttl(f.app.text()), Some(300));

@@ -12,65 +12,9 @@ use ratatui_textarea::TextArea;
 
 use super::jobs::{Derived, Job, JobResult, PolicyInput, PolicyPurpose};
 use super::keymap::{Action, Keymap, Scope};
-use super::screens::{
-    changes::ChangesState, clients::ClientsState, delegations::DelegationsState, roles::RolesState,
-    server::ServerState, tokens::TokensState,
-};
+use super::screens::{Asked, Cx, Request, ScreenId, Screens};
 use super::theme::Theme;
 use crate::policy::{DelegationTree, EditSession, Finding, LoadedPolicy};
-
-/// The six screens, in number-key order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    Clients,
-    Delegations,
-    Roles,
-    Tokens,
-    Changes,
-    Server,
-}
-
-impl Screen {
-    pub const ALL: [Screen; 6] = [
-        Screen::Clients,
-        Screen::Delegations,
-        Screen::Roles,
-        Screen::Tokens,
-        Screen::Changes,
-        Screen::Server,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Screen::Clients => "Clients",
-            Screen::Delegations => "Delegations",
-            Screen::Roles => "Domains & roles",
-            Screen::Tokens => "Tokens",
-            Screen::Changes => "Changes",
-            Screen::Server => "Server",
-        }
-    }
-
-    /// The title when the terminal is narrow.
-    pub fn short_title(self) -> &'static str {
-        match self {
-            Screen::Roles => "Roles",
-            Screen::Delegations => "Delegation",
-            other => other.title(),
-        }
-    }
-
-    pub fn scope(self) -> Scope {
-        match self {
-            Screen::Clients => Scope::Clients,
-            Screen::Delegations => Scope::Delegations,
-            Screen::Roles => Scope::Roles,
-            Screen::Tokens => Scope::Tokens,
-            Screen::Changes => Scope::Changes,
-            Screen::Server => Scope::Server,
-        }
-    }
-}
 
 /// How loud a flash message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,18 +36,12 @@ pub struct Flash {
 const FLASH_SECONDS: i64 = 6;
 
 /// Something that must be confirmed before it happens. Focus starts on Cancel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Confirmation {
+    /// A screen's own question, answered to that screen.
+    Screen(Asked),
     RemoveClient {
         identity: String,
-    },
-    Unassign {
-        realm: String,
-        subject: String,
-    },
-    RemoveRole {
-        realm: String,
-        role: String,
     },
     /// Revoke a block id (`what` says which token and what it cuts off).
     RevokeToken {
@@ -136,8 +74,10 @@ pub enum Confirmation {
 }
 
 /// What a one-line prompt is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum PromptKind {
+    /// A screen's own prompt, answered to that screen.
+    Screen(Asked),
     AddClient,
     Grant {
         identity: String,
@@ -153,24 +93,6 @@ pub enum PromptKind {
     },
     SetSetting {
         identity: String,
-    },
-    AddRole {
-        realm: String,
-    },
-    Assign {
-        realm: String,
-    },
-    RoleGrant {
-        realm: String,
-        role: String,
-    },
-    RoleRevoke {
-        realm: String,
-        role: String,
-    },
-    RenameRole {
-        realm: String,
-        role: String,
     },
     CommitMessage,
     LoadTokenFile,
@@ -285,7 +207,7 @@ impl Context {
 }
 
 pub struct App {
-    pub screen: Screen,
+    screen: ScreenId,
     pub running: bool,
     pub popup: Option<Popup>,
     pub flash: Option<Flash>,
@@ -310,12 +232,8 @@ pub struct App {
     pub broken: Option<Finding>,
     pub tree: DelegationTree,
 
-    pub clients: ClientsState,
-    pub delegations: DelegationsState,
-    pub roles: RolesState,
-    pub tokens: TokensState,
-    pub changes: ChangesState,
-    pub server_view: ServerState,
+    /// Every screen's state; each screen owns its own (see `screens::Screen`).
+    pub(crate) screens: Screens,
 
     /// A `/` filter being typed (the screen's filter updates as it changes).
     pub filter_input: Option<TextArea<'static>>,
@@ -377,7 +295,7 @@ impl App {
             context.keymap
         };
         let mut app = App {
-            screen: Screen::Clients,
+            screen: ScreenId::Clients,
             running: true,
             popup: None,
             flash: None,
@@ -397,12 +315,7 @@ impl App {
             saved_text: String::new(),
             broken: None,
             tree: DelegationTree::default(),
-            clients: ClientsState::default(),
-            delegations: DelegationsState::default(),
-            roles: RolesState::default(),
-            tokens: TokensState::default(),
-            changes: ChangesState::default(),
-            server_view: ServerState::default(),
+            screens: Screens::default(),
             filter_input: None,
             palette_history: Vec::new(),
             outbox: Vec::new(),
@@ -426,7 +339,7 @@ impl App {
             deferred: VecDeque::new(),
             disk: Default::default(),
         };
-        app.server_view.quiet_after = context.quiet_after;
+        app.screens.server.quiet_after = context.quiet_after;
         app.load_text(&context.policy_text);
         if !app.notices.is_empty() {
             app.popup = Some(Popup::Notices { scroll: 0 });
@@ -512,7 +425,7 @@ impl App {
         if !self.keep_unsaved {
             return;
         }
-        let closed = self.clients.editor.is_none();
+        let closed = self.screens.clients.editor.is_none();
         if closed {
             self.editor_unwritten = None;
             if self.editor_kept.take().is_some() {
@@ -528,6 +441,7 @@ impl App {
         }
         self.editor_unwritten = None;
         let wanted = self
+            .screens
             .clients
             .editor
             .as_ref()
@@ -581,7 +495,7 @@ impl App {
 
     /// Unsaved edits (in the session, or an open editor whose text differs).
     pub fn is_dirty(&self) -> bool {
-        self.text() != self.saved_text || self.clients.editor_modified()
+        self.text() != self.saved_text || self.screens.clients.editor_modified()
     }
 
     /// Recomputes what depends on the policy.
@@ -601,9 +515,9 @@ impl App {
         let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
             return;
         };
-        self.clients.refilter(&loaded.policy);
-        self.delegations.tree_changed(&self.tree);
-        self.roles.clamp(&loaded.policy);
+        self.screens.clients.refilter(&loaded.policy);
+        self.screens.delegations.tree_changed(&self.tree);
+        self.screens.roles.clamp(&loaded.policy);
         self.recompute_changes();
         super::release_free_memory();
     }
@@ -690,7 +604,7 @@ impl App {
                 self.views_changed();
                 if let Some(identity) = select {
                     let loaded = self.session.as_ref().map(EditSession::current);
-                    self.clients.select_identity(&identity, loaded);
+                    self.screens.clients.select_identity(&identity, loaded);
                 }
             }
             PolicyPurpose::Undo | PolicyPurpose::Redo => {
@@ -711,7 +625,7 @@ impl App {
                     None => self.session = Some(EditSession::from_loaded(loaded, now)),
                 }
                 self.broken = None;
-                self.clients.editor = None;
+                self.screens.clients.editor = None;
                 self.tree = tree;
                 self.views_changed();
                 if save {
@@ -763,7 +677,7 @@ impl App {
         );
         self.broken = Some(finding);
         let text = self.saved_text.clone();
-        self.clients.open_editor(&text, self.now);
+        self.screens.clients.open_editor(&text, self.now);
         self.tree = DelegationTree::default();
     }
 
@@ -820,12 +734,14 @@ impl App {
             }
             JobResult::Reloaded(Ok(text)) => self.disk_changed(text, true),
             JobResult::Reloaded(Err(e)) => self.flash(Level::Error, e),
-            JobResult::ServerStatus(result) => self.server_view.status_result(result, self.now),
+            JobResult::ServerStatus(result) => self.screens.server.status_result(result, self.now),
             JobResult::ServerAudit(result) => {
-                if self.server_view.audit_result(result)
+                if self.screens.server.audit_result(result)
                     && let Some(loaded) = self.session.as_ref().map(EditSession::current)
                 {
-                    self.changes.recompute(loaded, &self.server_view.events);
+                    self.screens
+                        .changes
+                        .recompute(loaded, &self.screens.server.events);
                 }
             }
             JobResult::ServerSynced(Ok(())) => {
@@ -835,7 +751,7 @@ impl App {
                 Level::Error,
                 format!("the server did not take the sync: {e}"),
             ),
-            JobResult::ServerPublicKey(result) => self.tokens.server_key = Some(result),
+            JobResult::ServerPublicKey(result) => self.screens.tokens.server_key = Some(result),
             JobResult::KeyChanged { change, outcome } => self.key_changed(change, outcome),
             JobResult::PolicyDerived { purpose, result } => self.policy_derived(purpose, result),
             JobResult::Revoked(Ok(id)) => {
@@ -892,7 +808,7 @@ impl App {
         {
             self.last_poll = self.now;
             self.submit(Job::ServerStatus);
-            let after = self.server_view.next_seq;
+            let after = self.screens.server.next_seq;
             self.submit(Job::ServerAudit { after });
         }
         self.keep_editor_text();
@@ -937,13 +853,92 @@ impl App {
 
     /// The screen on display, through the contract every screen keeps.
     pub fn current(&self) -> &dyn super::screens::Screen {
-        match self.screen {
-            Screen::Clients => &self.clients,
-            Screen::Delegations => &self.delegations,
-            Screen::Roles => &self.roles,
-            Screen::Tokens => &self.tokens,
-            Screen::Changes => &self.changes,
-            Screen::Server => &self.server_view,
+        self.screens.get(self.screen)
+    }
+
+    /// Which screen is on display.
+    pub fn screen(&self) -> ScreenId {
+        self.screen
+    }
+
+    /// Every screen's state, to read.
+    pub fn screens(&self) -> &Screens {
+        &self.screens
+    }
+
+    /// Shows `screen`; it is told it was entered (the Changes screen refreshes git then).
+    pub fn go_to(&mut self, screen: ScreenId) {
+        self.screen = screen;
+        self.with_screen(screen, |s, cx| s.on_enter(cx));
+    }
+
+    /// The screen a palette command names: its number or the first word of its title.
+    pub fn screen_named(&self, name: &str) -> Option<ScreenId> {
+        let name = name.to_lowercase();
+        ScreenId::ALL.iter().enumerate().find_map(|(i, id)| {
+            let title = self.screens.get(*id).title().to_lowercase();
+            let word = title.split_whitespace().next().unwrap_or_default();
+            (name == (i + 1).to_string() || name == word).then_some(*id)
+        })
+    }
+
+    /// Runs `f` on screen `id` with a context onto the console, then carries out what the
+    /// screen asked for. The screen borrows only its own state; the context borrows the rest.
+    pub(crate) fn with_screen<R>(
+        &mut self,
+        id: ScreenId,
+        f: impl FnOnce(&mut dyn super::screens::Screen, &mut Cx) -> R,
+    ) -> R {
+        let App {
+            screens,
+            session,
+            tree,
+            now,
+            readonly,
+            has_repo,
+            ..
+        } = self;
+        let mut cx = Cx::new(
+            *now,
+            *readonly,
+            *has_repo,
+            session.as_ref().map(EditSession::current),
+            tree,
+        );
+        let result = f(screens.get_mut(id), &mut cx);
+        let requests = cx.into_requests();
+        self.carry_out(id, requests);
+        result
+    }
+
+    fn carry_out(&mut self, from: ScreenId, requests: Vec<Request>) {
+        for request in requests {
+            match request {
+                Request::Flash(level, text) => self.flash(level, text),
+                Request::Submit(job) => {
+                    self.submit(job);
+                }
+                Request::RefreshGit => self.refresh_git(),
+                Request::Edit(edit) => self.apply_edit(edit),
+                Request::Confirm { what, title, lines } => self.confirm(
+                    Confirmation::Screen(Asked { screen: from, what }),
+                    &title,
+                    lines,
+                ),
+                Request::Prompt {
+                    what,
+                    title,
+                    hint,
+                    initial,
+                } => self.prompt(
+                    PromptKind::Screen(Asked { screen: from, what }),
+                    &title,
+                    &hint,
+                    &initial,
+                ),
+                Request::Copy(what, text) => self.copy(what, text),
+                Request::GoTo(screen) => self.go_to(screen),
+            }
         }
     }
 
@@ -1022,7 +1017,7 @@ impl App {
         if self.screen_captures_key(key) {
             return;
         }
-        if let Some(action) = self.keymap.lookup(self.screen.scope(), &key) {
+        if let Some(action) = self.keymap.lookup(self.current().scope(), &key) {
             match self.keymap.refusal(&key, action) {
                 Some(why) => self.flash(Level::Warn, why),
                 None => self.dispatch(action),
@@ -1039,10 +1034,10 @@ impl App {
             MouseEventKind::ScrollDown => self.dispatch(Action::Down),
             MouseEventKind::ScrollUp => self.dispatch(Action::Up),
             MouseEventKind::Down(MouseButton::Left) if event.row == 0 => {
-                match super::ui::tab_at(event.column, self.screen_width.get()) {
-                    Some(Screen::Changes) => self.dispatch(Action::Screen5),
-                    Some(screen) => self.screen = screen,
-                    None => {}
+                if let Some(screen) =
+                    super::ui::tab_at(&self.screens, event.column, self.screen_width.get())
+                {
+                    self.go_to(screen);
                 }
             }
             _ => {}
@@ -1052,8 +1047,8 @@ impl App {
     /// Keys typed into an open editor on the current screen.
     fn screen_captures_key(&mut self, key: KeyEvent) -> bool {
         match self.screen {
-            Screen::Clients => self.clients_editor_key(key),
-            Screen::Tokens => self.tokens_input_key(key),
+            ScreenId::Clients => self.clients_editor_key(key),
+            ScreenId::Tokens => self.tokens_input_key(key),
             _ => false,
         }
     }
@@ -1074,12 +1069,12 @@ impl App {
             }
             Action::Palette => self.open_palette(),
             Action::Filter => self.open_filter(),
-            Action::Screen1 => self.screen = Screen::Clients,
-            Action::Screen2 => self.screen = Screen::Delegations,
-            Action::Screen3 => self.screen = Screen::Roles,
-            Action::Screen4 => self.screen = Screen::Tokens,
-            Action::Screen5 => self.show_changes(),
-            Action::Screen6 => self.screen = Screen::Server,
+            Action::Screen1 => self.go_to(ScreenId::Clients),
+            Action::Screen2 => self.go_to(ScreenId::Delegations),
+            Action::Screen3 => self.go_to(ScreenId::Roles),
+            Action::Screen4 => self.go_to(ScreenId::Tokens),
+            Action::Screen5 => self.go_to(ScreenId::Changes),
+            Action::Screen6 => self.go_to(ScreenId::Server),
             Action::Theme => self.cycle_theme(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
@@ -1096,27 +1091,19 @@ impl App {
 
     fn screen_action(&mut self, action: Action) {
         match self.screen {
-            Screen::Clients => self.clients_action(action),
-            Screen::Delegations => self.delegations_action(action),
-            Screen::Roles => self.roles_action(action),
-            Screen::Tokens => self.tokens_action(action),
-            Screen::Changes => self.changes_action(action),
-            Screen::Server => self.server_action(action),
-        }
-    }
-
-    fn show_changes(&mut self) {
-        self.screen = Screen::Changes;
-        self.refresh_git();
-        if self.changes.history.is_none() && self.has_repo {
-            self.submit(Job::History);
+            // Not yet behind `Screen::on_action`: these still act as `impl App` blocks.
+            ScreenId::Clients => self.clients_action(action),
+            ScreenId::Tokens => self.tokens_action(action),
+            ScreenId::Changes => self.changes_action(action),
+            ScreenId::Server => self.server_action(action),
+            id => self.with_screen(id, |s, cx| s.on_action(action, cx)),
         }
     }
 
     fn refresh(&mut self) {
         self.submit(Job::Reload);
         self.refresh_git();
-        if self.screen == Screen::Changes && self.has_repo {
+        if self.screen == ScreenId::Changes && self.has_repo {
             self.submit(Job::History);
         }
         self.last_poll = i64::MIN;
@@ -1166,7 +1153,7 @@ impl App {
     }
 
     pub fn save(&mut self) {
-        if self.clients.editor.is_some() {
+        if self.screens.clients.editor.is_some() {
             self.apply_editor(true);
             return;
         }
@@ -1402,7 +1389,7 @@ impl App {
     fn quit_choice(&mut self, choice: usize) {
         match choice {
             0 => {
-                if self.loaded().is_none() || self.clients.editor_broken() {
+                if self.loaded().is_none() || self.screens.clients.editor_broken() {
                     self.flash(
                         Level::Error,
                         "cannot save: the policy does not parse; fix it or discard",
@@ -1410,7 +1397,7 @@ impl App {
                     return;
                 }
                 self.quit_after_save = true;
-                if self.clients.editor.is_some() {
+                if self.screens.clients.editor.is_some() {
                     self.apply_editor(true);
                 } else {
                     let text = self.text().to_string();
@@ -1437,8 +1424,8 @@ impl App {
             Confirmation::RemoveClient { identity } => {
                 self.apply_edit(crate::policy::Edit::RemoveClient { identity });
             }
-            Confirmation::Unassign { realm, subject } => {
-                self.apply_edit(crate::policy::Edit::Unassign { realm, subject });
+            Confirmation::Screen(asked) => {
+                self.with_screen(asked.screen, |s, cx| s.on_confirm(&*asked.what, cx));
             }
             Confirmation::RevokeToken { id, reason, .. } => {
                 let entry = crate::policy::NewRevocation {
@@ -1449,12 +1436,9 @@ impl App {
                 };
                 self.submit(Job::Revoke { entry });
             }
-            Confirmation::RemoveRole { realm, role } => {
-                self.apply_edit(crate::policy::Edit::RemoveRole { realm, role });
-            }
             Confirmation::Commit { message } => self.commit_now(message),
             Confirmation::DiscardEditor => {
-                self.clients.editor = None;
+                self.screens.clients.editor = None;
                 if self.session.is_none() {
                     self.flash(Level::Warn, "the file still does not parse");
                 } else {
@@ -1470,8 +1454,10 @@ impl App {
             Confirmation::RecoverEditor { text } => {
                 self.editor_kept = Some(text.clone());
                 let original = self.text().to_string();
-                self.clients.restore_editor(&original, &text, self.now);
-                self.screen = Screen::Clients;
+                self.screens
+                    .clients
+                    .restore_editor(&original, &text, self.now);
+                self.screen = ScreenId::Clients;
                 self.flash(
                     Level::Info,
                     "restored the editor's unapplied text: Esc applies, ctrl-s saves",
@@ -1489,7 +1475,7 @@ impl App {
                 }));
             }
             Confirmation::ResetToUpstream => {
-                self.changes.last_push = Some("resetting to the upstream…".into());
+                self.screens.changes.last_push = Some("resetting to the upstream…".into());
                 self.submit(Job::ResetToUpstream);
             }
             Confirmation::Revert => {
@@ -1569,49 +1555,9 @@ impl App {
                     value,
                 });
             }
-            PromptKind::RenameRole { realm, role } => {
-                let to = one_word(&text, "a role name is one word")?;
-                self.apply_edit(Edit::RenameRole {
-                    realm,
-                    from: role,
-                    to,
-                });
-            }
-            PromptKind::RoleRevoke { realm, role } => {
-                let (resource, operation) =
-                    two_words(&text, "type RESOURCE OPERATION, e.g. `api write`")?;
-                self.apply_edit(Edit::RoleRevoke {
-                    realm,
-                    role,
-                    resource,
-                    operation,
-                });
-            }
-            PromptKind::AddRole { realm } => {
-                let role = one_word(&text, "a role name is one word")?;
-                self.apply_edit(Edit::AddRole { realm, role });
-            }
-            PromptKind::Assign { realm } => {
-                let (subject, role) = two_words(
-                    &text,
-                    "type SUBJECT ROLE, e.g. `uri:urn:mycompany:bob admin`",
-                )?;
-                check_identity(&subject)?;
-                self.apply_edit(Edit::Assign {
-                    realm,
-                    subject,
-                    role,
-                });
-            }
-            PromptKind::RoleGrant { realm, role } => {
-                let (resource, operation) =
-                    two_words(&text, "type RESOURCE OPERATION, e.g. `api write`")?;
-                self.apply_edit(Edit::RoleGrant {
-                    realm,
-                    role,
-                    resource,
-                    operation,
-                });
+            PromptKind::Screen(asked) => {
+                return self
+                    .with_screen(asked.screen, |s, cx| s.on_prompt(&*asked.what, &text, cx));
             }
             PromptKind::CommitMessage => self.commit_message_entered(text),
             PromptKind::LoadTokenFile => {
@@ -1652,34 +1598,11 @@ impl App {
     }
 
     pub fn current_filter(&self) -> &str {
-        match self.screen {
-            Screen::Clients => &self.clients.filter,
-            Screen::Delegations => &self.delegations.filter,
-            Screen::Server => &self.server_view.filter,
-            Screen::Roles => &self.roles.filter,
-            _ => "",
-        }
+        self.current().filter().unwrap_or_default()
     }
 
     pub(crate) fn set_filter_text(&mut self, text: String) {
-        match self.screen {
-            Screen::Clients => {
-                self.clients.filter = text;
-                if let Some(loaded) = self.session.as_ref().map(EditSession::current) {
-                    self.clients.refilter(&loaded.policy);
-                }
-            }
-            Screen::Delegations => {
-                self.delegations.filter = text;
-                self.delegations.rebuild(&self.tree);
-            }
-            Screen::Server => {
-                self.server_view.filter = text;
-                self.server_view.selected = 0;
-            }
-            Screen::Roles => self.roles.filter = text,
-            _ => {}
-        }
+        self.with_screen(self.screen, |s, cx| s.set_filter(text, cx));
     }
 
     fn filter_key(&mut self, key: KeyEvent) {
@@ -1703,19 +1626,22 @@ impl App {
     /// How many items the current filter matches (for the status bar).
     pub fn match_count(&self) -> Option<(usize, usize)> {
         match self.screen {
-            Screen::Clients => Some((
-                self.clients.rows.len(),
+            ScreenId::Clients => Some((
+                self.screens.clients.rows.len(),
                 self.loaded().map_or(0, |l| l.policy.clients.len()),
             )),
-            Screen::Delegations => Some((self.delegations.matches.len(), self.tree.nodes.len())),
-            Screen::Server if self.server_view.show_activity => {
+            ScreenId::Delegations => Some((
+                self.screens.delegations.matches.len(),
+                self.tree.nodes.len(),
+            )),
+            ScreenId::Server if self.screens.server.show_activity => {
                 let shown = super::screens::activity::visible_rows(self).len();
                 let all = super::screens::activity::rows(self, "").len();
                 Some((shown, all))
             }
-            Screen::Server => Some((
-                self.server_view.visible().count(),
-                self.server_view.events.len(),
+            ScreenId::Server => Some((
+                self.screens.server.visible().count(),
+                self.screens.server.events.len(),
             )),
             _ => None,
         }
@@ -1813,14 +1739,14 @@ fn line_changes(old: &str, new: &str) -> (usize, usize) {
 }
 
 /// Exactly two words, or `usage` as the reason.
-fn two_words(text: &str, usage: &str) -> Result<(String, String), String> {
+pub(crate) fn two_words(text: &str, usage: &str) -> Result<(String, String), String> {
     match text.split_whitespace().collect::<Vec<_>>().as_slice() {
         [first, second] => Ok((first.to_string(), second.to_string())),
         _ => Err(usage.to_string()),
     }
 }
 
-fn one_word(text: &str, what: &str) -> Result<String, String> {
+pub(crate) fn one_word(text: &str, what: &str) -> Result<String, String> {
     match text.split_whitespace().collect::<Vec<_>>().as_slice() {
         [word] => Ok(word.to_string()),
         _ => Err(format!("{what}, without spaces: {text:?}")),
@@ -1829,7 +1755,7 @@ fn one_word(text: &str, what: &str) -> Result<String, String> {
 
 /// An identity as clients.toml takes it: one token (no spaces, quotes or empty `:` segments)
 /// in the `uri:` scheme that certificates and tokens use.
-fn check_identity(text: &str) -> Result<(), String> {
+pub(crate) fn check_identity(text: &str) -> Result<(), String> {
     let why =
         "an identity is one word with no spaces, starting with uri:, e.g. uri:urn:company:bob";
     if text.split_whitespace().count() != 1 {

@@ -8,9 +8,9 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
 
-use super::app::{App, Level, Popup, Screen};
+use super::app::{App, Level, Popup};
 use super::keymap::Action;
-use super::screens;
+use super::screens::{self, ScreenId, Screens};
 use crate::policy::{Finding, Severity};
 
 const SPINNER: [&str; 8] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧"];
@@ -58,14 +58,7 @@ pub fn render(frame: &mut Frame, app: &App) {
     ])
     .areas(area);
     render_title(frame, title, app);
-    match app.screen {
-        Screen::Clients => screens::clients::render(frame, body, app),
-        Screen::Delegations => screens::delegations::render(frame, body, app),
-        Screen::Roles => screens::roles::render(frame, body, app),
-        Screen::Tokens => screens::tokens::render(frame, body, app),
-        Screen::Changes => screens::changes::render(frame, body, app),
-        Screen::Server => screens::server::render(frame, body, app),
-    }
+    app.current().render(frame, body, app);
     render_status(frame, status, app);
     render_hints(frame, hints, app);
     if let Some(popup) = &app.popup {
@@ -75,7 +68,7 @@ pub fn render(frame: &mut Frame, app: &App) {
 
 const TITLE: &str = "hessra-console ";
 
-fn tab_label(index: usize, screen: Screen, compact: bool) -> String {
+fn tab_label(index: usize, screen: &dyn screens::Screen, compact: bool) -> String {
     let title = if compact {
         screen.short_title()
     } else {
@@ -85,22 +78,22 @@ fn tab_label(index: usize, screen: Screen, compact: bool) -> String {
 }
 
 /// Whether the title bar needs short tab names (and no app name) to fit `width`.
-fn compact(width: u16) -> bool {
+fn compact(screens: &Screens, width: u16) -> bool {
     let full: usize = TITLE.chars().count()
-        + Screen::ALL
+        + ScreenId::ALL
             .iter()
             .enumerate()
-            .map(|(i, s)| tab_label(i, *s, false).chars().count())
+            .map(|(i, s)| tab_label(i, screens.get(*s), false).chars().count())
             .sum::<usize>();
     width != 0 && full > usize::from(width)
 }
 
 /// The screen whose tab is at column `x` of a title bar `width` wide (for mouse clicks).
-pub fn tab_at(x: u16, width: u16) -> Option<Screen> {
-    let compact = compact(width);
+pub fn tab_at(screens: &Screens, x: u16, width: u16) -> Option<ScreenId> {
+    let compact = compact(screens, width);
     let mut start = if compact { 0 } else { TITLE.chars().count() };
-    for (i, screen) in Screen::ALL.iter().enumerate() {
-        let width = tab_label(i, *screen, compact).chars().count();
+    for (i, screen) in ScreenId::ALL.iter().enumerate() {
+        let width = tab_label(i, screens.get(*screen), compact).chars().count();
         if (start..start + width).contains(&usize::from(x)) {
             return Some(*screen);
         }
@@ -111,14 +104,14 @@ pub fn tab_at(x: u16, width: u16) -> Option<Screen> {
 
 fn render_title(frame: &mut Frame, area: Rect, app: &App) {
     app.screen_width.set(area.width);
-    let compact = compact(area.width);
+    let compact = compact(&app.screens, area.width);
     let mut spans = Vec::new();
     if !compact {
         spans.push(Span::styled(TITLE, app.theme.title()));
     }
-    for (i, screen) in Screen::ALL.iter().enumerate() {
-        let label = tab_label(i, *screen, compact);
-        if *screen == app.screen {
+    for (i, screen) in ScreenId::ALL.iter().enumerate() {
+        let label = tab_label(i, app.screens.get(*screen), compact);
+        if *screen == app.screen() {
             spans.push(Span::styled(label, app.theme.selected()));
         } else {
             spans.push(Span::styled(label, app.theme.muted()));
@@ -140,7 +133,7 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App) {
         .map_or("clients.toml".into(), |f| f.to_string_lossy().to_string());
     let dirty = if app.is_dirty() { "*" } else { "" };
     let mut spans = vec![mode, Span::raw(format!(" {file}{dirty}"))];
-    if let Some(Ok(view)) = &app.changes.git {
+    if let Some(Ok(view)) = &app.screens.changes.git {
         let s = &view.status;
         let mut branch = format!(" ⎇ {}", s.branch);
         if s.ahead > 0 {
@@ -192,7 +185,7 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App) {
 /// the palette, the filter, the raw editor, the paste box) only the keys that work there are
 /// shown: `:`, `?` and `q` would type themselves.
 fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
-    let scope = app.screen.scope();
+    let scope = app.current().scope();
     let (wanted, typing) = app.hints();
     let always = [Action::Palette, Action::Help, Action::Quit];
     let extra = if typing { &[][..] } else { &always[..] };
@@ -377,9 +370,12 @@ fn render_help(frame: &mut Frame, area: Rect, app: &App, filter: &str, scroll: u
     );
     frame.render_widget(Clear, rect);
     let needle = filter.to_lowercase();
-    let scope = app.screen.scope();
+    let scope = app.current().scope();
     let mut lines = vec![Line::from(Span::styled(
-        format!("{} — keys (type to filter, Esc closes)", app.screen.title()),
+        format!(
+            "{} — keys (type to filter, Esc closes)",
+            app.current().title()
+        ),
         app.theme.title(),
     ))];
     if !filter.is_empty() {

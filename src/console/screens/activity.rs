@@ -146,7 +146,7 @@ fn ago(now: i64, at: Option<i64>) -> String {
 
 /// The rows the screen shows: the screen's filter applied.
 pub fn visible_rows(app: &App) -> Vec<Activity> {
-    rows(app, &app.server_view.filter)
+    rows(app, &app.screens.server.filter)
 }
 
 /// The rows whose identity contains `filter` (all for an empty one).
@@ -163,9 +163,9 @@ pub fn rows(app: &App, filter: &str) -> Vec<Activity> {
         .unwrap_or_default();
     let needle = filter.to_lowercase();
     activity(
-        app.server_view.events.iter(),
+        app.screens.server.events.iter(),
         configured,
-        app.server_view.sort,
+        app.screens.server.sort,
     )
     .into_iter()
     .filter(|row| needle.is_empty() || row.identity.to_lowercase().contains(&needle))
@@ -175,9 +175,13 @@ pub fn rows(app: &App, filter: &str) -> Vec<Activity> {
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let rows = visible_rows(app);
     let now = app.now;
-    let quiet_after = app.server_view.quiet_after;
+    let quiet_after = app.screens.server.quiet_after;
     let height = area.height.saturating_sub(3) as usize;
-    let selected = app.server_view.selected.min(rows.len().saturating_sub(1));
+    let selected = app
+        .screens
+        .server
+        .selected
+        .min(rows.len().saturating_sub(1));
     let offset = selected.saturating_sub(height.saturating_sub(1));
     let header = Row::new([
         "identity",
@@ -222,7 +226,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let title = format!(
         "Activity ({} identities, sorted by {}; o sorts, v shows the feed; quiet after {} min)",
         rows.len(),
-        app.server_view.sort.name(),
+        app.screens.server.sort.name(),
         quiet_after / 60
     );
     let widths = [

@@ -9,10 +9,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui_textarea::{CursorMove, TextArea};
 
-use super::{Hint, Screen, hint, hints};
+use super::{Cx, Hint, Screen, hint, hints};
 use crate::console::app::{App, Confirmation, Level, PromptKind};
 use crate::console::jobs::{PolicyInput, PolicyPurpose};
-use crate::console::keymap::Action;
+use crate::console::keymap::{Action, Scope};
 use crate::console::ui::{finding_line, pane, selected_marker};
 use crate::policy::{self, Finding, Policy};
 
@@ -165,6 +165,14 @@ fn matches_client(client: &policy::Client, needle: &str) -> bool {
 }
 
 impl Screen for ClientsState {
+    fn title(&self) -> &'static str {
+        "Clients"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Clients
+    }
+
     fn hints(&self) -> Vec<Hint> {
         match &self.editor {
             Some(editor) if editor.findings_focused => vec![
@@ -193,6 +201,21 @@ impl Screen for ClientsState {
     fn typing(&self) -> bool {
         self.editor.as_ref().is_some_and(|e| !e.findings_focused)
     }
+
+    fn filter(&self) -> Option<&str> {
+        Some(&self.filter)
+    }
+
+    fn set_filter(&mut self, text: String, cx: &mut Cx) {
+        self.filter = text;
+        if let Some(loaded) = cx.policy() {
+            self.refilter(&loaded.policy);
+        }
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
+        render(frame, area, app);
+    }
 }
 
 impl App {
@@ -200,19 +223,20 @@ impl App {
         let Some(loaded) = self.loaded() else {
             if action == Action::EditRaw {
                 let text = self.saved_text.clone();
-                self.clients.open_editor(&text, self.now);
+                self.screens.clients.open_editor(&text, self.now);
             } else {
                 self.flash(Level::Error, "the policy does not parse; press i to fix it");
             }
             return;
         };
         let selected = self
+            .screens
             .clients
             .selected_client(&loaded.policy)
             .map(|c| (c.identity.clone(), c.at));
         let findings = loaded.findings.len();
-        let rows = self.clients.rows.len();
-        let state = &mut self.clients;
+        let rows = self.screens.clients.rows.len();
+        let state = &mut self.screens.clients;
         let (cursor, len) = match state.focus {
             ClientsPane::List => (&mut state.selected, rows),
             ClientsPane::Findings => (&mut state.finding_selected, findings),
@@ -236,16 +260,18 @@ impl App {
             Action::Select if state.focus == ClientsPane::Findings => {
                 let at = state.finding_selected;
                 let text = self.text().to_string();
-                self.clients.open_editor(&text, self.now);
-                if let Some(editor) = self.clients.editor.as_mut() {
+                self.screens.clients.open_editor(&text, self.now);
+                if let Some(editor) = self.screens.clients.editor.as_mut() {
                     editor.selected_finding = at;
                     editor.jump_to(at);
                 }
             }
             Action::Select | Action::EditRaw => {
                 let text = self.text().to_string();
-                self.clients.open_editor(&text, self.now);
-                if let (Some(editor), Some((_, at))) = (self.clients.editor.as_mut(), selected) {
+                self.screens.clients.open_editor(&text, self.now);
+                if let (Some(editor), Some((_, at))) =
+                    (self.screens.clients.editor.as_mut(), selected)
+                {
                     editor
                         .area
                         .move_cursor(CursorMove::Jump(at.line.saturating_sub(1) as u16, 0));
@@ -347,20 +373,7 @@ impl App {
 
     pub(crate) fn what_can(&mut self, identity: &str) {
         let Some(loaded) = self.loaded() else { return };
-        let text = match policy::permissions(&loaded.policy, identity) {
-            Some(permissions) if permissions.0.is_empty() => format!("{identity} may do nothing"),
-            Some(permissions) => {
-                let pairs: Vec<String> = permissions
-                    .0
-                    .iter()
-                    .map(|(r, ops)| {
-                        format!("{r}: {}", ops.iter().cloned().collect::<Vec<_>>().join(","))
-                    })
-                    .collect();
-                format!("{identity} may {}", pairs.join("; "))
-            }
-            None => format!("{identity} is not configured: it may do nothing"),
-        };
+        let text = what_can(&loaded.policy, identity);
         self.flash(Level::Info, text);
     }
 
@@ -368,7 +381,7 @@ impl App {
     pub(crate) fn clients_editor_key(&mut self, key: KeyEvent) -> bool {
         let now = self.now;
         let action = self.typing_action(&key);
-        let Some(editor) = self.clients.editor.as_mut() else {
+        let Some(editor) = self.screens.clients.editor.as_mut() else {
             return false;
         };
         match action {
@@ -418,11 +431,11 @@ impl App {
     }
 
     fn close_editor(&mut self) {
-        let Some(editor) = self.clients.editor.as_ref() else {
+        let Some(editor) = self.screens.clients.editor.as_ref() else {
             return;
         };
         if !editor.modified() {
-            self.clients.editor = None;
+            self.screens.clients.editor = None;
             return;
         }
         if let Some(syntax) = &editor.syntax {
@@ -444,11 +457,11 @@ impl App {
 
     /// Makes the editor's text the policy (one undo step); with `save`, writes it too.
     pub(crate) fn apply_editor(&mut self, save: bool) {
-        let Some(editor) = self.clients.editor.as_ref() else {
+        let Some(editor) = self.screens.clients.editor.as_ref() else {
             return;
         };
         if self.readonly {
-            self.clients.editor = None;
+            self.screens.clients.editor = None;
             return;
         }
         if let Some(syntax) = &editor.syntax {
@@ -460,13 +473,31 @@ impl App {
         }
         let text = editor.text();
         if self.session.is_some() && text == self.text() {
-            self.clients.editor = None;
+            self.screens.clients.editor = None;
             if save {
                 self.save_text(text);
             }
             return;
         }
         self.derive(PolicyInput::Text(text), PolicyPurpose::Replace { save });
+    }
+}
+
+/// What `identity` may do under `policy`, in one line.
+pub fn what_can(policy: &Policy, identity: &str) -> String {
+    match policy::permissions(policy, identity) {
+        Some(permissions) if permissions.0.is_empty() => format!("{identity} may do nothing"),
+        Some(permissions) => {
+            let pairs: Vec<String> = permissions
+                .0
+                .iter()
+                .map(|(r, ops)| {
+                    format!("{r}: {}", ops.iter().cloned().collect::<Vec<_>>().join(","))
+                })
+                .collect();
+            format!("{identity} may {}", pairs.join("; "))
+        }
+        None => format!("{identity} is not configured: it may do nothing"),
     }
 }
 
@@ -487,7 +518,7 @@ pub fn move_cursor(cursor: &mut usize, len: usize, action: Action) -> bool {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    if let Some(editor) = &app.clients.editor {
+    if let Some(editor) = &app.screens.clients.editor {
         render_editor(frame, area, app, editor);
         return;
     }
@@ -508,7 +539,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top)
     };
-    let state = &app.clients;
+    let state = &app.screens.clients;
     let height = list_area.height.saturating_sub(2) as usize;
     let offset = state.selected.saturating_sub(height.saturating_sub(1));
     let items: Vec<ListItem> = state

@@ -9,10 +9,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
-use super::{Hint, Screen, hints};
+use super::{Cx, Hint, Screen, hints};
 use crate::console::app::{App, Confirmation, Level};
 use crate::console::jobs::{Job, KeyChange, KeyChangeFailure, ServerStatus};
-use crate::console::keymap::Action;
+use crate::console::keymap::{Action, Scope};
 use crate::console::screens::activity::{self, SortBy};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
@@ -91,6 +91,14 @@ fn event_text(event: &AuditEvent) -> String {
 }
 
 impl Screen for ServerState {
+    fn title(&self) -> &'static str {
+        "Server"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Server
+    }
+
     fn hints(&self) -> Vec<Hint> {
         if self.show_keys {
             return hints(&[
@@ -110,49 +118,62 @@ impl Screen for ServerState {
         }
         hints(&[Action::Filter, Action::Sync, Action::ShowKeys, Action::Copy])
     }
+
+    fn filter(&self) -> Option<&str> {
+        Some(&self.filter)
+    }
+
+    fn set_filter(&mut self, text: String, _cx: &mut Cx) {
+        self.filter = text;
+        self.selected = 0;
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
+        render(frame, area, app);
+    }
 }
 
 impl App {
     pub(crate) fn server_action(&mut self, action: Action) {
-        let visible = if self.server_view.show_keys {
+        let visible = if self.screens.server.show_keys {
             self.server_keys().len()
-        } else if self.server_view.show_activity {
+        } else if self.screens.server.show_activity {
             activity::visible_rows(self).len()
         } else {
-            self.server_view.visible().count()
+            self.screens.server.visible().count()
         };
-        if move_cursor(&mut self.server_view.selected, visible, action) {
+        if move_cursor(&mut self.screens.server.selected, visible, action) {
             return;
         }
         match action {
             Action::ShowActivity | Action::FocusNext | Action::FocusPrev => {
-                self.server_view.show_activity = !self.server_view.show_activity;
-                self.server_view.show_keys = false;
-                self.server_view.selected = 0;
+                self.screens.server.show_activity = !self.screens.server.show_activity;
+                self.screens.server.show_keys = false;
+                self.screens.server.selected = 0;
             }
             Action::ShowKeys => {
-                self.server_view.show_keys = !self.server_view.show_keys;
-                self.server_view.show_activity = false;
-                self.server_view.selected = 0;
+                self.screens.server.show_keys = !self.screens.server.show_keys;
+                self.screens.server.show_activity = false;
+                self.screens.server.selected = 0;
             }
             Action::AddKey | Action::ActivateKey | Action::RetireKey => self.key_action(action),
-            Action::Copy if self.server_view.show_keys => {
+            Action::Copy if self.screens.server.show_keys => {
                 let key = self
                     .server_keys()
-                    .get(self.server_view.selected)
+                    .get(self.screens.server.selected)
                     .map(|k| k.public_key.clone());
                 if let Some(key) = key {
                     self.copy("public key", key);
                 }
             }
             Action::SortActivity => {
-                self.server_view.sort = self.server_view.sort.next();
-                self.server_view.show_activity = true;
-                self.server_view.selected = 0;
+                self.screens.server.sort = self.screens.server.sort.next();
+                self.screens.server.show_activity = true;
+                self.screens.server.selected = 0;
             }
-            Action::Copy | Action::RevokeToken if self.server_view.show_activity => {
+            Action::Copy | Action::RevokeToken if self.screens.server.show_activity => {
                 let rows = activity::visible_rows(self);
-                match (action, rows.get(self.server_view.selected)) {
+                match (action, rows.get(self.screens.server.selected)) {
                     (Action::Copy, Some(row)) => {
                         let identity = row.identity.clone();
                         self.copy("identity", identity);
@@ -172,13 +193,14 @@ impl App {
                 }
             }
             Action::Back => {
-                self.server_view.filter.clear();
+                self.screens.server.filter.clear();
             }
             Action::RevokeToken => {
                 let chosen = self
-                    .server_view
+                    .screens
+                    .server
                     .visible()
-                    .nth(self.server_view.selected)
+                    .nth(self.screens.server.selected)
                     .map(|e| (e.revocation_id.clone(), event_text(e)));
                 match chosen {
                     Some((Some(id), text)) => {
@@ -194,9 +216,10 @@ impl App {
             }
             Action::Copy => {
                 let text = self
-                    .server_view
+                    .screens
+                    .server
                     .visible()
-                    .nth(self.server_view.selected)
+                    .nth(self.screens.server.selected)
                     .map(event_text);
                 if let Some(text) = text {
                     self.copy("audit event", text);
@@ -211,7 +234,7 @@ impl App {
     /// The server's root keys as the Server screen lists them: signing first, then retiring,
     /// next and retired.
     pub fn server_keys(&self) -> Vec<&KeyInfo> {
-        let Some(Ok(status)) = &self.server_view.status else {
+        let Some(Ok(status)) = &self.screens.server.status else {
             return Vec::new();
         };
         let mut keys: Vec<&KeyInfo> = status.keys.iter().collect();
@@ -225,12 +248,12 @@ impl App {
             return;
         }
         if action == Action::AddKey {
-            self.server_view.show_keys = true;
-            self.server_view.show_activity = false;
+            self.screens.server.show_keys = true;
+            self.screens.server.show_activity = false;
             self.submit(Job::ChangeKey(KeyChange::Add));
             return;
         }
-        if !self.server_view.show_keys {
+        if !self.screens.server.show_keys {
             self.flash(
                 Level::Info,
                 "press K for the root key set, then select a key",
@@ -239,7 +262,7 @@ impl App {
         }
         let selected = self
             .server_keys()
-            .get(self.server_view.selected)
+            .get(self.screens.server.selected)
             .map(|k| (k.id, k.state));
         let Some((id, state)) = selected else {
             self.flash(Level::Info, "the server reported no keys yet");
@@ -397,7 +420,11 @@ fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
         "Root keys ({}, signing first; K: back to the feed)",
         keys.len()
     );
-    let selected = app.server_view.selected.min(keys.len().saturating_sub(1));
+    let selected = app
+        .screens
+        .server
+        .selected
+        .min(keys.len().saturating_sub(1));
     let mut list_state = ListState::default().with_selected((!keys.is_empty()).then_some(selected));
     frame.render_stateful_widget(
         List::new(items)
@@ -418,15 +445,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .block(pane(app, "Server", false)),
         info_area,
     );
-    if app.server_view.show_keys {
+    if app.screens.server.show_keys {
         render_keys(frame, feed_area, app);
         return;
     }
-    if app.server_view.show_activity {
+    if app.screens.server.show_activity {
         activity::render(frame, feed_area, app);
         return;
     }
-    let state = &app.server_view;
+    let state = &app.screens.server;
     let height = feed_area.height.saturating_sub(2) as usize;
     let offset = state.selected.saturating_sub(height.saturating_sub(1));
     let items: Vec<ListItem> = state
@@ -511,7 +538,7 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
         Span::styled(url.clone(), theme.title()),
         Span::styled(format!("  {kind} · operator {operator}"), theme.muted()),
     ])];
-    let status = match &app.server_view.status {
+    let status = match &app.screens.server.status {
         None => {
             lines.push(Line::from("waiting for the first status…"));
             return lines;
@@ -521,7 +548,7 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
                 format!("✗ unreachable: {e}"),
                 theme.error(),
             )));
-            if let Some(seen) = app.server_view.last_seen {
+            if let Some(seen) = app.screens.server.last_seen {
                 lines.push(Line::from(format!(
                     "last answered {} s ago",
                     app.now - seen
@@ -531,7 +558,7 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
         }
         Some(Ok(status)) => status,
     };
-    let local_head = match &app.changes.git {
+    let local_head = match &app.screens.changes.git {
         Some(Ok(view)) => view.status.head.clone(),
         _ => None,
     };
