@@ -670,7 +670,9 @@ fn root_keys_rotate_from_the_server_screen() {
     );
     let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
         f.app
-            .server_keys()
+            .screens()
+            .server
+            .keys()
             .iter()
             .map(|k| (k.id, k.state.name()))
             .collect()

@@ -62,15 +62,8 @@ pub enum Confirmation {
     RecoverEditor {
         text: String,
     },
-    ActivateKey {
-        id: u32,
-    },
     /// Reset the branch to its upstream (local work kept in recovery).
     ResetToUpstream,
-    RetireKey {
-        id: u32,
-        force: bool,
-    },
 }
 
 /// What a one-line prompt is for.
@@ -712,6 +705,14 @@ impl App {
     }
 
     pub fn handle_result(&mut self, result: JobResult) {
+        // Each screen takes the results it asked for; what none takes is the console's.
+        let mut result = result;
+        for id in ScreenId::ALL {
+            match self.with_screen(id, |s, cx| s.on_result(result, cx)) {
+                Some(unclaimed) => result = unclaimed,
+                None => return,
+            }
+        }
         match result {
             JobResult::Saved(Ok(path)) => {
                 if let Some(text) = self.saving.pop_front() {
@@ -734,7 +735,6 @@ impl App {
             }
             JobResult::Reloaded(Ok(text)) => self.disk_changed(text, true),
             JobResult::Reloaded(Err(e)) => self.flash(Level::Error, e),
-            JobResult::ServerStatus(result) => self.screens.server.status_result(result, self.now),
             JobResult::ServerAudit(result) => {
                 if self.screens.server.audit_result(result)
                     && let Some(loaded) = self.session.as_ref().map(EditSession::current)
@@ -744,15 +744,7 @@ impl App {
                         .recompute(loaded, &self.screens.server.events);
                 }
             }
-            JobResult::ServerSynced(Ok(())) => {
-                self.flash(Level::Info, "asked the server to sync");
-            }
-            JobResult::ServerSynced(Err(e)) => self.flash(
-                Level::Error,
-                format!("the server did not take the sync: {e}"),
-            ),
             JobResult::ServerPublicKey(result) => self.screens.tokens.server_key = Some(result),
-            JobResult::KeyChanged { change, outcome } => self.key_changed(change, outcome),
             JobResult::PolicyDerived { purpose, result } => self.policy_derived(purpose, result),
             JobResult::Revoked(Ok(id)) => {
                 let short: String = id.chars().take(16).collect();
@@ -764,6 +756,12 @@ impl App {
                 self.submit(Job::ReadRevocations);
             }
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
+            // The Server screen takes these (see `Screen::on_result`).
+            JobResult::ServerStatus(_)
+            | JobResult::ServerSynced(_)
+            | JobResult::KeyChanged { .. } => {
+                tracing::warn!("a server result no screen took");
+            }
             result @ (JobResult::Git(_)
             | JobResult::Committed(_)
             | JobResult::Pushed(_)
@@ -896,12 +894,14 @@ impl App {
             now,
             readonly,
             has_repo,
+            server,
             ..
         } = self;
         let mut cx = Cx::new(
             *now,
             *readonly,
             *has_repo,
+            server.is_some(),
             session.as_ref().map(EditSession::current),
             tree,
         );
@@ -938,6 +938,7 @@ impl App {
                 ),
                 Request::Copy(what, text) => self.copy(what, text),
                 Request::GoTo(screen) => self.go_to(screen),
+                Request::Revoke { id, what } => self.start_revocation(id, what),
             }
         }
     }
@@ -1095,7 +1096,6 @@ impl App {
             ScreenId::Clients => self.clients_action(action),
             ScreenId::Tokens => self.tokens_action(action),
             ScreenId::Changes => self.changes_action(action),
-            ScreenId::Server => self.server_action(action),
             id => self.with_screen(id, |s, cx| s.on_action(action, cx)),
         }
     }
@@ -1463,17 +1463,6 @@ impl App {
                     "restored the editor's unapplied text: Esc applies, ctrl-s saves",
                 );
             }
-            Confirmation::ActivateKey { id } => {
-                self.submit(Job::ChangeKey(crate::console::jobs::KeyChange::Activate(
-                    id,
-                )));
-            }
-            Confirmation::RetireKey { id, force } => {
-                self.submit(Job::ChangeKey(crate::console::jobs::KeyChange::Retire {
-                    id,
-                    force,
-                }));
-            }
             Confirmation::ResetToUpstream => {
                 self.screens.changes.last_push = Some("resetting to the upstream…".into());
                 self.submit(Job::ResetToUpstream);
@@ -1635,8 +1624,9 @@ impl App {
                 self.tree.nodes.len(),
             )),
             ScreenId::Server if self.screens.server.show_activity => {
-                let shown = super::screens::activity::visible_rows(self).len();
-                let all = super::screens::activity::rows(self, "").len();
+                let server = &self.screens.server;
+                let shown = super::screens::activity::visible_rows(server, self.loaded()).len();
+                let all = super::screens::activity::rows(server, self.loaded(), "").len();
                 Some((shown, all))
             }
             ScreenId::Server => Some((

@@ -12,7 +12,9 @@ use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use crate::console::app::App;
+use crate::console::screens::server::ServerState;
 use crate::console::ui::{pane, selected_marker};
+use crate::policy::LoadedPolicy;
 use crate::wire::AuditEvent;
 
 /// Endpoints whose success issues a token.
@@ -145,14 +147,13 @@ fn ago(now: i64, at: Option<i64>) -> String {
 }
 
 /// The rows the screen shows: the screen's filter applied.
-pub fn visible_rows(app: &App) -> Vec<Activity> {
-    rows(app, &app.screens.server.filter)
+pub fn visible_rows(server: &ServerState, policy: Option<&LoadedPolicy>) -> Vec<Activity> {
+    rows(server, policy, &server.filter)
 }
 
 /// The rows whose identity contains `filter` (all for an empty one).
-pub fn rows(app: &App, filter: &str) -> Vec<Activity> {
-    let configured: Vec<&str> = app
-        .loaded()
+pub fn rows(server: &ServerState, policy: Option<&LoadedPolicy>, filter: &str) -> Vec<Activity> {
+    let configured: Vec<&str> = policy
         .map(|l| {
             l.policy
                 .clients
@@ -162,18 +163,14 @@ pub fn rows(app: &App, filter: &str) -> Vec<Activity> {
         })
         .unwrap_or_default();
     let needle = filter.to_lowercase();
-    activity(
-        app.screens.server.events.iter(),
-        configured,
-        app.screens.server.sort,
-    )
-    .into_iter()
-    .filter(|row| needle.is_empty() || row.identity.to_lowercase().contains(&needle))
-    .collect()
+    activity(server.events.iter(), configured, server.sort)
+        .into_iter()
+        .filter(|row| needle.is_empty() || row.identity.to_lowercase().contains(&needle))
+        .collect()
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let rows = visible_rows(app);
+    let rows = visible_rows(&app.screens.server, app.loaded());
     let now = app.now;
     let quiet_after = app.screens.server.quiet_after;
     let height = area.height.saturating_sub(3) as usize;

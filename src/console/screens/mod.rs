@@ -19,7 +19,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use super::app::{App, Level};
-use super::jobs::Job;
+use super::jobs::{Job, JobResult};
 use super::keymap::{Action, Scope};
 use crate::policy::{DelegationTree, Edit, LoadedPolicy};
 use changes::ChangesState;
@@ -94,6 +94,10 @@ pub trait Screen {
     }
     /// A confirmation this screen asked for was confirmed.
     fn on_confirm(&mut self, _what: &dyn Any, _cx: &mut Cx) {}
+    /// A job's result: the screen takes the results it asked for and hands back the others.
+    fn on_result(&mut self, result: JobResult, _cx: &mut Cx) -> Option<JobResult> {
+        Some(result)
+    }
     /// Drawing is a pure function of the screen's state and what `app` shows read-only.
     fn render(&self, frame: &mut Frame, area: Rect, app: &App);
 }
@@ -189,6 +193,10 @@ pub enum Request {
     },
     Copy(&'static str, String),
     GoTo(ScreenId),
+    Revoke {
+        id: String,
+        what: String,
+    },
 }
 
 /// What a screen may read and ask for while it handles a key, an action, an answer or a job
@@ -200,6 +208,8 @@ pub struct Cx<'a> {
     pub readonly: bool,
     /// The policy file is in a git repository.
     pub has_repo: bool,
+    /// A server is configured (embedded or remote).
+    pub has_server: bool,
     policy: Option<&'a LoadedPolicy>,
     tree: &'a DelegationTree,
     requests: Vec<Request>,
@@ -210,6 +220,7 @@ impl<'a> Cx<'a> {
         now: i64,
         readonly: bool,
         has_repo: bool,
+        has_server: bool,
         policy: Option<&'a LoadedPolicy>,
         tree: &'a DelegationTree,
     ) -> Cx<'a> {
@@ -217,6 +228,7 @@ impl<'a> Cx<'a> {
             now,
             readonly,
             has_repo,
+            has_server,
             policy,
             tree,
             requests: Vec::new(),
@@ -276,6 +288,12 @@ impl<'a> Cx<'a> {
 
     pub fn go_to(&mut self, screen: ScreenId) {
         self.requests.push(Request::GoTo(screen));
+    }
+
+    /// Starts revoking the token with revocation id `id` (`what` names it): the console asks
+    /// for a reason, then confirms naming what it cuts off.
+    pub fn revoke(&mut self, id: String, what: String) {
+        self.requests.push(Request::Revoke { id, what });
     }
 
     pub fn into_requests(self) -> Vec<Request> {
