@@ -248,6 +248,28 @@ fn rebound_keys_drive_the_prompts_and_the_editor_too() {
 }
 
 #[test]
+fn the_palette_names_screens_and_offers_only_what_the_mode_allows() {
+    let mut f = fixture(true);
+    for (command, screen) in [
+        ("roles", ScreenId::Roles),
+        ("domains", ScreenId::Roles),
+        ("2", ScreenId::Delegations),
+        ("server", ScreenId::Server),
+        ("clients", ScreenId::Clients),
+    ] {
+        f.app.run_command(command);
+        assert_eq!(f.app.screen(), screen, ":{command}");
+    }
+    let complete =
+        |f: &Fixture, line: &str| hessra_console::console::palette::complete(&f.app, line);
+    assert!(complete(&f, "ro").contains(&"roles".to_string()));
+    assert!(complete(&f, "add").is_empty(), "{:?}", complete(&f, "add"));
+    assert!(complete(&f, "ver").contains(&"verify ".to_string()));
+    let writable = fixture(false);
+    assert!(complete(&writable, "add").contains(&"add-client".to_string()));
+}
+
+#[test]
 fn read_only_mode_removes_every_mutating_action() {
     let mut f = fixture(true);
     let before = f.app.text().to_string();

@@ -870,14 +870,26 @@ impl App {
         self.with_screen(screen, |s, cx| s.on_enter(cx));
     }
 
-    /// The screen a palette command names: its number or the first word of its title.
+    /// The screen a palette command names: its number, or the first word of its title or
+    /// short title (`:roles`, `:domains`).
     pub fn screen_named(&self, name: &str) -> Option<ScreenId> {
         let name = name.to_lowercase();
         ScreenId::ALL.iter().enumerate().find_map(|(i, id)| {
-            let title = self.screens.get(*id).title().to_lowercase();
-            let word = title.split_whitespace().next().unwrap_or_default();
-            (name == (i + 1).to_string() || name == word).then_some(*id)
+            let named = self.screen_words(*id).contains(&name);
+            (name == (i + 1).to_string() || named).then_some(*id)
         })
+    }
+
+    /// The words a palette command may name a screen by.
+    pub fn screen_words(&self, id: ScreenId) -> Vec<String> {
+        let screen = self.screens.get(id);
+        let mut words: Vec<String> = [screen.title(), screen.short_title()]
+            .iter()
+            .filter_map(|t| t.split_whitespace().next())
+            .map(str::to_lowercase)
+            .collect();
+        words.dedup();
+        words
     }
 
     /// Runs `f` on screen `id` with a context onto the console, then carries out what the
@@ -1070,12 +1082,11 @@ impl App {
             }
             Action::Palette => self.open_palette(),
             Action::Filter => self.open_filter(),
-            Action::Screen1 => self.go_to(ScreenId::Clients),
-            Action::Screen2 => self.go_to(ScreenId::Delegations),
-            Action::Screen3 => self.go_to(ScreenId::Roles),
-            Action::Screen4 => self.go_to(ScreenId::Tokens),
-            Action::Screen5 => self.go_to(ScreenId::Changes),
-            Action::Screen6 => self.go_to(ScreenId::Server),
+            go_to if go_to.screen_index().is_some() => {
+                if let Some(screen) = go_to.screen_index().and_then(|i| ScreenId::ALL.get(i)) {
+                    self.go_to(*screen);
+                }
+            }
             Action::Theme => self.cycle_theme(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
@@ -1614,27 +1625,7 @@ impl App {
 
     /// How many items the current filter matches (for the status bar).
     pub fn match_count(&self) -> Option<(usize, usize)> {
-        match self.screen {
-            ScreenId::Clients => Some((
-                self.screens.clients.rows.len(),
-                self.loaded().map_or(0, |l| l.policy.clients.len()),
-            )),
-            ScreenId::Delegations => Some((
-                self.screens.delegations.matches.len(),
-                self.tree.nodes.len(),
-            )),
-            ScreenId::Server if self.screens.server.show_activity => {
-                let server = &self.screens.server;
-                let shown = super::screens::activity::visible_rows(server, self.loaded()).len();
-                let all = super::screens::activity::rows(server, self.loaded(), "").len();
-                Some((shown, all))
-            }
-            ScreenId::Server => Some((
-                self.screens.server.visible().count(),
-                self.screens.server.events.len(),
-            )),
-            _ => None,
-        }
+        self.current().match_count(self.loaded(), &self.tree)
     }
 
     // ---- palette ------------------------------------------------------------------------

@@ -69,6 +69,20 @@ macro_rules! actions {
                 self.changes().is_some()
             }
 
+            /// For the go-to actions, the index of the screen they show (in number-key
+            /// order, `screens::ScreenId::ALL`).
+            pub fn screen_index(self) -> Option<usize> {
+                let go_to = [
+                    Action::Screen1,
+                    Action::Screen2,
+                    Action::Screen3,
+                    Action::Screen4,
+                    Action::Screen5,
+                    Action::Screen6,
+                ];
+                go_to.iter().position(|a| *a == self)
+            }
+
             pub fn from_name(name: &str) -> Option<Action> {
                 Action::ALL.iter().copied().find(|a| a.name() == name)
             }

@@ -36,10 +36,18 @@ pub fn complete(app: &App, line: &str) -> Vec<String> {
         None => (line, None),
     };
     let Some(argument) = argument else {
+        // Commands, the screens by name, and every action the keymap allows (read-only mode
+        // leaves out what would change something).
+        let screens = ScreenId::ALL.iter().flat_map(|id| app.screen_words(*id));
+        let actions = Action::ALL
+            .iter()
+            .filter(|a| app.keymap.is_enabled(**a))
+            .map(|a| a.name().to_string());
         let mut names: Vec<String> = COMMANDS
             .iter()
             .map(|(c, _)| c.to_string())
-            .chain(Action::ALL.iter().map(|a| a.name().to_string()))
+            .chain(screens)
+            .chain(actions)
             .filter(|n| n.starts_with(command))
             .collect();
         names.sort();

@@ -216,6 +216,17 @@ impl Screen for ClientsState {
     fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
         render(frame, area, app);
     }
+
+    fn match_count(
+        &self,
+        policy: Option<&policy::LoadedPolicy>,
+        _tree: &policy::DelegationTree,
+    ) -> Option<(usize, usize)> {
+        Some((
+            self.rows.len(),
+            policy.map_or(0, |l| l.policy.clients.len()),
+        ))
+    }
 }
 
 impl App {

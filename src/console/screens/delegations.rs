@@ -230,6 +230,14 @@ impl Screen for DelegationsState {
     fn on_action(&mut self, action: Action, cx: &mut Cx) {
         self.act(action, cx);
     }
+
+    fn match_count(
+        &self,
+        _policy: Option<&crate::policy::LoadedPolicy>,
+        tree: &DelegationTree,
+    ) -> Option<(usize, usize)> {
+        Some((self.matches.len(), tree.nodes.len()))
+    }
 }
 
 impl DelegationsState {

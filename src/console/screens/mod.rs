@@ -84,6 +84,14 @@ pub trait Screen {
         None
     }
     fn set_filter(&mut self, _text: String, _cx: &mut Cx) {}
+    /// How many items the filter lets through, of how many (for the status bar).
+    fn match_count(
+        &self,
+        _policy: Option<&LoadedPolicy>,
+        _tree: &DelegationTree,
+    ) -> Option<(usize, usize)> {
+        None
+    }
     /// The screen was switched to.
     fn on_enter(&mut self, _cx: &mut Cx) {}
     fn on_action(&mut self, _action: Action, _cx: &mut Cx) {}

@@ -169,6 +169,19 @@ impl Screen for ServerState {
         }
         None
     }
+
+    fn match_count(
+        &self,
+        policy: Option<&crate::policy::LoadedPolicy>,
+        _tree: &crate::policy::DelegationTree,
+    ) -> Option<(usize, usize)> {
+        if self.show_activity {
+            let shown = activity::visible_rows(self, policy).len();
+            let all = activity::rows(self, policy, "").len();
+            return Some((shown, all));
+        }
+        Some((self.visible().count(), self.events.len()))
+    }
 }
 
 impl ServerState {
