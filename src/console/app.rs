@@ -1038,6 +1038,27 @@ impl App {
         }
     }
 
+    /// Bracketed paste: into a prompt, the Tokens screen (a token), or the raw editor.
+    pub fn handle_paste(&mut self, text: &str) {
+        if self.policy_pending.is_some() {
+            self.typeahead_paste(text);
+            return;
+        }
+        if let Some(Popup::Prompt { input, .. }) = self.popup.as_mut() {
+            input.insert_str(text.replace(['\n', '\r'], ""));
+            return;
+        }
+        if self.screen == ScreenId::Tokens {
+            let token = text.trim().to_string();
+            self.screens.tokens.input = None;
+            self.load_token(token, "pasted".into());
+            return;
+        }
+        if !self.readonly && self.screens.clients.paste(text) {
+            self.editor_text_changed();
+        }
+    }
+
     /// Mouse events, when capture is on: the wheel moves, a click on a tab switches screens.
     pub fn handle_mouse(&mut self, event: MouseEvent) {
         if !self.mouse || self.popup.is_some() {

@@ -147,6 +147,15 @@ impl ClientsState {
         self.editor = Some(editor);
     }
 
+    /// Pasted text goes into the raw editor, when it is open; true when it went in.
+    pub fn paste(&mut self, text: &str) -> bool {
+        let Some(editor) = self.editor.as_mut() else {
+            return false;
+        };
+        editor.area.insert_str(text);
+        true
+    }
+
     pub fn editor_modified(&self) -> bool {
         self.editor.as_ref().is_some_and(RawEditor::modified)
     }

@@ -260,30 +260,6 @@ impl App {
         true
     }
 
-    /// Bracketed paste: into the paste box, a prompt or the editor.
-    pub fn handle_paste(&mut self, text: &str) {
-        if self.policy_pending.is_some() {
-            self.typeahead_paste(text);
-            return;
-        }
-        if let Some(Popup::Prompt { input, .. }) = self.popup.as_mut() {
-            input.insert_str(text.replace(['\n', '\r'], ""));
-            return;
-        }
-        if self.screen() == super::ScreenId::Tokens {
-            let token = text.trim().to_string();
-            self.screens.tokens.input = None;
-            self.load_token(token, "pasted".into());
-            return;
-        }
-        if let Some(editor) = self.screens.clients.editor.as_mut()
-            && !self.readonly
-        {
-            editor.area.insert_str(text);
-            self.editor_text_changed();
-        }
-    }
-
     pub fn load_token(&mut self, token: String, source: String) {
         if token.is_empty() {
             self.flash(Level::Info, "no token entered");
