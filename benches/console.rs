@@ -275,7 +275,7 @@ fn main() {
         }
         on_ui.push(ui);
     }
-    assert!(app.policy_pending.is_none());
+    assert!(!app.policy_pending());
     on_ui.sort();
     on_worker.sort();
     println!(

@@ -45,9 +45,9 @@ fn number_keys_switch_screens_and_question_mark_opens_help() {
         assert_eq!(f.app.screen(), screen);
     }
     press(&mut f, "?");
-    assert!(matches!(f.app.popup, Some(Popup::Help { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::Help { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
 }
 
 #[test]
@@ -64,14 +64,14 @@ fn grant_save_commit_push_reaches_the_remote() {
     assert!(!f.app.is_dirty(), "{}", flash(&f));
     press(&mut f, "5c");
     assert!(
-        matches!(f.app.popup, Some(Popup::Prompt { .. })),
+        matches!(f.app.popup(), Some(Popup::Prompt { .. })),
         "{}",
         flash(&f)
     );
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     // The confirmation starts on Cancel: Enter alone cancels.
     assert!(matches!(
-        f.app.popup,
+        f.app.popup(),
         Some(Popup::Confirm {
             yes_focused: false,
             ..
@@ -95,7 +95,7 @@ fn commit_is_refused_while_the_policy_is_invalid() {
     press(&mut f, "j+artifacts write");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     press(&mut f, "5c");
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     assert!(flash(&f).starts_with("Commit refused"), "{}", flash(&f));
     // Undo brings the valid policy back, byte for byte.
     press(&mut f, "1u");
@@ -134,7 +134,7 @@ fn the_raw_editor_validates_live_and_refuses_to_apply_broken_text() {
     assert!(flash(&f).starts_with("not applied"), "{}", flash(&f));
     // Esc asks before discarding; Cancel keeps the text.
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(matches!(f.app.popup, Some(Popup::Confirm { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::Confirm { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     assert!(f.app.screens().clients.editor.as_ref().unwrap().modified());
     // Quitting now asks too.
@@ -150,12 +150,12 @@ fn quitting_with_unsaved_edits_asks_and_cancel_keeps_running() {
     press(&mut f, "+staging_api delete");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     press(&mut f, "q");
-    assert!(matches!(f.app.popup, Some(Popup::QuitDirty { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::QuitDirty { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(f.app.running);
+    assert!(f.app.running());
     press(&mut f, "q");
     press(&mut f, "d");
-    assert!(!f.app.running);
+    assert!(!f.app.running());
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn in_read_only_mode_a_mutating_key_says_why_it_does_nothing() {
         flash(&f),
         "read-only: `+` (grant) changes the policy; start without --readonly to edit"
     );
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     press(&mut f, "5c");
     assert_eq!(
         flash(&f),
@@ -237,7 +237,7 @@ fn rebound_keys_drive_the_prompts_and_the_editor_too() {
     });
     press(&mut f, "+staging_api delete");
     special(&mut f, KeyCode::F(3), KeyModifiers::NONE);
-    assert!(f.app.popup.is_none(), "{}", flash(&f));
+    assert!(f.app.popup().is_none(), "{}", flash(&f));
     assert!(f.app.text().contains("\"delete\""), "{}", flash(&f));
     press(&mut f, "i");
     assert!(f.app.screens().clients.editor.is_some());
@@ -274,7 +274,7 @@ fn read_only_mode_removes_every_mutating_action() {
     let mut f = fixture(true);
     let before = f.app.text().to_string();
     press(&mut f, "+aD");
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     f.app.run_command("push");
     assert!(flash(&f).contains("read-only"), "{}", flash(&f));
     f.app.run_command("add-client");
@@ -326,7 +326,7 @@ fn client_form_renames_and_sets_settings_with_clear_errors() {
     assert!(flash(&f).contains("true or false"), "{}", flash(&f));
     assert!(!f.app.is_dirty());
     // A refused value keeps the prompt open with what was typed; Esc leaves it.
-    assert!(matches!(f.app.popup, Some(Popup::Prompt { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::Prompt { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     press(&mut f, "sdelegatible true");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
@@ -416,7 +416,7 @@ fn roles_screen_edits_roles_through_the_document() {
     );
     // Removing a role asks first, naming it; Enter alone cancels.
     press(&mut f, "x");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Confirm { lines, .. }) => assert!(lines[0].contains("administrator")),
         _ => panic!("no confirmation"),
     }
@@ -506,7 +506,7 @@ fn an_unreachable_server_is_reported_on_the_server_screen() {
     app.handle_key(key(KeyCode::Char('6')));
     app.handle_key(key(KeyCode::Char('s')));
     jobs::settle(&mut app, &env, true);
-    let text = app.flash.as_ref().unwrap().text.clone();
+    let text = app.flash_message().unwrap().text.clone();
     assert!(
         text.starts_with("the server did not take the sync"),
         "{text}"
@@ -542,7 +542,7 @@ fn revoking_a_block_from_the_tokens_screen_goes_through_commit_and_push() {
     // Tab to the blocks, up to block 0 (the root of the whole family), X, a reason.
     special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
     press(&mut f, "kX");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Prompt { title, .. }) => {
             assert!(title.contains("block 0 (authority)"), "{title}");
             assert!(title.contains("everything minted or delegated"), "{title}");
@@ -553,7 +553,7 @@ fn revoking_a_block_from_the_tokens_screen_goes_through_commit_and_push() {
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     // Confirmation starts on Cancel.
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
-    let file = f.app.policy_path.with_file_name("revocations.toml");
+    let file = f.app.policy_path().with_file_name("revocations.toml");
     assert!(!file.exists(), "cancel wrote the file");
     press(&mut f, "X");
     press(&mut f, "laptop stolen");
@@ -597,7 +597,7 @@ fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
         2,
     ))));
     press(&mut f, "6X");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Prompt { title, .. }) => {
             assert!(title.contains("the token seen in"), "{title}")
         }
@@ -606,7 +606,7 @@ fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     // The older request presented no token: nothing to revoke, and it says so.
     press(&mut f, "jX");
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     assert!(
         flash(&f).contains("no token was presented"),
         "{}",
@@ -618,10 +618,10 @@ fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
 fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
     let mut f = fixture(false);
     let state = tempfile::tempdir().unwrap();
-    let recovery = jobs::recovery_path(state.path(), &f.app.policy_path);
+    let recovery = jobs::recovery_path(state.path(), f.app.policy_path());
     f.env.recovery_path = Some(recovery.clone());
     // This session keeps its unsaved edits as it goes.
-    let policy_path = f.app.policy_path.clone();
+    let policy_path = f.app.policy_path().to_path_buf();
     let mut app = App::new(Context {
         has_repo: true,
         keep_unsaved: true,
@@ -657,7 +657,7 @@ fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
         })
     };
     let mut declined = next(Some(kept.clone()));
-    assert!(matches!(declined.popup, Some(Popup::Confirm { .. })));
+    assert!(matches!(declined.popup(), Some(Popup::Confirm { .. })));
     declined.handle_key(key(KeyCode::Enter));
     jobs::settle(&mut declined, &f.env, false);
     assert!(!declined.is_dirty());
@@ -717,7 +717,7 @@ fn root_keys_rotate_from_the_server_screen() {
     assert_eq!(states(&f), vec![(Some(1), "active"), (Some(2), "next")]);
 
     press(&mut f, "jA");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Confirm { title, lines, .. }) => {
             assert_eq!(title, "Activate root key 2?");
             assert!(lines[1].starts_with("key 1 starts retiring"), "{lines:?}");
@@ -752,7 +752,7 @@ fn root_keys_rotate_from_the_server_screen() {
     // Key 1 may still have live tokens: the server refuses, the console offers force.
     press(&mut f, "jD");
     live(&mut f, "y");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Confirm { title, lines, .. }) => {
             assert_eq!(title, "Key 1 still verifies live tokens");
             assert!(lines[0].contains("cannot be retired yet"), "{lines:?}");

@@ -95,7 +95,7 @@ fn verify(f: &mut Fixture, runtime_polls: bool) -> Result<String, String> {
 fn commit(f: &mut Fixture) -> Vec<String> {
     press(f, "5c");
     special(f, KeyCode::Enter);
-    let lines = match &f.app.popup {
+    let lines = match f.app.popup() {
         Some(Popup::Confirm { lines, .. }) => lines.clone(),
         _ => panic!("no commit confirmation: {}", flash(f)),
     };
@@ -168,7 +168,7 @@ fn a_broken_revocation_list_makes_verify_fail_closed() {
     let mut f = fixture();
     let root = KeyPair::new();
     let token = delegated(&root);
-    let file = f.app.policy_path.with_file_name("revocations.toml");
+    let file = f.app.policy_path().with_file_name("revocations.toml");
     std::fs::write(&file, "[[revoked]\n").unwrap();
     f.app
         .run_command(&format!("key {}", keys::key_string(&root.public())));

@@ -153,7 +153,7 @@ fn help_and_confirm_popups() {
     let mut app = app(false, false);
     app.dispatch(hessra_console::console::keymap::Action::Help);
     insta::assert_snapshot!("help_80x24", draw(&app, 80, 24).backend());
-    app.popup = None;
+    app.close_popup();
     app.dispatch(hessra_console::console::keymap::Action::RemoveClient);
     insta::assert_snapshot!("confirm_remove_80x24", draw(&app, 80, 24).backend());
 }

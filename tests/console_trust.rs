@@ -151,7 +151,7 @@ fn console_grant(f: &mut Fixture, resource: &str, operation: &str) {
 fn commit_and_push(f: &mut Fixture) {
     press(f, "5c");
     assert!(
-        matches!(f.app.popup, Some(Popup::Prompt { .. })),
+        matches!(f.app.popup(), Some(Popup::Prompt { .. })),
         "{}",
         flash(f)
     );
@@ -162,7 +162,7 @@ fn commit_and_push(f: &mut Fixture) {
 }
 
 fn conflicts(f: &Fixture) -> Vec<String> {
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Conflicts(dialog)) => dialog.conflicts.iter().map(|c| c.to_string()).collect(),
         _ => Vec::new(),
     }
@@ -280,7 +280,7 @@ fn a_true_conflict_under_unsaved_edits_shows_both_sides_and_resolves_or_aborts()
             "authorization_token_duration of {ALICE}: changed on both sides (was absent, mine 300, theirs 600)"
         )]
     );
-    if let Some(Popup::Conflicts(dialog)) = &f.app.popup {
+    if let Some(Popup::Conflicts(dialog)) = f.app.popup() {
         let mut terminal = Terminal::new(TestBackend::new(100, 12)).unwrap();
         terminal
             .draw(|frame| disk::render_conflicts(frame, frame.area(), &f.app, dialog))
@@ -293,7 +293,7 @@ fn a_true_conflict_under_unsaved_edits_shows_both_sides_and_resolves_or_aborts()
     assert_eq!(alice_ttl(f.app.text()), Some(300));
     assert_eq!(f.disk(), outside);
     watch(&mut f);
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     // A save asks again; Enter needs a choice for every conflict; mine wins here.
     save(&mut f);
     assert_eq!(f.disk(), outside);
@@ -302,7 +302,7 @@ fn a_true_conflict_under_unsaved_edits_shows_both_sides_and_resolves_or_aborts()
     assert!(flash(&f).contains("1 left"), "{}", flash(&f));
     press(&mut f, "m");
     enter(&mut f);
-    assert!(f.app.popup.is_none(), "{}", flash(&f));
+    assert!(f.app.popup().is_none(), "{}", flash(&f));
     assert!(flash(&f).contains("rebased"), "{}", flash(&f));
     assert_eq!(alice_ttl(f.app.text()), Some(300));
     assert!(granted(f.app.text(), OPS, "audit", "read"));
@@ -359,7 +359,7 @@ fn a_push_conflict_offers_resolve_reset_and_abort_from_changes() {
     commit_and_push(&mut f);
     assert_eq!(conflicts(&f).len(), 1, "{}", flash(&f));
     press(&mut f, "r");
-    assert!(matches!(f.app.popup, Some(Popup::Confirm { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::Confirm { .. })));
     press(&mut f, "y");
     let message = flash(&f);
     assert!(message.contains("kept in"), "{message}");
@@ -418,14 +418,14 @@ fn a_commit_pressed_before_the_status_after_a_save_returns_is_not_refused() {
     f.app.handle_key(support::console::key(KeyCode::Char('5')));
     f.app.handle_key(support::console::key(KeyCode::Char('c')));
     assert!(
-        matches!(f.app.popup, Some(Popup::Prompt { .. })),
+        matches!(f.app.popup(), Some(Popup::Prompt { .. })),
         "the commit prompt opens; the status bar said: {}",
         flash(&f)
     );
     f.settle();
     enter(&mut f);
     assert!(
-        matches!(&f.app.popup, Some(Popup::Confirm { lines, .. })
+        matches!(f.app.popup(), Some(Popup::Confirm { lines, .. })
             if lines.first().is_some_and(|l| l.starts_with("Commit clients.toml"))),
         "{}",
         flash(&f)

@@ -201,47 +201,47 @@ impl Context {
 
 pub struct App {
     screen: ScreenId,
-    pub running: bool,
-    pub popup: Option<Popup>,
-    pub flash: Option<Flash>,
-    pub keymap: Keymap,
-    pub theme: Theme,
-    pub readonly: bool,
-    pub now: i64,
+    pub(crate) running: bool,
+    pub(crate) popup: Option<Popup>,
+    pub(crate) flash: Option<Flash>,
+    pub(crate) keymap: Keymap,
+    pub(crate) theme: Theme,
+    pub(crate) readonly: bool,
+    pub(crate) now: i64,
     frozen_clock: bool,
-    pub policy_path: PathBuf,
-    pub has_repo: bool,
-    pub server: Option<(String, bool)>,
-    pub operator: Option<String>,
-    pub demo_clients: Vec<String>,
-    pub clipboard_enabled: bool,
-    pub mouse: bool,
+    pub(crate) policy_path: PathBuf,
+    pub(crate) has_repo: bool,
+    pub(crate) server: Option<(String, bool)>,
+    pub(crate) operator: Option<String>,
+    pub(crate) demo_clients: Vec<String>,
+    pub(crate) clipboard_enabled: bool,
+    pub(crate) mouse: bool,
 
     /// The policy being edited; `None` while the file on disk does not parse.
-    pub session: Option<EditSession>,
+    pub(crate) session: Option<EditSession>,
     /// The text on disk (as last read or saved).
-    pub saved_text: String,
+    pub(crate) saved_text: String,
     /// Why the file does not parse, when it does not.
-    pub broken: Option<Finding>,
-    pub tree: DelegationTree,
+    pub(crate) broken: Option<Finding>,
+    pub(crate) tree: DelegationTree,
 
     /// Every screen's state; each screen owns its own (see `screens::Screen`).
     pub(crate) screens: Screens,
 
     /// A `/` filter being typed (the screen's filter updates as it changes).
-    pub filter_input: Option<TextArea<'static>>,
-    pub palette_history: Vec<String>,
+    pub(crate) filter_input: Option<TextArea<'static>>,
+    pub(crate) palette_history: Vec<String>,
 
     /// Jobs queued for the workers, with ids.
-    pub outbox: Vec<(u64, Job)>,
+    pub(crate) outbox: Vec<(u64, Job)>,
     /// Jobs running, by id, with what the spinner says.
-    pub in_flight: Vec<(u64, Job)>,
+    pub(crate) in_flight: Vec<(u64, Job)>,
     next_job: u64,
-    pub spinner: usize,
+    pub(crate) spinner: usize,
     /// Text to put on the clipboard (the terminal loop writes it as OSC 52).
-    pub copied: Option<String>,
+    pub(crate) copied: Option<String>,
     /// The terminal loop should hand the terminal to `$EDITOR` on this file.
-    pub external_edit: Option<PathBuf>,
+    pub(crate) external_edit: Option<PathBuf>,
     last_poll: i64,
     last_git: i64,
     /// Saves in flight, oldest first: the text each one writes.
@@ -250,10 +250,10 @@ pub struct App {
     quit_after_save: bool,
     /// The job reading an edited policy, while one runs: input waits for it (and is replayed
     /// in order after), so no key acts on a policy about to change.
-    pub policy_pending: Option<u64>,
+    pub(crate) policy_pending: Option<u64>,
     typeahead: Vec<Typed>,
     /// The width of the last frame (the title bar's layout depends on it).
-    pub screen_width: std::cell::Cell<u16>,
+    pub(crate) screen_width: std::cell::Cell<u16>,
     keep_unsaved: bool,
     /// What the recovery file holds (None: no file), so it is written only on change.
     kept: Option<String>,
@@ -262,11 +262,11 @@ pub struct App {
     editor_kept: Option<String>,
     editor_unwritten: Option<(i64, i64)>,
     /// Start-up notices (config, keys, ports), shown at start and with `:notices`.
-    pub notices: Vec<String>,
+    pub(crate) notices: Vec<String>,
     /// Dialogs waiting for the one on screen to close, in order.
     deferred: VecDeque<Popup>,
     /// The watch on the working files (see `console::disk`).
-    pub disk: super::disk::DiskWatch,
+    pub(crate) disk: super::disk::DiskWatch,
 }
 
 /// The raw editor's text is written for recovery once typing pauses this long (seconds)…
@@ -847,6 +847,64 @@ impl App {
             ));
         }
         None
+    }
+
+    /// The dialog on screen, if any.
+    pub fn popup(&self) -> Option<&Popup> {
+        self.popup.as_ref()
+    }
+
+    /// Closes the dialog on screen (without answering it).
+    pub fn close_popup(&mut self) {
+        self.popup = None;
+    }
+
+    /// The status bar's message, if any.
+    pub fn flash_message(&self) -> Option<&Flash> {
+        self.flash.as_ref()
+    }
+
+    /// False once the console has quit.
+    pub fn running(&self) -> bool {
+        self.running
+    }
+
+    /// The console's clock (frozen in tests and snapshots).
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// Lets `seconds` pass on the clock (frozen or not) and ticks.
+    pub fn advance(&mut self, seconds: i64) {
+        self.now += seconds;
+        self.tick(self.now);
+    }
+
+    pub fn policy_path(&self) -> &std::path::Path {
+        &self.policy_path
+    }
+
+    /// The text on disk, as last read or saved.
+    pub fn saved_text(&self) -> &str {
+        &self.saved_text
+    }
+
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    pub fn keymap(&self) -> &Keymap {
+        &self.keymap
+    }
+
+    /// What start-up found wrong (config, keys, ports).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Whether an edited policy is being read (input waits for it meanwhile).
+    pub fn policy_pending(&self) -> bool {
+        self.policy_pending.is_some()
     }
 
     /// The screen on display, through the contract every screen keeps.
