@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hessra_console::console::app::Screen;
+use hessra_console::console::ScreenId;
 use hessra_console::console::jobs::{self, Env, GitView, JobResult, ServerStatus};
 use hessra_console::console::{App, Context, ui};
 use hessra_console::gitops::RepoStatus;
@@ -154,8 +154,8 @@ fn main() {
     let mut app = App::new(context(&text));
     populate(&mut app, &text);
     let mut terminal = new_terminal();
-    for screen in Screen::ALL {
-        app.screen = screen;
+    for screen in ScreenId::ALL {
+        app.go_to(screen);
         draw(&mut terminal, &app);
     }
     let rss_after = rss_kib("VmRSS:");
@@ -195,13 +195,13 @@ fn main() {
     });
     println!("frame floor (full-screen paragraph): median {}", ms(floor));
     let mut medians = Vec::new();
-    for screen in Screen::ALL {
-        app.screen = screen;
+    for screen in ScreenId::ALL {
+        app.go_to(screen);
         let (median, worst) = timed(101, || draw(&mut terminal, &app));
         medians.push(median);
         println!(
             "frame {:<16} median {} (worst {}), {:.1}× floor  target ≤ 8 ms",
-            screen.title(),
+            app.screens().get(screen).title(),
             ms(median),
             ms(worst),
             median.as_secs_f64() / floor.as_secs_f64()
@@ -209,8 +209,8 @@ fn main() {
     }
 
     // Filter: one keystroke (the list or tree re-filtered) to the next frame.
-    for screen in [Screen::Clients, Screen::Delegations, Screen::Server] {
-        app.screen = screen;
+    for screen in [ScreenId::Clients, ScreenId::Delegations, ScreenId::Server] {
+        app.go_to(screen);
         app.handle_key(key('/'));
         let mut times = Vec::new();
         for round in 0..20 {
@@ -228,7 +228,7 @@ fn main() {
         times.sort();
         println!(
             "filter keystroke → frame on {:<12} median {} (worst {})  target ≤ 16 ms",
-            screen.title(),
+            app.screens().get(screen).title(),
             ms(times[times.len() / 2]),
             ms(times[times.len() - 1])
         );
@@ -236,7 +236,7 @@ fn main() {
 
     // An edit at this size: the UI thread hands the edit to a worker (which applies it and
     // re-reads the whole policy) and installs the result; input waits meanwhile, drawing does not.
-    app.screen = Screen::Clients;
+    app.go_to(ScreenId::Clients);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -284,7 +284,7 @@ fn main() {
         }
         on_ui.push(ui);
     }
-    assert!(app.policy_pending.is_none());
+    assert!(!app.policy_pending());
     on_ui.sort();
     on_worker.sort();
     println!(

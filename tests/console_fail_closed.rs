@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hessra_console::console::app::{Confirmation, Popup, Screen};
+use hessra_console::console::ScreenId;
+use hessra_console::console::app::{Confirmation, Popup};
 use hessra_console::console::jobs;
 use hessra_console::console::launch::{self, ConsoleArgs};
 use hessra_console::console::{App, Context};
@@ -33,14 +34,13 @@ fn fixture() -> Fixture {
 
 /// Lets `seconds` pass on the (frozen) clock and runs what the tick queues.
 fn wait(f: &mut Fixture, seconds: i64) {
-    f.app.now += seconds;
-    f.app.tick(f.app.now);
+    f.app.advance(seconds);
     jobs::settle(&mut f.app, &f.env, false);
 }
 
 /// The open prompt's text and refusal, if a prompt is open.
 fn prompt(f: &Fixture) -> Option<(String, Option<String>)> {
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Prompt { input, error, .. }) => Some((input.lines().join(""), error.clone())),
         _ => None,
     }
@@ -62,7 +62,7 @@ fn editor_recovery(f: &Fixture) -> PathBuf {
 
 /// A console on the same files and state directory, as the next start after a kill sees them.
 fn restart(f: &Fixture, readonly: bool) -> App {
-    let policy_path = f.app.policy_path.clone();
+    let policy_path = f.app.policy_path().to_path_buf();
     let read = |p: PathBuf| std::fs::read_to_string(p).ok();
     App::new(Context {
         has_repo: true,
@@ -88,7 +88,7 @@ fn raw_editor_text_is_kept_as_it_changes_and_offered_back_after_a_kill() {
     });
     let file = editor_recovery(&f);
     press(&mut f, "i");
-    assert!(f.app.clients.editor.is_some());
+    assert!(f.app.screens().clients.editor.is_some());
     // A comment line typed above the selected client, never applied.
     press(&mut f, "# rotate bob next week");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
@@ -114,26 +114,24 @@ fn raw_editor_text_is_kept_as_it_changes_and_offered_back_after_a_kill() {
     // Non-stop typing is still written, at least every few seconds.
     for _ in 0..6 {
         press(&mut f, "x");
-        f.app.now += 1;
-        f.app.tick(f.app.now);
+        f.app.advance(1);
         jobs::settle(&mut f.app, &f.env, false);
     }
     let kept = std::fs::read_to_string(&file).unwrap();
     assert!(kept.contains("# rotate bob next weekxxxxx"), "{kept}");
 
     // Killed here: the App is dropped without saving or closing the editor.
-    let policy_text = std::fs::read_to_string(&f.app.policy_path).unwrap();
+    let policy_text = std::fs::read_to_string(f.app.policy_path()).unwrap();
     // Declining the offer leaves the text on disk, however long that console runs.
     let mut declined = restart(&f, false);
     declined.handle_key(key(KeyCode::Esc));
-    declined.now += 10;
-    declined.tick(declined.now);
+    declined.advance(10);
     jobs::settle(&mut declined, &f.env, false);
-    assert!(declined.clients.editor.is_none());
+    assert!(declined.screens().clients.editor.is_none());
     assert_eq!(std::fs::read_to_string(&file).unwrap(), kept);
     drop(declined);
     let mut next = restart(&f, false);
-    match &next.popup {
+    match next.popup() {
         Some(Popup::Confirm {
             what: Confirmation::RecoverEditor { text },
             lines,
@@ -150,21 +148,26 @@ fn raw_editor_text_is_kept_as_it_changes_and_offered_back_after_a_kill() {
     }
     next.handle_key(key(KeyCode::Char('y')));
     jobs::settle(&mut next, &f.env, false);
-    let editor = next.clients.editor.as_ref().expect("the editor is open");
+    let editor = next
+        .screens()
+        .clients
+        .editor
+        .as_ref()
+        .expect("the editor is open");
     assert_eq!(editor.text(), kept);
     assert!(editor.modified(), "restored text is unapplied, not saved");
-    assert_eq!(next.screen, Screen::Clients);
+    assert_eq!(next.screen(), ScreenId::Clients);
     assert_eq!(
-        std::fs::read_to_string(&next.policy_path).unwrap(),
+        std::fs::read_to_string(next.policy_path()).unwrap(),
         policy_text,
         "restoring writes nothing to clients.toml"
     );
     // ctrl-s applies and saves it; the kept text is forgotten.
     next.handle_key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
     jobs::settle(&mut next, &f.env, false);
-    assert!(next.clients.editor.is_none());
+    assert!(next.screens().clients.editor.is_none());
     assert!(
-        std::fs::read_to_string(&next.policy_path)
+        std::fs::read_to_string(next.policy_path())
             .unwrap()
             .contains("\n# rotate bob next weekxxxxx")
     );
@@ -186,21 +189,21 @@ fn closing_the_editor_forgets_its_text_and_read_only_never_restores() {
     assert!(file.exists());
     // Read-only: nothing is restored, the text stays on disk, and the notice says so.
     let next = restart(&f, true);
-    assert!(next.clients.editor.is_none());
-    assert!(matches!(next.popup, Some(Popup::Notices { .. })));
+    assert!(next.screens().clients.editor.is_none());
+    assert!(matches!(next.popup(), Some(Popup::Notices { .. })));
     assert!(
-        next.notices
+        next.notices()
             .iter()
             .any(|n| n.contains("start without read-only to restore")),
         "{:?}",
-        next.notices
+        next.notices()
     );
     drop(next);
     assert!(file.exists());
     // Esc applies the text (it parses): the editor's file goes, the session's unsaved edits
     // are kept instead.
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(f.app.clients.editor.is_none(), "{}", flash(&f));
+    assert!(f.app.screens().clients.editor.is_none(), "{}", flash(&f));
     assert!(!file.exists());
     let kept = std::fs::read_to_string(recovery(&f)).unwrap();
     assert!(kept.contains("\n# note\nidentifier"), "{kept}");
@@ -213,13 +216,13 @@ fn the_recovery_dialog_counts_lines_with_a_real_diff() {
         ..c
     });
     // One line inserted near the top shifts every line below it.
-    let text = f.app.saved_text.clone();
+    let text = f.app.saved_text().to_string();
     let at = text.find("[[clients]]").unwrap();
     let edited = format!("{}# inserted\n{}", &text[..at], &text[at..]);
     std::fs::create_dir_all(recovery(&f).parent().unwrap()).unwrap();
     std::fs::write(recovery(&f), &edited).unwrap();
     let next = restart(&f, false);
-    match &next.popup {
+    match next.popup() {
         Some(Popup::Confirm {
             what: Confirmation::Recover { .. },
             lines,
@@ -244,7 +247,7 @@ fn every_start_up_notice_is_shown_before_recovery_is_offered() {
     press(&mut f, "i# x");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     wait(&mut f, 1);
-    let policy_path = f.app.policy_path.clone();
+    let policy_path = f.app.policy_path().to_path_buf();
     let notices: Vec<String> = (1..=4).map(|i| format!("problem number {i}")).collect();
     let mut next = App::new(Context {
         has_repo: true,
@@ -257,9 +260,10 @@ fn every_start_up_notice_is_shown_before_recovery_is_offered() {
             NOW,
         )
     });
-    assert!(matches!(next.popup, Some(Popup::Notices { .. })));
+    assert!(matches!(next.popup(), Some(Popup::Notices { .. })));
     assert_eq!(
-        next.notices, notices,
+        next.notices(),
+        notices,
         "all of them, not the first plus a count"
     );
     let backend = ratatui::backend::TestBackend::new(120, 30);
@@ -275,17 +279,17 @@ fn every_start_up_notice_is_shown_before_recovery_is_offered() {
     // Closing them brings the recovery offer that waited behind them.
     next.handle_key(key(KeyCode::Esc));
     assert!(matches!(
-        next.popup,
+        next.popup(),
         Some(Popup::Confirm {
             what: Confirmation::RecoverEditor { .. },
             ..
         })
     ));
     next.handle_key(key(KeyCode::Esc));
-    assert!(next.popup.is_none());
+    assert!(next.popup().is_none());
     // :notices shows them again.
     next.run_command("notices");
-    assert!(matches!(next.popup, Some(Popup::Notices { .. })));
+    assert!(matches!(next.popup(), Some(Popup::Notices { .. })));
 }
 
 fn policy_repo() -> tempfile::TempDir {
@@ -336,11 +340,11 @@ fn a_bad_readonly_in_the_config_starts_read_only_and_says_where() {
             NOW,
         )
     });
-    assert!(app.readonly);
-    assert!(matches!(app.popup, Some(Popup::Notices { .. })));
+    assert!(app.readonly());
+    assert!(matches!(app.popup(), Some(Popup::Notices { .. })));
     assert!(
-        !app.keymap
-            .is_bound(hessra_console::console::keymap::Action::Save)
+        !app.keymap()
+            .is_enabled(hessra_console::console::keymap::Action::Save)
     );
 
     // A config theme that does not exist is the file's mistake, not --theme's: a notice.
@@ -403,7 +407,7 @@ fn d_makes_the_selected_role_the_default_without_renaming_anything() {
     );
     // Undo restores the file byte for byte.
     press(&mut f, "u");
-    assert_eq!(f.app.text(), f.app.saved_text);
+    assert_eq!(f.app.text(), f.app.saved_text());
 }
 
 #[test]
@@ -437,7 +441,7 @@ fn t_takes_durations_like_the_cli_and_restates_the_comment() {
     clear_prompt(&mut f);
     press(&mut f, "4h");
     enter(&mut f);
-    assert!(f.app.popup.is_none(), "{}", flash(&f));
+    assert!(f.app.popup().is_none(), "{}", flash(&f));
     assert!(
         f.app
             .text()
@@ -484,7 +488,7 @@ fn dialogs_refuse_bad_text_with_the_reason_and_keep_it() {
     }
     press(&mut f, "company:bob");
     enter(&mut f);
-    assert!(f.app.popup.is_none(), "{}", flash(&f));
+    assert!(f.app.popup().is_none(), "{}", flash(&f));
     assert!(
         f.app
             .loaded()
@@ -517,7 +521,7 @@ fn dialogs_refuse_bad_text_with_the_reason_and_keep_it() {
     // s: authorization_token_duration takes durations too.
     press(&mut f, "sauthorization_token_duration 10m");
     enter(&mut f);
-    assert!(f.app.popup.is_none(), "{}", flash(&f));
+    assert!(f.app.popup().is_none(), "{}", flash(&f));
     assert!(f.app.text().contains("authorization_token_duration = 600"));
     // +: one word is not RESOURCE OPERATION.
     press(&mut f, "+staging_api");
@@ -531,38 +535,54 @@ fn shift_tab_moves_focus_back_wherever_tab_moves_it() {
     let mut f = fixture();
     let back_tab = |f: &mut Fixture| special(f, KeyCode::BackTab, KeyModifiers::SHIFT);
     press(&mut f, "3");
-    assert_eq!(f.app.roles.focus, RolesPane::Realms);
+    assert_eq!(f.app.screens().roles.focus, RolesPane::Realms);
     back_tab(&mut f);
-    assert_eq!(f.app.roles.focus, RolesPane::Assignments);
+    assert_eq!(f.app.screens().roles.focus, RolesPane::Assignments);
     back_tab(&mut f);
-    assert_eq!(f.app.roles.focus, RolesPane::Roles);
+    assert_eq!(f.app.screens().roles.focus, RolesPane::Roles);
     special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
-    assert_eq!(f.app.roles.focus, RolesPane::Assignments);
+    assert_eq!(f.app.screens().roles.focus, RolesPane::Assignments);
     // The raw editor's text / findings focus.
     press(&mut f, "1i");
     back_tab(&mut f);
-    assert!(f.app.clients.editor.as_ref().unwrap().findings_focused);
+    assert!(
+        f.app
+            .screens()
+            .clients
+            .editor
+            .as_ref()
+            .unwrap()
+            .findings_focused
+    );
     back_tab(&mut f);
-    assert!(!f.app.clients.editor.as_ref().unwrap().findings_focused);
+    assert!(
+        !f.app
+            .screens()
+            .clients
+            .editor
+            .as_ref()
+            .unwrap()
+            .findings_focused
+    );
 }
 
 #[test]
 fn n_is_not_bound_where_it_would_do_nothing() {
     let mut f = fixture();
     // On Clients n is no action at all (it used to be "next match" everywhere).
-    let before = f.app.clients.selected;
+    let before = f.app.screens().clients.selected;
     press(&mut f, "n");
-    assert_eq!(f.app.clients.selected, before);
-    assert!(f.app.popup.is_none());
+    assert_eq!(f.app.screens().clients.selected, before);
+    assert!(f.app.popup().is_none());
     // On Delegations, with a filter, n steps through the matches.
     press(&mut f, "2/company:ci");
     enter(&mut f);
-    let first = f.app.delegations.matches().to_vec();
+    let first = f.app.screens().delegations.matches().to_vec();
     assert!(first.len() >= 2, "{first:?}");
     press(&mut f, "n");
-    let at = f.app.delegations.match_at;
+    let at = f.app.screens().delegations.match_at;
     press(&mut f, "N");
-    assert_ne!(f.app.delegations.match_at, at);
+    assert_ne!(f.app.screens().delegations.match_at, at);
 }
 
 #[test]
@@ -594,7 +614,7 @@ fn the_demo_flow_in_remote_mode_uses_the_operator_certificate_or_says_why_not() 
         ..c
     });
     press(&mut f, "4f");
-    assert!(f.app.popup.is_none(), "no prompt that cannot succeed");
+    assert!(f.app.popup().is_none(), "no prompt that cannot succeed");
     let said = flash(&f);
     assert!(said.contains("client certificate"), "{said}");
     assert!(said.contains("--workspace"), "{said}");
@@ -628,7 +648,7 @@ fn the_demo_flow_in_remote_mode_uses_the_operator_certificate_or_says_why_not() 
             .unwrap()
             .contains("no client certificate for uri:urn:company:alice")
     );
-    assert!(f.app.tokens.flow.is_empty());
+    assert!(f.app.screens().tokens.flow.is_empty());
 }
 
 // ---- global flags on the command line ---------------------------------------------------------

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use hessra_console::console::app::{Popup, Screen};
+use hessra_console::console::ScreenId;
+use hessra_console::console::app::Popup;
 use hessra_console::console::jobs::{self, Env};
 use hessra_console::console::{App, Context};
 use hessra_console::gitops;
@@ -33,20 +34,20 @@ fn origin_text(origin: &Path) -> String {
 fn number_keys_switch_screens_and_question_mark_opens_help() {
     let mut f = fixture(false);
     for (keys, screen) in [
-        ("2", Screen::Delegations),
-        ("3", Screen::Roles),
-        ("4", Screen::Tokens),
-        ("5", Screen::Changes),
-        ("6", Screen::Server),
-        ("1", Screen::Clients),
+        ("2", ScreenId::Delegations),
+        ("3", ScreenId::Roles),
+        ("4", ScreenId::Tokens),
+        ("5", ScreenId::Changes),
+        ("6", ScreenId::Server),
+        ("1", ScreenId::Clients),
     ] {
         press(&mut f, keys);
-        assert_eq!(f.app.screen, screen);
+        assert_eq!(f.app.screen(), screen);
     }
     press(&mut f, "?");
-    assert!(matches!(f.app.popup, Some(Popup::Help { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::Help { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
 }
 
 #[test]
@@ -63,14 +64,14 @@ fn grant_save_commit_push_reaches_the_remote() {
     assert!(!f.app.is_dirty(), "{}", flash(&f));
     press(&mut f, "5c");
     assert!(
-        matches!(f.app.popup, Some(Popup::Prompt { .. })),
+        matches!(f.app.popup(), Some(Popup::Prompt { .. })),
         "{}",
         flash(&f)
     );
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     // The confirmation starts on Cancel: Enter alone cancels.
     assert!(matches!(
-        f.app.popup,
+        f.app.popup(),
         Some(Popup::Confirm {
             yes_focused: false,
             ..
@@ -80,7 +81,10 @@ fn grant_save_commit_push_reaches_the_remote() {
     assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
     press(&mut f, "p");
     assert!(flash(&f).contains("pushed 1 commit"), "{}", flash(&f));
-    assert!(f.app.changes.push_steps > 0, "no push progress was shown");
+    assert!(
+        f.app.screens().changes.push_steps > 0,
+        "no push progress was shown"
+    );
     assert!(origin_text(&f.origin).contains("\"delete\""));
 }
 
@@ -91,7 +95,7 @@ fn commit_is_refused_while_the_policy_is_invalid() {
     press(&mut f, "j+artifacts write");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     press(&mut f, "5c");
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     assert!(flash(&f).starts_with("Commit refused"), "{}", flash(&f));
     // Undo brings the valid policy back, byte for byte.
     press(&mut f, "1u");
@@ -121,22 +125,22 @@ fn push_without_commits_says_why_and_a_gone_remote_keeps_the_commit() {
 fn the_raw_editor_validates_live_and_refuses_to_apply_broken_text() {
     let mut f = fixture(false);
     press(&mut f, "i");
-    assert!(f.app.clients.editor.is_some());
+    assert!(f.app.screens().clients.editor.is_some());
     // Type an unterminated string at the cursor (the selected client's line).
     press(&mut f, "x = \"");
-    let editor = f.app.clients.editor.as_ref().unwrap();
+    let editor = f.app.screens().clients.editor.as_ref().unwrap();
     assert!(editor.syntax.is_some(), "live validation saw no error");
     special(&mut f, KeyCode::Char('s'), KeyModifiers::CONTROL);
     assert!(flash(&f).starts_with("not applied"), "{}", flash(&f));
     // Esc asks before discarding; Cancel keeps the text.
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(matches!(f.app.popup, Some(Popup::Confirm { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::Confirm { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(f.app.clients.editor.as_ref().unwrap().modified());
+    assert!(f.app.screens().clients.editor.as_ref().unwrap().modified());
     // Quitting now asks too.
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     press(&mut f, "y");
-    assert!(f.app.clients.editor.is_none());
+    assert!(f.app.screens().clients.editor.is_none());
     assert!(!f.app.is_dirty());
 }
 
@@ -146,12 +150,123 @@ fn quitting_with_unsaved_edits_asks_and_cancel_keeps_running() {
     press(&mut f, "+staging_api delete");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     press(&mut f, "q");
-    assert!(matches!(f.app.popup, Some(Popup::QuitDirty { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::QuitDirty { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert!(f.app.running);
+    assert!(f.app.running());
     press(&mut f, "q");
     press(&mut f, "d");
-    assert!(!f.app.running);
+    assert!(!f.app.running());
+}
+
+#[test]
+fn in_read_only_mode_a_mutating_key_says_why_it_does_nothing() {
+    let mut f = fixture(true);
+    let before = f.app.text().to_string();
+    press(&mut f, "+");
+    assert_eq!(
+        flash(&f),
+        "read-only: `+` (grant) changes the policy; start without --readonly to edit"
+    );
+    assert!(f.app.popup().is_none());
+    press(&mut f, "5c");
+    assert_eq!(
+        flash(&f),
+        "read-only: `c` (commit) writes to the repository; start without --readonly to edit"
+    );
+    special(&mut f, KeyCode::Char('s'), KeyModifiers::CONTROL);
+    assert!(
+        flash(&f).contains("`ctrl-s` (save) changes the policy"),
+        "{}",
+        flash(&f)
+    );
+    assert_eq!(f.app.text(), before);
+    // Looking keys still work.
+    press(&mut f, "1j");
+    assert_eq!(f.app.screens().clients.selected, 1);
+}
+
+#[test]
+fn hints_follow_the_focused_pane_and_leave_out_keys_that_would_type() {
+    let mut f = fixture(false);
+    let hints = |f: &Fixture| {
+        let text = support::console::screen(f, 120, 40);
+        text.lines().nth(39).unwrap_or_default().to_string()
+    };
+    press(&mut f, "3");
+    let realms = hints(&f);
+    assert!(realms.contains("r add role"), "{realms}");
+    assert!(!realms.contains("+ grant"), "{realms}");
+    special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
+    let roles = hints(&f);
+    for wanted in ["+ grant", "- revoke", "d default", "x remove"] {
+        assert!(roles.contains(wanted), "{wanted}: {roles}");
+    }
+    special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
+    let assignments = hints(&f);
+    assert!(assignments.contains("D unassign"), "{assignments}");
+    assert!(!assignments.contains("+ grant"), "{assignments}");
+    // Typing: the editor, a prompt, the filter, the palette show no `:`, `?` or `q`.
+    press(&mut f, "1i");
+    let editor = hints(&f);
+    assert!(editor.contains("esc apply"), "{editor}");
+    for typed in [": cmd", "? help", "q quit"] {
+        assert!(!editor.contains(typed), "{typed}: {editor}");
+    }
+    special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    for open in ["+", "/", ":"] {
+        press(&mut f, open);
+        let typing = hints(&f);
+        assert!(typing.contains("esc "), "{open}: {typing}");
+        for typed in [": cmd", "? help", "q quit"] {
+            assert!(!typing.contains(typed), "{open} {typed}: {typing}");
+        }
+        special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    }
+    assert!(hints(&f).contains("? help"));
+}
+
+#[test]
+fn rebound_keys_drive_the_prompts_and_the_editor_too() {
+    let mut f = Console::with(Setup::default(), |context| {
+        let mut keys = std::collections::BTreeMap::new();
+        keys.insert("back".to_string(), vec!["f2".to_string()]);
+        keys.insert("select".to_string(), vec!["f3".to_string()]);
+        let (keymap, errors) = context.keymap.clone().with_overrides(&keys);
+        assert!(errors.is_empty(), "{errors:?}");
+        Context { keymap, ..context }
+    });
+    press(&mut f, "+staging_api delete");
+    special(&mut f, KeyCode::F(3), KeyModifiers::NONE);
+    assert!(f.app.popup().is_none(), "{}", flash(&f));
+    assert!(f.app.text().contains("\"delete\""), "{}", flash(&f));
+    press(&mut f, "i");
+    assert!(f.app.screens().clients.editor.is_some());
+    let hints = support::console::screen(&f, 120, 40);
+    assert!(hints.contains("f2 apply"), "{hints}");
+    special(&mut f, KeyCode::F(2), KeyModifiers::NONE);
+    assert!(f.app.screens().clients.editor.is_none());
+}
+
+#[test]
+fn the_palette_names_screens_and_offers_only_what_the_mode_allows() {
+    let mut f = fixture(true);
+    for (command, screen) in [
+        ("roles", ScreenId::Roles),
+        ("domains", ScreenId::Roles),
+        ("2", ScreenId::Delegations),
+        ("server", ScreenId::Server),
+        ("clients", ScreenId::Clients),
+    ] {
+        f.app.run_command(command);
+        assert_eq!(f.app.screen(), screen, ":{command}");
+    }
+    let complete =
+        |f: &Fixture, line: &str| hessra_console::console::palette::complete(&f.app, line);
+    assert!(complete(&f, "ro").contains(&"roles".to_string()));
+    assert!(complete(&f, "add").is_empty(), "{:?}", complete(&f, "add"));
+    assert!(complete(&f, "ver").contains(&"verify ".to_string()));
+    let writable = fixture(false);
+    assert!(complete(&writable, "add").contains(&"add-client".to_string()));
 }
 
 #[test]
@@ -159,7 +274,7 @@ fn read_only_mode_removes_every_mutating_action() {
     let mut f = fixture(true);
     let before = f.app.text().to_string();
     press(&mut f, "+aD");
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     f.app.run_command("push");
     assert!(flash(&f).contains("read-only"), "{}", flash(&f));
     f.app.run_command("add-client");
@@ -171,13 +286,13 @@ fn read_only_mode_removes_every_mutating_action() {
 fn filter_narrows_the_client_list_and_esc_clears_it() {
     let mut f = fixture(false);
     press(&mut f, "/ci");
-    assert_eq!(f.app.clients.rows.len(), 3);
+    assert_eq!(f.app.screens().clients.rows.len(), 3);
     assert_eq!(f.app.match_count(), Some((3, 7)));
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
-    assert_eq!(f.app.clients.filter, "ci");
+    assert_eq!(f.app.screens().clients.filter, "ci");
     press(&mut f, "/");
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
-    assert_eq!(f.app.clients.rows.len(), 7);
+    assert_eq!(f.app.screens().clients.rows.len(), 7);
 }
 
 #[test]
@@ -186,7 +301,7 @@ fn junk_tokens_are_explained_not_fatal() {
     press(&mut f, "4p");
     press(&mut f, "not-a-token");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
-    let inspection = f.app.tokens.inspection.as_ref().unwrap();
+    let inspection = f.app.screens().tokens.inspection.as_ref().unwrap();
     assert!(inspection.is_err());
     f.app.run_command("key ed25519/zz");
     assert!(flash(&f).starts_with("key:"), "{}", flash(&f));
@@ -211,7 +326,7 @@ fn client_form_renames_and_sets_settings_with_clear_errors() {
     assert!(flash(&f).contains("true or false"), "{}", flash(&f));
     assert!(!f.app.is_dirty());
     // A refused value keeps the prompt open with what was typed; Esc leaves it.
-    assert!(matches!(f.app.popup, Some(Popup::Prompt { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::Prompt { .. })));
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     press(&mut f, "sdelegatible true");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
@@ -241,7 +356,12 @@ fn client_form_renames_and_sets_settings_with_clear_errors() {
         flash(&f)
     );
     let loaded = f.app.loaded().unwrap();
-    let selected = f.app.clients.selected_client(&loaded.policy).unwrap();
+    let selected = f
+        .app
+        .screens()
+        .clients
+        .selected_client(&loaded.policy)
+        .unwrap();
     assert_eq!(selected.identity, "uri:urn:company:ci:release");
     // Renaming onto an existing identity is refused and changes nothing.
     let before = f.app.text().to_string();
@@ -296,7 +416,7 @@ fn roles_screen_edits_roles_through_the_document() {
     );
     // Removing a role asks first, naming it; Enter alone cancels.
     press(&mut f, "x");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Confirm { lines, .. }) => assert!(lines[0].contains("administrator")),
         _ => panic!("no confirmation"),
     }
@@ -316,14 +436,18 @@ fn the_mouse_switches_tabs_and_scrolls_only_when_turned_on() {
     };
     // "hessra-console " then " 1 Clients " then " 2 Delegations ": column 28 is on tab 2.
     f.app.handle_mouse(click(28));
-    assert_eq!(f.app.screen, Screen::Clients, "capture is off by default");
+    assert_eq!(
+        f.app.screen(),
+        ScreenId::Clients,
+        "capture is off by default"
+    );
     press(&mut f, "M");
     f.app.handle_mouse(click(28));
-    assert_eq!(f.app.screen, Screen::Delegations);
+    assert_eq!(f.app.screen(), ScreenId::Delegations);
     f.app.handle_mouse(click(3));
     assert_eq!(
-        f.app.screen,
-        Screen::Delegations,
+        f.app.screen(),
+        ScreenId::Delegations,
         "the app name is not a tab"
     );
     press(&mut f, "1");
@@ -333,7 +457,7 @@ fn the_mouse_switches_tabs_and_scrolls_only_when_turned_on() {
         row: 5,
         modifiers: KeyModifiers::NONE,
     });
-    assert_eq!(f.app.clients.selected, 1);
+    assert_eq!(f.app.screens().clients.selected, 1);
 }
 
 #[test]
@@ -367,11 +491,11 @@ fn an_unreachable_server_is_reported_on_the_server_screen() {
     });
     app.tick(NOW);
     jobs::settle(&mut app, &env, false);
-    match &app.server_view.status {
+    match &app.screens().server.status {
         Some(Err(e)) => assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}"),
         other => panic!("expected an error, got {other:?}"),
     }
-    app.screen = Screen::Server;
+    app.go_to(ScreenId::Server);
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 24)).unwrap();
     terminal
         .draw(|frame| hessra_console::console::ui::render(frame, &app))
@@ -382,7 +506,7 @@ fn an_unreachable_server_is_reported_on_the_server_screen() {
     app.handle_key(key(KeyCode::Char('6')));
     app.handle_key(key(KeyCode::Char('s')));
     jobs::settle(&mut app, &env, true);
-    let text = app.flash.as_ref().unwrap().text.clone();
+    let text = app.flash_message().unwrap().text.clone();
     assert!(
         text.starts_with("the server did not take the sync"),
         "{text}"
@@ -418,7 +542,7 @@ fn revoking_a_block_from_the_tokens_screen_goes_through_commit_and_push() {
     // Tab to the blocks, up to block 0 (the root of the whole family), X, a reason.
     special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
     press(&mut f, "kX");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Prompt { title, .. }) => {
             assert!(title.contains("block 0 (authority)"), "{title}");
             assert!(title.contains("everything minted or delegated"), "{title}");
@@ -429,7 +553,7 @@ fn revoking_a_block_from_the_tokens_screen_goes_through_commit_and_push() {
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     // Confirmation starts on Cancel.
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
-    let file = f.app.policy_path.with_file_name("revocations.toml");
+    let file = f.app.policy_path().with_file_name("revocations.toml");
     assert!(!file.exists(), "cancel wrote the file");
     press(&mut f, "X");
     press(&mut f, "laptop stolen");
@@ -473,7 +597,7 @@ fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
         2,
     ))));
     press(&mut f, "6X");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Prompt { title, .. }) => {
             assert!(title.contains("the token seen in"), "{title}")
         }
@@ -482,7 +606,7 @@ fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     // The older request presented no token: nothing to revoke, and it says so.
     press(&mut f, "jX");
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     assert!(
         flash(&f).contains("no token was presented"),
         "{}",
@@ -494,10 +618,10 @@ fn the_audit_feed_offers_to_revoke_a_token_it_saw() {
 fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
     let mut f = fixture(false);
     let state = tempfile::tempdir().unwrap();
-    let recovery = jobs::recovery_path(state.path(), &f.app.policy_path);
+    let recovery = jobs::recovery_path(state.path(), f.app.policy_path());
     f.env.recovery_path = Some(recovery.clone());
     // This session keeps its unsaved edits as it goes.
-    let policy_path = f.app.policy_path.clone();
+    let policy_path = f.app.policy_path().to_path_buf();
     let mut app = App::new(Context {
         has_repo: true,
         keep_unsaved: true,
@@ -533,7 +657,7 @@ fn unsaved_edits_survive_a_killed_console_and_are_offered_back() {
         })
     };
     let mut declined = next(Some(kept.clone()));
-    assert!(matches!(declined.popup, Some(Popup::Confirm { .. })));
+    assert!(matches!(declined.popup(), Some(Popup::Confirm { .. })));
     declined.handle_key(key(KeyCode::Enter));
     jobs::settle(&mut declined, &f.env, false);
     assert!(!declined.is_dirty());
@@ -568,7 +692,9 @@ fn root_keys_rotate_from_the_server_screen() {
     );
     let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
         f.app
-            .server_keys()
+            .screens()
+            .server
+            .keys()
             .iter()
             .map(|k| (k.id, k.state.name()))
             .collect()
@@ -591,7 +717,7 @@ fn root_keys_rotate_from_the_server_screen() {
     assert_eq!(states(&f), vec![(Some(1), "active"), (Some(2), "next")]);
 
     press(&mut f, "jA");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Confirm { title, lines, .. }) => {
             assert_eq!(title, "Activate root key 2?");
             assert!(lines[1].starts_with("key 1 starts retiring"), "{lines:?}");
@@ -617,7 +743,7 @@ fn root_keys_rotate_from_the_server_screen() {
     f.app.load_token(old, "test".into());
     live(&mut f, "v");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
-    match &f.app.tokens.verification {
+    match &f.app.screens().tokens.verification {
         Some(Ok(text)) => assert!(text.starts_with("valid"), "{text}"),
         other => panic!("not verified: {other:?} {}", flash(&f)),
     }
@@ -626,7 +752,7 @@ fn root_keys_rotate_from_the_server_screen() {
     // Key 1 may still have live tokens: the server refuses, the console offers force.
     press(&mut f, "jD");
     live(&mut f, "y");
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Confirm { title, lines, .. }) => {
             assert_eq!(title, "Key 1 still verifies live tokens");
             assert!(lines[0].contains("cannot be retired yet"), "{lines:?}");

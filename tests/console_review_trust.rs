@@ -7,7 +7,8 @@
 //! working buffer, unsaved edits included, with HEAD.
 
 use hessra_console::console::Context;
-use hessra_console::console::app::{Popup, Screen};
+use hessra_console::console::ScreenId;
+use hessra_console::console::app::Popup;
 use hessra_console::console::jobs;
 use hessra_console::token::{self, Delegation, IdentityClaims, KeyPair, keys};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -83,13 +84,18 @@ fn verify(f: &mut Fixture, runtime_polls: bool) -> Result<String, String> {
     f.app
         .handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
     jobs::settle(&mut f.app, &f.env, !runtime_polls);
-    f.app.tokens.verification.clone().expect("verified")
+    f.app
+        .screens()
+        .tokens
+        .verification
+        .clone()
+        .expect("verified")
 }
 
 fn commit(f: &mut Fixture) -> Vec<String> {
     press(f, "5c");
     special(f, KeyCode::Enter);
-    let lines = match &f.app.popup {
+    let lines = match f.app.popup() {
         Some(Popup::Confirm { lines, .. }) => lines.clone(),
         _ => panic!("no commit confirmation: {}", flash(f)),
     };
@@ -162,7 +168,7 @@ fn a_broken_revocation_list_makes_verify_fail_closed() {
     let mut f = fixture();
     let root = KeyPair::new();
     let token = delegated(&root);
-    let file = f.app.policy_path.with_file_name("revocations.toml");
+    let file = f.app.policy_path().with_file_name("revocations.toml");
     std::fs::write(&file, "[[revoked]\n").unwrap();
     f.app
         .run_command(&format!("key {}", keys::key_string(&root.public())));
@@ -205,7 +211,14 @@ fn verifying_an_authorization_token_as_another_identity_fails_naming_both() {
     }
     press(&mut f, "uri:urn:company:bob");
     special(&mut f, KeyCode::Enter);
-    let refused = f.app.tokens.verification.clone().unwrap().unwrap_err();
+    let refused = f
+        .app
+        .screens()
+        .tokens
+        .verification
+        .clone()
+        .unwrap()
+        .unwrap_err();
     assert_eq!(
         refused,
         "this authorization token was issued to uri:urn:company:alice, not uri:urn:company:bob: uri:urn:company:bob cannot use it (signature valid)"
@@ -218,7 +231,14 @@ fn verifying_an_authorization_token_as_another_identity_fails_naming_both() {
     }
     press(&mut f, "uri:urn:company:alice");
     special(&mut f, KeyCode::Enter);
-    let valid = f.app.tokens.verification.clone().unwrap().unwrap();
+    let valid = f
+        .app
+        .screens()
+        .tokens
+        .verification
+        .clone()
+        .unwrap()
+        .unwrap();
     assert!(
         valid.starts_with("signature valid; authorization token for uri:urn:company:alice"),
         "{valid}"
@@ -254,7 +274,7 @@ fn review_shows_revocations_names_both_files_and_lists_revocation_only_commits()
     );
 
     // History lists that revocation-only commit, with the revocation in its semantic diff.
-    let entries = match &f.app.changes.history {
+    let entries = match &f.app.screens().changes.history {
         Some(Ok(entries)) => entries.clone(),
         other => panic!("no history: {other:?}"),
     };
@@ -302,7 +322,7 @@ fn review_shows_revocations_names_both_files_and_lists_revocation_only_commits()
         lines.iter().any(|l| l.contains("— second agent retired")),
         "{lines:?}"
     );
-    assert_eq!(f.app.screen, Screen::Changes);
+    assert_eq!(f.app.screen(), ScreenId::Changes);
 }
 
 #[test]
@@ -371,7 +391,13 @@ fn verify_asks_the_connected_server_for_its_revocation_list() {
     commit(&mut f);
     // Push; the console asks the server to sync once pushed.
     press(&mut f, "p");
-    let pushed = f.app.changes.last_push.clone().unwrap_or_default();
+    let pushed = f
+        .app
+        .screens()
+        .changes
+        .last_push
+        .clone()
+        .unwrap_or_default();
     assert!(pushed.starts_with("pushed 1 commit"), "{pushed}");
     // The sync the console asked for runs in the background: wait until it is applied.
     let start = std::time::Instant::now();

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hessra_console::console::app::Screen;
+use hessra_console::console::ScreenId;
 use hessra_console::console::theme::Theme;
 use hessra_console::console::{App, Context, ui};
 use hessra_console::keyset::KeyState;
@@ -108,12 +108,16 @@ fn mask_after(text: &str, marker: &str) -> String {
 #[test]
 fn every_screen_at_80x24_and_120x40() {
     for (width, height) in [(80, 24), (120, 40)] {
-        for screen in Screen::ALL {
+        for screen in ScreenId::ALL {
             let mut app = with_token(app(false, false));
-            app.screen = screen;
+            app.go_to(screen);
             let name = format!(
                 "{}_{width}x{height}",
-                screen.title().replace(" & ", "_").to_lowercase()
+                app.screens()
+                    .get(screen)
+                    .title()
+                    .replace(" & ", "_")
+                    .to_lowercase()
             );
             let text = stable(&draw(&app, width, height).backend().to_string());
             insta::assert_snapshot!(name, text);
@@ -149,7 +153,7 @@ fn help_and_confirm_popups() {
     let mut app = app(false, false);
     app.dispatch(hessra_console::console::keymap::Action::Help);
     insta::assert_snapshot!("help_80x24", draw(&app, 80, 24).backend());
-    app.popup = None;
+    app.close_popup();
     app.dispatch(hessra_console::console::keymap::Action::RemoveClient);
     insta::assert_snapshot!("confirm_remove_80x24", draw(&app, 80, 24).backend());
 }
@@ -265,15 +269,19 @@ fn changes_and_server_with_git_and_server_data() {
         ],
         2,
     ))));
-    for screen in [Screen::Changes, Screen::Server] {
-        app.screen = screen;
+    for screen in [ScreenId::Changes, ScreenId::Server] {
+        app.go_to(screen);
         for (width, height) in [(80, 24), (120, 40)] {
-            let name = format!("{}_data_{width}x{height}", screen.title().to_lowercase());
+            let name = format!(
+                "{}_data_{width}x{height}",
+                app.screens().get(screen).title().to_lowercase()
+            );
             insta::assert_snapshot!(name, draw(&app, width, height).backend());
         }
     }
-    app.screen = Screen::Server;
+    app.go_to(ScreenId::Server);
     app.dispatch(hessra_console::console::keymap::Action::ShowActivity);
+    insta::assert_snapshot!("server_activity_80x24", draw(&app, 80, 24).backend());
     let terminal = draw(&app, 120, 40);
     insta::assert_snapshot!("server_activity_120x40", terminal.backend());
     let activity = terminal.backend().to_string();
@@ -286,12 +294,27 @@ fn changes_and_server_with_git_and_server_data() {
     let sorted = draw(&app, 120, 40).backend().to_string();
     assert!(sorted.contains("sorted by identity"), "{sorted}");
     app.dispatch(hessra_console::console::keymap::Action::ShowKeys);
+    insta::assert_snapshot!("server_keys_80x24", draw(&app, 80, 24).backend());
     insta::assert_snapshot!("server_keys_120x40", draw(&app, 120, 40).backend());
-    app.screen = Screen::Changes;
+    app.go_to(ScreenId::Changes);
     let text = draw(&app, 120, 40).backend().to_string();
     assert!(
         text.contains("WIDENS uri:urn:company:alice may now write on staging_api"),
         "{text}"
     );
     assert!(text.contains("deny → allow"), "{text}");
+}
+
+/// The hint bar follows the focused pane: the Roles pane's role actions, the raw editor's keys
+/// (no `:`, `?` or `q`, which type themselves there).
+#[test]
+fn hints_of_the_focused_pane() {
+    use hessra_console::console::keymap::Action;
+    let mut app = app(false, false);
+    app.go_to(ScreenId::Roles);
+    app.dispatch(Action::FocusNext);
+    insta::assert_snapshot!("roles_focused_80x24", draw(&app, 80, 24).backend());
+    app.go_to(ScreenId::Clients);
+    app.dispatch(Action::EditRaw);
+    insta::assert_snapshot!("clients_editor_80x24", draw(&app, 80, 24).backend());
 }

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hessra_console::console::app::{Popup, Screen};
+use hessra_console::console::ScreenId;
+use hessra_console::console::app::Popup;
 use hessra_console::console::disk;
 use hessra_console::console::jobs;
 use hessra_console::gitops;
@@ -150,7 +151,7 @@ fn console_grant(f: &mut Fixture, resource: &str, operation: &str) {
 fn commit_and_push(f: &mut Fixture) {
     press(f, "5c");
     assert!(
-        matches!(f.app.popup, Some(Popup::Prompt { .. })),
+        matches!(f.app.popup(), Some(Popup::Prompt { .. })),
         "{}",
         flash(f)
     );
@@ -161,7 +162,7 @@ fn commit_and_push(f: &mut Fixture) {
 }
 
 fn conflicts(f: &Fixture) -> Vec<String> {
-    match &f.app.popup {
+    match f.app.popup() {
         Some(Popup::Conflicts(dialog)) => dialog.conflicts.iter().map(|c| c.to_string()).collect(),
         _ => Vec::new(),
     }
@@ -179,7 +180,13 @@ fn a_teammates_grant_survives_two_rounds_of_edit_commit_push() {
     console_grant(&mut f, "staging_api", "delete");
     save(&mut f);
     commit_and_push(&mut f);
-    let pushed = f.app.changes.last_push.clone().unwrap_or_default();
+    let pushed = f
+        .app
+        .screens()
+        .changes
+        .last_push
+        .clone()
+        .unwrap_or_default();
     assert!(pushed.contains("replayed 1 commit(s)"), "{pushed}");
     assert!(flash(&f).contains("replayed 1 commit(s)"), "{}", flash(&f));
     assert!(
@@ -207,7 +214,7 @@ fn a_teammates_grant_survives_two_rounds_of_edit_commit_push() {
     );
     assert!(granted(&remote, ALICE, "staging_api", "delete"));
     assert!(granted(&remote, ALICE, "billing", "read"));
-    assert_eq!(f.app.screen, Screen::Changes);
+    assert_eq!(f.app.screen(), ScreenId::Changes);
 }
 
 #[test]
@@ -273,7 +280,7 @@ fn a_true_conflict_under_unsaved_edits_shows_both_sides_and_resolves_or_aborts()
             "authorization_token_duration of {ALICE}: changed on both sides (was absent, mine 300, theirs 600)"
         )]
     );
-    if let Some(Popup::Conflicts(dialog)) = &f.app.popup {
+    if let Some(Popup::Conflicts(dialog)) = f.app.popup() {
         let mut terminal = Terminal::new(TestBackend::new(100, 12)).unwrap();
         terminal
             .draw(|frame| disk::render_conflicts(frame, frame.area(), &f.app, dialog))
@@ -286,7 +293,7 @@ fn a_true_conflict_under_unsaved_edits_shows_both_sides_and_resolves_or_aborts()
     assert_eq!(alice_ttl(f.app.text()), Some(300));
     assert_eq!(f.disk(), outside);
     watch(&mut f);
-    assert!(f.app.popup.is_none());
+    assert!(f.app.popup().is_none());
     // A save asks again; Enter needs a choice for every conflict; mine wins here.
     save(&mut f);
     assert_eq!(f.disk(), outside);
@@ -295,7 +302,7 @@ fn a_true_conflict_under_unsaved_edits_shows_both_sides_and_resolves_or_aborts()
     assert!(flash(&f).contains("1 left"), "{}", flash(&f));
     press(&mut f, "m");
     enter(&mut f);
-    assert!(f.app.popup.is_none(), "{}", flash(&f));
+    assert!(f.app.popup().is_none(), "{}", flash(&f));
     assert!(flash(&f).contains("rebased"), "{}", flash(&f));
     assert_eq!(alice_ttl(f.app.text()), Some(300));
     assert!(granted(f.app.text(), OPS, "audit", "read"));
@@ -334,7 +341,13 @@ fn a_push_conflict_offers_resolve_reset_and_abort_from_changes() {
     assert_eq!(conflicts(&f).len(), 1);
     press(&mut f, "m");
     enter(&mut f);
-    let pushed = f.app.changes.last_push.clone().unwrap_or_default();
+    let pushed = f
+        .app
+        .screens()
+        .changes
+        .last_push
+        .clone()
+        .unwrap_or_default();
     assert!(pushed.contains("replayed 1 commit(s)"), "{pushed}");
     assert_eq!(alice_ttl(&f.remote()), Some(300));
     assert_eq!(alice_ttl(f.app.text()), Some(300));
@@ -346,7 +359,7 @@ fn a_push_conflict_offers_resolve_reset_and_abort_from_changes() {
     commit_and_push(&mut f);
     assert_eq!(conflicts(&f).len(), 1, "{}", flash(&f));
     press(&mut f, "r");
-    assert!(matches!(f.app.popup, Some(Popup::Confirm { .. })));
+    assert!(matches!(f.app.popup(), Some(Popup::Confirm { .. })));
     press(&mut f, "y");
     let message = flash(&f);
     assert!(message.contains("kept in"), "{message}");
@@ -405,14 +418,14 @@ fn a_commit_pressed_before_the_status_after_a_save_returns_is_not_refused() {
     f.app.handle_key(support::console::key(KeyCode::Char('5')));
     f.app.handle_key(support::console::key(KeyCode::Char('c')));
     assert!(
-        matches!(f.app.popup, Some(Popup::Prompt { .. })),
+        matches!(f.app.popup(), Some(Popup::Prompt { .. })),
         "the commit prompt opens; the status bar said: {}",
         flash(&f)
     );
     f.settle();
     enter(&mut f);
     assert!(
-        matches!(&f.app.popup, Some(Popup::Confirm { lines, .. })
+        matches!(f.app.popup(), Some(Popup::Confirm { lines, .. })
             if lines.first().is_some_and(|l| l.starts_with("Commit clients.toml"))),
         "{}",
         flash(&f)
@@ -506,6 +519,7 @@ fn an_edit_whose_head_moved_while_it_was_on_the_worker_is_diffed_against_the_new
     assert!(granted(f.app.text(), ALICE, "billing", "read"));
     let changes: Vec<String> = f
         .app
+        .screens()
         .changes
         .diff
         .changes
@@ -522,6 +536,7 @@ fn an_edit_whose_head_moved_while_it_was_on_the_worker_is_diffed_against_the_new
     f.settle();
     let changes: Vec<String> = f
         .app
+        .screens()
         .changes
         .diff
         .changes

@@ -348,7 +348,7 @@ fn console_commit_after(file: &str, contents: &str) -> (Console, String) {
     press(&mut f, "5c");
     enter(&mut f);
     assert!(
-        f.app.popup.is_some(),
+        f.app.popup().is_some(),
         "the confirmation is open: {}",
         flash(&f)
     );

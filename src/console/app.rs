@@ -12,69 +12,10 @@ use ratatui_textarea::TextArea;
 
 use super::jobs::{Derived, Job, JobResult, PolicyInput, PolicyPurpose, ViewInputs};
 use super::keymap::{Action, Keymap, Scope};
-use super::screens::{
-    changes::{ChangesState, ChangesView},
-    clients::ClientsState,
-    delegations::{DelegationsState, TreeView},
-    roles::RolesState,
-    server::ServerState,
-    tokens::TokensState,
-};
+use super::screens::{Asked, Cx, Request, ScreenId, Screens};
+use super::screens::{changes::ChangesView, delegations::TreeView};
 use super::theme::Theme;
 use crate::policy::{DelegationTree, EditSession, Finding, LoadedPolicy};
-
-/// The six screens, in number-key order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Screen {
-    Clients,
-    Delegations,
-    Roles,
-    Tokens,
-    Changes,
-    Server,
-}
-
-impl Screen {
-    pub const ALL: [Screen; 6] = [
-        Screen::Clients,
-        Screen::Delegations,
-        Screen::Roles,
-        Screen::Tokens,
-        Screen::Changes,
-        Screen::Server,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Screen::Clients => "Clients",
-            Screen::Delegations => "Delegations",
-            Screen::Roles => "Domains & roles",
-            Screen::Tokens => "Tokens",
-            Screen::Changes => "Changes",
-            Screen::Server => "Server",
-        }
-    }
-
-    /// The title when the terminal is narrow.
-    pub fn short_title(self) -> &'static str {
-        match self {
-            Screen::Roles => "Roles",
-            Screen::Delegations => "Delegation",
-            other => other.title(),
-        }
-    }
-
-    pub fn scope(self) -> Scope {
-        match self {
-            Screen::Clients => Scope::Clients,
-            Screen::Delegations => Scope::Delegations,
-            Screen::Roles => Scope::Roles,
-            Screen::Tokens => Scope::Tokens,
-            Screen::Changes => Scope::Changes,
-            Screen::Server => Scope::Server,
-        }
-    }
-}
 
 /// How loud a flash message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,18 +37,12 @@ pub struct Flash {
 const FLASH_SECONDS: i64 = 6;
 
 /// Something that must be confirmed before it happens. Focus starts on Cancel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Confirmation {
+    /// A screen's own question, answered to that screen.
+    Screen(Asked),
     RemoveClient {
         identity: String,
-    },
-    Unassign {
-        realm: String,
-        subject: String,
-    },
-    RemoveRole {
-        realm: String,
-        role: String,
     },
     /// Revoke a block id (`what` says which token and what it cuts off).
     RevokeToken {
@@ -128,20 +63,15 @@ pub enum Confirmation {
     RecoverEditor {
         text: String,
     },
-    ActivateKey {
-        id: u32,
-    },
     /// Reset the branch to its upstream (local work kept in recovery).
     ResetToUpstream,
-    RetireKey {
-        id: u32,
-        force: bool,
-    },
 }
 
 /// What a one-line prompt is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum PromptKind {
+    /// A screen's own prompt, answered to that screen.
+    Screen(Asked),
     AddClient,
     Grant {
         identity: String,
@@ -157,24 +87,6 @@ pub enum PromptKind {
     },
     SetSetting {
         identity: String,
-    },
-    AddRole {
-        realm: String,
-    },
-    Assign {
-        realm: String,
-    },
-    RoleGrant {
-        realm: String,
-        role: String,
-    },
-    RoleRevoke {
-        realm: String,
-        role: String,
-    },
-    RenameRole {
-        realm: String,
-        role: String,
     },
     CommitMessage,
     LoadTokenFile,
@@ -289,52 +201,48 @@ impl Context {
 }
 
 pub struct App {
-    pub screen: Screen,
-    pub running: bool,
-    pub popup: Option<Popup>,
-    pub flash: Option<Flash>,
-    pub keymap: Keymap,
-    pub theme: Theme,
-    pub readonly: bool,
-    pub now: i64,
+    screen: ScreenId,
+    pub(crate) running: bool,
+    pub(crate) popup: Option<Popup>,
+    pub(crate) flash: Option<Flash>,
+    pub(crate) keymap: Keymap,
+    pub(crate) theme: Theme,
+    pub(crate) readonly: bool,
+    pub(crate) now: i64,
     frozen_clock: bool,
-    pub policy_path: PathBuf,
-    pub has_repo: bool,
-    pub server: Option<(String, bool)>,
-    pub operator: Option<String>,
-    pub demo_clients: Vec<String>,
-    pub clipboard_enabled: bool,
-    pub mouse: bool,
+    pub(crate) policy_path: PathBuf,
+    pub(crate) has_repo: bool,
+    pub(crate) server: Option<(String, bool)>,
+    pub(crate) operator: Option<String>,
+    pub(crate) demo_clients: Vec<String>,
+    pub(crate) clipboard_enabled: bool,
+    pub(crate) mouse: bool,
 
     /// The policy being edited; `None` while the file on disk does not parse.
-    pub session: Option<EditSession>,
+    pub(crate) session: Option<EditSession>,
     /// The text on disk (as last read or saved).
-    pub saved_text: String,
+    pub(crate) saved_text: String,
     /// Why the file does not parse, when it does not.
-    pub broken: Option<Finding>,
-    pub tree: DelegationTree,
+    pub(crate) broken: Option<Finding>,
+    pub(crate) tree: DelegationTree,
 
-    pub clients: ClientsState,
-    pub delegations: DelegationsState,
-    pub roles: RolesState,
-    pub tokens: TokensState,
-    pub changes: ChangesState,
-    pub server_view: ServerState,
+    /// Every screen's state; each screen owns its own (see `screens::Screen`).
+    pub(crate) screens: Screens,
 
     /// A `/` filter being typed (the screen's filter updates as it changes).
-    pub filter_input: Option<TextArea<'static>>,
-    pub palette_history: Vec<String>,
+    pub(crate) filter_input: Option<TextArea<'static>>,
+    pub(crate) palette_history: Vec<String>,
 
     /// Jobs queued for the workers, with ids.
-    pub outbox: Vec<(u64, Job)>,
+    pub(crate) outbox: Vec<(u64, Job)>,
     /// Jobs running, by id, with what the spinner says.
-    pub in_flight: Vec<(u64, Job)>,
+    pub(crate) in_flight: Vec<(u64, Job)>,
     next_job: u64,
-    pub spinner: usize,
+    pub(crate) spinner: usize,
     /// Text to put on the clipboard (the terminal loop writes it as OSC 52).
-    pub copied: Option<String>,
+    pub(crate) copied: Option<String>,
     /// The terminal loop should hand the terminal to `$EDITOR` on this file.
-    pub external_edit: Option<PathBuf>,
+    pub(crate) external_edit: Option<PathBuf>,
     last_poll: i64,
     last_git: i64,
     /// Saves in flight, oldest first: the text each one writes.
@@ -343,10 +251,10 @@ pub struct App {
     quit_after_save: bool,
     /// The job reading an edited policy, while one runs: input waits for it (and is replayed
     /// in order after), so no key acts on a policy about to change.
-    pub policy_pending: Option<u64>,
+    pub(crate) policy_pending: Option<u64>,
     typeahead: Vec<Typed>,
     /// The width of the last frame (the title bar's layout depends on it).
-    pub screen_width: std::cell::Cell<u16>,
+    pub(crate) screen_width: std::cell::Cell<u16>,
     keep_unsaved: bool,
     /// What the recovery file holds (None: no file), so it is written only on change.
     kept: Option<String>,
@@ -355,11 +263,11 @@ pub struct App {
     editor_kept: Option<String>,
     editor_unwritten: Option<(i64, i64)>,
     /// Start-up notices (config, keys, ports), shown at start and with `:notices`.
-    pub notices: Vec<String>,
+    pub(crate) notices: Vec<String>,
     /// Dialogs waiting for the one on screen to close, in order.
     deferred: VecDeque<Popup>,
     /// The watch on the working files (see `console::disk`).
-    pub disk: super::disk::DiskWatch,
+    pub(crate) disk: super::disk::DiskWatch,
 }
 
 /// The raw editor's text is written for recovery once typing pauses this long (seconds)…
@@ -376,12 +284,12 @@ enum Typed {
 impl App {
     pub fn new(context: Context) -> App {
         let keymap = if context.readonly {
-            context.keymap.without_dangerous()
+            context.keymap.read_only()
         } else {
             context.keymap
         };
         let mut app = App {
-            screen: Screen::Clients,
+            screen: ScreenId::Clients,
             running: true,
             popup: None,
             flash: None,
@@ -401,12 +309,7 @@ impl App {
             saved_text: String::new(),
             broken: None,
             tree: DelegationTree::default(),
-            clients: ClientsState::default(),
-            delegations: DelegationsState::default(),
-            roles: RolesState::default(),
-            tokens: TokensState::default(),
-            changes: ChangesState::default(),
-            server_view: ServerState::default(),
+            screens: Screens::default(),
             filter_input: None,
             palette_history: Vec::new(),
             outbox: Vec::new(),
@@ -430,7 +333,7 @@ impl App {
             deferred: VecDeque::new(),
             disk: Default::default(),
         };
-        app.server_view.quiet_after = context.quiet_after;
+        app.screens.server.quiet_after = context.quiet_after;
         app.load_text(&context.policy_text);
         if !app.notices.is_empty() {
             app.popup = Some(Popup::Notices { scroll: 0 });
@@ -516,7 +419,7 @@ impl App {
         if !self.keep_unsaved {
             return;
         }
-        let closed = self.clients.editor.is_none();
+        let closed = self.screens.clients.editor.is_none();
         if closed {
             self.editor_unwritten = None;
             if self.editor_kept.take().is_some() {
@@ -532,6 +435,7 @@ impl App {
         }
         self.editor_unwritten = None;
         let wanted = self
+            .screens
             .clients
             .editor
             .as_ref()
@@ -585,7 +489,7 @@ impl App {
 
     /// Unsaved edits (in the session, or an open editor whose text differs).
     pub fn is_dirty(&self) -> bool {
-        self.text() != self.saved_text || self.clients.editor_modified()
+        self.text() != self.saved_text || self.screens.clients.editor_modified()
     }
 
     /// Recomputes what depends on the policy.
@@ -605,9 +509,9 @@ impl App {
         let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
             return;
         };
-        self.clients.refilter(&loaded.policy);
-        self.delegations.tree_changed(&self.tree);
-        self.roles.clamp(&loaded.policy);
+        self.screens.clients.refilter(&loaded.policy);
+        self.screens.delegations.tree_changed(&self.tree);
+        self.screens.roles.clamp(&loaded.policy);
         self.recompute_changes();
         super::release_free_memory();
     }
@@ -625,14 +529,21 @@ impl App {
         let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
             return;
         };
-        self.clients.refilter(&loaded.policy);
-        self.delegations.tree_view_ready(&self.tree, tree_view);
-        self.roles.clamp(&loaded.policy);
+        self.screens.clients.refilter(&loaded.policy);
+        self.screens
+            .delegations
+            .tree_view_ready(&self.tree, tree_view);
+        self.screens.roles.clamp(&loaded.policy);
         match changes {
-            Some(view) => self
+            Some(view) => {
+                self.screens
+                    .changes
+                    .view_ready(view, loaded, &self.screens.server.events)
+            }
+            None => self
+                .screens
                 .changes
-                .view_ready(view, loaded, &self.server_view.events),
-            None => self.changes.recompute(loaded, &self.server_view.events),
+                .recompute(loaded, &self.screens.server.events),
         }
         self.request_text_diff();
     }
@@ -668,10 +579,10 @@ impl App {
     /// Reads a policy (an edit's result, a step of history, a replaced text) on a worker.
     pub(crate) fn derive(&mut self, input: PolicyInput, purpose: PolicyPurpose) {
         let views = ViewInputs {
-            tree_filter: self.delegations.filter.clone(),
-            chain: self.delegations.chain.clone(),
-            head: self.changes.head.clone(),
-            requests: super::screens::changes::recent_requests(&self.server_view.events),
+            tree_filter: self.screens.delegations.filter.clone(),
+            chain: self.screens.delegations.chain.clone(),
+            head: self.screens.changes.head.clone(),
+            requests: super::screens::changes::recent_requests(&self.screens.server.events),
         };
         let id = self.submit(Job::DerivePolicy {
             input,
@@ -734,7 +645,7 @@ impl App {
                 self.views_ready(views);
                 if let Some(identity) = select {
                     let loaded = self.session.as_ref().map(EditSession::current);
-                    self.clients.select_identity(&identity, loaded);
+                    self.screens.clients.select_identity(&identity, loaded);
                 }
             }
             PolicyPurpose::Undo | PolicyPurpose::Redo => {
@@ -755,7 +666,7 @@ impl App {
                     None => self.session = Some(EditSession::from_loaded(loaded, now)),
                 }
                 self.broken = None;
-                self.clients.editor = None;
+                self.screens.clients.editor = None;
                 self.views_ready(views);
                 if save {
                     self.save_text(text);
@@ -804,7 +715,7 @@ impl App {
         );
         self.broken = Some(finding);
         let text = self.saved_text.clone();
-        self.clients.open_editor(&text, self.now);
+        self.screens.clients.open_editor(&text, self.now);
         self.tree = DelegationTree::default();
     }
 
@@ -839,6 +750,14 @@ impl App {
     }
 
     pub fn handle_result(&mut self, result: JobResult) {
+        // Each screen takes the results it asked for; what none takes is the console's.
+        let mut result = result;
+        for id in ScreenId::ALL {
+            match self.with_screen(id, |s, cx| s.on_result(result, cx)) {
+                Some(unclaimed) => result = unclaimed,
+                None => return,
+            }
+        }
         match result {
             JobResult::Saved(Ok(path)) => {
                 if let Some(text) = self.saving.pop_front() {
@@ -861,23 +780,16 @@ impl App {
             }
             JobResult::Reloaded(Ok(text)) => self.disk_changed(text, true),
             JobResult::Reloaded(Err(e)) => self.flash(Level::Error, e),
-            JobResult::ServerStatus(result) => self.server_view.status_result(result, self.now),
             JobResult::ServerAudit(result) => {
-                if self.server_view.audit_result(result)
+                if self.screens.server.audit_result(result)
                     && let Some(loaded) = self.session.as_ref().map(EditSession::current)
                 {
-                    self.changes.recompute(loaded, &self.server_view.events);
+                    self.screens
+                        .changes
+                        .recompute(loaded, &self.screens.server.events);
                 }
             }
-            JobResult::ServerSynced(Ok(())) => {
-                self.flash(Level::Info, "asked the server to sync");
-            }
-            JobResult::ServerSynced(Err(e)) => self.flash(
-                Level::Error,
-                format!("the server did not take the sync: {e}"),
-            ),
-            JobResult::ServerPublicKey(result) => self.tokens.server_key = Some(result),
-            JobResult::KeyChanged { change, outcome } => self.key_changed(change, outcome),
+            JobResult::ServerPublicKey(result) => self.screens.tokens.server_key = Some(result),
             JobResult::PolicyDerived { purpose, result } => self.policy_derived(purpose, result),
             JobResult::Revoked(Ok(id)) => {
                 let short: String = id.chars().take(16).collect();
@@ -889,6 +801,12 @@ impl App {
                 self.submit(Job::ReadRevocations);
             }
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
+            // The Server screen takes these (see `Screen::on_result`).
+            JobResult::ServerStatus(_)
+            | JobResult::ServerSynced(_)
+            | JobResult::KeyChanged { .. } => {
+                tracing::warn!("a server result no screen took");
+            }
             result @ (JobResult::Git(_)
             | JobResult::Committed(_)
             | JobResult::Pushed(_)
@@ -933,7 +851,7 @@ impl App {
         {
             self.last_poll = self.now;
             self.submit(Job::ServerStatus);
-            let after = self.server_view.next_seq;
+            let after = self.screens.server.next_seq;
             self.submit(Job::ServerAudit { after });
         }
         self.keep_editor_text();
@@ -967,9 +885,223 @@ impl App {
     /// Says why an action is not available, or `None` when it is.
     pub fn disabled_reason(&self, action: Action) -> Option<String> {
         if self.readonly && action.is_dangerous() {
-            return Some(format!("{}: disabled in read-only mode", action.name()));
+            let what = action.changes().unwrap_or("changes something");
+            return Some(format!(
+                "read-only: {} {what}; start without --readonly to edit",
+                action.name()
+            ));
         }
         None
+    }
+
+    /// The dialog on screen, if any.
+    pub fn popup(&self) -> Option<&Popup> {
+        self.popup.as_ref()
+    }
+
+    /// Closes the dialog on screen (without answering it).
+    pub fn close_popup(&mut self) {
+        self.popup = None;
+    }
+
+    /// The status bar's message, if any.
+    pub fn flash_message(&self) -> Option<&Flash> {
+        self.flash.as_ref()
+    }
+
+    /// False once the console has quit.
+    pub fn running(&self) -> bool {
+        self.running
+    }
+
+    /// The console's clock (frozen in tests and snapshots).
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// Lets `seconds` pass on the clock (frozen or not) and ticks.
+    pub fn advance(&mut self, seconds: i64) {
+        self.now += seconds;
+        self.tick(self.now);
+    }
+
+    pub fn policy_path(&self) -> &std::path::Path {
+        &self.policy_path
+    }
+
+    /// The text on disk, as last read or saved.
+    pub fn saved_text(&self) -> &str {
+        &self.saved_text
+    }
+
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    pub fn keymap(&self) -> &Keymap {
+        &self.keymap
+    }
+
+    /// What start-up found wrong (config, keys, ports).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Whether an edited policy is being read (input waits for it meanwhile).
+    pub fn policy_pending(&self) -> bool {
+        self.policy_pending.is_some()
+    }
+
+    /// The screen on display, through the contract every screen keeps.
+    pub fn current(&self) -> &dyn super::screens::Screen {
+        self.screens.get(self.screen)
+    }
+
+    /// Which screen is on display.
+    pub fn screen(&self) -> ScreenId {
+        self.screen
+    }
+
+    /// Every screen's state, to read.
+    pub fn screens(&self) -> &Screens {
+        &self.screens
+    }
+
+    /// Shows `screen`; it is told it was entered (the Changes screen refreshes git then).
+    pub fn go_to(&mut self, screen: ScreenId) {
+        self.screen = screen;
+        self.with_screen(screen, |s, cx| s.on_enter(cx));
+    }
+
+    /// The screen a palette command names: its number, or the first word of its title or
+    /// short title (`:roles`, `:domains`).
+    pub fn screen_named(&self, name: &str) -> Option<ScreenId> {
+        let name = name.to_lowercase();
+        ScreenId::ALL.iter().enumerate().find_map(|(i, id)| {
+            let named = self.screen_words(*id).contains(&name);
+            (name == (i + 1).to_string() || named).then_some(*id)
+        })
+    }
+
+    /// The words a palette command may name a screen by.
+    pub fn screen_words(&self, id: ScreenId) -> Vec<String> {
+        let screen = self.screens.get(id);
+        let mut words: Vec<String> = [screen.title(), screen.short_title()]
+            .iter()
+            .filter_map(|t| t.split_whitespace().next())
+            .map(str::to_lowercase)
+            .collect();
+        words.dedup();
+        words
+    }
+
+    /// Runs `f` on screen `id` with a context onto the console, then carries out what the
+    /// screen asked for. The screen borrows only its own state; the context borrows the rest.
+    pub(crate) fn with_screen<R>(
+        &mut self,
+        id: ScreenId,
+        f: impl FnOnce(&mut dyn super::screens::Screen, &mut Cx) -> R,
+    ) -> R {
+        let App {
+            screens,
+            session,
+            tree,
+            now,
+            readonly,
+            has_repo,
+            server,
+            ..
+        } = self;
+        let mut cx = Cx::new(
+            *now,
+            *readonly,
+            *has_repo,
+            server.is_some(),
+            session.as_ref().map(EditSession::current),
+            tree,
+        );
+        let result = f(screens.get_mut(id), &mut cx);
+        let requests = cx.into_requests();
+        self.carry_out(id, requests);
+        result
+    }
+
+    fn carry_out(&mut self, from: ScreenId, requests: Vec<Request>) {
+        for request in requests {
+            match request {
+                Request::Flash(level, text) => self.flash(level, text),
+                Request::Submit(job) => {
+                    self.submit(job);
+                }
+                Request::RefreshGit => self.refresh_git(),
+                Request::Edit(edit) => self.apply_edit(edit),
+                Request::Confirm { what, title, lines } => self.confirm(
+                    Confirmation::Screen(Asked { screen: from, what }),
+                    &title,
+                    lines,
+                ),
+                Request::Prompt {
+                    what,
+                    title,
+                    hint,
+                    initial,
+                } => self.prompt(
+                    PromptKind::Screen(Asked { screen: from, what }),
+                    &title,
+                    &hint,
+                    &initial,
+                ),
+                Request::Copy(what, text) => self.copy(what, text),
+                Request::GoTo(screen) => self.go_to(screen),
+                Request::Revoke { id, what } => self.start_revocation(id, what),
+            }
+        }
+    }
+
+    /// The hint bar's entries, and whether keys are being typed as text (then only these
+    /// hints apply).
+    pub fn hints(&self) -> (Vec<super::screens::Hint>, bool) {
+        use super::screens::hint;
+        match &self.popup {
+            Some(Popup::Prompt { .. }) => {
+                return (
+                    vec![hint(Action::Select, "ok"), hint(Action::Back, "cancel")],
+                    true,
+                );
+            }
+            Some(Popup::Palette { .. }) => {
+                return (
+                    vec![
+                        hint(Action::Select, "run"),
+                        hint(Action::FocusNext, "complete"),
+                        hint(Action::Back, "cancel"),
+                    ],
+                    true,
+                );
+            }
+            _ => {}
+        }
+        if self.filter_input.is_some() {
+            return (
+                vec![hint(Action::Select, "keep"), hint(Action::Back, "clear")],
+                true,
+            );
+        }
+        let screen = self.current();
+        (screen.hints(), screen.typing())
+    }
+
+    /// The navigation a key is, inside a text field: only keys that cannot be text (enter,
+    /// esc, tab, arrows, ctrl-…) count, so a letter bound to an action still types itself.
+    pub(crate) fn typing_action(&self, key: &KeyEvent) -> Option<Action> {
+        let plain_char = matches!(key.code, KeyCode::Char(_))
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        if plain_char {
+            return None;
+        }
+        self.keymap.lookup(Scope::Global, key)
     }
 
     // ---- input --------------------------------------------------------------------------
@@ -1001,8 +1133,32 @@ impl App {
         if self.screen_captures_key(key) {
             return;
         }
-        if let Some(action) = self.keymap.lookup(self.screen.scope(), &key) {
-            self.dispatch(action);
+        if let Some(action) = self.keymap.lookup(self.current().scope(), &key) {
+            match self.keymap.refusal(&key, action) {
+                Some(why) => self.flash(Level::Warn, why),
+                None => self.dispatch(action),
+            }
+        }
+    }
+
+    /// Bracketed paste: into a prompt, the Tokens screen (a token), or the raw editor.
+    pub fn handle_paste(&mut self, text: &str) {
+        if self.policy_pending.is_some() {
+            self.typeahead_paste(text);
+            return;
+        }
+        if let Some(Popup::Prompt { input, .. }) = self.popup.as_mut() {
+            input.insert_str(text.replace(['\n', '\r'], ""));
+            return;
+        }
+        if self.screen == ScreenId::Tokens {
+            let token = text.trim().to_string();
+            self.screens.tokens.input = None;
+            self.load_token(token, "pasted".into());
+            return;
+        }
+        if !self.readonly && self.screens.clients.paste(text) {
+            self.editor_text_changed();
         }
     }
 
@@ -1015,10 +1171,10 @@ impl App {
             MouseEventKind::ScrollDown => self.dispatch(Action::Down),
             MouseEventKind::ScrollUp => self.dispatch(Action::Up),
             MouseEventKind::Down(MouseButton::Left) if event.row == 0 => {
-                match super::ui::tab_at(event.column, self.screen_width.get()) {
-                    Some(Screen::Changes) => self.dispatch(Action::Screen5),
-                    Some(screen) => self.screen = screen,
-                    None => {}
+                if let Some(screen) =
+                    super::ui::tab_at(&self.screens, event.column, self.screen_width.get())
+                {
+                    self.go_to(screen);
                 }
             }
             _ => {}
@@ -1028,8 +1184,8 @@ impl App {
     /// Keys typed into an open editor on the current screen.
     fn screen_captures_key(&mut self, key: KeyEvent) -> bool {
         match self.screen {
-            Screen::Clients => self.clients_editor_key(key),
-            Screen::Tokens => self.tokens_input_key(key),
+            ScreenId::Clients => self.clients_editor_key(key),
+            ScreenId::Tokens => self.tokens_input_key(key),
             _ => false,
         }
     }
@@ -1050,12 +1206,11 @@ impl App {
             }
             Action::Palette => self.open_palette(),
             Action::Filter => self.open_filter(),
-            Action::Screen1 => self.screen = Screen::Clients,
-            Action::Screen2 => self.screen = Screen::Delegations,
-            Action::Screen3 => self.screen = Screen::Roles,
-            Action::Screen4 => self.screen = Screen::Tokens,
-            Action::Screen5 => self.show_changes(),
-            Action::Screen6 => self.screen = Screen::Server,
+            go_to if go_to.screen_index().is_some() => {
+                if let Some(screen) = go_to.screen_index().and_then(|i| ScreenId::ALL.get(i)) {
+                    self.go_to(*screen);
+                }
+            }
             Action::Theme => self.cycle_theme(),
             Action::Mouse => {
                 self.mouse = !self.mouse;
@@ -1072,27 +1227,18 @@ impl App {
 
     fn screen_action(&mut self, action: Action) {
         match self.screen {
-            Screen::Clients => self.clients_action(action),
-            Screen::Delegations => self.delegations_action(action),
-            Screen::Roles => self.roles_action(action),
-            Screen::Tokens => self.tokens_action(action),
-            Screen::Changes => self.changes_action(action),
-            Screen::Server => self.server_action(action),
-        }
-    }
-
-    fn show_changes(&mut self) {
-        self.screen = Screen::Changes;
-        self.refresh_git();
-        if self.changes.history.is_none() && self.has_repo {
-            self.submit(Job::History);
+            // Not yet behind `Screen::on_action`: these still act as `impl App` blocks.
+            ScreenId::Clients => self.clients_action(action),
+            ScreenId::Tokens => self.tokens_action(action),
+            ScreenId::Changes => self.changes_action(action),
+            id => self.with_screen(id, |s, cx| s.on_action(action, cx)),
         }
     }
 
     fn refresh(&mut self) {
         self.submit(Job::Reload);
         self.refresh_git();
-        if self.screen == Screen::Changes && self.has_repo {
+        if self.screen == ScreenId::Changes && self.has_repo {
             self.submit(Job::History);
         }
         self.last_poll = i64::MIN;
@@ -1142,7 +1288,7 @@ impl App {
     }
 
     pub fn save(&mut self) {
-        if self.clients.editor.is_some() {
+        if self.screens.clients.editor.is_some() {
             self.apply_editor(true);
             return;
         }
@@ -1273,9 +1419,9 @@ impl App {
                 hint,
                 mut input,
                 error,
-            } => match key.code {
-                KeyCode::Esc => self.flash(Level::Info, "cancelled"),
-                KeyCode::Enter => {
+            } => match self.typing_action(&key) {
+                Some(Action::Back) => self.flash(Level::Info, "cancelled"),
+                Some(Action::Select) => {
                     let text = input.lines().join("");
                     if let Err(why) = self.prompt_submitted(kind.clone(), text.trim().to_string()) {
                         self.flash(Level::Error, why.clone());
@@ -1378,7 +1524,7 @@ impl App {
     fn quit_choice(&mut self, choice: usize) {
         match choice {
             0 => {
-                if self.loaded().is_none() || self.clients.editor_broken() {
+                if self.loaded().is_none() || self.screens.clients.editor_broken() {
                     self.flash(
                         Level::Error,
                         "cannot save: the policy does not parse; fix it or discard",
@@ -1386,7 +1532,7 @@ impl App {
                     return;
                 }
                 self.quit_after_save = true;
-                if self.clients.editor.is_some() {
+                if self.screens.clients.editor.is_some() {
                     self.apply_editor(true);
                 } else {
                     let text = self.text().to_string();
@@ -1413,8 +1559,8 @@ impl App {
             Confirmation::RemoveClient { identity } => {
                 self.apply_edit(crate::policy::Edit::RemoveClient { identity });
             }
-            Confirmation::Unassign { realm, subject } => {
-                self.apply_edit(crate::policy::Edit::Unassign { realm, subject });
+            Confirmation::Screen(asked) => {
+                self.with_screen(asked.screen, |s, cx| s.on_confirm(&*asked.what, cx));
             }
             Confirmation::RevokeToken { id, reason, .. } => {
                 let entry = crate::policy::NewRevocation {
@@ -1425,12 +1571,9 @@ impl App {
                 };
                 self.submit(Job::Revoke { entry });
             }
-            Confirmation::RemoveRole { realm, role } => {
-                self.apply_edit(crate::policy::Edit::RemoveRole { realm, role });
-            }
             Confirmation::Commit { message } => self.commit_now(message),
             Confirmation::DiscardEditor => {
-                self.clients.editor = None;
+                self.screens.clients.editor = None;
                 if self.session.is_none() {
                     self.flash(Level::Warn, "the file still does not parse");
                 } else {
@@ -1446,26 +1589,17 @@ impl App {
             Confirmation::RecoverEditor { text } => {
                 self.editor_kept = Some(text.clone());
                 let original = self.text().to_string();
-                self.clients.restore_editor(&original, &text, self.now);
-                self.screen = Screen::Clients;
+                self.screens
+                    .clients
+                    .restore_editor(&original, &text, self.now);
+                self.screen = ScreenId::Clients;
                 self.flash(
                     Level::Info,
                     "restored the editor's unapplied text: Esc applies, ctrl-s saves",
                 );
             }
-            Confirmation::ActivateKey { id } => {
-                self.submit(Job::ChangeKey(crate::console::jobs::KeyChange::Activate(
-                    id,
-                )));
-            }
-            Confirmation::RetireKey { id, force } => {
-                self.submit(Job::ChangeKey(crate::console::jobs::KeyChange::Retire {
-                    id,
-                    force,
-                }));
-            }
             Confirmation::ResetToUpstream => {
-                self.changes.last_push = Some("resetting to the upstream…".into());
+                self.screens.changes.last_push = Some("resetting to the upstream…".into());
                 self.submit(Job::ResetToUpstream);
             }
             Confirmation::Revert => {
@@ -1539,49 +1673,9 @@ impl App {
                     value,
                 });
             }
-            PromptKind::RenameRole { realm, role } => {
-                let to = one_word(&text, "a role name is one word")?;
-                self.apply_edit(Edit::RenameRole {
-                    realm,
-                    from: role,
-                    to,
-                });
-            }
-            PromptKind::RoleRevoke { realm, role } => {
-                let (resource, operation) =
-                    two_words(&text, "type RESOURCE OPERATION, e.g. `api write`")?;
-                self.apply_edit(Edit::RoleRevoke {
-                    realm,
-                    role,
-                    resource,
-                    operation,
-                });
-            }
-            PromptKind::AddRole { realm } => {
-                let role = one_word(&text, "a role name is one word")?;
-                self.apply_edit(Edit::AddRole { realm, role });
-            }
-            PromptKind::Assign { realm } => {
-                let (subject, role) = two_words(
-                    &text,
-                    "type SUBJECT ROLE, e.g. `uri:urn:mycompany:bob admin`",
-                )?;
-                check_identity(&subject)?;
-                self.apply_edit(Edit::Assign {
-                    realm,
-                    subject,
-                    role,
-                });
-            }
-            PromptKind::RoleGrant { realm, role } => {
-                let (resource, operation) =
-                    two_words(&text, "type RESOURCE OPERATION, e.g. `api write`")?;
-                self.apply_edit(Edit::RoleGrant {
-                    realm,
-                    role,
-                    resource,
-                    operation,
-                });
+            PromptKind::Screen(asked) => {
+                return self
+                    .with_screen(asked.screen, |s, cx| s.on_prompt(&*asked.what, &text, cx));
             }
             PromptKind::CommitMessage => self.commit_message_entered(text),
             PromptKind::LoadTokenFile => {
@@ -1622,45 +1716,22 @@ impl App {
     }
 
     pub fn current_filter(&self) -> &str {
-        match self.screen {
-            Screen::Clients => &self.clients.filter,
-            Screen::Delegations => &self.delegations.filter,
-            Screen::Server => &self.server_view.filter,
-            Screen::Roles => &self.roles.filter,
-            _ => "",
-        }
+        self.current().filter().unwrap_or_default()
     }
 
     pub(crate) fn set_filter_text(&mut self, text: String) {
-        match self.screen {
-            Screen::Clients => {
-                self.clients.filter = text;
-                if let Some(loaded) = self.session.as_ref().map(EditSession::current) {
-                    self.clients.refilter(&loaded.policy);
-                }
-            }
-            Screen::Delegations => {
-                self.delegations.filter = text;
-                self.delegations.rebuild(&self.tree);
-            }
-            Screen::Server => {
-                self.server_view.filter = text;
-                self.server_view.selected = 0;
-            }
-            Screen::Roles => self.roles.filter = text,
-            _ => {}
-        }
+        self.with_screen(self.screen, |s, cx| s.set_filter(text, cx));
     }
 
     fn filter_key(&mut self, key: KeyEvent) {
         let Some(mut input) = self.filter_input.take() else {
             return;
         };
-        match key.code {
-            KeyCode::Esc => {
+        match self.typing_action(&key) {
+            Some(Action::Back) => {
                 self.set_filter_text(String::new());
             }
-            KeyCode::Enter => {}
+            Some(Action::Select) => {}
             _ => {
                 input.input(key);
                 let text = input.lines().join("");
@@ -1672,23 +1743,7 @@ impl App {
 
     /// How many items the current filter matches (for the status bar).
     pub fn match_count(&self) -> Option<(usize, usize)> {
-        match self.screen {
-            Screen::Clients => Some((
-                self.clients.rows.len(),
-                self.loaded().map_or(0, |l| l.policy.clients.len()),
-            )),
-            Screen::Delegations => Some((self.delegations.matches().len(), self.tree.nodes.len())),
-            Screen::Server if self.server_view.show_activity => {
-                let shown = super::screens::activity::visible_rows(self).len();
-                let all = super::screens::activity::rows(self, "").len();
-                Some((shown, all))
-            }
-            Screen::Server => Some((
-                self.server_view.visible().count(),
-                self.server_view.events.len(),
-            )),
-            _ => None,
-        }
+        self.current().match_count(self.loaded(), &self.tree)
     }
 
     // ---- palette ------------------------------------------------------------------------
@@ -1708,9 +1763,10 @@ impl App {
         mut completions: Vec<String>,
         key: KeyEvent,
     ) {
-        match key.code {
-            KeyCode::Esc => return,
-            KeyCode::Enter => {
+        let action = self.typing_action(&key);
+        match action {
+            Some(Action::Back) => return,
+            Some(Action::Select) => {
                 let line = input.lines().join("");
                 let line = line.trim().to_string();
                 if !line.is_empty() {
@@ -1720,7 +1776,7 @@ impl App {
                 }
                 return;
             }
-            KeyCode::Tab => {
+            Some(Action::FocusNext) => {
                 let line = input.lines().join("");
                 completions = super::palette::complete(self, &line);
                 if let Some(first) = completions.first() {
@@ -1728,11 +1784,11 @@ impl App {
                     input.move_cursor(ratatui_textarea::CursorMove::End);
                 }
             }
-            KeyCode::Up | KeyCode::Down if !self.palette_history.is_empty() => {
+            Some(Action::Up | Action::Down) if !self.palette_history.is_empty() => {
                 let last = self.palette_history.len() - 1;
-                history_at = Some(match (history_at, key.code) {
+                history_at = Some(match (history_at, action) {
                     (None, _) => last,
-                    (Some(at), KeyCode::Up) => at.saturating_sub(1),
+                    (Some(at), Some(Action::Up)) => at.saturating_sub(1),
                     (Some(at), _) => (at + 1).min(last),
                 });
                 let entry = self.palette_history[history_at.unwrap_or(last)].clone();
@@ -1782,14 +1838,14 @@ fn line_changes(old: &str, new: &str) -> (usize, usize) {
 }
 
 /// Exactly two words, or `usage` as the reason.
-fn two_words(text: &str, usage: &str) -> Result<(String, String), String> {
+pub(crate) fn two_words(text: &str, usage: &str) -> Result<(String, String), String> {
     match text.split_whitespace().collect::<Vec<_>>().as_slice() {
         [first, second] => Ok((first.to_string(), second.to_string())),
         _ => Err(usage.to_string()),
     }
 }
 
-fn one_word(text: &str, what: &str) -> Result<String, String> {
+pub(crate) fn one_word(text: &str, what: &str) -> Result<String, String> {
     match text.split_whitespace().collect::<Vec<_>>().as_slice() {
         [word] => Ok(word.to_string()),
         _ => Err(format!("{what}, without spaces: {text:?}")),
@@ -1798,7 +1854,7 @@ fn one_word(text: &str, what: &str) -> Result<String, String> {
 
 /// An identity as clients.toml takes it: one token (no spaces, quotes or empty `:` segments)
 /// in the `uri:` scheme that certificates and tokens use.
-fn check_identity(text: &str) -> Result<(), String> {
+pub(crate) fn check_identity(text: &str) -> Result<(), String> {
     let why =
         "an identity is one word with no spaces, starting with uri:, e.g. uri:urn:company:bob";
     if text.split_whitespace().count() != 1 {

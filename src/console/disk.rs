@@ -211,7 +211,7 @@ impl App {
                 conflicts,
                 resolutions,
             } => {
-                self.changes.last_push = Some(format!(
+                self.screens.changes.last_push = Some(format!(
                     "{} conflict(s) with {upstream}: resolve, reset or abort",
                     conflicts.len()
                 ));
@@ -230,7 +230,7 @@ impl App {
                 self.refresh_git();
             }
             JobResult::Reset(Ok(outcome)) => {
-                self.changes.last_push = Some(format!("reset to {}", outcome.upstream));
+                self.screens.changes.last_push = Some(format!("reset to {}", outcome.upstream));
                 let message = format!(
                     "reset to {}; your {} local commit(s) and working files are kept in {}",
                     outcome.upstream,
@@ -272,7 +272,7 @@ impl App {
         if !asked && self.disk.declined.as_deref() == Some(disk.as_str()) {
             return;
         }
-        if self.clients.editor_modified() || self.session.is_none() {
+        if self.screens.clients.editor_modified() || self.session.is_none() {
             self.disk.declined = Some(disk);
             self.flash(
                 Level::Warn,
@@ -371,7 +371,7 @@ impl App {
                         "rebase abandoned: your edits are kept unsaved and the file is as it was; a save asks again",
                     );
                 } else {
-                    self.changes.last_push = Some("push abandoned; nothing changed".into());
+                    self.screens.changes.last_push = Some("push abandoned; nothing changed".into());
                     self.flash(
                         Level::Info,
                         "push abandoned: your commits and the working files are as they were",
@@ -429,7 +429,7 @@ impl App {
                             });
                         }
                         ConflictOrigin::Push { .. } => {
-                            self.changes.last_push = Some("pushing (resolved)…".into());
+                            self.screens.changes.last_push = Some("pushing (resolved)…".into());
                             self.submit(Job::PushResolved { resolutions });
                         }
                     }

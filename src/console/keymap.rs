@@ -1,6 +1,6 @@
-//! The keymap is data: named actions, the keys bound to them per screen, whether an action
-//! changes anything (so `--readonly` can drop it), and the words the help overlay and hint bar
-//! show. Nothing here draws or mutates console state.
+//! The keymap is data, and the one place keys are described: named actions, the keys bound to
+//! them per screen, what an action changes (so `--readonly` can refuse it and say why), and the
+//! words the help overlay, hint bar and palette show. Nothing here draws or mutates state.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,7 +34,7 @@ impl Scope {
 }
 
 macro_rules! actions {
-    ($($variant:ident => $name:literal, $help:literal, $dangerous:literal;)*) => {
+    ($($variant:ident => $name:literal, $short:literal, $help:literal, $changes:literal;)*) => {
         /// Everything a key can do.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Action { $($variant),* }
@@ -47,14 +47,40 @@ macro_rules! actions {
                 match self { $(Action::$variant => $name),* }
             }
 
-            /// What the help overlay says the action does.
+            /// The word the hint bar shows next to the key (the name when it is short enough).
+            pub fn short(self) -> &'static str {
+                match self { $(Action::$variant => if $short.is_empty() { $name } else { $short }),* }
+            }
+
+            /// What the help overlay and the palette say the action does.
             pub fn help(self) -> &'static str {
                 match self { $(Action::$variant => $help),* }
             }
 
-            /// Changes the policy, the repository or tokens: removed in read-only mode.
+            /// What the action changes ("changes the policy"), or `None` when it only looks:
+            /// the ones that change something are refused in read-only mode, saying this.
+            pub fn changes(self) -> Option<&'static str> {
+                match self { $(Action::$variant => Some($changes).filter(|c| !c.is_empty())),* }
+            }
+
+            /// Changes the policy, the repository, tokens or the server: refused in read-only
+            /// mode.
             pub fn is_dangerous(self) -> bool {
-                match self { $(Action::$variant => $dangerous),* }
+                self.changes().is_some()
+            }
+
+            /// For the go-to actions, the index of the screen they show (in number-key
+            /// order, `screens::ScreenId::ALL`).
+            pub fn screen_index(self) -> Option<usize> {
+                let go_to = [
+                    Action::Screen1,
+                    Action::Screen2,
+                    Action::Screen3,
+                    Action::Screen4,
+                    Action::Screen5,
+                    Action::Screen6,
+                ];
+                go_to.iter().position(|a| *a == self)
             }
 
             pub fn from_name(name: &str) -> Option<Action> {
@@ -64,76 +90,101 @@ macro_rules! actions {
     };
 }
 
+// One row per action: name (config and palette), short hint label ("" = the name), help text,
+// and what it changes ("" = nothing: allowed in read-only mode).
 actions! {
-    Quit => "quit", "quit (asks when there are unsaved edits)", false;
-    ForceQuit => "force-quit", "quit now, even with unsaved edits", false;
-    Help => "help", "show or hide this help", false;
-    Palette => "palette", "command palette", false;
-    Filter => "filter", "filter the list or tree", false;
-    NextMatch => "next-match", "next filter match", false;
-    PrevMatch => "prev-match", "previous filter match", false;
-    Screen1 => "screen-clients", "go to 1 Clients", false;
-    Screen2 => "screen-delegations", "go to 2 Delegations", false;
-    Screen3 => "screen-roles", "go to 3 Domains & roles", false;
-    Screen4 => "screen-tokens", "go to 4 Tokens", false;
-    Screen5 => "screen-changes", "go to 5 Changes", false;
-    Screen6 => "screen-server", "go to 6 Server", false;
-    FocusNext => "focus-next", "focus the next pane", false;
-    FocusPrev => "focus-prev", "focus the previous pane", false;
-    Up => "up", "move up", false;
-    Down => "down", "move down", false;
-    Left => "left", "collapse / move left", false;
-    Right => "right", "expand / move right", false;
-    PageUp => "page-up", "page up", false;
-    PageDown => "page-down", "page down", false;
-    Top => "top", "first item", false;
-    Bottom => "bottom", "last item", false;
-    Select => "select", "open / jump to the selected item", false;
-    Back => "back", "close, cancel, go back", false;
-    Copy => "copy", "copy the selected item", false;
-    Refresh => "refresh", "reload from disk, git and the server", false;
-    Theme => "theme", "cycle the theme", false;
-    Mouse => "mouse", "turn mouse capture on or off", false;
-    Undo => "undo", "undo the last policy edit", true;
-    Redo => "redo", "redo", true;
-    Save => "save", "save clients.toml", true;
-    EditRaw => "edit-toml", "edit the raw clients.toml (live validation)", true;
-    ExternalEditor => "external-editor", "open clients.toml in $VISUAL / $EDITOR", true;
-    AddClient => "add-client", "add a client", true;
-    RemoveClient => "remove-client", "remove the selected client", true;
-    Grant => "grant", "grant OPERATION on RESOURCE to the selected client", true;
-    Revoke => "revoke", "revoke OPERATION on RESOURCE from the selected client", true;
-    IdentityTtl => "identity-ttl", "set identity token lifetime (0 disables)", true;
-    RenameClient => "rename-client", "change the selected client's identifier", true;
-    SetSetting => "set-setting", "set delegatable, operator, authorization_token_duration or max_delegation_depth", true;
-    WhatCan => "what-can", "what can the selected identity do", false;
-    AddRole => "add-role", "add a role to the realm", true;
-    Assign => "assign", "assign SUBJECT a ROLE", true;
-    Unassign => "unassign", "remove the selected assignment", true;
-    RoleGrant => "role-grant", "grant OPERATION on RESOURCE to the selected role", true;
-    RoleRevoke => "role-revoke", "revoke OPERATION on RESOURCE from the selected role", true;
-    RenameRole => "rename-role", "rename the selected role", true;
-    RemoveRole => "remove-role", "remove the selected role", true;
-    DefaultRole => "default-role", "make the selected role the realm's default", true;
-    PasteToken => "paste-token", "paste or type a token", false;
-    LoadToken => "load-token", "load a token from a file or the token store", false;
-    Verify => "verify", "verify as IDENTITY [DOMAIN]", false;
-    DemoFlow => "demo-flow", "run the demo flow: mTLS → delegate → authorize → verify", true;
-    RevokeToken => "revoke-token", "revoke the selected block's token and everything delegated from it", true;
-    Commit => "commit", "commit clients.toml", true;
-    Push => "push", "push to the remote", true;
-    Pull => "pull", "pull (fast-forward) from the remote", true;
-    ToggleDiff => "toggle-diff", "switch semantic / text diff", false;
-    Sync => "sync", "ask the server to sync now", false;
-    ShowActivity => "activity", "switch between the audit feed and per-identity activity", false;
-    SortActivity => "sort", "change the activity order (last seen, identity, issued, denials)", false;
-    ShowKeys => "keys", "switch between the audit feed and the root key set", false;
-    AddKey => "add-key", "add a root key: published as next, not signing", true;
-    ActivateKey => "activate-key", "make the selected root key sign; the active one starts retiring", true;
-    RetireKey => "retire-key", "retire the selected root key (refused while tokens it signed may be live)", true;
+    Quit => "quit", "", "quit (asks when there are unsaved edits)", "";
+    ForceQuit => "force-quit", "", "quit now, even with unsaved edits", "";
+    Help => "help", "", "show or hide this help", "";
+    Palette => "palette", "cmd", "command palette", "";
+    Filter => "filter", "", "filter the list or tree", "";
+    NextMatch => "next-match", "", "next filter match", "";
+    PrevMatch => "prev-match", "", "previous filter match", "";
+    Screen1 => "screen-clients", "", "go to 1 Clients", "";
+    Screen2 => "screen-delegations", "", "go to 2 Delegations", "";
+    Screen3 => "screen-roles", "", "go to 3 Domains & roles", "";
+    Screen4 => "screen-tokens", "", "go to 4 Tokens", "";
+    Screen5 => "screen-changes", "", "go to 5 Changes", "";
+    Screen6 => "screen-server", "", "go to 6 Server", "";
+    FocusNext => "focus-next", "pane", "focus the next pane", "";
+    FocusPrev => "focus-prev", "", "focus the previous pane", "";
+    Up => "up", "", "move up", "";
+    Down => "down", "", "move down", "";
+    Left => "left", "", "collapse / move left", "";
+    Right => "right", "", "expand / move right", "";
+    PageUp => "page-up", "", "page up", "";
+    PageDown => "page-down", "", "page down", "";
+    Top => "top", "", "first item", "";
+    Bottom => "bottom", "", "last item", "";
+    Select => "select", "open", "open / jump to the selected item", "";
+    Back => "back", "", "close, cancel, go back", "";
+    Copy => "copy", "", "copy the selected item", "";
+    Refresh => "refresh", "", "reload from disk, git and the server", "";
+    Theme => "theme", "", "cycle the theme", "";
+    Mouse => "mouse", "", "turn mouse capture on or off", "";
+    Undo => "undo", "", "undo the last policy edit", "changes the policy";
+    Redo => "redo", "", "redo", "changes the policy";
+    Save => "save", "", "save clients.toml", "changes the policy";
+    EditRaw => "edit-toml", "edit", "edit the raw clients.toml (live validation)", "changes the policy";
+    ExternalEditor => "external-editor", "", "open clients.toml in $VISUAL / $EDITOR", "changes the policy";
+    AddClient => "add-client", "add", "add a client", "changes the policy";
+    RemoveClient => "remove-client", "remove", "remove the selected client", "changes the policy";
+    Grant => "grant", "", "grant OPERATION on RESOURCE to the selected client", "changes the policy";
+    Revoke => "revoke", "", "revoke OPERATION on RESOURCE from the selected client", "changes the policy";
+    IdentityTtl => "identity-ttl", "ttl", "set identity token lifetime (0 disables)", "changes the policy";
+    RenameClient => "rename-client", "rename", "change the selected client's identifier", "changes the policy";
+    SetSetting => "set-setting", "set", "set delegatable, operator, authorization_token_duration or max_delegation_depth", "changes the policy";
+    WhatCan => "what-can", "can?", "what can the selected identity do", "";
+    AddRole => "add-role", "add role", "add a role to the realm", "changes the policy";
+    Assign => "assign", "", "assign SUBJECT a ROLE", "changes the policy";
+    Unassign => "unassign", "unassign", "remove the selected assignment", "changes the policy";
+    RoleGrant => "role-grant", "grant", "grant OPERATION on RESOURCE to the selected role", "changes the policy";
+    RoleRevoke => "role-revoke", "revoke", "revoke OPERATION on RESOURCE from the selected role", "changes the policy";
+    RenameRole => "rename-role", "rename", "rename the selected role", "changes the policy";
+    RemoveRole => "remove-role", "remove", "remove the selected role", "changes the policy";
+    DefaultRole => "default-role", "default", "make the selected role the realm's default", "changes the policy";
+    PasteToken => "paste-token", "paste", "paste or type a token", "";
+    LoadToken => "load-token", "load", "load a token from a file or the token store", "";
+    Verify => "verify", "", "verify as IDENTITY [DOMAIN]", "";
+    DemoFlow => "demo-flow", "flow", "run the demo flow: mTLS → delegate → authorize → verify", "mints tokens";
+    RevokeToken => "revoke-token", "revoke", "revoke the selected block's token and everything delegated from it", "writes revocations.toml";
+    Commit => "commit", "", "commit clients.toml", "writes to the repository";
+    Push => "push", "", "push to the remote", "writes to the remote";
+    Pull => "pull", "", "pull (fast-forward) from the remote", "rewrites the working copy";
+    ToggleDiff => "toggle-diff", "diff", "switch semantic / text diff", "";
+    Sync => "sync", "", "ask the server to sync now", "";
+    ShowActivity => "activity", "activity", "switch between the audit feed and per-identity activity", "";
+    SortActivity => "sort", "sort", "change the activity order (last seen, identity, issued, denials)", "";
+    ShowKeys => "keys", "keys", "switch between the audit feed and the root key set", "";
+    AddKey => "add-key", "add key", "add a root key: published as next, not signing", "changes the server's root keys";
+    ActivateKey => "activate-key", "activate", "make the selected root key sign; the active one starts retiring", "changes the server's root keys";
+    RetireKey => "retire-key", "retire", "retire the selected root key (refused while tokens it signed may be live)", "changes the server's root keys";
 }
 
-/// A key with modifiers, as written in config (`ctrl-s`, `shift-tab`, `G`, `?`, `f5`).
+/// Named keys: the spelling shown everywhere (hint bar, help, messages), then the other
+/// spellings the config also accepts. One table, so whatever is shown can be typed into
+/// `[keys]` as it is.
+const NAMED_KEYS: &[(KeyCode, &str, &[&str])] = &[
+    (KeyCode::Enter, "enter", &["return"]),
+    (KeyCode::Esc, "esc", &["escape"]),
+    (KeyCode::Tab, "tab", &[]),
+    (KeyCode::BackTab, "shift-tab", &["backtab"]),
+    (KeyCode::Up, "↑", &["up"]),
+    (KeyCode::Down, "↓", &["down"]),
+    (KeyCode::Left, "←", &["left"]),
+    (KeyCode::Right, "→", &["right"]),
+    (KeyCode::PageUp, "pgup", &["pageup", "page-up"]),
+    (KeyCode::PageDown, "pgdn", &["pagedown", "page-down"]),
+    (KeyCode::Home, "home", &[]),
+    (KeyCode::End, "end", &[]),
+    (KeyCode::Insert, "insert", &["ins"]),
+    (KeyCode::Delete, "delete", &["del"]),
+    (KeyCode::Backspace, "backspace", &[]),
+    (KeyCode::Char(' '), "space", &[]),
+];
+
+/// A key with modifiers, as written in config and shown in hints (`ctrl-s`, `shift-tab`, `G`,
+/// `?`, `f5`, `↑` or `up`, `pgdn` or `pagedown`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeySpec {
     pub code: KeyCode,
@@ -144,7 +195,8 @@ impl KeySpec {
     pub fn parse(text: &str) -> Result<KeySpec, String> {
         let mut modifiers = KeyModifiers::NONE;
         let mut rest = text;
-        loop {
+        // `shift-tab` is a key of its own (BackTab), not shift + tab.
+        while !NAMED_KEYS.iter().any(|(_, shown, _)| *shown == rest) {
             if let Some(r) = rest.strip_prefix("ctrl-") {
                 modifiers |= KeyModifiers::CONTROL;
                 rest = r;
@@ -158,33 +210,34 @@ impl KeySpec {
                 break;
             }
         }
-        let code = match rest {
-            "enter" => KeyCode::Enter,
-            "esc" => KeyCode::Esc,
-            "tab" if modifiers.contains(KeyModifiers::SHIFT) => {
-                modifiers -= KeyModifiers::SHIFT;
-                KeyCode::BackTab
+        let named = NAMED_KEYS
+            .iter()
+            .find(|(_, shown, also)| *shown == rest || also.contains(&rest))
+            .map(|(code, _, _)| *code);
+        let code = match named {
+            Some(code) => code,
+            None if rest.len() > 1 && rest.starts_with('f') && rest[1..].parse::<u8>().is_ok() => {
+                KeyCode::F(rest[1..].parse().expect("checked just above"))
             }
-            "tab" => KeyCode::Tab,
-            "backtab" => KeyCode::BackTab,
-            "up" => KeyCode::Up,
-            "down" => KeyCode::Down,
-            "left" => KeyCode::Left,
-            "right" => KeyCode::Right,
-            "pageup" => KeyCode::PageUp,
-            "pagedown" => KeyCode::PageDown,
-            "home" => KeyCode::Home,
-            "end" => KeyCode::End,
-            "delete" => KeyCode::Delete,
-            "backspace" => KeyCode::Backspace,
-            "space" => KeyCode::Char(' '),
-            f if f.len() > 1 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
-                KeyCode::F(f[1..].parse().expect("checked just above"))
+            None if rest.chars().count() == 1 => {
+                KeyCode::Char(rest.chars().next().expect("one char"))
             }
-            one if one.chars().count() == 1 => KeyCode::Char(one.chars().next().expect("one char")),
-            other => return Err(format!("unknown key {other:?} in {text:?}")),
+            None => return Err(format!("unknown key {rest:?} in {text:?}")),
         };
         Ok(KeySpec { code, modifiers })
+    }
+
+    /// The key a press was, for saying which key did (or did not do) something.
+    pub fn pressed(key: &KeyEvent) -> KeySpec {
+        let modifiers = match key.code {
+            // Shift is already in the character (`G`, `+`) or in the key (shift-tab).
+            KeyCode::Char(_) | KeyCode::BackTab => key.modifiers - KeyModifiers::SHIFT,
+            _ => key.modifiers,
+        };
+        KeySpec {
+            code: key.code,
+            modifiers,
+        }
     }
 
     /// Whether a key press is this key. Shift is implied by an upper-case or symbol character,
@@ -211,23 +264,17 @@ impl fmt::Display for KeySpec {
         if self.modifiers.contains(KeyModifiers::ALT) {
             write!(f, "alt-")?;
         }
+        let shifted = matches!(self.code, KeyCode::Char(_) | KeyCode::BackTab);
+        if self.modifiers.contains(KeyModifiers::SHIFT) && !shifted {
+            write!(f, "shift-")?;
+        }
+        if let Some((_, shown, _)) = NAMED_KEYS.iter().find(|(code, _, _)| *code == self.code) {
+            return write!(f, "{shown}");
+        }
         match self.code {
-            KeyCode::Enter => write!(f, "enter"),
-            KeyCode::Esc => write!(f, "esc"),
-            KeyCode::Tab => write!(f, "tab"),
-            KeyCode::BackTab => write!(f, "shift-tab"),
-            KeyCode::Up => write!(f, "↑"),
-            KeyCode::Down => write!(f, "↓"),
-            KeyCode::Left => write!(f, "←"),
-            KeyCode::Right => write!(f, "→"),
-            KeyCode::PageUp => write!(f, "pgup"),
-            KeyCode::PageDown => write!(f, "pgdn"),
-            KeyCode::Home => write!(f, "home"),
-            KeyCode::End => write!(f, "end"),
             KeyCode::F(n) => write!(f, "f{n}"),
-            KeyCode::Char(' ') => write!(f, "space"),
             KeyCode::Char(c) => write!(f, "{c}"),
-            _ => write!(f, "?"),
+            other => write!(f, "{other:?}"),
         }
     }
 }
@@ -244,6 +291,9 @@ pub struct Binding {
 #[derive(Debug, Clone)]
 pub struct Keymap {
     bindings: Vec<Binding>,
+    /// Read-only mode: actions that change something stay bound, so pressing one says why it
+    /// does nothing, but hints, help and the palette leave them out.
+    read_only: bool,
 }
 
 const DEFAULTS: &[(Scope, Action, &[&str])] = &[
@@ -260,12 +310,12 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Global, Action::Screen6, &["6"]),
     (Scope::Global, Action::FocusNext, &["tab"]),
     (Scope::Global, Action::FocusPrev, &["shift-tab"]),
-    (Scope::Global, Action::Up, &["up", "k"]),
-    (Scope::Global, Action::Down, &["down", "j"]),
-    (Scope::Global, Action::Left, &["left", "h"]),
-    (Scope::Global, Action::Right, &["right", "l"]),
-    (Scope::Global, Action::PageUp, &["pageup", "ctrl-u"]),
-    (Scope::Global, Action::PageDown, &["pagedown", "ctrl-d"]),
+    (Scope::Global, Action::Up, &["↑", "k"]),
+    (Scope::Global, Action::Down, &["↓", "j"]),
+    (Scope::Global, Action::Left, &["←", "h"]),
+    (Scope::Global, Action::Right, &["→", "l"]),
+    (Scope::Global, Action::PageUp, &["pgup", "ctrl-u"]),
+    (Scope::Global, Action::PageDown, &["pgdn", "ctrl-d"]),
     (Scope::Global, Action::Top, &["home", "g"]),
     (Scope::Global, Action::Bottom, &["end", "G"]),
     (Scope::Global, Action::Select, &["enter"]),
@@ -336,7 +386,10 @@ impl Keymap {
                     .collect(),
             })
             .collect();
-        Keymap { bindings }
+        Keymap {
+            bindings,
+            read_only: false,
+        }
     }
 
     /// Replaces the keys of the named actions (in every scope they are bound in); reports
@@ -376,10 +429,29 @@ impl Keymap {
         (self, errors)
     }
 
-    /// Drops every action that changes something (read-only mode).
-    pub fn without_dangerous(mut self) -> Keymap {
-        self.bindings.retain(|b| !b.action.is_dangerous());
+    /// Read-only mode: every action that changes something is refused (see `refusal`) and
+    /// left out of hints, help and the palette.
+    pub fn read_only(mut self) -> Keymap {
+        self.read_only = true;
         self
+    }
+
+    /// Whether an action may run: everything, except what changes something in read-only mode.
+    pub fn is_enabled(&self, action: Action) -> bool {
+        !(self.read_only && action.is_dangerous())
+    }
+
+    /// Why pressing `key` for `action` does nothing, or `None` when it is allowed.
+    pub fn refusal(&self, key: &KeyEvent, action: Action) -> Option<String> {
+        if self.is_enabled(action) {
+            return None;
+        }
+        let what = action.changes().unwrap_or("changes something");
+        Some(format!(
+            "read-only: `{}` ({}) {what}; start without --readonly to edit",
+            KeySpec::pressed(key),
+            action.name()
+        ))
     }
 
     /// The action a key does on a screen: the screen's own bindings first, then global ones.
@@ -393,8 +465,12 @@ impl Keymap {
         find(scope).or_else(|| find(Scope::Global))
     }
 
-    /// The first key bound to an action on a screen, for hints ("c commit").
+    /// The first key bound to an action on a screen, for hints ("c commit"); `None` when it
+    /// is unbound or disabled (read-only mode).
     pub fn key_for(&self, scope: Scope, action: Action) -> Option<KeySpec> {
+        if !self.is_enabled(action) {
+            return None;
+        }
         self.bindings
             .iter()
             .filter(|b| b.action == action && (b.scope == scope || b.scope == Scope::Global))
@@ -405,11 +481,16 @@ impl Keymap {
         self.bindings.iter().any(|b| b.action == action)
     }
 
-    /// The bindings the help overlay lists for a screen: the screen's own, then global ones.
+    /// The bindings the help overlay lists for a screen: the screen's own, then global ones
+    /// (without the disabled ones in read-only mode).
     pub fn help_rows(&self, scope: Scope) -> Vec<(Scope, String, Action)> {
         let mut rows = Vec::new();
         for wanted in [scope, Scope::Global] {
-            for binding in self.bindings.iter().filter(|b| b.scope == wanted) {
+            for binding in self
+                .bindings
+                .iter()
+                .filter(|b| b.scope == wanted && self.is_enabled(b.action))
+            {
                 let keys: Vec<String> = binding.keys.iter().map(|k| k.to_string()).collect();
                 rows.push((wanted, keys.join(" "), binding.action));
             }
@@ -494,21 +575,76 @@ mod tests {
     }
 
     #[test]
-    fn read_only_drops_every_mutating_action() {
-        let map = Keymap::defaults().without_dangerous();
+    fn read_only_refuses_every_mutating_action_and_says_why() {
+        let map = Keymap::defaults().read_only();
         for action in Action::ALL.iter().filter(|a| a.is_dangerous()) {
-            assert!(!map.is_bound(*action), "{action:?} still bound");
+            assert!(!map.is_enabled(*action), "{action:?} still enabled");
+            assert_eq!(
+                map.key_for(Scope::Clients, *action),
+                None,
+                "{action:?} hinted"
+            );
         }
-        assert!(map.is_bound(Action::Verify));
+        assert!(map.is_enabled(Action::Verify));
+        let plus = press(KeyCode::Char('+'), KeyModifiers::SHIFT);
+        assert_eq!(map.lookup(Scope::Clients, &plus), Some(Action::Grant));
+        assert_eq!(
+            map.refusal(&plus, Action::Grant).as_deref(),
+            Some("read-only: `+` (grant) changes the policy; start without --readonly to edit")
+        );
+        assert_eq!(Keymap::defaults().refusal(&plus, Action::Grant), None);
+        let help = map.help_rows(Scope::Clients);
+        assert!(!help.iter().any(|(_, _, a)| a.is_dangerous()), "{help:?}");
     }
 
     #[test]
     fn key_specs_round_trip_through_their_names() {
-        for text in ["ctrl-s", "shift-tab", "G", "?", "f5", "enter", "space"] {
+        for text in [
+            "ctrl-s",
+            "shift-tab",
+            "G",
+            "?",
+            "f5",
+            "enter",
+            "space",
+            "↑",
+            "pgdn",
+        ] {
             let spec = KeySpec::parse(text).unwrap();
-            let shown = spec.to_string();
-            assert!(!shown.is_empty(), "{text}");
+            assert_eq!(spec.to_string(), text);
         }
         assert!(KeySpec::parse("ctrl-").is_err());
+    }
+
+    #[test]
+    fn every_key_shown_can_be_typed_into_the_config_as_shown() {
+        let map = Keymap::defaults();
+        for binding in &map.bindings {
+            for key in &binding.keys {
+                let shown = key.to_string();
+                assert_eq!(KeySpec::parse(&shown), Ok(*key), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn config_spellings_and_shown_spellings_are_the_same_keys() {
+        for (config, shown) in [
+            ("up", "↑"),
+            ("down", "↓"),
+            ("left", "←"),
+            ("right", "→"),
+            ("pageup", "pgup"),
+            ("pagedown", "pgdn"),
+            ("escape", "esc"),
+            ("backtab", "shift-tab"),
+            ("ctrl-pageup", "ctrl-pgup"),
+            ("shift-up", "shift-↑"),
+            ("del", "delete"),
+        ] {
+            let spec = KeySpec::parse(config).unwrap();
+            assert_eq!(spec, KeySpec::parse(shown).unwrap(), "{config}");
+            assert_eq!(spec.to_string(), shown, "{config}");
+        }
     }
 }

@@ -26,8 +26,9 @@ use ratatui::crossterm::event::{
 };
 use ratatui::crossterm::execute;
 
-pub use app::{App, Context, Screen};
+pub use app::{App, Context};
 pub use launch::ConsoleArgs;
+pub use screens::{Screen, ScreenId};
 
 use jobs::{WorkerEvent, Workers};
 

@@ -1,8 +1,9 @@
 //! The `:` command palette: commands by name with Tab completion (commands, action names,
 //! client identities, theme names) and history. Each command maps onto an action or a setting.
 
-use super::app::{App, Level, Screen};
+use super::app::{App, Level};
 use super::keymap::Action;
+use super::screens::ScreenId;
 use super::theme::BUILT_IN;
 
 /// Commands with an argument, and what the argument is.
@@ -35,10 +36,18 @@ pub fn complete(app: &App, line: &str) -> Vec<String> {
         None => (line, None),
     };
     let Some(argument) = argument else {
+        // Commands, the screens by name, and every action the keymap allows (read-only mode
+        // leaves out what would change something).
+        let screens = ScreenId::ALL.iter().flat_map(|id| app.screen_words(*id));
+        let actions = Action::ALL
+            .iter()
+            .filter(|a| app.keymap.is_enabled(**a))
+            .map(|a| a.name().to_string());
         let mut names: Vec<String> = COMMANDS
             .iter()
             .map(|(c, _)| c.to_string())
-            .chain(Action::ALL.iter().map(|a| a.name().to_string()))
+            .chain(screens)
+            .chain(actions)
             .filter(|n| n.starts_with(command))
             .collect();
         names.sort();
@@ -87,17 +96,11 @@ pub fn run(app: &mut App, line: &str) {
             app.dispatch(Action::Save);
             app.dispatch(Action::Quit);
         }
-        "1" | "clients" => app.screen = Screen::Clients,
-        "2" | "delegations" => app.screen = Screen::Delegations,
-        "3" | "roles" => app.screen = Screen::Roles,
-        "4" | "tokens" => app.screen = Screen::Tokens,
-        "5" | "changes" => app.dispatch(Action::Screen5),
-        "6" | "server" => app.screen = Screen::Server,
         "client" => show_client(app, argument),
         "theme" if argument.is_empty() => app.cycle_theme(),
         "theme" => app.set_theme(argument),
         "commit" => {
-            app.screen = Screen::Changes;
+            app.go_to(ScreenId::Changes);
             if argument.is_empty() {
                 app.dispatch(Action::Commit);
             } else if let Some(reason) = app
@@ -110,16 +113,16 @@ pub fn run(app: &mut App, line: &str) {
             }
         }
         "push" => {
-            app.screen = Screen::Changes;
+            app.go_to(ScreenId::Changes);
             app.dispatch(Action::Push);
         }
         "pull" => {
-            app.screen = Screen::Changes;
+            app.go_to(ScreenId::Changes);
             app.dispatch(Action::Pull);
         }
         "verify" => {
-            app.screen = Screen::Tokens;
-            if app.tokens.token.is_none() {
+            app.go_to(ScreenId::Tokens);
+            if app.screens.tokens.token.is_none() {
                 app.flash(Level::Info, "verify: load or paste a token first");
             } else {
                 app.verify_as(argument);
@@ -127,7 +130,7 @@ pub fn run(app: &mut App, line: &str) {
         }
         "key" => match crate::token::keys::parse_public_key(argument) {
             Ok(_) => {
-                app.tokens.custom_key = Some(argument.to_string());
+                app.screens.tokens.custom_key = Some(argument.to_string());
                 app.flash(Level::Info, "verification key set");
             }
             Err(e) => app.flash(Level::Error, format!("key: {e}")),
@@ -155,6 +158,11 @@ pub fn run(app: &mut App, line: &str) {
             app.flash(Level::Info, "no start-up notices");
         }
         "notices" => app.popup = Some(super::app::Popup::Notices { scroll: 0 }),
+        other if app.screen_named(other).is_some() => {
+            if let Some(screen) = app.screen_named(other) {
+                app.go_to(screen);
+            }
+        }
         other => match Action::from_name(other) {
             Some(action) => app.dispatch(action),
             None => app.flash(
@@ -173,8 +181,8 @@ fn show_client(app: &mut App, identity: &str) {
         app.flash(Level::Error, format!("no client {identity}"));
         return;
     }
-    app.screen = Screen::Clients;
+    app.go_to(ScreenId::Clients);
     app.set_filter_text(String::new());
     let loaded = app.session.as_ref().map(|s| s.current());
-    app.clients.select_identity(identity, loaded);
+    app.screens.clients.select_identity(identity, loaded);
 }

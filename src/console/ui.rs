@@ -8,9 +8,9 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
 
-use super::app::{App, Level, Popup, Screen};
+use super::app::{App, Level, Popup};
 use super::keymap::Action;
-use super::screens;
+use super::screens::{self, ScreenId, Screens};
 use crate::policy::{Finding, Severity};
 
 const SPINNER: [&str; 8] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧"];
@@ -58,14 +58,7 @@ pub fn render(frame: &mut Frame, app: &App) {
     ])
     .areas(area);
     render_title(frame, title, app);
-    match app.screen {
-        Screen::Clients => screens::clients::render(frame, body, app),
-        Screen::Delegations => screens::delegations::render(frame, body, app),
-        Screen::Roles => screens::roles::render(frame, body, app),
-        Screen::Tokens => screens::tokens::render(frame, body, app),
-        Screen::Changes => screens::changes::render(frame, body, app),
-        Screen::Server => screens::server::render(frame, body, app),
-    }
+    app.current().render(frame, body, app);
     render_status(frame, status, app);
     render_hints(frame, hints, app);
     if let Some(popup) = &app.popup {
@@ -75,7 +68,7 @@ pub fn render(frame: &mut Frame, app: &App) {
 
 const TITLE: &str = "hessra-console ";
 
-fn tab_label(index: usize, screen: Screen, compact: bool) -> String {
+fn tab_label(index: usize, screen: &dyn screens::Screen, compact: bool) -> String {
     let title = if compact {
         screen.short_title()
     } else {
@@ -85,22 +78,22 @@ fn tab_label(index: usize, screen: Screen, compact: bool) -> String {
 }
 
 /// Whether the title bar needs short tab names (and no app name) to fit `width`.
-fn compact(width: u16) -> bool {
+fn compact(screens: &Screens, width: u16) -> bool {
     let full: usize = TITLE.chars().count()
-        + Screen::ALL
+        + ScreenId::ALL
             .iter()
             .enumerate()
-            .map(|(i, s)| tab_label(i, *s, false).chars().count())
+            .map(|(i, s)| tab_label(i, screens.get(*s), false).chars().count())
             .sum::<usize>();
     width != 0 && full > usize::from(width)
 }
 
 /// The screen whose tab is at column `x` of a title bar `width` wide (for mouse clicks).
-pub fn tab_at(x: u16, width: u16) -> Option<Screen> {
-    let compact = compact(width);
+pub fn tab_at(screens: &Screens, x: u16, width: u16) -> Option<ScreenId> {
+    let compact = compact(screens, width);
     let mut start = if compact { 0 } else { TITLE.chars().count() };
-    for (i, screen) in Screen::ALL.iter().enumerate() {
-        let width = tab_label(i, *screen, compact).chars().count();
+    for (i, screen) in ScreenId::ALL.iter().enumerate() {
+        let width = tab_label(i, screens.get(*screen), compact).chars().count();
         if (start..start + width).contains(&usize::from(x)) {
             return Some(*screen);
         }
@@ -111,14 +104,14 @@ pub fn tab_at(x: u16, width: u16) -> Option<Screen> {
 
 fn render_title(frame: &mut Frame, area: Rect, app: &App) {
     app.screen_width.set(area.width);
-    let compact = compact(area.width);
+    let compact = compact(&app.screens, area.width);
     let mut spans = Vec::new();
     if !compact {
         spans.push(Span::styled(TITLE, app.theme.title()));
     }
-    for (i, screen) in Screen::ALL.iter().enumerate() {
-        let label = tab_label(i, *screen, compact);
-        if *screen == app.screen {
+    for (i, screen) in ScreenId::ALL.iter().enumerate() {
+        let label = tab_label(i, app.screens.get(*screen), compact);
+        if *screen == app.screen() {
             spans.push(Span::styled(label, app.theme.selected()));
         } else {
             spans.push(Span::styled(label, app.theme.muted()));
@@ -140,7 +133,7 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App) {
         .map_or("clients.toml".into(), |f| f.to_string_lossy().to_string());
     let dirty = if app.is_dirty() { "*" } else { "" };
     let mut spans = vec![mode, Span::raw(format!(" {file}{dirty}"))];
-    if let Some(Ok(view)) = &app.changes.git {
+    if let Some(Ok(view)) = &app.screens.changes.git {
         let s = &view.status;
         let mut branch = format!(" ⎇ {}", s.branch);
         if s.ahead > 0 {
@@ -188,93 +181,26 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// Key hints for the current screen, from the live keymap.
+/// Key hints for the focused pane, from the live keymap. While text is being typed (a prompt,
+/// the palette, the filter, the raw editor, the paste box) only the keys that work there are
+/// shown: `:`, `?` and `q` would type themselves.
 fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
-    let scope = app.screen.scope();
-    let wanted: &[Action] = match app.screen {
-        Screen::Clients if app.clients.editor.is_some() => &[],
-        Screen::Clients => &[
-            Action::Filter,
-            Action::EditRaw,
-            Action::AddClient,
-            Action::Grant,
-            Action::Revoke,
-            Action::RemoveClient,
-            Action::Save,
-            Action::Undo,
-        ],
-        Screen::Delegations => &[
-            Action::Filter,
-            Action::Select,
-            Action::WhatCan,
-            Action::Copy,
-        ],
-        Screen::Roles => &[
-            Action::FocusNext,
-            Action::Assign,
-            Action::Unassign,
-            Action::AddRole,
-            Action::RoleGrant,
-        ],
-        Screen::Tokens => &[
-            Action::PasteToken,
-            Action::LoadToken,
-            Action::Verify,
-            Action::DemoFlow,
-            Action::Copy,
-        ],
-        Screen::Changes => &[
-            Action::Commit,
-            Action::Push,
-            Action::Pull,
-            Action::ToggleDiff,
-            Action::FocusNext,
-        ],
-        Screen::Server if app.server_view.show_keys => &[
-            Action::AddKey,
-            Action::ActivateKey,
-            Action::RetireKey,
-            Action::ShowKeys,
-        ],
-        Screen::Server => &[Action::Filter, Action::Sync, Action::ShowKeys, Action::Copy],
-    };
+    let scope = app.current().scope();
+    let (wanted, typing) = app.hints();
+    let always = [Action::Palette, Action::Help, Action::Quit];
+    let extra = if typing { &[][..] } else { &always[..] };
     let mut spans = Vec::new();
-    for action in wanted
-        .iter()
-        .chain([Action::Palette, Action::Help, Action::Quit].iter())
-    {
-        let Some(key) = app.keymap.key_for(scope, *action) else {
+    for hint in wanted.into_iter().chain(screens::hints(extra)) {
+        let Some(key) = app.keymap.key_for(scope, hint.action) else {
             continue;
         };
         spans.push(Span::styled(format!("{key}"), app.theme.accent()));
         spans.push(Span::styled(
-            format!(" {}  ", short_name(*action)),
+            format!(" {}  ", hint.label()),
             app.theme.muted(),
         ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-fn short_name(action: Action) -> &'static str {
-    match action {
-        Action::EditRaw => "edit",
-        Action::AddKey => "add key",
-        Action::ActivateKey => "activate",
-        Action::RetireKey => "retire",
-        Action::ShowKeys => "keys",
-        Action::AddClient => "add",
-        Action::RemoveClient => "remove",
-        Action::ToggleDiff => "diff",
-        Action::FocusNext => "pane",
-        Action::PasteToken => "paste",
-        Action::LoadToken => "load",
-        Action::DemoFlow => "flow",
-        Action::WhatCan => "can?",
-        Action::Select => "open",
-        Action::RoleGrant => "grant",
-        Action::Palette => "cmd",
-        other => other.name(),
-    }
 }
 
 pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -444,9 +370,12 @@ fn render_help(frame: &mut Frame, area: Rect, app: &App, filter: &str, scroll: u
     );
     frame.render_widget(Clear, rect);
     let needle = filter.to_lowercase();
-    let scope = app.screen.scope();
+    let scope = app.current().scope();
     let mut lines = vec![Line::from(Span::styled(
-        format!("{} — keys (type to filter, Esc closes)", app.screen.title()),
+        format!(
+            "{} — keys (type to filter, Esc closes)",
+            app.current().title()
+        ),
         app.theme.title(),
     ))];
     if !filter.is_empty() {

@@ -119,7 +119,10 @@ check "it applied the pushed commit" "applied $head" 20
 keys 1
 text ":add-client"
 keys Enter
-check "mutating commands say read-only" "disabled in read-only mode"
+check "mutating commands say read-only" "read-only: add-client changes the policy"
+keys +
+check "a mutating key says which key, what it would change and how to allow it" \
+    "read-only: \`+\` (grant) changes the policy; start without --readonly to edit"
 keys q
 check "q quits the review console" "EXITED=0"
 

@@ -157,8 +157,7 @@ pub fn enter(f: &mut Console) {
 /// The status bar's message, or nothing.
 pub fn flash(f: &Console) -> String {
     f.app
-        .flash
-        .as_ref()
+        .flash_message()
         .map(|m| m.text.clone())
         .unwrap_or_default()
 }

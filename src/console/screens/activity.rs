@@ -12,7 +12,9 @@ use ratatui::text::Span;
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
 use crate::console::app::App;
+use crate::console::screens::server::ServerState;
 use crate::console::ui::{pane, selected_marker};
+use crate::policy::LoadedPolicy;
 use crate::wire::AuditEvent;
 
 /// Endpoints whose success issues a token.
@@ -145,14 +147,13 @@ fn ago(now: i64, at: Option<i64>) -> String {
 }
 
 /// The rows the screen shows: the screen's filter applied.
-pub fn visible_rows(app: &App) -> Vec<Activity> {
-    rows(app, &app.server_view.filter)
+pub fn visible_rows(server: &ServerState, policy: Option<&LoadedPolicy>) -> Vec<Activity> {
+    rows(server, policy, &server.filter)
 }
 
 /// The rows whose identity contains `filter` (all for an empty one).
-pub fn rows(app: &App, filter: &str) -> Vec<Activity> {
-    let configured: Vec<&str> = app
-        .loaded()
+pub fn rows(server: &ServerState, policy: Option<&LoadedPolicy>, filter: &str) -> Vec<Activity> {
+    let configured: Vec<&str> = policy
         .map(|l| {
             l.policy
                 .clients
@@ -162,22 +163,22 @@ pub fn rows(app: &App, filter: &str) -> Vec<Activity> {
         })
         .unwrap_or_default();
     let needle = filter.to_lowercase();
-    activity(
-        app.server_view.events.iter(),
-        configured,
-        app.server_view.sort,
-    )
-    .into_iter()
-    .filter(|row| needle.is_empty() || row.identity.to_lowercase().contains(&needle))
-    .collect()
+    activity(server.events.iter(), configured, server.sort)
+        .into_iter()
+        .filter(|row| needle.is_empty() || row.identity.to_lowercase().contains(&needle))
+        .collect()
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let rows = visible_rows(app);
+    let rows = visible_rows(&app.screens.server, app.loaded());
     let now = app.now;
-    let quiet_after = app.server_view.quiet_after;
+    let quiet_after = app.screens.server.quiet_after;
     let height = area.height.saturating_sub(3) as usize;
-    let selected = app.server_view.selected.min(rows.len().saturating_sub(1));
+    let selected = app
+        .screens
+        .server
+        .selected
+        .min(rows.len().saturating_sub(1));
     let offset = selected.saturating_sub(height.saturating_sub(1));
     let header = Row::new([
         "identity",
@@ -222,7 +223,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let title = format!(
         "Activity ({} identities, sorted by {}; o sorts, v shows the feed; quiet after {} min)",
         rows.len(),
-        app.server_view.sort.name(),
+        app.screens.server.sort.name(),
         quiet_after / 60
     );
     let widths = [

@@ -13,9 +13,10 @@ use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::{Cx, Hint, Screen, hints};
 use crate::console::app::{App, Confirmation, Level, PromptKind};
 use crate::console::jobs::{GitView, HistoryEntry, Job, JobResult};
-use crate::console::keymap::Action;
+use crate::console::keymap::{Action, Scope};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
 use crate::gitops::PushOutcome;
@@ -207,26 +208,71 @@ impl ChangesState {
     }
 }
 
+impl Screen for ChangesState {
+    fn title(&self) -> &'static str {
+        "Changes"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Changes
+    }
+
+    fn hints(&self) -> Vec<Hint> {
+        match self.focus {
+            ChangesPane::Diff => hints(&[
+                Action::Commit,
+                Action::Push,
+                Action::Pull,
+                Action::ToggleDiff,
+                Action::FocusNext,
+            ]),
+            ChangesPane::History => hints(&[
+                Action::FocusNext,
+                Action::Commit,
+                Action::Push,
+                Action::Pull,
+            ]),
+        }
+    }
+
+    fn on_enter(&mut self, cx: &mut Cx) {
+        if cx.has_repo {
+            cx.refresh_git();
+            if self.history.is_none() {
+                cx.submit(Job::History);
+            }
+        }
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
+        render(frame, area, app);
+    }
+}
+
 impl App {
     pub(crate) fn changes_action(&mut self, action: Action) {
-        let history_len = match &self.changes.history {
+        let history_len = match &self.screens.changes.history {
             Some(Ok(entries)) => entries.len(),
             _ => 0,
         };
-        if self.changes.focus == ChangesPane::History
-            && move_cursor(&mut self.changes.history_selected, history_len, action)
+        if self.screens.changes.focus == ChangesPane::History
+            && move_cursor(
+                &mut self.screens.changes.history_selected,
+                history_len,
+                action,
+            )
         {
             return;
         }
         match action {
             Action::FocusNext | Action::FocusPrev => {
-                self.changes.focus = match self.changes.focus {
+                self.screens.changes.focus = match self.screens.changes.focus {
                     ChangesPane::Diff => ChangesPane::History,
                     ChangesPane::History => ChangesPane::Diff,
                 }
             }
             Action::ToggleDiff => {
-                self.changes.show_text = !self.changes.show_text;
+                self.screens.changes.show_text = !self.screens.changes.show_text;
                 self.request_text_diff();
             }
             Action::Commit => self.start_commit(),
@@ -251,13 +297,19 @@ impl App {
         if let Some(reason) = self.git_required() {
             return Some(format!("Commit disabled: {reason}"));
         }
-        if self.clients.editor.as_ref().is_some_and(|e| e.modified()) {
+        if self
+            .screens
+            .clients
+            .editor
+            .as_ref()
+            .is_some_and(|e| e.modified())
+        {
             return Some("Commit disabled: close the editor first (Esc applies)".into());
         }
         let Some(loaded) = self.loaded() else {
             return Some("Commit refused: the policy does not parse".into());
         };
-        let revocation_errors = match &self.changes.git {
+        let revocation_errors = match &self.screens.changes.git {
             Some(Ok(view)) => view.revocation_errors.as_slice(),
             _ => &[],
         };
@@ -273,7 +325,7 @@ impl App {
         ) {
             return Some(format!("Commit refused: {}", refusal.summary()));
         }
-        if !self.is_dirty() && self.changes.file_clean(&self.saved_text) {
+        if !self.is_dirty() && self.screens.changes.file_clean(&self.saved_text) {
             return Some("Commit disabled: nothing to commit".into());
         }
         None
@@ -283,7 +335,7 @@ impl App {
         if let Some(reason) = self.git_required() {
             return Some(format!("Push disabled: {reason}"));
         }
-        if self.changes.ahead() == Some(0) {
+        if self.screens.changes.ahead() == Some(0) {
             return Some("Push disabled: nothing committed".into());
         }
         None
@@ -307,7 +359,7 @@ impl App {
 
     /// "clients.toml", "revocations.toml" or "clients.toml and revocations.toml".
     fn committed_files(&self) -> String {
-        let files = self.changes.files_to_commit(
+        let files = self.screens.changes.files_to_commit(
             &self.policy_file_name(),
             self.is_dirty(),
             &self.saved_text,
@@ -324,7 +376,7 @@ impl App {
             self.flash(Level::Warn, reason);
             return;
         }
-        let changes = &self.changes.diff.changes;
+        let changes = &self.screens.changes.diff.changes;
         let revocations = changes
             .iter()
             .filter(|c| matches!(c.kind, policy::ChangeKind::Revocation { added: true, .. }))
@@ -370,13 +422,13 @@ impl App {
         if self.is_dirty() {
             lines.push("(unsaved edits are saved first)".into());
         }
-        for change in self.changes.diff.changes.iter().take(8) {
+        for change in self.screens.changes.diff.changes.iter().take(8) {
             lines.push(change.to_string());
         }
-        if self.changes.diff.changes.len() > 8 {
+        if self.screens.changes.diff.changes.len() > 8 {
             lines.push(format!(
                 "… and {} more",
-                self.changes.diff.changes.len() - 8
+                self.screens.changes.diff.changes.len() - 8
             ));
         }
         self.confirm(Confirmation::Commit { message }, "Commit", lines);
@@ -403,19 +455,19 @@ impl App {
     /// same (the usual, clean case), parse it on a worker when it changed, else keep what we have.
     fn head_read(&mut self, head_text: Option<String>) {
         let Some(text) = head_text else {
-            self.changes.head = Some(Arc::new(Policy::default()));
-            self.changes.head_text = None;
+            self.screens.changes.head = Some(Arc::new(Policy::default()));
+            self.screens.changes.head_text = None;
             self.recompute_changes();
             return;
         };
-        if self.changes.head_text.as_deref() == Some(text.as_str()) {
+        if self.screens.changes.head_text.as_deref() == Some(text.as_str()) {
             return;
         }
         if text == self.text()
             && let Some(loaded) = self.loaded()
         {
-            self.changes.head = Some(Arc::new(loaded.policy.clone()));
-            self.changes.head_text = Some(text);
+            self.screens.changes.head = Some(Arc::new(loaded.policy.clone()));
+            self.screens.changes.head_text = Some(text);
             self.recompute_changes();
             return;
         }
@@ -430,7 +482,9 @@ impl App {
 
     pub(crate) fn recompute_changes(&mut self) {
         if let Some(loaded) = self.session.as_ref().map(|s| s.current()) {
-            self.changes.recompute(loaded, &self.server_view.events);
+            self.screens
+                .changes
+                .recompute(loaded, &self.screens.server.events);
         }
         self.request_text_diff();
     }
@@ -438,14 +492,15 @@ impl App {
     /// While the text diff is shown, diffs the working buffer against HEAD on a worker when
     /// either changed since the last diff (and no such diff is already running).
     pub(crate) fn request_text_diff(&mut self) {
-        if !self.changes.show_text || self.session.is_none() {
+        if !self.screens.changes.show_text || self.session.is_none() {
             return;
         }
-        let Some(Ok(view)) = &self.changes.git else {
+        let Some(Ok(view)) = &self.screens.changes.git else {
             return;
         };
         let head = view.head_text.clone().unwrap_or_default();
         let fresh = self
+            .screens
             .changes
             .buffer_diff
             .as_ref()
@@ -464,7 +519,7 @@ impl App {
             self.flash(Level::Warn, reason);
             return;
         }
-        self.changes.last_push = Some("pushing…".into());
+        self.screens.changes.last_push = Some("pushing…".into());
         self.submit(Job::Push);
     }
 
@@ -473,12 +528,12 @@ impl App {
             JobResult::Git(result) => {
                 if let Ok(view) = &result
                     && view.status.head.is_some()
-                    && view.status.head == self.changes.pending_head
+                    && view.status.head == self.screens.changes.pending_head
                 {
-                    self.changes.pending_head = None;
+                    self.screens.changes.pending_head = None;
                 }
                 let head_text = result.as_ref().ok().map(|view| view.head_text.clone());
-                self.changes.git = Some(result);
+                self.screens.changes.git = Some(result);
                 if let Some(head_text) = head_text {
                     self.head_read(head_text);
                 }
@@ -488,10 +543,10 @@ impl App {
                 head,
                 working,
                 diff,
-            } => self.changes.buffer_diff = Some((head, working, diff)),
+            } => self.screens.changes.buffer_diff = Some((head, working, diff)),
             JobResult::Committed(Ok(id)) => {
                 let short: String = id.chars().take(8).collect();
-                self.changes.pending_head = Some(id.clone());
+                self.screens.changes.pending_head = Some(id.clone());
                 self.flash(Level::Success, format!("committed {short}; p pushes"));
                 self.refresh_git();
                 self.submit(Job::History);
@@ -503,8 +558,8 @@ impl App {
                 self.refresh_git();
             }
             JobResult::PushProgress(step) => {
-                self.changes.push_steps += 1;
-                self.changes.last_push = Some(format!("pushing: {step}"));
+                self.screens.changes.push_steps += 1;
+                self.screens.changes.last_push = Some(format!("pushing: {step}"));
             }
             JobResult::Pushed(Ok(outcome)) => {
                 let text = match outcome {
@@ -527,9 +582,9 @@ impl App {
                         text
                     }
                 };
-                self.changes.last_push = Some(text.clone());
+                self.screens.changes.last_push = Some(text.clone());
                 // A rebased push rewrote the commit: the next status is the one to believe.
-                self.changes.pending_head = None;
+                self.screens.changes.pending_head = None;
                 self.flash(Level::Success, text);
                 self.refresh_git();
                 self.submit(Job::History);
@@ -538,7 +593,7 @@ impl App {
                 }
             }
             JobResult::Pushed(Err(e)) => {
-                self.changes.last_push = Some(format!("failed: {e}"));
+                self.screens.changes.last_push = Some(format!("failed: {e}"));
                 self.flash(
                     Level::Error,
                     format!("push failed (your commits are kept): {e}"),
@@ -555,22 +610,22 @@ impl App {
             JobResult::Pulled(Err(e)) => self.flash(Level::Error, format!("pull failed: {e}")),
             JobResult::HeadParsed { text, policy } => {
                 match policy {
-                    Ok(policy) => self.changes.head = Some(Arc::new(policy)),
+                    Ok(policy) => self.screens.changes.head = Some(Arc::new(policy)),
                     Err(e) => {
-                        self.changes.head = None;
+                        self.screens.changes.head = None;
                         self.flash(
                             Level::Warn,
                             format!("clients.toml at HEAD does not parse: {e}"),
                         );
                     }
                 }
-                self.changes.head_text = Some(text);
+                self.screens.changes.head_text = Some(text);
                 self.recompute_changes();
                 crate::console::release_free_memory();
             }
             JobResult::History(result) => {
-                self.changes.history = Some(result);
-                self.changes.history_selected = 0;
+                self.screens.changes.history = Some(result);
+                self.screens.changes.history_selected = 0;
             }
             _ => {}
         }
@@ -578,7 +633,7 @@ impl App {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let state = &app.changes;
+    let state = &app.screens.changes;
     let [status_area, body] =
         Layout::vertical([Constraint::Length(3), Constraint::Min(4)]).areas(area);
     frame.render_widget(
@@ -718,13 +773,14 @@ fn status_line(app: &App) -> Line<'static> {
     } else {
         ""
     };
-    match &app.changes.git {
+    match &app.screens.changes.git {
         None => Line::from(format!("{dirty}reading git status…")),
         Some(Err(e)) => Line::from(Span::styled(format!("✗ git: {e}"), app.theme.error())),
         Some(Ok(view)) => {
             let status = &view.status;
             let upstream = status.upstream.clone().unwrap_or("(no upstream)".into());
             let push = app
+                .screens
                 .changes
                 .last_push
                 .as_ref()
@@ -777,11 +833,11 @@ fn diff_title(what: &str, hint: &str, width: u16) -> String {
 }
 
 fn text_diff_lines(app: &App) -> Vec<Line<'static>> {
-    let Some(Ok(view)) = &app.changes.git else {
+    let Some(Ok(view)) = &app.screens.changes.git else {
         return vec![Line::from("(no git status yet)")];
     };
     let head = view.head_text.as_deref().unwrap_or_default();
-    let (policy_diff, stale) = match &app.changes.buffer_diff {
+    let (policy_diff, stale) = match &app.screens.changes.buffer_diff {
         Some((h, w, diff)) => (Some(diff), h != head || w != app.text()),
         None => (None, true),
     };
@@ -836,10 +892,10 @@ fn name_revoked_token(
 }
 
 fn selected_commit_lines(app: &App) -> (String, Vec<Line<'static>>) {
-    let Some(Ok(entries)) = &app.changes.history else {
+    let Some(Ok(entries)) = &app.screens.changes.history else {
         return ("Commit".into(), vec![]);
     };
-    let Some(entry) = entries.get(app.changes.history_selected) else {
+    let Some(entry) = entries.get(app.screens.changes.history_selected) else {
         return ("Commit".into(), vec![]);
     };
     let short: String = entry.commit.id.chars().take(8).collect();

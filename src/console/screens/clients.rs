@@ -3,15 +3,16 @@
 //! validation (Enter on a finding jumps to it).
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui_textarea::{CursorMove, TextArea};
 
+use super::{Cx, Hint, Screen, hint, hints};
 use crate::console::app::{App, Confirmation, Level, PromptKind};
 use crate::console::jobs::{PolicyInput, PolicyPurpose};
-use crate::console::keymap::Action;
+use crate::console::keymap::{Action, Scope};
 use crate::console::ui::{finding_line, pane, selected_marker};
 use crate::policy::{self, Finding, Policy};
 
@@ -146,6 +147,15 @@ impl ClientsState {
         self.editor = Some(editor);
     }
 
+    /// Pasted text goes into the raw editor, when it is open; true when it went in.
+    pub fn paste(&mut self, text: &str) -> bool {
+        let Some(editor) = self.editor.as_mut() else {
+            return false;
+        };
+        editor.area.insert_str(text);
+        true
+    }
+
     pub fn editor_modified(&self) -> bool {
         self.editor.as_ref().is_some_and(RawEditor::modified)
     }
@@ -163,24 +173,90 @@ fn matches_client(client: &policy::Client, needle: &str) -> bool {
             .any(|r| r.name.to_lowercase().contains(needle))
 }
 
+impl Screen for ClientsState {
+    fn title(&self) -> &'static str {
+        "Clients"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Clients
+    }
+
+    fn hints(&self) -> Vec<Hint> {
+        match &self.editor {
+            Some(editor) if editor.findings_focused => vec![
+                hint(Action::Select, "jump"),
+                hint(Action::FocusNext, "editor"),
+                hint(Action::Back, "apply"),
+            ],
+            Some(_) => vec![
+                hint(Action::Back, "apply"),
+                hint(Action::Save, "apply+save"),
+                hint(Action::FocusNext, "findings"),
+            ],
+            None => hints(&[
+                Action::Filter,
+                Action::EditRaw,
+                Action::AddClient,
+                Action::Grant,
+                Action::Revoke,
+                Action::RemoveClient,
+                Action::Save,
+                Action::Undo,
+            ]),
+        }
+    }
+
+    fn typing(&self) -> bool {
+        self.editor.as_ref().is_some_and(|e| !e.findings_focused)
+    }
+
+    fn filter(&self) -> Option<&str> {
+        Some(&self.filter)
+    }
+
+    fn set_filter(&mut self, text: String, cx: &mut Cx) {
+        self.filter = text;
+        if let Some(loaded) = cx.policy() {
+            self.refilter(&loaded.policy);
+        }
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
+        render(frame, area, app);
+    }
+
+    fn match_count(
+        &self,
+        policy: Option<&policy::LoadedPolicy>,
+        _tree: &policy::DelegationTree,
+    ) -> Option<(usize, usize)> {
+        Some((
+            self.rows.len(),
+            policy.map_or(0, |l| l.policy.clients.len()),
+        ))
+    }
+}
+
 impl App {
     pub(crate) fn clients_action(&mut self, action: Action) {
         let Some(loaded) = self.loaded() else {
             if action == Action::EditRaw {
                 let text = self.saved_text.clone();
-                self.clients.open_editor(&text, self.now);
+                self.screens.clients.open_editor(&text, self.now);
             } else {
                 self.flash(Level::Error, "the policy does not parse; press i to fix it");
             }
             return;
         };
         let selected = self
+            .screens
             .clients
             .selected_client(&loaded.policy)
             .map(|c| (c.identity.clone(), c.at));
         let findings = loaded.findings.len();
-        let rows = self.clients.rows.len();
-        let state = &mut self.clients;
+        let rows = self.screens.clients.rows.len();
+        let state = &mut self.screens.clients;
         let (cursor, len) = match state.focus {
             ClientsPane::List => (&mut state.selected, rows),
             ClientsPane::Findings => (&mut state.finding_selected, findings),
@@ -204,16 +280,18 @@ impl App {
             Action::Select if state.focus == ClientsPane::Findings => {
                 let at = state.finding_selected;
                 let text = self.text().to_string();
-                self.clients.open_editor(&text, self.now);
-                if let Some(editor) = self.clients.editor.as_mut() {
+                self.screens.clients.open_editor(&text, self.now);
+                if let Some(editor) = self.screens.clients.editor.as_mut() {
                     editor.selected_finding = at;
                     editor.jump_to(at);
                 }
             }
             Action::Select | Action::EditRaw => {
                 let text = self.text().to_string();
-                self.clients.open_editor(&text, self.now);
-                if let (Some(editor), Some((_, at))) = (self.clients.editor.as_mut(), selected) {
+                self.screens.clients.open_editor(&text, self.now);
+                if let (Some(editor), Some((_, at))) =
+                    (self.screens.clients.editor.as_mut(), selected)
+                {
                     editor
                         .area
                         .move_cursor(CursorMove::Jump(at.line.saturating_sub(1) as u16, 0));
@@ -315,42 +393,31 @@ impl App {
 
     pub(crate) fn what_can(&mut self, identity: &str) {
         let Some(loaded) = self.loaded() else { return };
-        let text = match policy::permissions(&loaded.policy, identity) {
-            Some(permissions) if permissions.0.is_empty() => format!("{identity} may do nothing"),
-            Some(permissions) => {
-                let pairs: Vec<String> = permissions
-                    .0
-                    .iter()
-                    .map(|(r, ops)| {
-                        format!("{r}: {}", ops.iter().cloned().collect::<Vec<_>>().join(","))
-                    })
-                    .collect();
-                format!("{identity} may {}", pairs.join("; "))
-            }
-            None => format!("{identity} is not configured: it may do nothing"),
-        };
+        let text = what_can(&loaded.policy, identity);
         self.flash(Level::Info, text);
     }
 
     /// Keys for the raw editor while it is open.
     pub(crate) fn clients_editor_key(&mut self, key: KeyEvent) -> bool {
         let now = self.now;
-        let Some(editor) = self.clients.editor.as_mut() else {
+        let action = self.typing_action(&key);
+        let Some(editor) = self.screens.clients.editor.as_mut() else {
             return false;
         };
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        match key.code {
-            KeyCode::Esc => self.close_editor(),
-            KeyCode::Char('s') if ctrl => self.apply_editor(true),
-            KeyCode::Tab | KeyCode::BackTab => editor.findings_focused = !editor.findings_focused,
-            KeyCode::Up if editor.findings_focused => {
+        match action {
+            Some(Action::Back) => self.close_editor(),
+            Some(Action::Save) => self.apply_editor(true),
+            Some(Action::FocusNext | Action::FocusPrev) => {
+                editor.findings_focused = !editor.findings_focused
+            }
+            Some(Action::Up) if editor.findings_focused => {
                 editor.selected_finding = editor.selected_finding.saturating_sub(1)
             }
-            KeyCode::Down if editor.findings_focused => {
+            Some(Action::Down) if editor.findings_focused => {
                 editor.selected_finding =
                     (editor.selected_finding + 1).min(editor.findings.len().saturating_sub(1))
             }
-            KeyCode::Enter if editor.findings_focused => {
+            Some(Action::Select) if editor.findings_focused => {
                 let at = editor.selected_finding;
                 editor.jump_to(at);
             }
@@ -384,11 +451,11 @@ impl App {
     }
 
     fn close_editor(&mut self) {
-        let Some(editor) = self.clients.editor.as_ref() else {
+        let Some(editor) = self.screens.clients.editor.as_ref() else {
             return;
         };
         if !editor.modified() {
-            self.clients.editor = None;
+            self.screens.clients.editor = None;
             return;
         }
         if let Some(syntax) = &editor.syntax {
@@ -410,11 +477,11 @@ impl App {
 
     /// Makes the editor's text the policy (one undo step); with `save`, writes it too.
     pub(crate) fn apply_editor(&mut self, save: bool) {
-        let Some(editor) = self.clients.editor.as_ref() else {
+        let Some(editor) = self.screens.clients.editor.as_ref() else {
             return;
         };
         if self.readonly {
-            self.clients.editor = None;
+            self.screens.clients.editor = None;
             return;
         }
         if let Some(syntax) = &editor.syntax {
@@ -426,13 +493,31 @@ impl App {
         }
         let text = editor.text();
         if self.session.is_some() && text == self.text() {
-            self.clients.editor = None;
+            self.screens.clients.editor = None;
             if save {
                 self.save_text(text);
             }
             return;
         }
         self.derive(PolicyInput::Text(text), PolicyPurpose::Replace { save });
+    }
+}
+
+/// What `identity` may do under `policy`, in one line.
+pub fn what_can(policy: &Policy, identity: &str) -> String {
+    match policy::permissions(policy, identity) {
+        Some(permissions) if permissions.0.is_empty() => format!("{identity} may do nothing"),
+        Some(permissions) => {
+            let pairs: Vec<String> = permissions
+                .0
+                .iter()
+                .map(|(r, ops)| {
+                    format!("{r}: {}", ops.iter().cloned().collect::<Vec<_>>().join(","))
+                })
+                .collect();
+            format!("{identity} may {}", pairs.join("; "))
+        }
+        None => format!("{identity} is not configured: it may do nothing"),
     }
 }
 
@@ -453,7 +538,7 @@ pub fn move_cursor(cursor: &mut usize, len: usize, action: Action) -> bool {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    if let Some(editor) = &app.clients.editor {
+    if let Some(editor) = &app.screens.clients.editor {
         render_editor(frame, area, app, editor);
         return;
     }
@@ -474,7 +559,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top)
     };
-    let state = &app.clients;
+    let state = &app.screens.clients;
     let height = list_area.height.saturating_sub(2) as usize;
     let offset = state.selected.saturating_sub(height.saturating_sub(1));
     let items: Vec<ListItem> = state

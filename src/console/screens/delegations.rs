@@ -8,8 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use tui_tree_widget::{Tree, TreeItem, TreeState};
 
+use super::{Cx, Hint, Screen, hints};
 use crate::console::app::{App, Level};
-use crate::console::keymap::Action;
+use crate::console::keymap::{Action, Scope};
+use crate::console::screens::clients::what_can;
 use crate::console::ui::{finding_line, pane, selected_marker};
 use crate::policy::{DelegationTree, NodeKind, TreeNode};
 
@@ -255,9 +257,57 @@ fn node_line(node: &TreeNode) -> Line<'static> {
     Line::from(text)
 }
 
-impl App {
-    pub(crate) fn delegations_action(&mut self, action: Action) {
-        let state = self.delegations.state.get_mut();
+impl Screen for DelegationsState {
+    fn title(&self) -> &'static str {
+        "Delegations"
+    }
+
+    fn short_title(&self) -> &'static str {
+        "Delegation"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Delegations
+    }
+
+    fn hints(&self) -> Vec<Hint> {
+        hints(&[
+            Action::Filter,
+            Action::Select,
+            Action::WhatCan,
+            Action::Copy,
+        ])
+    }
+
+    fn filter(&self) -> Option<&str> {
+        Some(&self.filter)
+    }
+
+    fn set_filter(&mut self, text: String, cx: &mut Cx) {
+        self.filter = text;
+        self.rebuild(cx.tree());
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
+        render(frame, area, app);
+    }
+
+    fn on_action(&mut self, action: Action, cx: &mut Cx) {
+        self.act(action, cx);
+    }
+
+    fn match_count(
+        &self,
+        _policy: Option<&crate::policy::LoadedPolicy>,
+        tree: &DelegationTree,
+    ) -> Option<(usize, usize)> {
+        Some((self.matches().len(), tree.nodes.len()))
+    }
+}
+
+impl DelegationsState {
+    fn act(&mut self, action: Action, cx: &mut Cx) {
+        let state = self.state.get_mut();
         match action {
             Action::Up => {
                 state.key_up();
@@ -286,19 +336,21 @@ impl App {
             Action::PageUp => {
                 state.select_relative(|at| at.map_or(0, |i| i.saturating_sub(10)));
             }
-            Action::NextMatch | Action::PrevMatch => self.step_match(action == Action::NextMatch),
-            Action::Back if !self.delegations.filter.is_empty() => {
-                self.delegations.filter.clear();
-                self.delegations.rebuild(&self.tree);
+            Action::NextMatch | Action::PrevMatch => {
+                self.step_match(action == Action::NextMatch, cx)
+            }
+            Action::Back if !self.filter.is_empty() => {
+                self.filter.clear();
+                self.rebuild(cx.tree());
             }
             Action::WhatCan => {
-                if let Some(identity) = self.selected_identity() {
-                    self.what_can(&identity);
+                if let (Some(identity), Some(loaded)) = (self.selected_identity(), cx.policy()) {
+                    cx.flash(Level::Info, what_can(&loaded.policy, &identity));
                 }
             }
             Action::Copy => {
                 if let Some(identity) = self.selected_identity() {
-                    self.copy("identity", identity);
+                    cx.copy("identity", identity);
                 }
             }
             _ => {}
@@ -307,33 +359,34 @@ impl App {
 
     /// The identity selected in the tree.
     pub fn selected_identity(&self) -> Option<String> {
-        self.delegations.state.borrow().selected().last().cloned()
+        self.state.borrow().selected().last().cloned()
     }
 
-    fn step_match(&mut self, forward: bool) {
-        let view = &mut self.delegations;
-        if view.matches().is_empty() {
-            self.flash(Level::Info, "no matches: / sets a filter");
+    fn step_match(&mut self, forward: bool, cx: &mut Cx) {
+        if self.matches().is_empty() {
+            cx.flash(Level::Info, "no matches: / sets a filter");
             return;
         }
-        let n = view.matches().len();
-        view.match_at = if forward {
-            (view.match_at + 1) % n
+        let n = self.matches().len();
+        self.match_at = if forward {
+            (self.match_at + 1) % n
         } else {
-            (view.match_at + n - 1) % n
+            (self.match_at + n - 1) % n
         };
-        let path = path_to(&self.tree, view.matches()[view.match_at]);
-        let state = view.state.get_mut();
+        let path = path_to(cx.tree(), self.matches()[self.match_at]);
+        let state = self.state.get_mut();
         for depth in 1..path.len() {
             state.open(path[..depth].to_vec());
         }
         state.select(path);
     }
+}
 
+impl App {
     /// Highlights a token's chain (root first) and selects its last identity.
     pub(crate) fn show_chain(&mut self, chain: Vec<String>) {
-        self.delegations.chain = chain.clone();
-        self.delegations.rebuild(&self.tree);
+        self.screens.delegations.chain = chain.clone();
+        self.screens.delegations.rebuild(&self.tree);
         let present: Vec<String> = chain
             .iter()
             .filter(|id| self.tree.find(id).is_some())
@@ -347,12 +400,13 @@ impl App {
                 .map(|i| self.tree.nodes[i].identity.clone())
                 .collect();
             for depth in 1..=path.len() {
-                self.delegations
+                self.screens
+                    .delegations
                     .state
                     .get_mut()
                     .open(path[..depth].to_vec());
             }
-            self.delegations.state.get_mut().select(path);
+            self.screens.delegations.state.get_mut().select(path);
         }
     }
 }
@@ -365,13 +419,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Layout::vertical([Constraint::Min(6), Constraint::Length(8)]).areas(area)
     };
     let title = format!("Delegation tree ({} identities)", app.tree.nodes.len());
-    match Tree::new(app.delegations.items()) {
+    match Tree::new(app.screens.delegations.items()) {
         Ok(tree) => {
             let tree = tree
                 .block(pane(app, &title, true))
                 .highlight_style(app.theme.selected())
                 .highlight_symbol(selected_marker());
-            let mut state = app.delegations.state.borrow_mut();
+            let mut state = app.screens.delegations.state.borrow_mut();
             frame.render_stateful_widget(tree, tree_area, &mut state);
         }
         Err(e) => frame.render_widget(
@@ -380,6 +434,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         ),
     }
     let selected = app
+        .screens
         .delegations
         .state
         .borrow()
@@ -430,7 +485,7 @@ fn node_detail<'a>(app: &App, node: &'a TreeNode) -> Vec<Line<'a>> {
             Span::raw(ops.iter().cloned().collect::<Vec<_>>().join(", ")),
         ]));
     }
-    if app.delegations.chain.contains(&node.identity) {
+    if app.screens.delegations.chain.contains(&node.identity) {
         lines.push(Line::from(Span::styled(
             "◆ in the loaded token's chain",
             app.theme.accent(),

@@ -8,11 +8,14 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Row, Table};
 
-use crate::console::app::{App, Confirmation, Level, PromptKind};
-use crate::console::keymap::Action;
+use super::{Cx, Hint, Screen, hints};
+use std::any::Any;
+
+use crate::console::app::{App, Level, check_identity, one_word, two_words};
+use crate::console::keymap::{Action, Scope};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
-use crate::policy::{Client, Domain, Policy, Role};
+use crate::policy::{Client, Domain, Edit, Policy, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RolesPane {
@@ -20,6 +23,21 @@ pub enum RolesPane {
     Realms,
     Roles,
     Assignments,
+}
+
+/// What a Roles prompt asks for.
+enum RolesPrompt {
+    AddRole { realm: String },
+    Assign { realm: String },
+    RoleGrant { realm: String, role: String },
+    RoleRevoke { realm: String, role: String },
+    RenameRole { realm: String, role: String },
+}
+
+/// What a Roles confirmation is about.
+enum RolesConfirm {
+    Unassign { realm: String, subject: String },
+    RemoveRole { realm: String, role: String },
 }
 
 #[derive(Default)]
@@ -59,13 +77,132 @@ fn roles(domain: &Domain) -> Vec<(&Role, bool)> {
         .collect()
 }
 
-impl App {
-    pub(crate) fn roles_action(&mut self, action: Action) {
-        let Some(loaded) = self.loaded() else { return };
+impl Screen for RolesState {
+    fn title(&self) -> &'static str {
+        "Domains & roles"
+    }
+
+    fn short_title(&self) -> &'static str {
+        "Roles"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Roles
+    }
+
+    fn hints(&self) -> Vec<Hint> {
+        match self.focus {
+            RolesPane::Realms => hints(&[
+                Action::FocusNext,
+                Action::AddRole,
+                Action::Assign,
+                Action::Filter,
+            ]),
+            RolesPane::Roles => hints(&[
+                Action::FocusNext,
+                Action::RoleGrant,
+                Action::RoleRevoke,
+                Action::DefaultRole,
+                Action::RemoveRole,
+            ]),
+            RolesPane::Assignments => hints(&[
+                Action::FocusNext,
+                Action::Assign,
+                Action::Unassign,
+                Action::Copy,
+            ]),
+        }
+    }
+
+    fn filter(&self) -> Option<&str> {
+        Some(&self.filter)
+    }
+
+    fn set_filter(&mut self, text: String, _cx: &mut Cx) {
+        self.filter = text;
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
+        render(frame, area, app);
+    }
+
+    fn on_action(&mut self, action: Action, cx: &mut Cx) {
+        self.act(action, cx);
+    }
+
+    fn on_prompt(&mut self, what: &dyn Any, text: &str, cx: &mut Cx) -> Result<(), String> {
+        let Some(what) = what.downcast_ref::<RolesPrompt>() else {
+            return Ok(());
+        };
+        let edit = match what {
+            RolesPrompt::AddRole { realm } => Edit::AddRole {
+                realm: realm.clone(),
+                role: one_word(text, "a role name is one word")?,
+            },
+            RolesPrompt::Assign { realm } => {
+                let (subject, role) = two_words(
+                    text,
+                    "type SUBJECT ROLE, e.g. `uri:urn:mycompany:bob admin`",
+                )?;
+                check_identity(&subject)?;
+                Edit::Assign {
+                    realm: realm.clone(),
+                    subject,
+                    role,
+                }
+            }
+            RolesPrompt::RoleGrant { realm, role } => {
+                let (resource, operation) =
+                    two_words(text, "type RESOURCE OPERATION, e.g. `api write`")?;
+                Edit::RoleGrant {
+                    realm: realm.clone(),
+                    role: role.clone(),
+                    resource,
+                    operation,
+                }
+            }
+            RolesPrompt::RoleRevoke { realm, role } => {
+                let (resource, operation) =
+                    two_words(text, "type RESOURCE OPERATION, e.g. `api write`")?;
+                Edit::RoleRevoke {
+                    realm: realm.clone(),
+                    role: role.clone(),
+                    resource,
+                    operation,
+                }
+            }
+            RolesPrompt::RenameRole { realm, role } => Edit::RenameRole {
+                realm: realm.clone(),
+                from: role.clone(),
+                to: one_word(text, "a role name is one word")?,
+            },
+        };
+        cx.edit(edit);
+        Ok(())
+    }
+
+    fn on_confirm(&mut self, what: &dyn Any, cx: &mut Cx) {
+        match what.downcast_ref::<RolesConfirm>() {
+            Some(RolesConfirm::Unassign { realm, subject }) => cx.edit(Edit::Unassign {
+                realm: realm.clone(),
+                subject: subject.clone(),
+            }),
+            Some(RolesConfirm::RemoveRole { realm, role }) => cx.edit(Edit::RemoveRole {
+                realm: realm.clone(),
+                role: role.clone(),
+            }),
+            None => {}
+        }
+    }
+}
+
+impl RolesState {
+    fn act(&mut self, action: Action, cx: &mut Cx) {
+        let Some(loaded) = cx.policy() else { return };
         let policy = &loaded.policy;
         let realm_count = policy.realms().count();
-        let Some(client) = realm(policy, self.roles.realm) else {
-            self.flash(
+        let Some(client) = realm(policy, self.realm) else {
+            cx.flash(
                 Level::Info,
                 "no realms: a client with a [clients.domain] table is a realm",
             );
@@ -79,7 +216,7 @@ impl App {
             .iter()
             .map(|a| a.subject.clone())
             .collect();
-        let state = &mut self.roles;
+        let state = self;
         let (cursor, len) = match state.focus {
             RolesPane::Realms => (&mut state.realm, realm_count),
             RolesPane::Roles => (&mut state.role, role_names.len()),
@@ -107,16 +244,16 @@ impl App {
                     RolesPane::Assignments => RolesPane::Roles,
                 }
             }
-            Action::AddRole => self.prompt(
-                PromptKind::AddRole {
+            Action::AddRole => cx.prompt(
+                RolesPrompt::AddRole {
                     realm: realm_id.clone(),
                 },
                 &format!("Add a role to {realm_id}"),
                 "role name",
                 "",
             ),
-            Action::Assign => self.prompt(
-                PromptKind::Assign {
+            Action::Assign => cx.prompt(
+                RolesPrompt::Assign {
                     realm: realm_id.clone(),
                 },
                 &format!("Assign in {realm_id}"),
@@ -126,8 +263,8 @@ impl App {
             Action::Unassign => match subjects.get(state.assignment) {
                 Some(subject) if state.focus == RolesPane::Assignments => {
                     let subject = subject.clone();
-                    self.confirm(
-                        Confirmation::Unassign {
+                    cx.confirm(
+                        RolesConfirm::Unassign {
                             realm: realm_id.clone(),
                             subject: subject.clone(),
                         },
@@ -138,13 +275,13 @@ impl App {
                         ],
                     );
                 }
-                _ => self.flash(Level::Info, "Unassign: select an assignment first (Tab)"),
+                _ => cx.flash(Level::Info, "Unassign: select an assignment first (Tab)"),
             },
             Action::RoleGrant => match role_names.get(state.role) {
                 Some(role) if state.focus == RolesPane::Roles => {
                     let role = role.clone();
-                    self.prompt(
-                        PromptKind::RoleGrant {
+                    cx.prompt(
+                        RolesPrompt::RoleGrant {
                             realm: realm_id.clone(),
                             role: role.clone(),
                         },
@@ -153,40 +290,40 @@ impl App {
                         "",
                     )
                 }
-                _ => self.flash(Level::Info, "Grant: select a role first (Tab)"),
+                _ => cx.flash(Level::Info, "Grant: select a role first (Tab)"),
             },
             Action::RoleRevoke | Action::RenameRole | Action::RemoveRole | Action::DefaultRole => {
                 match role_names.get(state.role) {
                     Some(role) if state.focus == RolesPane::Roles => {
                         let role = role.clone();
-                        self.role_action(action, realm_id, role);
+                        state.role_action(action, realm_id, role, cx);
                     }
-                    _ => self.flash(Level::Info, "select a role first (Tab to the Roles pane)"),
+                    _ => cx.flash(Level::Info, "select a role first (Tab to the Roles pane)"),
                 }
             }
             Action::Copy => match state.focus {
                 RolesPane::Assignments => {
                     if let Some(subject) = subjects.get(state.assignment).cloned() {
-                        self.copy("subject", subject);
+                        cx.copy("subject", subject);
                     }
                 }
                 RolesPane::Roles => {
                     if let Some(role) = role_names.get(state.role).cloned() {
-                        self.copy("role", role);
+                        cx.copy("role", role);
                     }
                 }
-                RolesPane::Realms => self.copy("realm", realm_id),
+                RolesPane::Realms => cx.copy("realm", realm_id),
             },
             _ => {}
         }
     }
 }
 
-impl App {
-    fn role_action(&mut self, action: Action, realm: String, role: String) {
+impl RolesState {
+    fn role_action(&mut self, action: Action, realm: String, role: String, cx: &mut Cx) {
         match action {
-            Action::RoleRevoke => self.prompt(
-                PromptKind::RoleRevoke {
+            Action::RoleRevoke => cx.prompt(
+                RolesPrompt::RoleRevoke {
                     realm,
                     role: role.clone(),
                 },
@@ -194,8 +331,8 @@ impl App {
                 "RESOURCE OPERATION",
                 "",
             ),
-            Action::RenameRole => self.prompt(
-                PromptKind::RenameRole {
+            Action::RenameRole => cx.prompt(
+                RolesPrompt::RenameRole {
                     realm,
                     role: role.clone(),
                 },
@@ -203,8 +340,8 @@ impl App {
                 "the new name (its assignments follow)",
                 &role,
             ),
-            Action::RemoveRole => self.confirm(
-                Confirmation::RemoveRole {
+            Action::RemoveRole => cx.confirm(
+                RolesConfirm::RemoveRole {
                     realm: realm.clone(),
                     role: role.clone(),
                 },
@@ -215,9 +352,9 @@ impl App {
                 ],
             ),
             Action::DefaultRole => {
-                self.apply_edit(crate::policy::Edit::SetDefaultRole { realm, role });
+                cx.edit(crate::policy::Edit::SetDefaultRole { realm, role });
                 // The default is listed first: the selection follows the role.
-                self.roles.role = 0;
+                self.role = 0;
             }
             _ => {}
         }
@@ -233,7 +370,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let policy = &loaded.policy;
-    let state = &app.roles;
+    let state = &app.screens.roles;
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(area);
     let [realms_area, roles_area] =

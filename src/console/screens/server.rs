@@ -9,9 +9,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
-use crate::console::app::{App, Confirmation, Level};
-use crate::console::jobs::{Job, KeyChange, KeyChangeFailure, ServerStatus};
-use crate::console::keymap::Action;
+use super::{Cx, Hint, Screen, hints};
+use std::any::Any;
+
+use crate::console::app::{App, Level};
+use crate::console::jobs::{Job, JobResult, KeyChange, KeyChangeFailure, ServerStatus};
+use crate::console::keymap::{Action, Scope};
 use crate::console::screens::activity::{self, SortBy};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
@@ -20,6 +23,12 @@ use crate::wire::{AuditEvent, KeyInfo};
 
 /// How many audit events the console keeps.
 pub const FEED_LIMIT: usize = 2_000;
+
+/// What a Server confirmation is about.
+enum ServerConfirm {
+    ActivateKey(u32),
+    RetireKey { id: u32, force: bool },
+}
 
 #[derive(Default)]
 pub struct ServerState {
@@ -89,52 +98,135 @@ fn event_text(event: &AuditEvent) -> String {
     )
 }
 
-impl App {
-    pub(crate) fn server_action(&mut self, action: Action) {
-        let visible = if self.server_view.show_keys {
-            self.server_keys().len()
-        } else if self.server_view.show_activity {
-            activity::visible_rows(self).len()
+impl Screen for ServerState {
+    fn title(&self) -> &'static str {
+        "Server"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Server
+    }
+
+    fn hints(&self) -> Vec<Hint> {
+        if self.show_keys {
+            return hints(&[
+                Action::AddKey,
+                Action::ActivateKey,
+                Action::RetireKey,
+                Action::ShowKeys,
+            ]);
+        }
+        if self.show_activity {
+            return hints(&[
+                Action::Filter,
+                Action::SortActivity,
+                Action::ShowActivity,
+                Action::Copy,
+            ]);
+        }
+        hints(&[Action::Filter, Action::Sync, Action::ShowKeys, Action::Copy])
+    }
+
+    fn filter(&self) -> Option<&str> {
+        Some(&self.filter)
+    }
+
+    fn set_filter(&mut self, text: String, _cx: &mut Cx) {
+        self.filter = text;
+        self.selected = 0;
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
+        render(frame, area, app);
+    }
+
+    fn on_action(&mut self, action: Action, cx: &mut Cx) {
+        self.act(action, cx);
+    }
+
+    fn on_confirm(&mut self, what: &dyn Any, cx: &mut Cx) {
+        match what.downcast_ref::<ServerConfirm>() {
+            Some(ServerConfirm::ActivateKey(id)) => {
+                cx.submit(Job::ChangeKey(KeyChange::Activate(*id)));
+            }
+            Some(&ServerConfirm::RetireKey { id, force }) => {
+                cx.submit(Job::ChangeKey(KeyChange::Retire { id, force }));
+            }
+            None => {}
+        }
+    }
+
+    fn on_result(&mut self, result: JobResult, cx: &mut Cx) -> Option<JobResult> {
+        match result {
+            JobResult::ServerStatus(result) => self.status_result(result, cx.now),
+            JobResult::ServerSynced(Ok(())) => cx.flash(Level::Info, "asked the server to sync"),
+            JobResult::ServerSynced(Err(e)) => cx.flash(
+                Level::Error,
+                format!("the server did not take the sync: {e}"),
+            ),
+            JobResult::KeyChanged { change, outcome } => self.key_changed(change, outcome, cx),
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn match_count(
+        &self,
+        policy: Option<&crate::policy::LoadedPolicy>,
+        _tree: &crate::policy::DelegationTree,
+    ) -> Option<(usize, usize)> {
+        if self.show_activity {
+            let shown = activity::visible_rows(self, policy).len();
+            let all = activity::rows(self, policy, "").len();
+            return Some((shown, all));
+        }
+        Some((self.visible().count(), self.events.len()))
+    }
+}
+
+impl ServerState {
+    fn act(&mut self, action: Action, cx: &mut Cx) {
+        let visible = if self.show_keys {
+            self.keys().len()
+        } else if self.show_activity {
+            activity::visible_rows(self, cx.policy()).len()
         } else {
-            self.server_view.visible().count()
+            self.visible().count()
         };
-        if move_cursor(&mut self.server_view.selected, visible, action) {
+        if move_cursor(&mut self.selected, visible, action) {
             return;
         }
         match action {
             Action::ShowActivity | Action::FocusNext | Action::FocusPrev => {
-                self.server_view.show_activity = !self.server_view.show_activity;
-                self.server_view.show_keys = false;
-                self.server_view.selected = 0;
+                self.show_activity = !self.show_activity;
+                self.show_keys = false;
+                self.selected = 0;
             }
             Action::ShowKeys => {
-                self.server_view.show_keys = !self.server_view.show_keys;
-                self.server_view.show_activity = false;
-                self.server_view.selected = 0;
+                self.show_keys = !self.show_keys;
+                self.show_activity = false;
+                self.selected = 0;
             }
-            Action::AddKey | Action::ActivateKey | Action::RetireKey => self.key_action(action),
-            Action::Copy if self.server_view.show_keys => {
-                let key = self
-                    .server_keys()
-                    .get(self.server_view.selected)
-                    .map(|k| k.public_key.clone());
+            Action::AddKey | Action::ActivateKey | Action::RetireKey => self.key_action(action, cx),
+            Action::Copy if self.show_keys => {
+                let key = self.keys().get(self.selected).map(|k| k.public_key.clone());
                 if let Some(key) = key {
-                    self.copy("public key", key);
+                    cx.copy("public key", key);
                 }
             }
             Action::SortActivity => {
-                self.server_view.sort = self.server_view.sort.next();
-                self.server_view.show_activity = true;
-                self.server_view.selected = 0;
+                self.sort = self.sort.next();
+                self.show_activity = true;
+                self.selected = 0;
             }
-            Action::Copy | Action::RevokeToken if self.server_view.show_activity => {
-                let rows = activity::visible_rows(self);
-                match (action, rows.get(self.server_view.selected)) {
+            Action::Copy | Action::RevokeToken if self.show_activity => {
+                let rows = activity::visible_rows(self, cx.policy());
+                match (action, rows.get(self.selected)) {
                     (Action::Copy, Some(row)) => {
                         let identity = row.identity.clone();
-                        self.copy("identity", identity);
+                        cx.copy("identity", identity);
                     }
-                    (Action::RevokeToken, _) => self.flash(
+                    (Action::RevokeToken, _) => cx.flash(
                         Level::Info,
                         "Revoke: pick a request in the audit feed (v), or a token's block on the Tokens screen",
                     ),
@@ -142,41 +234,36 @@ impl App {
                 }
             }
             Action::Sync => {
-                if self.server.is_none() {
-                    self.flash(Level::Warn, "Sync: no server configured");
+                if !cx.has_server {
+                    cx.flash(Level::Warn, "Sync: no server configured");
                 } else {
-                    self.submit(Job::ServerSync);
+                    cx.submit(Job::ServerSync);
                 }
             }
             Action::Back => {
-                self.server_view.filter.clear();
+                self.filter.clear();
             }
             Action::RevokeToken => {
                 let chosen = self
-                    .server_view
                     .visible()
-                    .nth(self.server_view.selected)
+                    .nth(self.selected)
                     .map(|e| (e.revocation_id.clone(), event_text(e)));
                 match chosen {
                     Some((Some(id), text)) => {
                         let what = format!("the token seen in \"{text}\"");
-                        self.start_revocation(id, what);
+                        cx.revoke(id, what);
                     }
-                    Some((None, _)) => self.flash(
+                    Some((None, _)) => cx.flash(
                         Level::Info,
                         "no token was presented in this request (a certificate or nothing)",
                     ),
-                    None => self.flash(Level::Info, "select a request in the audit feed first"),
+                    None => cx.flash(Level::Info, "select a request in the audit feed first"),
                 }
             }
             Action::Copy => {
-                let text = self
-                    .server_view
-                    .visible()
-                    .nth(self.server_view.selected)
-                    .map(event_text);
+                let text = self.visible().nth(self.selected).map(event_text);
                 if let Some(text) = text {
-                    self.copy("audit event", text);
+                    cx.copy("audit event", text);
                 }
             }
             _ => {}
@@ -184,11 +271,11 @@ impl App {
     }
 }
 
-impl App {
+impl ServerState {
     /// The server's root keys as the Server screen lists them: signing first, then retiring,
     /// next and retired.
-    pub fn server_keys(&self) -> Vec<&KeyInfo> {
-        let Some(Ok(status)) = &self.server_view.status else {
+    pub fn keys(&self) -> Vec<&KeyInfo> {
+        let Some(Ok(status)) = &self.status else {
             return Vec::new();
         };
         let mut keys: Vec<&KeyInfo> = status.keys.iter().collect();
@@ -196,58 +283,55 @@ impl App {
         keys
     }
 
-    fn key_action(&mut self, action: Action) {
-        if self.server.is_none() {
-            self.flash(Level::Warn, "Keys: no server configured");
+    fn key_action(&mut self, action: Action, cx: &mut Cx) {
+        if !cx.has_server {
+            cx.flash(Level::Warn, "Keys: no server configured");
             return;
         }
         if action == Action::AddKey {
-            self.server_view.show_keys = true;
-            self.server_view.show_activity = false;
-            self.submit(Job::ChangeKey(KeyChange::Add(
+            self.show_keys = true;
+            self.show_activity = false;
+            cx.submit(Job::ChangeKey(KeyChange::Add(
                 crate::token::keys::KeyAlgorithm::Ed25519,
             )));
             return;
         }
-        if !self.server_view.show_keys {
-            self.flash(
+        if !self.show_keys {
+            cx.flash(
                 Level::Info,
                 "press K for the root key set, then select a key",
             );
             return;
         }
-        let selected = self
-            .server_keys()
-            .get(self.server_view.selected)
-            .map(|k| (k.id, k.state));
+        let selected = self.keys().get(self.selected).map(|k| (k.id, k.state));
         let Some((id, state)) = selected else {
-            self.flash(Level::Info, "the server reported no keys yet");
+            cx.flash(Level::Info, "the server reported no keys yet");
             return;
         };
         let Some(id) = id else {
-            self.flash(
+            cx.flash(
                 Level::Warn,
                 "this server was given a single --root-key: it cannot rotate (start it with --key-set)",
             );
             return;
         };
         let active = self
-            .server_keys()
+            .keys()
             .iter()
             .find(|k| k.state == KeyState::Active)
             .and_then(|k| k.id);
         match (action, state) {
             (Action::ActivateKey, KeyState::Active) => {
-                self.flash(Level::Info, format!("key {id} already signs"));
+                cx.flash(Level::Info, format!("key {id} already signs"));
             }
-            (Action::ActivateKey, KeyState::Retired) => self.flash(
+            (Action::ActivateKey, KeyState::Retired) => cx.flash(
                 Level::Warn,
                 format!("key {id} is retired and its private key is gone: add a key (a) instead"),
             ),
             (Action::ActivateKey, _) => {
                 let previous = active.map_or("the active key".to_string(), |a| format!("key {a}"));
-                self.confirm(
-                    Confirmation::ActivateKey { id },
+                cx.confirm(
+                    ServerConfirm::ActivateKey(id),
                     &format!("Activate root key {id}?"),
                     vec![
                         format!("Key {id} signs every token from now on; /public_key serves it."),
@@ -258,15 +342,15 @@ impl App {
                     ],
                 );
             }
-            (Action::RetireKey, KeyState::Active) => self.flash(
+            (Action::RetireKey, KeyState::Active) => cx.flash(
                 Level::Warn,
                 format!("key {id} signs every token: activate another key (A) first"),
             ),
             (Action::RetireKey, KeyState::Retired) => {
-                self.flash(Level::Info, format!("key {id} is already retired"));
+                cx.flash(Level::Info, format!("key {id} is already retired"));
             }
-            (Action::RetireKey, _) => self.confirm(
-                Confirmation::RetireKey { id, force: false },
+            (Action::RetireKey, _) => cx.confirm(
+                ServerConfirm::RetireKey { id, force: false },
                 &format!("Retire root key {id}?"),
                 vec![
                     format!("Key {id} stops verifying and its private key is deleted."),
@@ -280,17 +364,18 @@ impl App {
 
     /// What came of a key change: on a refusal to retire, offer the forced retirement (for a
     /// compromised key), naming what it would cut off.
-    pub(crate) fn key_changed(
+    fn key_changed(
         &mut self,
         change: KeyChange,
         outcome: Result<String, KeyChangeFailure>,
+        cx: &mut Cx,
     ) {
         match (change, outcome) {
             (_, Ok(summary)) => {
-                self.flash(Level::Success, summary);
-                self.submit(Job::ServerStatus);
+                cx.flash(Level::Success, summary);
+                cx.submit(Job::ServerStatus);
                 // Verification on the Tokens screen follows the set.
-                self.submit(Job::ServerPublicKey);
+                cx.submit(Job::ServerPublicKey);
             }
             (KeyChange::Retire { id, force: false }, Err(failure)) if failure.refused => {
                 let mut lines: Vec<String> = failure.message.lines().map(str::to_string).collect();
@@ -298,13 +383,13 @@ impl App {
                 lines.push(format!(
                     "Retire key {id} by force? Only for a compromised key: those tokens stop working."
                 ));
-                self.confirm(
-                    Confirmation::RetireKey { id, force: true },
+                cx.confirm(
+                    ServerConfirm::RetireKey { id, force: true },
                     &format!("Key {id} still verifies live tokens"),
                     lines,
                 );
             }
-            (_, Err(failure)) => self.flash(Level::Error, failure.message),
+            (_, Err(failure)) => cx.flash(Level::Error, failure.message),
         }
     }
 }
@@ -327,7 +412,7 @@ fn rank(state: KeyState) -> u8 {
 }
 
 fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
-    let keys = app.server_keys();
+    let keys = app.screens.server.keys();
     let items: Vec<ListItem> = keys
         .iter()
         .map(|key| {
@@ -376,7 +461,11 @@ fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
         "Root keys ({}, signing first; K: back to the feed)",
         keys.len()
     );
-    let selected = app.server_view.selected.min(keys.len().saturating_sub(1));
+    let selected = app
+        .screens
+        .server
+        .selected
+        .min(keys.len().saturating_sub(1));
     let mut list_state = ListState::default().with_selected((!keys.is_empty()).then_some(selected));
     frame.render_stateful_widget(
         List::new(items)
@@ -397,15 +486,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .block(pane(app, "Server", false)),
         info_area,
     );
-    if app.server_view.show_keys {
+    if app.screens.server.show_keys {
         render_keys(frame, feed_area, app);
         return;
     }
-    if app.server_view.show_activity {
+    if app.screens.server.show_activity {
         activity::render(frame, feed_area, app);
         return;
     }
-    let state = &app.server_view;
+    let state = &app.screens.server;
     let height = feed_area.height.saturating_sub(2) as usize;
     let offset = state.selected.saturating_sub(height.saturating_sub(1));
     let items: Vec<ListItem> = state
@@ -490,7 +579,7 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
         Span::styled(url.clone(), theme.title()),
         Span::styled(format!("  {kind} · operator {operator}"), theme.muted()),
     ])];
-    let status = match &app.server_view.status {
+    let status = match &app.screens.server.status {
         None => {
             lines.push(Line::from("waiting for the first status…"));
             return lines;
@@ -500,7 +589,7 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
                 format!("✗ unreachable: {e}"),
                 theme.error(),
             )));
-            if let Some(seen) = app.server_view.last_seen {
+            if let Some(seen) = app.screens.server.last_seen {
                 lines.push(Line::from(format!(
                     "last answered {} s ago",
                     app.now - seen
@@ -510,7 +599,7 @@ fn info_lines(app: &App) -> Vec<Line<'static>> {
         }
         Some(Ok(status)) => status,
     };
-    let local_head = match &app.changes.git {
+    let local_head = match &app.screens.changes.git {
         Some(Ok(view)) => view.status.head.clone(),
         _ => None,
     };
@@ -578,7 +667,7 @@ fn key_line(app: &App) -> Line<'static> {
     let mut spans = vec![Span::styled("root keys ", theme.muted())];
     let name = |id: Option<u32>| id.map_or("single key".to_string(), |id| format!("key {id}"));
     let mut retired = 0;
-    let keys = app.server_keys();
+    let keys = app.screens.server.keys();
     let reported = !keys.is_empty();
     for key in keys {
         let (text, style) = match key.state {

@@ -5,15 +5,16 @@
 //! demo flow against the server, each token shown as it is produced.
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 
+use super::{Hint, Screen, hint, hints};
 use crate::console::app::{App, Level, Popup, PromptKind};
 use crate::console::jobs::{FlowStep, Job, JobResult, RootKeyText};
-use crate::console::keymap::Action;
+use crate::console::keymap::{Action, Scope};
 use crate::console::revocation_status::RevocationLists;
 use crate::console::theme::Theme;
 use crate::console::ui::pane;
@@ -43,23 +44,63 @@ pub struct TokensState {
 
 const FILE_ITEM: &str = "(read a file…)";
 
+impl Screen for TokensState {
+    fn title(&self) -> &'static str {
+        "Tokens"
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Tokens
+    }
+
+    fn hints(&self) -> Vec<Hint> {
+        if self.input.is_some() {
+            return vec![hint(Action::Select, "load"), hint(Action::Back, "cancel")];
+        }
+        if self.blocks_focused {
+            return hints(&[
+                Action::FocusNext,
+                Action::RevokeToken,
+                Action::Verify,
+                Action::Copy,
+            ]);
+        }
+        hints(&[
+            Action::PasteToken,
+            Action::LoadToken,
+            Action::Verify,
+            Action::DemoFlow,
+            Action::Copy,
+        ])
+    }
+
+    fn typing(&self) -> bool {
+        self.input.is_some()
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
+        render(frame, area, app);
+    }
+}
+
 impl App {
     pub(crate) fn tokens_action(&mut self, action: Action) {
         match action {
             Action::PasteToken => {
                 let mut input = TextArea::new(vec![String::new()]);
                 input.set_placeholder_text("paste a token, then Enter");
-                self.tokens.input = Some(input);
+                self.screens.tokens.input = Some(input);
             }
             Action::LoadToken => {
                 self.submit(Job::ListStoredTokens);
             }
             Action::Verify => {
-                if self.tokens.token.is_none() {
+                if self.screens.tokens.token.is_none() {
                     self.flash(Level::Info, "Verify: load or paste a token first (p, o)");
                     return;
                 }
                 let suggested = self
+                    .screens
                     .tokens
                     .inspection
                     .as_ref()
@@ -104,35 +145,46 @@ impl App {
                 );
             }
             Action::FocusNext | Action::FocusPrev => {
-                self.tokens.blocks_focused = !self.tokens.blocks_focused
+                self.screens.tokens.blocks_focused = !self.screens.tokens.blocks_focused
             }
-            Action::Up if self.tokens.blocks_focused => {
-                self.tokens.block_selected = self.tokens.block_selected.saturating_sub(1)
+            Action::Up if self.screens.tokens.blocks_focused => {
+                self.screens.tokens.block_selected =
+                    self.screens.tokens.block_selected.saturating_sub(1)
             }
-            Action::Down if self.tokens.blocks_focused => {
+            Action::Down if self.screens.tokens.blocks_focused => {
                 let last = self.block_count().saturating_sub(1);
-                self.tokens.block_selected = (self.tokens.block_selected + 1).min(last)
+                self.screens.tokens.block_selected =
+                    (self.screens.tokens.block_selected + 1).min(last)
             }
-            Action::Up => self.tokens.flow_selected = self.tokens.flow_selected.saturating_sub(1),
+            Action::Up => {
+                self.screens.tokens.flow_selected =
+                    self.screens.tokens.flow_selected.saturating_sub(1)
+            }
             Action::Down => {
-                self.tokens.flow_selected =
-                    (self.tokens.flow_selected + 1).min(self.tokens.flow.len().saturating_sub(1))
+                self.screens.tokens.flow_selected = (self.screens.tokens.flow_selected + 1)
+                    .min(self.screens.tokens.flow.len().saturating_sub(1))
             }
             Action::RevokeToken => self.revoke_selected_block(),
-            Action::PageDown => self.tokens.scroll = self.tokens.scroll.saturating_add(10),
-            Action::PageUp => self.tokens.scroll = self.tokens.scroll.saturating_sub(10),
+            Action::PageDown => {
+                self.screens.tokens.scroll = self.screens.tokens.scroll.saturating_add(10)
+            }
+            Action::PageUp => {
+                self.screens.tokens.scroll = self.screens.tokens.scroll.saturating_sub(10)
+            }
             Action::Select => {
                 let token = self
+                    .screens
                     .tokens
                     .flow
-                    .get(self.tokens.flow_selected)
+                    .get(self.screens.tokens.flow_selected)
                     .and_then(|s| s.token.clone());
                 if let Some(token) = token {
-                    let source = format!("demo flow step {}", self.tokens.flow_selected + 1);
+                    let source =
+                        format!("demo flow step {}", self.screens.tokens.flow_selected + 1);
                     self.load_token(token, source);
                 }
             }
-            Action::Copy => match self.tokens.token.clone() {
+            Action::Copy => match self.screens.tokens.token.clone() {
                 Some(token) => self.copy("token", token),
                 None => self.flash(Level::Info, "no token loaded"),
             },
@@ -154,7 +206,7 @@ impl App {
     }
 
     fn block_count(&self) -> usize {
-        match &self.tokens.inspection {
+        match &self.screens.tokens.inspection {
             Some(Ok(inspection)) => inspection.blocks.len(),
             _ => 0,
         }
@@ -162,12 +214,12 @@ impl App {
 
     /// Revokes the selected block (the last one unless the blocks pane chose another).
     fn revoke_selected_block(&mut self) {
-        let Some(Ok(inspection)) = &self.tokens.inspection else {
+        let Some(Ok(inspection)) = &self.screens.tokens.inspection else {
             self.flash(Level::Info, "Revoke: load or paste a token first (p, o)");
             return;
         };
-        let index = if self.tokens.blocks_focused {
-            self.tokens.block_selected
+        let index = if self.screens.tokens.blocks_focused {
+            self.screens.tokens.block_selected
         } else {
             inspection.blocks.len() - 1
         };
@@ -190,14 +242,15 @@ impl App {
 
     /// Keys typed into the paste box.
     pub(crate) fn tokens_input_key(&mut self, key: KeyEvent) -> bool {
-        let Some(input) = self.tokens.input.as_mut() else {
+        let action = self.typing_action(&key);
+        let Some(input) = self.screens.tokens.input.as_mut() else {
             return false;
         };
-        match key.code {
-            KeyCode::Esc => self.tokens.input = None,
-            KeyCode::Enter => {
+        match action {
+            Some(Action::Back) => self.screens.tokens.input = None,
+            Some(Action::Select) => {
                 let text: String = input.lines().join("");
-                self.tokens.input = None;
+                self.screens.tokens.input = None;
                 self.load_token(text.trim().to_string(), "pasted".into());
             }
             _ => {
@@ -205,30 +258,6 @@ impl App {
             }
         }
         true
-    }
-
-    /// Bracketed paste: into the paste box, a prompt or the editor.
-    pub fn handle_paste(&mut self, text: &str) {
-        if self.policy_pending.is_some() {
-            self.typeahead_paste(text);
-            return;
-        }
-        if let Some(Popup::Prompt { input, .. }) = self.popup.as_mut() {
-            input.insert_str(text.replace(['\n', '\r'], ""));
-            return;
-        }
-        if self.screen == crate::console::app::Screen::Tokens {
-            let token = text.trim().to_string();
-            self.tokens.input = None;
-            self.load_token(token, "pasted".into());
-            return;
-        }
-        if let Some(editor) = self.clients.editor.as_mut()
-            && !self.readonly
-        {
-            editor.area.insert_str(text);
-            self.editor_text_changed();
-        }
     }
 
     pub fn load_token(&mut self, token: String, source: String) {
@@ -240,24 +269,27 @@ impl App {
         if let Ok(inspection) = &inspection {
             self.show_chain(inspection.chain.clone());
         }
-        self.tokens.inspection = Some(inspection);
-        self.tokens.verification = None;
-        self.tokens.block_selected = match &self.tokens.inspection {
+        self.screens.tokens.inspection = Some(inspection);
+        self.screens.tokens.verification = None;
+        self.screens.tokens.block_selected = match &self.screens.tokens.inspection {
             Some(Ok(inspection)) => inspection.blocks.len().saturating_sub(1),
             _ => 0,
         };
-        self.tokens.token = Some(token);
-        self.tokens.source = source;
+        self.screens.tokens.token = Some(token);
+        self.screens.tokens.source = source;
         self.submit(Job::ReadRevocations);
-        self.tokens.scroll = 0;
-        self.screen = crate::console::app::Screen::Tokens;
+        self.screens.tokens.scroll = 0;
+        self.go_to(super::ScreenId::Tokens);
     }
 
     pub(crate) fn verify_as(&mut self, text: &str) {
-        let Some(token) = self.tokens.token.clone() else {
+        let Some(token) = self.screens.tokens.token.clone() else {
             return;
         };
-        let roots = match (&self.tokens.custom_key, &self.tokens.server_key) {
+        let roots = match (
+            &self.screens.tokens.custom_key,
+            &self.screens.tokens.server_key,
+        ) {
             (Some(key), _) => vec![RootKeyText::single(key.clone())],
             (None, Some(Ok(keys))) => keys.clone(),
             (None, Some(Err(e))) => {
@@ -276,7 +308,7 @@ impl App {
         let mut words = text.split_whitespace();
         let identity = words.next().map(str::to_string);
         let domain = words.next().map(str::to_string);
-        self.tokens.verification = None;
+        self.screens.tokens.verification = None;
         self.submit(Job::Verify {
             token,
             roots,
@@ -297,8 +329,8 @@ impl App {
                 self.demo_clients.join(", ")
             ));
         }
-        self.tokens.flow.clear();
-        self.tokens.flow_selected = 0;
+        self.screens.tokens.flow.clear();
+        self.screens.tokens.flow_selected = 0;
         self.submit(Job::DemoFlow {
             client: client.to_string(),
             delegate_to: delegate_to.to_string(),
@@ -326,7 +358,7 @@ impl App {
                 self.flash(Level::Warn, format!("token store: {e}"));
                 self.prompt(PromptKind::LoadTokenFile, "Load a token file", "path", "");
             }
-            JobResult::Revocations(lists) => self.tokens.revocations = Some(*lists),
+            JobResult::Revocations(lists) => self.screens.tokens.revocations = Some(*lists),
             JobResult::Verified(result) => {
                 let level = if result.is_ok() {
                     Level::Success
@@ -339,14 +371,14 @@ impl App {
                     Err(e) => format!("invalid: {e}"),
                 };
                 self.flash(level, text);
-                self.tokens.verification = Some(result);
+                self.screens.tokens.verification = Some(result);
             }
             JobResult::FlowStep(step) => {
                 let ok = step.ok;
                 let token = step.token.clone();
                 let title = step.title.clone();
-                self.tokens.flow.push(step);
-                self.tokens.flow_selected = self.tokens.flow.len() - 1;
+                self.screens.tokens.flow.push(step);
+                self.screens.tokens.flow_selected = self.screens.tokens.flow.len() - 1;
                 if let Some(token) = token {
                     self.load_token(token, format!("demo flow: {title}"));
                 }
@@ -371,7 +403,7 @@ impl App {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let state = &app.tokens;
+    let state = &app.screens.tokens;
     let wide = area.width >= 100;
     let [left, right] = if wide {
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area)
@@ -452,7 +484,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 fn summary_lines(app: &App) -> Vec<Line<'static>> {
-    let state = &app.tokens;
+    let state = &app.screens.tokens;
     let theme = &app.theme;
     let Some(inspection) = &state.inspection else {
         return vec![
@@ -616,11 +648,11 @@ fn countdown(seconds: i64) -> String {
 
 /// The blocks' lines, and which line is the selected block's header.
 fn block_lines(app: &App) -> (Vec<Line<'static>>, Option<usize>) {
-    let Some(Ok(inspection)) = &app.tokens.inspection else {
+    let Some(Ok(inspection)) = &app.screens.tokens.inspection else {
         return (vec![], None);
     };
     let theme = &app.theme;
-    let state = &app.tokens;
+    let state = &app.screens.tokens;
     let mut lines = Vec::new();
     let mut selected_line = None;
     for block in &inspection.blocks {
