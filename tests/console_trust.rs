@@ -161,6 +161,31 @@ fn commit_and_push(f: &mut Fixture) {
     press(f, "p");
 }
 
+/// Runs one job as a worker would and hands its results to the console.
+fn run_job(f: &mut Fixture, id: u64, job: jobs::Job) {
+    let results = std::cell::RefCell::new(Vec::new());
+    jobs::execute(job, &f.env, &|r| results.borrow_mut().push(r));
+    for result in results.into_inner() {
+        f.app.handle_result(result);
+    }
+    f.app.job_done(id);
+}
+
+/// Runs only the queued jobs `wanted` picks; returns the rest, and what those queued, unrun
+/// (a worker that has not got to them yet).
+fn run_only(f: &mut Fixture, wanted: impl Fn(&jobs::Job) -> bool) -> Vec<(u64, jobs::Job)> {
+    let mut held = Vec::new();
+    for (id, job) in f.app.take_jobs() {
+        if wanted(&job) {
+            run_job(f, id, job);
+        } else {
+            held.push((id, job));
+        }
+    }
+    held.extend(f.app.take_jobs());
+    held
+}
+
 fn conflicts(f: &Fixture) -> Vec<String> {
     match f.app.popup() {
         Some(Popup::Conflicts(dialog)) => dialog.conflicts.iter().map(|c| c.to_string()).collect(),
@@ -390,20 +415,7 @@ fn a_commit_pressed_before_the_status_after_a_save_returns_is_not_refused() {
         KeyModifiers::CONTROL,
     ));
     // Run the save alone; hold back what it queues (the git status refresh).
-    let mut held = Vec::new();
-    for (id, job) in f.app.take_jobs() {
-        if matches!(job, jobs::Job::Save { .. }) {
-            let results = std::cell::RefCell::new(Vec::new());
-            jobs::execute(job, &f.env, &|r| results.borrow_mut().push(r));
-            for result in results.into_inner() {
-                f.app.handle_result(result);
-            }
-            f.app.job_done(id);
-        } else {
-            held.push((id, job));
-        }
-    }
-    held.extend(f.app.take_jobs());
+    let held = run_only(&mut f, |job| matches!(job, jobs::Job::Save { .. }));
     assert!(flash(&f).starts_with("saved "), "{}", flash(&f));
     assert!(!f.app.is_dirty());
     assert!(
@@ -451,20 +463,7 @@ fn a_push_pressed_before_the_status_after_a_commit_returns_is_not_refused() {
     enter(&mut f);
     f.app.handle_key(support::console::key(KeyCode::Char('y')));
     // Run the commit alone; hold back the status refresh it queues.
-    let mut held = Vec::new();
-    for (id, job) in f.app.take_jobs() {
-        if matches!(job, jobs::Job::Commit { .. }) {
-            let results = std::cell::RefCell::new(Vec::new());
-            jobs::execute(job, &f.env, &|r| results.borrow_mut().push(r));
-            for result in results.into_inner() {
-                f.app.handle_result(result);
-            }
-            f.app.job_done(id);
-        } else {
-            held.push((id, job));
-        }
-    }
-    held.extend(f.app.take_jobs());
+    let held = run_only(&mut f, |job| matches!(job, jobs::Job::Commit { .. }));
     assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
     assert!(
         held.iter()
@@ -509,12 +508,7 @@ fn an_edit_whose_head_moved_while_it_was_on_the_worker_is_diffed_against_the_new
         text: head,
     });
     for (id, job) in held {
-        let results = std::cell::RefCell::new(Vec::new());
-        jobs::execute(job, &f.env, &|r| results.borrow_mut().push(r));
-        for result in results.into_inner() {
-            f.app.handle_result(result);
-        }
-        f.app.job_done(id);
+        run_job(&mut f, id, job);
     }
     assert!(granted(f.app.text(), ALICE, "billing", "read"));
     let changes: Vec<String> = f
