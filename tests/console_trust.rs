@@ -161,6 +161,12 @@ fn commit_and_push(f: &mut Fixture) {
     press(f, "p");
 }
 
+/// The Changes screen's semantic diff, as its lines read.
+fn shown_changes(f: &Fixture) -> Vec<String> {
+    let diff = &f.app.screens().changes.diff;
+    diff.changes.iter().map(ToString::to_string).collect()
+}
+
 /// Runs one job as a worker would and hands its results to the console.
 fn run_job(f: &mut Fixture, id: u64, job: jobs::Job) {
     let results = std::cell::RefCell::new(Vec::new());
@@ -511,15 +517,7 @@ fn an_edit_whose_head_moved_while_it_was_on_the_worker_is_diffed_against_the_new
         run_job(&mut f, id, job);
     }
     assert!(granted(f.app.text(), ALICE, "billing", "read"));
-    let changes: Vec<String> = f
-        .app
-        .screens()
-        .changes
-        .diff
-        .changes
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let changes = shown_changes(&f);
     assert!(
         changes.is_empty(),
         "against the new HEAD the buffer has no policy changes; shown: {changes:?}"
@@ -528,15 +526,7 @@ fn an_edit_whose_head_moved_while_it_was_on_the_worker_is_diffed_against_the_new
     // Without a move, the worker's diff is the one shown.
     f.app.apply_edit(grant(ALICE, "billing", "write"));
     f.settle();
-    let changes: Vec<String> = f
-        .app
-        .screens()
-        .changes
-        .diff
-        .changes
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let changes = shown_changes(&f);
     assert_eq!(
         changes,
         vec![format!("+ WIDENS {ALICE} may now write on billing")]
