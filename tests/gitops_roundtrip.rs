@@ -68,6 +68,14 @@ impl Workspace {
         out
     }
 
+    /// `policy EDIT…` then `policy commit -m MESSAGE` in `clone`, both succeeding.
+    fn commit_edit(&self, clone: &Path, edit: &[&str], message: &str) {
+        let mut args = vec!["policy"];
+        args.extend_from_slice(edit);
+        self.ok(clone, &args);
+        self.ok(clone, &["policy", "commit", "-m", message]);
+    }
+
     fn json(&self, clone: &Path, args: &[&str]) -> (i32, serde_json::Value) {
         let mut all = args.to_vec();
         all.push("--json");
@@ -178,29 +186,17 @@ fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
     let second = ws.second_clone();
 
     // Non-conflicting: first edits alice, second edits ci; second's push is reconciled.
-    ws.ok(
+    ws.commit_edit(
         &first,
-        &[
-            "policy",
-            "revoke",
-            "uri:urn:company:alice",
-            "staging_api",
-            "write",
-        ],
+        &["revoke", "uri:urn:company:alice", "staging_api", "write"],
+        "alice",
     );
-    ws.ok(&first, &["policy", "commit", "-m", "alice"]);
     ws.ok(&first, &["policy", "push"]);
-    ws.ok(
+    ws.commit_edit(
         &second,
-        &[
-            "policy",
-            "revoke",
-            "uri:urn:company:ci",
-            "staging_api",
-            "read",
-        ],
+        &["revoke", "uri:urn:company:ci", "staging_api", "read"],
+        "ci",
     );
-    ws.ok(&second, &["policy", "commit", "-m", "ci"]);
     let (code, pushed) = ws.json(&second, &["policy", "push"]);
     assert_eq!(code, 0, "{pushed}");
     assert_eq!(pushed["outcome"], "rebased");
@@ -223,17 +219,16 @@ fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
     );
 
     // Conflicting: both change the same line.
-    ws.ok(
+    ws.commit_edit(
         &first,
         &[
-            "policy",
             "grant",
             "uri:urn:company:alice:agent1",
             "production_api",
             "write",
         ],
+        "agent1 writes",
     );
-    ws.ok(&first, &["policy", "commit", "-m", "agent1 writes"]);
     ws.ok(&first, &["policy", "push"]);
     ws.ok(
         &second,
@@ -249,19 +244,15 @@ fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
         &second,
         &["policy", "add-client", "uri:urn:company:alice:agent2"],
     );
-    ws.ok(
+    ws.commit_edit(
         &second,
         &[
-            "policy",
             "grant",
             "uri:urn:company:alice:agent2",
             "production_api",
             "read",
         ],
-    );
-    ws.ok(
-        &second,
-        &["policy", "commit", "-m", "move agent1's read to agent2"],
+        "move agent1's read to agent2",
     );
     // The two edits touch the same line but different things: the push replays second's
     // operations onto first's version (a semantic rebase), so both hold.
@@ -290,17 +281,16 @@ fn concurrent_edits_are_replayed_and_only_true_conflicts_stop_the_push() {
     );
     ws.ok(&first, &["policy", "commit", "-m", "no agent2"]);
     ws.ok(&first, &["policy", "push"]);
-    ws.ok(
+    ws.commit_edit(
         &second,
         &[
-            "policy",
             "grant",
             "uri:urn:company:alice:agent2",
             "production_api",
             "write",
         ],
+        "agent2 writes",
     );
-    ws.ok(&second, &["policy", "commit", "-m", "agent2 writes"]);
     let head_before = Repository::open(&second)
         .unwrap()
         .head()
@@ -368,17 +358,11 @@ fn diff_shows_text_and_meaning_against_head() {
 fn the_server_mirror_follows_a_force_pushed_branch() {
     let ws = Workspace::new();
     let clone = ws.clone_dir();
-    ws.ok(
+    ws.commit_edit(
         &clone,
-        &[
-            "policy",
-            "revoke",
-            "uri:urn:company:alice",
-            "staging_api",
-            "write",
-        ],
+        &["revoke", "uri:urn:company:alice", "staging_api", "write"],
+        "first",
     );
-    ws.ok(&clone, &["policy", "commit", "-m", "first"]);
     ws.ok(&clone, &["policy", "push"]);
     let mirror_dir = ws.dir.path().join("mirror.git");
     let origin = ws.dir.path().join("ws/origin.git");
@@ -402,17 +386,11 @@ fn the_server_mirror_follows_a_force_pushed_branch() {
         .unwrap();
     repo.reset(parent.as_object(), git2::ResetType::Hard, None)
         .unwrap();
-    ws.ok(
+    ws.commit_edit(
         &clone,
-        &[
-            "policy",
-            "revoke",
-            "uri:urn:company:ci",
-            "staging_api",
-            "read",
-        ],
+        &["revoke", "uri:urn:company:ci", "staging_api", "read"],
+        "rewritten",
     );
-    ws.ok(&clone, &["policy", "commit", "-m", "rewritten"]);
     let mut remote = repo.find_remote("origin").unwrap();
     remote
         .push(&["+refs/heads/main:refs/heads/main"], None)
