@@ -12,7 +12,7 @@ use ratatui_textarea::TextArea;
 
 use super::jobs::{Derived, Job, JobResult, PolicyInput, PolicyPurpose, ViewInputs};
 use super::keymap::{Action, Keymap, Scope};
-use super::screens::{Asked, Cx, Request, ScreenId, Screens};
+use super::screens::{Asked, Cx, CxView, Request, ScreenId, Screens};
 use super::screens::{changes::ChangesView, delegations::TreeView};
 use super::theme::Theme;
 use crate::policy::{DelegationTree, EditSession, Finding, LoadedPolicy};
@@ -36,25 +36,19 @@ pub struct Flash {
 /// How long a flash stays, in seconds (errors stay until replaced).
 const FLASH_SECONDS: i64 = 6;
 
-/// Something that must be confirmed before it happens. Focus starts on Cancel.
+/// Something that must be confirmed before it happens. Focus starts on Cancel. Besides the
+/// screens' own questions, only what is the whole console's: revocation (several screens start
+/// it), restoring what a previous session left, and the conflicts dialog's reset.
 #[derive(Debug, Clone)]
 pub enum Confirmation {
     /// A screen's own question, answered to that screen.
     Screen(Asked),
-    RemoveClient {
-        identity: String,
-    },
     /// Revoke a block id (`what` says which token and what it cuts off).
     RevokeToken {
         id: String,
         what: String,
         reason: String,
     },
-    Commit {
-        message: String,
-    },
-    DiscardEditor,
-    Revert,
     /// Restore unsaved edits a previous session left behind.
     Recover {
         text: String,
@@ -67,36 +61,17 @@ pub enum Confirmation {
     ResetToUpstream,
 }
 
-/// What a one-line prompt is for.
+/// What a one-line prompt is for: a screen's own prompt, or the console's revocation reason.
 #[derive(Debug, Clone)]
 pub enum PromptKind {
-    /// A screen's own prompt, answered to that screen.
-    Screen(Asked),
-    AddClient,
-    Grant {
-        identity: String,
-    },
-    Revoke {
-        identity: String,
-    },
-    IdentityTtl {
-        identity: String,
-    },
-    RenameClient {
-        identity: String,
-    },
-    SetSetting {
-        identity: String,
-    },
-    CommitMessage,
-    LoadTokenFile,
-    VerifyAs,
+    /// A screen's own prompt, answered to that screen; an empty answer cancels unless
+    /// `empty_ok`.
+    Screen { asked: Asked, empty_ok: bool },
     /// The reason for revoking `id`; `what` names the token.
     RevocationReason {
         id: String,
         what: String,
     },
-    DemoFlow,
 }
 
 /// Modal overlays; at most one at a time.
@@ -128,7 +103,9 @@ pub enum Popup {
     QuitDirty {
         choice: usize,
     },
+    /// A list a screen offered; the item picked goes to its `on_prompt`.
     Picker {
+        asked: Asked,
         title: String,
         items: Vec<String>,
         selected: usize,
@@ -548,6 +525,47 @@ impl App {
         self.request_text_diff();
     }
 
+    /// Rebuilds the Changes screen's view: it replays the Server screen's audit feed against
+    /// the edited policy, so it is built here, where both are in reach.
+    pub(crate) fn recompute_changes(&mut self) {
+        if let Some(loaded) = self.session.as_ref().map(|s| s.current()) {
+            self.screens
+                .changes
+                .recompute(loaded, &self.screens.server.events);
+        }
+        self.request_text_diff();
+    }
+
+    fn request_text_diff(&mut self) {
+        self.with_screens(ScreenId::Changes, |s, cx| s.changes.request_text_diff(cx));
+    }
+
+    /// Makes the raw editor's text the policy; with `save`, writes it too.
+    fn apply_editor(&mut self, save: bool) {
+        self.with_screens(ScreenId::Clients, |s, cx| s.clients.apply_editor(save, cx));
+    }
+
+    /// Shows `token` on the Tokens screen (read from `source`).
+    pub fn load_token(&mut self, token: String, source: String) {
+        self.with_screens(ScreenId::Tokens, |s, cx| {
+            s.tokens.load_token(token, source, cx)
+        });
+    }
+
+    /// Commits (saving unsaved edits first, over the text this console last read or wrote).
+    fn commit_now(&mut self, message: String) {
+        let save = self.is_dirty().then(|| self.text().to_string());
+        let expected = self.saved_text.clone();
+        if let Some(text) = &save {
+            self.saved_text = text.clone();
+        }
+        self.submit(Job::Commit {
+            message,
+            save,
+            expected,
+        });
+    }
+
     /// Applies an edit through the lossless document; refuses what the document refuses. The
     /// edit and the re-read of the result run on a worker; input waits until it is in.
     pub fn apply_edit(&mut self, edit: crate::policy::Edit) {
@@ -780,16 +798,6 @@ impl App {
             }
             JobResult::Reloaded(Ok(text)) => self.disk_changed(text, true),
             JobResult::Reloaded(Err(e)) => self.flash(Level::Error, e),
-            JobResult::ServerAudit(result) => {
-                if self.screens.server.audit_result(result)
-                    && let Some(loaded) = self.session.as_ref().map(EditSession::current)
-                {
-                    self.screens
-                        .changes
-                        .recompute(loaded, &self.screens.server.events);
-                }
-            }
-            JobResult::ServerPublicKey(result) => self.screens.tokens.server_key = Some(result),
             JobResult::PolicyDerived { purpose, result } => self.policy_derived(purpose, result),
             JobResult::Revoked(Ok(id)) => {
                 let short: String = id.chars().take(16).collect();
@@ -801,30 +809,13 @@ impl App {
                 self.submit(Job::ReadRevocations);
             }
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
-            // The Server screen takes these (see `Screen::on_result`).
-            JobResult::ServerStatus(_)
-            | JobResult::ServerSynced(_)
-            | JobResult::KeyChanged { .. } => {
-                tracing::warn!("a server result no screen took");
-            }
-            result @ (JobResult::Git(_)
-            | JobResult::Committed(_)
-            | JobResult::Pushed(_)
-            | JobResult::PushProgress(_)
-            | JobResult::Pulled(_)
-            | JobResult::History(_)
-            | JobResult::TextDiff { .. }
-            | JobResult::HeadParsed { .. }) => self.changes_result(result),
             result @ (JobResult::Watched { .. }
             | JobResult::DiskChanged { .. }
             | JobResult::RebasedBuffer { .. }
             | JobResult::PushConflicts { .. }
             | JobResult::Reset(_)) => self.disk_result(result),
-            result @ (JobResult::TokenLoaded { .. }
-            | JobResult::StoredTokens(_)
-            | JobResult::Verified(_)
-            | JobResult::Revocations(_)
-            | JobResult::FlowStep(_)) => self.tokens_result(result),
+            // The screens take the rest (see `Screen::on_result`).
+            other => tracing::warn!("a job result no screen took: {other:?}"),
         }
     }
 
@@ -1002,31 +993,62 @@ impl App {
         id: ScreenId,
         f: impl FnOnce(&mut dyn super::screens::Screen, &mut Cx) -> R,
     ) -> R {
+        self.with_screens(id, |screens, cx| f(screens.get_mut(id), cx))
+    }
+
+    /// `with_screen` for a caller that names the screen's own type (the palette's commands
+    /// with an argument, `load_token`): what `f` asks for is asked as screen `id`.
+    pub(crate) fn with_screens<R>(
+        &mut self,
+        id: ScreenId,
+        f: impl FnOnce(&mut Screens, &mut Cx) -> R,
+    ) -> R {
+        let editor_unapplied = self.screens.clients.editor_modified();
+        let dirty = self.is_dirty();
         let App {
             screens,
             session,
+            saved_text,
             tree,
             now,
             readonly,
             has_repo,
             server,
+            policy_path,
+            demo_clients,
+            keymap,
+            in_flight,
             ..
         } = self;
+        let policy = session.as_ref().map(EditSession::current);
+        let text = session
+            .as_ref()
+            .map_or(saved_text.as_str(), EditSession::text);
+        let view = CxView {
+            policy,
+            tree,
+            text,
+            saved_text,
+            policy_path,
+            demo_clients,
+            keymap,
+            in_flight,
+        };
         let mut cx = Cx::new(
             *now,
             *readonly,
-            *has_repo,
-            server.is_some(),
-            session.as_ref().map(EditSession::current),
-            tree,
+            (*has_repo, server.is_some()),
+            (dirty, editor_unapplied),
+            view,
         );
-        let result = f(screens.get_mut(id), &mut cx);
+        let result = f(screens, &mut cx);
         let requests = cx.into_requests();
         self.carry_out(id, requests);
         result
     }
 
     fn carry_out(&mut self, from: ScreenId, requests: Vec<Request>) {
+        let mut rebuild = false;
         for request in requests {
             match request {
                 Request::Flash(level, text) => self.flash(level, text),
@@ -1034,7 +1056,23 @@ impl App {
                     self.submit(job);
                 }
                 Request::RefreshGit => self.refresh_git(),
-                Request::Edit(edit) => self.apply_edit(edit),
+                Request::Edit { edit, select } => self.submit_edit(edit, select),
+                Request::ReplaceText { text, save } => {
+                    self.derive(PolicyInput::Text(text), PolicyPurpose::Replace { save })
+                }
+                Request::SaveText(text) => self.save_text(text),
+                Request::EditorChanged => self.editor_text_changed(),
+                Request::ExternalEdit => self.external_edit = Some(self.policy_path.clone()),
+                Request::Commit(message) => self.commit_now(message),
+                Request::SavedTextUnknown => self.saved_text.clear(),
+                Request::Reload(note) => {
+                    if note.is_some() {
+                        self.disk.reload_note = note;
+                    }
+                    self.submit(Job::Reload);
+                }
+                Request::RebuildViews => rebuild = true,
+                Request::ShowChain(chain) => self.show_chain(chain),
                 Request::Confirm { what, title, lines } => self.confirm(
                     Confirmation::Screen(Asked { screen: from, what }),
                     &title,
@@ -1045,16 +1083,31 @@ impl App {
                     title,
                     hint,
                     initial,
+                    empty_ok,
                 } => self.prompt(
-                    PromptKind::Screen(Asked { screen: from, what }),
+                    PromptKind::Screen {
+                        asked: Asked { screen: from, what },
+                        empty_ok,
+                    },
                     &title,
                     &hint,
                     &initial,
                 ),
+                Request::Pick { what, title, items } => {
+                    self.popup = Some(Popup::Picker {
+                        asked: Asked { screen: from, what },
+                        title,
+                        items,
+                        selected: 0,
+                    })
+                }
                 Request::Copy(what, text) => self.copy(what, text),
                 Request::GoTo(screen) => self.go_to(screen),
                 Request::Revoke { id, what } => self.start_revocation(id, what),
             }
+        }
+        if rebuild {
+            self.recompute_changes();
         }
     }
 
@@ -1091,17 +1144,9 @@ impl App {
         (screen.hints(), screen.typing())
     }
 
-    /// The navigation a key is, inside a text field: only keys that cannot be text (enter,
-    /// esc, tab, arrows, ctrl-…) count, so a letter bound to an action still types itself.
+    /// The navigation a key is, inside a text field (see `Cx::typing_action`).
     pub(crate) fn typing_action(&self, key: &KeyEvent) -> Option<Action> {
-        let plain_char = matches!(key.code, KeyCode::Char(_))
-            && !key
-                .modifiers
-                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
-        if plain_char {
-            return None;
-        }
-        self.keymap.lookup(Scope::Global, key)
+        super::screens::typing_action(&self.keymap, key)
     }
 
     // ---- input --------------------------------------------------------------------------
@@ -1151,14 +1196,9 @@ impl App {
             input.insert_str(text.replace(['\n', '\r'], ""));
             return;
         }
-        if self.screen == ScreenId::Tokens {
-            let token = text.trim().to_string();
-            self.screens.tokens.input = None;
-            self.load_token(token, "pasted".into());
-            return;
-        }
-        if !self.readonly && self.screens.clients.paste(text) {
-            self.editor_text_changed();
+        // The screen on display, else the raw editor (it stays open across screens).
+        if !self.with_screen(self.screen, |s, cx| s.on_paste(text, cx)) {
+            self.with_screen(ScreenId::Clients, |s, cx| s.on_paste(text, cx));
         }
     }
 
@@ -1181,13 +1221,9 @@ impl App {
         }
     }
 
-    /// Keys typed into an open editor on the current screen.
+    /// Keys typed into a text field the current screen has open.
     fn screen_captures_key(&mut self, key: KeyEvent) -> bool {
-        match self.screen {
-            ScreenId::Clients => self.clients_editor_key(key),
-            ScreenId::Tokens => self.tokens_input_key(key),
-            _ => false,
-        }
+        self.with_screen(self.screen, |s, cx| s.on_key(key, cx))
     }
 
     pub fn dispatch(&mut self, action: Action) {
@@ -1221,17 +1257,7 @@ impl App {
             Action::Redo => self.undo(false),
             Action::Save => self.save(),
             Action::Refresh => self.refresh(),
-            _ => self.screen_action(action),
-        }
-    }
-
-    fn screen_action(&mut self, action: Action) {
-        match self.screen {
-            // Not yet behind `Screen::on_action`: these still act as `impl App` blocks.
-            ScreenId::Clients => self.clients_action(action),
-            ScreenId::Tokens => self.tokens_action(action),
-            ScreenId::Changes => self.changes_action(action),
-            id => self.with_screen(id, |s, cx| s.on_action(action, cx)),
+            _ => self.with_screen(self.screen, |s, cx| s.on_action(action, cx)),
         }
     }
 
@@ -1485,6 +1511,7 @@ impl App {
             },
             Popup::Conflicts(dialog) => self.conflicts_key(dialog, key),
             Popup::Picker {
+                asked,
                 title,
                 items,
                 selected,
@@ -1493,11 +1520,16 @@ impl App {
                 KeyCode::Enter => {
                     if let Some(item) = items.get(selected) {
                         let item = item.clone();
-                        self.picked(&item);
+                        let answer = self
+                            .with_screen(asked.screen, |s, cx| s.on_prompt(&*asked.what, &item, cx));
+                        if let Err(why) = answer {
+                            self.flash(Level::Error, why);
+                        }
                     }
                 }
                 KeyCode::Down | KeyCode::Char('j') => {
                     self.popup = Some(Popup::Picker {
+                        asked,
                         title,
                         selected: (selected + 1).min(items.len().saturating_sub(1)),
                         items,
@@ -1505,6 +1537,7 @@ impl App {
                 }
                 KeyCode::Up | KeyCode::Char('k') => {
                     self.popup = Some(Popup::Picker {
+                        asked,
                         title,
                         items,
                         selected: selected.saturating_sub(1),
@@ -1512,6 +1545,7 @@ impl App {
                 }
                 _ => {
                     self.popup = Some(Popup::Picker {
+                        asked,
                         title,
                         items,
                         selected,
@@ -1556,9 +1590,6 @@ impl App {
 
     fn confirmed(&mut self, what: Confirmation) {
         match what {
-            Confirmation::RemoveClient { identity } => {
-                self.apply_edit(crate::policy::Edit::RemoveClient { identity });
-            }
             Confirmation::Screen(asked) => {
                 self.with_screen(asked.screen, |s, cx| s.on_confirm(&*asked.what, cx));
             }
@@ -1570,15 +1601,6 @@ impl App {
                     at: self.now,
                 };
                 self.submit(Job::Revoke { entry });
-            }
-            Confirmation::Commit { message } => self.commit_now(message),
-            Confirmation::DiscardEditor => {
-                self.screens.clients.editor = None;
-                if self.session.is_none() {
-                    self.flash(Level::Warn, "the file still does not parse");
-                } else {
-                    self.flash(Level::Info, "editor changes discarded");
-                }
             }
             Confirmation::Recover { text } => {
                 self.derive(
@@ -1602,87 +1624,22 @@ impl App {
                 self.screens.changes.last_push = Some("resetting to the upstream…".into());
                 self.submit(Job::ResetToUpstream);
             }
-            Confirmation::Revert => {
-                let text = self.saved_text.clone();
-                self.derive(
-                    PolicyInput::Text(text),
-                    PolicyPurpose::Replace { save: false },
-                );
-            }
         }
     }
 
     /// Acts on a prompt's text. An `Err` says why the text is refused; the prompt stays open
     /// with what was typed, so nothing has to be typed again.
     fn prompt_submitted(&mut self, kind: PromptKind, text: String) -> Result<(), String> {
-        use crate::policy::Edit;
-        if text.is_empty() && !matches!(kind, PromptKind::VerifyAs) {
+        let empty_ok = matches!(kind, PromptKind::Screen { empty_ok: true, .. });
+        if text.is_empty() && !empty_ok {
             self.flash(Level::Info, "cancelled: nothing entered");
             return Ok(());
         }
         match kind {
-            PromptKind::AddClient => {
-                check_identity(&text)?;
-                let identity = text.clone();
-                self.submit_edit(Edit::AddClient { identity }, Some(text));
-            }
-            PromptKind::Grant { identity } => {
-                let (resource, operation) =
-                    two_words(&text, "type RESOURCE OPERATION, e.g. `production_api read`")?;
-                self.apply_edit(Edit::Grant {
-                    identity,
-                    resource,
-                    operation,
-                });
-            }
-            PromptKind::Revoke { identity } => {
-                let (resource, operation) =
-                    two_words(&text, "type RESOURCE OPERATION, e.g. `production_api read`")?;
-                self.apply_edit(Edit::Revoke {
-                    identity,
-                    resource,
-                    operation,
-                });
-            }
-            PromptKind::IdentityTtl { identity } => {
-                let duration = match text.as_str() {
-                    "0" | "off" => None,
-                    other => Some(lifetime(other)?),
-                };
-                self.apply_edit(Edit::SetIdentityTokens {
-                    identity,
-                    enabled: duration.is_some(),
-                    duration,
-                });
-            }
-            PromptKind::RenameClient { identity } => {
-                check_identity(&text)?;
-                let to = text.clone();
-                self.submit_edit(Edit::RenameClient { from: identity, to }, Some(text));
-            }
-            PromptKind::SetSetting { identity } => {
-                let (key, value) =
-                    two_words(&text, "type SETTING VALUE, e.g. `delegatable false`")?;
-                let setting = crate::policy::Setting::from_key(&key).ok_or_else(|| {
-                    format!("no setting {key:?}: delegatable, operator, authorization_token_duration, max_delegation_depth")
-                })?;
-                let value = setting.parse_value(&value)?;
-                self.apply_edit(Edit::SetSetting {
-                    identity,
-                    setting,
-                    value,
-                });
-            }
-            PromptKind::Screen(asked) => {
+            PromptKind::Screen { asked, .. } => {
                 return self
                     .with_screen(asked.screen, |s, cx| s.on_prompt(&*asked.what, &text, cx));
             }
-            PromptKind::CommitMessage => self.commit_message_entered(text),
-            PromptKind::LoadTokenFile => {
-                let path = expand_home(&text);
-                self.submit(Job::LoadTokenFile { path });
-            }
-            PromptKind::VerifyAs => self.verify_as(&text),
             PromptKind::RevocationReason { id, what } => {
                 let lines = vec![
                     format!("Revoke {what}?"),
@@ -1701,7 +1658,6 @@ impl App {
                     lines,
                 );
             }
-            PromptKind::DemoFlow => self.start_demo_flow(&text)?,
         }
         Ok(())
     }
@@ -1865,11 +1821,6 @@ pub(crate) fn check_identity(text: &str) -> Result<(), String> {
         return Err(format!("{text:?} does not start with uri:; {why}"));
     }
     Ok(())
-}
-
-/// A token lifetime, read as everywhere else: `8h`, `1h30m`, `7d`, or seconds.
-fn lifetime(text: &str) -> Result<u64, String> {
-    crate::policy::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// `~` and `~/…` are the home directory, as in a shell (`~user` is left alone); without HOME

@@ -103,13 +103,16 @@ pub fn run(app: &mut App, line: &str) {
             app.go_to(ScreenId::Changes);
             if argument.is_empty() {
                 app.dispatch(Action::Commit);
-            } else if let Some(reason) = app
-                .disabled_reason(Action::Commit)
-                .or(app.commit_disabled())
-            {
+            } else if let Some(reason) = app.disabled_reason(Action::Commit) {
                 app.flash(Level::Warn, reason);
             } else {
-                app.commit_message_entered(argument.to_string());
+                let message = argument.to_string();
+                app.with_screens(ScreenId::Changes, |s, cx| {
+                    match s.changes.commit_disabled(cx) {
+                        Some(reason) => cx.flash(Level::Warn, reason),
+                        None => s.changes.commit_message_entered(message, cx),
+                    }
+                });
             }
         }
         "push" => {
@@ -122,16 +125,14 @@ pub fn run(app: &mut App, line: &str) {
         }
         "verify" => {
             app.go_to(ScreenId::Tokens);
-            if app.screens.tokens.token.is_none() {
-                app.flash(Level::Info, "verify: load or paste a token first");
-            } else {
-                app.verify_as(argument);
-            }
+            app.with_screens(ScreenId::Tokens, |s, cx| s.tokens.verify_as(argument, cx));
         }
         "key" => match crate::token::keys::parse_public_key(argument) {
             Ok(_) => {
-                app.screens.tokens.custom_key = Some(argument.to_string());
-                app.flash(Level::Info, "verification key set");
+                app.with_screens(ScreenId::Tokens, |s, cx| {
+                    s.tokens.custom_key = Some(argument.to_string());
+                    cx.flash(Level::Info, "verification key set");
+                });
             }
             Err(e) => app.flash(Level::Error, format!("key: {e}")),
         },

@@ -302,6 +302,7 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             title,
             items,
             selected,
+            ..
         } => {
             let rect = centered(area, 60, (items.len() as u16 + 2).min(14));
             frame.render_widget(Clear, rect);

@@ -13,8 +13,10 @@ use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use std::any::Any;
+
 use super::{Cx, Hint, Screen, hints};
-use crate::console::app::{App, Confirmation, Level, PromptKind};
+use crate::console::app::{App, Level};
 use crate::console::jobs::{GitView, HistoryEntry, Job, JobResult};
 use crate::console::keymap::{Action, Scope};
 use crate::console::screens::clients::move_cursor;
@@ -247,142 +249,132 @@ impl Screen for ChangesState {
     fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
         render(frame, area, app);
     }
+
+    fn on_action(&mut self, action: Action, cx: &mut Cx) {
+        self.act(action, cx);
+    }
+
+    fn on_prompt(&mut self, what: &dyn Any, text: &str, cx: &mut Cx) -> Result<(), String> {
+        if let Some(ChangesAsk::CommitMessage) = what.downcast_ref::<ChangesAsk>() {
+            self.commit_message_entered(text.to_string(), cx);
+        }
+        Ok(())
+    }
+
+    fn on_confirm(&mut self, what: &dyn Any, cx: &mut Cx) {
+        if let Some(ChangesAsk::Commit(message)) = what.downcast_ref::<ChangesAsk>() {
+            // The status may have changed while the dialog was open.
+            match self.commit_disabled(cx) {
+                Some(reason) => cx.flash(Level::Warn, reason),
+                None => cx.commit(message.clone()),
+            }
+        }
+    }
+
+    fn on_result(&mut self, result: JobResult, cx: &mut Cx) -> Option<JobResult> {
+        self.result(result, cx)
+    }
 }
 
-impl App {
-    pub(crate) fn changes_action(&mut self, action: Action) {
-        let history_len = match &self.screens.changes.history {
+/// What a Changes prompt or confirmation is about.
+enum ChangesAsk {
+    CommitMessage,
+    Commit(String),
+}
+
+impl ChangesState {
+    fn act(&mut self, action: Action, cx: &mut Cx) {
+        let history_len = match &self.history {
             Some(Ok(entries)) => entries.len(),
             _ => 0,
         };
-        if self.screens.changes.focus == ChangesPane::History
-            && move_cursor(
-                &mut self.screens.changes.history_selected,
-                history_len,
-                action,
-            )
+        if self.focus == ChangesPane::History
+            && move_cursor(&mut self.history_selected, history_len, action)
         {
             return;
         }
         match action {
             Action::FocusNext | Action::FocusPrev => {
-                self.screens.changes.focus = match self.screens.changes.focus {
+                self.focus = match self.focus {
                     ChangesPane::Diff => ChangesPane::History,
                     ChangesPane::History => ChangesPane::Diff,
                 }
             }
             Action::ToggleDiff => {
-                self.screens.changes.show_text = !self.screens.changes.show_text;
-                self.request_text_diff();
+                self.show_text = !self.show_text;
+                self.request_text_diff(cx);
             }
-            Action::Commit => self.start_commit(),
-            Action::Push => self.start_push(),
-            Action::Pull => {
-                if let Some(reason) = self.pull_disabled() {
-                    self.flash(Level::Warn, reason);
-                } else {
-                    self.submit(Job::Pull);
-                }
-            }
+            Action::Commit => self.start_commit(cx),
+            Action::Push => self.start_push(cx),
+            Action::Pull => match pull_disabled(cx) {
+                Some(reason) => cx.flash(Level::Warn, reason),
+                None => cx.submit(Job::Pull),
+            },
             _ => {}
         }
     }
 
-    fn git_required(&self) -> Option<String> {
-        (!self.has_repo)
-            .then(|| format!("{} is not in a git repository", self.policy_path.display()))
-    }
-
-    pub fn commit_disabled(&self) -> Option<String> {
-        if let Some(reason) = self.git_required() {
+    /// Why a commit would be refused now, or `None` when it may go ahead.
+    pub fn commit_disabled(&self, cx: &Cx) -> Option<String> {
+        if let Some(reason) = git_required(cx) {
             return Some(format!("Commit disabled: {reason}"));
         }
-        if self
-            .screens
-            .clients
-            .editor
-            .as_ref()
-            .is_some_and(|e| e.modified())
-        {
+        if cx.editor_unapplied {
             return Some("Commit disabled: close the editor first (Esc applies)".into());
         }
-        let Some(loaded) = self.loaded() else {
+        let Some(loaded) = cx.policy() else {
             return Some("Commit refused: the policy does not parse".into());
         };
-        let revocation_errors = match &self.screens.changes.git {
+        let revocation_errors = match &self.git {
             Some(Ok(view)) => view.revocation_errors.as_slice(),
             _ => &[],
         };
-        let policy_file = self
-            .policy_path
-            .file_name()
-            .map_or("clients.toml".into(), |name| name.to_string_lossy());
         if let Some(refusal) = crate::repo::commit_refusal(
-            &policy_file,
+            &cx.policy_file_name(),
             Ok(loaded),
             crate::policy::revocations::FILE,
             revocation_errors,
         ) {
             return Some(format!("Commit refused: {}", refusal.summary()));
         }
-        if !self.is_dirty() && self.screens.changes.file_clean(&self.saved_text) {
+        if !cx.dirty && self.file_clean(cx.saved_text()) {
             return Some("Commit disabled: nothing to commit".into());
         }
         None
     }
 
-    fn push_disabled(&self) -> Option<String> {
-        if let Some(reason) = self.git_required() {
+    fn push_disabled(&self, cx: &Cx) -> Option<String> {
+        if let Some(reason) = git_required(cx) {
             return Some(format!("Push disabled: {reason}"));
         }
-        if self.screens.changes.ahead() == Some(0) {
+        if self.ahead() == Some(0) {
             return Some("Push disabled: nothing committed".into());
         }
         None
     }
 
-    fn pull_disabled(&self) -> Option<String> {
-        if let Some(reason) = self.git_required() {
-            return Some(format!("Pull disabled: {reason}"));
-        }
-        if self.is_dirty() {
-            return Some("Pull disabled: save or undo your edits first".into());
-        }
-        None
-    }
-
-    fn policy_file_name(&self) -> String {
-        self.policy_path
-            .file_name()
-            .map_or("clients.toml".into(), |n| n.to_string_lossy().into_owned())
-    }
-
     /// "clients.toml", "revocations.toml" or "clients.toml and revocations.toml".
-    fn committed_files(&self) -> String {
-        let files = self.screens.changes.files_to_commit(
-            &self.policy_file_name(),
-            self.is_dirty(),
-            &self.saved_text,
-        );
+    fn committed_files(&self, cx: &Cx) -> String {
+        let files = self.files_to_commit(&cx.policy_file_name(), cx.dirty, cx.saved_text());
         if files.is_empty() {
-            self.policy_file_name()
+            cx.policy_file_name()
         } else {
             files.join(" and ")
         }
     }
 
-    fn start_commit(&mut self) {
-        if let Some(reason) = self.commit_disabled() {
-            self.flash(Level::Warn, reason);
+    fn start_commit(&mut self, cx: &mut Cx) {
+        if let Some(reason) = self.commit_disabled(cx) {
+            cx.flash(Level::Warn, reason);
             return;
         }
-        let changes = &self.screens.changes.diff.changes;
+        let changes = &self.diff.changes;
         let revocations = changes
             .iter()
             .filter(|c| matches!(c.kind, policy::ChangeKind::Revocation { added: true, .. }))
             .count();
         let summary = match changes.as_slice() {
-            [] => format!("Update {}", self.committed_files()),
+            [] => format!("Update {}", self.committed_files(cx)),
             [
                 policy::Change {
                     kind:
@@ -407,229 +399,216 @@ impl App {
                 .trim_start_matches("+ ")
                 .trim_start_matches("- ")
                 .to_string(),
-            many => format!("Update {}: {} changes", self.committed_files(), many.len()),
+            many => format!("Update {}: {} changes", self.committed_files(cx), many.len()),
         };
-        self.prompt(
-            PromptKind::CommitMessage,
+        cx.prompt(
+            ChangesAsk::CommitMessage,
             "Commit message",
             "Enter reviews the commit",
             &summary,
         );
     }
 
-    pub(crate) fn commit_message_entered(&mut self, message: String) {
-        let mut lines = vec![format!("Commit {}: \"{message}\"", self.committed_files())];
-        if self.is_dirty() {
+    /// Shows what a commit with `message` takes, to confirm.
+    pub fn commit_message_entered(&mut self, message: String, cx: &mut Cx) {
+        let mut lines = vec![format!("Commit {}: \"{message}\"", self.committed_files(cx))];
+        if cx.dirty {
             lines.push("(unsaved edits are saved first)".into());
         }
-        for change in self.screens.changes.diff.changes.iter().take(8) {
+        for change in self.diff.changes.iter().take(8) {
             lines.push(change.to_string());
         }
-        if self.screens.changes.diff.changes.len() > 8 {
-            lines.push(format!(
-                "… and {} more",
-                self.screens.changes.diff.changes.len() - 8
-            ));
+        if self.diff.changes.len() > 8 {
+            lines.push(format!("… and {} more", self.diff.changes.len() - 8));
         }
-        self.confirm(Confirmation::Commit { message }, "Commit", lines);
-    }
-
-    pub(crate) fn commit_now(&mut self, message: String) {
-        if let Some(reason) = self.commit_disabled() {
-            self.flash(Level::Warn, reason);
-            return;
-        }
-        let save = self.is_dirty().then(|| self.text().to_string());
-        let expected = self.saved_text.clone();
-        if let Some(text) = &save {
-            self.saved_text = text.clone();
-        }
-        self.submit(Job::Commit {
-            message,
-            save,
-            expected,
-        });
+        cx.confirm(ChangesAsk::Commit(message), "Commit", lines);
     }
 
     /// HEAD's text arrived with the git status: reuse the current policy when the text is the
     /// same (the usual, clean case), parse it on a worker when it changed, else keep what we have.
-    fn head_read(&mut self, head_text: Option<String>) {
+    fn head_read(&mut self, head_text: Option<String>, cx: &mut Cx) {
         let Some(text) = head_text else {
-            self.screens.changes.head = Some(Arc::new(Policy::default()));
-            self.screens.changes.head_text = None;
-            self.recompute_changes();
+            self.head = Some(Arc::new(Policy::default()));
+            self.head_text = None;
+            cx.rebuild_views();
             return;
         };
-        if self.screens.changes.head_text.as_deref() == Some(text.as_str()) {
+        if self.head_text.as_deref() == Some(text.as_str()) {
             return;
         }
-        if text == self.text()
-            && let Some(loaded) = self.loaded()
+        if text == cx.text()
+            && let Some(loaded) = cx.policy()
         {
-            self.screens.changes.head = Some(Arc::new(loaded.policy.clone()));
-            self.screens.changes.head_text = Some(text);
-            self.recompute_changes();
+            self.head = Some(Arc::new(loaded.policy.clone()));
+            self.head_text = Some(text);
+            cx.rebuild_views();
             return;
         }
-        if !self
-            .in_flight
-            .iter()
-            .any(|(_, job)| matches!(job, Job::ParsePolicy { text: t } if *t == text))
-        {
-            self.submit(Job::ParsePolicy { text });
+        if !cx.job_running(|job| matches!(job, Job::ParsePolicy { text: t } if *t == text)) {
+            cx.submit(Job::ParsePolicy { text });
         }
-    }
-
-    pub(crate) fn recompute_changes(&mut self) {
-        if let Some(loaded) = self.session.as_ref().map(|s| s.current()) {
-            self.screens
-                .changes
-                .recompute(loaded, &self.screens.server.events);
-        }
-        self.request_text_diff();
     }
 
     /// While the text diff is shown, diffs the working buffer against HEAD on a worker when
     /// either changed since the last diff (and no such diff is already running).
-    pub(crate) fn request_text_diff(&mut self) {
-        if !self.screens.changes.show_text || self.session.is_none() {
+    pub fn request_text_diff(&mut self, cx: &mut Cx) {
+        if !self.show_text || cx.policy().is_none() {
             return;
         }
-        let Some(Ok(view)) = &self.screens.changes.git else {
+        let Some(Ok(view)) = &self.git else {
             return;
         };
         let head = view.head_text.clone().unwrap_or_default();
+        let working = cx.text();
         let fresh = self
-            .screens
-            .changes
             .buffer_diff
             .as_ref()
-            .is_some_and(|(h, w, _)| *h == head && w == self.text());
-        let running = self.in_flight.iter().any(|(_, job)| {
-            matches!(job, Job::TextDiff { head: h, working: w } if *h == head && w == self.text())
-        });
+            .is_some_and(|(h, w, _)| *h == head && w == working);
+        let running = cx.job_running(
+            |job| matches!(job, Job::TextDiff { head: h, working: w } if *h == head && w == working),
+        );
         if !fresh && !running {
-            let working = self.text().to_string();
-            self.submit(Job::TextDiff { head, working });
+            cx.submit(Job::TextDiff {
+                head,
+                working: working.to_string(),
+            });
         }
     }
 
-    fn start_push(&mut self) {
-        if let Some(reason) = self.push_disabled() {
-            self.flash(Level::Warn, reason);
+    fn start_push(&mut self, cx: &mut Cx) {
+        if let Some(reason) = self.push_disabled(cx) {
+            cx.flash(Level::Warn, reason);
             return;
         }
-        self.screens.changes.last_push = Some("pushing…".into());
-        self.submit(Job::Push);
+        self.last_push = Some("pushing…".into());
+        cx.submit(Job::Push);
     }
 
-    pub(crate) fn changes_result(&mut self, result: JobResult) {
+    /// A job result this screen asked for; the others are handed back.
+    fn result(&mut self, result: JobResult, cx: &mut Cx) -> Option<JobResult> {
         match result {
             JobResult::Git(result) => {
                 if let Ok(view) = &result
                     && view.status.head.is_some()
-                    && view.status.head == self.screens.changes.pending_head
+                    && view.status.head == self.pending_head
                 {
-                    self.screens.changes.pending_head = None;
+                    self.pending_head = None;
                 }
                 let head_text = result.as_ref().ok().map(|view| view.head_text.clone());
-                self.screens.changes.git = Some(result);
+                self.git = Some(result);
                 if let Some(head_text) = head_text {
-                    self.head_read(head_text);
+                    self.head_read(head_text, cx);
                 }
-                self.recompute_changes();
+                cx.rebuild_views();
             }
             JobResult::TextDiff {
                 head,
                 working,
                 diff,
-            } => self.screens.changes.buffer_diff = Some((head, working, diff)),
+            } => self.buffer_diff = Some((head, working, diff)),
             JobResult::Committed(Ok(id)) => {
                 let short: String = id.chars().take(8).collect();
-                self.screens.changes.pending_head = Some(id.clone());
-                self.flash(Level::Success, format!("committed {short}; p pushes"));
-                self.refresh_git();
-                self.submit(Job::History);
-                self.submit(Job::ReadRevocations);
+                self.pending_head = Some(id.clone());
+                cx.flash(Level::Success, format!("committed {short}; p pushes"));
+                cx.refresh_git();
+                cx.submit(Job::History);
+                cx.submit(Job::ReadRevocations);
             }
             JobResult::Committed(Err(e)) => {
-                self.saved_text.clear();
-                self.flash(Level::Error, format!("not committed (edits kept): {e}"));
-                self.refresh_git();
+                cx.saved_text_unknown();
+                cx.flash(Level::Error, format!("not committed (edits kept): {e}"));
+                cx.refresh_git();
             }
             JobResult::PushProgress(step) => {
-                self.screens.changes.push_steps += 1;
-                self.screens.changes.last_push = Some(format!("pushing: {step}"));
+                self.push_steps += 1;
+                self.last_push = Some(format!("pushing: {step}"));
             }
-            JobResult::Pushed(Ok(outcome)) => {
-                let text = match outcome {
-                    PushOutcome::Pushed { commits } => format!("pushed {commits} commit(s)"),
-                    PushOutcome::UpToDate => "already up to date".to_string(),
-                    PushOutcome::Rebased {
-                        upstream,
-                        commits,
-                        notes,
-                    } => {
-                        let mut text = format!(
-                            "the remote had moved on: replayed {commits} commit(s) onto {upstream} and pushed"
-                        );
-                        for note in notes {
-                            text.push_str(&format!("; {note}"));
-                        }
-                        // The rebase rewrote the working files: the buffer follows them.
-                        self.disk.reload_note = Some(text.clone());
-                        self.submit(Job::Reload);
-                        text
-                    }
-                };
-                self.screens.changes.last_push = Some(text.clone());
-                // A rebased push rewrote the commit: the next status is the one to believe.
-                self.screens.changes.pending_head = None;
-                self.flash(Level::Success, text);
-                self.refresh_git();
-                self.submit(Job::History);
-                if self.server.is_some() {
-                    self.submit(Job::ServerSync);
-                }
-            }
+            JobResult::Pushed(Ok(outcome)) => self.pushed(outcome, cx),
             JobResult::Pushed(Err(e)) => {
-                self.screens.changes.last_push = Some(format!("failed: {e}"));
-                self.flash(
+                self.last_push = Some(format!("failed: {e}"));
+                cx.flash(
                     Level::Error,
                     format!("push failed (your commits are kept): {e}"),
                 );
-                self.refresh_git();
+                cx.refresh_git();
             }
             JobResult::Pulled(Ok(n)) => {
-                self.flash(Level::Success, format!("pulled {n} commit(s)"));
-                self.submit(Job::Reload);
-                self.submit(Job::ReadRevocations);
-                self.refresh_git();
-                self.submit(Job::History);
+                cx.flash(Level::Success, format!("pulled {n} commit(s)"));
+                cx.reload(None);
+                cx.submit(Job::ReadRevocations);
+                cx.refresh_git();
+                cx.submit(Job::History);
             }
-            JobResult::Pulled(Err(e)) => self.flash(Level::Error, format!("pull failed: {e}")),
+            JobResult::Pulled(Err(e)) => cx.flash(Level::Error, format!("pull failed: {e}")),
             JobResult::HeadParsed { text, policy } => {
                 match policy {
-                    Ok(policy) => self.screens.changes.head = Some(Arc::new(policy)),
+                    Ok(policy) => self.head = Some(Arc::new(policy)),
                     Err(e) => {
-                        self.screens.changes.head = None;
-                        self.flash(
+                        self.head = None;
+                        cx.flash(
                             Level::Warn,
                             format!("clients.toml at HEAD does not parse: {e}"),
                         );
                     }
                 }
-                self.screens.changes.head_text = Some(text);
-                self.recompute_changes();
+                self.head_text = Some(text);
+                cx.rebuild_views();
                 crate::console::release_free_memory();
             }
             JobResult::History(result) => {
-                self.screens.changes.history = Some(result);
-                self.screens.changes.history_selected = 0;
+                self.history = Some(result);
+                self.history_selected = 0;
             }
-            _ => {}
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn pushed(&mut self, outcome: PushOutcome, cx: &mut Cx) {
+        let text = match outcome {
+            PushOutcome::Pushed { commits } => format!("pushed {commits} commit(s)"),
+            PushOutcome::UpToDate => "already up to date".to_string(),
+            PushOutcome::Rebased {
+                upstream,
+                commits,
+                notes,
+            } => {
+                let mut text = format!(
+                    "the remote had moved on: replayed {commits} commit(s) onto {upstream} and pushed"
+                );
+                for note in notes {
+                    text.push_str(&format!("; {note}"));
+                }
+                // The rebase rewrote the working files: the buffer follows them.
+                cx.reload(Some(text.clone()));
+                text
+            }
+        };
+        self.last_push = Some(text.clone());
+        // A rebased push rewrote the commit: the next status is the one to believe.
+        self.pending_head = None;
+        cx.flash(Level::Success, text);
+        cx.refresh_git();
+        cx.submit(Job::History);
+        if cx.has_server {
+            cx.submit(Job::ServerSync);
         }
     }
+}
+
+fn git_required(cx: &Cx) -> Option<String> {
+    (!cx.has_repo)
+        .then(|| format!("{} is not in a git repository", cx.policy_path().display()))
+}
+
+fn pull_disabled(cx: &Cx) -> Option<String> {
+    if let Some(reason) = git_required(cx) {
+        return Some(format!("Pull disabled: {reason}"));
+    }
+    if cx.dirty {
+        return Some("Pull disabled: save or undo your edits first".into());
+    }
+    None
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {

@@ -9,9 +9,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui_textarea::{CursorMove, TextArea};
 
+use std::any::Any;
+
 use super::{Cx, Hint, Screen, hint, hints};
-use crate::console::app::{App, Confirmation, Level, PromptKind};
-use crate::console::jobs::{PolicyInput, PolicyPurpose};
+use crate::console::app::{App, Level, check_identity, two_words};
 use crate::console::keymap::{Action, Scope};
 use crate::console::ui::{finding_line, pane, selected_marker};
 use crate::policy::{self, Finding, Policy};
@@ -226,6 +227,46 @@ impl Screen for ClientsState {
         render(frame, area, app);
     }
 
+    fn on_action(&mut self, action: Action, cx: &mut Cx) {
+        self.act(action, cx);
+    }
+
+    fn on_key(&mut self, key: KeyEvent, cx: &mut Cx) -> bool {
+        self.editor_key(key, cx)
+    }
+
+    fn on_paste(&mut self, text: &str, cx: &mut Cx) -> bool {
+        if cx.readonly || !self.paste(text) {
+            return false;
+        }
+        cx.editor_changed();
+        true
+    }
+
+    fn on_prompt(&mut self, what: &dyn Any, text: &str, cx: &mut Cx) -> Result<(), String> {
+        match what.downcast_ref::<ClientPrompt>() {
+            Some(what) => self.prompted(what, text, cx),
+            None => Ok(()),
+        }
+    }
+
+    fn on_confirm(&mut self, what: &dyn Any, cx: &mut Cx) {
+        match what.downcast_ref::<ClientConfirm>() {
+            Some(ClientConfirm::Remove(identity)) => cx.edit(policy::Edit::RemoveClient {
+                identity: identity.clone(),
+            }),
+            Some(ClientConfirm::DiscardEditor) => {
+                self.editor = None;
+                if cx.policy().is_none() {
+                    cx.flash(Level::Warn, "the file still does not parse");
+                } else {
+                    cx.flash(Level::Info, "editor changes discarded");
+                }
+            }
+            None => {}
+        }
+    }
+
     fn match_count(
         &self,
         policy: Option<&policy::LoadedPolicy>,
@@ -238,175 +279,110 @@ impl Screen for ClientsState {
     }
 }
 
-impl App {
-    pub(crate) fn clients_action(&mut self, action: Action) {
-        let Some(loaded) = self.loaded() else {
+/// What a Clients prompt asks for, about which client.
+enum ClientPrompt {
+    Add,
+    Grant(String),
+    Revoke(String),
+    IdentityTtl(String),
+    Rename(String),
+    SetSetting(String),
+}
+
+/// What a Clients confirmation is about.
+enum ClientConfirm {
+    Remove(String),
+    DiscardEditor,
+}
+
+impl ClientsState {
+    fn act(&mut self, action: Action, cx: &mut Cx) {
+        let Some(loaded) = cx.policy() else {
             if action == Action::EditRaw {
-                let text = self.saved_text.clone();
-                self.screens.clients.open_editor(&text, self.now);
+                self.open_editor(cx.saved_text(), cx.now);
             } else {
-                self.flash(Level::Error, "the policy does not parse; press i to fix it");
+                cx.flash(Level::Error, "the policy does not parse; press i to fix it");
             }
             return;
         };
         let selected = self
-            .screens
-            .clients
             .selected_client(&loaded.policy)
             .map(|c| (c.identity.clone(), c.at));
-        let findings = loaded.findings.len();
-        let rows = self.screens.clients.rows.len();
-        let state = &mut self.screens.clients;
-        let (cursor, len) = match state.focus {
-            ClientsPane::List => (&mut state.selected, rows),
-            ClientsPane::Findings => (&mut state.finding_selected, findings),
+        let (cursor, len) = match self.focus {
+            ClientsPane::List => (&mut self.selected, self.rows.len()),
+            ClientsPane::Findings => (&mut self.finding_selected, loaded.findings.len()),
         };
         if move_cursor(cursor, len, action) {
             return;
         }
         match action {
             Action::FocusNext | Action::FocusPrev => {
-                state.focus = match state.focus {
+                self.focus = match self.focus {
                     ClientsPane::List => ClientsPane::Findings,
                     ClientsPane::Findings => ClientsPane::List,
                 };
             }
             Action::Back => {
-                if !state.filter.is_empty() {
-                    state.filter.clear();
-                    self.policy_changed();
+                if !self.filter.is_empty() {
+                    self.filter.clear();
+                    self.refilter(&loaded.policy);
                 }
             }
-            Action::Select if state.focus == ClientsPane::Findings => {
-                let at = state.finding_selected;
-                let text = self.text().to_string();
-                self.screens.clients.open_editor(&text, self.now);
-                if let Some(editor) = self.screens.clients.editor.as_mut() {
+            Action::Select if self.focus == ClientsPane::Findings => {
+                let at = self.finding_selected;
+                self.open_editor(cx.text(), cx.now);
+                if let Some(editor) = self.editor.as_mut() {
                     editor.selected_finding = at;
                     editor.jump_to(at);
                 }
             }
             Action::Select | Action::EditRaw => {
-                let text = self.text().to_string();
-                self.screens.clients.open_editor(&text, self.now);
-                if let (Some(editor), Some((_, at))) =
-                    (self.screens.clients.editor.as_mut(), selected)
-                {
+                self.open_editor(cx.text(), cx.now);
+                if let (Some(editor), Some((_, at))) = (self.editor.as_mut(), selected) {
                     editor
                         .area
                         .move_cursor(CursorMove::Jump(at.line.saturating_sub(1) as u16, 0));
                 }
             }
             Action::ExternalEditor => {
-                if self.is_dirty() {
-                    self.flash(
+                if cx.dirty {
+                    cx.flash(
                         Level::Warn,
                         "external editor: save your edits first (ctrl-s), so neither copy is lost",
                     );
                 } else {
-                    self.external_edit = Some(self.policy_path.clone());
+                    cx.external_edit();
                 }
             }
-            Action::AddClient => self.prompt(
-                PromptKind::AddClient,
+            Action::AddClient => cx.prompt(
+                ClientPrompt::Add,
                 "Add client",
                 "identity, e.g. uri:urn:company:bob",
                 "uri:urn:",
             ),
             Action::Copy => match selected {
-                Some((identity, _)) => self.copy("identity", identity),
-                None => self.flash(Level::Info, "nothing selected"),
+                Some((identity, _)) => cx.copy("identity", identity),
+                None => cx.flash(Level::Info, "nothing selected"),
             },
             _ => {
                 let Some((identity, _)) = selected else {
-                    self.flash(Level::Info, "no client selected");
+                    cx.flash(Level::Info, "no client selected");
                     return;
                 };
-                self.client_form_action(action, identity);
+                client_form_action(action, identity, cx);
             }
         }
-    }
-
-    fn client_form_action(&mut self, action: Action, identity: String) {
-        match action {
-            Action::RemoveClient => self.confirm(
-                Confirmation::RemoveClient {
-                    identity: identity.clone(),
-                },
-                "Remove client",
-                vec![
-                    format!("Remove {identity} from clients.toml?"),
-                    "It can no longer authenticate or get tokens once this is pushed.".into(),
-                ],
-            ),
-            Action::Grant => self.prompt(
-                PromptKind::Grant {
-                    identity: identity.clone(),
-                },
-                &format!("Grant to {identity}"),
-                "RESOURCE OPERATION, e.g. production_api read",
-                "",
-            ),
-            Action::Revoke => self.prompt(
-                PromptKind::Revoke {
-                    identity: identity.clone(),
-                },
-                &format!("Revoke from {identity}"),
-                "RESOURCE OPERATION",
-                "",
-            ),
-            Action::IdentityTtl => {
-                let current = self
-                    .loaded()
-                    .and_then(|l| l.policy.client(&identity))
-                    .and_then(policy::Client::identity_token_cap)
-                    .map_or("0".to_string(), policy::duration::format);
-                self.prompt(
-                    PromptKind::IdentityTtl {
-                        identity: identity.clone(),
-                    },
-                    &format!("Identity token lifetime for {identity}"),
-                    "8h, 30m, 1h30m, 7d or seconds; 0 turns identity tokens off",
-                    &current,
-                )
-            }
-            Action::WhatCan => self.what_can(&identity),
-            Action::RenameClient => self.prompt(
-                PromptKind::RenameClient {
-                    identity: identity.clone(),
-                },
-                &format!("Rename {identity}"),
-                "the new identifier (its delegations keep pointing at the old one: check the tree)",
-                &identity,
-            ),
-            Action::SetSetting => self.prompt(
-                PromptKind::SetSetting {
-                    identity: identity.clone(),
-                },
-                &format!("Setting of {identity}"),
-                "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 5m, max_delegation_depth N; VALUE default removes it",
-                "",
-            ),
-            _ => {}
-        }
-    }
-
-    pub(crate) fn what_can(&mut self, identity: &str) {
-        let Some(loaded) = self.loaded() else { return };
-        let text = what_can(&loaded.policy, identity);
-        self.flash(Level::Info, text);
     }
 
     /// Keys for the raw editor while it is open.
-    pub(crate) fn clients_editor_key(&mut self, key: KeyEvent) -> bool {
-        let now = self.now;
-        let action = self.typing_action(&key);
-        let Some(editor) = self.screens.clients.editor.as_mut() else {
+    fn editor_key(&mut self, key: KeyEvent, cx: &mut Cx) -> bool {
+        let action = cx.typing_action(&key);
+        let Some(editor) = self.editor.as_mut() else {
             return false;
         };
         match action {
-            Some(Action::Back) => self.close_editor(),
-            Some(Action::Save) => self.apply_editor(true),
+            Some(Action::Back) => self.close_editor(cx),
+            Some(Action::Save) => self.apply_editor(true, cx),
             Some(Action::FocusNext | Action::FocusPrev) => {
                 editor.findings_focused = !editor.findings_focused
             }
@@ -422,7 +398,7 @@ impl App {
                 editor.jump_to(at);
             }
             _ if editor.findings_focused => {}
-            _ if self.readonly => {
+            _ if cx.readonly => {
                 let moved = matches!(
                     key.code,
                     KeyCode::Up
@@ -437,33 +413,33 @@ impl App {
                 if moved {
                     editor.area.input(key);
                 } else {
-                    self.flash(Level::Warn, "read-only mode: the editor only views");
+                    cx.flash(Level::Warn, "read-only mode: the editor only views");
                 }
             }
             _ => {
                 if editor.area.input(key) {
-                    editor.revalidate(now);
-                    self.editor_text_changed();
+                    editor.revalidate(cx.now);
+                    cx.editor_changed();
                 }
             }
         }
         true
     }
 
-    fn close_editor(&mut self) {
-        let Some(editor) = self.screens.clients.editor.as_ref() else {
+    fn close_editor(&mut self, cx: &mut Cx) {
+        let Some(editor) = self.editor.as_ref() else {
             return;
         };
         if !editor.modified() {
-            self.screens.clients.editor = None;
+            self.editor = None;
             return;
         }
         if let Some(syntax) = &editor.syntax {
             let where_ = syntax
                 .location
                 .map_or(String::new(), |at| format!(" at {at}"));
-            self.confirm(
-                Confirmation::DiscardEditor,
+            cx.confirm(
+                ClientConfirm::DiscardEditor,
                 "Discard editor changes",
                 vec![
                     format!("The text does not parse{where_}: {}", syntax.message),
@@ -472,35 +448,158 @@ impl App {
             );
             return;
         }
-        self.apply_editor(false);
+        self.apply_editor(false, cx);
     }
 
     /// Makes the editor's text the policy (one undo step); with `save`, writes it too.
-    pub(crate) fn apply_editor(&mut self, save: bool) {
-        let Some(editor) = self.screens.clients.editor.as_ref() else {
+    pub(crate) fn apply_editor(&mut self, save: bool, cx: &mut Cx) {
+        let Some(editor) = self.editor.as_ref() else {
             return;
         };
-        if self.readonly {
-            self.screens.clients.editor = None;
+        if cx.readonly {
+            self.editor = None;
             return;
         }
         if let Some(syntax) = &editor.syntax {
-            self.flash(
+            cx.flash(
                 Level::Error,
                 format!("not applied: {syntax} (Tab lists findings, Enter jumps)"),
             );
             return;
         }
         let text = editor.text();
-        if self.session.is_some() && text == self.text() {
-            self.screens.clients.editor = None;
+        if cx.policy().is_some() && text == cx.text() {
+            self.editor = None;
             if save {
-                self.save_text(text);
+                cx.save_text(text);
             }
             return;
         }
-        self.derive(PolicyInput::Text(text), PolicyPurpose::Replace { save });
+        cx.replace_text(text, save);
     }
+
+    fn prompted(&mut self, what: &ClientPrompt, text: &str, cx: &mut Cx) -> Result<(), String> {
+        use crate::policy::Edit;
+        let usage = "type RESOURCE OPERATION, e.g. `production_api read`";
+        let edit = match what {
+            ClientPrompt::Add => {
+                check_identity(text)?;
+                let identity = text.to_string();
+                cx.edit_then_select(Edit::AddClient { identity }, text.to_string());
+                return Ok(());
+            }
+            ClientPrompt::Rename(from) => {
+                check_identity(text)?;
+                let (from, to) = (from.clone(), text.to_string());
+                cx.edit_then_select(Edit::RenameClient { from, to }, text.to_string());
+                return Ok(());
+            }
+            ClientPrompt::Grant(identity) => {
+                let (resource, operation) = two_words(text, usage)?;
+                Edit::Grant {
+                    identity: identity.clone(),
+                    resource,
+                    operation,
+                }
+            }
+            ClientPrompt::Revoke(identity) => {
+                let (resource, operation) = two_words(text, usage)?;
+                Edit::Revoke {
+                    identity: identity.clone(),
+                    resource,
+                    operation,
+                }
+            }
+            ClientPrompt::IdentityTtl(identity) => {
+                let duration = match text {
+                    "0" | "off" => None,
+                    other => Some(lifetime(other)?),
+                };
+                Edit::SetIdentityTokens {
+                    identity: identity.clone(),
+                    enabled: duration.is_some(),
+                    duration,
+                }
+            }
+            ClientPrompt::SetSetting(identity) => {
+                let (key, value) =
+                    two_words(text, "type SETTING VALUE, e.g. `delegatable false`")?;
+                let setting = crate::policy::Setting::from_key(&key).ok_or_else(|| {
+                    format!("no setting {key:?}: delegatable, operator, authorization_token_duration, max_delegation_depth")
+                })?;
+                let value = setting.parse_value(&value)?;
+                Edit::SetSetting {
+                    identity: identity.clone(),
+                    setting,
+                    value,
+                }
+            }
+        };
+        cx.edit(edit);
+        Ok(())
+    }
+}
+
+fn client_form_action(action: Action, identity: String, cx: &mut Cx) {
+    match action {
+        Action::RemoveClient => cx.confirm(
+            ClientConfirm::Remove(identity.clone()),
+            "Remove client",
+            vec![
+                format!("Remove {identity} from clients.toml?"),
+                "It can no longer authenticate or get tokens once this is pushed.".into(),
+            ],
+        ),
+        Action::Grant => cx.prompt(
+            ClientPrompt::Grant(identity.clone()),
+            &format!("Grant to {identity}"),
+            "RESOURCE OPERATION, e.g. production_api read",
+            "",
+        ),
+        Action::Revoke => cx.prompt(
+            ClientPrompt::Revoke(identity.clone()),
+            &format!("Revoke from {identity}"),
+            "RESOURCE OPERATION",
+            "",
+        ),
+        Action::IdentityTtl => {
+            let current = cx
+                .policy()
+                .and_then(|l| l.policy.client(&identity))
+                .and_then(policy::Client::identity_token_cap)
+                .map_or("0".to_string(), policy::duration::format);
+            cx.prompt(
+                ClientPrompt::IdentityTtl(identity.clone()),
+                &format!("Identity token lifetime for {identity}"),
+                "8h, 30m, 1h30m, 7d or seconds; 0 turns identity tokens off",
+                &current,
+            )
+        }
+        Action::WhatCan => {
+            if let Some(loaded) = cx.policy() {
+                let text = what_can(&loaded.policy, &identity);
+                cx.flash(Level::Info, text);
+            }
+        }
+        Action::RenameClient => cx.prompt(
+            ClientPrompt::Rename(identity.clone()),
+            &format!("Rename {identity}"),
+            "the new identifier (its delegations keep pointing at the old one: check the tree)",
+            &identity,
+        ),
+        Action::SetSetting => cx.prompt(
+            ClientPrompt::SetSetting(identity.clone()),
+            &format!("Setting of {identity}"),
+            "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 5m, max_delegation_depth N; VALUE default removes it",
+            "",
+        ),
+        _ => {}
+    }
+}
+
+/// A token lifetime, read as everywhere else: `8h`, `1h30m`, `7d`, or seconds.
+fn lifetime(text: &str) -> Result<u64, String> {
+    crate::policy::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// What `identity` may do under `policy`, in one line.

@@ -13,14 +13,16 @@ pub mod tokens;
 
 use std::any::Any;
 use std::fmt;
+use std::path::Path;
 use std::rc::Rc;
 
 use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 
 use super::app::{App, Level};
 use super::jobs::{Job, JobResult};
-use super::keymap::{Action, Scope};
+use super::keymap::{Action, Keymap, Scope};
 use crate::policy::{DelegationTree, Edit, LoadedPolicy};
 use changes::ChangesState;
 use clients::ClientsState;
@@ -62,8 +64,10 @@ pub fn hint(action: Action, label: &'static str) -> Hint {
     }
 }
 
-/// What every screen offers the console. Screens not yet moved behind `on_action` (Clients,
-/// Tokens, Changes, Server) still act through `impl App` blocks in their modules.
+/// What every screen offers the console, and all the console knows of a screen: keys reach it
+/// as actions (`on_action`) or, while it has a text field open, as keys (`on_key`, `on_paste`);
+/// the answers to its own prompts, confirmations and pick-lists come back to it with what it
+/// asked (`on_prompt`, `on_confirm`); it takes the job results it asked for (`on_result`).
 pub trait Screen {
     fn title(&self) -> &'static str;
     /// The title when the terminal is narrow.
@@ -95,8 +99,18 @@ pub trait Screen {
     /// The screen was switched to.
     fn on_enter(&mut self, _cx: &mut Cx) {}
     fn on_action(&mut self, _action: Action, _cx: &mut Cx) {}
-    /// The text typed into a prompt this screen asked for (`what` is what it asked with). An
-    /// `Err` says why the text is refused; the prompt stays open with it.
+    /// A key, before the keymap sees it, while the screen has a text field open (`typing`):
+    /// true when the screen took it.
+    fn on_key(&mut self, _key: KeyEvent, _cx: &mut Cx) -> bool {
+        false
+    }
+    /// Pasted text (bracketed paste) while no popup is open: true when the screen took it.
+    fn on_paste(&mut self, _text: &str, _cx: &mut Cx) -> bool {
+        false
+    }
+    /// The text typed into a prompt this screen asked for, or the item picked from a list it
+    /// offered (`what` is what it asked with). An `Err` says why the text is refused; the
+    /// prompt stays open with it.
     fn on_prompt(&mut self, _what: &dyn Any, _text: &str, _cx: &mut Cx) -> Result<(), String> {
         Ok(())
     }
@@ -187,7 +201,22 @@ pub enum Request {
     Flash(Level, String),
     Submit(Job),
     RefreshGit,
-    Edit(Edit),
+    Edit {
+        edit: Edit,
+        select: Option<String>,
+    },
+    ReplaceText {
+        text: String,
+        save: bool,
+    },
+    SaveText(String),
+    EditorChanged,
+    ExternalEdit,
+    Commit(String),
+    SavedTextUnknown,
+    Reload(Option<String>),
+    RebuildViews,
+    ShowChain(Vec<String>),
     Confirm {
         what: Rc<dyn Any>,
         title: String,
@@ -198,6 +227,13 @@ pub enum Request {
         title: String,
         hint: String,
         initial: String,
+        /// An empty answer means something (else it cancels the prompt).
+        empty_ok: bool,
+    },
+    Pick {
+        what: Rc<dyn Any>,
+        title: String,
+        items: Vec<String>,
     },
     Copy(&'static str, String),
     GoTo(ScreenId),
@@ -208,9 +244,10 @@ pub enum Request {
 }
 
 /// What a screen may read and ask for while it handles a key, an action, an answer or a job
-/// result: the policy, the delegation tree, the clock and the mode to read; flash, submit a
-/// job, apply an edit, confirm, prompt, copy and go to another screen to ask. A screen never
-/// holds `App`, so it cannot reach another screen's state.
+/// result: the policy (its text, the text on disk, whether there are unsaved edits), the
+/// delegation tree, the clock, the mode and the jobs running to read; flash, submit a job,
+/// apply an edit, confirm, prompt, copy and go to another screen to ask. A screen never holds
+/// `App`, so it cannot reach another screen's state.
 pub struct Cx<'a> {
     pub now: i64,
     pub readonly: bool,
@@ -218,38 +255,92 @@ pub struct Cx<'a> {
     pub has_repo: bool,
     /// A server is configured (embedded or remote).
     pub has_server: bool,
-    policy: Option<&'a LoadedPolicy>,
-    tree: &'a DelegationTree,
+    /// Unsaved edits: in the policy, or typed in the raw editor and not yet applied.
+    pub dirty: bool,
+    /// The raw editor is open with text not yet applied to the policy.
+    pub editor_unapplied: bool,
+    view: CxView<'a>,
     requests: Vec<Request>,
+}
+
+/// What a screen reads through `Cx`, borrowed from the console.
+pub struct CxView<'a> {
+    pub policy: Option<&'a LoadedPolicy>,
+    pub tree: &'a DelegationTree,
+    /// The policy's text as edited (unsaved edits included) and as last read or saved.
+    pub text: &'a str,
+    pub saved_text: &'a str,
+    pub policy_path: &'a Path,
+    /// Identities with a client certificate in the workspace (for demo flows).
+    pub demo_clients: &'a [String],
+    pub keymap: &'a Keymap,
+    pub in_flight: &'a [(u64, Job)],
 }
 
 impl<'a> Cx<'a> {
     pub fn new(
         now: i64,
         readonly: bool,
-        has_repo: bool,
-        has_server: bool,
-        policy: Option<&'a LoadedPolicy>,
-        tree: &'a DelegationTree,
+        (has_repo, has_server): (bool, bool),
+        (dirty, editor_unapplied): (bool, bool),
+        view: CxView<'a>,
     ) -> Cx<'a> {
         Cx {
             now,
             readonly,
             has_repo,
             has_server,
-            policy,
-            tree,
+            dirty,
+            editor_unapplied,
+            view,
             requests: Vec::new(),
         }
     }
 
     /// The policy being edited; `None` while the file does not parse.
     pub fn policy(&self) -> Option<&'a LoadedPolicy> {
-        self.policy
+        self.view.policy
     }
 
     pub fn tree(&self) -> &'a DelegationTree {
-        self.tree
+        self.view.tree
+    }
+
+    /// The policy's text as edited (the text on disk while it does not parse).
+    pub fn text(&self) -> &'a str {
+        self.view.text
+    }
+
+    /// The text on disk, as last read or saved.
+    pub fn saved_text(&self) -> &'a str {
+        self.view.saved_text
+    }
+
+    pub fn policy_path(&self) -> &'a Path {
+        self.view.policy_path
+    }
+
+    /// The policy file's name ("clients.toml").
+    pub fn policy_file_name(&self) -> String {
+        self.view
+            .policy_path
+            .file_name()
+            .map_or("clients.toml".into(), |n| n.to_string_lossy().into_owned())
+    }
+
+    pub fn demo_clients(&self) -> &'a [String] {
+        self.view.demo_clients
+    }
+
+    /// Whether a job like this is queued or running (so it is not asked for twice).
+    pub fn job_running(&self, like: impl Fn(&Job) -> bool) -> bool {
+        self.view.in_flight.iter().any(|(_, job)| like(job))
+    }
+
+    /// The navigation a key is, inside a text field: only keys that cannot be text (enter,
+    /// esc, tab, arrows, ctrl-…) count, so a letter bound to an action still types itself.
+    pub fn typing_action(&self, key: &KeyEvent) -> Option<Action> {
+        typing_action(self.view.keymap, key)
     }
 
     pub fn flash(&mut self, level: Level, text: impl Into<String>) {
@@ -267,7 +358,71 @@ impl<'a> Cx<'a> {
 
     /// Applies an edit to the policy (on a worker; input waits for it).
     pub fn edit(&mut self, edit: Edit) {
-        self.requests.push(Request::Edit(edit));
+        self.requests.push(Request::Edit { edit, select: None });
+    }
+
+    /// `edit`, then selects client `identity` in the client list (an added or renamed one).
+    pub fn edit_then_select(&mut self, edit: Edit, identity: String) {
+        self.requests.push(Request::Edit {
+            edit,
+            select: Some(identity),
+        });
+    }
+
+    /// Makes `text` the policy, as one undo step (the raw editor's apply); with `save`,
+    /// writes it too. Once it is in, the raw editor closes.
+    pub fn replace_text(&mut self, text: String, save: bool) {
+        self.requests.push(Request::ReplaceText { text, save });
+    }
+
+    /// Writes `text` to the policy file (over what this console last read or wrote).
+    pub fn save_text(&mut self, text: String) {
+        self.requests.push(Request::SaveText(text));
+    }
+
+    /// The raw editor's text changed: the console keeps it for recovery once typing pauses.
+    pub fn editor_changed(&mut self) {
+        self.requests.push(Request::EditorChanged);
+    }
+
+    /// Hands the terminal to `$VISUAL` / `$EDITOR` on the policy file.
+    pub fn external_edit(&mut self) {
+        self.requests.push(Request::ExternalEdit);
+    }
+
+    /// Commits the policy (and revocations.toml) with `message`, saving unsaved edits first.
+    pub fn commit(&mut self, message: String) {
+        self.requests.push(Request::Commit(message));
+    }
+
+    /// A commit that saved first failed: the console no longer knows what the file holds.
+    pub fn saved_text_unknown(&mut self) {
+        self.requests.push(Request::SavedTextUnknown);
+    }
+
+    /// Reads the working files again (a rebase rewrote them); `note` says why, once read.
+    pub fn reload(&mut self, note: Option<String>) {
+        self.requests.push(Request::Reload(note));
+    }
+
+    /// Rebuilds the views that read more than one screen's state (the Changes screen replays
+    /// the Server screen's audit feed against the edited policy).
+    pub fn rebuild_views(&mut self) {
+        self.requests.push(Request::RebuildViews);
+    }
+
+    /// Highlights a token's identity chain (root first) in the delegation tree.
+    pub fn show_chain(&mut self, chain: Vec<String>) {
+        self.requests.push(Request::ShowChain(chain));
+    }
+
+    /// Offers a list to pick from; the screen's `on_prompt` gets `what` and the item picked.
+    pub fn pick<T: Any>(&mut self, what: T, title: &str, items: Vec<String>) {
+        self.requests.push(Request::Pick {
+            what: Rc::new(what),
+            title: title.to_string(),
+            items,
+        });
     }
 
     /// Asks to confirm `what`; the screen's `on_confirm` gets it back if confirmed. Focus
@@ -280,13 +435,27 @@ impl<'a> Cx<'a> {
         });
     }
 
-    /// Asks for a line of text; the screen's `on_prompt` gets `what` and the text.
+    /// Asks for a line of text; the screen's `on_prompt` gets `what` and the text. An empty
+    /// answer cancels.
     pub fn prompt<T: Any>(&mut self, what: T, title: &str, hint: &str, initial: &str) {
         self.requests.push(Request::Prompt {
             what: Rc::new(what),
             title: title.to_string(),
             hint: hint.to_string(),
             initial: initial.to_string(),
+            empty_ok: false,
+        });
+    }
+
+    /// `prompt`, where an empty answer is an answer too ("verify as the token's own
+    /// identity").
+    pub fn prompt_or_empty<T: Any>(&mut self, what: T, title: &str, hint: &str, initial: &str) {
+        self.requests.push(Request::Prompt {
+            what: Rc::new(what),
+            title: title.to_string(),
+            hint: hint.to_string(),
+            initial: initial.to_string(),
+            empty_ok: true,
         });
     }
 
@@ -307,4 +476,16 @@ impl<'a> Cx<'a> {
     pub fn into_requests(self) -> Vec<Request> {
         self.requests
     }
+}
+
+/// The navigation a key is inside a text field (see `Cx::typing_action`).
+pub fn typing_action(keymap: &Keymap, key: &KeyEvent) -> Option<Action> {
+    let plain_char = matches!(key.code, KeyCode::Char(_))
+        && !key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    if plain_char {
+        return None;
+    }
+    keymap.lookup(Scope::Global, key)
 }

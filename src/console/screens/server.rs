@@ -165,6 +165,12 @@ impl Screen for ServerState {
                 format!("the server did not take the sync: {e}"),
             ),
             JobResult::KeyChanged { change, outcome } => self.key_changed(change, outcome, cx),
+            // New decisions in the feed: the Changes screen replays them.
+            JobResult::ServerAudit(result) => {
+                if self.audit_result(result) {
+                    cx.rebuild_views();
+                }
+            }
             other => return Some(other),
         }
         None

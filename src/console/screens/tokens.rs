@@ -11,8 +11,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 
-use super::{Hint, Screen, hint, hints};
-use crate::console::app::{App, Level, Popup, PromptKind};
+use std::any::Any;
+
+use super::{Cx, Hint, Screen, hint, hints};
+use crate::console::app::{App, Level, expand_home};
 use crate::console::jobs::{FlowStep, Job, JobResult, RootKeyText};
 use crate::console::keymap::{Action, Scope};
 use crate::console::revocation_status::RevocationLists;
@@ -81,145 +83,129 @@ impl Screen for TokensState {
     fn render(&self, frame: &mut Frame, area: Rect, app: &App) {
         render(frame, area, app);
     }
+
+    fn on_action(&mut self, action: Action, cx: &mut Cx) {
+        self.act(action, cx);
+    }
+
+    fn on_key(&mut self, key: KeyEvent, cx: &mut Cx) -> bool {
+        self.input_key(key, cx)
+    }
+
+    /// A pasted token is loaded at once (the paste box closes).
+    fn on_paste(&mut self, text: &str, cx: &mut Cx) -> bool {
+        self.input = None;
+        self.load_token(text.trim().to_string(), "pasted".into(), cx);
+        true
+    }
+
+    fn on_prompt(&mut self, what: &dyn Any, text: &str, cx: &mut Cx) -> Result<(), String> {
+        match what.downcast_ref::<TokensPrompt>() {
+            Some(TokensPrompt::VerifyAs) => self.verify_as(text, cx),
+            Some(TokensPrompt::LoadTokenFile) => cx.submit(Job::LoadTokenFile {
+                path: expand_home(text),
+            }),
+            Some(TokensPrompt::DemoFlow) => self.start_demo_flow(text, cx)?,
+            Some(TokensPrompt::Stored) if text == FILE_ITEM => ask_token_file(cx),
+            Some(TokensPrompt::Stored) => cx.submit(Job::LoadStoredToken {
+                name: text.to_string(),
+            }),
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn on_result(&mut self, result: JobResult, cx: &mut Cx) -> Option<JobResult> {
+        self.result(result, cx)
+    }
 }
 
-impl App {
-    pub(crate) fn tokens_action(&mut self, action: Action) {
+/// What a Tokens prompt (or pick-list) asks for.
+enum TokensPrompt {
+    VerifyAs,
+    LoadTokenFile,
+    DemoFlow,
+    /// A stored token, or "read a file".
+    Stored,
+}
+
+impl TokensState {
+    fn act(&mut self, action: Action, cx: &mut Cx) {
         match action {
             Action::PasteToken => {
                 let mut input = TextArea::new(vec![String::new()]);
                 input.set_placeholder_text("paste a token, then Enter");
-                self.screens.tokens.input = Some(input);
+                self.input = Some(input);
             }
-            Action::LoadToken => {
-                self.submit(Job::ListStoredTokens);
-            }
+            Action::LoadToken => cx.submit(Job::ListStoredTokens),
             Action::Verify => {
-                if self.screens.tokens.token.is_none() {
-                    self.flash(Level::Info, "Verify: load or paste a token first (p, o)");
+                if self.token.is_none() {
+                    cx.flash(Level::Info, "Verify: load or paste a token first (p, o)");
                     return;
                 }
                 let suggested = self
-                    .screens
-                    .tokens
                     .inspection
                     .as_ref()
                     .and_then(|i| i.as_ref().ok())
                     .and_then(|i| i.effective_identity.clone())
                     .unwrap_or_default();
-                self.prompt(
-                    PromptKind::VerifyAs,
+                cx.prompt_or_empty(
+                    TokensPrompt::VerifyAs,
                     "Verify as",
                     "IDENTITY [DOMAIN] — empty: the token's own identity",
                     &suggested,
                 );
             }
-            Action::DemoFlow => {
-                if self.server.is_none() {
-                    self.flash(
-                        Level::Warn,
-                        "Demo flow: no server (start with the demo workspace)",
-                    );
-                    return;
-                }
-                let Some(client) = self
-                    .demo_clients
-                    .iter()
-                    .find(|c| c.ends_with(":alice"))
-                    .or(self.demo_clients.first())
-                    .cloned()
-                else {
-                    self.flash(
-                        Level::Warn,
-                        "Demo flow: it authenticates with a client certificate and this console has none (the --cert of --server names no uri: identity); open a workspace (--workspace DIR, or no flags for the demo one) to run it",
-                    );
-                    return;
-                };
-                let (resource, operation) = self.first_grant(&client);
-                let initial = format!("{client} {client}:agent1 {resource} {operation}");
-                self.prompt(
-                    PromptKind::DemoFlow,
-                    "Demo flow",
-                    "CLIENT DELEGATE-TO RESOURCE OPERATION",
-                    &initial,
-                );
+            Action::DemoFlow => ask_demo_flow(cx),
+            Action::FocusNext | Action::FocusPrev => self.blocks_focused = !self.blocks_focused,
+            Action::Up if self.blocks_focused => {
+                self.block_selected = self.block_selected.saturating_sub(1)
             }
-            Action::FocusNext | Action::FocusPrev => {
-                self.screens.tokens.blocks_focused = !self.screens.tokens.blocks_focused
-            }
-            Action::Up if self.screens.tokens.blocks_focused => {
-                self.screens.tokens.block_selected =
-                    self.screens.tokens.block_selected.saturating_sub(1)
-            }
-            Action::Down if self.screens.tokens.blocks_focused => {
+            Action::Down if self.blocks_focused => {
                 let last = self.block_count().saturating_sub(1);
-                self.screens.tokens.block_selected =
-                    (self.screens.tokens.block_selected + 1).min(last)
+                self.block_selected = (self.block_selected + 1).min(last)
             }
-            Action::Up => {
-                self.screens.tokens.flow_selected =
-                    self.screens.tokens.flow_selected.saturating_sub(1)
-            }
+            Action::Up => self.flow_selected = self.flow_selected.saturating_sub(1),
             Action::Down => {
-                self.screens.tokens.flow_selected = (self.screens.tokens.flow_selected + 1)
-                    .min(self.screens.tokens.flow.len().saturating_sub(1))
+                self.flow_selected =
+                    (self.flow_selected + 1).min(self.flow.len().saturating_sub(1))
             }
-            Action::RevokeToken => self.revoke_selected_block(),
-            Action::PageDown => {
-                self.screens.tokens.scroll = self.screens.tokens.scroll.saturating_add(10)
-            }
-            Action::PageUp => {
-                self.screens.tokens.scroll = self.screens.tokens.scroll.saturating_sub(10)
-            }
+            Action::RevokeToken => self.revoke_selected_block(cx),
+            Action::PageDown => self.scroll = self.scroll.saturating_add(10),
+            Action::PageUp => self.scroll = self.scroll.saturating_sub(10),
             Action::Select => {
                 let token = self
-                    .screens
-                    .tokens
                     .flow
-                    .get(self.screens.tokens.flow_selected)
+                    .get(self.flow_selected)
                     .and_then(|s| s.token.clone());
                 if let Some(token) = token {
-                    let source =
-                        format!("demo flow step {}", self.screens.tokens.flow_selected + 1);
-                    self.load_token(token, source);
+                    let source = format!("demo flow step {}", self.flow_selected + 1);
+                    self.load_token(token, source, cx);
                 }
             }
-            Action::Copy => match self.screens.tokens.token.clone() {
-                Some(token) => self.copy("token", token),
-                None => self.flash(Level::Info, "no token loaded"),
+            Action::Copy => match self.token.clone() {
+                Some(token) => cx.copy("token", token),
+                None => cx.flash(Level::Info, "no token loaded"),
             },
             _ => {}
         }
     }
 
-    /// A resource and operation `identity` is granted (the demo flow's default request); the
-    /// demo policy's `production_api read` when it has none.
-    fn first_grant(&self, identity: &str) -> (String, String) {
-        self.loaded()
-            .and_then(|l| l.policy.client(identity))
-            .and_then(|c| {
-                c.resources
-                    .iter()
-                    .find_map(|r| Some((r.name.clone(), r.operations.first()?.clone())))
-            })
-            .unwrap_or_else(|| ("production_api".into(), "read".into()))
-    }
-
     fn block_count(&self) -> usize {
-        match &self.screens.tokens.inspection {
+        match &self.inspection {
             Some(Ok(inspection)) => inspection.blocks.len(),
             _ => 0,
         }
     }
 
     /// Revokes the selected block (the last one unless the blocks pane chose another).
-    fn revoke_selected_block(&mut self) {
-        let Some(Ok(inspection)) = &self.screens.tokens.inspection else {
-            self.flash(Level::Info, "Revoke: load or paste a token first (p, o)");
+    fn revoke_selected_block(&mut self, cx: &mut Cx) {
+        let Some(Ok(inspection)) = &self.inspection else {
+            cx.flash(Level::Info, "Revoke: load or paste a token first (p, o)");
             return;
         };
-        let index = if self.screens.tokens.blocks_focused {
-            self.screens.tokens.block_selected
+        let index = if self.blocks_focused {
+            self.block_selected
         } else {
             inspection.blocks.len() - 1
         };
@@ -236,22 +222,21 @@ impl App {
             format!("this token (usable by {whose}) and everything delegated from it")
         };
         let what = format!("block {index} ({}): {reach}", block.role);
-        let id = block.revocation_id.clone();
-        self.start_revocation(id, what);
+        cx.revoke(block.revocation_id.clone(), what);
     }
 
     /// Keys typed into the paste box.
-    pub(crate) fn tokens_input_key(&mut self, key: KeyEvent) -> bool {
-        let action = self.typing_action(&key);
-        let Some(input) = self.screens.tokens.input.as_mut() else {
+    fn input_key(&mut self, key: KeyEvent, cx: &mut Cx) -> bool {
+        let action = cx.typing_action(&key);
+        let Some(input) = self.input.as_mut() else {
             return false;
         };
         match action {
-            Some(Action::Back) => self.screens.tokens.input = None,
+            Some(Action::Back) => self.input = None,
             Some(Action::Select) => {
                 let text: String = input.lines().join("");
-                self.screens.tokens.input = None;
-                self.load_token(text.trim().to_string(), "pasted".into());
+                self.input = None;
+                self.load_token(text.trim().to_string(), "pasted".into(), cx);
             }
             _ => {
                 input.input(key);
@@ -260,56 +245,55 @@ impl App {
         true
     }
 
-    pub fn load_token(&mut self, token: String, source: String) {
+    /// Shows `token` (read from `source`), its chain in the delegation tree, and this screen.
+    pub fn load_token(&mut self, token: String, source: String, cx: &mut Cx) {
         if token.is_empty() {
-            self.flash(Level::Info, "no token entered");
+            cx.flash(Level::Info, "no token entered");
             return;
         }
-        let inspection = token::inspect(&token, None, self.now).map_err(|e| e.to_string());
+        let inspection = token::inspect(&token, None, cx.now).map_err(|e| e.to_string());
         if let Ok(inspection) = &inspection {
-            self.show_chain(inspection.chain.clone());
+            cx.show_chain(inspection.chain.clone());
         }
-        self.screens.tokens.inspection = Some(inspection);
-        self.screens.tokens.verification = None;
-        self.screens.tokens.block_selected = match &self.screens.tokens.inspection {
-            Some(Ok(inspection)) => inspection.blocks.len().saturating_sub(1),
+        self.block_selected = match &inspection {
+            Ok(inspection) => inspection.blocks.len().saturating_sub(1),
             _ => 0,
         };
-        self.screens.tokens.token = Some(token);
-        self.screens.tokens.source = source;
-        self.submit(Job::ReadRevocations);
-        self.screens.tokens.scroll = 0;
-        self.go_to(super::ScreenId::Tokens);
+        self.inspection = Some(inspection);
+        self.verification = None;
+        self.token = Some(token);
+        self.source = source;
+        cx.submit(Job::ReadRevocations);
+        self.scroll = 0;
+        cx.go_to(super::ScreenId::Tokens);
     }
 
-    pub(crate) fn verify_as(&mut self, text: &str) {
-        let Some(token) = self.screens.tokens.token.clone() else {
+    /// Verifies the loaded token as `text` (IDENTITY [DOMAIN]; empty: its own identity).
+    pub fn verify_as(&mut self, text: &str, cx: &mut Cx) {
+        let Some(token) = self.token.clone() else {
+            cx.flash(Level::Info, "verify: load or paste a token first");
             return;
         };
-        let roots = match (
-            &self.screens.tokens.custom_key,
-            &self.screens.tokens.server_key,
-        ) {
+        let roots = match (&self.custom_key, &self.server_key) {
             (Some(key), _) => vec![RootKeyText::single(key.clone())],
             (None, Some(Ok(keys))) => keys.clone(),
             (None, Some(Err(e))) => {
-                let e = e.clone();
-                self.flash(
+                cx.flash(
                     Level::Error,
                     format!("no root key: the server's could not be fetched ({e}); give one with :key KEY"),
                 );
                 return;
             }
             (None, None) => {
-                self.flash(Level::Error, "no root key yet: give one with :key KEY");
+                cx.flash(Level::Error, "no root key yet: give one with :key KEY");
                 return;
             }
         };
         let mut words = text.split_whitespace();
         let identity = words.next().map(str::to_string);
         let domain = words.next().map(str::to_string);
-        self.screens.tokens.verification = None;
-        self.submit(Job::Verify {
+        self.verification = None;
+        cx.submit(Job::Verify {
             token,
             roots,
             identity,
@@ -318,20 +302,20 @@ impl App {
     }
 
     /// Starts the demo flow typed in the prompt; refuses (keeping the prompt) what cannot run.
-    pub(crate) fn start_demo_flow(&mut self, text: &str) -> Result<(), String> {
+    fn start_demo_flow(&mut self, text: &str, cx: &mut Cx) -> Result<(), String> {
         let parts: Vec<&str> = text.split_whitespace().collect();
         let [client, delegate_to, resource, operation] = parts.as_slice() else {
             return Err("type CLIENT DELEGATE-TO RESOURCE OPERATION, e.g. uri:urn:company:alice uri:urn:company:alice:agent1 production_api read".into());
         };
-        if !self.demo_clients.iter().any(|c| c == client) {
+        if !cx.demo_clients().iter().any(|c| c == client) {
             return Err(format!(
                 "no client certificate for {client}: the flow authenticates with one of {}",
-                self.demo_clients.join(", ")
+                cx.demo_clients().join(", ")
             ));
         }
-        self.screens.tokens.flow.clear();
-        self.screens.tokens.flow_selected = 0;
-        self.submit(Job::DemoFlow {
+        self.flow.clear();
+        self.flow_selected = 0;
+        cx.submit(Job::DemoFlow {
             client: client.to_string(),
             delegate_to: delegate_to.to_string(),
             resource: resource.to_string(),
@@ -340,25 +324,23 @@ impl App {
         Ok(())
     }
 
-    pub(crate) fn tokens_result(&mut self, result: JobResult) {
+    /// A job result this screen asked for; the others are handed back.
+    fn result(&mut self, result: JobResult, cx: &mut Cx) -> Option<JobResult> {
         match result {
             JobResult::TokenLoaded { source, token } => match token {
-                Ok(token) => self.load_token(token, source),
-                Err(e) => self.flash(Level::Error, e),
+                Ok(token) => self.load_token(token, source, cx),
+                Err(e) => cx.flash(Level::Error, e),
             },
             JobResult::StoredTokens(Ok(mut names)) => {
                 names.insert(0, FILE_ITEM.to_string());
-                self.popup = Some(Popup::Picker {
-                    title: "Load a token".into(),
-                    items: names,
-                    selected: 0,
-                });
+                cx.pick(TokensPrompt::Stored, "Load a token", names);
             }
             JobResult::StoredTokens(Err(e)) => {
-                self.flash(Level::Warn, format!("token store: {e}"));
-                self.prompt(PromptKind::LoadTokenFile, "Load a token file", "path", "");
+                cx.flash(Level::Warn, format!("token store: {e}"));
+                ask_token_file(cx);
             }
-            JobResult::Revocations(lists) => self.screens.tokens.revocations = Some(*lists),
+            JobResult::Revocations(lists) => self.revocations = Some(*lists),
+            JobResult::ServerPublicKey(result) => self.server_key = Some(result),
             JobResult::Verified(result) => {
                 let level = if result.is_ok() {
                     Level::Success
@@ -370,36 +352,74 @@ impl App {
                     Err(e) if e.starts_with("revoked") => e.clone(),
                     Err(e) => format!("invalid: {e}"),
                 };
-                self.flash(level, text);
-                self.screens.tokens.verification = Some(result);
+                cx.flash(level, text);
+                self.verification = Some(result);
             }
             JobResult::FlowStep(step) => {
                 let ok = step.ok;
                 let token = step.token.clone();
                 let title = step.title.clone();
-                self.screens.tokens.flow.push(step);
-                self.screens.tokens.flow_selected = self.screens.tokens.flow.len() - 1;
+                self.flow.push(step);
+                self.flow_selected = self.flow.len() - 1;
                 if let Some(token) = token {
-                    self.load_token(token, format!("demo flow: {title}"));
+                    self.load_token(token, format!("demo flow: {title}"), cx);
                 }
                 if !ok {
-                    self.flash(Level::Error, format!("demo flow stopped at {title}"));
+                    cx.flash(Level::Error, format!("demo flow stopped at {title}"));
                 }
             }
-            _ => {}
+            other => return Some(other),
         }
+        None
     }
+}
 
-    /// The picker chose an item: a stored token, or "read a file".
-    pub(crate) fn picked(&mut self, item: &str) {
-        if item == FILE_ITEM {
-            self.prompt(PromptKind::LoadTokenFile, "Load a token file", "path", "");
-        } else {
-            self.submit(Job::LoadStoredToken {
-                name: item.to_string(),
-            });
-        }
+fn ask_token_file(cx: &mut Cx) {
+    cx.prompt(TokensPrompt::LoadTokenFile, "Load a token file", "path", "");
+}
+
+fn ask_demo_flow(cx: &mut Cx) {
+    if !cx.has_server {
+        cx.flash(
+            Level::Warn,
+            "Demo flow: no server (start with the demo workspace)",
+        );
+        return;
     }
+    let clients = cx.demo_clients();
+    let Some(client) = clients
+        .iter()
+        .find(|c| c.ends_with(":alice"))
+        .or(clients.first())
+        .cloned()
+    else {
+        cx.flash(
+            Level::Warn,
+            "Demo flow: it authenticates with a client certificate and this console has none (the --cert of --server names no uri: identity); open a workspace (--workspace DIR, or no flags for the demo one) to run it",
+        );
+        return;
+    };
+    let (resource, operation) = first_grant(cx, &client);
+    let initial = format!("{client} {client}:agent1 {resource} {operation}");
+    cx.prompt(
+        TokensPrompt::DemoFlow,
+        "Demo flow",
+        "CLIENT DELEGATE-TO RESOURCE OPERATION",
+        &initial,
+    );
+}
+
+/// A resource and operation `identity` is granted (the demo flow's default request); the
+/// demo policy's `production_api read` when it has none.
+fn first_grant(cx: &Cx, identity: &str) -> (String, String) {
+    cx.policy()
+        .and_then(|l| l.policy.client(identity))
+        .and_then(|c| {
+            c.resources
+                .iter()
+                .find_map(|r| Some((r.name.clone(), r.operations.first()?.clone())))
+        })
+        .unwrap_or_else(|| ("production_api".into(), "read".into()))
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
