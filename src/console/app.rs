@@ -50,13 +50,9 @@ pub enum Confirmation {
         reason: String,
     },
     /// Restore unsaved edits a previous session left behind.
-    Recover {
-        text: String,
-    },
+    Recover { text: String },
     /// Reopen the raw editor on text a previous session typed there and never applied.
-    RecoverEditor {
-        text: String,
-    },
+    RecoverEditor { text: String },
     /// Reset the branch to its upstream (local work kept in recovery).
     ResetToUpstream,
 }
@@ -68,10 +64,7 @@ pub enum PromptKind {
     /// `empty_ok`.
     Screen { asked: Asked, empty_ok: bool },
     /// The reason for revoking `id`; `what` names the token.
-    RevocationReason {
-        id: String,
-        what: String,
-    },
+    RevocationReason { id: String, what: String },
 }
 
 /// Modal overlays; at most one at a time.
@@ -1412,17 +1405,12 @@ impl App {
                 title,
                 lines,
                 yes_focused,
-            } => match key.code {
-                KeyCode::Esc | KeyCode::Char('n') => self.flash(Level::Info, "cancelled"),
-                KeyCode::Char('y') => self.confirmed(what),
-                KeyCode::Enter if yes_focused => self.confirmed(what),
-                KeyCode::Enter => self.flash(Level::Info, "cancelled"),
-                KeyCode::Left
-                | KeyCode::Right
-                | KeyCode::Tab
-                | KeyCode::BackTab
-                | KeyCode::Char('h')
-                | KeyCode::Char('l') => {
+            } => match self.keymap.lookup(Scope::Confirm, &key) {
+                Some(Action::Back | Action::No) => self.flash(Level::Info, "cancelled"),
+                Some(Action::Yes) => self.confirmed(what),
+                Some(Action::Select) if yes_focused => self.confirmed(what),
+                Some(Action::Select) => self.flash(Level::Info, "cancelled"),
+                Some(Action::Left | Action::Right | Action::FocusNext | Action::FocusPrev) => {
                     self.popup = Some(Popup::Confirm {
                         what,
                         title,
@@ -1476,18 +1464,17 @@ impl App {
                 history_at,
                 completions,
             } => self.palette_key(input, history_at, completions, key),
-            Popup::QuitDirty { choice } => match key.code {
-                KeyCode::Esc => {}
-                KeyCode::Char('s') => self.quit_choice(0),
-                KeyCode::Char('d') => self.quit_choice(1),
-                KeyCode::Char('c') => {}
-                KeyCode::Enter => self.quit_choice(choice),
-                KeyCode::Left | KeyCode::BackTab | KeyCode::Char('h') => {
+            Popup::QuitDirty { choice } => match self.keymap.lookup(Scope::QuitDialog, &key) {
+                Some(Action::Back | Action::StayOpen) => {}
+                Some(Action::SaveAndQuit) => self.quit_choice(0),
+                Some(Action::DiscardAndQuit) => self.quit_choice(1),
+                Some(Action::Select) => self.quit_choice(choice),
+                Some(Action::Left | Action::FocusPrev) => {
                     self.popup = Some(Popup::QuitDirty {
                         choice: (choice + 2) % 3,
                     })
                 }
-                KeyCode::Right | KeyCode::Tab | KeyCode::Char('l') => {
+                Some(Action::Right | Action::FocusNext) => {
                     self.popup = Some(Popup::QuitDirty {
                         choice: (choice + 1) % 3,
                     })
@@ -1520,8 +1507,9 @@ impl App {
                 KeyCode::Enter => {
                     if let Some(item) = items.get(selected) {
                         let item = item.clone();
-                        let answer = self
-                            .with_screen(asked.screen, |s, cx| s.on_prompt(&*asked.what, &item, cx));
+                        let answer = self.with_screen(asked.screen, |s, cx| {
+                            s.on_prompt(&*asked.what, &item, cx)
+                        });
                         if let Err(why) = answer {
                             self.flash(Level::Error, why);
                         }

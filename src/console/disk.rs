@@ -15,13 +15,14 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::KeyEvent;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::app::{App, Confirmation, Level, Popup};
 use super::jobs::{Job, JobResult, PolicyInput, PolicyPurpose};
+use super::keymap::{Action, Scope};
 use crate::policy::rebase::{Conflict, Rebased, Resolutions, Side};
 
 /// Size and modification time of one file (`None`: not there).
@@ -362,8 +363,8 @@ impl App {
 
     pub(crate) fn conflicts_key(&mut self, mut dialog: ConflictsDialog, key: KeyEvent) {
         let count = dialog.conflicts.len();
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('a') => {
+        match self.keymap.lookup(Scope::Conflicts, &key) {
+            Some(Action::Back | Action::Abandon) => {
                 if let ConflictOrigin::Buffer { theirs, .. } = &dialog.origin {
                     self.disk.declined = Some(theirs.clone());
                     self.flash(
@@ -379,21 +380,23 @@ impl App {
                 }
                 return;
             }
-            KeyCode::Down | KeyCode::Char('j') => {
+            Some(Action::Down) => {
                 dialog.selected = (dialog.selected + 1).min(count.saturating_sub(1))
             }
-            KeyCode::Up | KeyCode::Char('k') => dialog.selected = dialog.selected.saturating_sub(1),
-            KeyCode::Char('m') => {
+            Some(Action::Up) => dialog.selected = dialog.selected.saturating_sub(1),
+            Some(Action::TakeMine) => {
                 dialog.choices[dialog.selected] = Some(Side::Mine);
                 dialog.selected = (dialog.selected + 1).min(count.saturating_sub(1));
             }
-            KeyCode::Char('t') => {
+            Some(Action::TakeTheirs) => {
                 dialog.choices[dialog.selected] = Some(Side::Theirs);
                 dialog.selected = (dialog.selected + 1).min(count.saturating_sub(1));
             }
-            KeyCode::Char('M') => dialog.choices.fill(Some(Side::Mine)),
-            KeyCode::Char('T') => dialog.choices.fill(Some(Side::Theirs)),
-            KeyCode::Char('r') if matches!(dialog.origin, ConflictOrigin::Push { .. }) => {
+            Some(Action::AllMine) => dialog.choices.fill(Some(Side::Mine)),
+            Some(Action::AllTheirs) => dialog.choices.fill(Some(Side::Theirs)),
+            Some(Action::ResetToUpstream)
+                if matches!(dialog.origin, ConflictOrigin::Push { .. }) =>
+            {
                 let ConflictOrigin::Push { upstream, .. } = &dialog.origin else {
                     unreachable!("matched just above")
                 };
@@ -410,12 +413,16 @@ impl App {
                 );
                 return;
             }
-            KeyCode::Enter => {
+            Some(Action::Select) => {
                 let left = dialog.choices.iter().filter(|c| c.is_none()).count();
                 if left > 0 {
                     self.flash(
                         Level::Warn,
-                        format!("choose mine (m) or theirs (t) for every conflict: {left} left"),
+                        format!(
+                            "choose mine ({}) or theirs ({}) for every conflict: {left} left",
+                            super::ui::key_of(self, Scope::Conflicts, Action::TakeMine),
+                            super::ui::key_of(self, Scope::Conflicts, Action::TakeTheirs),
+                        ),
                     );
                 } else {
                     let resolutions = dialog.resolutions();
@@ -493,13 +500,19 @@ pub fn render_conflicts(frame: &mut Frame, area: Rect, app: &App, dialog: &Confl
         )));
     }
     lines.push(Line::from(""));
-    let reset = if matches!(dialog.origin, ConflictOrigin::Push { .. }) {
-        " · r reset to the upstream"
-    } else {
-        ""
-    };
+    let mut keys: Vec<(&[Action], &str)> = vec![
+        (&[Action::Up, Action::Down], "select"),
+        (&[Action::TakeMine], "mine"),
+        (&[Action::TakeTheirs], "theirs"),
+        (&[Action::AllMine, Action::AllTheirs], "all"),
+        (&[Action::Select], "apply"),
+    ];
+    if matches!(dialog.origin, ConflictOrigin::Push { .. }) {
+        keys.push((&[Action::ResetToUpstream], "reset to the upstream"));
+    }
+    keys.push((&[Action::Back, Action::Abandon], "abort (nothing changes)"));
     lines.push(Line::from(Span::styled(
-        format!("↑↓ select · m mine · t theirs · M/T all · Enter apply{reset} · Esc abort (nothing changes)"),
+        super::ui::key_line(app, Scope::Conflicts, &keys),
         app.theme.muted(),
     )));
     frame.render_widget(

@@ -17,9 +17,21 @@ pub enum Scope {
     Tokens,
     Changes,
     Server,
+    /// A confirmation dialog.
+    Confirm,
+    /// The dialog asking what to do with unsaved edits at quit.
+    QuitDialog,
+    /// The dialog choosing sides of rebase conflicts.
+    Conflicts,
 }
 
 impl Scope {
+    /// A dialog's scope: its keys work only while the dialog is open, and its actions are not
+    /// palette commands.
+    pub fn is_dialog(self) -> bool {
+        matches!(self, Scope::Confirm | Scope::QuitDialog | Scope::Conflicts)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Scope::Global => "global",
@@ -29,6 +41,9 @@ impl Scope {
             Scope::Tokens => "tokens",
             Scope::Changes => "changes",
             Scope::Server => "server",
+            Scope::Confirm => "confirm dialog",
+            Scope::QuitDialog => "quit dialog",
+            Scope::Conflicts => "conflicts dialog",
         }
     }
 }
@@ -159,6 +174,66 @@ actions! {
     AddKey => "add-key", "add key", "add a root key: published as next, not signing", "changes the server's root keys";
     ActivateKey => "activate-key", "activate", "make the selected root key sign; the active one starts retiring", "changes the server's root keys";
     RetireKey => "retire-key", "retire", "retire the selected root key (refused while tokens it signed may be live)", "changes the server's root keys";
+    Yes => "yes", "confirm", "confirm what the dialog asks", "";
+    No => "no", "cancel", "cancel the dialog", "";
+    SaveAndQuit => "save-and-quit", "save", "save the unsaved edits, then quit", "";
+    DiscardAndQuit => "discard-and-quit", "discard", "quit, discarding the unsaved edits", "";
+    StayOpen => "stay", "cancel", "do not quit", "";
+    TakeMine => "take-mine", "mine", "keep my side of the selected conflict", "";
+    TakeTheirs => "take-theirs", "theirs", "take their side of the selected conflict", "";
+    AllMine => "all-mine", "all mine", "keep my side of every conflict", "";
+    AllTheirs => "all-theirs", "all theirs", "take their side of every conflict", "";
+    Abandon => "abandon", "abort", "abandon the rebase (nothing changes)", "";
+    ResetToUpstream => "reset-to-upstream", "reset to the upstream", "reset the branch to its upstream (local work kept in recovery)", "";
+}
+
+/// Palette commands that take an argument or have no key: each with what it takes and does.
+/// The rest of the palette's commands are the actions above (see `commands`).
+pub const ARGUMENT_COMMANDS: &[(&str, &str)] = &[
+    ("client", "IDENTITY — show a client"),
+    ("theme", "NAME — switch theme (no name: the next one)"),
+    ("commit", "[MESSAGE] — commit clients.toml"),
+    ("verify", "[IDENTITY [DOMAIN]] — verify the loaded token"),
+    (
+        "key",
+        "KEY — root public key for verification (PEM or ed25519/…)",
+    ),
+    ("load", "PATH — load a token file"),
+    ("filter", "TEXT — filter the current screen"),
+    (
+        "notices",
+        "— what start-up found wrong (config, keys, ports)",
+    ),
+];
+
+/// Every palette command with its description: the actions `keymap` allows that are not a
+/// dialog's own, then the commands of `ARGUMENT_COMMANDS` (which describe the action of the
+/// same name, when there is one, with its argument).
+pub fn commands(keymap: &Keymap) -> Vec<(&'static str, &'static str)> {
+    let mut commands: Vec<(&'static str, &'static str)> = Action::ALL
+        .iter()
+        .filter(|a| a.is_command() && keymap.is_enabled(**a))
+        .filter(|a| !ARGUMENT_COMMANDS.iter().any(|(name, _)| *name == a.name()))
+        .map(|a| (a.name(), a.help()))
+        .collect();
+    let argument = ARGUMENT_COMMANDS
+        .iter()
+        .filter(|(name, _)| Action::from_name(name).is_none_or(|a| keymap.is_enabled(a)));
+    commands.extend(argument.copied());
+    commands
+}
+
+impl Action {
+    /// Whether the palette runs it: every action but a dialog's own (those only answer the
+    /// dialog on screen).
+    pub fn is_command(self) -> bool {
+        let mut scopes = DEFAULTS
+            .iter()
+            .filter(|(_, action, _)| *action == self)
+            .map(|(scope, _, _)| *scope)
+            .peekable();
+        scopes.peek().is_none() || !scopes.all(Scope::is_dialog)
+    }
 }
 
 /// Named keys: the spelling shown everywhere (hint bar, help, messages), then the other
@@ -367,6 +442,18 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Server, Action::AddKey, &["a"]),
     (Scope::Server, Action::ActivateKey, &["A"]),
     (Scope::Server, Action::RetireKey, &["D"]),
+    // Dialogs: besides these, enter, esc and the arrow and tab keys do what they do anywhere.
+    (Scope::Confirm, Action::Yes, &["y"]),
+    (Scope::Confirm, Action::No, &["n"]),
+    (Scope::QuitDialog, Action::SaveAndQuit, &["s"]),
+    (Scope::QuitDialog, Action::DiscardAndQuit, &["d"]),
+    (Scope::QuitDialog, Action::StayOpen, &["c"]),
+    (Scope::Conflicts, Action::TakeMine, &["m"]),
+    (Scope::Conflicts, Action::TakeTheirs, &["t"]),
+    (Scope::Conflicts, Action::AllMine, &["M"]),
+    (Scope::Conflicts, Action::AllTheirs, &["T"]),
+    (Scope::Conflicts, Action::Abandon, &["a"]),
+    (Scope::Conflicts, Action::ResetToUpstream, &["r"]),
 ];
 
 /// A problem in the `[keys]` table of the config file.
@@ -481,11 +568,12 @@ impl Keymap {
         self.bindings.iter().any(|b| b.action == action)
     }
 
-    /// The bindings the help overlay lists for a screen: the screen's own, then global ones
-    /// (without the disabled ones in read-only mode).
+    /// The bindings the help overlay lists for a screen: the screen's own, global ones, then
+    /// the dialogs' (without the disabled ones in read-only mode).
     pub fn help_rows(&self, scope: Scope) -> Vec<(Scope, String, Action)> {
         let mut rows = Vec::new();
-        for wanted in [scope, Scope::Global] {
+        let dialogs = [Scope::Confirm, Scope::QuitDialog, Scope::Conflicts];
+        for wanted in [scope, Scope::Global].into_iter().chain(dialogs) {
             for binding in self
                 .bindings
                 .iter()

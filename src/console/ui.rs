@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
 
 use super::app::{App, Level, Popup};
-use super::keymap::Action;
+use super::keymap::{Action, Scope};
 use super::screens::{self, ScreenId, Screens};
 use crate::policy::{Finding, Severity};
 
@@ -203,6 +203,26 @@ fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+/// The key bound to `action` in `scope` (a dialog's or a screen's) as the popup's key line
+/// shows it, from the live keymap: a rebound key shows as rebound.
+pub fn key_of(app: &App, scope: Scope, action: Action) -> String {
+    app.keymap
+        .key_for(scope, action)
+        .map_or_else(|| "(unbound)".to_string(), |key| key.to_string())
+}
+
+/// A dialog's key line, "↑/↓ select · m mine · …": each entry's keys (joined by `/`) and word.
+pub fn key_line(app: &App, scope: Scope, entries: &[(&[Action], &str)]) -> String {
+    entries
+        .iter()
+        .map(|(actions, word)| {
+            let keys: Vec<String> = actions.iter().map(|a| key_of(app, scope, *a)).collect();
+            format!("{} {word}", keys.join("/"))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
         .flex(Flex::Center)
@@ -232,9 +252,11 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             frame.render_widget(Clear, rect);
             let mut text: Vec<Line> = lines.iter().map(|l| Line::from(l.clone())).collect();
             text.push(Line::from(""));
+            let cancel = format!("Cancel ({})", key_of(app, Scope::Confirm, Action::No));
+            let confirm = format!("Confirm ({})", key_of(app, Scope::Confirm, Action::Yes));
             text.push(buttons(
                 app,
-                &["Cancel", "Confirm"],
+                &[&cancel, &confirm],
                 usize::from(*yes_focused),
             ));
             frame.render_widget(
@@ -289,11 +311,17 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
         Popup::QuitDirty { choice } => {
             let rect = centered(area, 56, 7);
             frame.render_widget(Clear, rect);
+            let key = |action| key_of(app, Scope::QuitDialog, action);
+            let labels = [
+                format!("Save ({})", key(Action::SaveAndQuit)),
+                format!("Discard ({})", key(Action::DiscardAndQuit)),
+                format!("Cancel ({})", key(Action::Back)),
+            ];
             let text = vec![
                 Line::from("clients.toml has unsaved edits."),
                 Line::from("Save them before quitting?"),
                 Line::from(""),
-                buttons(app, &["Save (s)", "Discard (d)", "Cancel (esc)"], *choice),
+                buttons(app, &labels.each_ref().map(String::as_str), *choice),
             ];
             frame.render_widget(Paragraph::new(text).block(pane(app, "Quit", true)), rect);
         }
