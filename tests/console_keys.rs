@@ -775,3 +775,145 @@ fn root_keys_rotate_from_the_server_screen() {
     let server = f.server.take().unwrap();
     f.runtime.block_on(server.shutdown());
 }
+
+#[test]
+fn a_rebound_confirm_key_shows_in_the_dialog_and_the_old_key_no_longer_confirms() {
+    use hessra_console::console::keymap::{Action, Scope};
+    let mut f = Console::with(Setup::default(), |context| {
+        let mut keys = std::collections::BTreeMap::new();
+        keys.insert("yes".to_string(), vec!["Y".to_string()]);
+        let (keymap, errors) = context.keymap.clone().with_overrides(&keys);
+        assert!(errors.is_empty(), "{errors:?}");
+        Context { keymap, ..context }
+    });
+    let clients = |f: &Fixture| f.app.loaded().unwrap().policy.clients.len();
+    let before = clients(&f);
+    press(&mut f, "D");
+    let shown = support::console::screen(&f, 80, 24);
+    assert!(shown.contains("Confirm (Y)"), "{shown}");
+    assert!(!shown.contains("Confirm (y)"), "{shown}");
+    // The help lists the dialog's key as rebound, from the same table.
+    let help = f.app.keymap().help_rows(Scope::Clients);
+    assert!(
+        help.contains(&(Scope::Confirm, "Y".to_string(), Action::Yes)),
+        "{help:?}"
+    );
+    press(&mut f, "y");
+    assert!(
+        matches!(f.app.popup(), Some(Popup::Confirm { .. })),
+        "{}",
+        flash(&f)
+    );
+    assert_eq!(clients(&f), before);
+    press(&mut f, "Y");
+    assert!(f.app.popup().is_none());
+    assert_eq!(clients(&f), before - 1, "{}", flash(&f));
+}
+
+#[test]
+fn removing_a_client_is_confirmed_through_the_clients_screen_and_cancel_keeps_it() {
+    let mut f = fixture(false);
+    let alice = "uri:urn:company:alice";
+    press(&mut f, "D");
+    match f.app.popup() {
+        Some(Popup::Confirm { lines, .. }) => assert!(lines[0].contains(alice), "{lines:?}"),
+        _ => panic!("no confirmation: {}", flash(&f)),
+    }
+    press(&mut f, "n");
+    assert_eq!(flash(&f), "cancelled");
+    assert!(f.app.text().contains(alice));
+    press(&mut f, "D");
+    special(&mut f, KeyCode::Right, KeyModifiers::NONE);
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    let loaded = f.app.loaded().unwrap();
+    assert!(loaded.policy.client(alice).is_none(), "{}", flash(&f));
+    assert!(
+        flash(&f).starts_with(&format!("removed {alice}")),
+        "{}",
+        flash(&f)
+    );
+}
+
+#[test]
+fn a_token_is_picked_from_the_store_or_read_from_a_file_the_prompt_names() {
+    let mut f = fixture(false);
+    let dir = tempfile::tempdir().unwrap();
+    let store = hessra_console::token_store::TokenStore::new(dir.path().join("store"));
+    let mint = |subject: &str| {
+        hessra_console::token::mint_identity(
+            &hessra_console::token::KeyPair::new(),
+            &hessra_console::token::IdentityClaims {
+                subject: subject.into(),
+                expires_at: NOW + 600,
+                delegatable: false,
+                domain: None,
+            },
+        )
+        .unwrap()
+    };
+    store.save("alice", &mint("uri:urn:company:alice")).unwrap();
+    f.env.token_store = Some(store);
+    press(&mut f, "4o");
+    match f.app.popup() {
+        Some(Popup::Picker { items, .. }) => assert_eq!(items[1], "alice", "{items:?}"),
+        _ => panic!("no pick-list: {}", flash(&f)),
+    }
+    press(&mut f, "j");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    let tokens = &f.app.screens().tokens;
+    assert_eq!(tokens.source, "token store: alice", "{}", flash(&f));
+    assert!(tokens.inspection.as_ref().unwrap().is_ok());
+    // The first item asks for a file instead.
+    let file = dir.path().join("bob.token");
+    std::fs::write(&file, mint("uri:urn:company:bob")).unwrap();
+    press(&mut f, "o");
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(
+        matches!(f.app.popup(), Some(Popup::Prompt { title, .. }) if title == "Load a token file"),
+        "{}",
+        flash(&f)
+    );
+    press(&mut f, &file.display().to_string());
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    let tokens = &f.app.screens().tokens;
+    assert_eq!(tokens.source, file.display().to_string(), "{}", flash(&f));
+    let inspection = tokens.inspection.as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(inspection.subject.as_deref(), Some("uri:urn:company:bob"));
+}
+
+#[test]
+fn the_palette_lists_the_keymaps_commands_and_runs_every_one() {
+    use hessra_console::console::keymap::{self, Action};
+    use hessra_console::console::palette;
+    let mut f = fixture(false);
+    let listed: Vec<String> = palette::commands(&f.app)
+        .into_iter()
+        .map(|(name, help)| {
+            assert!(!help.is_empty(), ":{name} has no description");
+            name
+        })
+        .collect();
+    for action in Action::ALL {
+        let name = action.name().to_string();
+        assert_eq!(listed.contains(&name), action.is_command(), ":{name}");
+    }
+    for (name, _) in keymap::ARGUMENT_COMMANDS {
+        assert!(listed.contains(&name.to_string()), ":{name}");
+    }
+    assert!(
+        !listed.contains(&"yes".to_string()),
+        "a dialog's key is no command"
+    );
+    for name in &listed {
+        f.app.close_popup();
+        f.app.run_command(name);
+        assert!(
+            !flash(&f).starts_with("unknown command"),
+            ":{name}: {}",
+            flash(&f)
+        );
+    }
+    f.app.close_popup();
+    f.app.run_command("yes");
+    assert!(flash(&f).starts_with("unknown command"), "{}", flash(&f));
+}

@@ -1,33 +1,33 @@
 //! The `:` command palette: commands by name with Tab completion (commands, action names,
-//! client identities, theme names) and history. Each command maps onto an action or a setting.
+//! client identities, theme names) and history. Each command maps onto an action or a setting;
+//! the list of commands is the keymap's (`keymap::commands`) plus the screens by name.
 
 use super::app::{App, Level};
-use super::keymap::Action;
+use super::keymap::{self, Action};
 use super::screens::ScreenId;
 use super::theme::BUILT_IN;
 
-/// Commands with an argument, and what the argument is.
-const COMMANDS: &[(&str, &str)] = &[
-    ("client", "IDENTITY — show a client"),
-    ("theme", "NAME — switch theme"),
-    ("commit", "[MESSAGE] — commit clients.toml"),
-    ("push", "— push to the remote"),
-    ("pull", "— pull from the remote"),
-    ("save", "— save clients.toml (also :w)"),
-    ("verify", "[IDENTITY [DOMAIN]] — verify the loaded token"),
-    (
-        "key",
-        "KEY — root public key for verification (PEM or ed25519/…)",
-    ),
-    ("load", "PATH — load a token file"),
-    ("filter", "TEXT — filter the current screen"),
-    ("help", "— keys"),
-    (
-        "notices",
-        "— what start-up found wrong (config, keys, ports)",
-    ),
-    ("quit", "— quit (also :q; :q! discards edits)"),
-];
+/// Every command the palette runs, with what it does: the keymap's commands (its actions and
+/// `keymap::ARGUMENT_COMMANDS`), then the screens by name. Read-only mode leaves out what would
+/// change something.
+pub fn commands(app: &App) -> Vec<(String, String)> {
+    let mut commands: Vec<(String, String)> = keymap::commands(&app.keymap)
+        .into_iter()
+        .map(|(name, help)| (name.to_string(), help.to_string()))
+        .collect();
+    for id in ScreenId::ALL {
+        let title = app.screens.get(id).title();
+        for word in app.screen_words(id) {
+            commands.push((word, format!("go to {title}")));
+        }
+    }
+    commands
+}
+
+/// Whether a command takes an argument (completion leaves a space after its name).
+fn takes_argument(name: &str) -> bool {
+    keymap::ARGUMENT_COMMANDS.iter().any(|(c, _)| *c == name)
+}
 
 /// Completions for what has been typed so far.
 pub fn complete(app: &App, line: &str) -> Vec<String> {
@@ -36,27 +36,21 @@ pub fn complete(app: &App, line: &str) -> Vec<String> {
         None => (line, None),
     };
     let Some(argument) = argument else {
-        // Commands, the screens by name, and every action the keymap allows (read-only mode
-        // leaves out what would change something).
-        let screens = ScreenId::ALL.iter().flat_map(|id| app.screen_words(*id));
-        let actions = Action::ALL
-            .iter()
-            .filter(|a| app.keymap.is_enabled(**a))
-            .map(|a| a.name().to_string());
-        let mut names: Vec<String> = COMMANDS
-            .iter()
-            .map(|(c, _)| c.to_string())
-            .chain(screens)
-            .chain(actions)
+        let mut names: Vec<String> = commands(app)
+            .into_iter()
+            .map(|(name, _)| name)
             .filter(|n| n.starts_with(command))
             .collect();
         names.sort();
         names.dedup();
         return names
             .into_iter()
-            .map(|n| match COMMANDS.iter().find(|(c, _)| *c == n) {
-                Some(_) => format!("{n} "),
-                None => n,
+            .map(|n| {
+                if takes_argument(&n) {
+                    format!("{n} ")
+                } else {
+                    n
+                }
             })
             .collect();
     };
@@ -164,7 +158,8 @@ pub fn run(app: &mut App, line: &str) {
                 app.go_to(screen);
             }
         }
-        other => match Action::from_name(other) {
+        // A dialog's own actions answer the dialog on screen; they are not commands.
+        other => match Action::from_name(other).filter(|a| a.is_command()) {
             Some(action) => app.dispatch(action),
             None => app.flash(
                 Level::Error,

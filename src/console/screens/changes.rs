@@ -399,7 +399,11 @@ impl ChangesState {
                 .trim_start_matches("+ ")
                 .trim_start_matches("- ")
                 .to_string(),
-            many => format!("Update {}: {} changes", self.committed_files(cx), many.len()),
+            many => format!(
+                "Update {}: {} changes",
+                self.committed_files(cx),
+                many.len()
+            ),
         };
         cx.prompt(
             ChangesAsk::CommitMessage,
@@ -411,7 +415,10 @@ impl ChangesState {
 
     /// Shows what a commit with `message` takes, to confirm.
     pub fn commit_message_entered(&mut self, message: String, cx: &mut Cx) {
-        let mut lines = vec![format!("Commit {}: \"{message}\"", self.committed_files(cx))];
+        let mut lines = vec![format!(
+            "Commit {}: \"{message}\"",
+            self.committed_files(cx)
+        )];
         if cx.dirty {
             lines.push("(unsaved edits are saved first)".into());
         }
@@ -597,8 +604,7 @@ impl ChangesState {
 }
 
 fn git_required(cx: &Cx) -> Option<String> {
-    (!cx.has_repo)
-        .then(|| format!("{} is not in a git repository", cx.policy_path().display()))
+    (!cx.has_repo).then(|| format!("{} is not in a git repository", cx.policy_path().display()))
 }
 
 fn pull_disabled(cx: &Cx) -> Option<String> {

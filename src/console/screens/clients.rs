@@ -522,8 +522,7 @@ impl ClientsState {
                 }
             }
             ClientPrompt::SetSetting(identity) => {
-                let (key, value) =
-                    two_words(text, "type SETTING VALUE, e.g. `delegatable false`")?;
+                let (key, value) = two_words(text, "type SETTING VALUE, e.g. `delegatable false`")?;
                 let setting = crate::policy::Setting::from_key(&key).ok_or_else(|| {
                     format!("no setting {key:?}: delegatable, operator, authorization_token_duration, max_delegation_depth")
                 })?;

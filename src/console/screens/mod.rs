@@ -1,7 +1,10 @@
 //! The six screens and the contract they keep with the console (`Screen`). Each screen owns its
-//! state, its prompts and confirmations (its own types, handed back to it with the answer) and
-//! its hints; it reaches the console only through `Cx`, never through `App`. `Screens` is the
-//! one place that lists them.
+//! state, its prompts, confirmations and pick-lists (its own types, handed back to it with the
+//! answer), its job results and its hints; it reaches the console only through `Cx` (read what
+//! it needs, ask for the rest), never through `App`, so it cannot reach another screen's state.
+//! `Screens` is the one place that lists them. Adding a screen touches three files: its module,
+//! this one (`ScreenId`, a `Screens` field and its arms) and `keymap.rs` (its scope, its go-to
+//! action and its keys).
 
 pub mod activity;
 pub mod changes;
@@ -148,6 +151,9 @@ impl ScreenId {
 
 /// Every screen's state, each owned by its screen. The one place that maps a `ScreenId` to
 /// its screen: adding a screen is its module, a field and an arm here, and its keys.
+/// `App` reads a few screens' state directly where the whole console depends on it: the raw
+/// editor's text (unsaved work at save, quit and recovery) and the views rebuilt when the
+/// policy changes.
 #[derive(Default)]
 pub struct Screens {
     pub clients: ClientsState,

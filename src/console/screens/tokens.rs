@@ -167,8 +167,7 @@ impl TokensState {
             }
             Action::Up => self.flow_selected = self.flow_selected.saturating_sub(1),
             Action::Down => {
-                self.flow_selected =
-                    (self.flow_selected + 1).min(self.flow.len().saturating_sub(1))
+                self.flow_selected = (self.flow_selected + 1).min(self.flow.len().saturating_sub(1))
             }
             Action::RevokeToken => self.revoke_selected_block(cx),
             Action::PageDown => self.scroll = self.scroll.saturating_add(10),
