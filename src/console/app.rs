@@ -1481,15 +1481,15 @@ impl App {
                 }
                 _ => self.popup = Some(Popup::QuitDirty { choice }),
             },
-            Popup::Notices { scroll } => match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => {}
-                KeyCode::Down | KeyCode::Char('j') => {
+            Popup::Notices { scroll } => match self.keymap.lookup(Scope::Global, &key) {
+                Some(Action::Back | Action::Select | Action::Quit) => {}
+                Some(Action::Down) => {
                     let last = self.notices.len().saturating_sub(1);
                     self.popup = Some(Popup::Notices {
                         scroll: (scroll + 1).min(last),
                     })
                 }
-                KeyCode::Up | KeyCode::Char('k') => {
+                Some(Action::Up) => {
                     self.popup = Some(Popup::Notices {
                         scroll: scroll.saturating_sub(1),
                     })
@@ -1502,9 +1502,9 @@ impl App {
                 title,
                 items,
                 selected,
-            } => match key.code {
-                KeyCode::Esc => {}
-                KeyCode::Enter => {
+            } => match self.keymap.lookup(Scope::Global, &key) {
+                Some(Action::Back) => {}
+                Some(Action::Select) => {
                     if let Some(item) = items.get(selected) {
                         let item = item.clone();
                         let answer = self.with_screen(asked.screen, |s, cx| {
@@ -1515,7 +1515,7 @@ impl App {
                         }
                     }
                 }
-                KeyCode::Down | KeyCode::Char('j') => {
+                Some(Action::Down) => {
                     self.popup = Some(Popup::Picker {
                         asked,
                         title,
@@ -1523,7 +1523,7 @@ impl App {
                         items,
                     })
                 }
-                KeyCode::Up | KeyCode::Char('k') => {
+                Some(Action::Up) => {
                     self.popup = Some(Popup::Picker {
                         asked,
                         title,
