@@ -997,7 +997,6 @@ impl App {
         f: impl FnOnce(&mut Screens, &mut Cx) -> R,
     ) -> R {
         let editor_unapplied = self.screens.clients.editor_modified();
-        let dirty = self.is_dirty();
         let App {
             screens,
             session,
@@ -1031,7 +1030,7 @@ impl App {
             *now,
             *readonly,
             (*has_repo, server.is_some()),
-            (dirty, editor_unapplied),
+            editor_unapplied,
             view,
         );
         let result = f(screens, &mut cx);

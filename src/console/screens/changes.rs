@@ -337,7 +337,7 @@ impl ChangesState {
         ) {
             return Some(format!("Commit refused: {}", refusal.summary()));
         }
-        if !cx.dirty && self.file_clean(cx.saved_text()) {
+        if !cx.dirty() && self.file_clean(cx.saved_text()) {
             return Some("Commit disabled: nothing to commit".into());
         }
         None
@@ -355,7 +355,7 @@ impl ChangesState {
 
     /// "clients.toml", "revocations.toml" or "clients.toml and revocations.toml".
     fn committed_files(&self, cx: &Cx) -> String {
-        let files = self.files_to_commit(&cx.policy_file_name(), cx.dirty, cx.saved_text());
+        let files = self.files_to_commit(&cx.policy_file_name(), cx.dirty(), cx.saved_text());
         if files.is_empty() {
             cx.policy_file_name()
         } else {
@@ -419,7 +419,7 @@ impl ChangesState {
             "Commit {}: \"{message}\"",
             self.committed_files(cx)
         )];
-        if cx.dirty {
+        if cx.dirty() {
             lines.push("(unsaved edits are saved first)".into());
         }
         for change in self.diff.changes.iter().take(8) {
@@ -611,7 +611,7 @@ fn pull_disabled(cx: &Cx) -> Option<String> {
     if let Some(reason) = git_required(cx) {
         return Some(format!("Pull disabled: {reason}"));
     }
-    if cx.dirty {
+    if cx.dirty() {
         return Some("Pull disabled: save or undo your edits first".into());
     }
     None

@@ -345,7 +345,7 @@ impl ClientsState {
                 }
             }
             Action::ExternalEditor => {
-                if cx.dirty {
+                if cx.dirty() {
                     cx.flash(
                         Level::Warn,
                         "external editor: save your edits first (ctrl-s), so neither copy is lost",
