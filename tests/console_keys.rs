@@ -775,3 +775,47 @@ fn root_keys_rotate_from_the_server_screen() {
     let server = f.server.take().unwrap();
     f.runtime.block_on(server.shutdown());
 }
+
+/// `y` copies where the clipboard setting resolved to: a private file (a Linux console, or
+/// `clipboard = "file"`) from a worker, with the flash naming the file; OSC 52 from the
+/// terminal loop; nowhere when off, saying so.
+#[test]
+fn copy_goes_to_a_private_file_where_there_is_no_osc52() {
+    use hessra_console::console::clipboard::Clipboard;
+    use std::os::unix::fs::PermissionsExt;
+
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("state/clipboard");
+    let mut f = Console::with(Setup::default(), |context| Context {
+        clipboard: Clipboard::File(file.clone()),
+        ..context
+    });
+    press(&mut f, "y");
+    let copied = std::fs::read_to_string(&file).expect("the copy is in the file");
+    assert!(
+        copied.starts_with("uri:urn:"),
+        "the selected identity: {copied}"
+    );
+    assert!(
+        f.app.loaded().unwrap().policy.client(&copied).is_some(),
+        "{copied}"
+    );
+    let shown = flash(&f);
+    assert!(
+        shown.contains("copied identity to") && shown.contains(&file.display().to_string()),
+        "{shown}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "copies may be tokens");
+
+    let mut f = Console::with(Setup::default(), |context| Context {
+        clipboard: Clipboard::Off,
+        ..context
+    });
+    press(&mut f, "y");
+    assert!(flash(&f).contains("copying is off"), "{}", flash(&f));
+
+    let mut f = Console::start();
+    press(&mut f, "y");
+    assert!(flash(&f).contains("(osc52)"), "{}", flash(&f));
+}

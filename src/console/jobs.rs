@@ -129,6 +129,8 @@ pub enum PolicyPurpose {
     },
     /// The file as read from disk.
     Open,
+    /// The file as read at start-up: the first frame is drawn while it is read.
+    Start,
     /// The file changed on disk and the buffer was unmodified: `why` is the flash.
     Reopen {
         why: String,
@@ -245,6 +247,13 @@ pub enum Job {
     /// `revocations.toml` at HEAD and in the working copy (and the server's list when
     /// connected), for the Tokens screen's per-block status.
     ReadRevocations,
+    /// Copies through tmux or into a file (OSC 52 is the terminal loop's).
+    Copy {
+        what: String,
+        text: String,
+        to: super::clipboard::Clipboard,
+        fallback: Option<PathBuf>,
+    },
     /// The text diff of the working buffer (unsaved edits included) against HEAD's text.
     TextDiff {
         head: String,
@@ -294,6 +303,7 @@ impl Job {
             Job::ListStoredTokens => "listing stored tokens",
             Job::Verify { .. } => "verifying",
             Job::ReadRevocations => "reading revocations.toml",
+            Job::Copy { .. } => "copying",
             Job::TextDiff { .. } => "diffing",
             Job::DemoFlow { .. } => "running the demo flow",
         }
@@ -484,6 +494,11 @@ pub enum JobResult {
     Verified(Result<String, String>),
     FlowStep(FlowStep),
     Revocations(Box<RevocationLists>),
+    /// What was copied, and where it went (or why it could not).
+    Copied {
+        what: String,
+        to: Result<String, String>,
+    },
     /// The texts that were compared, so a stale answer is recognised.
     TextDiff {
         head: String,
@@ -662,6 +677,15 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             &revocation_lists(env),
         )),
         Job::ReadRevocations => JobResult::Revocations(Box::new(revocation_lists(env))),
+        Job::Copy {
+            what,
+            text,
+            to,
+            fallback,
+        } => JobResult::Copied {
+            what,
+            to: super::clipboard::copy(&to, &text, fallback.as_deref()),
+        },
         Job::TextDiff { head, working } => {
             let path = env
                 .relative_policy()
