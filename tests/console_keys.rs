@@ -819,3 +819,75 @@ fn copy_goes_to_a_private_file_where_there_is_no_osc52() {
     press(&mut f, "y");
     assert!(flash(&f).contains("(osc52)"), "{}", flash(&f));
 }
+
+/// The demo flow against a real server keeps each token it mints in the token store, and `o`
+/// lists every stored token with whose it is and when it expires; picking one loads it.
+#[test]
+fn the_demo_flow_keeps_its_tokens_and_o_lists_them_with_identity_and_expiry() {
+    let setup = Setup {
+        server: true,
+        token_store: true,
+        ..Setup::default()
+    };
+    let mut f = Console::with(setup, |context| Context {
+        demo_clients: vec!["uri:urn:company:alice".into()],
+        ..context
+    });
+    press(&mut f, "4f");
+    for _ in 0..120 {
+        f.app.handle_key(key(KeyCode::Backspace));
+    }
+    press(
+        &mut f,
+        "uri:urn:company:alice uri:urn:company:alice:agent1 production_api read",
+    );
+    support::console::enter(&mut f);
+    let flow = &f.app.screens().tokens.flow;
+    assert!(flow.iter().all(|s| s.ok), "{flow:?}");
+    assert!(
+        flow[0]
+            .detail
+            .contains("saved as demo-company-alice-identity"),
+        "{flow:?}"
+    );
+    let store = f.env.token_store.clone().expect("the test's token store");
+    assert_eq!(
+        store.list().unwrap(),
+        [
+            "demo-company-alice-agent1-identity",
+            "demo-company-alice-agent1-production_api-read",
+            "demo-company-alice-identity",
+        ]
+    );
+
+    press(&mut f, "o");
+    let Some(Popup::Picker { items, .. }) = f.app.popup() else {
+        panic!("o opens the picker: {:?}", flash(&f));
+    };
+    let alice = items
+        .iter()
+        .find(|i| i.starts_with("demo-company-alice-identity"))
+        .expect("listed")
+        .clone();
+    assert!(
+        alice.contains("identity uri:urn:company:alice · expires in"),
+        "{alice}"
+    );
+    let authz = items
+        .iter()
+        .find(|i| i.starts_with("demo-company-alice-agent1-production_api-read"))
+        .expect("listed");
+    assert!(
+        authz.contains("authorization uri:urn:company:alice:agent1 · expires in"),
+        "{authz}"
+    );
+    let at = items.iter().position(|i| *i == alice).unwrap();
+    for _ in 0..at {
+        f.app.handle_key(key(KeyCode::Down));
+    }
+    support::console::enter(&mut f);
+    assert_eq!(
+        f.app.screens().tokens.token.as_deref(),
+        Some(store.load("demo-company-alice-identity").unwrap().as_str())
+    );
+}

@@ -40,6 +40,13 @@ pub struct TokensState {
     pub block_selected: usize,
     /// The revocation lists the blocks are checked against, once read.
     pub revocations: Option<RevocationLists>,
+    /// The picker's rows for the stored tokens it lists (label, name).
+    pub stored: Vec<(String, String)>,
+}
+
+/// A stored token's picker row: its name, then whose it is and when it expires.
+pub fn stored_label(token: &crate::token_store::StoredToken, now: i64) -> String {
+    format!("{:<24} {}", token.name, token.summary(now))
 }
 
 const FILE_ITEM: &str = "(read a file…)";
@@ -346,11 +353,18 @@ impl App {
                 Ok(token) => self.load_token(token, source),
                 Err(e) => self.flash(Level::Error, e),
             },
-            JobResult::StoredTokens(Ok(mut names)) => {
-                names.insert(0, FILE_ITEM.to_string());
+            JobResult::StoredTokens(Ok(tokens)) => {
+                let now = self.now;
+                self.screens.tokens.stored = tokens
+                    .iter()
+                    .map(|t| (stored_label(t, now), t.name.clone()))
+                    .collect();
+                let items = std::iter::once(FILE_ITEM.to_string())
+                    .chain(self.screens.tokens.stored.iter().map(|(l, _)| l.clone()))
+                    .collect();
                 self.popup = Some(Popup::Picker {
-                    title: "Load a token".into(),
-                    items: names,
+                    title: "Load a token (name, whose, expiry)".into(),
+                    items,
                     selected: 0,
                 });
             }
@@ -394,10 +408,9 @@ impl App {
     pub(crate) fn picked(&mut self, item: &str) {
         if item == FILE_ITEM {
             self.prompt(PromptKind::LoadTokenFile, "Load a token file", "path", "");
-        } else {
-            self.submit(Job::LoadStoredToken {
-                name: item.to_string(),
-            });
+        } else if let Some((_, name)) = self.screens.tokens.stored.iter().find(|(l, _)| l == item) {
+            let name = name.clone();
+            self.submit(Job::LoadStoredToken { name });
         }
     }
 }
