@@ -1,6 +1,7 @@
 //! The console at scale: the generated 10,000-client policy (hierarchies six deep, 100 realms ×
-//! 100 assignments) and a full audit feed. Measures start-up to first frame, frame render time on
-//! each screen at 120×40, filter keystroke to frame, and resident memory. Each time is also given
+//! 100 assignments) and a full audit feed. Measures start-up to first frame (and to the policy
+//! on screen), frame render time on each screen at 120×40, filter keystroke to frame, and
+//! resident memory. Each time is also given
 //! as a ratio to a floor measured in the same run: `policy::load` of the same text for start-up
 //! (the parse and validation any client must do), and drawing a full-screen paragraph for frames
 //! (what the terminal layer costs whatever we draw).
@@ -168,8 +169,16 @@ fn main() {
     unsafe { malloc_trim(0) };
     let rss_trimmed = rss_kib("VmRSS:");
 
-    // Start-up to first frame, against parsing and validating the same text.
+    // Start-up to first frame, against parsing and validating the same text. A terminal opens
+    // the console with `App::start`: the policy is read on a worker and the first frame says
+    // so. `App::new` reads it before returning: that is start-up to the policy on screen.
     let (first_frame, first_worst) = timed(7, || {
+        let app = App::start(context(&text));
+        let mut terminal = new_terminal();
+        draw(&mut terminal, &app);
+        black_box(&app);
+    });
+    let (on_screen, on_screen_worst) = timed(7, || {
         let app = App::new(context(&text));
         let mut terminal = new_terminal();
         draw(&mut terminal, &app);
@@ -179,11 +188,17 @@ fn main() {
         black_box(policy::load(&text, NOW).expect("generated policy parses"));
     });
     println!(
-        "first frame (App::new + draw, 10,000 clients): median {} (worst {}), {:.2}× policy::load ({})  target ≤ 500 ms",
+        "first frame (App::start + draw, 10,000 clients): median {} (worst {}), {:.3}× policy::load ({})  target ≤ 500 ms",
         ms(first_frame),
         ms(first_worst),
         first_frame.as_secs_f64() / load.as_secs_f64(),
         ms(load)
+    );
+    println!(
+        "policy on screen (App::new + draw, 10,000 clients): median {} (worst {}), {:.2}× policy::load",
+        ms(on_screen),
+        ms(on_screen_worst),
+        on_screen.as_secs_f64() / load.as_secs_f64(),
     );
 
     // The floor: a full-screen paragraph through the same backend.

@@ -22,6 +22,60 @@ pub enum StoreError {
     NoDataDir,
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
+    #[error("{path} is larger than any token ({max} bytes at most); not read")]
+    TooLarge { path: String, max: u64 },
+}
+
+/// The largest token file read: a token's text limit plus room for surrounding whitespace.
+pub const MAX_FILE_BYTES: u64 = crate::token::MAX_TOKEN_CHARS as u64 + 4096;
+
+/// At most this many stored tokens are read to describe them (the rest are listed unread).
+pub const MAX_DESCRIBED: usize = 500;
+
+/// A stored token as listings show it: read, not verified (no root key is needed to say whose
+/// it is and when it expires; trust is `verify`'s business).
+#[derive(Debug, Clone)]
+pub struct StoredToken {
+    pub name: String,
+    pub read: Result<crate::token::Inspection, String>,
+}
+
+impl StoredToken {
+    /// "identity uri:urn:company:alice · expires in 2 hours", or why it cannot be read.
+    pub fn summary(&self, now: i64) -> String {
+        let view = match &self.read {
+            Ok(view) => view,
+            Err(e) => return format!("unreadable: {e}"),
+        };
+        let kind = match view.kind {
+            crate::token::TokenKind::Identity => "identity",
+            crate::token::TokenKind::Authorization => "authorization",
+            crate::token::TokenKind::Unknown => "unknown kind",
+        };
+        let who = view
+            .effective_identity
+            .as_deref()
+            .or(view.subject.as_deref())
+            .unwrap_or("?");
+        let expiry = match view.effective_expiry {
+            Some(at) if at <= now => {
+                format!("expired {}", crate::token::clock::describe_instant(at, now))
+            }
+            Some(at) => format!("expires {}", crate::token::clock::describe_instant(at, now)),
+            None => "never expires".into(),
+        };
+        format!("{kind} {who} · {expiry}")
+    }
+}
+
+/// Reads `path` if it holds at most `max` bytes (`None` when it holds more).
+fn read_bounded(path: &Path, max: u64) -> io::Result<Option<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    Ok((text.len() as u64 <= max).then_some(text))
 }
 
 /// A directory of named tokens.
@@ -63,10 +117,16 @@ impl TokenStore {
         Ok(path)
     }
 
+    /// A stored token's text. Reads at most a little more than the largest token anyone
+    /// accepts (`MAX_TOKEN_CHARS`), so a huge file in the store costs nothing to refuse.
     pub fn load(&self, name: &str) -> Result<String, StoreError> {
         let path = self.path(name)?;
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text.trim().to_string()),
+        match read_bounded(&path, MAX_FILE_BYTES) {
+            Ok(Some(text)) => Ok(text.trim().to_string()),
+            Ok(None) => Err(StoreError::TooLarge {
+                path: path.display().to_string(),
+                max: MAX_FILE_BYTES,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
                 name: name.to_string(),
                 dir: self.dir.display().to_string(),
@@ -107,6 +167,28 @@ impl TokenStore {
         Ok(names)
     }
 
+    /// Every stored token, read (not verified) at `now`, sorted by name; past `MAX_DESCRIBED`
+    /// tokens the rest are listed without being read.
+    pub fn entries(&self, now: i64) -> Result<Vec<StoredToken>, StoreError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let read = if i < MAX_DESCRIBED {
+                    self.load(&name)
+                        .map_err(|e| e.to_string())
+                        .and_then(|text| {
+                            crate::token::inspect(&text, None, now).map_err(|e| e.to_string())
+                        })
+                } else {
+                    Err(format!("not read: over {MAX_DESCRIBED} stored tokens"))
+                };
+                StoredToken { name, read }
+            })
+            .collect())
+    }
+
     fn io_error(&self, path: &Path, source: io::Error) -> StoreError {
         StoreError::Io {
             path: path.display().to_string(),
@@ -133,6 +215,53 @@ fn validate_name(name: &str) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn entries_say_whose_each_token_is_and_when_it_expires() {
+        use crate::token::{IdentityClaims, KeyPair, mint_identity};
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path().join("tokens"));
+        let now = 1_790_000_000;
+        let minted = mint_identity(
+            &KeyPair::new(),
+            &IdentityClaims {
+                subject: "uri:urn:company:alice".into(),
+                expires_at: now + 7_200,
+                delegatable: true,
+                domain: None,
+            },
+        )
+        .unwrap();
+        store.save("alice", &minted).unwrap();
+        store.save("junk", "not a token").unwrap();
+        let entries = store.entries(now).unwrap();
+        let summaries: Vec<String> = entries.iter().map(|e| e.summary(now)).collect();
+        assert_eq!(entries[0].name, "alice");
+        assert_eq!(
+            summaries[0],
+            "identity uri:urn:company:alice · expires in 2 hours"
+        );
+        assert_eq!(
+            entries[0].summary(now + 7_260),
+            "identity uri:urn:company:alice · expired 60 seconds ago"
+        );
+        assert!(summaries[1].starts_with("unreadable: "), "{}", summaries[1]);
+    }
+
+    /// A file far larger than any token (here 64 MiB, sparse) is refused after reading at
+    /// most `MAX_FILE_BYTES + 1` bytes of it.
+    #[test]
+    fn a_huge_file_in_the_store_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let file = std::fs::File::create(dir.path().join("huge.token")).unwrap();
+        file.set_len(64 << 20).unwrap();
+        let err = store.load("huge").unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("larger than any token"), "{err}");
+        let entries = store.entries(0).unwrap();
+        assert!(entries[0].summary(0).contains("larger than any token"));
+    }
 
     #[test]
     fn save_load_list_delete() {

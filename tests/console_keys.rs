@@ -855,7 +855,9 @@ fn a_token_is_picked_from_the_store_or_read_from_a_file_the_prompt_names() {
     f.env.token_store = Some(store);
     press(&mut f, "4o");
     match f.app.popup() {
-        Some(Popup::Picker { items, .. }) => assert_eq!(items[1], "alice", "{items:?}"),
+        Some(Popup::Picker { items, .. }) => {
+            assert!(items[1].starts_with("alice "), "{items:?}")
+        }
         _ => panic!("no pick-list: {}", flash(&f)),
     }
     press(&mut f, "j");
@@ -916,4 +918,120 @@ fn the_palette_lists_the_keymaps_commands_and_runs_every_one() {
     f.app.close_popup();
     f.app.run_command("yes");
     assert!(flash(&f).starts_with("unknown command"), "{}", flash(&f));
+}
+
+/// `y` copies where the clipboard setting resolved to: a private file (a Linux console, or
+/// `clipboard = "file"`) from a worker, with the flash naming the file; OSC 52 from the
+/// terminal loop; nowhere when off, saying so.
+#[test]
+fn copy_goes_to_a_private_file_where_there_is_no_osc52() {
+    use hessra_console::console::clipboard::Clipboard;
+    use std::os::unix::fs::PermissionsExt;
+
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("state/clipboard");
+    let mut f = Console::with(Setup::default(), |context| Context {
+        clipboard: Clipboard::File(file.clone()),
+        ..context
+    });
+    press(&mut f, "y");
+    let copied = std::fs::read_to_string(&file).expect("the copy is in the file");
+    assert!(
+        copied.starts_with("uri:urn:"),
+        "the selected identity: {copied}"
+    );
+    assert!(
+        f.app.loaded().unwrap().policy.client(&copied).is_some(),
+        "{copied}"
+    );
+    let shown = flash(&f);
+    assert!(
+        shown.contains("copied identity to") && shown.contains(&file.display().to_string()),
+        "{shown}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "copies may be tokens");
+
+    let mut f = Console::with(Setup::default(), |context| Context {
+        clipboard: Clipboard::Off,
+        ..context
+    });
+    press(&mut f, "y");
+    assert!(flash(&f).contains("copying is off"), "{}", flash(&f));
+
+    let mut f = Console::start();
+    press(&mut f, "y");
+    assert!(flash(&f).contains("(osc52)"), "{}", flash(&f));
+}
+
+/// The demo flow against a real server keeps each token it mints in the token store, and `o`
+/// lists every stored token with whose it is and when it expires; picking one loads it.
+#[test]
+fn the_demo_flow_keeps_its_tokens_and_o_lists_them_with_identity_and_expiry() {
+    let setup = Setup {
+        server: true,
+        token_store: true,
+        ..Setup::default()
+    };
+    let mut f = Console::with(setup, |context| Context {
+        demo_clients: vec!["uri:urn:company:alice".into()],
+        ..context
+    });
+    press(&mut f, "4f");
+    for _ in 0..120 {
+        f.app.handle_key(key(KeyCode::Backspace));
+    }
+    press(
+        &mut f,
+        "uri:urn:company:alice uri:urn:company:alice:agent1 production_api read",
+    );
+    support::console::enter(&mut f);
+    let flow = &f.app.screens().tokens.flow;
+    assert!(flow.iter().all(|s| s.ok), "{flow:?}");
+    assert!(
+        flow[0]
+            .detail
+            .contains("saved as demo-company-alice-identity"),
+        "{flow:?}"
+    );
+    let store = f.env.token_store.clone().expect("the test's token store");
+    assert_eq!(
+        store.list().unwrap(),
+        [
+            "demo-company-alice-agent1-identity",
+            "demo-company-alice-agent1-production_api-read",
+            "demo-company-alice-identity",
+        ]
+    );
+
+    press(&mut f, "o");
+    let Some(Popup::Picker { items, .. }) = f.app.popup() else {
+        panic!("o opens the picker: {:?}", flash(&f));
+    };
+    let alice = items
+        .iter()
+        .find(|i| i.starts_with("demo-company-alice-identity"))
+        .expect("listed")
+        .clone();
+    assert!(
+        alice.contains("identity uri:urn:company:alice · expires in"),
+        "{alice}"
+    );
+    let authz = items
+        .iter()
+        .find(|i| i.starts_with("demo-company-alice-agent1-production_api-read"))
+        .expect("listed");
+    assert!(
+        authz.contains("authorization uri:urn:company:alice:agent1 · expires in"),
+        "{authz}"
+    );
+    let at = items.iter().position(|i| *i == alice).unwrap();
+    for _ in 0..at {
+        f.app.handle_key(key(KeyCode::Down));
+    }
+    support::console::enter(&mut f);
+    assert_eq!(
+        f.app.screens().tokens.token.as_deref(),
+        Some(store.load("demo-company-alice-identity").unwrap().as_str())
+    );
 }

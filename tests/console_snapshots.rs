@@ -318,3 +318,59 @@ fn hints_of_the_focused_pane() {
     app.dispatch(Action::EditRaw);
     insta::assert_snapshot!("clients_editor_80x24", draw(&app, 80, 24).backend());
 }
+
+/// A terminal opens the console with `App::start`: the first frame says what is being read
+/// while a worker reads it, keys typed meanwhile act once it is in, and a file that does not
+/// parse still opens the editor on it.
+#[test]
+fn the_first_frame_is_drawn_while_the_policy_is_read() {
+    use hessra_console::console::jobs::{self, Env};
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let env = Env::new(
+        PathBuf::from("/demo/policy/clients.toml"),
+        None,
+        None,
+        None,
+        runtime.handle().clone(),
+    );
+    let mut app = App::start(context(false, false));
+    let first = draw(&app, 80, 24).backend().to_string();
+    assert!(
+        first.contains("Reading /demo/policy/clients.toml"),
+        "first frame:\n{first}"
+    );
+    assert!(app.loaded().is_none() && app.policy_pending());
+    app.handle_key(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::NONE));
+    assert_eq!(
+        app.screen(),
+        ScreenId::Clients,
+        "the key waits for the policy"
+    );
+
+    jobs::settle(&mut app, &env, true);
+    assert!(app.loaded().is_some());
+    assert!(!app.is_dirty(), "reading is not an edit");
+    assert_eq!(app.screen(), ScreenId::Delegations, "the waiting key acted");
+    let read = draw(&app, 80, 24).backend().to_string();
+    assert!(!read.contains("Reading"), "{read}");
+    assert!(read.contains("alice"), "{read}");
+
+    let broken = Context::new(
+        PathBuf::from("/demo/policy/clients.toml"),
+        "[[clients]\nidentity = ".into(),
+        NOW,
+    );
+    let mut app = App::start(broken);
+    jobs::settle(&mut app, &env, true);
+    assert!(app.loaded().is_none() && !app.policy_pending());
+    let shown = draw(&app, 80, 24).backend().to_string();
+    assert!(shown.contains("does not parse"), "{shown}");
+    assert!(
+        shown.contains("[[clients]"),
+        "the editor opens on the file: {shown}"
+    );
+}

@@ -407,12 +407,9 @@ fn list(details: bool) -> CommandResult {
     let now = unix_now();
     let mut rows = Vec::new();
     let mut lines = Vec::new();
-    for name in &names {
-        let inspected = store
-            .load(name)
-            .map_err(|e| e.to_string())
-            .and_then(|text| token::inspect(&text, None, now).map_err(|e| e.to_string()));
-        match inspected {
+    for entry in store.entries(now)? {
+        let name = &entry.name;
+        match entry.read {
             Ok(view) => {
                 let expiry = view.effective_expiry;
                 let human = expiry

@@ -129,7 +129,8 @@ pub struct Context {
     pub frozen_clock: bool,
     /// Problems found at start-up (config file, keys) to show once.
     pub notices: Vec<String>,
-    pub clipboard: bool,
+    /// Where `y` copies.
+    pub clipboard: super::clipboard::Clipboard,
     pub mouse: bool,
     /// Seconds without activity after which an identity is marked quiet.
     pub quiet_after: i64,
@@ -160,7 +161,7 @@ impl Context {
             now,
             frozen_clock: true,
             notices: Vec::new(),
-            clipboard: true,
+            clipboard: super::clipboard::Clipboard::Osc52,
             mouse: false,
             quiet_after: 3_600,
             recovered: None,
@@ -185,7 +186,7 @@ pub struct App {
     pub(crate) server: Option<(String, bool)>,
     pub(crate) operator: Option<String>,
     pub(crate) demo_clients: Vec<String>,
-    pub(crate) clipboard_enabled: bool,
+    pub(crate) clipboard: super::clipboard::Clipboard,
     pub(crate) mouse: bool,
 
     /// The policy being edited; `None` while the file on disk does not parse.
@@ -252,7 +253,19 @@ enum Typed {
 }
 
 impl App {
+    /// The console with the policy read and its views built before it returns (tests, benches).
     pub fn new(context: Context) -> App {
+        App::open(context, false)
+    }
+
+    /// The console as a terminal opens it: the policy is read on a worker, so the first frame
+    /// (saying what is being read) is drawn at once whatever the file's size; keys typed
+    /// meanwhile wait for it, as they wait for an edit.
+    pub fn start(context: Context) -> App {
+        App::open(context, true)
+    }
+
+    fn open(context: Context, read_on_worker: bool) -> App {
         let keymap = if context.readonly {
             context.keymap.read_only()
         } else {
@@ -273,7 +286,7 @@ impl App {
             server: context.server,
             operator: context.operator,
             demo_clients: context.demo_clients,
-            clipboard_enabled: context.clipboard,
+            clipboard: context.clipboard,
             mouse: context.mouse,
             session: None,
             saved_text: String::new(),
@@ -304,7 +317,15 @@ impl App {
             disk: Default::default(),
         };
         app.screens.server.quiet_after = context.quiet_after;
-        app.load_text(&context.policy_text);
+        if read_on_worker {
+            app.saved_text = context.policy_text;
+            app.derive(
+                PolicyInput::Text(app.saved_text.clone()),
+                PolicyPurpose::Start,
+            );
+        } else {
+            app.load_text(&context.policy_text);
+        }
         if !app.notices.is_empty() {
             app.popup = Some(Popup::Notices { scroll: 0 });
         }
@@ -607,7 +628,7 @@ impl App {
         self.policy_pending = None;
         match (purpose, result) {
             (purpose, Ok(derived)) => self.install(purpose, *derived),
-            (PolicyPurpose::Open, Err(finding)) => self.open_broken(finding),
+            (PolicyPurpose::Open | PolicyPurpose::Start, Err(finding)) => self.open_broken(finding),
             (PolicyPurpose::Replace { .. }, Err(finding)) => {
                 self.flash(Level::Error, format!("not applied: {finding}"))
             }
@@ -688,13 +709,14 @@ impl App {
                     );
                 }
             }
-            PolicyPurpose::Open | PolicyPurpose::Reopen { .. } => {
+            PolicyPurpose::Open | PolicyPurpose::Start | PolicyPurpose::Reopen { .. } => {
                 self.saved_text = loaded.document.text().to_string();
                 self.session = Some(EditSession::from_loaded(loaded, now));
                 self.broken = None;
                 self.views_ready(views);
                 match purpose {
                     PolicyPurpose::Reopen { why } => self.flash(Level::Info, why),
+                    PolicyPurpose::Start => {}
                     _ => self.flash(Level::Info, "reloaded clients.toml from disk"),
                 }
             }
@@ -802,6 +824,7 @@ impl App {
                 self.submit(Job::ReadRevocations);
             }
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
+            JobResult::Copied { what, to } => self.copy_done(what, to),
             result @ (JobResult::Watched { .. }
             | JobResult::DiskChanged { .. }
             | JobResult::RebasedBuffer { .. }
@@ -932,6 +955,12 @@ impl App {
     }
 
     /// Whether an edited policy is being read (input waits for it meanwhile).
+    /// The size of the policy being read at start-up, while no policy (or broken file) is in.
+    pub fn reading_policy(&self) -> Option<usize> {
+        (self.session.is_none() && self.broken.is_none() && self.policy_pending.is_some())
+            .then_some(self.saved_text.len())
+    }
+
     pub fn policy_pending(&self) -> bool {
         self.policy_pending.is_some()
     }
@@ -1755,16 +1784,36 @@ impl App {
         super::palette::run(self, line);
     }
 
+    /// Copies `text` where the clipboard setting says: OSC 52 from the terminal loop, or
+    /// tmux's buffer or a private file from a worker (the flash says where once it is there).
     pub fn copy(&mut self, what: &str, text: String) {
-        if !self.clipboard_enabled {
-            self.flash(
+        use super::clipboard::Clipboard;
+        match &self.clipboard {
+            Clipboard::Off => self.flash(
                 Level::Warn,
-                "copying is off (clipboard = \"off\" in the config)",
-            );
-            return;
+                "copying is off (clipboard = \"off\" in the config, or no OSC 52 and no state directory)",
+            ),
+            Clipboard::Osc52 => {
+                self.flash(Level::Success, format!("copied {what} (osc52)"));
+                self.copied = Some(text);
+            }
+            to @ (Clipboard::Tmux { .. } | Clipboard::File(_)) => {
+                let to = to.clone();
+                self.submit(Job::Copy {
+                    what: what.to_string(),
+                    text,
+                    to,
+                    fallback: super::clipboard::default_file(),
+                });
+            }
         }
-        self.flash(Level::Success, format!("copied {what} (osc52)"));
-        self.copied = Some(text);
+    }
+
+    fn copy_done(&mut self, what: String, to: Result<String, String>) {
+        match to {
+            Ok(place) => self.flash(Level::Success, format!("copied {what} to {place}")),
+            Err(why) => self.flash(Level::Error, format!("{what} not copied: {why}")),
+        }
     }
 }
 

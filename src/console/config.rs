@@ -5,11 +5,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// How `y` copies.
+/// How `y` copies (see `clipboard::Clipboard::resolve` for what "auto" picks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClipboardMode {
+    /// tmux's buffer inside tmux, a file where the terminal has no OSC 52, else OSC 52.
+    Auto,
     /// OSC 52 escape sequence: works locally and over SSH in terminals that allow it.
     Osc52,
+    /// `tmux load-buffer`.
+    Tmux,
+    /// A private file in the state directory.
+    File,
     /// Copying turned off.
     Off,
 }
@@ -36,7 +42,7 @@ impl Default for Config {
             theme: None,
             theme_overrides: None,
             mouse: false,
-            clipboard: ClipboardMode::Osc52,
+            clipboard: ClipboardMode::Auto,
             readonly: false,
             keys: BTreeMap::new(),
             quiet_after: 3_600,
@@ -175,11 +181,17 @@ impl Config {
                     }
                 }
                 "clipboard" => match item.as_str() {
-                    Some("osc52" | "auto") => config.clipboard = ClipboardMode::Osc52,
+                    Some("auto") => config.clipboard = ClipboardMode::Auto,
+                    Some("osc52") => config.clipboard = ClipboardMode::Osc52,
+                    Some("tmux") => config.clipboard = ClipboardMode::Tmux,
+                    Some("file") => config.clipboard = ClipboardMode::File,
                     Some("off") => config.clipboard = ClipboardMode::Off,
                     _ => {
                         config.clipboard = ClipboardMode::Off;
-                        wrong("\"auto\", \"osc52\" or \"off\"", "copying is off until it is fixed");
+                        wrong(
+                            "\"auto\", \"osc52\", \"tmux\", \"file\" or \"off\"",
+                            "copying is off until it is fixed",
+                        );
                     }
                 },
                 "theme_overrides" => match item.as_table_like() {

@@ -129,6 +129,8 @@ pub enum PolicyPurpose {
     },
     /// The file as read from disk.
     Open,
+    /// The file as read at start-up: the first frame is drawn while it is read.
+    Start,
     /// The file changed on disk and the buffer was unmodified: `why` is the flash.
     Reopen {
         why: String,
@@ -245,6 +247,13 @@ pub enum Job {
     /// `revocations.toml` at HEAD and in the working copy (and the server's list when
     /// connected), for the Tokens screen's per-block status.
     ReadRevocations,
+    /// Copies through tmux or into a file (OSC 52 is the terminal loop's).
+    Copy {
+        what: String,
+        text: String,
+        to: super::clipboard::Clipboard,
+        fallback: Option<PathBuf>,
+    },
     /// The text diff of the working buffer (unsaved edits included) against HEAD's text.
     TextDiff {
         head: String,
@@ -294,6 +303,7 @@ impl Job {
             Job::ListStoredTokens => "listing stored tokens",
             Job::Verify { .. } => "verifying",
             Job::ReadRevocations => "reading revocations.toml",
+            Job::Copy { .. } => "copying",
             Job::TextDiff { .. } => "diffing",
             Job::DemoFlow { .. } => "running the demo flow",
         }
@@ -480,10 +490,16 @@ pub enum JobResult {
         source: String,
         token: Result<String, String>,
     },
-    StoredTokens(Result<Vec<String>, String>),
+    /// The token store's tokens, each read (not verified) to say whose it is and its expiry.
+    StoredTokens(Result<Vec<crate::token_store::StoredToken>, String>),
     Verified(Result<String, String>),
     FlowStep(FlowStep),
     Revocations(Box<RevocationLists>),
+    /// What was copied, and where it went (or why it could not).
+    Copied {
+        what: String,
+        to: Result<String, String>,
+    },
     /// The texts that were compared, so a stale answer is recognised.
     TextDiff {
         head: String,
@@ -639,7 +655,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
                 .map_err(|e| format!("cannot read {}: {e}", path.display())),
         },
         Job::ListStoredTokens => JobResult::StoredTokens(match &env.token_store {
-            Some(store) => store.list().map_err(|e| e.to_string()),
+            Some(store) => store
+                .entries(token::clock::unix_now())
+                .map_err(|e| e.to_string()),
             None => Err("no token store".into()),
         }),
         Job::LoadStoredToken { name } => JobResult::TokenLoaded {
@@ -662,6 +680,15 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             &revocation_lists(env),
         )),
         Job::ReadRevocations => JobResult::Revocations(Box::new(revocation_lists(env))),
+        Job::Copy {
+            what,
+            text,
+            to,
+            fallback,
+        } => JobResult::Copied {
+            what,
+            to: super::clipboard::copy(&to, &text, fallback.as_deref()),
+        },
         Job::TextDiff { head, working } => {
             let path = env
                 .relative_policy()
@@ -1070,6 +1097,15 @@ fn demo_flow(
             ok,
         }))
     };
+    // Each token the flow mints is kept in the token store (`o` lists it; `hessra-console
+    // identity list --details` and the CLI's `--token-name` read it), named after the flow.
+    let keep = |name: String, token: &str| match &env.token_store {
+        Some(store) => match store.save(&name, token) {
+            Ok(_) => format!("; saved as {name}"),
+            Err(e) => format!("; not saved: {e}"),
+        },
+        None => "; not saved: no token store".into(),
+    };
     let Some(link) = env.server.clone() else {
         step("start", "no server configured".into(), None, false);
         return;
@@ -1121,10 +1157,11 @@ fn demo_flow(
         let identity_token = identity
             .token
             .ok_or_else(|| ("1 authenticate".to_string(), identity.response_msg.clone()))?;
+        let kept = keep(flow_token_name(client, "identity"), &identity_token);
         step(
             "1 authenticate",
             format!(
-                "mTLS as {client}: identity token for {}, expires in {}",
+                "mTLS as {client}: identity token for {}, expires in {}{kept}",
                 identity.identity.as_deref().unwrap_or(client),
                 policy::duration::format(identity.expires_in.unwrap_or(0))
             ),
@@ -1138,10 +1175,11 @@ fn demo_flow(
             &Delegation::new(delegate_to, now + 600),
         )
         .map_err(|e| ("2 delegate".to_string(), e.to_string()))?;
+        let kept = keep(flow_token_name(delegate_to, "identity"), &delegated.token);
         step(
             "2 delegate",
             format!(
-                "offline: {} → {} (depth {}, 10 min)",
+                "offline: {} → {} (depth {}, 10 min){kept}",
                 delegated.from, delegated.identity, delegated.depth
             ),
             Some(delegated.token.clone()),
@@ -1165,9 +1203,13 @@ fn demo_flow(
         let authz_token = authz
             .token
             .ok_or_else(|| ("3 authorize".to_string(), authz.response_msg.clone()))?;
+        let kept = keep(
+            flow_token_name(delegate_to, &format!("{resource}-{operation}")),
+            &authz_token,
+        );
         step(
             "3 authorize",
-            format!("as {delegate_to}: {operation} on {resource} granted"),
+            format!("as {delegate_to}: {operation} on {resource} granted{kept}"),
             Some(authz_token.clone()),
             true,
         );
@@ -1196,6 +1238,26 @@ fn demo_flow(
     if let Err((title, detail)) = result {
         step(&title, detail, None, false);
     }
+}
+
+/// The token store name of a token the demo flow minted: `demo-<identity>-<what>`, with every
+/// character a store name cannot hold (`:` of the URI, `/` of a resource) as `-`.
+pub fn flow_token_name(identity: &str, what: &str) -> String {
+    let who = identity
+        .strip_prefix("uri:urn:")
+        .or_else(|| identity.strip_prefix("uri:"))
+        .unwrap_or(identity);
+    let name: String = format!("demo-{who}-{what}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.chars().take(128).collect()
 }
 
 /// What a worker reports: a result of job `id`, or that job `id` has finished.

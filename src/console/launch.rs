@@ -267,7 +267,11 @@ pub fn launch_with_config(
         now: crate::token::clock::unix_now(),
         frozen_clock: false,
         notices,
-        clipboard: config.clipboard != super::config::ClipboardMode::Off,
+        clipboard: super::clipboard::Clipboard::resolve(
+            config.clipboard,
+            |name| std::env::var(name).ok(),
+            super::clipboard::default_file(),
+        ),
         mouse: config.mouse,
         quiet_after: config.quiet_after,
         recovered,

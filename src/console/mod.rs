@@ -3,6 +3,7 @@
 //! thread never waits on git, network or disk. The terminal is restored on every exit path.
 
 pub mod app;
+pub mod clipboard;
 pub mod config;
 pub mod disk;
 pub mod jobs;
@@ -99,7 +100,7 @@ pub fn run(args: ConsoleArgs) -> Result<(), String> {
         server,
         ..
     } = launched;
-    let mut app = App::new(context);
+    let mut app = App::start(context);
     let result = run_terminal(&mut app, env);
     if let Some(server) = server {
         runtime.block_on(server.shutdown());

@@ -258,6 +258,77 @@ mod tests {
         );
     }
 
+    /// xterm's default palette for the ANSI names (what most terminals start with).
+    fn rgb(color: Color) -> (u8, u8, u8) {
+        match color {
+            Color::Rgb(r, g, b) => (r, g, b),
+            Color::Black => (0, 0, 0),
+            Color::Red => (0xcd, 0, 0),
+            Color::Green => (0, 0xcd, 0),
+            Color::Yellow => (0xcd, 0xcd, 0),
+            Color::Blue => (0, 0, 0xee),
+            Color::Magenta => (0xcd, 0, 0xcd),
+            Color::Cyan => (0, 0xcd, 0xcd),
+            Color::Gray => (0xe5, 0xe5, 0xe5),
+            Color::DarkGray => (0x7f, 0x7f, 0x7f),
+            Color::LightRed => (0xff, 0, 0),
+            Color::LightGreen => (0, 0xff, 0),
+            Color::LightYellow => (0xff, 0xff, 0),
+            Color::LightBlue => (0x5c, 0x5c, 0xff),
+            Color::LightMagenta => (0xff, 0, 0xff),
+            Color::LightCyan => (0, 0xff, 0xff),
+            Color::White => (0xff, 0xff, 0xff),
+            other => panic!("no fixed RGB for {other:?}"),
+        }
+    }
+
+    /// WCAG 2 contrast ratio of two colours.
+    fn contrast(a: Color, b: Color) -> f64 {
+        let luminance = |c: Color| {
+            let (r, g, b) = rgb(c);
+            let channel = |v: u8| {
+                let v = f64::from(v) / 255.0;
+                if v <= 0.039_28 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            };
+            0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+        };
+        let (x, y) = (luminance(a), luminance(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    #[test]
+    fn the_light_theme_is_legible_on_white() {
+        let theme = Theme::built_in("light").unwrap();
+        let white = Color::Rgb(0xff, 0xff, 0xff);
+        let slots = [
+            ("text", theme.text),
+            ("muted", theme.muted),
+            ("accent", theme.accent),
+            ("title", theme.title),
+            ("ok", theme.ok),
+            ("warn", theme.warn),
+            ("error", theme.error),
+            ("added", theme.added),
+            ("removed", theme.removed),
+            ("keyword", theme.keyword),
+            ("literal", theme.literal),
+            // Reverse video: the terminal's white background becomes the text colour.
+            ("selection (reversed)", theme.selection),
+        ];
+        for (slot, color) in slots {
+            let ratio = contrast(color, white);
+            assert!(ratio >= 4.5, "{slot} {color:?}: {ratio:.2}:1 on white");
+        }
+        assert!(
+            contrast(Color::Gray, white) < 1.5,
+            "the check catches ANSI gray, which the light theme once used for muted text"
+        );
+    }
+
     #[test]
     fn without_color_keeps_selection_visible() {
         let theme = Theme::built_in("default").unwrap().without_color();

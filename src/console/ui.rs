@@ -58,11 +58,33 @@ pub fn render(frame: &mut Frame, app: &App) {
     ])
     .areas(area);
     render_title(frame, title, app);
-    app.current().render(frame, body, app);
+    match app.reading_policy() {
+        Some(bytes) => render_reading(frame, body, app, bytes),
+        None => app.current().render(frame, body, app),
+    }
     render_status(frame, status, app);
     render_hints(frame, hints, app);
     if let Some(popup) = &app.popup {
         render_popup(frame, area, app, popup);
+    }
+}
+
+/// The first frame of a large policy: what is being read while a worker reads it.
+fn render_reading(frame: &mut Frame, area: Rect, app: &App, bytes: usize) {
+    let text = format!(
+        "Reading {} ({})…\nKeys typed now act once it is read.",
+        app.policy_path().display(),
+        human_bytes(bytes)
+    );
+    let block = pane(app, app.current().title(), true);
+    frame.render_widget(Paragraph::new(text).block(block), area);
+}
+
+fn human_bytes(bytes: usize) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{} KiB", bytes / 1024),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
     }
 }
 

@@ -141,6 +141,15 @@ keys Escape
 check "and the console is read-only" " RO "
 keys 3 BTab y
 check "Shift-Tab moves from Realms back to Assignments" "copied subject"
+# Inside tmux OSC 52 is dropped by default: the copy lands in tmux's paste buffer instead.
+check "inside tmux, y copies into tmux's buffer" "to the tmux buffer"
+if tmx show-buffer 2>/dev/null | grep -q "uri:urn:"; then
+    echo "ok   the tmux buffer holds the copied subject"
+    passed=$((passed + 1))
+else
+    echo "FAIL the tmux buffer does not hold the copied subject: $(tmx show-buffer 2>&1 | head -c 200)"
+    failed=$((failed + 1))
+fi
 keys q
 check "q quits the read-only console" "EXITED=0"
 

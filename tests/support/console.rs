@@ -46,6 +46,8 @@ pub struct Setup {
     pub server: bool,
     /// Run the console without its repository (no git status, no commits).
     pub no_repo: bool,
+    /// Give the console a token store (`tokens/` under the test's directory).
+    pub token_store: bool,
 }
 
 impl Console {
@@ -79,7 +81,9 @@ impl Console {
             policy_path.clone(),
             (!setup.no_repo).then(|| clone.clone()),
             link,
-            None,
+            setup
+                .token_store
+                .then(|| hessra_console::token_store::TokenStore::new(dir.path().join("tokens"))),
             runtime.handle().clone(),
         );
         if setup.recovery {

@@ -42,6 +42,13 @@ pub struct TokensState {
     pub block_selected: usize,
     /// The revocation lists the blocks are checked against, once read.
     pub revocations: Option<RevocationLists>,
+    /// The picker's rows for the stored tokens it lists (label, name).
+    pub stored: Vec<(String, String)>,
+}
+
+/// A stored token's picker row: its name, then whose it is and when it expires.
+pub fn stored_label(token: &crate::token_store::StoredToken, now: i64) -> String {
+    format!("{:<24} {}", token.name, token.summary(now))
 }
 
 const FILE_ITEM: &str = "(read a file…)";
@@ -107,9 +114,13 @@ impl Screen for TokensState {
             }),
             Some(TokensPrompt::DemoFlow) => self.start_demo_flow(text, cx)?,
             Some(TokensPrompt::Stored) if text == FILE_ITEM => ask_token_file(cx),
-            Some(TokensPrompt::Stored) => cx.submit(Job::LoadStoredToken {
-                name: text.to_string(),
-            }),
+            Some(TokensPrompt::Stored) => {
+                let stored = self.stored.iter().find(|(label, _)| label == text);
+                if let Some((_, name)) = stored {
+                    let name = name.clone();
+                    cx.submit(Job::LoadStoredToken { name });
+                }
+            }
             None => {}
         }
         Ok(())
@@ -330,9 +341,19 @@ impl TokensState {
                 Ok(token) => self.load_token(token, source, cx),
                 Err(e) => cx.flash(Level::Error, e),
             },
-            JobResult::StoredTokens(Ok(mut names)) => {
-                names.insert(0, FILE_ITEM.to_string());
-                cx.pick(TokensPrompt::Stored, "Load a token", names);
+            JobResult::StoredTokens(Ok(tokens)) => {
+                self.stored = tokens
+                    .iter()
+                    .map(|t| (stored_label(t, cx.now), t.name.clone()))
+                    .collect();
+                let items = std::iter::once(FILE_ITEM.to_string())
+                    .chain(self.stored.iter().map(|(label, _)| label.clone()))
+                    .collect();
+                cx.pick(
+                    TokensPrompt::Stored,
+                    "Load a token (name, whose, expiry)",
+                    items,
+                );
             }
             JobResult::StoredTokens(Err(e)) => {
                 cx.flash(Level::Warn, format!("token store: {e}"));
