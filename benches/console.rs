@@ -123,6 +123,7 @@ fn populate(app: &mut App, text: &str) {
         denied: 500,
         started_at: NOW - 60,
         audit_file: None,
+        audit_key: None,
         keys: Vec::new(),
         key_set_error: None,
     })));

@@ -1,6 +1,7 @@
 //! hessra-console: the operator's console for Hessra-style machine identity, with the token
 //! tools, policy model and authorization server it needs to run on a fresh machine.
 
+pub mod audit_chain;
 pub mod audit_trail;
 pub mod cli;
 pub mod client;

@@ -215,6 +215,7 @@ fn changes_and_server_with_git_and_server_data() {
         denied: 1,
         started_at: NOW - 600,
         audit_file: None,
+        audit_key: None,
         keys: vec![
             KeyInfo {
                 id: Some(1),

@@ -63,6 +63,7 @@ fn status_keeps_its_field_order_and_writes_absent_values_as_null() {
         denied: 1,
         started_at: 50,
         audit_file: None,
+        audit_key: None,
         keys: vec![active_key()],
         key_set_error: None,
     };

@@ -2,6 +2,7 @@
 //! commands overlap. Logic lives in `token`, `token_store` and friends; this layer reads
 //! arguments and files, calls them, and prints.
 
+mod audit_cmd;
 mod demo_cmd;
 mod docs_cmd;
 mod identity;
@@ -69,7 +70,10 @@ pub enum Command {
         connection: remote_cmd::ConnectionArgs,
     },
     /// Run the authorization server until SIGINT/SIGTERM
-    Serve(serve_cmd::ServeArgs),
+    Serve(Box<serve_cmd::ServeArgs>),
+    /// The server's audit trail: verify that no line was altered, removed, inserted or moved
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// Demo workspaces
     #[command(subcommand)]
     Demo(demo_cmd::DemoCommand),
@@ -149,7 +153,8 @@ pub fn main() -> ExitCode {
         Command::Keys(command) => keys_cmd::run(command),
         Command::Policy { file, command } => policy_cmd::run(command, file),
         Command::Demo(command) => demo_cmd::run(command),
-        Command::Serve(args) => serve_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(*args),
+        Command::Audit(command) => audit_cmd::run(command),
         Command::Init { server, connection } => remote_cmd::init(&server, &connection),
         Command::Completions { shell } => docs_cmd::completions(shell),
         Command::Man { out } => docs_cmd::man(out.as_deref()),

@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// (hessra_audit_dropped_total), never waited for
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     audit_queue: u64,
+    /// Sign a checkpoint of the audit chain this often while events are written (also at
+    /// rotation and shutdown; 0: only then). `audit verify` checks them
+    #[arg(long, default_value = "1m", value_parser = parse_interval)]
+    audit_checkpoint_every: std::time::Duration,
     /// Keep the mirror of a git policy source and the last good commit here
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -280,6 +284,7 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
             max_file_bytes: args.audit_max_bytes,
             max_files: usize::try_from(args.audit_max_files).unwrap_or(usize::MAX),
             queue: usize::try_from(args.audit_queue).unwrap_or(usize::MAX),
+            checkpoint_every: args.audit_checkpoint_every,
         },
         signer,
     })

@@ -1,6 +1,8 @@
 //! Audit: every decision is an event, kept in bounded in-memory rings for the console and
 //! appended to a rotated JSON-lines file by a writer thread behind a bounded queue. Events name
-//! tokens by revocation id, never by content; requests never wait on the disk.
+//! tokens by revocation id, never by content; requests never wait on the disk. The file is
+//! hash-chained and checkpoints are signed with the audit key (`audit_chain`), so an edit to it
+//! is found by `hessra-console audit verify`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufWriter, Write};
@@ -10,6 +12,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::audit_chain::{self, Chain, Signer};
 use crate::audit_trail::{latest_expiry, numbered};
 pub use crate::audit_trail::{read_trail, rotated_files};
 pub use crate::wire::AuditEvent;
@@ -59,6 +62,9 @@ pub struct AuditConfig {
     /// Events queued for the writer; when the queue is full an event is counted as dropped
     /// (`hessra_audit_dropped_total`) rather than waited for.
     pub queue: usize,
+    /// How often the writer signs a checkpoint of the chain while lines are being added (also
+    /// at rotation and at shutdown); zero signs only at rotation and shutdown.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for AuditConfig {
@@ -68,6 +74,7 @@ impl Default for AuditConfig {
             max_file_bytes: 16 << 20,
             max_files: 5,
             queue: 4_096,
+            checkpoint_every: Duration::from_secs(60),
         }
     }
 }
@@ -109,7 +116,17 @@ pub struct AuditLog {
     unwritten: Mutex<VecDeque<AuditEvent>>,
     writer: Option<Writer>,
     path: Option<PathBuf>,
+    /// The audit key's public half (hex), when there is a file.
+    public_key: Option<String>,
     pub counters: Arc<AuditCounters>,
+}
+
+/// The audit signing key's file name, beside the audit file (its public half in `NAME.pub`).
+pub const AUDIT_SIGNING_KEY: &str = "audit-signing.pk8";
+
+/// Where the signing key of the audit file at `path` lives.
+pub fn signing_key_path(path: &Path) -> PathBuf {
+    path.with_file_name(AUDIT_SIGNING_KEY)
 }
 
 impl AuditLog {
@@ -117,8 +134,17 @@ impl AuditLog {
     pub fn new(path: Option<PathBuf>, config: AuditConfig) -> Result<AuditLog, AuditError> {
         config.check()?;
         let counters = Arc::new(AuditCounters::default());
+        let mut public_key = None;
         let writer = match &path {
-            Some(path) => Some(Writer::start(path, config, counters.clone())?),
+            Some(path) => {
+                let key = signing_key_path(path);
+                let signer = Signer::load_or_create(&key).map_err(|source| AuditError::Io {
+                    path: key.display().to_string(),
+                    source,
+                })?;
+                public_key = Some(signer.public_hex());
+                Some(Writer::start(path, config, signer, counters.clone())?)
+            }
             None => None,
         };
         Ok(AuditLog {
@@ -131,12 +157,18 @@ impl AuditLog {
             unwritten: Mutex::new(VecDeque::new()),
             writer,
             path,
+            public_key,
             counters,
         })
     }
 
     pub fn path(&self) -> Option<&PathBuf> {
         self.path.as_ref()
+    }
+
+    /// The public key checkpoints are signed with (hex), when events go to a file.
+    pub fn public_key(&self) -> Option<&str> {
+        self.public_key.as_deref()
     }
 
     /// Records an authenticated decision or an event of the server's own (its `seq` is
@@ -358,9 +390,10 @@ impl Writer {
     fn start(
         path: &Path,
         config: AuditConfig,
+        signer: Signer,
         counters: Arc<AuditCounters>,
     ) -> Result<Writer, AuditError> {
-        let file = AuditFile::open(path, config).map_err(|source| AuditError::Io {
+        let file = AuditFile::open(path, config, signer).map_err(|source| AuditError::Io {
             path: path.display().to_string(),
             source,
         })?;
@@ -434,6 +467,8 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// for `LINGER` (so a burst costs one write, and nothing waits in the buffer while the server
 /// is idle).
 fn write_events(mut file: AuditFile, receiver: Receiver<Message>, counters: &AuditCounters) {
+    let every = file.config.checkpoint_every;
+    let mut due = std::time::Instant::now() + every;
     let mut next = receiver.recv();
     while let Ok(message) = next {
         match message {
@@ -456,62 +491,154 @@ fn write_events(mut file: AuditFile, receiver: Receiver<Message>, counters: &Aud
                     std::thread::sleep(LINGER);
                 }
                 Err(mpsc::TryRecvError::Empty) => {
+                    if !every.is_zero() && std::time::Instant::now() >= due {
+                        due = std::time::Instant::now() + every;
+                        let _ = file.checkpoint();
+                    }
                     let _ = file.flush();
-                    break receiver.recv();
+                    break idle_wait(&receiver, &mut file, every, &mut due);
                 }
                 Err(mpsc::TryRecvError::Disconnected) => break Err(mpsc::RecvError),
             }
         };
     }
+    let _ = file.checkpoint();
     let _ = file.flush();
 }
 
-/// The file being written, its size, and the rotated ones' latest token expiries.
+/// Waits for the next message; while lines wait to be signed, wakes when the checkpoint is due
+/// and signs them, so an idle server's last lines are signed within `every`.
+fn idle_wait(
+    receiver: &Receiver<Message>,
+    file: &mut AuditFile,
+    every: Duration,
+    due: &mut std::time::Instant,
+) -> Result<Message, mpsc::RecvError> {
+    loop {
+        if every.is_zero() || file.chain.unsigned == 0 {
+            return receiver.recv();
+        }
+        let left = due.saturating_duration_since(std::time::Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(message) => return Ok(message),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                *due = std::time::Instant::now() + every;
+                let _ = file.checkpoint();
+                let _ = file.flush();
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(mpsc::RecvError),
+        }
+    }
+}
+
+/// The file being written, its size, its chain, and the rotated ones' latest token expiries.
 struct AuditFile {
     path: PathBuf,
     out: BufWriter<std::fs::File>,
     size: u64,
     config: AuditConfig,
+    chain: Chain,
     /// Latest `expires_at` per rotated file number, read once per file (rotated files never
     /// change).
     expiries: HashMap<u64, i64>,
 }
 
 impl AuditFile {
-    fn open(path: &Path, config: AuditConfig) -> std::io::Result<AuditFile> {
+    /// Opens the file to append to and picks its chain up where it stands: a new file starts a
+    /// segment after the newest rotated one; a chained file is resumed (an unfinished last
+    /// line, left by a crash, is cut off and its size recorded); a file written before
+    /// chaining is rotated away first, so every line written from now on is chained.
+    fn open(path: &Path, config: AuditConfig, signer: Signer) -> std::io::Result<AuditFile> {
+        let now = crate::token::clock::unix_now();
+        let mut tail = audit_chain::tail(path)?;
+        if tail == audit_chain::Tail::Unchained {
+            let number = rotated_files(path)?
+                .last()
+                .map_or(1, |(number, _)| number + 1);
+            std::fs::rename(path, numbered(path, number))?;
+            tail = audit_chain::Tail::Empty;
+        }
         let file = open_append(path)?;
-        let size = file.metadata()?.len();
-        Ok(AuditFile {
+        let mut size = file.metadata()?.len();
+        let (chain, first) = match tail {
+            audit_chain::Tail::Chained {
+                segment,
+                next,
+                head,
+                torn,
+            } => {
+                if torn > 0 {
+                    size -= torn;
+                    file.set_len(size)?;
+                }
+                let mut chain = Chain::new(signer, segment, next, head);
+                let line = chain.resume(now, torn);
+                (chain, line)
+            }
+            _ => {
+                let (segment, follows) = previous_segment(path);
+                let mut chain = Chain::new(signer, segment + 1, 0, follows);
+                let line = chain.genesis(segment + 1, now, follows);
+                (chain, line)
+            }
+        };
+        let mut audit = AuditFile {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(64 * 1024, file),
             size,
             config,
+            chain,
             expiries: HashMap::new(),
-        })
+        };
+        audit.write_line(&first)?;
+        audit.out.flush()?;
+        Ok(audit)
+    }
+
+    fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.size += line.len() as u64 + 1;
+        Ok(())
     }
 
     fn append(&mut self, event: &AuditEvent) -> std::io::Result<()> {
-        let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
-        line.push('\n');
-        let len = line.len() as u64;
+        let object = serde_json::to_string(event).map_err(std::io::Error::other)?;
+        // The position, hash and newline add ~85 bytes; room is kept for the checkpoint that
+        // ends the file at rotation.
+        let len = object.len() as u64 + 85 + CHECKPOINT_ROOM;
         // A rotation that fails (a directory made read-only, say) is tried again at the next
         // line; meanwhile lines go on into the current file rather than being lost.
         if self.size > 0 && self.size + len > self.config.max_file_bytes {
             let _ = self.rotate(crate::token::clock::unix_now());
         }
-        self.out.write_all(line.as_bytes())?;
-        self.size += len;
-        Ok(())
+        let line = self.chain.seal(&object);
+        self.write_line(&line)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 
+    /// Signs the lines added since the last checkpoint (nothing when there are none), and keeps
+    /// the checkpoint beside the file too (`PATH.head`, 0600), where a cut tail shows.
+    fn checkpoint(&mut self) -> std::io::Result<()> {
+        if self.chain.unsigned == 0 {
+            return Ok(());
+        }
+        let (line, checkpoint) = self.chain.checkpoint(crate::token::clock::unix_now());
+        self.write_line(&line)?;
+        self.out.flush()?;
+        let json = serde_json::to_string(&checkpoint).map_err(std::io::Error::other)?;
+        crate::fsutil::write_private(&audit_chain::head_path(&self.path), json.as_bytes())
+    }
+
     /// Renames the file to `PATH.N` (N one more than the newest rotated file; a rename keeps
     /// its mode, 0600), starts a new one, and deletes rotated files past the retention count
     /// whose identity tokens have all expired.
     fn rotate(&mut self, now: i64) -> std::io::Result<()> {
+        // The segment ends signed; the next file's genesis links to its last line.
+        self.checkpoint()?;
         self.out.flush()?;
         let number = rotated_files(&self.path)?
             .last()
@@ -527,6 +654,9 @@ impl AuditFile {
             }
         }
         self.size = 0;
+        let follows = self.chain.prev;
+        let line = self.chain.genesis(self.chain.segment + 1, now, follows);
+        self.write_line(&line)?;
         let rotated = rotated_files(&self.path)?;
         let keep = self.config.max_files.saturating_sub(1);
         let past_count = rotated.len().saturating_sub(keep);
@@ -547,6 +677,25 @@ impl AuditFile {
             }
         }
         Ok(())
+    }
+}
+
+/// Bytes kept free at the end of a file for a checkpoint line (~420 bytes), so a file ends
+/// signed within its size limit.
+const CHECKPOINT_ROOM: u64 = 512;
+
+/// The newest rotated file's segment and the hash of its last line, for a new file's genesis;
+/// `(0, ZERO)` when there is none that is chained.
+fn previous_segment(path: &Path) -> (u64, audit_chain::Hash) {
+    let Some((_, newest)) = rotated_files(path)
+        .ok()
+        .and_then(|files| files.last().cloned())
+    else {
+        return (0, audit_chain::ZERO);
+    };
+    match audit_chain::tail(&newest) {
+        Ok(audit_chain::Tail::Chained { segment, head, .. }) => (segment, head),
+        _ => (0, audit_chain::ZERO),
     }
 }
 
@@ -589,6 +738,13 @@ mod tests {
         }
     }
 
+    /// The events a file holds (the chain's genesis and checkpoint lines are not events).
+    fn events_in(path: &Path) -> Vec<AuditEvent> {
+        read_lines(path)
+            .filter_map(|line| serde_json::from_str::<AuditEvent>(&line).ok())
+            .collect()
+    }
+
     fn mode(path: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -607,8 +763,7 @@ mod tests {
         assert_eq!(all[0].seq, 6);
         assert_eq!(log.after(all.last().unwrap().seq - 2, 10).len(), 2);
         log.flush();
-        let lines = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(lines.lines().count(), AUDIT_RING + 5);
+        assert_eq!(events_in(&path).len(), AUDIT_RING + 5);
         assert_eq!(mode(&path), 0o600);
     }
 
@@ -651,8 +806,8 @@ mod tests {
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "merged in order");
 
         log.flush();
-        let anonymous: Vec<AuditEvent> = read_lines(&path)
-            .map(|line| serde_json::from_str::<AuditEvent>(&line).unwrap())
+        let anonymous: Vec<AuditEvent> = events_in(&path)
+            .into_iter()
             .filter(|e| e.caller.is_none())
             .collect();
         // 4 pairs × 3 windows × (20 + 1 summary).
@@ -701,6 +856,7 @@ mod tests {
             max_file_bytes: 4_096,
             max_files: 3,
             queue: 64,
+            ..AuditConfig::default()
         };
         let log = AuditLog::new(Some(path.clone()), config).unwrap();
         for i in 0..1_000 {
@@ -717,15 +873,14 @@ mod tests {
             assert!(std::fs::metadata(file).unwrap().len() <= 4_096);
         }
         // The newest events are in the kept files, in order.
-        let text: String = rotated
+        let events: Vec<AuditEvent> = rotated
             .iter()
-            .map(|(_, f)| std::fs::read_to_string(f).unwrap())
-            .chain([std::fs::read_to_string(&path).unwrap()])
+            .map(|(_, f)| f.clone())
+            .chain([path.clone()])
+            .flat_map(|f| events_in(&f))
             .collect();
-        assert!(
-            text.trim_end()
-                .ends_with("\"reason\":\"decision 999\",\"revocation_id\":null}")
-        );
+        assert_eq!(events.last().unwrap().reason, "decision 999");
+        assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     }
 
     #[test]
@@ -736,6 +891,7 @@ mod tests {
             max_file_bytes: 2_048,
             max_files: 2,
             queue: 64,
+            ..AuditConfig::default()
         };
         let now = crate::token::clock::unix_now();
         let log = AuditLog::new(Some(path.clone()), config).unwrap();
@@ -779,7 +935,7 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(5));
         let dropped = log.counters.dropped.load(Ordering::Relaxed);
         log.flush();
-        let written = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+        let written = events_in(&path).len() as u64;
         assert!(dropped > 0, "a queue of one overflows");
         assert_eq!(
             written + dropped,

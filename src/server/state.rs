@@ -327,6 +327,7 @@ impl ServerState {
             denied: self.counters.denied.load(Ordering::Relaxed),
             started_at: self.started_at,
             audit_file: self.audit.path().map(|p| p.display().to_string()),
+            audit_key: self.audit.public_key().map(str::to_string),
             keys: self.keys.current().infos(),
             key_set_error: self.keys.last_error(),
         }

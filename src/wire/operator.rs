@@ -74,6 +74,10 @@ pub struct ServerStatus {
     pub started_at: i64,
     #[serde(default)]
     pub audit_file: Option<String>,
+    /// The public key (hex) the audit file's checkpoints are signed with: pin it with
+    /// `audit verify --key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_key: Option<String>,
     /// The root key set, with states (absent from servers older than key sets).
     #[serde(default)]
     pub keys: Vec<KeyInfo>,
