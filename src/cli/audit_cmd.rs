@@ -137,7 +137,7 @@ fn render(result: &Verification, head_file: Option<&Path>, head: Option<&Checkpo
     }
     if let (Some(file), Some(head)) = (head_file, head) {
         out.push_str(&format!(
-            "head: {} (segment {}, {} lines, {})\n",
+            "head: {} (segment {}, {} line(s), {})\n",
             file.display(),
             head.segment,
             head.lines,
