@@ -191,3 +191,72 @@ fn signing_window(entry: &KeyEntry, now: i64) -> (i64, i64) {
         entry.retiring_since.unwrap_or(now),
     )
 }
+
+/// The fields of an audit line that say who was allowed what, borrowed from the line.
+#[derive(serde::Deserialize)]
+struct Allowed<'a> {
+    time: i64,
+    #[serde(borrow)]
+    caller: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    resource: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    operation: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    result: std::borrow::Cow<'a, str>,
+}
+
+/// What the audit files show was used: every allowed request with a caller, read one line at a
+/// time (memory bounded by what the policy grants, not by the files' size). Lines that are not
+/// events (the chain's own) and refusals are skipped.
+pub fn read_usage(files: &[PathBuf]) -> crate::policy::Usage {
+    let mut usage = crate::policy::Usage::default();
+    for file in files {
+        for line in read_lines(file) {
+            if !line.contains("\"result\":\"allow\"") {
+                continue;
+            }
+            let Ok(event) = serde_json::from_str::<Allowed>(&line) else {
+                continue;
+            };
+            if event.result != "allow" {
+                continue;
+            }
+            if let Some(caller) = &event.caller {
+                usage.record(
+                    caller,
+                    event.resource.as_deref(),
+                    event.operation.as_deref(),
+                    event.time,
+                );
+            }
+        }
+    }
+    usage
+}
+
+/// The files an `--audit FILE` names: a rotated file (`PATH.N`) alone, otherwise its rotated
+/// files then itself; each file once, in the order given.
+pub fn audit_files(given: &[PathBuf]) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for path in given {
+        let rotated = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.parse::<u64>().is_ok());
+        let mut add = if rotated {
+            vec![path.clone()]
+        } else {
+            let mut all: Vec<PathBuf> = rotated_files(path)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, f)| f)
+                .collect();
+            all.push(path.clone());
+            all
+        };
+        add.retain(|f| !files.contains(f));
+        files.extend(add);
+    }
+    files
+}

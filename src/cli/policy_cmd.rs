@@ -52,6 +52,16 @@ pub enum PolicyCommand {
         #[arg(long)]
         text: bool,
     },
+    /// Access the audit trail shows unused in a window: grants, role permissions, role
+    /// assignments and identities with no allowed request since --since, each with its last use
+    Unused {
+        /// The server's audit file (its rotated files FILE.1, FILE.2… are read too); repeatable
+        #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+        audit: Vec<PathBuf>,
+        /// The window: access with no allowed request in this long is unused (30d, 12h, 1h30m)
+        #[arg(long, default_value = "30d", value_parser = parse_lifetime)]
+        since: u64,
+    },
     /// Branch, upstream, whether clients.toml has changes, commits ahead/behind
     Status,
     /// Commit clients.toml (refused while it has validation errors)
@@ -193,6 +203,10 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
                 report.json["text_diff"] = json!(patch);
             }
             Ok(report)
+        }
+        PolicyCommand::Unused { audit, since } => {
+            let loaded = load_file(&resolve_file(file.file)?)?;
+            unused(&loaded, &audit, since, unix_now())
         }
         PolicyCommand::Status => repo_status(file.file),
         PolicyCommand::RevokeToken {
@@ -798,4 +812,101 @@ fn semantic_changes(
         .map(|l| l.policy)
         .unwrap_or_default();
     policy::diff(&before, &after.policy).changes
+}
+
+fn parse_lifetime(text: &str) -> Result<u64, String> {
+    policy::duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// `policy unused`: what the policy grants that the audit trail shows unused since `now - since`.
+fn unused(loaded: &LoadedPolicy, audit: &[PathBuf], since: u64, now: i64) -> CommandResult {
+    let files = crate::audit_trail::audit_files(audit);
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(Failure::usage(format!(
+            "{}: no such audit file (the server writes server/audit.jsonl in a workspace, or where --audit-file says)",
+            missing.display()
+        )));
+    }
+    let usage = crate::audit_trail::read_usage(&files);
+    let from = now.saturating_sub(i64::try_from(since).unwrap_or(i64::MAX));
+    let (entries, granted) = policy::unused(&loaded.policy, &usage, from);
+    let window = policy::duration::format(since);
+    let mut text = format!(
+        "Unused in the last {window} (audit: {} file(s), {} allowed requests",
+        files.len(),
+        usage.events
+    );
+    match (usage.first, usage.last) {
+        (Some(first), Some(last)) => text.push_str(&format!(
+            ", {} to {})\n",
+            crate::token::clock::format_unix(first),
+            crate::token::clock::format_unix(last)
+        )),
+        _ => text.push_str(")\n"),
+    }
+    let short_trail = usage.first.is_none_or(|first| first > from);
+    if short_trail {
+        text.push_str(&format!(
+            "note: the audit trail does not reach back {window}: access used only before it began is listed as unused\n"
+        ));
+    }
+    for entry in &entries {
+        let what = match entry.kind {
+            policy::UnusedKind::Grant => format!(
+                "{} {} on {}",
+                entry.identity,
+                entry.operation.as_deref().unwrap_or(""),
+                entry.resource.as_deref().unwrap_or("")
+            ),
+            policy::UnusedKind::RolePermission => format!(
+                "role {} of {}: {} on {}",
+                entry.role.as_deref().unwrap_or(""),
+                entry.identity,
+                entry.operation.as_deref().unwrap_or(""),
+                entry.resource.as_deref().unwrap_or("")
+            ),
+            policy::UnusedKind::RoleAssignment => format!(
+                "{} as {} in {}",
+                entry.identity,
+                entry.role.as_deref().unwrap_or(""),
+                entry.realm.as_deref().unwrap_or("")
+            ),
+            policy::UnusedKind::Identity => entry.identity.clone(),
+        };
+        let last = entry.last_used.map_or("never used".to_string(), |at| {
+            format!(
+                "last used {}",
+                crate::token::clock::describe_instant(at, now)
+            )
+        });
+        text.push_str(&format!(
+            "  {:<16} {what}  (line {}, {last})\n",
+            entry.kind.label(),
+            entry.line
+        ));
+    }
+    let count = |kind: policy::UnusedKind| entries.iter().filter(|e| e.kind == kind).count();
+    text.push_str(&format!(
+        "{} of {} grants, {} of {} role permissions, {} of {} role assignments, {} of {} identities unused",
+        count(policy::UnusedKind::Grant),
+        granted.grants,
+        count(policy::UnusedKind::RolePermission),
+        granted.role_permissions,
+        count(policy::UnusedKind::RoleAssignment),
+        granted.role_assignments,
+        count(policy::UnusedKind::Identity),
+        granted.identities,
+    ));
+    Ok(Report::new(
+        text,
+        json!({
+            "since": from,
+            "window_seconds": since,
+            "audit_files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "allowed_requests": usage.events,
+            "trail_starts_after_window": short_trail,
+            "granted": granted,
+            "unused": entries,
+        }),
+    ))
 }

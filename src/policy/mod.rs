@@ -13,6 +13,7 @@ mod model;
 pub mod rebase;
 pub mod revocations;
 mod tree;
+mod usage;
 mod validate;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ pub use model::{
 };
 pub use revocations::{NewRevocation, RevocationList, Revoked};
 pub use tree::{DelegationTree, NodeKind, TreeNode};
+pub use usage::{Granted, Unused, UnusedKind, Usage, unused};
 
 /// A policy read from text: the editable document, the typed view, and every finding.
 #[derive(Debug, Clone)]

@@ -1,0 +1,188 @@
+//! `policy unused` against the real server's audit files (issue 18, item 1): after a known set
+//! of requests over TLS — Alice reads production_api, the realm mints for its admin, who deletes
+//! on api — exactly the access that was not exercised is listed, in text and JSON, and a window
+//! shorter than the time since shows the same access as unused with its last use.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use hessra_console::server::{self, AuditConfig, ServerConfig};
+use serde_json::{Value, json};
+use support::{Demo, post};
+
+const ALICE: &str = "uri:urn:company:alice";
+const REALM: &str = "uri:urn:mycompany";
+const ADMIN: &str = "uri:urn:mycompany:admin-user";
+
+fn cli(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// Each unused entry as `kind identity role resource operation`.
+fn entries(report: &Value) -> Vec<String> {
+    report["unused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let field = |name: &str| e[name].as_str().unwrap_or("-").to_string();
+            format!(
+                "{} {} {} {} {}",
+                field("kind"),
+                field("identity"),
+                field("role"),
+                field("resource"),
+                field("operation")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unused_access_is_what_the_servers_trail_never_saw_allowed() {
+    let demo = Demo::start().await;
+    let file = demo.dir.path().join("audit.jsonl");
+    let server = server::start(ServerConfig {
+        audit_file: Some(file.clone()),
+        audit: AuditConfig {
+            max_file_bytes: 2_048,
+            ..AuditConfig::default()
+        },
+        state_dir: None,
+        poll_interval: None,
+        ..demo
+            .ws
+            .server_config("127.0.0.1:0".parse().unwrap())
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let url = |path: &str| format!("{}{path}", server.url());
+    let (status, body) = post(
+        &demo.as_identity(ALICE),
+        &url("/request_token"),
+        json!({ "resource": "production_api", "operation": "read" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Refused requests are not use: Alice may not delete.
+    let (status, _) = post(
+        &demo.as_identity(ALICE),
+        &url("/request_token"),
+        json!({ "resource": "production_api", "operation": "delete" }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = post(
+        &demo.as_identity(REALM),
+        &url("/mint_identity_token"),
+        json!({ "subject": ADMIN, "duration": null }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let admin = body["token"].as_str().unwrap().to_string();
+    let (status, body) = post(
+        &demo.anonymous(),
+        &url("/request_token"),
+        json!({ "resource": "api", "operation": "delete", "domain": REALM }),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    server.shutdown().await;
+    assert!(
+        !server::audit_rotated_files(&file).unwrap().is_empty(),
+        "the trail spans rotated files"
+    );
+
+    let policy = demo.ws.policy_file();
+    let (policy, audit) = (policy.to_str().unwrap(), file.to_str().unwrap());
+    let (code, out) = cli(&[
+        "policy", "unused", "--file", policy, "--audit", audit, "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let unused = entries(&report);
+    let listed = |entry: &str| unused.iter().any(|u| u == entry);
+    // Used: not listed.
+    assert!(
+        !listed(&format!("grant {ALICE} - production_api read")),
+        "{unused:#?}"
+    );
+    assert!(!listed(&format!("identity {ALICE} - - -")), "{unused:#?}");
+    assert!(
+        !listed(&format!("identity {REALM} - - -")),
+        "minting is use: {unused:#?}"
+    );
+    assert!(
+        !listed(&format!("role_permission {REALM} admin api delete")),
+        "{unused:#?}"
+    );
+    assert!(
+        !listed(&format!("role_assignment {ADMIN} admin - -")),
+        "{unused:#?}"
+    );
+    // Not used: listed, never used.
+    for entry in [
+        format!("grant {ALICE} - production_api write"),
+        format!("grant {ALICE} - staging_api read"),
+        "identity uri:urn:company:ci - - -".to_string(),
+        "grant uri:urn:company:ci - artifacts write".to_string(),
+        format!("role_permission {REALM} admin api write"),
+        format!("role_permission {REALM} member api read"),
+        format!("grant {REALM} - api read"),
+    ] {
+        assert!(listed(&entry), "{entry} missing from {unused:#?}");
+    }
+    assert!(
+        report["unused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["last_used"].is_null()),
+        "{report:#}"
+    );
+    assert_eq!(report["trail_starts_after_window"], true);
+
+    // A window that ends before the requests: everything is unused, with its last use.
+    std::thread::sleep(Duration::from_millis(2_100));
+    let (code, out) = cli(&[
+        "policy", "unused", "--file", policy, "--audit", audit, "--since", "1s",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let read = out
+        .lines()
+        .find(|l| l.contains(&format!("{ALICE} read on production_api")))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(read.contains("last used") && read.contains("ago"), "{read}");
+    assert!(
+        out.contains("role assignment  uri:urn:mycompany:admin-user as admin in uri:urn:mycompany"),
+        "{out}"
+    );
+
+    // A missing file is named.
+    let (code, out) = cli(&[
+        "policy",
+        "unused",
+        "--file",
+        policy,
+        "--audit",
+        "/nonexistent/audit.jsonl",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("/nonexistent/audit.jsonl: no such audit file"),
+        "{out}"
+    );
+}
