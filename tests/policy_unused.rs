@@ -1,7 +1,9 @@
-//! `policy unused` against the real server's audit files (issue 18, item 1): after a known set
-//! of requests over TLS — Alice reads production_api, the realm mints for its admin, who deletes
-//! on api — exactly the access that was not exercised is listed, in text and JSON, and a window
-//! shorter than the time since shows the same access as unused with its last use.
+//! `policy unused` and `policy tighten` against the real server's audit files (issue 18, items 1
+//! and 2): after a known set of requests over TLS — Alice reads production_api, the realm mints
+//! for its admin, who deletes on api — exactly the access that was not exercised is listed, in
+//! text and JSON, and a window shorter than the time since shows it with its last use; the
+//! tightening proposal replays every request seen with none changed, and applied, keeps the
+//! file's comments, still allows what was used and no longer allows what was not.
 
 mod support;
 
@@ -170,6 +172,81 @@ async fn unused_access_is_what_the_servers_trail_never_saw_allowed() {
         out.contains("role assignment  uri:urn:mycompany:admin-user as admin in uri:urn:mycompany"),
         "{out}"
     );
+
+    // Tighten: proposed, proved, then applied.
+    let (code, out) = cli(&["policy", "tighten", "--file", policy, "--audit", audit]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("revoke write on production_api from uri:urn:company:alice"),
+        "{out}"
+    );
+    assert!(
+        out.contains("remove client uri:urn:company:alice:agent1"),
+        "{out}"
+    );
+    // CI and both its jobs are unused: the subtree goes as a whole.
+    for ci in [
+        "uri:urn:company:ci",
+        "uri:urn:company:ci:build",
+        "uri:urn:company:ci:deploy",
+    ] {
+        assert!(
+            out.contains(&format!("remove client {ci}\n")),
+            "{ci}: {out}"
+        );
+    }
+    assert!(
+        !out.contains("Not removed: client uri:urn:mycompany (unused)"),
+        "the realm minted: {out}"
+    );
+    assert!(out.contains("Proof: 2 request(s) allowed in the window replayed against the proposed policy: 0 changed; 3 identit(ies) seen still served"), "{out}");
+    assert!(out.contains("Run again with --apply"), "{out}");
+    let (code, out) = cli(&[
+        "policy", "tighten", "--file", policy, "--audit", audit, "--apply", "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["written"], true, "{report:#}");
+    assert_eq!(report["proof"]["changed"], 0);
+    let after = std::fs::read_to_string(demo.ws.policy_file()).unwrap();
+    // A removed client takes its own comment paragraph with it; the others stay.
+    assert!(
+        !after.contains("# The operations team"),
+        "ops was unused:\n{after}"
+    );
+    assert!(
+        after.contains("# mycompany is a realm"),
+        "comments kept:\n{after}"
+    );
+    assert!(!after.contains("uri:urn:company:alice:agent1"), "{after}");
+    let can = |identity: &str, resource: &str, operation: &str| {
+        cli(&[
+            "policy", "can", "--file", policy, identity, "-r", resource, "-o", operation,
+        ])
+        .0
+    };
+    assert_eq!(
+        can(ALICE, "production_api", "read"),
+        0,
+        "used: still allowed"
+    );
+    assert_eq!(
+        can(ADMIN, "api", "delete"),
+        0,
+        "used through the admin role: still allowed"
+    );
+    assert_eq!(can(ALICE, "production_api", "write"), 1, "unused: removed");
+    assert_eq!(
+        can(ADMIN, "api", "write"),
+        1,
+        "unused role permission: removed"
+    );
+    let (code, out) = cli(&["policy", "validate", policy]);
+    assert_eq!(code, 0, "{out}");
+    // Nothing is left to remove.
+    let (code, out) = cli(&["policy", "tighten", "--file", policy, "--audit", audit]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Nothing to remove"), "{out}");
 
     // A missing file is named.
     let (code, out) = cli(&[

@@ -62,6 +62,19 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "30d", value_parser = parse_lifetime)]
         since: u64,
     },
+    /// Propose the edits that remove unused access, proved by replaying every request the trail
+    /// saw allowed in the window against the proposed policy; --apply writes them (comments kept)
+    Tighten {
+        /// The server's audit file (its rotated files are read too); repeatable
+        #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+        audit: Vec<PathBuf>,
+        /// The window: access with no allowed request in this long is unused
+        #[arg(long, default_value = "30d", value_parser = parse_lifetime)]
+        since: u64,
+        /// Write the proposal to the policy file
+        #[arg(long)]
+        apply: bool,
+    },
     /// Branch, upstream, whether clients.toml has changes, commits ahead/behind
     Status,
     /// Commit clients.toml (refused while it has validation errors)
@@ -208,6 +221,11 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
             let loaded = load_file(&resolve_file(file.file)?)?;
             unused(&loaded, &audit, since, unix_now())
         }
+        PolicyCommand::Tighten {
+            audit,
+            since,
+            apply,
+        } => tighten(&resolve_file(file.file)?, &audit, since, apply, unix_now()),
         PolicyCommand::Status => repo_status(file.file),
         PolicyCommand::RevokeToken {
             token,
@@ -820,70 +838,11 @@ fn parse_lifetime(text: &str) -> Result<u64, String> {
 
 /// `policy unused`: what the policy grants that the audit trail shows unused since `now - since`.
 fn unused(loaded: &LoadedPolicy, audit: &[PathBuf], since: u64, now: i64) -> CommandResult {
-    let files = crate::audit_trail::audit_files(audit);
-    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-        return Err(Failure::usage(format!(
-            "{}: no such audit file (the server writes server/audit.jsonl in a workspace, or where --audit-file says)",
-            missing.display()
-        )));
-    }
-    let usage = crate::audit_trail::read_usage(&files);
-    let from = now.saturating_sub(i64::try_from(since).unwrap_or(i64::MAX));
-    let (entries, granted) = policy::unused(&loaded.policy, &usage, from);
-    let window = policy::duration::format(since);
-    let mut text = format!(
-        "Unused in the last {window} (audit: {} file(s), {} allowed requests",
-        files.len(),
-        usage.events
-    );
-    match (usage.first, usage.last) {
-        (Some(first), Some(last)) => text.push_str(&format!(
-            ", {} to {})\n",
-            crate::token::clock::format_unix(first),
-            crate::token::clock::format_unix(last)
-        )),
-        _ => text.push_str(")\n"),
-    }
-    let short_trail = usage.first.is_none_or(|first| first > from);
-    if short_trail {
-        text.push_str(&format!(
-            "note: the audit trail does not reach back {window}: access used only before it began is listed as unused\n"
-        ));
-    }
+    let evidence = Evidence::read(audit, since, now)?;
+    let (entries, granted) = policy::unused(&loaded.policy, &evidence.usage, evidence.from);
+    let mut text = evidence.header("Unused");
     for entry in &entries {
-        let what = match entry.kind {
-            policy::UnusedKind::Grant => format!(
-                "{} {} on {}",
-                entry.identity,
-                entry.operation.as_deref().unwrap_or(""),
-                entry.resource.as_deref().unwrap_or("")
-            ),
-            policy::UnusedKind::RolePermission => format!(
-                "role {} of {}: {} on {}",
-                entry.role.as_deref().unwrap_or(""),
-                entry.identity,
-                entry.operation.as_deref().unwrap_or(""),
-                entry.resource.as_deref().unwrap_or("")
-            ),
-            policy::UnusedKind::RoleAssignment => format!(
-                "{} as {} in {}",
-                entry.identity,
-                entry.role.as_deref().unwrap_or(""),
-                entry.realm.as_deref().unwrap_or("")
-            ),
-            policy::UnusedKind::Identity => entry.identity.clone(),
-        };
-        let last = entry.last_used.map_or("never used".to_string(), |at| {
-            format!(
-                "last used {}",
-                crate::token::clock::describe_instant(at, now)
-            )
-        });
-        text.push_str(&format!(
-            "  {:<16} {what}  (line {}, {last})\n",
-            entry.kind.label(),
-            entry.line
-        ));
+        text.push_str(&format!("  {}\n", describe_unused(entry, now)));
     }
     let count = |kind: policy::UnusedKind| entries.iter().filter(|e| e.kind == kind).count();
     text.push_str(&format!(
@@ -900,13 +859,219 @@ fn unused(loaded: &LoadedPolicy, audit: &[PathBuf], since: u64, now: i64) -> Com
     Ok(Report::new(
         text,
         json!({
-            "since": from,
+            "since": evidence.from,
             "window_seconds": since,
-            "audit_files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
-            "allowed_requests": usage.events,
-            "trail_starts_after_window": short_trail,
+            "audit_files": evidence.file_names(),
+            "allowed_requests": evidence.usage.events,
+            "trail_starts_after_window": evidence.short_trail(),
             "granted": granted,
             "unused": entries,
         }),
     ))
+}
+
+/// The audit trail read for a window.
+struct Evidence {
+    files: Vec<PathBuf>,
+    usage: policy::Usage,
+    from: i64,
+    window: String,
+}
+
+impl Evidence {
+    fn read(audit: &[PathBuf], since: u64, now: i64) -> Result<Evidence, Failure> {
+        let files = crate::audit_trail::audit_files(audit);
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            return Err(Failure::usage(format!(
+                "{}: no such audit file (the server writes server/audit.jsonl in a workspace, or where --audit-file says)",
+                missing.display()
+            )));
+        }
+        Ok(Evidence {
+            usage: crate::audit_trail::read_usage(&files),
+            files,
+            from: now.saturating_sub(i64::try_from(since).unwrap_or(i64::MAX)),
+            window: policy::duration::format(since),
+        })
+    }
+
+    fn short_trail(&self) -> bool {
+        self.usage.first.is_none_or(|first| first > self.from)
+    }
+
+    fn file_names(&self) -> Vec<String> {
+        self.files.iter().map(|f| f.display().to_string()).collect()
+    }
+
+    /// What was read, and a warning when the trail is shorter than the window.
+    fn header(&self, what: &str) -> String {
+        let mut text = format!(
+            "{what} in the last {} (audit: {} file(s), {} allowed requests",
+            self.window,
+            self.files.len(),
+            self.usage.events
+        );
+        match (self.usage.first, self.usage.last) {
+            (Some(first), Some(last)) => text.push_str(&format!(
+                ", {} to {})\n",
+                crate::token::clock::format_unix(first),
+                crate::token::clock::format_unix(last)
+            )),
+            _ => text.push_str(")\n"),
+        }
+        if self.short_trail() {
+            text.push_str(&format!(
+                "note: the audit trail does not reach back {}: access used only before it began counts as unused\n",
+                self.window
+            ));
+        }
+        text
+    }
+}
+
+fn describe_unused(entry: &policy::Unused, now: i64) -> String {
+    let what = match entry.kind {
+        policy::UnusedKind::Grant => format!(
+            "{} {} on {}",
+            entry.identity,
+            entry.operation.as_deref().unwrap_or(""),
+            entry.resource.as_deref().unwrap_or("")
+        ),
+        policy::UnusedKind::RolePermission => format!(
+            "role {} of {}: {} on {}",
+            entry.role.as_deref().unwrap_or(""),
+            entry.identity,
+            entry.operation.as_deref().unwrap_or(""),
+            entry.resource.as_deref().unwrap_or("")
+        ),
+        policy::UnusedKind::RoleAssignment => format!(
+            "{} as {} in {}",
+            entry.identity,
+            entry.role.as_deref().unwrap_or(""),
+            entry.realm.as_deref().unwrap_or("")
+        ),
+        policy::UnusedKind::Identity => entry.identity.clone(),
+    };
+    let last = entry.last_used.map_or("never used".to_string(), |at| {
+        format!(
+            "last used {}",
+            crate::token::clock::describe_instant(at, now)
+        )
+    });
+    format!(
+        "{:<16} {what}  (line {}, {last})",
+        entry.kind.label(),
+        entry.line
+    )
+}
+
+fn describe_edit(edit: &Edit) -> String {
+    match edit {
+        Edit::Revoke {
+            identity,
+            resource,
+            operation,
+        } => format!("revoke {operation} on {resource} from {identity}"),
+        Edit::RoleRevoke {
+            realm,
+            role,
+            resource,
+            operation,
+        } => format!("revoke {operation} on {resource} from role {role} of {realm}"),
+        Edit::Unassign { realm, subject } => format!("unassign {subject} in {realm}"),
+        Edit::RemoveClient { identity } => format!("remove client {identity}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `policy tighten`: the edits removing unused access, the replay that proves them, and with
+/// `apply` the policy file rewritten losslessly.
+fn tighten(path: &Path, audit: &[PathBuf], since: u64, apply: bool, now: i64) -> CommandResult {
+    let source = path.display().to_string();
+    let text = read_file(path)?;
+    let loaded = policy::load(&text, now).map_err(|f| syntax_failure(&source, &f))?;
+    let evidence = Evidence::read(audit, since, now)?;
+    let proposal = policy::tighten(
+        &loaded.document,
+        &loaded.policy,
+        &evidence.usage,
+        evidence.from,
+        now,
+    )
+    .map_err(|e| Failure::usage(format!("cannot build a proposal: {e}")))?;
+    let mut out = evidence.header("Tightening: access unused");
+    if proposal.items.is_empty() {
+        out.push_str("Nothing to remove: every piece of access was used in the window");
+        if !proposal.blocked.is_empty() {
+            out.push_str(" or is needed by a request seen");
+        }
+        out.push('\n');
+    } else {
+        out.push_str(&format!("Proposed edits ({}):\n", proposal.items.len()));
+        for item in &proposal.items {
+            out.push_str(&format!(
+                "  - {}\n      {}\n",
+                describe_edit(&item.edit),
+                describe_unused(&item.unused, now)
+            ));
+        }
+    }
+    for blocked in &proposal.blocked {
+        out.push_str(&format!(
+            "Left out: {} — it would deny {} ({})\n",
+            describe_edit(&blocked.item.edit),
+            blocked.request,
+            blocked.would_be.reason
+        ));
+    }
+    for (unused, why) in &proposal.kept {
+        out.push_str(&format!(
+            "Not removed: client {} (unused) — {why}; its unused grants are proposed instead\n",
+            unused.identity
+        ));
+    }
+    let proof = &proposal.proof;
+    out.push_str(&format!(
+        "Proof: {} request(s) allowed in the window replayed against the proposed policy: {} changed; {} identit(ies) seen still served\n",
+        proof.replayed, proof.changed, proof.identities
+    ));
+    if !proof.already_denied.is_empty() {
+        out.push_str(&format!(
+            "note: {} request(s) the trail saw allowed are denied by the current policy already (it changed since), e.g. {}\n",
+            proof.already_denied.len(),
+            proof.already_denied[0]
+        ));
+    }
+    if !proposal.findings.is_empty() {
+        out.push_str(&format!(
+            "The proposed policy would not validate; it is not applied:\n{}",
+            render_findings(&source, &proposal.findings)
+        ));
+    }
+    let written = apply && !proposal.items.is_empty() && proposal.findings.is_empty();
+    if written {
+        write_preserving_mode(path, &proposal.text)?;
+        out.push_str(&format!(
+            "Wrote {source}: {} edit(s), comments and layout kept; review with `policy diff HEAD`, then commit\n",
+            proposal.items.len()
+        ));
+    } else if !proposal.items.is_empty() && proposal.findings.is_empty() {
+        out.push_str("Run again with --apply to write these edits (comments and layout kept)\n");
+    }
+    let body = json!({
+        "since": evidence.from,
+        "window_seconds": since,
+        "audit_files": evidence.file_names(),
+        "trail_starts_after_window": evidence.short_trail(),
+        "items": proposal.items,
+        "blocked": proposal.blocked,
+        "kept": proposal.kept.iter().map(|(u, why)| json!({ "unused": u, "why": why })).collect::<Vec<_>>(),
+        "proof": proposal.proof,
+        "findings": proposal.findings,
+        "written": written,
+    });
+    if apply && !proposal.findings.is_empty() {
+        return Err(Failure::invalid(out, body));
+    }
+    Ok(Report::new(out, body))
 }

@@ -30,7 +30,10 @@ pub use model::{
 };
 pub use revocations::{NewRevocation, RevocationList, Revoked};
 pub use tree::{DelegationTree, NodeKind, TreeNode};
-pub use usage::{Granted, Unused, UnusedKind, Usage, unused};
+pub use usage::{
+    Blocked, Granted, Proof, Proposal, ProposalItem, TightenError, Unused, UnusedKind, Usage,
+    tighten, unused,
+};
 
 /// A policy read from text: the editable document, the typed view, and every finding.
 #[derive(Debug, Clone)]

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::decide::{Resolution, Resolver};
+use super::decide::{Decision, Request, Resolution, Resolver, decide};
+use super::document::{Edit, EditError, PolicyDocument};
+use super::findings::Finding;
 use super::model::Policy;
 
 /// What the trail saw used: the latest time of each allowed (caller, resource, operation) and of
@@ -241,6 +243,345 @@ pub fn unused(policy: &Policy, usage: &Usage, since: i64) -> (Vec<Unused>, Grant
     (out, granted)
 }
 
+/// One edit of a tightening proposal and the unused access it removes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProposalItem {
+    pub unused: Unused,
+    pub edit: Edit,
+}
+
+/// An item left out of the proposal: applying it would deny a request the trail saw allowed
+/// in the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Blocked {
+    pub item: ProposalItem,
+    pub request: Request,
+    /// The decision the request would get with the item applied.
+    pub would_be: Decision,
+}
+
+/// The proof that the proposal keeps every request seen: each distinct allowed request of the
+/// window decided under the current and the proposed policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Proof {
+    /// Distinct (identity, resource, operation) requests allowed in the window, replayed.
+    pub replayed: usize,
+    /// Identities seen using identity-level endpoints in the window, checked still served.
+    pub identities: usize,
+    /// Replayed requests the proposal denies (0 for a proposal that is returned).
+    pub changed: usize,
+    /// Requests the trail saw allowed that the current policy already denies (it changed
+    /// since): not the proposal's doing, listed for the reader.
+    pub already_denied: Vec<Request>,
+}
+
+/// A tightening: the edits that remove unused access, what was left out and why, the proof,
+/// and the proposed text (written losslessly from the current one).
+#[derive(Debug, Clone, Serialize)]
+pub struct Proposal {
+    pub items: Vec<ProposalItem>,
+    pub blocked: Vec<Blocked>,
+    /// Unused identities not proposed for removal, and why.
+    pub kept: Vec<(Unused, String)>,
+    pub proof: Proof,
+    #[serde(skip)]
+    pub text: String,
+    /// Validation errors the proposed text would introduce (a proposal with any is not applied).
+    pub findings: Vec<Finding>,
+}
+
+/// Why a tightening could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TightenError {
+    #[error("the edit {edit:?} failed: {error}")]
+    Edit { edit: Box<Edit>, error: EditError },
+    #[error("the proposed policy does not parse: {0}")]
+    Parse(String),
+}
+
+/// Proposes edits removing the access `usage` shows unused since `since`, proved by replay:
+/// every request allowed in the window (and still allowed by the current policy) stays allowed
+/// under the proposal. An item whose edit would deny one is left out and named with it. An
+/// unused client is proposed for removal only when nothing hangs under it (no configured
+/// descendants, not a realm); otherwise its grants are.
+pub fn tighten(
+    document: &PolicyDocument,
+    policy: &Policy,
+    usage: &Usage,
+    since: i64,
+    now: i64,
+) -> Result<Proposal, TightenError> {
+    let (unused_access, _) = unused(policy, usage, since);
+    // Unused clients that are not realms, less any with a configured descendant that stays,
+    // until none is left out: a subtree unused as a whole goes as a whole.
+    let mut removed: std::collections::HashSet<&str> = unused_access
+        .iter()
+        .filter(|u| u.kind == UnusedKind::Identity)
+        .filter(|u| {
+            policy
+                .client(&u.identity)
+                .is_some_and(|c| c.domain.is_none())
+        })
+        .map(|u| u.identity.as_str())
+        .collect();
+    loop {
+        let staying = |identity: &str| {
+            let prefix = format!("{identity}:");
+            policy
+                .clients
+                .iter()
+                .find(|c| c.identity.starts_with(&prefix) && !removed.contains(c.identity.as_str()))
+                .map(|c| c.identity.clone())
+        };
+        let blocked: Vec<&str> = removed
+            .iter()
+            .copied()
+            .filter(|identity| staying(identity).is_some())
+            .collect();
+        if blocked.is_empty() {
+            break;
+        }
+        for identity in blocked {
+            removed.remove(identity);
+        }
+    }
+    let mut kept = Vec::new();
+    for entry in unused_access
+        .iter()
+        .filter(|u| u.kind == UnusedKind::Identity)
+    {
+        if removed.contains(entry.identity.as_str()) {
+            continue;
+        }
+        let why = match policy.client(&entry.identity) {
+            Some(client) if client.domain.is_some() => {
+                "a realm: removing it removes its roles and its subjects' access".to_string()
+            }
+            _ => {
+                let prefix = format!("{}:", entry.identity);
+                policy
+                    .clients
+                    .iter()
+                    .find(|c| {
+                        c.identity.starts_with(&prefix) && !removed.contains(c.identity.as_str())
+                    })
+                    .map_or("kept".to_string(), |c| {
+                        format!("{} is configured under it and stays", c.identity)
+                    })
+            }
+        };
+        kept.push((entry.clone(), why));
+    }
+    let mut candidates: Vec<ProposalItem> = Vec::new();
+    for entry in &unused_access {
+        let edit = match entry.kind {
+            UnusedKind::Identity if removed.contains(entry.identity.as_str()) => {
+                Edit::RemoveClient {
+                    identity: entry.identity.clone(),
+                }
+            }
+            UnusedKind::Identity => continue,
+            UnusedKind::Grant if removed.contains(entry.identity.as_str()) => continue,
+            UnusedKind::Grant => Edit::Revoke {
+                identity: entry.identity.clone(),
+                resource: entry.resource.clone().unwrap_or_default(),
+                operation: entry.operation.clone().unwrap_or_default(),
+            },
+            UnusedKind::RolePermission => Edit::RoleRevoke {
+                realm: entry.identity.clone(),
+                role: entry.role.clone().unwrap_or_default(),
+                resource: entry.resource.clone().unwrap_or_default(),
+                operation: entry.operation.clone().unwrap_or_default(),
+            },
+            UnusedKind::RoleAssignment => Edit::Unassign {
+                realm: entry.realm.clone().unwrap_or_default(),
+                subject: entry.identity.clone(),
+            },
+        };
+        candidates.push(ProposalItem {
+            unused: entry.clone(),
+            edit,
+        });
+    }
+
+    // The evidence: requests allowed in the window that the current policy allows too.
+    let mut requests = Vec::new();
+    let mut already_denied = Vec::new();
+    for ((identity, resource, operation), &time) in &usage.requests {
+        if time < since {
+            continue;
+        }
+        let request = Request {
+            identity: identity.clone(),
+            resource: resource.clone(),
+            operation: operation.clone(),
+            domain: None,
+        };
+        if decide(policy, &request).allowed {
+            requests.push(request);
+        } else {
+            already_denied.push(request);
+        }
+    }
+    requests.sort_by(|a, b| {
+        (&a.identity, &a.resource, &a.operation).cmp(&(&b.identity, &b.resource, &b.operation))
+    });
+    already_denied.sort_by(|a, b| a.identity.cmp(&b.identity));
+    let resolver = Resolver::new(policy);
+    let mut identities: Vec<&str> = usage
+        .callers
+        .iter()
+        .filter(|(caller, time)| {
+            **time >= since && !matches!(resolver.resolve(caller), Resolution::Unconfigured { .. })
+        })
+        .map(|(caller, _)| caller.as_str())
+        .collect();
+    identities.sort_unstable();
+
+    let settled = settle(document, policy, candidates, &requests, &identities, now)?;
+    Ok(Proposal {
+        items: settled.items,
+        blocked: settled.blocked,
+        kept,
+        proof: Proof {
+            replayed: requests.len(),
+            identities: identities.len(),
+            changed: 0,
+            already_denied,
+        },
+        text: settled.text,
+        findings: settled.findings,
+    })
+}
+
+struct Settled {
+    items: Vec<ProposalItem>,
+    blocked: Vec<Blocked>,
+    text: String,
+    findings: Vec<Finding>,
+}
+
+/// Applies the candidates, replays the requests (and checks the identities are still served),
+/// and leaves out whatever item a denied request points to, until nothing is denied.
+fn settle(
+    document: &PolicyDocument,
+    policy: &Policy,
+    mut candidates: Vec<ProposalItem>,
+    requests: &[Request],
+    identities: &[&str],
+    now: i64,
+) -> Result<Settled, TightenError> {
+    let mut blocked: Vec<Blocked> = Vec::new();
+    loop {
+        let (text, proposed, findings) = apply_all(document, &candidates, now)?;
+        let resolver = Resolver::new(&proposed);
+        let mut denied: Vec<(Request, Decision)> = requests
+            .iter()
+            .filter_map(|request| {
+                let decision = decide(&proposed, request);
+                (!decision.allowed).then(|| (request.clone(), decision))
+            })
+            .collect();
+        for identity in identities {
+            if matches!(resolver.resolve(identity), Resolution::Unconfigured { .. }) {
+                let request = Request {
+                    identity: identity.to_string(),
+                    resource: String::new(),
+                    operation: String::new(),
+                    domain: None,
+                };
+                let decision = decide(&proposed, &request);
+                denied.push((request, decision));
+            }
+        }
+        if denied.is_empty() {
+            return Ok(Settled {
+                items: candidates,
+                blocked,
+                text,
+                findings,
+            });
+        }
+        let before = candidates.len();
+        for (request, decision) in denied {
+            let causes: Vec<usize> = candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, item)| touches(policy, &item.edit, &request.identity))
+                .map(|(i, _)| i)
+                .collect();
+            for i in causes.into_iter().rev() {
+                let item = candidates.remove(i);
+                blocked.push(Blocked {
+                    item,
+                    request: request.clone(),
+                    would_be: decision.clone(),
+                });
+            }
+        }
+        if candidates.len() == before {
+            // A denial no item explains: propose nothing rather than something unproved.
+            let request = requests.first().cloned();
+            for item in candidates.drain(..) {
+                blocked.push(Blocked {
+                    item,
+                    request: request.clone().unwrap_or(Request {
+                        identity: String::new(),
+                        resource: String::new(),
+                        operation: String::new(),
+                        domain: None,
+                    }),
+                    would_be: Decision {
+                        allowed: false,
+                        reason: "the proposal as a whole denies a request no single item explains"
+                            .into(),
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// Whether an edit can change what `identity` may do: its own client entry, or the realm and
+/// role it resolves to.
+fn touches(policy: &Policy, edit: &Edit, identity: &str) -> bool {
+    match edit {
+        Edit::Revoke { identity: i, .. } | Edit::RemoveClient { identity: i } => i == identity,
+        Edit::RoleRevoke { realm, role, .. } => matches!(
+            super::decide::resolve(policy, identity),
+            Resolution::DomainSubject { realm: r, role: ro, .. } if &r.identity == realm && &ro.name == role
+        ),
+        Edit::Unassign { subject, .. } => subject == identity,
+        _ => false,
+    }
+}
+
+/// The document with every item applied, its typed view, and the errors it would introduce.
+fn apply_all(
+    document: &PolicyDocument,
+    items: &[ProposalItem],
+    now: i64,
+) -> Result<(String, Policy, Vec<Finding>), TightenError> {
+    let mut proposed = document.clone();
+    for item in items {
+        proposed
+            .apply(&item.edit)
+            .map_err(|error| TightenError::Edit {
+                edit: Box::new(item.edit.clone()),
+                error,
+            })?;
+    }
+    let text = proposed.text().to_string();
+    let loaded = super::load(&text, now).map_err(|f| TightenError::Parse(f.message))?;
+    let errors = loaded
+        .findings
+        .iter()
+        .filter(|f| f.is_error())
+        .cloned()
+        .collect();
+    Ok((text, loaded.policy, errors))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +631,104 @@ role = "admin"
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_tightening_removes_the_unused_access_and_keeps_every_request_seen() {
+        let text = format!("# the team's policy\n{POLICY}");
+        let loaded = load(&text, 0).unwrap();
+        let mut usage = Usage::default();
+        usage.record("uri:urn:a", Some("api"), Some("read"), 1_000);
+        usage.record("uri:urn:realm", None, None, 1_000);
+        usage.record("uri:urn:realm:root", Some("docs"), Some("delete"), 1_000);
+        let proposal = tighten(&loaded.document, &loaded.policy, &usage, 500, 0).unwrap();
+        let edits: Vec<String> = proposal
+            .items
+            .iter()
+            .map(|i| format!("{:?}", i.edit))
+            .collect();
+        assert_eq!(
+            edits,
+            [
+                r#"Revoke { identity: "uri:urn:a", resource: "api", operation: "write" }"#,
+                r#"RemoveClient { identity: "uri:urn:idle" }"#,
+                r#"RoleRevoke { realm: "uri:urn:realm", role: "member", resource: "docs", operation: "read" }"#,
+                r#"RoleRevoke { realm: "uri:urn:realm", role: "admin", resource: "docs", operation: "read" }"#,
+                r#"Unassign { realm: "uri:urn:realm", subject: "uri:urn:realm:gone" }"#,
+            ]
+        );
+        assert!(proposal.blocked.is_empty());
+        assert_eq!(proposal.proof.replayed, 2);
+        assert_eq!(proposal.proof.identities, 3);
+        assert!(proposal.findings.is_empty(), "{:?}", proposal.findings);
+        assert!(
+            proposal.text.starts_with("# the team's policy"),
+            "comments kept"
+        );
+        let tightened = load(&proposal.text, 0).unwrap().policy;
+        let allows = |identity: &str, resource: &str, operation: &str| {
+            decide(
+                &tightened,
+                &Request {
+                    identity: identity.into(),
+                    resource: resource.into(),
+                    operation: operation.into(),
+                    domain: None,
+                },
+            )
+            .allowed
+        };
+        assert!(allows("uri:urn:a", "api", "read"));
+        assert!(allows("uri:urn:realm:root", "docs", "delete"));
+        assert!(!allows("uri:urn:a", "api", "write"));
+        assert!(!allows("uri:urn:realm:root", "docs", "read"));
+    }
+
+    /// The replay is what decides: an item that would deny a request seen is left out and
+    /// named with the request, and the rest still goes ahead.
+    #[test]
+    fn an_item_that_would_deny_a_request_seen_is_blocked_by_it() {
+        let loaded = load(POLICY, 0).unwrap();
+        let revoke = |operation: &str| ProposalItem {
+            unused: Unused {
+                kind: UnusedKind::Grant,
+                identity: "uri:urn:a".into(),
+                resource: Some("api".into()),
+                operation: Some(operation.into()),
+                role: None,
+                realm: None,
+                last_used: None,
+                line: 3,
+            },
+            edit: Edit::Revoke {
+                identity: "uri:urn:a".into(),
+                resource: "api".into(),
+                operation: operation.into(),
+            },
+        };
+        let seen = Request {
+            identity: "uri:urn:a".into(),
+            resource: "api".into(),
+            operation: "read".into(),
+            domain: None,
+        };
+        let settled = settle(
+            &loaded.document,
+            &loaded.policy,
+            vec![revoke("read")],
+            std::slice::from_ref(&seen),
+            &[],
+            0,
+        )
+        .unwrap();
+        assert!(settled.items.is_empty());
+        assert_eq!(settled.blocked.len(), 1);
+        assert_eq!(settled.blocked[0].request, seen);
+        assert!(!settled.blocked[0].would_be.allowed);
+        assert!(
+            settled.text.contains(r#"operations = ["read", "write"]"#),
+            "nothing applied"
+        );
     }
 
     #[test]
