@@ -10,6 +10,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui_textarea::TextArea;
 
+use super::complete::{Choices, Completion};
 use super::jobs::{Derived, Job, JobResult, PolicyInput, PolicyPurpose, ViewInputs};
 use super::keymap::{Action, Keymap, Scope};
 use super::screens::{Asked, Cx, CxView, Request, ScreenId, Screens};
@@ -86,11 +87,16 @@ pub enum Popup {
         input: TextArea<'static>,
         /// Why the last Enter was refused (the text stays for fixing).
         error: Option<String>,
+        /// What the line completes from, and the candidates for what is typed.
+        choices: Choices,
+        completion: Completion,
     },
     Palette {
         input: TextArea<'static>,
         history_at: Option<usize>,
-        completions: Vec<String>,
+        /// The commands (or a command's arguments) matching what is typed; with nothing
+        /// typed, every command.
+        completion: Completion,
     },
     /// Unsaved edits at quit: save, discard or cancel.
     QuitDirty {
@@ -1105,7 +1111,8 @@ impl App {
                     hint,
                     initial,
                     empty_ok,
-                } => self.prompt(
+                    choices,
+                } => self.prompt_choosing(
                     PromptKind::Screen {
                         asked: Asked { screen: from, what },
                         empty_ok,
@@ -1113,6 +1120,7 @@ impl App {
                     &title,
                     &hint,
                     &initial,
+                    choices,
                 ),
                 Request::Pick { what, title, items } => {
                     self.popup = Some(Popup::Picker {
@@ -1137,11 +1145,12 @@ impl App {
     pub fn hints(&self) -> (Vec<super::screens::Hint>, bool) {
         use super::screens::hint;
         match &self.popup {
-            Some(Popup::Prompt { .. }) => {
-                return (
-                    vec![hint(Action::Select, "ok"), hint(Action::Back, "cancel")],
-                    true,
-                );
+            Some(Popup::Prompt { choices, .. }) => {
+                let mut hints = vec![hint(Action::Select, "ok"), hint(Action::Back, "cancel")];
+                if !choices.is_none() {
+                    hints.insert(1, hint(Action::FocusNext, "complete"));
+                }
+                return (hints, true);
             }
             Some(Popup::Palette { .. }) => {
                 return (
@@ -1389,14 +1398,29 @@ impl App {
     }
 
     pub fn prompt(&mut self, kind: PromptKind, title: &str, hint: &str, initial: &str) {
+        self.prompt_choosing(kind, title, hint, initial, Choices::None);
+    }
+
+    /// `prompt` with a pick-list: the candidates of `choices` for what is typed.
+    pub fn prompt_choosing(
+        &mut self,
+        kind: PromptKind,
+        title: &str,
+        hint: &str,
+        initial: &str,
+        choices: Choices,
+    ) {
         let mut input = TextArea::new(vec![initial.to_string()]);
         input.move_cursor(ratatui_textarea::CursorMove::End);
+        let completion = Completion::new(choices.stage(initial));
         self.popup = Some(Popup::Prompt {
             kind,
             title: title.to_string(),
             hint: hint.to_string(),
             input,
             error: None,
+            choices,
+            completion,
         });
     }
 
@@ -1461,6 +1485,8 @@ impl App {
                 hint,
                 mut input,
                 error,
+                choices,
+                mut completion,
             } => match self.typing_action(&key) {
                 Some(Action::Back) => self.flash(Level::Info, "cancelled"),
                 Some(Action::Select) => {
@@ -1473,25 +1499,48 @@ impl App {
                             hint,
                             input,
                             error: Some(why),
+                            choices,
+                            completion,
                         });
                     }
                 }
-                _ => {
-                    input.input(key);
+                Some(
+                    action @ (Action::FocusNext | Action::FocusPrev | Action::Up | Action::Down),
+                ) if !choices.is_none() => {
+                    let forward = matches!(action, Action::FocusNext | Action::Down);
+                    if let Some(line) = completion.step(forward) {
+                        input = one_line(line);
+                    }
                     self.popup = Some(Popup::Prompt {
                         kind,
                         title,
                         hint,
                         input,
                         error,
+                        choices,
+                        completion,
+                    });
+                }
+                _ => {
+                    if input.input(key) {
+                        completion = Completion::new(choices.stage(&input.lines().join("")));
+                    }
+                    self.popup = Some(Popup::Prompt {
+                        kind,
+                        title,
+                        hint,
+                        input,
+                        error,
+                        choices,
+                        completion,
                     });
                 }
             },
             Popup::Palette {
                 input,
                 history_at,
-                completions,
-            } => self.palette_key(input, history_at, completions, key),
+                completion,
+            } => self.palette_key(input, history_at, completion, key),
             Popup::QuitDirty { choice } => match self.keymap.lookup(Scope::QuitDialog, &key) {
                 Some(Action::Back | Action::StayOpen) => {}
                 Some(Action::SaveAndQuit) => self.quit_choice(0),
@@ -1724,18 +1773,28 @@ impl App {
         self.popup = Some(Popup::Palette {
             input: TextArea::new(vec![String::new()]),
             history_at: None,
-            completions: Vec::new(),
+            completion: Completion::new(super::palette::stage(self, "")),
         });
     }
 
+    /// A key in the palette: ↑/↓ and tab/shift-tab choose among the commands listed (filling
+    /// the input), the palette's own keys step through the history, enter runs the line.
     fn palette_key(
         &mut self,
         mut input: TextArea<'static>,
         mut history_at: Option<usize>,
-        mut completions: Vec<String>,
+        mut completion: Completion,
         key: KeyEvent,
     ) {
-        let action = self.typing_action(&key);
+        let plain_char = matches!(key.code, KeyCode::Char(_))
+            && !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        let action = if plain_char {
+            None
+        } else {
+            self.keymap.lookup(Scope::Palette, &key)
+        };
         match action {
             Some(Action::Back) => return,
             Some(Action::Select) => {
@@ -1748,35 +1807,36 @@ impl App {
                 }
                 return;
             }
-            Some(Action::FocusNext) => {
-                let line = input.lines().join("");
-                completions = super::palette::complete(self, &line);
-                if let Some(first) = completions.first() {
-                    input = TextArea::new(vec![first.clone()]);
-                    input.move_cursor(ratatui_textarea::CursorMove::End);
+            Some(action @ (Action::FocusNext | Action::FocusPrev | Action::Up | Action::Down)) => {
+                let forward = matches!(action, Action::FocusNext | Action::Down);
+                if let Some(line) = completion.step(forward) {
+                    input = one_line(line);
                 }
             }
-            Some(Action::Up | Action::Down) if !self.palette_history.is_empty() => {
+            Some(action @ (Action::HistoryBack | Action::HistoryForward))
+                if !self.palette_history.is_empty() =>
+            {
                 let last = self.palette_history.len() - 1;
                 history_at = Some(match (history_at, action) {
                     (None, _) => last,
-                    (Some(at), Some(Action::Up)) => at.saturating_sub(1),
+                    (Some(at), Action::HistoryBack) => at.saturating_sub(1),
                     (Some(at), _) => (at + 1).min(last),
                 });
                 let entry = self.palette_history[history_at.unwrap_or(last)].clone();
-                input = TextArea::new(vec![entry]);
-                input.move_cursor(ratatui_textarea::CursorMove::End);
+                completion = Completion::new(super::palette::stage(self, &entry));
+                input = one_line(entry);
             }
             _ => {
-                input.input(key);
-                let line = input.lines().join("");
-                completions = super::palette::complete(self, &line);
+                if input.input(key) {
+                    let line = input.lines().join("");
+                    completion = Completion::new(super::palette::stage(self, &line));
+                }
             }
         }
         self.popup = Some(Popup::Palette {
             input,
             history_at,
-            completions,
+            completion,
         });
     }
 
@@ -1861,6 +1921,13 @@ pub(crate) fn check_identity(text: &str) -> Result<(), String> {
 
 /// `~` and `~/…` are the home directory, as in a shell (`~user` is left alone); without HOME
 /// the path stays as typed.
+/// A one-line text field holding `text`, the cursor at its end.
+fn one_line(text: String) -> TextArea<'static> {
+    let mut input = TextArea::new(vec![text]);
+    input.move_cursor(ratatui_textarea::CursorMove::End);
+    input
+}
+
 pub(crate) fn expand_home(text: &str) -> PathBuf {
     let rest = match text {
         "~" => "",
