@@ -91,6 +91,13 @@ fn free_text_stays_an_answer_and_revoke_offers_what_the_client_holds() {
     special(&mut f, KeyCode::BackTab, KeyModifiers::SHIFT);
     assert_eq!(dialog(&f.app).0, "billing_api ");
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    // Pasted text narrows the list as typed text does.
+    press(&mut f, "+");
+    f.app.handle_paste("stag");
+    assert_eq!(
+        dialog(&f.app),
+        ("stag".to_string(), vec!["staging_api".to_string()])
+    );
 }
 
 #[test]
@@ -188,6 +195,9 @@ fn the_palette_history_moves_to_ctrl_p_and_ctrl_n() {
     let (input, listed) = dialog(&f.app);
     assert_eq!(Some(&input), listed.last());
     assert_ne!(input, "3");
+    // The list scrolls to what is chosen.
+    let shown = support::console::screen(&f, 120, 40);
+    assert!(shown.contains(&format!("▶ {input} ")), "{shown}");
     // The help overlay names the palette's keys.
     special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
     press(&mut f, "?");
@@ -256,4 +266,40 @@ fn snapshot_the_empty_palette() {
     let mut app = snapshot_app();
     keys(&mut app, ":");
     insta::assert_snapshot!("palette_empty_80x24", draw(&app).backend());
+}
+
+#[test]
+fn identity_role_and_setting_prompts_offer_what_the_policy_has() {
+    let mut f = Console::start();
+    // Add client: the identities (a new delegate is typed under one of them).
+    press(&mut f, "a");
+    assert_eq!(dialog(&f.app).0, "uri:urn:");
+    press(&mut f, "ali");
+    let (_, listed) = dialog(&f.app);
+    assert_eq!(listed[0], "uri:urn:company:alice", "{listed:?}");
+    special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    // A setting, then its value.
+    press(&mut f, "smax");
+    tab(&mut f);
+    assert_eq!(dialog(&f.app).0, "max_delegation_depth ");
+    press(&mut f, "d");
+    assert_eq!(dialog(&f.app).1, ["default"]);
+    special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    // Assign: a subject, then the realm's role names (the default role first).
+    press(&mut f, "3a");
+    assert_eq!(dialog(&f.app).0, "uri:urn:mycompany:");
+    press(&mut f, "bob ");
+    assert_eq!(dialog(&f.app).1, ["member", "admin"]);
+    press(&mut f, "adm");
+    tab(&mut f);
+    enter(&mut f);
+    assert!(f.app.popup().is_none(), "{}", flash(&f));
+    assert!(
+        f.app.text().contains("uri:urn:mycompany:bob"),
+        "{}",
+        flash(&f)
+    );
+    // Add a role: the role names the policy uses.
+    press(&mut f, "r");
+    assert_eq!(dialog(&f.app).1, ["admin", "member"]);
 }

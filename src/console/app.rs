@@ -1222,8 +1222,15 @@ impl App {
             self.typeahead_paste(text);
             return;
         }
-        if let Some(Popup::Prompt { input, .. }) = self.popup.as_mut() {
+        if let Some(Popup::Prompt {
+            input,
+            choices,
+            completion,
+            ..
+        }) = self.popup.as_mut()
+        {
             input.insert_str(text.replace(['\n', '\r'], ""));
+            *completion = Completion::new(choices.stage(&input.lines().join("")));
             return;
         }
         // The screen on display, else the raw editor (it stays open across screens).

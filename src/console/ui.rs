@@ -465,16 +465,20 @@ fn render_candidates(
     app: &App,
     completion: &super::complete::Completion,
 ) {
-    let width = completion
-        .items
-        .iter()
+    // Only the rows on display are built: a pick-list of 10,000 identities is drawn as cheaply
+    // as one of ten.
+    let rows = usize::from(area.height);
+    let offset = completion
+        .chosen
+        .map_or(0, |at| (at + 1).saturating_sub(rows));
+    let shown = completion.items.iter().skip(offset).take(rows);
+    let width = shown
+        .clone()
         .map(|c| c.text.chars().count())
         .max()
         .unwrap_or(0)
         .min(24);
-    let items: Vec<ListItem> = completion
-        .items
-        .iter()
+    let items: Vec<ListItem> = shown
         .map(|c| {
             if c.note.is_empty() {
                 ListItem::new(c.text.clone())
@@ -486,7 +490,7 @@ fn render_candidates(
             }
         })
         .collect();
-    let mut state = ListState::default().with_selected(completion.chosen);
+    let mut state = ListState::default().with_selected(completion.chosen.map(|at| at - offset));
     frame.render_stateful_widget(
         List::new(items)
             .highlight_style(app.theme.selected())
