@@ -10,7 +10,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui_textarea::TextArea;
 
-use super::complete::{Choices, Completion};
+use super::complete::{Choices, Completion, Listing, Stage};
 use super::jobs::{Derived, Job, JobResult, PolicyInput, PolicyPurpose, ViewInputs};
 use super::keymap::{Action, Keymap, Scope};
 use super::screens::{Asked, Cx, CxView, Request, ScreenId, Screens};
@@ -209,6 +209,9 @@ pub struct App {
     /// A `/` filter being typed (the screen's filter updates as it changes).
     pub(crate) filter_input: Option<TextArea<'static>>,
     pub(crate) palette_history: Vec<String>,
+    /// The directory a path's pick-list was last read from (by a job), and the one being read.
+    pub(crate) listing: Listing,
+    listing_asked: Option<String>,
 
     /// Jobs queued for the workers, with ids.
     pub(crate) outbox: Vec<(u64, Job)>,
@@ -301,6 +304,8 @@ impl App {
             screens: Screens::default(),
             filter_input: None,
             palette_history: Vec::new(),
+            listing: Listing::default(),
+            listing_asked: None,
             outbox: Vec::new(),
             in_flight: Vec::new(),
             next_job: 1,
@@ -831,6 +836,7 @@ impl App {
             }
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
             JobResult::Copied { what, to } => self.copy_done(what, to),
+            JobResult::DirectoryListed(listing) => self.listing_read(listing),
             result @ (JobResult::Watched { .. }
             | JobResult::DiskChanged { .. }
             | JobResult::RebasedBuffer { .. }
@@ -1223,14 +1229,26 @@ impl App {
             return;
         }
         if let Some(Popup::Prompt {
-            input,
+            kind,
+            title,
+            hint,
+            mut input,
+            error,
             choices,
-            completion,
             ..
-        }) = self.popup.as_mut()
+        }) = self.popup.take()
         {
             input.insert_str(text.replace(['\n', '\r'], ""));
-            *completion = Completion::new(choices.stage(&input.lines().join("")));
+            let completion = self.completion(choices.stage(&input.lines().join(""), &self.listing));
+            self.popup = Some(Popup::Prompt {
+                kind,
+                title,
+                hint,
+                input,
+                error,
+                choices,
+                completion,
+            });
             return;
         }
         // The screen on display, else the raw editor (it stays open across screens).
@@ -1419,7 +1437,9 @@ impl App {
     ) {
         let mut input = TextArea::new(vec![initial.to_string()]);
         input.move_cursor(ratatui_textarea::CursorMove::End);
-        let completion = Completion::new(choices.stage(initial));
+        // A directory read for an earlier dialog may be stale: read it again.
+        self.listing = Listing::default();
+        let completion = self.completion(choices.stage(initial, &self.listing));
         self.popup = Some(Popup::Prompt {
             kind,
             title: title.to_string(),
@@ -1530,7 +1550,8 @@ impl App {
                 }
                 _ => {
                     if input.input(key) {
-                        completion = Completion::new(choices.stage(&input.lines().join("")));
+                        let line = input.lines().join("");
+                        completion = self.completion(choices.stage(&line, &self.listing));
                     }
                     self.popup = Some(Popup::Prompt {
                         kind,
@@ -1777,10 +1798,12 @@ impl App {
     // ---- palette ------------------------------------------------------------------------
 
     fn open_palette(&mut self) {
+        self.listing = Listing::default();
+        let completion = self.completion(super::palette::stage(self, ""));
         self.popup = Some(Popup::Palette {
             input: TextArea::new(vec![String::new()]),
             history_at: None,
-            completion: Completion::new(super::palette::stage(self, "")),
+            completion,
         });
     }
 
@@ -1830,13 +1853,13 @@ impl App {
                     (Some(at), _) => (at + 1).min(last),
                 });
                 let entry = self.palette_history[history_at.unwrap_or(last)].clone();
-                completion = Completion::new(super::palette::stage(self, &entry));
+                completion = self.completion(super::palette::stage(self, &entry));
                 input = one_line(entry);
             }
             _ => {
                 if input.input(key) {
                     let line = input.lines().join("");
-                    completion = Completion::new(super::palette::stage(self, &line));
+                    completion = self.completion(super::palette::stage(self, &line));
                 }
             }
         }
@@ -1845,6 +1868,72 @@ impl App {
             history_at,
             completion,
         });
+    }
+
+    /// Ranks a stage's candidates; a path whose directory has not been read yet asks a worker
+    /// to read it (once), and the list fills in when it is read (`listing_read`).
+    fn completion(&mut self, stage: Stage) -> Completion {
+        if let Some(dir) = &stage.wants_dir
+            && self.listing_asked.as_deref() != Some(dir)
+        {
+            self.listing_asked = Some(dir.clone());
+            self.submit(Job::ListDirectory { dir: dir.clone() });
+        }
+        Completion::new(stage)
+    }
+
+    /// A directory was read for a path's pick-list: the open prompt or palette lists it.
+    fn listing_read(&mut self, listing: Listing) {
+        if self.listing_asked == listing.dir {
+            self.listing_asked = None;
+        }
+        self.listing = listing;
+        match self.popup.take() {
+            Some(Popup::Prompt {
+                kind,
+                title,
+                hint,
+                input,
+                error,
+                choices,
+                completion,
+            }) => {
+                let line = input.lines().join("");
+                let stage = choices.stage(&line, &self.listing);
+                let completion = if stage.wants_dir.is_none() && completion.chosen.is_none() {
+                    Completion::new(stage)
+                } else {
+                    completion
+                };
+                self.popup = Some(Popup::Prompt {
+                    kind,
+                    title,
+                    hint,
+                    input,
+                    error,
+                    choices,
+                    completion,
+                });
+            }
+            Some(Popup::Palette {
+                input,
+                history_at,
+                completion,
+            }) => {
+                let stage = super::palette::stage(self, &input.lines().join(""));
+                let completion = if stage.wants_dir.is_none() && completion.chosen.is_none() {
+                    Completion::new(stage)
+                } else {
+                    completion
+                };
+                self.popup = Some(Popup::Palette {
+                    input,
+                    history_at,
+                    completion,
+                });
+            }
+            other => self.popup = other,
+        }
     }
 
     pub fn run_command(&mut self, line: &str) {

@@ -3,7 +3,8 @@
 //! (`Stage`), ranked by a fuzzy matcher (`rank`, helix's `nucleo-matcher`), and which one has
 //! been chosen into the input (`Completion`). Free text stays allowed: a candidate only fills
 //! the input when it is chosen (Tab, Shift-Tab, ↑, ↓); Enter takes what the input holds.
-//! Nothing here draws; reading a directory for a path is the only I/O.
+//! Nothing here draws or waits on the disk: a path's directory is read by a job
+//! (`Listing::read`) and its entries complete the path once they are in.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -97,14 +98,16 @@ impl Choices {
         matches!(self, Choices::None)
     }
 
-    /// The candidates for the part of `line` being typed.
-    pub fn stage(&self, line: &str) -> Stage {
+    /// The candidates for the part of `line` being typed; a path's come from `listing` (when
+    /// it is of another directory, the stage asks for that one: `Stage::wants_dir`).
+    pub fn stage(&self, line: &str, listing: &Listing) -> Stage {
         match self {
             Choices::None => Stage::default(),
             Choices::Line(items) => Stage {
                 base: String::new(),
                 query: line.to_string(),
                 candidates: items.iter().map(Candidate::plain).collect(),
+                wants_dir: None,
             },
             Choices::Words(words) => {
                 let (base, query, index) = last_word(line);
@@ -123,6 +126,7 @@ impl Choices {
                     base,
                     query,
                     candidates,
+                    wants_dir: None,
                 }
             }
             Choices::Grants(grants) => {
@@ -155,9 +159,10 @@ impl Choices {
                     base,
                     query,
                     candidates,
+                    wants_dir: None,
                 }
             }
-            Choices::Path => path_stage(line),
+            Choices::Path => path_stage(line, listing),
         }
     }
 }
@@ -176,38 +181,65 @@ fn last_word(line: &str) -> (String, String, usize) {
 }
 
 /// The candidates of a line: the text kept before the part being completed (`base`), that
-/// part as typed (`query`), and what it may be, in their natural order.
+/// part as typed (`query`), and what it may be, in their natural order; for a path whose
+/// directory has not been read yet, that directory (as typed) to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stage {
     pub base: String,
     pub query: String,
     pub candidates: Vec<Candidate>,
+    pub wants_dir: Option<String>,
 }
 
-/// A path typed so far: the entries of its directory (the part up to the last `/`, `~`
-/// expanded; the working directory when there is none), at most `PATH_ENTRIES` of them read,
-/// sorted, directories ending in `/`. Hidden entries are listed once a `.` is typed.
-pub fn path_stage(line: &str) -> Stage {
+/// The entries of one directory, as a job read them: `dir` as typed (`""` is the working
+/// directory, `~/` is not expanded), at most `PATH_ENTRIES` names, sorted, directories ending
+/// in `/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub dir: Option<String>,
+    pub entries: Vec<String>,
+}
+
+impl Listing {
+    /// Reads `dir` (on a worker: a slow disk never stalls typing).
+    pub fn read(dir: String) -> Listing {
+        let path = if dir.is_empty() {
+            std::path::PathBuf::from(".")
+        } else {
+            super::app::expand_home(&dir)
+        };
+        Listing {
+            entries: directory_entries(&path, PATH_ENTRIES),
+            dir: Some(dir),
+        }
+    }
+}
+
+/// A path typed so far: the entries of its directory (the part up to the last `/`; the
+/// working directory when there is none) from `listing`, or a request to read it. Hidden
+/// entries are listed once a `.` is typed.
+pub fn path_stage(line: &str, listing: &Listing) -> Stage {
     let (base, query) = match line.rfind('/') {
         Some(at) => (&line[..=at], &line[at + 1..]),
         None => ("", line),
     };
-    let dir = if base.is_empty() {
-        std::path::PathBuf::from(".")
-    } else {
-        super::app::expand_home(base)
+    let mut stage = Stage {
+        base: base.to_string(),
+        query: query.to_string(),
+        ..Stage::default()
     };
+    if listing.dir.as_deref() != Some(base) {
+        stage.wants_dir = Some(base.to_string());
+        return stage;
+    }
     let hidden = query.starts_with('.');
-    let candidates = directory_entries(&dir, PATH_ENTRIES)
-        .into_iter()
+    stage.candidates = listing
+        .entries
+        .iter()
         .filter(|name| hidden || !name.starts_with('.'))
         .map(Candidate::plain)
         .collect();
-    Stage {
-        base: base.to_string(),
-        query: query.to_string(),
-        candidates,
-    }
+    stage
 }
 
 /// Up to `limit` entry names of `dir`, sorted, directories with a trailing `/`; nothing when
@@ -381,19 +413,16 @@ mod tests {
             ("db".into(), vec!["read".into()]),
             ("api".into(), vec!["read".into(), "write".into()]),
         ]);
-        let first = Completion::new(choices.stage("a"));
+        let stage = |line| choices.stage(line, &Listing::default());
+        let first = Completion::new(stage("a"));
         assert_eq!(first.items[0].text, "api");
-        let mut second = Completion::new(choices.stage("api "));
+        let mut second = Completion::new(stage("api "));
         assert_eq!(second.base, "api ");
         assert_eq!(second.items.len(), 2);
         assert_eq!(second.step(false).as_deref(), Some("api write"));
-        let new_resource = Completion::new(choices.stage("cache w"));
+        let new_resource = Completion::new(stage("cache w"));
         assert_eq!(new_resource.items[0].text, "write");
-        assert!(
-            Completion::new(choices.stage("api read x"))
-                .items
-                .is_empty()
-        );
+        assert!(Completion::new(stage("api read x")).items.is_empty());
     }
 
     #[test]
@@ -402,15 +431,16 @@ mod tests {
             vec!["delegatable".into(), "operator".into()],
             vec!["true".into(), "false".into()],
         ]);
-        let mut c = Completion::new(choices.stage(""));
+        let stage = |line| choices.stage(line, &Listing::default());
+        let mut c = Completion::new(stage(""));
         assert_eq!(c.count(), "2 of 2");
         assert_eq!(c.step(true).as_deref(), Some("delegatable "));
         assert_eq!(c.step(true).as_deref(), Some("operator "));
         assert_eq!(c.step(true).as_deref(), Some("delegatable "));
         assert_eq!(c.step(false).as_deref(), Some("operator "));
-        let mut value = Completion::new(choices.stage("operator f"));
+        let mut value = Completion::new(stage("operator f"));
         assert_eq!(value.step(true).as_deref(), Some("operator false"));
-        assert_eq!(Completion::new(choices.stage("zzz")).step(true), None);
+        assert_eq!(Completion::new(stage("zzz")).step(true), None);
     }
 
     #[test]
@@ -420,12 +450,20 @@ mod tests {
         std::fs::write(dir.path().join(".hidden"), "x").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let typed = format!("{}/", dir.path().display());
-        let stage = path_stage(&typed);
-        assert_eq!(stage.base, typed);
+        // Not read yet: the stage asks for the directory.
+        let unread = path_stage(&format!("{typed}to"), &Listing::default());
+        assert_eq!(unread.wants_dir.as_deref(), Some(typed.as_str()));
+        assert!(unread.candidates.is_empty());
+        let listing = Listing::read(typed.clone());
+        let stage = path_stage(&typed, &listing);
+        assert_eq!(
+            (stage.base.as_str(), stage.wants_dir),
+            (typed.as_str(), None)
+        );
         let names: Vec<&str> = stage.candidates.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(names, ["sub/", "token.txt"]);
-        let hidden = path_stage(&format!("{typed}.h"));
+        let hidden = path_stage(&format!("{typed}.h"), &listing);
         assert_eq!(hidden.candidates.len(), 3);
-        assert!(path_stage("/no/such/dir/x").candidates.is_empty());
+        assert!(Listing::read("/no/such/dir/".into()).entries.is_empty());
     }
 }

@@ -50,6 +50,7 @@ pub fn stage(app: &App, line: &str) -> Stage {
             base: String::new(),
             query: line.to_string(),
             candidates,
+            wants_dir: None,
         };
     };
     let identities = || {
@@ -62,7 +63,7 @@ pub fn stage(app: &App, line: &str) -> Stage {
         "verify" if !argument.contains(' ') => identities(),
         "theme" => BUILT_IN.iter().map(|(n, _)| n.to_string()).collect(),
         "load" => {
-            let mut stage = complete::path_stage(argument);
+            let mut stage = complete::path_stage(argument, &app.listing);
             stage.base = format!("{command} {}", stage.base);
             return stage;
         }
@@ -72,6 +73,7 @@ pub fn stage(app: &App, line: &str) -> Stage {
         base: format!("{command} "),
         query: argument.to_string(),
         candidates: options.into_iter().map(Candidate::plain).collect(),
+        wants_dir: None,
     }
 }
 
