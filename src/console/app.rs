@@ -1816,15 +1816,7 @@ impl App {
         mut completion: Completion,
         key: KeyEvent,
     ) {
-        let plain_char = matches!(key.code, KeyCode::Char(_))
-            && !key
-                .modifiers
-                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
-        let action = if plain_char {
-            None
-        } else {
-            self.keymap.lookup(Scope::Palette, &key)
-        };
+        let action = super::screens::typing_action_in(&self.keymap, Scope::Palette, &key);
         match action {
             Some(Action::Back) => return,
             Some(Action::Select) => {

@@ -11,6 +11,7 @@ use ratatui::widgets::{
 };
 
 use super::app::{App, Level, Popup};
+use super::complete::Choices;
 use super::keymap::{Action, Scope};
 use super::screens::{self, ScreenId, Screens};
 use crate::policy::{Finding, Severity};
@@ -299,14 +300,14 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             completion,
             ..
         } => {
-            // The pick-list keeps its height while typing narrows it (up to 8 rows).
-            let rows = if choices.is_none() {
-                0
-            } else {
-                (completion.total as u16)
-                    .clamp(1, 8)
-                    .min(area.height.saturating_sub(12).max(1))
+            // The pick-list keeps its height while typing narrows it (up to 8 rows; a path's
+            // directories differ in size, so a path prompt takes them all).
+            let total = match choices {
+                Choices::None => 0,
+                Choices::Path => 8,
+                _ => completion.total.clamp(1, 8) as u16,
             };
+            let rows = total.min(area.height.saturating_sub(12).max(1));
             let rect = centered(area, area.width.saturating_sub(8).min(90), 5 + rows);
             frame.render_widget(Clear, rect);
             let block = pane(app, title, true);

@@ -547,6 +547,11 @@ impl<'a> Cx<'a> {
 
 /// The navigation a key is inside a text field (see `Cx::typing_action`).
 pub fn typing_action(keymap: &Keymap, key: &KeyEvent) -> Option<Action> {
+    typing_action_in(keymap, Scope::Global, key)
+}
+
+/// `typing_action` in a dialog with keys of its own (`scope`, then the global ones).
+pub fn typing_action_in(keymap: &Keymap, scope: Scope, key: &KeyEvent) -> Option<Action> {
     let plain_char = matches!(key.code, KeyCode::Char(_))
         && !key
             .modifiers
@@ -554,5 +559,5 @@ pub fn typing_action(keymap: &Keymap, key: &KeyEvent) -> Option<Action> {
     if plain_char {
         return None;
     }
-    keymap.lookup(Scope::Global, key)
+    keymap.lookup(scope, key)
 }
