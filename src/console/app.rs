@@ -10,6 +10,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui_textarea::TextArea;
 
+use super::complete::{Choices, Completion, Listing, Stage};
 use super::jobs::{Derived, Job, JobResult, PolicyInput, PolicyPurpose, ViewInputs};
 use super::keymap::{Action, Keymap, Scope};
 use super::screens::{Asked, Cx, CxView, Request, ScreenId, Screens};
@@ -86,11 +87,16 @@ pub enum Popup {
         input: TextArea<'static>,
         /// Why the last Enter was refused (the text stays for fixing).
         error: Option<String>,
+        /// What the line completes from, and the candidates for what is typed.
+        choices: Choices,
+        completion: Completion,
     },
     Palette {
         input: TextArea<'static>,
         history_at: Option<usize>,
-        completions: Vec<String>,
+        /// The commands (or a command's arguments) matching what is typed; with nothing
+        /// typed, every command.
+        completion: Completion,
     },
     /// Unsaved edits at quit: save, discard or cancel.
     QuitDirty {
@@ -203,6 +209,9 @@ pub struct App {
     /// A `/` filter being typed (the screen's filter updates as it changes).
     pub(crate) filter_input: Option<TextArea<'static>>,
     pub(crate) palette_history: Vec<String>,
+    /// The directory a path's pick-list was last read from (by a job), and the one being read.
+    pub(crate) listing: Listing,
+    listing_asked: Option<String>,
 
     /// Jobs queued for the workers, with ids.
     pub(crate) outbox: Vec<(u64, Job)>,
@@ -295,6 +304,8 @@ impl App {
             screens: Screens::default(),
             filter_input: None,
             palette_history: Vec::new(),
+            listing: Listing::default(),
+            listing_asked: None,
             outbox: Vec::new(),
             in_flight: Vec::new(),
             next_job: 1,
@@ -825,6 +836,7 @@ impl App {
             }
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
             JobResult::Copied { what, to } => self.copy_done(what, to),
+            JobResult::DirectoryListed(listing) => self.listing_read(listing),
             result @ (JobResult::Watched { .. }
             | JobResult::DiskChanged { .. }
             | JobResult::RebasedBuffer { .. }
@@ -1105,7 +1117,8 @@ impl App {
                     hint,
                     initial,
                     empty_ok,
-                } => self.prompt(
+                    choices,
+                } => self.prompt_choosing(
                     PromptKind::Screen {
                         asked: Asked { screen: from, what },
                         empty_ok,
@@ -1113,6 +1126,7 @@ impl App {
                     &title,
                     &hint,
                     &initial,
+                    choices,
                 ),
                 Request::Pick { what, title, items } => {
                     self.popup = Some(Popup::Picker {
@@ -1137,11 +1151,12 @@ impl App {
     pub fn hints(&self) -> (Vec<super::screens::Hint>, bool) {
         use super::screens::hint;
         match &self.popup {
-            Some(Popup::Prompt { .. }) => {
-                return (
-                    vec![hint(Action::Select, "ok"), hint(Action::Back, "cancel")],
-                    true,
-                );
+            Some(Popup::Prompt { choices, .. }) => {
+                let mut hints = vec![hint(Action::Select, "ok"), hint(Action::Back, "cancel")];
+                if !choices.is_none() {
+                    hints.insert(1, hint(Action::FocusNext, "complete"));
+                }
+                return (hints, true);
             }
             Some(Popup::Palette { .. }) => {
                 return (
@@ -1213,8 +1228,27 @@ impl App {
             self.typeahead_paste(text);
             return;
         }
-        if let Some(Popup::Prompt { input, .. }) = self.popup.as_mut() {
+        if let Some(Popup::Prompt {
+            kind,
+            title,
+            hint,
+            mut input,
+            error,
+            choices,
+            ..
+        }) = self.popup.take()
+        {
             input.insert_str(text.replace(['\n', '\r'], ""));
+            let completion = self.completion(choices.stage(&input.lines().join(""), &self.listing));
+            self.popup = Some(Popup::Prompt {
+                kind,
+                title,
+                hint,
+                input,
+                error,
+                choices,
+                completion,
+            });
             return;
         }
         // The screen on display, else the raw editor (it stays open across screens).
@@ -1389,14 +1423,31 @@ impl App {
     }
 
     pub fn prompt(&mut self, kind: PromptKind, title: &str, hint: &str, initial: &str) {
+        self.prompt_choosing(kind, title, hint, initial, Choices::None);
+    }
+
+    /// `prompt` with a pick-list: the candidates of `choices` for what is typed.
+    pub fn prompt_choosing(
+        &mut self,
+        kind: PromptKind,
+        title: &str,
+        hint: &str,
+        initial: &str,
+        choices: Choices,
+    ) {
         let mut input = TextArea::new(vec![initial.to_string()]);
         input.move_cursor(ratatui_textarea::CursorMove::End);
+        // A directory read for an earlier dialog may be stale: read it again.
+        self.listing = Listing::default();
+        let completion = self.completion(choices.stage(initial, &self.listing));
         self.popup = Some(Popup::Prompt {
             kind,
             title: title.to_string(),
             hint: hint.to_string(),
             input,
             error: None,
+            choices,
+            completion,
         });
     }
 
@@ -1461,6 +1512,8 @@ impl App {
                 hint,
                 mut input,
                 error,
+                choices,
+                mut completion,
             } => match self.typing_action(&key) {
                 Some(Action::Back) => self.flash(Level::Info, "cancelled"),
                 Some(Action::Select) => {
@@ -1473,25 +1526,49 @@ impl App {
                             hint,
                             input,
                             error: Some(why),
+                            choices,
+                            completion,
                         });
                     }
                 }
-                _ => {
-                    input.input(key);
+                Some(
+                    action @ (Action::FocusNext | Action::FocusPrev | Action::Up | Action::Down),
+                ) if !choices.is_none() => {
+                    let forward = matches!(action, Action::FocusNext | Action::Down);
+                    if let Some(line) = completion.step(forward) {
+                        input = one_line(line);
+                    }
                     self.popup = Some(Popup::Prompt {
                         kind,
                         title,
                         hint,
                         input,
                         error,
+                        choices,
+                        completion,
+                    });
+                }
+                _ => {
+                    if input.input(key) {
+                        let line = input.lines().join("");
+                        completion = self.completion(choices.stage(&line, &self.listing));
+                    }
+                    self.popup = Some(Popup::Prompt {
+                        kind,
+                        title,
+                        hint,
+                        input,
+                        error,
+                        choices,
+                        completion,
                     });
                 }
             },
             Popup::Palette {
                 input,
                 history_at,
-                completions,
-            } => self.palette_key(input, history_at, completions, key),
+                completion,
+            } => self.palette_key(input, history_at, completion, key),
             Popup::QuitDirty { choice } => match self.keymap.lookup(Scope::QuitDialog, &key) {
                 Some(Action::Back | Action::StayOpen) => {}
                 Some(Action::SaveAndQuit) => self.quit_choice(0),
@@ -1721,21 +1798,25 @@ impl App {
     // ---- palette ------------------------------------------------------------------------
 
     fn open_palette(&mut self) {
+        self.listing = Listing::default();
+        let completion = self.completion(super::palette::stage(self, ""));
         self.popup = Some(Popup::Palette {
             input: TextArea::new(vec![String::new()]),
             history_at: None,
-            completions: Vec::new(),
+            completion,
         });
     }
 
+    /// A key in the palette: ↑/↓ and tab/shift-tab choose among the commands listed (filling
+    /// the input), the palette's own keys step through the history, enter runs the line.
     fn palette_key(
         &mut self,
         mut input: TextArea<'static>,
         mut history_at: Option<usize>,
-        mut completions: Vec<String>,
+        mut completion: Completion,
         key: KeyEvent,
     ) {
-        let action = self.typing_action(&key);
+        let action = super::screens::typing_action_in(&self.keymap, Scope::Palette, &key);
         match action {
             Some(Action::Back) => return,
             Some(Action::Select) => {
@@ -1748,36 +1829,103 @@ impl App {
                 }
                 return;
             }
-            Some(Action::FocusNext) => {
-                let line = input.lines().join("");
-                completions = super::palette::complete(self, &line);
-                if let Some(first) = completions.first() {
-                    input = TextArea::new(vec![first.clone()]);
-                    input.move_cursor(ratatui_textarea::CursorMove::End);
+            Some(action @ (Action::FocusNext | Action::FocusPrev | Action::Up | Action::Down)) => {
+                let forward = matches!(action, Action::FocusNext | Action::Down);
+                if let Some(line) = completion.step(forward) {
+                    input = one_line(line);
                 }
             }
-            Some(Action::Up | Action::Down) if !self.palette_history.is_empty() => {
+            Some(action @ (Action::HistoryBack | Action::HistoryForward))
+                if !self.palette_history.is_empty() =>
+            {
                 let last = self.palette_history.len() - 1;
                 history_at = Some(match (history_at, action) {
                     (None, _) => last,
-                    (Some(at), Some(Action::Up)) => at.saturating_sub(1),
+                    (Some(at), Action::HistoryBack) => at.saturating_sub(1),
                     (Some(at), _) => (at + 1).min(last),
                 });
                 let entry = self.palette_history[history_at.unwrap_or(last)].clone();
-                input = TextArea::new(vec![entry]);
-                input.move_cursor(ratatui_textarea::CursorMove::End);
+                completion = self.completion(super::palette::stage(self, &entry));
+                input = one_line(entry);
             }
             _ => {
-                input.input(key);
-                let line = input.lines().join("");
-                completions = super::palette::complete(self, &line);
+                if input.input(key) {
+                    let line = input.lines().join("");
+                    completion = self.completion(super::palette::stage(self, &line));
+                }
             }
         }
         self.popup = Some(Popup::Palette {
             input,
             history_at,
-            completions,
+            completion,
         });
+    }
+
+    /// Ranks a stage's candidates; a path whose directory has not been read yet asks a worker
+    /// to read it (once), and the list fills in when it is read (`listing_read`).
+    fn completion(&mut self, stage: Stage) -> Completion {
+        if let Some(dir) = &stage.wants_dir
+            && self.listing_asked.as_deref() != Some(dir)
+        {
+            self.listing_asked = Some(dir.clone());
+            self.submit(Job::ListDirectory { dir: dir.clone() });
+        }
+        Completion::new(stage)
+    }
+
+    /// A directory was read for a path's pick-list: the open prompt or palette lists it.
+    fn listing_read(&mut self, listing: Listing) {
+        if self.listing_asked == listing.dir {
+            self.listing_asked = None;
+        }
+        self.listing = listing;
+        match self.popup.take() {
+            Some(Popup::Prompt {
+                kind,
+                title,
+                hint,
+                input,
+                error,
+                choices,
+                completion,
+            }) => {
+                let line = input.lines().join("");
+                let stage = choices.stage(&line, &self.listing);
+                let completion = if stage.wants_dir.is_none() && completion.chosen.is_none() {
+                    Completion::new(stage)
+                } else {
+                    completion
+                };
+                self.popup = Some(Popup::Prompt {
+                    kind,
+                    title,
+                    hint,
+                    input,
+                    error,
+                    choices,
+                    completion,
+                });
+            }
+            Some(Popup::Palette {
+                input,
+                history_at,
+                completion,
+            }) => {
+                let stage = super::palette::stage(self, &input.lines().join(""));
+                let completion = if stage.wants_dir.is_none() && completion.chosen.is_none() {
+                    Completion::new(stage)
+                } else {
+                    completion
+                };
+                self.popup = Some(Popup::Palette {
+                    input,
+                    history_at,
+                    completion,
+                });
+            }
+            other => self.popup = other,
+        }
     }
 
     pub fn run_command(&mut self, line: &str) {
@@ -1861,6 +2009,13 @@ pub(crate) fn check_identity(text: &str) -> Result<(), String> {
 
 /// `~` and `~/…` are the home directory, as in a shell (`~user` is left alone); without HOME
 /// the path stays as typed.
+/// A one-line text field holding `text`, the cursor at its end.
+fn one_line(text: String) -> TextArea<'static> {
+    let mut input = TextArea::new(vec![text]);
+    input.move_cursor(ratatui_textarea::CursorMove::End);
+    input
+}
+
 pub(crate) fn expand_home(text: &str) -> PathBuf {
     let rest = match text {
         "~" => "",

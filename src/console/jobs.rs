@@ -241,6 +241,11 @@ pub enum Job {
         path: PathBuf,
     },
     ListStoredTokens,
+    /// The entries of the directory a path prompt has typed so far (`dir` as typed, `~`
+    /// unexpanded), for its pick-list.
+    ListDirectory {
+        dir: String,
+    },
     LoadStoredToken {
         name: String,
     },
@@ -301,6 +306,7 @@ impl Job {
             Job::ChangeKey(change) => change.describe(),
             Job::LoadTokenFile { .. } | Job::LoadStoredToken { .. } => "loading the token",
             Job::ListStoredTokens => "listing stored tokens",
+            Job::ListDirectory { .. } => "reading the directory",
             Job::Verify { .. } => "verifying",
             Job::ReadRevocations => "reading revocations.toml",
             Job::Copy { .. } => "copying",
@@ -495,6 +501,8 @@ pub enum JobResult {
     Verified(Result<String, String>),
     FlowStep(FlowStep),
     Revocations(Box<RevocationLists>),
+    /// A directory's entries for a path's pick-list (see `complete::Listing`).
+    DirectoryListed(super::complete::Listing),
     /// What was copied, and where it went (or why it could not).
     Copied {
         what: String,
@@ -654,6 +662,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
                 .map(|t| t.trim().to_string())
                 .map_err(|e| format!("cannot read {}: {e}", path.display())),
         },
+        Job::ListDirectory { dir } => {
+            JobResult::DirectoryListed(super::complete::Listing::read(dir))
+        }
         Job::ListStoredTokens => JobResult::StoredTokens(match &env.token_store {
             Some(store) => store
                 .entries(token::clock::unix_now())

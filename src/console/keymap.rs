@@ -23,13 +23,18 @@ pub enum Scope {
     QuitDialog,
     /// The dialog choosing sides of rebase conflicts.
     Conflicts,
+    /// The `:` command palette (its own keys besides the text field's).
+    Palette,
 }
 
 impl Scope {
     /// A dialog's scope: its keys work only while the dialog is open, and its actions are not
     /// palette commands.
     pub fn is_dialog(self) -> bool {
-        matches!(self, Scope::Confirm | Scope::QuitDialog | Scope::Conflicts)
+        matches!(
+            self,
+            Scope::Confirm | Scope::QuitDialog | Scope::Conflicts | Scope::Palette
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -44,6 +49,7 @@ impl Scope {
             Scope::Confirm => "confirm dialog",
             Scope::QuitDialog => "quit dialog",
             Scope::Conflicts => "conflicts dialog",
+            Scope::Palette => "command palette",
         }
     }
 }
@@ -185,6 +191,8 @@ actions! {
     AllTheirs => "all-theirs", "all theirs", "take their side of every conflict", "";
     Abandon => "abandon", "abort", "abandon the rebase (nothing changes)", "";
     ResetToUpstream => "reset-to-upstream", "reset to the upstream", "reset the branch to its upstream (local work kept in recovery)", "";
+    HistoryBack => "history-back", "history", "palette: the previous command line run", "";
+    HistoryForward => "history-forward", "", "palette: the next command line run", "";
 }
 
 /// Palette commands that take an argument or have no key: each with what it takes and does.
@@ -454,6 +462,10 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Conflicts, Action::AllTheirs, &["T"]),
     (Scope::Conflicts, Action::Abandon, &["a"]),
     (Scope::Conflicts, Action::ResetToUpstream, &["r"]),
+    // The palette: ↑/↓ and tab/shift-tab move through the commands listed, so its history
+    // takes keys that cannot be text.
+    (Scope::Palette, Action::HistoryBack, &["ctrl-p"]),
+    (Scope::Palette, Action::HistoryForward, &["ctrl-n"]),
 ];
 
 /// A problem in the `[keys]` table of the config file.
@@ -572,7 +584,12 @@ impl Keymap {
     /// the dialogs' (without the disabled ones in read-only mode).
     pub fn help_rows(&self, scope: Scope) -> Vec<(Scope, String, Action)> {
         let mut rows = Vec::new();
-        let dialogs = [Scope::Confirm, Scope::QuitDialog, Scope::Conflicts];
+        let dialogs = [
+            Scope::Confirm,
+            Scope::QuitDialog,
+            Scope::Conflicts,
+            Scope::Palette,
+        ];
         for wanted in [scope, Scope::Global].into_iter().chain(dialogs) {
             for binding in self
                 .bindings

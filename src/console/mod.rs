@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod clipboard;
+pub mod complete;
 pub mod config;
 pub mod disk;
 pub mod jobs;

@@ -1,8 +1,10 @@
-//! The `:` command palette: commands by name with Tab completion (commands, action names,
-//! client identities, theme names) and history. Each command maps onto an action or a setting;
+//! The `:` command palette: commands by name, listed with what they do and filtered fuzzily as
+//! they are typed; Tab completes them and their arguments (client identities, theme names,
+//! paths); ctrl-p / ctrl-n step through the history. Each command maps onto an action or a setting;
 //! the list of commands is the keymap's (`keymap::commands`) plus the screens by name.
 
 use super::app::{App, Level};
+use super::complete::{self, Candidate, Completion, Stage};
 use super::keymap::{self, Action};
 use super::screens::ScreenId;
 use super::theme::BUILT_IN;
@@ -29,50 +31,57 @@ fn takes_argument(name: &str) -> bool {
     keymap::ARGUMENT_COMMANDS.iter().any(|(c, _)| *c == name)
 }
 
-/// Completions for what has been typed so far.
-pub fn complete(app: &App, line: &str) -> Vec<String> {
-    let (command, argument) = match line.split_once(' ') {
-        Some((c, a)) => (c, Some(a)),
-        None => (line, None),
-    };
-    let Some(argument) = argument else {
-        let mut names: Vec<String> = commands(app)
+/// The candidates for what has been typed: with no space yet, every command with what it
+/// does (in `commands` order, each name once); after a command, its argument's: client
+/// identities (`client`, `verify`), theme names (`theme`), paths (`load`).
+pub fn stage(app: &App, line: &str) -> Stage {
+    let Some((command, argument)) = line.split_once(' ') else {
+        let mut seen = std::collections::HashSet::new();
+        let candidates = commands(app)
             .into_iter()
-            .map(|(name, _)| name)
-            .filter(|n| n.starts_with(command))
-            .collect();
-        names.sort();
-        names.dedup();
-        return names
-            .into_iter()
-            .map(|n| {
-                if takes_argument(&n) {
-                    format!("{n} ")
-                } else {
-                    n
-                }
+            .filter(|(name, _)| seen.insert(name.clone()))
+            .map(|(name, note)| Candidate {
+                more: takes_argument(&name),
+                text: name,
+                note,
             })
             .collect();
+        return Stage {
+            base: String::new(),
+            query: line.to_string(),
+            candidates,
+            wants_dir: None,
+        };
+    };
+    let identities = || {
+        app.loaded()
+            .map(|l| complete::identities(&l.policy))
+            .unwrap_or_default()
     };
     let options: Vec<String> = match command {
-        "client" => app
-            .loaded()
-            .map(|l| {
-                l.policy
-                    .clients
-                    .iter()
-                    .map(|c| c.identity.clone())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        "client" => identities(),
+        "verify" if !argument.contains(' ') => identities(),
         "theme" => BUILT_IN.iter().map(|(n, _)| n.to_string()).collect(),
+        "load" => {
+            let mut stage = complete::path_stage(argument, &app.listing);
+            stage.base = format!("{command} {}", stage.base);
+            return stage;
+        }
         _ => Vec::new(),
     };
-    options
-        .into_iter()
-        .filter(|o| o.contains(argument))
-        .take(50)
-        .map(|o| format!("{command} {o}"))
+    Stage {
+        base: format!("{command} "),
+        query: argument.to_string(),
+        candidates: options.into_iter().map(Candidate::plain).collect(),
+        wants_dir: None,
+    }
+}
+
+/// Completions for what has been typed so far: whole lines, best match first.
+pub fn complete(app: &App, line: &str) -> Vec<String> {
+    let completion = Completion::new(stage(app, line));
+    (0..completion.items.len())
+        .map(|i| completion.line(i))
         .collect()
 }
 

@@ -6,9 +6,12 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{
+    Block, Borders, Clear, HighlightSpacing, List, ListItem, ListState, Paragraph, Wrap,
+};
 
 use super::app::{App, Level, Popup};
+use super::complete::Choices;
 use super::keymap::{Action, Scope};
 use super::screens::{self, ScreenId, Screens};
 use crate::policy::{Finding, Severity};
@@ -293,42 +296,97 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             hint,
             input,
             error,
+            choices,
+            completion,
             ..
         } => {
-            let rect = centered(area, area.width.saturating_sub(8).min(90), 5);
+            // The pick-list keeps its height while typing narrows it (up to 8 rows; a path's
+            // directories differ in size, so a path prompt takes them all).
+            let total = match choices {
+                Choices::None => 0,
+                Choices::Path => 8,
+                _ => completion.total.clamp(1, 8) as u16,
+            };
+            let rows = total.min(area.height.saturating_sub(12).max(1));
+            let rect = centered(area, area.width.saturating_sub(8).min(90), 5 + rows);
             frame.render_widget(Clear, rect);
             let block = pane(app, title, true);
             let inner = block.inner(rect);
             frame.render_widget(block, rect);
-            let [field, help] =
-                Layout::vertical([Constraint::Length(1), Constraint::Length(2)]).areas(inner);
+            let [field, list, help] = Layout::vertical([
+                Constraint::Length(1),
+                Constraint::Length(rows),
+                Constraint::Length(2),
+            ])
+            .areas(inner);
             frame.render_widget(input, field);
+            let mut keys: Vec<(&[Action], &str)> = vec![(&[Action::Select], "ok")];
+            if !choices.is_none() {
+                render_candidates(frame, list, app, completion);
+                keys.insert(0, (&[Action::FocusNext, Action::FocusPrev], "complete"));
+            }
+            keys.push((&[Action::Back], "cancel"));
             let help_text = match error {
-                Some(why) => Span::styled(format!("✗ {why} · Esc cancel"), app.theme.error()),
-                None => Span::styled(format!("{hint} · Enter ok · Esc cancel"), app.theme.muted()),
+                Some(why) => Span::styled(
+                    format!(
+                        "✗ {why} · {}",
+                        key_line(app, Scope::Global, &keys[keys.len() - 1..])
+                    ),
+                    app.theme.error(),
+                ),
+                None if choices.is_none() => Span::styled(
+                    format!("{hint} · {}", key_line(app, Scope::Global, &keys)),
+                    app.theme.muted(),
+                ),
+                None => Span::styled(
+                    format!(
+                        "{} · {hint} · {}",
+                        completion.count(),
+                        key_line(app, Scope::Global, &keys)
+                    ),
+                    app.theme.muted(),
+                ),
             };
             frame.render_widget(Paragraph::new(help_text).wrap(Wrap { trim: false }), help);
         }
         Popup::Palette {
-            input, completions, ..
+            input, completion, ..
         } => {
-            let rect = centered(area, area.width.saturating_sub(8).min(80), 8);
+            let rect = centered(
+                area,
+                area.width.saturating_sub(8).min(90),
+                area.height.saturating_sub(4).min(18),
+            );
             frame.render_widget(Clear, rect);
-            let block = pane(app, "Command (Tab completes, ↑↓ history)", true);
+            let title = format!("Command · {}", completion.count());
+            let block = pane(app, &title, true);
             let inner = block.inner(rect);
             frame.render_widget(block, rect);
-            let [field, list] =
-                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+            let [field, list, help] = Layout::vertical([
+                Constraint::Length(1),
+                Constraint::Min(1),
+                Constraint::Length(2),
+            ])
+            .areas(inner);
             let [colon, field] =
                 Layout::horizontal([Constraint::Length(1), Constraint::Min(1)]).areas(field);
             frame.render_widget(Paragraph::new(":"), colon);
             frame.render_widget(input, field);
-            let items: Vec<ListItem> = completions
-                .iter()
-                .take(inner.height.saturating_sub(1) as usize)
-                .map(|c| ListItem::new(Span::styled(c.clone(), app.theme.muted())))
-                .collect();
-            frame.render_widget(List::new(items), list);
+            render_candidates(frame, list, app, completion);
+            let keys = key_line(
+                app,
+                Scope::Palette,
+                &[
+                    (&[Action::FocusNext, Action::FocusPrev], "complete"),
+                    (&[Action::HistoryBack, Action::HistoryForward], "history"),
+                    (&[Action::Select], "run"),
+                    (&[Action::Back], "cancel"),
+                ],
+            );
+            frame.render_widget(
+                Paragraph::new(Span::styled(keys, app.theme.muted())).wrap(Wrap { trim: false }),
+                help,
+            );
         }
         Popup::QuitDirty { choice } => {
             let rect = centered(area, 56, 7);
@@ -398,6 +456,50 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             );
         }
     }
+}
+
+/// A pick-list's candidates, best first, the chosen one highlighted (scrolled into view), each
+/// with its note (a command's description) in a column after the names.
+fn render_candidates(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    completion: &super::complete::Completion,
+) {
+    // Only the rows on display are built: a pick-list of 10,000 identities is drawn as cheaply
+    // as one of ten.
+    let rows = usize::from(area.height);
+    let offset = completion
+        .chosen
+        .map_or(0, |at| (at + 1).saturating_sub(rows));
+    let shown = completion.items.iter().skip(offset).take(rows);
+    let width = shown
+        .clone()
+        .map(|c| c.text.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(24);
+    let items: Vec<ListItem> = shown
+        .map(|c| {
+            if c.note.is_empty() {
+                ListItem::new(c.text.clone())
+            } else {
+                ListItem::new(Line::from(vec![
+                    Span::raw(format!("{:<width$}  ", c.text)),
+                    Span::styled(c.note.clone(), app.theme.muted()),
+                ]))
+            }
+        })
+        .collect();
+    let mut state = ListState::default().with_selected(completion.chosen.map(|at| at - offset));
+    frame.render_stateful_widget(
+        List::new(items)
+            .highlight_style(app.theme.selected())
+            .highlight_symbol(selected_marker())
+            .highlight_spacing(HighlightSpacing::Always),
+        area,
+        &mut state,
+    );
 }
 
 fn buttons(app: &App, labels: &[&str], focused: usize) -> Line<'static> {

@@ -13,6 +13,7 @@ use std::any::Any;
 
 use super::{Cx, Hint, Screen, hint, hints};
 use crate::console::app::{App, Level, check_identity, two_words};
+use crate::console::complete::{self, Choices};
 use crate::console::keymap::{Action, Scope};
 use crate::console::ui::{finding_line, pane, selected_marker};
 use crate::policy::{self, Finding, Policy};
@@ -354,12 +355,17 @@ impl ClientsState {
                     cx.external_edit();
                 }
             }
-            Action::AddClient => cx.prompt(
-                ClientPrompt::Add,
-                "Add client",
-                "identity, e.g. uri:urn:company:bob",
-                "uri:urn:",
-            ),
+            // A new client is often a delegate of one there is: the identities are listed.
+            Action::AddClient => {
+                let identities = cx.identities();
+                cx.prompt_choosing(
+                    ClientPrompt::Add,
+                    "Add client",
+                    "identity, e.g. uri:urn:company:bob",
+                    "uri:urn:",
+                    identities,
+                )
+            }
             Action::Copy => match selected {
                 Some((identity, _)) => cx.copy("identity", identity),
                 None => cx.flash(Level::Info, "nothing selected"),
@@ -549,18 +555,31 @@ fn client_form_action(action: Action, identity: String, cx: &mut Cx) {
                 "It can no longer authenticate or get tokens once this is pushed.".into(),
             ],
         ),
-        Action::Grant => cx.prompt(
-            ClientPrompt::Grant(identity.clone()),
-            &format!("Grant to {identity}"),
-            "RESOURCE OPERATION, e.g. production_api read",
-            "",
-        ),
-        Action::Revoke => cx.prompt(
-            ClientPrompt::Revoke(identity.clone()),
-            &format!("Revoke from {identity}"),
-            "RESOURCE OPERATION",
-            "",
-        ),
+        Action::Grant => {
+            let grants = cx.policy_grants();
+            cx.prompt_choosing(
+                ClientPrompt::Grant(identity.clone()),
+                &format!("Grant to {identity}"),
+                "RESOURCE OPERATION, e.g. production_api read",
+                "",
+                Choices::Grants(grants),
+            )
+        }
+        // What can be revoked is what the client holds.
+        Action::Revoke => {
+            let held = cx
+                .policy()
+                .and_then(|l| l.policy.client(&identity))
+                .map(|c| complete::own_grants(&c.resources))
+                .unwrap_or_default();
+            cx.prompt_choosing(
+                ClientPrompt::Revoke(identity.clone()),
+                &format!("Revoke from {identity}"),
+                "RESOURCE OPERATION",
+                "",
+                Choices::Grants(held),
+            )
+        }
         Action::IdentityTtl => {
             let current = cx
                 .policy()
@@ -586,11 +605,22 @@ fn client_form_action(action: Action, identity: String, cx: &mut Cx) {
             "the new identifier (its delegations keep pointing at the old one: check the tree)",
             &identity,
         ),
-        Action::SetSetting => cx.prompt(
+        Action::SetSetting => cx.prompt_choosing(
             ClientPrompt::SetSetting(identity.clone()),
             &format!("Setting of {identity}"),
             "SETTING VALUE: delegatable true|false, operator true|false, authorization_token_duration 5m, max_delegation_depth N; VALUE default removes it",
             "",
+            Choices::Words(vec![
+                [
+                    "delegatable",
+                    "operator",
+                    "authorization_token_duration",
+                    "max_delegation_depth",
+                ]
+                .map(String::from)
+                .to_vec(),
+                ["true", "false", "default"].map(String::from).to_vec(),
+            ]),
         ),
         _ => {}
     }

@@ -24,6 +24,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 
 use super::app::{App, Level};
+use super::complete::{self, Choices};
 use super::jobs::{Job, JobResult};
 use super::keymap::{Action, Keymap, Scope};
 use crate::policy::{DelegationTree, Edit, LoadedPolicy};
@@ -235,6 +236,8 @@ pub enum Request {
         initial: String,
         /// An empty answer means something (else it cancels the prompt).
         empty_ok: bool,
+        /// What the line completes from (a pick-list under the input; free text still goes).
+        choices: Choices,
     },
     Pick {
         what: Rc<dyn Any>,
@@ -339,6 +342,20 @@ impl<'a> Cx<'a> {
 
     pub fn demo_clients(&self) -> &'a [String] {
         self.view.demo_clients
+    }
+
+    /// Every client identity of the policy (a pick-list's candidates).
+    pub fn identities(&self) -> Vec<String> {
+        self.policy()
+            .map(|l| complete::identities(&l.policy))
+            .unwrap_or_default()
+    }
+
+    /// Every resource granted anywhere in the policy, with the operations granted on it.
+    pub fn policy_grants(&self) -> Vec<(String, Vec<String>)> {
+        self.policy()
+            .map(|l| complete::policy_grants(&l.policy))
+            .unwrap_or_default()
     }
 
     /// Whether a job like this is queued or running (so it is not asked for twice).
@@ -453,6 +470,27 @@ impl<'a> Cx<'a> {
             hint: hint.to_string(),
             initial: initial.to_string(),
             empty_ok: false,
+            choices: Choices::None,
+        });
+    }
+
+    /// `prompt` with a pick-list under the input: the candidates of `choices` that match what
+    /// is typed, best first; Tab (or an arrow) fills one in. Free text is still an answer.
+    pub fn prompt_choosing<T: Any>(
+        &mut self,
+        what: T,
+        title: &str,
+        hint: &str,
+        initial: &str,
+        choices: impl Into<Choices>,
+    ) {
+        self.requests.push(Request::Prompt {
+            what: Rc::new(what),
+            title: title.to_string(),
+            hint: hint.to_string(),
+            initial: initial.to_string(),
+            empty_ok: false,
+            choices: choices.into(),
         });
     }
 
@@ -465,6 +503,26 @@ impl<'a> Cx<'a> {
             hint: hint.to_string(),
             initial: initial.to_string(),
             empty_ok: true,
+            choices: Choices::None,
+        });
+    }
+
+    /// `prompt_or_empty` with a pick-list (see `prompt_choosing`).
+    pub fn prompt_or_empty_choosing<T: Any>(
+        &mut self,
+        what: T,
+        title: &str,
+        hint: &str,
+        initial: &str,
+        choices: impl Into<Choices>,
+    ) {
+        self.requests.push(Request::Prompt {
+            what: Rc::new(what),
+            title: title.to_string(),
+            hint: hint.to_string(),
+            initial: initial.to_string(),
+            empty_ok: true,
+            choices: choices.into(),
         });
     }
 
@@ -489,6 +547,11 @@ impl<'a> Cx<'a> {
 
 /// The navigation a key is inside a text field (see `Cx::typing_action`).
 pub fn typing_action(keymap: &Keymap, key: &KeyEvent) -> Option<Action> {
+    typing_action_in(keymap, Scope::Global, key)
+}
+
+/// `typing_action` in a dialog with keys of its own (`scope`, then the global ones).
+pub fn typing_action_in(keymap: &Keymap, scope: Scope, key: &KeyEvent) -> Option<Action> {
     let plain_char = matches!(key.code, KeyCode::Char(_))
         && !key
             .modifiers
@@ -496,5 +559,5 @@ pub fn typing_action(keymap: &Keymap, key: &KeyEvent) -> Option<Action> {
     if plain_char {
         return None;
     }
-    keymap.lookup(Scope::Global, key)
+    keymap.lookup(scope, key)
 }

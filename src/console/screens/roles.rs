@@ -12,6 +12,7 @@ use super::{Cx, Hint, Screen, hints};
 use std::any::Any;
 
 use crate::console::app::{App, Level, check_identity, one_word, two_words};
+use crate::console::complete::{self, Choices};
 use crate::console::keymap::{Action, Scope};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
@@ -244,21 +245,24 @@ impl RolesState {
                     RolesPane::Assignments => RolesPane::Roles,
                 }
             }
-            Action::AddRole => cx.prompt(
+            // The names other domains use (a role of the same name here is refused).
+            Action::AddRole => cx.prompt_choosing(
                 RolesPrompt::AddRole {
                     realm: realm_id.clone(),
                 },
                 &format!("Add a role to {realm_id}"),
                 "role name",
                 "",
+                complete::role_names(policy),
             ),
-            Action::Assign => cx.prompt(
+            Action::Assign => cx.prompt_choosing(
                 RolesPrompt::Assign {
                     realm: realm_id.clone(),
                 },
                 &format!("Assign in {realm_id}"),
                 &format!("SUBJECT ROLE (roles: {})", role_names.join(", ")),
                 &format!("{realm_id}:"),
+                Choices::Words(vec![complete::identities(policy), role_names.clone()]),
             ),
             Action::Unassign => match subjects.get(state.assignment) {
                 Some(subject) if state.focus == RolesPane::Assignments => {
@@ -280,7 +284,7 @@ impl RolesState {
             Action::RoleGrant => match role_names.get(state.role) {
                 Some(role) if state.focus == RolesPane::Roles => {
                     let role = role.clone();
-                    cx.prompt(
+                    cx.prompt_choosing(
                         RolesPrompt::RoleGrant {
                             realm: realm_id.clone(),
                             role: role.clone(),
@@ -288,6 +292,7 @@ impl RolesState {
                         &format!("Grant to role {role}"),
                         "RESOURCE OPERATION",
                         "",
+                        Choices::Grants(complete::policy_grants(policy)),
                     )
                 }
                 _ => cx.flash(Level::Info, "Grant: select a role first (Tab)"),
@@ -322,15 +327,26 @@ impl RolesState {
 impl RolesState {
     fn role_action(&mut self, action: Action, realm: String, role: String, cx: &mut Cx) {
         match action {
-            Action::RoleRevoke => cx.prompt(
-                RolesPrompt::RoleRevoke {
-                    realm,
-                    role: role.clone(),
-                },
-                &format!("Revoke from role {role}"),
-                "RESOURCE OPERATION",
-                "",
-            ),
+            // What can be revoked is what the role grants.
+            Action::RoleRevoke => {
+                let held = cx
+                    .policy()
+                    .and_then(|l| l.policy.client(&realm))
+                    .and_then(|c| c.domain.as_ref())
+                    .and_then(|d| roles(d).into_iter().find(|(r, _)| r.name == role))
+                    .map(|(r, _)| complete::own_grants(&r.resources))
+                    .unwrap_or_default();
+                cx.prompt_choosing(
+                    RolesPrompt::RoleRevoke {
+                        realm,
+                        role: role.clone(),
+                    },
+                    &format!("Revoke from role {role}"),
+                    "RESOURCE OPERATION",
+                    "",
+                    Choices::Grants(held),
+                )
+            }
             Action::RenameRole => cx.prompt(
                 RolesPrompt::RenameRole {
                     realm,

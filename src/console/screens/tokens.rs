@@ -12,9 +12,11 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 
 use std::any::Any;
+use std::collections::BTreeSet;
 
 use super::{Cx, Hint, Screen, hint, hints};
 use crate::console::app::{App, Level, expand_home};
+use crate::console::complete::Choices;
 use crate::console::jobs::{FlowStep, Job, JobResult, RootKeyText};
 use crate::console::keymap::{Action, Scope};
 use crate::console::revocation_status::RevocationLists;
@@ -160,11 +162,13 @@ impl TokensState {
                     .and_then(|i| i.as_ref().ok())
                     .and_then(|i| i.effective_identity.clone())
                     .unwrap_or_default();
-                cx.prompt_or_empty(
+                let identities = cx.identities();
+                cx.prompt_or_empty_choosing(
                     TokensPrompt::VerifyAs,
                     "Verify as",
                     "IDENTITY [DOMAIN] — empty: the token's own identity",
                     &suggested,
+                    Choices::Words(vec![identities.clone(), identities]),
                 );
             }
             Action::DemoFlow => ask_demo_flow(cx),
@@ -395,7 +399,13 @@ impl TokensState {
 }
 
 fn ask_token_file(cx: &mut Cx) {
-    cx.prompt(TokensPrompt::LoadTokenFile, "Load a token file", "path", "");
+    cx.prompt_choosing(
+        TokensPrompt::LoadTokenFile,
+        "Load a token file",
+        "path",
+        "",
+        Choices::Path,
+    );
 }
 
 fn ask_demo_flow(cx: &mut Cx) {
@@ -421,11 +431,21 @@ fn ask_demo_flow(cx: &mut Cx) {
     };
     let (resource, operation) = first_grant(cx, &client);
     let initial = format!("{client} {client}:agent1 {resource} {operation}");
-    cx.prompt(
+    let identities = cx.identities();
+    let grants = cx.policy_grants();
+    let resources = grants.iter().map(|(r, _)| r.clone()).collect();
+    let operations: BTreeSet<String> = grants.into_iter().flat_map(|(_, ops)| ops).collect();
+    cx.prompt_choosing(
         TokensPrompt::DemoFlow,
         "Demo flow",
         "CLIENT DELEGATE-TO RESOURCE OPERATION",
         &initial,
+        Choices::Words(vec![
+            clients.to_vec(),
+            identities,
+            resources,
+            operations.into_iter().collect(),
+        ]),
     );
 }
 
