@@ -36,6 +36,9 @@ pub struct Flash {
 /// How long a flash stays, in seconds (errors stay until replaced).
 const FLASH_SECONDS: i64 = 6;
 
+/// How many status messages the Messages screen keeps (the oldest are dropped first).
+pub const MESSAGES_KEPT: usize = 1_000;
+
 /// Something that must be confirmed before it happens. Focus starts on Cancel. Besides the
 /// screens' own questions, only what is the whole console's: revocation (several screens start
 /// it), restoring what a previous session left, and the conflicts dialog's reset.
@@ -109,6 +112,13 @@ pub enum Popup {
     },
     /// Conflicts of a rebase (unsaved edits vs the file, or commits vs the upstream).
     Conflicts(super::disk::ConflictsDialog),
+    /// All of one entry (an audit event, a key, a finding, a message), wrapped and scrolled
+    /// by whole wrapped lines; `y` copies the text.
+    Detail {
+        title: String,
+        lines: Vec<String>,
+        scroll: usize,
+    },
 }
 
 /// Where the console points and how it runs; built by the launcher (or a test).
@@ -176,6 +186,8 @@ pub struct App {
     pub(crate) running: bool,
     pub(crate) popup: Option<Popup>,
     pub(crate) flash: Option<Flash>,
+    /// Every status message, oldest first (at most `MESSAGES_KEPT`): the Messages screen.
+    pub(crate) messages: VecDeque<Flash>,
     pub(crate) keymap: Keymap,
     pub(crate) theme: Theme,
     pub(crate) readonly: bool,
@@ -224,8 +236,10 @@ pub struct App {
     /// in order after), so no key acts on a policy about to change.
     pub(crate) policy_pending: Option<u64>,
     typeahead: Vec<Typed>,
-    /// The width of the last frame (the title bar's layout depends on it).
+    /// The width of the last frame (the title bar's layout depends on it) and its height
+    /// (how far the detail popup scrolls).
     pub(crate) screen_width: std::cell::Cell<u16>,
+    pub(crate) screen_height: std::cell::Cell<u16>,
     keep_unsaved: bool,
     /// What the recovery file holds (None: no file), so it is written only on change.
     kept: Option<String>,
@@ -276,6 +290,7 @@ impl App {
             running: true,
             popup: None,
             flash: None,
+            messages: VecDeque::new(),
             keymap,
             theme: context.theme,
             readonly: context.readonly,
@@ -308,6 +323,7 @@ impl App {
             policy_pending: None,
             typeahead: Vec::new(),
             screen_width: std::cell::Cell::new(0),
+            screen_height: std::cell::Cell::new(0),
             keep_unsaved: context.keep_unsaved,
             kept: None,
             editor_kept: None,
@@ -876,17 +892,38 @@ impl App {
 
     // ---- messages -----------------------------------------------------------------------
 
+    /// Shows `text` in the status bar and keeps it in the Messages screen.
     pub fn flash(&mut self, level: Level, text: impl Into<String>) {
         let text = text.into();
-        match level {
-            Level::Error => tracing::warn!("{text}"),
-            _ => tracing::info!("{text}"),
-        }
+        self.note(level, text.clone());
         self.flash = Some(Flash {
             level,
             text,
             at: self.now,
         });
+    }
+
+    /// Keeps `text` in the Messages screen without showing it in the status bar (what is worth
+    /// a look later, not an interruption now: a background fetch failing).
+    pub fn note(&mut self, level: Level, text: impl Into<String>) {
+        let text = text.into();
+        match level {
+            Level::Error | Level::Warn => tracing::warn!("{text}"),
+            _ => tracing::info!("{text}"),
+        }
+        if self.messages.len() == MESSAGES_KEPT {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(Flash {
+            level,
+            text,
+            at: self.now,
+        });
+    }
+
+    /// Every status message kept, oldest first.
+    pub fn messages(&self) -> &VecDeque<Flash> {
+        &self.messages
     }
 
     /// Says why an action is not available, or `None` when it is.
@@ -1039,6 +1076,7 @@ impl App {
             demo_clients,
             keymap,
             in_flight,
+            messages,
             ..
         } = self;
         let policy = session.as_ref().map(EditSession::current);
@@ -1054,6 +1092,7 @@ impl App {
             demo_clients,
             keymap,
             in_flight,
+            messages,
         };
         let mut cx = Cx::new(
             *now,
@@ -1123,6 +1162,7 @@ impl App {
                     })
                 }
                 Request::Copy(what, text) => self.copy(what, text),
+                Request::Detail { title, lines } => self.show_detail(title, lines),
                 Request::GoTo(screen) => self.go_to(screen),
                 Request::Revoke { id, what } => self.start_revocation(id, what),
             }
@@ -1141,6 +1181,16 @@ impl App {
                 return (
                     vec![hint(Action::Select, "ok"), hint(Action::Back, "cancel")],
                     true,
+                );
+            }
+            Some(Popup::Detail { .. }) => {
+                return (
+                    vec![
+                        hint(Action::Down, "scroll"),
+                        hint(Action::Copy, "copy"),
+                        hint(Action::Back, "close"),
+                    ],
+                    false,
                 );
             }
             Some(Popup::Palette { .. }) => {
@@ -1525,6 +1575,11 @@ impl App {
                 _ => self.popup = Some(Popup::Notices { scroll }),
             },
             Popup::Conflicts(dialog) => self.conflicts_key(dialog, key),
+            Popup::Detail {
+                title,
+                lines,
+                scroll,
+            } => self.detail_key(title, lines, scroll, key),
             Popup::Picker {
                 asked,
                 title,
@@ -1569,6 +1624,45 @@ impl App {
                 }
             },
         }
+    }
+
+    /// Shows all of an entry in a popup (now, or once the dialog on screen closes).
+    pub fn show_detail(&mut self, title: String, lines: Vec<String>) {
+        let popup = Popup::Detail {
+            title,
+            lines,
+            scroll: 0,
+        };
+        if self.popup.is_some() {
+            self.deferred.push_back(popup);
+        } else {
+            self.popup = Some(popup);
+        }
+    }
+
+    fn detail_key(&mut self, title: String, lines: Vec<String>, scroll: usize, key: KeyEvent) {
+        let width = self.screen_width.get();
+        let last = super::ui::detail_scroll_limit(&lines, width, self.screen_height.get());
+        let page = 10;
+        let scroll = match self.keymap.lookup(Scope::Global, &key) {
+            Some(Action::Back | Action::Select | Action::Quit) => return,
+            Some(Action::Copy) => {
+                self.copy("detail", lines.join("\n"));
+                scroll
+            }
+            Some(Action::Down) => scroll + 1,
+            Some(Action::Up) => scroll.saturating_sub(1),
+            Some(Action::PageDown) => scroll + page,
+            Some(Action::PageUp) => scroll.saturating_sub(page),
+            Some(Action::Top) => 0,
+            Some(Action::Bottom) => last,
+            _ => scroll,
+        };
+        self.popup = Some(Popup::Detail {
+            title,
+            lines,
+            scroll: scroll.min(last),
+        });
     }
 
     fn quit_choice(&mut self, choice: usize) {

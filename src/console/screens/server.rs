@@ -554,7 +554,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-fn clock_time(unix: i64) -> String {
+/// `HH:MM:SS` (UTC) of a Unix time.
+pub(crate) fn clock_time(unix: i64) -> String {
     let seconds = unix.rem_euclid(86_400);
     format!(
         "{:02}:{:02}:{:02}",
