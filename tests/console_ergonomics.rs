@@ -153,3 +153,171 @@ fn messages_screen_and_detail_popup_snapshots() {
         );
     }
 }
+
+fn audit_event(seq: u64, result: &str, reason: &str) -> hessra_console::server::AuditEvent {
+    hessra_console::server::AuditEvent {
+        seq,
+        time: support::console::NOW - 30 + seq as i64,
+        caller: Some("uri:urn:company:alice".into()),
+        auth: "mtls".into(),
+        endpoint: "/request_token".into(),
+        resource: Some("staging_api".into()),
+        operation: Some("write".into()),
+        result: result.into(),
+        reason: reason.into(),
+        revocation_id: Some("ab".repeat(32)),
+        expires_at: None,
+    }
+}
+
+fn key_info(id: u32, state: hessra_console::keyset::KeyState) -> hessra_console::server::KeyInfo {
+    hessra_console::server::KeyInfo {
+        id: Some(id),
+        state,
+        public_key: format!("ed25519/{}", "cd".repeat(32)),
+        created_at: Some(support::console::NOW - 3_600),
+        activated_at: Some(support::console::NOW - 600),
+        retiring_since: None,
+        verify_until: None,
+        retired_at: None,
+    }
+}
+
+fn server_status(
+    keys: Vec<hessra_console::server::KeyInfo>,
+) -> hessra_console::console::jobs::ServerStatus {
+    hessra_console::console::jobs::ServerStatus {
+        response_msg: "Server status".into(),
+        listen: "127.0.0.1:4443".into(),
+        policy_source: "git origin.git branch main".into(),
+        policy_revision: "0123456789abcdef0123456789abcdef01234567".into(),
+        policy_loaded_at: support::console::NOW - 42,
+        clients: 7,
+        last_reload_error: None,
+        requests: 1,
+        allowed: 0,
+        denied: 1,
+        started_at: support::console::NOW - 600,
+        audit_file: None,
+        keys,
+        key_set_error: None,
+    }
+}
+
+#[test]
+fn enter_on_an_audit_event_activity_row_or_root_key_shows_every_field() {
+    use hessra_console::console::jobs::JobResult;
+    use hessra_console::keyset::KeyState;
+    let mut f = Console::start();
+    let reason = "no grant of write on staging_api for uri:urn:company:alice: the policy grants read only, and a token asking for more is refused whole";
+    f.app.handle_result(JobResult::ServerAudit(Ok((
+        vec![audit_event(1, "deny", reason)],
+        1,
+    ))));
+    f.app
+        .handle_result(JobResult::ServerStatus(Ok(server_status(vec![key_info(
+            2,
+            KeyState::Active,
+        )]))));
+    press(&mut f, "6");
+    enter(&mut f);
+    let (title, lines) = detail_text(&f).expect("Enter opens the audit event");
+    assert_eq!(title, "Audit event 1");
+    let text = lines.join("\n");
+    for field in [
+        "result:    deny",
+        "endpoint:  /request_token",
+        "caller:    uri:urn:company:alice",
+        "auth:      mtls",
+        "operation: write",
+        "resource:  staging_api",
+        &format!("reason:    {reason}"),
+        &format!("token:     {}", "ab".repeat(32)),
+    ] {
+        assert!(text.contains(field), "{field} missing from {text}");
+    }
+    let shown = screen(&f, 80, 24);
+    assert!(shown.contains("refused whole"), "the reason wraps: {shown}");
+    esc(&mut f);
+
+    press(&mut f, "v");
+    enter(&mut f);
+    let (title, lines) = detail_text(&f).expect("Enter opens the activity row");
+    assert!(title.starts_with("Activity of "), "{title}");
+    assert!(lines.iter().any(|l| l.starts_with("denials:")), "{lines:?}");
+    esc(&mut f);
+
+    press(&mut f, "K");
+    enter(&mut f);
+    let (title, lines) = detail_text(&f).expect("Enter opens the root key");
+    assert_eq!(title, "Root key");
+    let text = lines.join("\n");
+    assert!(text.contains(&"cd".repeat(32)), "the whole key: {text}");
+    assert!(text.contains("state:      active"), "{text}");
+}
+
+/// The demo policy with an unknown key in each client: a warning per client, each long.
+fn policy_with_findings(text: &str) -> String {
+    text.replace(
+        "identity_token_enabled = true",
+        "identity_token_enabled = true\nfavourite_colour_of_the_team_lead = \"blue\"",
+    )
+}
+
+#[test]
+fn enter_on_a_finding_shows_it_whole_and_i_still_jumps_to_its_line() {
+    let mut f = Console::with(Default::default(), |context| {
+        let text = policy_with_findings(&context.policy_text);
+        hessra_console::console::Context {
+            policy_text: text,
+            ..context
+        }
+    });
+    let findings = f.app.loaded().unwrap().findings.clone();
+    assert!(findings.len() >= 3, "{findings:?}");
+    special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
+    enter(&mut f);
+    let (title, lines) = detail_text(&f).expect("Enter opens the finding");
+    assert_eq!(title, "Finding");
+    let text = lines.join("\n");
+    assert!(text.contains(&findings[0].message), "{text}");
+    assert!(text.contains("unknown-key"), "{text}");
+    esc(&mut f);
+    press(&mut f, "i");
+    let editor = f
+        .app
+        .screens()
+        .clients
+        .editor
+        .as_ref()
+        .expect("i opens the editor");
+    let line = findings[0].location.unwrap().line;
+    assert_eq!(editor.area.cursor().0 + 1, line, "at the finding's line");
+}
+
+#[test]
+fn at_80x24_the_findings_pane_wraps_long_findings_and_grows_to_a_third() {
+    let mut f = Console::with(Default::default(), |context| {
+        let text = policy_with_findings(&context.policy_text);
+        hessra_console::console::Context {
+            policy_text: text,
+            ..context
+        }
+    });
+    let shown = screen(&f, 80, 24);
+    // The first finding is read whole: what used to be cut at the border is on the next lines.
+    assert!(shown.contains("authorization_token_duration"), "{shown}");
+    let findings = shown
+        .lines()
+        .position(|l| l.contains("Findings (7)"))
+        .unwrap();
+    let bottom = shown
+        .lines()
+        .skip(findings + 1)
+        .position(|l| l.contains("└"))
+        .unwrap();
+    assert_eq!(bottom, 5, "the pane grew to a third of the body: {shown}");
+    special(&mut f, KeyCode::Tab, KeyModifiers::NONE);
+    let focused = screen(&f, 80, 24);
+    assert!(focused.contains("enter detail  i jump"), "{focused}");
+}
