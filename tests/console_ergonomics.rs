@@ -321,3 +321,104 @@ fn at_80x24_the_findings_pane_wraps_long_findings_and_grows_to_a_third() {
     let focused = screen(&f, 80, 24);
     assert!(focused.contains("enter detail  i jump"), "{focused}");
 }
+
+/// A teammate's clone of the console's remote commits a change to clients.toml and pushes it.
+fn teammate_pushes(f: &Console) {
+    use hessra_console::gitops;
+    let path = f.dir.path().join("teammate");
+    gitops::clone(f.origin.to_str().unwrap(), &path).unwrap();
+    support::console::set_author(&path, "Teammate");
+    let file = path.join("clients.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n# a teammate was here\n")).unwrap();
+    gitops::commit_file(&path, std::path::Path::new("clients.toml"), "teammate").unwrap();
+    gitops::push(&path, "origin", "main").unwrap();
+}
+
+fn behind(f: &Console) -> Option<usize> {
+    match &f.app.screens().changes.git {
+        Some(Ok(view)) => Some(view.status.behind),
+        _ => None,
+    }
+}
+
+fn background() -> Console {
+    let setup = support::console::Setup {
+        polls: true,
+        ..Default::default()
+    };
+    Console::with(setup, |context| context)
+}
+
+#[test]
+fn the_background_fetch_keeps_behind_live() {
+    let mut f = background();
+    assert_eq!(behind(&f), Some(0));
+    teammate_pushes(&f);
+    f.app.advance(30);
+    f.settle();
+    assert_eq!(behind(&f), Some(0), "not due yet: no fetch");
+    f.app.advance(30);
+    f.settle();
+    assert_eq!(behind(&f), Some(1), "{:?}", f.app.messages());
+    assert!(screen(&f, 80, 24).contains("⎇ main ↓1"));
+}
+
+#[test]
+fn no_fetch_starts_while_a_job_that_moves_refs_runs_or_when_turned_off() {
+    use hessra_console::console::jobs::Job;
+    let mut f = background();
+    f.app.submit(Job::Pull);
+    f.app.advance(60);
+    let queued = f.app.take_jobs();
+    assert!(
+        !queued.iter().any(|(_, job)| matches!(job, Job::Fetch)),
+        "{queued:?}"
+    );
+    for (id, _) in queued {
+        f.app.job_done(id);
+    }
+    f.app.advance(1);
+    assert!(
+        f.app
+            .take_jobs()
+            .iter()
+            .any(|(_, job)| matches!(job, Job::Fetch)),
+        "once the pull is done the fetch runs"
+    );
+
+    let setup = support::console::Setup {
+        polls: true,
+        ..Default::default()
+    };
+    let mut off = Console::with(setup, |context| hessra_console::console::Context {
+        fetch_interval: 0,
+        ..context
+    });
+    teammate_pushes(&off);
+    off.app.advance(600);
+    off.settle();
+    assert_eq!(behind(&off), Some(0), "fetch_interval = 0 turns it off");
+}
+
+#[test]
+fn a_failing_fetch_is_said_once_in_messages_not_flashed_every_minute() {
+    let mut f = background();
+    git2::Repository::open(&f.clone)
+        .unwrap()
+        .remote_set_url("origin", "/nonexistent/origin.git")
+        .unwrap();
+    for _ in 0..3 {
+        f.app.advance(60);
+        f.settle();
+    }
+    let warnings: Vec<_> = f
+        .app
+        .messages()
+        .iter()
+        .filter(|m| m.text.starts_with("background fetch failed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", f.app.messages());
+    assert_eq!(warnings[0].level, Level::Warn);
+    assert!(!flash(&f).contains("fetch"), "{}", flash(&f));
+}

@@ -144,6 +144,8 @@ pub struct Context {
     pub mouse: bool,
     /// Seconds without activity after which an identity is marked quiet.
     pub quiet_after: i64,
+    /// Seconds between background fetches of the upstream (0: never).
+    pub fetch_interval: i64,
     /// Unsaved edits a previous session left behind (offered for restoring), and whether this
     /// session keeps its own unsaved edits for recovery.
     pub recovered: Option<String>,
@@ -174,6 +176,7 @@ impl Context {
             clipboard: super::clipboard::Clipboard::Osc52,
             mouse: false,
             quiet_after: 3_600,
+            fetch_interval: super::config::DEFAULT_FETCH_INTERVAL,
             recovered: None,
             keep_unsaved: false,
             recovered_editor: None,
@@ -228,6 +231,11 @@ pub struct App {
     pub(crate) external_edit: Option<PathBuf>,
     last_poll: i64,
     last_git: i64,
+    /// Seconds between background fetches (0: never), when the last one started, and the
+    /// error the last one failed with (said once in Messages, not every interval).
+    fetch_interval: i64,
+    last_fetch: i64,
+    fetch_failing: Option<String>,
     /// Saves in flight, oldest first: the text each one writes.
     saving: VecDeque<String>,
     /// Quit once the save in flight succeeds (the quit dialog's "save").
@@ -318,6 +326,9 @@ impl App {
             external_edit: None,
             last_poll: i64::MIN,
             last_git: i64::MIN,
+            fetch_interval: context.fetch_interval,
+            last_fetch: context.now,
+            fetch_failing: None,
             saving: VecDeque::new(),
             quit_after_save: false,
             policy_pending: None,
@@ -841,6 +852,7 @@ impl App {
             }
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
             JobResult::Copied { what, to } => self.copy_done(what, to),
+            JobResult::Fetched(result) => self.fetched(result),
             result @ (JobResult::Watched { .. }
             | JobResult::DiskChanged { .. }
             | JobResult::RebasedBuffer { .. }
@@ -879,6 +891,7 @@ impl App {
         }
         self.keep_editor_text();
         self.watch_tick();
+        self.fetch_tick();
         if self.has_repo
             && self.now.saturating_sub(self.last_git) >= 5
             && !self
@@ -887,6 +900,48 @@ impl App {
                 .any(|(_, j)| matches!(j, Job::GitStatus))
         {
             self.refresh_git();
+        }
+    }
+
+    /// Fetches the upstream every `fetch_interval` seconds, so the status bar's ahead/behind
+    /// stays live: only with a repository whose branch has an upstream, and never while a job
+    /// that moves refs (commit, push, pull, reset, another fetch) runs.
+    fn fetch_tick(&mut self) {
+        let has_upstream = matches!(
+            &self.screens.changes.git,
+            Some(Ok(view)) if view.status.upstream.is_some()
+        );
+        let due = self.now.saturating_sub(self.last_fetch) >= self.fetch_interval;
+        if self.fetch_interval <= 0 || !self.has_repo || !has_upstream || !due {
+            return;
+        }
+        if self.in_flight.iter().any(|(_, job)| job.moves_refs()) {
+            return;
+        }
+        self.last_fetch = self.now;
+        self.submit(Job::Fetch);
+    }
+
+    fn fetched(&mut self, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if self.fetch_failing.take().is_some() {
+                    self.note(Level::Info, "background fetch works again");
+                }
+                self.refresh_git();
+            }
+            Err(e) => {
+                if self.fetch_failing.as_ref() != Some(&e) {
+                    self.note(
+                        Level::Warn,
+                        format!(
+                            "background fetch failed (ahead/behind may be stale; retrying every {} s): {e}",
+                            self.fetch_interval
+                        ),
+                    );
+                }
+                self.fetch_failing = Some(e);
+            }
         }
     }
 

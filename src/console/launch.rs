@@ -274,6 +274,7 @@ pub fn launch_with_config(
         ),
         mouse: config.mouse,
         quiet_after: config.quiet_after,
+        fetch_interval: config.fetch_interval,
         recovered,
         keep_unsaved: recovery.is_some(),
         recovered_editor,
