@@ -422,3 +422,99 @@ fn a_failing_fetch_is_said_once_in_messages_not_flashed_every_minute() {
     assert_eq!(warnings[0].level, Level::Warn);
     assert!(!flash(&f).contains("fetch"), "{}", flash(&f));
 }
+
+#[test]
+fn at_80x24_the_clients_hints_keep_help_and_undo() {
+    let f = Console::start();
+    let shown = screen(&f, 80, 24);
+    let hints = shown.lines().last().unwrap();
+    for wanted in ["u undo", "? help", "ctrl-s save", "/ filter"] {
+        assert!(hints.contains(wanted), "{wanted} dropped: {hints}");
+    }
+}
+
+#[test]
+fn at_80x24_the_token_pane_scrolls_and_keeps_expiry_and_verdict_in_view() {
+    use hessra_console::console::jobs::JobResult;
+    use hessra_console::token::{self, Delegation, IdentityClaims, KeyPair};
+    let mut f = Console::start();
+    let root = KeyPair::new();
+    let parent = token::mint_identity(
+        &root,
+        &IdentityClaims {
+            subject: "uri:urn:company:alice".into(),
+            expires_at: support::console::NOW + 3600,
+            delegatable: true,
+            domain: Some("uri:urn:mycompany".into()),
+        },
+    )
+    .unwrap();
+    let delegated = token::delegate(
+        &parent,
+        Some(&root.public()),
+        &Delegation::new("uri:urn:company:alice:agent1", support::console::NOW + 600),
+    )
+    .unwrap()
+    .token;
+    f.app.load_token(delegated, "test".into());
+    f.settle();
+    f.app.handle_result(JobResult::Verified(Ok(
+        "valid as uri:urn:company:alice:agent1".into(),
+    )));
+    let top = screen(&f, 80, 24);
+    for pinned in [
+        "expires: in 10m 00s",
+        "✓ valid as uri:urn:company:alice:agent1",
+    ] {
+        assert!(top.contains(pinned), "{pinned} not in view: {top}");
+    }
+    assert!(top.contains("Token — more: shift-tab to scroll"), "{top}");
+    // shift-tab focuses the token pane; ↓ scrolls it to its end.
+    special(&mut f, KeyCode::BackTab, KeyModifiers::SHIFT);
+    press(&mut f, "G");
+    let bottom = screen(&f, 80, 24);
+    assert!(bottom.contains("Token — ↑/↓ scroll"), "{bottom}");
+    assert!(bottom.contains("delegation: depth 1"), "{bottom}");
+    assert!(!bottom.contains("an identity token"), "scrolled: {bottom}");
+    for pinned in [
+        "expires: in 10m 00s",
+        "✓ valid as uri:urn:company:alice:agent1",
+    ] {
+        assert!(bottom.contains(pinned), "{pinned} scrolled away: {bottom}");
+    }
+    assert!(
+        bottom.lines().last().unwrap().contains("↓ scroll"),
+        "{bottom}"
+    );
+}
+
+#[test]
+fn the_first_run_message_appears_inside_the_console() {
+    let f = Console::with(Default::default(), |context| {
+        hessra_console::console::Context {
+            first_run: Some("/home/me/.local/share/hessra-console/demo".into()),
+            ..context
+        }
+    });
+    let (title, lines) = detail_text(&f).expect("a one-time notice");
+    assert_eq!(title, "Welcome");
+    assert!(
+        lines[0].contains("Created the demo workspace in /home/me/"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("4 Tokens, then f for the demo flow")
+    );
+    assert!(
+        f.app
+            .messages()
+            .iter()
+            .any(|m| m.text.starts_with("Created the demo workspace")),
+        "and kept in Messages"
+    );
+    let shown = screen(&f, 80, 24);
+    assert!(shown.contains("┌ Welcome"), "{shown}");
+}

@@ -146,6 +146,9 @@ pub struct Context {
     pub quiet_after: i64,
     /// Seconds between background fetches of the upstream (0: never).
     pub fetch_interval: i64,
+    /// The demo workspace this run created (its first run): said inside the console, where
+    /// it is read, not only on the terminal before the console took it over.
+    pub first_run: Option<PathBuf>,
     /// Unsaved edits a previous session left behind (offered for restoring), and whether this
     /// session keeps its own unsaved edits for recovery.
     pub recovered: Option<String>,
@@ -177,6 +180,7 @@ impl Context {
             mouse: false,
             quiet_after: 3_600,
             fetch_interval: super::config::DEFAULT_FETCH_INTERVAL,
+            first_run: None,
             recovered: None,
             keep_unsaved: false,
             recovered_editor: None,
@@ -356,6 +360,9 @@ impl App {
         if !app.notices.is_empty() {
             app.popup = Some(Popup::Notices { scroll: 0 });
         }
+        if let Some(dir) = &context.first_run {
+            app.welcome(dir);
+        }
         if app.has_repo {
             app.submit(Job::GitStatus);
             app.last_git = app.now;
@@ -405,6 +412,28 @@ impl App {
             );
         }
         app
+    }
+
+    /// The first run's notice: where the demo workspace is, and what to try first (keys from
+    /// the keymap). Kept in Messages too.
+    fn welcome(&mut self, dir: &std::path::Path) {
+        let key = |scope, action| super::ui::key_of(self, scope, action);
+        let lines = vec![
+            format!("Created the demo workspace in {} (first run).", dir.display()),
+            String::new(),
+            "It holds a demo CA and client certificates, a policy repository (clients.toml) with its own remote, and the embedded server's root keys; the console is signed in as its operator.".into(),
+            String::new(),
+            format!(
+                "Try: {} Tokens, then {} for the demo flow · {} Clients to edit who may do what · {} Messages for everything said so far · {} every key.",
+                key(Scope::Global, Action::Screen4),
+                key(Scope::Tokens, Action::DemoFlow),
+                key(Scope::Global, Action::Screen1),
+                key(Scope::Global, Action::Screen7),
+                key(Scope::Global, Action::Help),
+            ),
+        ];
+        self.note(Level::Info, lines.join("\n"));
+        self.show_detail("Welcome".into(), lines);
     }
 
     /// Shows a confirmation now, or after the dialog on screen closes.

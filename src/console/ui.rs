@@ -210,22 +210,39 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App) {
 
 /// Key hints for the focused pane, from the live keymap. While text is being typed (a prompt,
 /// the palette, the filter, the raw editor, the paste box) only the keys that work there are
-/// shown: `:`, `?` and `q` would type themselves.
+/// shown: `:`, `?` and `q` would type themselves. What does not fit the width is left out, in
+/// the screen's order of usefulness, but `?` help always stays: it lists the rest.
 fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
     let scope = app.current().scope();
     let (wanted, typing) = app.hints();
     let always = [Action::Palette, Action::Help, Action::Quit];
     let extra = if typing { &[][..] } else { &always[..] };
+    let entries: Vec<(String, &str, bool)> = wanted
+        .into_iter()
+        .chain(screens::hints(extra))
+        .filter_map(|hint| {
+            let key = app.keymap.key_for(scope, hint.action)?;
+            Some((key.to_string(), hint.label(), hint.action == Action::Help))
+        })
+        .collect();
+    // Each entry is "key label" and two spaces; the last one's spaces may fall off the edge.
+    let width_of = |(key, label, _): &(String, &str, bool)| {
+        key.chars().count() + 1 + label.chars().count() + 2
+    };
+    let room = usize::from(area.width) + 2;
+    let mut reserved: usize = entries.iter().filter(|e| e.2).map(width_of).sum();
+    let mut used = 0;
     let mut spans = Vec::new();
-    for hint in wanted.into_iter().chain(screens::hints(extra)) {
-        let Some(key) = app.keymap.key_for(scope, hint.action) else {
+    for entry in &entries {
+        let width = width_of(entry);
+        if entry.2 {
+            reserved -= width;
+        } else if used + width + reserved > room {
             continue;
-        };
-        spans.push(Span::styled(format!("{key}"), app.theme.accent()));
-        spans.push(Span::styled(
-            format!(" {}  ", hint.label()),
-            app.theme.muted(),
-        ));
+        }
+        used += width;
+        spans.push(Span::styled(entry.0.clone(), app.theme.accent()));
+        spans.push(Span::styled(format!(" {}  ", entry.1), app.theme.muted()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
