@@ -834,8 +834,12 @@ impl App {
         self.in_flight.retain(|(i, _)| *i != id);
     }
 
+    /// A background poll other than a fetch runs (a fetch over a slow network must not hold
+    /// up the server's status).
     fn polling(&self) -> bool {
-        self.in_flight.iter().any(|(_, j)| j.is_poll())
+        self.in_flight
+            .iter()
+            .any(|(_, j)| j.is_poll() && !matches!(j, Job::Fetch))
     }
 
     pub fn handle_result(&mut self, result: JobResult) {

@@ -618,3 +618,38 @@ fn render_detail(
         keys_area,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_lines;
+
+    fn wrap(text: &str, width: usize) -> Vec<String> {
+        wrap_lines(&[text.to_string()], width)
+    }
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_cuts_only_words_longer_than_the_width() {
+        assert_eq!(wrap("", 10), vec![""]);
+        assert_eq!(wrap("short", 10), vec!["short"]);
+        assert_eq!(
+            wrap("one two three four", 9),
+            vec!["one two", "three", "four"]
+        );
+        assert_eq!(wrap("abcdefghij klm", 4), vec!["abcd", "efgh", "ij", "klm"]);
+        assert_eq!(wrap("ab cdefghij", 5), vec!["ab cd", "efghi", "j"]);
+        assert_eq!(
+            wrap("✓ signé à l'heure", 8),
+            vec!["✓ signé", "à", "l'heure"]
+        );
+    }
+
+    #[test]
+    fn every_wrapped_line_fits() {
+        let text = "unknown key \"favourite_colour\" in client uri:urn:company:alice; known keys: identifier, resources, identity_token_enabled";
+        for width in 1..40 {
+            for line in wrap(text, width) {
+                assert!(line.chars().count() <= width, "{width}: {line:?}");
+            }
+        }
+    }
+}
