@@ -549,7 +549,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(flow).wrap(Wrap { trim: false }).block(pane(
             app,
             "Demo flow (Enter loads a step's token)",
-            false,
+            state.focus == TokensPane::Flow,
         )),
         flow_area,
     );
