@@ -37,6 +37,9 @@ pub struct Flash {
 /// How long a flash stays, in seconds (errors stay until replaced).
 const FLASH_SECONDS: i64 = 6;
 
+/// How many status messages the Messages screen keeps (the oldest are dropped first).
+pub const MESSAGES_KEPT: usize = 1_000;
+
 /// Something that must be confirmed before it happens. Focus starts on Cancel. Besides the
 /// screens' own questions, only what is the whole console's: revocation (several screens start
 /// it), restoring what a previous session left, and the conflicts dialog's reset.
@@ -115,6 +118,13 @@ pub enum Popup {
     },
     /// Conflicts of a rebase (unsaved edits vs the file, or commits vs the upstream).
     Conflicts(super::disk::ConflictsDialog),
+    /// All of one entry (an audit event, a key, a finding, a message), wrapped and scrolled
+    /// by whole wrapped lines; `y` copies the text.
+    Detail {
+        title: String,
+        lines: Vec<String>,
+        scroll: usize,
+    },
 }
 
 /// Where the console points and how it runs; built by the launcher (or a test).
@@ -140,6 +150,11 @@ pub struct Context {
     pub mouse: bool,
     /// Seconds without activity after which an identity is marked quiet.
     pub quiet_after: i64,
+    /// Seconds between background fetches of the upstream (0: never).
+    pub fetch_interval: i64,
+    /// The demo workspace this run created (its first run): said inside the console, where
+    /// it is read, not only on the terminal before the console took it over.
+    pub first_run: Option<PathBuf>,
     /// Unsaved edits a previous session left behind (offered for restoring), and whether this
     /// session keeps its own unsaved edits for recovery.
     pub recovered: Option<String>,
@@ -170,6 +185,8 @@ impl Context {
             clipboard: super::clipboard::Clipboard::Osc52,
             mouse: false,
             quiet_after: 3_600,
+            fetch_interval: super::config::DEFAULT_FETCH_INTERVAL,
+            first_run: None,
             recovered: None,
             keep_unsaved: false,
             recovered_editor: None,
@@ -182,6 +199,8 @@ pub struct App {
     pub(crate) running: bool,
     pub(crate) popup: Option<Popup>,
     pub(crate) flash: Option<Flash>,
+    /// Every status message, oldest first (at most `MESSAGES_KEPT`): the Messages screen.
+    pub(crate) messages: VecDeque<Flash>,
     pub(crate) keymap: Keymap,
     pub(crate) theme: Theme,
     pub(crate) readonly: bool,
@@ -225,6 +244,11 @@ pub struct App {
     pub(crate) external_edit: Option<PathBuf>,
     last_poll: i64,
     last_git: i64,
+    /// Seconds between background fetches (0: never), when the last one started, and the
+    /// error the last one failed with (said once in Messages, not every interval).
+    fetch_interval: i64,
+    last_fetch: i64,
+    fetch_failing: Option<String>,
     /// Saves in flight, oldest first: the text each one writes.
     saving: VecDeque<String>,
     /// Quit once the save in flight succeeds (the quit dialog's "save").
@@ -233,8 +257,10 @@ pub struct App {
     /// in order after), so no key acts on a policy about to change.
     pub(crate) policy_pending: Option<u64>,
     typeahead: Vec<Typed>,
-    /// The width of the last frame (the title bar's layout depends on it).
+    /// The width of the last frame (the title bar's layout depends on it) and its height
+    /// (how far the detail popup scrolls).
     pub(crate) screen_width: std::cell::Cell<u16>,
+    pub(crate) screen_height: std::cell::Cell<u16>,
     keep_unsaved: bool,
     /// What the recovery file holds (None: no file), so it is written only on change.
     kept: Option<String>,
@@ -285,6 +311,7 @@ impl App {
             running: true,
             popup: None,
             flash: None,
+            messages: VecDeque::new(),
             keymap,
             theme: context.theme,
             readonly: context.readonly,
@@ -314,11 +341,15 @@ impl App {
             external_edit: None,
             last_poll: i64::MIN,
             last_git: i64::MIN,
+            fetch_interval: context.fetch_interval,
+            last_fetch: context.now,
+            fetch_failing: None,
             saving: VecDeque::new(),
             quit_after_save: false,
             policy_pending: None,
             typeahead: Vec::new(),
             screen_width: std::cell::Cell::new(0),
+            screen_height: std::cell::Cell::new(0),
             keep_unsaved: context.keep_unsaved,
             kept: None,
             editor_kept: None,
@@ -339,6 +370,9 @@ impl App {
         }
         if !app.notices.is_empty() {
             app.popup = Some(Popup::Notices { scroll: 0 });
+        }
+        if let Some(dir) = &context.first_run {
+            app.welcome(dir);
         }
         if app.has_repo {
             app.submit(Job::GitStatus);
@@ -389,6 +423,28 @@ impl App {
             );
         }
         app
+    }
+
+    /// The first run's notice: where the demo workspace is, and what to try first (keys from
+    /// the keymap). Kept in Messages too.
+    fn welcome(&mut self, dir: &std::path::Path) {
+        let key = |scope, action| super::ui::key_of(self, scope, action);
+        let lines = vec![
+            format!("Created the demo workspace in {} (first run).", dir.display()),
+            String::new(),
+            "It holds a demo CA and client certificates, a policy repository (clients.toml) with its own remote, and the embedded server's root keys; the console is signed in as its operator.".into(),
+            String::new(),
+            format!(
+                "Try: {} Tokens, then {} for the demo flow · {} Clients to edit who may do what · {} Messages for everything said so far · {} every key.",
+                key(Scope::Global, Action::Screen4),
+                key(Scope::Tokens, Action::DemoFlow),
+                key(Scope::Global, Action::Screen1),
+                key(Scope::Global, Action::Screen7),
+                key(Scope::Global, Action::Help),
+            ),
+        ];
+        self.note(Level::Info, lines.join("\n"));
+        self.show_detail("Welcome".into(), lines);
     }
 
     /// Shows a confirmation now, or after the dialog on screen closes.
@@ -789,8 +845,12 @@ impl App {
         self.in_flight.retain(|(i, _)| *i != id);
     }
 
+    /// A background poll other than a fetch runs (a fetch over a slow network must not hold
+    /// up the server's status).
     fn polling(&self) -> bool {
-        self.in_flight.iter().any(|(_, j)| j.is_poll())
+        self.in_flight
+            .iter()
+            .any(|(_, j)| j.is_poll() && !matches!(j, Job::Fetch))
     }
 
     pub fn handle_result(&mut self, result: JobResult) {
@@ -837,6 +897,7 @@ impl App {
             JobResult::Revoked(Err(e)) => self.flash(Level::Error, format!("not revoked: {e}")),
             JobResult::Copied { what, to } => self.copy_done(what, to),
             JobResult::DirectoryListed(listing) => self.listing_read(listing),
+            JobResult::Fetched(result) => self.fetched(result),
             result @ (JobResult::Watched { .. }
             | JobResult::DiskChanged { .. }
             | JobResult::RebasedBuffer { .. }
@@ -875,6 +936,7 @@ impl App {
         }
         self.keep_editor_text();
         self.watch_tick();
+        self.fetch_tick();
         if self.has_repo
             && self.now.saturating_sub(self.last_git) >= 5
             && !self
@@ -886,19 +948,82 @@ impl App {
         }
     }
 
+    /// Fetches the upstream every `fetch_interval` seconds, so the status bar's ahead/behind
+    /// stays live: only with a repository whose branch has an upstream, and never while a job
+    /// that moves refs (commit, push, pull, reset, another fetch) runs.
+    fn fetch_tick(&mut self) {
+        let has_upstream = matches!(
+            &self.screens.changes.git,
+            Some(Ok(view)) if view.status.upstream.is_some()
+        );
+        let due = self.now.saturating_sub(self.last_fetch) >= self.fetch_interval;
+        if self.fetch_interval <= 0 || !self.has_repo || !has_upstream || !due {
+            return;
+        }
+        if self.in_flight.iter().any(|(_, job)| job.moves_refs()) {
+            return;
+        }
+        self.last_fetch = self.now;
+        self.submit(Job::Fetch);
+    }
+
+    fn fetched(&mut self, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if self.fetch_failing.take().is_some() {
+                    self.note(Level::Info, "background fetch works again");
+                }
+                self.refresh_git();
+            }
+            Err(e) => {
+                if self.fetch_failing.as_ref() != Some(&e) {
+                    self.note(
+                        Level::Warn,
+                        format!(
+                            "background fetch failed (ahead/behind may be stale; retrying every {} s): {e}",
+                            self.fetch_interval
+                        ),
+                    );
+                }
+                self.fetch_failing = Some(e);
+            }
+        }
+    }
+
     // ---- messages -----------------------------------------------------------------------
 
+    /// Shows `text` in the status bar and keeps it in the Messages screen.
     pub fn flash(&mut self, level: Level, text: impl Into<String>) {
         let text = text.into();
-        match level {
-            Level::Error => tracing::warn!("{text}"),
-            _ => tracing::info!("{text}"),
-        }
+        self.note(level, text.clone());
         self.flash = Some(Flash {
             level,
             text,
             at: self.now,
         });
+    }
+
+    /// Keeps `text` in the Messages screen without showing it in the status bar (what is worth
+    /// a look later, not an interruption now: a background fetch failing).
+    pub fn note(&mut self, level: Level, text: impl Into<String>) {
+        let text = text.into();
+        match level {
+            Level::Error | Level::Warn => tracing::warn!("{text}"),
+            _ => tracing::info!("{text}"),
+        }
+        if self.messages.len() == MESSAGES_KEPT {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(Flash {
+            level,
+            text,
+            at: self.now,
+        });
+    }
+
+    /// Every status message kept, oldest first.
+    pub fn messages(&self) -> &VecDeque<Flash> {
+        &self.messages
     }
 
     /// Says why an action is not available, or `None` when it is.
@@ -1051,6 +1176,7 @@ impl App {
             demo_clients,
             keymap,
             in_flight,
+            messages,
             ..
         } = self;
         let policy = session.as_ref().map(EditSession::current);
@@ -1066,6 +1192,7 @@ impl App {
             demo_clients,
             keymap,
             in_flight,
+            messages,
         };
         let mut cx = Cx::new(
             *now,
@@ -1137,6 +1264,7 @@ impl App {
                     })
                 }
                 Request::Copy(what, text) => self.copy(what, text),
+                Request::Detail { title, lines } => self.show_detail(title, lines),
                 Request::GoTo(screen) => self.go_to(screen),
                 Request::Revoke { id, what } => self.start_revocation(id, what),
             }
@@ -1157,6 +1285,16 @@ impl App {
                     hints.insert(1, hint(Action::FocusNext, "complete"));
                 }
                 return (hints, true);
+            }
+            Some(Popup::Detail { .. }) => {
+                return (
+                    vec![
+                        hint(Action::Down, "scroll"),
+                        hint(Action::Copy, "copy"),
+                        hint(Action::Back, "close"),
+                    ],
+                    false,
+                );
             }
             Some(Popup::Palette { .. }) => {
                 return (
@@ -1602,6 +1740,11 @@ impl App {
                 _ => self.popup = Some(Popup::Notices { scroll }),
             },
             Popup::Conflicts(dialog) => self.conflicts_key(dialog, key),
+            Popup::Detail {
+                title,
+                lines,
+                scroll,
+            } => self.detail_key(title, lines, scroll, key),
             Popup::Picker {
                 asked,
                 title,
@@ -1646,6 +1789,45 @@ impl App {
                 }
             },
         }
+    }
+
+    /// Shows all of an entry in a popup (now, or once the dialog on screen closes).
+    pub fn show_detail(&mut self, title: String, lines: Vec<String>) {
+        let popup = Popup::Detail {
+            title,
+            lines,
+            scroll: 0,
+        };
+        if self.popup.is_some() {
+            self.deferred.push_back(popup);
+        } else {
+            self.popup = Some(popup);
+        }
+    }
+
+    fn detail_key(&mut self, title: String, lines: Vec<String>, scroll: usize, key: KeyEvent) {
+        let width = self.screen_width.get();
+        let last = super::ui::detail_scroll_limit(&lines, width, self.screen_height.get());
+        let page = 10;
+        let scroll = match self.keymap.lookup(Scope::Global, &key) {
+            Some(Action::Back | Action::Select | Action::Quit) => return,
+            Some(Action::Copy) => {
+                self.copy("detail", lines.join("\n"));
+                scroll
+            }
+            Some(Action::Down) => scroll + 1,
+            Some(Action::Up) => scroll.saturating_sub(1),
+            Some(Action::PageDown) => scroll + page,
+            Some(Action::PageUp) => scroll.saturating_sub(page),
+            Some(Action::Top) => 0,
+            Some(Action::Bottom) => last,
+            _ => scroll,
+        };
+        self.popup = Some(Popup::Detail {
+            title,
+            lines,
+            scroll: scroll.min(last),
+        });
     }
 
     fn quit_choice(&mut self, choice: usize) {

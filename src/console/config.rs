@@ -33,7 +33,12 @@ pub struct Config {
     pub keys: BTreeMap<String, Vec<String>>,
     /// Seconds without activity after which the activity view marks an identity quiet.
     pub quiet_after: i64,
+    /// Seconds between background fetches of the upstream (0: never).
+    pub fetch_interval: i64,
 }
+
+/// Background fetches run this often (seconds) unless the config says otherwise.
+pub const DEFAULT_FETCH_INTERVAL: i64 = 60;
 
 impl Default for Config {
     fn default() -> Config {
@@ -46,6 +51,7 @@ impl Default for Config {
             readonly: false,
             keys: BTreeMap::new(),
             quiet_after: 3_600,
+            fetch_interval: DEFAULT_FETCH_INTERVAL,
         }
     }
 }
@@ -178,6 +184,21 @@ impl Config {
                     match seconds {
                         Ok(seconds) => config.quiet_after = seconds as i64,
                         Err(e) => wrong(&format!("a duration ({e})"), "using 3600"),
+                    }
+                }
+                "fetch_interval" => {
+                    let seconds = match (item.as_integer(), item.as_str()) {
+                        (Some(0), _) | (None, Some("0" | "off")) => Ok(0),
+                        (Some(seconds), _) => crate::policy::duration::parse(&seconds.to_string()),
+                        (None, Some(text)) => crate::policy::duration::parse(text),
+                        _ => Err(crate::policy::duration::DurationError::Empty),
+                    };
+                    match seconds {
+                        Ok(seconds) => config.fetch_interval = seconds as i64,
+                        Err(e) => wrong(
+                            &format!("a duration, or 0 to turn it off ({e})"),
+                            &format!("fetching every {DEFAULT_FETCH_INTERVAL} s"),
+                        ),
                     }
                 }
                 "clipboard" => match item.as_str() {
@@ -351,6 +372,27 @@ push = "ctrl-p"
         assert!(
             !all.contains("--"),
             "config problems never name command-line flags: {all}"
+        );
+    }
+
+    #[test]
+    fn fetch_interval_takes_a_duration_or_zero_for_off() {
+        assert_eq!(Config::default().fetch_interval, DEFAULT_FETCH_INTERVAL);
+        for (text, seconds) in [
+            ("fetch_interval = 300\n", 300),
+            ("fetch_interval = \"2m\"\n", 120),
+            ("fetch_interval = 0\n", 0),
+            ("fetch_interval = \"off\"\n", 0),
+        ] {
+            let (config, problems) = Config::parse(text, "config.toml");
+            assert!(problems.is_empty(), "{text}: {problems:?}");
+            assert_eq!(config.fetch_interval, seconds, "{text}");
+        }
+        let (config, problems) = Config::parse("fetch_interval = -1\n", "config.toml");
+        assert_eq!(config.fetch_interval, DEFAULT_FETCH_INTERVAL);
+        assert!(
+            problems.len() == 1 && problems[0].contains("fetching every 60 s"),
+            "{problems:?}"
         );
     }
 

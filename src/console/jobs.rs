@@ -204,6 +204,8 @@ pub enum Job {
         resolutions: Resolutions,
     },
     Pull,
+    /// Fetch the branch's upstream in the background, so ahead/behind stays live.
+    Fetch,
     /// Recent commits of the policy file, each with its semantic diff.
     History,
     /// Read a policy text (HEAD's) into the typed model, off the UI thread.
@@ -295,6 +297,7 @@ impl Job {
             Job::Watch { .. } => "watching the files",
             Job::Rebase { .. } => "rebasing your edits onto the file",
             Job::Pull => "pulling",
+            Job::Fetch => "fetching",
             Job::History => "reading history",
             Job::ParsePolicy { .. } => "reading the committed policy",
             Job::Revoke { .. } => "writing revocations.toml",
@@ -324,6 +327,20 @@ impl Job {
                 | Job::KeepUnsaved { .. }
                 | Job::KeepEditorText { .. }
                 | Job::Watch { .. }
+                | Job::Fetch
+        )
+    }
+
+    /// Moves branch or remote-tracking refs: a background fetch waits while one runs.
+    pub fn moves_refs(&self) -> bool {
+        matches!(
+            self,
+            Job::Commit { .. }
+                | Job::Push
+                | Job::PushResolved { .. }
+                | Job::ResetToUpstream
+                | Job::Pull
+                | Job::Fetch
         )
     }
 }
@@ -471,6 +488,8 @@ pub enum JobResult {
         result: Result<Rebased, String>,
     },
     Pulled(Result<usize, String>),
+    /// A background fetch of the upstream finished (or why not).
+    Fetched(Result<(), String>),
     History(Result<Vec<HistoryEntry>, String>),
     HeadParsed {
         text: String,
@@ -602,6 +621,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
         },
         Job::Pull => JobResult::Pulled(with_repo(env, |root, _| {
             gitops::pull(root).map_err(|e| e.to_string())
+        })),
+        Job::Fetch => JobResult::Fetched(with_repo(env, |root, _| {
+            gitops::fetch(root).map_err(|e| e.to_string())
         })),
         Job::History => JobResult::History(history(env)),
         Job::Revoke { entry } => {

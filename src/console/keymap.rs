@@ -17,6 +17,7 @@ pub enum Scope {
     Tokens,
     Changes,
     Server,
+    Messages,
     /// A confirmation dialog.
     Confirm,
     /// The dialog asking what to do with unsaved edits at quit.
@@ -46,6 +47,7 @@ impl Scope {
             Scope::Tokens => "tokens",
             Scope::Changes => "changes",
             Scope::Server => "server",
+            Scope::Messages => "messages",
             Scope::Confirm => "confirm dialog",
             Scope::QuitDialog => "quit dialog",
             Scope::Conflicts => "conflicts dialog",
@@ -100,6 +102,7 @@ macro_rules! actions {
                     Action::Screen4,
                     Action::Screen5,
                     Action::Screen6,
+                    Action::Screen7,
                 ];
                 go_to.iter().position(|a| *a == self)
             }
@@ -127,6 +130,7 @@ actions! {
     Screen4 => "screen-tokens", "", "go to 4 Tokens", "";
     Screen5 => "screen-changes", "", "go to 5 Changes", "";
     Screen6 => "screen-server", "", "go to 6 Server", "";
+    Screen7 => "screen-messages", "", "go to 7 Messages: every status message, with its time", "";
     FocusNext => "focus-next", "pane", "focus the next pane", "";
     FocusPrev => "focus-prev", "", "focus the previous pane", "";
     Up => "up", "", "move up", "";
@@ -137,7 +141,7 @@ actions! {
     PageDown => "page-down", "", "page down", "";
     Top => "top", "", "first item", "";
     Bottom => "bottom", "", "last item", "";
-    Select => "select", "open", "open / jump to the selected item", "";
+    Select => "select", "open", "open the selected item: all of it in a popup, or jump to it", "";
     Back => "back", "", "close, cancel, go back", "";
     Copy => "copy", "", "copy the selected item", "";
     Refresh => "refresh", "", "reload from disk, git and the server", "";
@@ -391,6 +395,7 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Global, Action::Screen4, &["4"]),
     (Scope::Global, Action::Screen5, &["5"]),
     (Scope::Global, Action::Screen6, &["6"]),
+    (Scope::Global, Action::Screen7, &["7"]),
     (Scope::Global, Action::FocusNext, &["tab"]),
     (Scope::Global, Action::FocusPrev, &["shift-tab"]),
     (Scope::Global, Action::Up, &["↑", "k"]),

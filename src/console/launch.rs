@@ -151,12 +151,19 @@ pub fn launch_with_config(
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
 
+    let mut first_run = None;
     let target = if let Some(repo) = &args.policy_repo {
         Target::Repo(repo.clone())
     } else {
         let dir = match &args.workspace {
             Some(dir) => dir.clone(),
-            None => default_workspace()?,
+            None => {
+                let (dir, created) = default_workspace()?;
+                if created {
+                    first_run = Some(dir.clone());
+                }
+                dir
+            }
         };
         Target::Workspace(Box::new(workspace::open(&dir).map_err(|e| e.to_string())?))
     };
@@ -274,6 +281,8 @@ pub fn launch_with_config(
         ),
         mouse: config.mouse,
         quiet_after: config.quiet_after,
+        fetch_interval: config.fetch_interval,
+        first_run,
         recovered,
         keep_unsaved: recovery.is_some(),
         recovered_editor,
@@ -301,8 +310,9 @@ enum Target {
     Repo(PathBuf),
 }
 
-/// The default workspace, created (and announced) on first run.
-fn default_workspace() -> Result<PathBuf, String> {
+/// The default workspace, and whether this run created it (its first run: announced here,
+/// and again inside the console).
+fn default_workspace() -> Result<(PathBuf, bool), String> {
     let dir = workspace::default_dir()
         .ok_or("cannot find a data directory for the demo workspace (is HOME set?)")?;
     if !dir.join("workspace.toml").exists() {
@@ -311,8 +321,9 @@ fn default_workspace() -> Result<PathBuf, String> {
             dir.display()
         );
         workspace::init(&dir, false).map_err(|e| e.to_string())?;
+        return Ok((dir, true));
     }
-    Ok(dir)
+    Ok((dir, false))
 }
 
 /// Starts the workspace's server; when its port is taken, on a free one (and says so).

@@ -53,6 +53,7 @@ pub fn finding_line<'a>(app: &App, finding: &Finding) -> Line<'a> {
 
 pub fn render(frame: &mut Frame, app: &App) {
     let area = frame.area();
+    app.screen_height.set(area.height);
     let [title, body, status, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
@@ -201,29 +202,50 @@ fn render_status(frame: &mut Frame, area: Rect, app: &App) {
             Level::Error => theme.error(),
         };
         spans.push(Span::raw(" │ "));
-        spans.push(Span::styled(flash.text.clone(), style));
+        // One line fits the bar; the Messages screen has the rest.
+        let mut lines = flash.text.lines();
+        let first = lines.next().unwrap_or_default();
+        let more = if lines.next().is_some() { " …" } else { "" };
+        spans.push(Span::styled(format!("{first}{more}"), style));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 /// Key hints for the focused pane, from the live keymap. While text is being typed (a prompt,
 /// the palette, the filter, the raw editor, the paste box) only the keys that work there are
-/// shown: `:`, `?` and `q` would type themselves.
+/// shown: `:`, `?` and `q` would type themselves. What does not fit the width is left out, in
+/// the screen's order of usefulness, but `?` help always stays: it lists the rest.
 fn render_hints(frame: &mut Frame, area: Rect, app: &App) {
     let scope = app.current().scope();
     let (wanted, typing) = app.hints();
     let always = [Action::Palette, Action::Help, Action::Quit];
     let extra = if typing { &[][..] } else { &always[..] };
+    let entries: Vec<(String, &str, bool)> = wanted
+        .into_iter()
+        .chain(screens::hints(extra))
+        .filter_map(|hint| {
+            let key = app.keymap.key_for(scope, hint.action)?;
+            Some((key.to_string(), hint.label(), hint.action == Action::Help))
+        })
+        .collect();
+    // Each entry is "key label" and two spaces; the last one's spaces may fall off the edge.
+    let width_of = |(key, label, _): &(String, &str, bool)| {
+        key.chars().count() + 1 + label.chars().count() + 2
+    };
+    let room = usize::from(area.width) + 2;
+    let mut reserved: usize = entries.iter().filter(|e| e.2).map(width_of).sum();
+    let mut used = 0;
     let mut spans = Vec::new();
-    for hint in wanted.into_iter().chain(screens::hints(extra)) {
-        let Some(key) = app.keymap.key_for(scope, hint.action) else {
+    for entry in &entries {
+        let width = width_of(entry);
+        if entry.2 {
+            reserved -= width;
+        } else if used + width + reserved > room {
             continue;
-        };
-        spans.push(Span::styled(format!("{key}"), app.theme.accent()));
-        spans.push(Span::styled(
-            format!(" {}  ", hint.label()),
-            app.theme.muted(),
-        ));
+        }
+        used += width;
+        spans.push(Span::styled(entry.0.clone(), app.theme.accent()));
+        spans.push(Span::styled(format!(" {}  ", entry.1), app.theme.muted()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -406,6 +428,11 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             frame.render_widget(Paragraph::new(text).block(pane(app, "Quit", true)), rect);
         }
         Popup::Conflicts(dialog) => super::disk::render_conflicts(frame, area, app, dialog),
+        Popup::Detail {
+            title,
+            lines,
+            scroll,
+        } => render_detail(frame, area, app, title, lines, *scroll),
         Popup::Picker {
             title,
             items,
@@ -568,4 +595,163 @@ fn render_help(frame: &mut Frame, area: Rect, app: &App, filter: &str, scroll: u
             .style(Style::new()),
         rect,
     );
+}
+
+/// Where the detail popup goes on a screen `area`, for `wrapped` lines of text: as wide as fits
+/// (up to 100 columns), as tall as its text plus its key line, within the screen.
+fn detail_rect(area: Rect, wrapped: usize) -> Rect {
+    let width = area.width.saturating_sub(4).min(100);
+    let height = u16::try_from(wrapped)
+        .unwrap_or(u16::MAX)
+        .saturating_add(3)
+        .min(area.height.saturating_sub(2));
+    centered(area, width, height)
+}
+
+/// The detail popup's text width on a screen `width` columns wide.
+fn detail_text_width(width: u16) -> usize {
+    usize::from(width.saturating_sub(4).min(100).saturating_sub(2)).max(1)
+}
+
+/// `lines` wrapped at word boundaries to `width` columns (a word longer than that is cut).
+pub fn wrap_lines(lines: &[String], width: usize) -> Vec<String> {
+    lines
+        .iter()
+        .flat_map(|line| wrap_line(line, width))
+        .collect()
+}
+
+fn wrap_line(line: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut used = 0;
+    for mut word in line.split_inclusive(' ') {
+        loop {
+            let visible = word.trim_end_matches(' ').chars().count();
+            if used + visible <= width {
+                break;
+            }
+            let room = width.saturating_sub(used);
+            if used > 0 && (visible <= width || room == 0) {
+                out.push(current.trim_end().to_string());
+                current.clear();
+                used = 0;
+                continue;
+            }
+            let cut = word
+                .char_indices()
+                .nth(room)
+                .map_or(word.len(), |(at, _)| at);
+            current.push_str(&word[..cut]);
+            out.push(std::mem::take(&mut current));
+            used = 0;
+            word = &word[cut..];
+        }
+        current.push_str(word);
+        used += word.chars().count();
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current.trim_end().to_string());
+    }
+    out
+}
+
+/// How far the detail popup can scroll (in wrapped lines) on a screen `width` × `height`; an
+/// undrawn console (0 × 0) counts as 80 × 24.
+pub(crate) fn detail_scroll_limit(lines: &[String], width: u16, height: u16) -> usize {
+    let (width, height) = if width == 0 {
+        (80, 24)
+    } else {
+        (width, height)
+    };
+    let wrapped = wrap_lines(lines, detail_text_width(width)).len();
+    let rect = detail_rect(Rect::new(0, 0, width, height), wrapped);
+    let shown = usize::from(rect.height.saturating_sub(3));
+    wrapped.saturating_sub(shown)
+}
+
+fn render_detail(
+    frame: &mut Frame,
+    area: Rect,
+    app: &App,
+    title: &str,
+    lines: &[String],
+    scroll: usize,
+) {
+    let wrapped = wrap_lines(lines, detail_text_width(area.width));
+    let rect = detail_rect(area, wrapped.len());
+    let shown = usize::from(rect.height.saturating_sub(3));
+    let scroll = scroll.min(wrapped.len().saturating_sub(shown));
+    let title = if wrapped.len() > shown {
+        format!(
+            "{title} ({}–{} of {} lines)",
+            scroll + 1,
+            (scroll + shown).min(wrapped.len()),
+            wrapped.len()
+        )
+    } else {
+        title.to_string()
+    };
+    frame.render_widget(Clear, rect);
+    let block = pane(app, &title, true);
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let [text_area, keys_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let text: Vec<Line> = wrapped
+        .into_iter()
+        .skip(scroll)
+        .take(shown)
+        .map(Line::from)
+        .collect();
+    frame.render_widget(Paragraph::new(text), text_area);
+    let keys = key_line(
+        app,
+        Scope::Global,
+        &[
+            (&[Action::Up, Action::Down], "scroll"),
+            (&[Action::Copy], "copy"),
+            (&[Action::Back], "close"),
+        ],
+    );
+    frame.render_widget(
+        Paragraph::new(Span::styled(keys, app.theme.muted())),
+        keys_area,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_lines;
+
+    fn wrap(text: &str, width: usize) -> Vec<String> {
+        wrap_lines(&[text.to_string()], width)
+    }
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_cuts_only_words_longer_than_the_width() {
+        assert_eq!(wrap("", 10), vec![""]);
+        assert_eq!(wrap("short", 10), vec!["short"]);
+        assert_eq!(
+            wrap("one two three four", 9),
+            vec!["one two", "three", "four"]
+        );
+        assert_eq!(wrap("abcdefghij klm", 4), vec!["abcd", "efgh", "ij", "klm"]);
+        assert_eq!(wrap("ab cdefghij", 5), vec!["ab cd", "efghi", "j"]);
+        assert_eq!(
+            wrap("✓ signé à l'heure", 8),
+            vec!["✓ signé", "à", "l'heure"]
+        );
+    }
+
+    #[test]
+    fn every_wrapped_line_fits() {
+        let text = "unknown key \"favourite_colour\" in client uri:urn:company:alice; known keys: identifier, resources, identity_token_enabled";
+        for width in 1..40 {
+            for line in wrap(text, width) {
+                assert!(line.chars().count() <= width, "{width}: {line:?}");
+            }
+        }
+    }
 }

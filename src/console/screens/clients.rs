@@ -196,15 +196,21 @@ impl Screen for ClientsState {
                 hint(Action::Save, "apply+save"),
                 hint(Action::FocusNext, "findings"),
             ],
+            None if self.focus == ClientsPane::Findings => vec![
+                hint(Action::Select, "detail"),
+                hint(Action::EditRaw, "jump"),
+                hint(Action::FocusNext, "clients"),
+            ],
+            // Most useful first: at 80 columns the hint bar keeps what fits, in this order.
             None => hints(&[
                 Action::Filter,
                 Action::EditRaw,
                 Action::AddClient,
                 Action::Grant,
                 Action::Revoke,
-                Action::RemoveClient,
                 Action::Save,
                 Action::Undo,
+                Action::RemoveClient,
             ]),
         }
     }
@@ -330,6 +336,12 @@ impl ClientsState {
                 }
             }
             Action::Select if self.focus == ClientsPane::Findings => {
+                match loaded.findings.get(self.finding_selected) {
+                    Some(finding) => cx.detail("Finding", finding_detail(finding)),
+                    None => cx.flash(Level::Info, "no findings: the policy is valid"),
+                }
+            }
+            Action::EditRaw if self.focus == ClientsPane::Findings => {
                 let at = self.finding_selected;
                 self.open_editor(cx.text(), cx.now);
                 if let Some(editor) = self.editor.as_mut() {
@@ -626,6 +638,27 @@ fn client_form_action(action: Action, identity: String, cx: &mut Cx) {
     }
 }
 
+/// All of a finding, for the detail popup: what, where, about whom, and the message whole.
+pub fn finding_detail(finding: &Finding) -> Vec<String> {
+    let severity = match finding.severity {
+        policy::Severity::Error => "error",
+        policy::Severity::Warning => "warning",
+    };
+    let mut lines = vec![format!("{severity} ({})", finding.code)];
+    if let Some(at) = finding.location {
+        lines.push(format!(
+            "at line {}, column {} (i opens the editor there)",
+            at.line, at.column
+        ));
+    }
+    if let Some(subject) = &finding.subject {
+        lines.push(format!("about {subject}"));
+    }
+    lines.push(String::new());
+    lines.extend(finding.message.lines().map(str::to_string));
+    lines
+}
+
 /// A token lifetime, read as everywhere else: `8h`, `1h30m`, `7d`, or seconds.
 fn lifetime(text: &str) -> Result<u64, String> {
     crate::policy::duration::parse(text).map_err(|e| e.to_string())
@@ -676,9 +709,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(text, area);
         return;
     };
+    let findings = wrapped_findings(app, &loaded.findings, area.width);
     let [top, bottom] = Layout::vertical([
         Constraint::Min(6),
-        Constraint::Length(findings_height(area, loaded.findings.len())),
+        Constraint::Length(findings_height(area, &findings)),
     ])
     .areas(area);
     let wide = top.width >= 100;
@@ -746,16 +780,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         detail_area,
     );
 
-    let findings: Vec<ListItem> = loaded
-        .findings
-        .iter()
-        .map(|f| ListItem::new(finding_line(app, f)))
-        .collect();
     let title = if loaded.findings.is_empty() {
         "Findings: none, the policy is valid".to_string()
     } else {
         format!(
-            "Findings ({}) — Enter jumps to the line",
+            "Findings ({}) — Tab, then Enter shows one, i jumps to its line",
             loaded.findings.len()
         )
     };
@@ -772,8 +801,38 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-fn findings_height(area: Rect, count: usize) -> u16 {
-    let wanted = (count as u16).clamp(1, 6) + 2;
+/// The findings as list items wrapped to a pane `width` columns wide (long messages are read
+/// whole, not cut at the border): the first line keeps the severity and location.
+fn wrapped_findings<'a>(app: &App, findings: &[Finding], width: u16) -> Vec<ListItem<'a>> {
+    // Borders and the selection marker.
+    let text_width = usize::from(width.saturating_sub(4)).max(10);
+    findings
+        .iter()
+        .map(|finding| {
+            let first = finding_line(app, finding);
+            let plain: String = first.spans.iter().map(|s| s.content.as_ref()).collect();
+            let wrapped = crate::console::ui::wrap_lines(&[plain], text_width);
+            if wrapped.len() <= 1 {
+                return ListItem::new(first);
+            }
+            // The styled head (severity and location) and the message as wrapped lines.
+            let head: Vec<Span> = first.spans[..first.spans.len() - 1].to_vec();
+            let head_width: usize = head.iter().map(|s| s.content.chars().count()).sum();
+            let mut lines = vec![];
+            let first_rest: String = wrapped[0].chars().skip(head_width).collect();
+            let mut spans = head;
+            spans.push(Span::raw(first_rest));
+            lines.push(Line::from(spans));
+            lines.extend(wrapped[1..].iter().map(|l| Line::from(l.clone())));
+            ListItem::new(lines)
+        })
+        .collect()
+}
+
+/// The findings pane's height: as tall as its wrapped findings, up to a third of `area`.
+fn findings_height(area: Rect, findings: &[ListItem]) -> u16 {
+    let lines: usize = findings.iter().map(ListItem::height).sum();
+    let wanted = u16::try_from(lines).unwrap_or(u16::MAX).max(1) + 2;
     wanted.min(area.height / 3).max(3)
 }
 
@@ -860,9 +919,10 @@ fn detail_lines<'a>(app: &App, client: &'a policy::Client, findings: &[Finding])
 }
 
 fn render_editor(frame: &mut Frame, area: Rect, app: &App, editor: &RawEditor) {
+    let items = wrapped_findings(app, &editor.findings, area.width);
     let [text_area, findings_area] = Layout::vertical([
         Constraint::Min(5),
-        Constraint::Length(findings_height(area, editor.findings.len())),
+        Constraint::Length(findings_height(area, &items)),
     ])
     .areas(area);
     let modified = if editor.modified() { " [modified]" } else { "" };
@@ -873,11 +933,6 @@ fn render_editor(frame: &mut Frame, area: Rect, app: &App, editor: &RawEditor) {
     area_widget.set_block(pane(app, &title, !editor.findings_focused));
     area_widget.set_cursor_line_style(ratatui::style::Style::new());
     frame.render_widget(&area_widget, text_area);
-    let items: Vec<ListItem> = editor
-        .findings
-        .iter()
-        .map(|f| ListItem::new(finding_line(app, f)))
-        .collect();
     let title = match (&editor.syntax, editor.findings.len()) {
         (Some(_), _) => "Does not parse".to_string(),
         (None, 0) => "Valid".to_string(),

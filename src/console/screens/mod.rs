@@ -1,4 +1,4 @@
-//! The six screens and the contract they keep with the console (`Screen`). Each screen owns its
+//! The seven screens and the contract they keep with the console (`Screen`). Each screen owns its
 //! state, its prompts, confirmations and pick-lists (its own types, handed back to it with the
 //! answer), its job results and its hints; it reaches the console only through `Cx` (read what
 //! it needs, ask for the rest), never through `App`, so it cannot reach another screen's state.
@@ -10,6 +10,7 @@ pub mod activity;
 pub mod changes;
 pub mod clients;
 pub mod delegations;
+pub mod messages;
 pub mod roles;
 pub mod server;
 pub mod tokens;
@@ -23,7 +24,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 
-use super::app::{App, Level};
+use super::app::{App, Flash, Level};
 use super::complete::{self, Choices};
 use super::jobs::{Job, JobResult};
 use super::keymap::{Action, Keymap, Scope};
@@ -31,6 +32,7 @@ use crate::policy::{DelegationTree, Edit, LoadedPolicy};
 use changes::ChangesState;
 use clients::ClientsState;
 use delegations::DelegationsState;
+use messages::MessagesState;
 use roles::RolesState;
 use server::ServerState;
 use tokens::TokensState;
@@ -137,16 +139,18 @@ pub enum ScreenId {
     Tokens,
     Changes,
     Server,
+    Messages,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 6] = [
+    pub const ALL: [ScreenId; 7] = [
         ScreenId::Clients,
         ScreenId::Delegations,
         ScreenId::Roles,
         ScreenId::Tokens,
         ScreenId::Changes,
         ScreenId::Server,
+        ScreenId::Messages,
     ];
 }
 
@@ -163,6 +167,7 @@ pub struct Screens {
     pub tokens: TokensState,
     pub changes: ChangesState,
     pub server: ServerState,
+    pub messages: MessagesState,
 }
 
 impl Screens {
@@ -174,6 +179,7 @@ impl Screens {
             ScreenId::Tokens => &self.tokens,
             ScreenId::Changes => &self.changes,
             ScreenId::Server => &self.server,
+            ScreenId::Messages => &self.messages,
         }
     }
 
@@ -185,6 +191,7 @@ impl Screens {
             ScreenId::Tokens => &mut self.tokens,
             ScreenId::Changes => &mut self.changes,
             ScreenId::Server => &mut self.server,
+            ScreenId::Messages => &mut self.messages,
         }
     }
 }
@@ -245,6 +252,11 @@ pub enum Request {
         items: Vec<String>,
     },
     Copy(&'static str, String),
+    /// Shows `lines` in a scrolling popup titled `title` (Enter on an entry: all of it).
+    Detail {
+        title: String,
+        lines: Vec<String>,
+    },
     GoTo(ScreenId),
     Revoke {
         id: String,
@@ -282,6 +294,8 @@ pub struct CxView<'a> {
     pub demo_clients: &'a [String],
     pub keymap: &'a Keymap,
     pub in_flight: &'a [(u64, Job)],
+    /// Every status message kept, oldest first.
+    pub messages: &'a std::collections::VecDeque<Flash>,
 }
 
 impl<'a> Cx<'a> {
@@ -532,6 +546,19 @@ impl<'a> Cx<'a> {
 
     pub fn go_to(&mut self, screen: ScreenId) {
         self.requests.push(Request::GoTo(screen));
+    }
+
+    /// Shows all of an entry in a popup that scrolls, closes with Esc and copies with `y`.
+    pub fn detail(&mut self, title: impl Into<String>, lines: Vec<String>) {
+        self.requests.push(Request::Detail {
+            title: title.into(),
+            lines,
+        });
+    }
+
+    /// Every status message kept, oldest first (the Messages screen lists them).
+    pub fn messages(&self) -> &'a std::collections::VecDeque<Flash> {
+        self.view.messages
     }
 
     /// Starts revoking the token with revocation id `id` (`what` names it): the console asks

@@ -9,7 +9,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
-use super::{Cx, Hint, Screen, hints};
+use super::{Cx, Hint, Screen, hint, hints};
 use std::any::Any;
 
 use crate::console::app::{App, Level};
@@ -109,22 +109,31 @@ impl Screen for ServerState {
 
     fn hints(&self) -> Vec<Hint> {
         if self.show_keys {
-            return hints(&[
+            let mut shown = vec![hint(Action::Select, "detail")];
+            shown.extend(hints(&[
                 Action::AddKey,
                 Action::ActivateKey,
                 Action::RetireKey,
                 Action::ShowKeys,
-            ]);
+            ]));
+            return shown;
         }
         if self.show_activity {
-            return hints(&[
-                Action::Filter,
-                Action::SortActivity,
-                Action::ShowActivity,
-                Action::Copy,
-            ]);
+            return vec![
+                hint(Action::Filter, "filter"),
+                hint(Action::Select, "detail"),
+                hint(Action::SortActivity, "sort"),
+                hint(Action::ShowActivity, "activity"),
+                hint(Action::Copy, "copy"),
+            ];
         }
-        hints(&[Action::Filter, Action::Sync, Action::ShowKeys, Action::Copy])
+        vec![
+            hint(Action::Filter, "filter"),
+            hint(Action::Select, "detail"),
+            hint(Action::Sync, "sync"),
+            hint(Action::ShowKeys, "keys"),
+            hint(Action::Copy, "copy"),
+        ]
     }
 
     fn filter(&self) -> Option<&str> {
@@ -214,6 +223,7 @@ impl ServerState {
                 self.selected = 0;
             }
             Action::AddKey | Action::ActivateKey | Action::RetireKey => self.key_action(action, cx),
+            Action::Select => self.show_detail(cx),
             Action::Copy if self.show_keys => {
                 let key = self.keys().get(self.selected).map(|k| k.public_key.clone());
                 if let Some(key) = key {
@@ -278,6 +288,34 @@ impl ServerState {
 }
 
 impl ServerState {
+    /// Enter: all of the selected audit event, identity's activity or root key in a popup.
+    fn show_detail(&self, cx: &mut Cx) {
+        let now = cx.now;
+        let detail = if self.show_keys {
+            self.keys()
+                .get(self.selected)
+                .map(|key| ("Root key".to_string(), key_detail(key, now)))
+        } else if self.show_activity {
+            activity::visible_rows(self, cx.policy())
+                .get(self.selected)
+                .map(|row| {
+                    let lines = activity_detail(row, now, self.quiet_after);
+                    (format!("Activity of {}", row.identity), lines)
+                })
+        } else {
+            self.visible().nth(self.selected).map(|event| {
+                (
+                    format!("Audit event {}", event.seq),
+                    event_detail(event, now),
+                )
+            })
+        };
+        match detail {
+            Some((title, lines)) => cx.detail(title, lines),
+            None => cx.flash(Level::Info, "nothing selected"),
+        }
+    }
+
     /// The server's root keys as the Server screen lists them: signing first, then retiring,
     /// next and retired.
     pub fn keys(&self) -> Vec<&KeyInfo> {
@@ -398,6 +436,94 @@ impl ServerState {
             (_, Err(failure)) => cx.flash(Level::Error, failure.message),
         }
     }
+}
+
+/// A time as the detail popup shows it: the date and how long ago (or until).
+fn when(at: i64, now: i64) -> String {
+    format!(
+        "{} ({})",
+        crate::token::clock::format_unix(at),
+        crate::token::clock::describe_instant(at, now)
+    )
+}
+
+/// Every field of an audit event, one per line.
+fn event_detail(event: &AuditEvent, now: i64) -> Vec<String> {
+    let or_none = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".into());
+    let mut lines = vec![
+        format!("time:      {}", when(event.time, now)),
+        format!("result:    {}", event.result),
+        format!("endpoint:  {}", event.endpoint),
+        format!(
+            "caller:    {}",
+            event.caller.as_deref().unwrap_or("(anonymous)")
+        ),
+        format!("auth:      {}", event.auth),
+        format!("operation: {}", or_none(&event.operation)),
+        format!("resource:  {}", or_none(&event.resource)),
+        format!("reason:    {}", event.reason),
+        format!("token:     {}", or_none(&event.revocation_id)),
+    ];
+    if let Some(at) = event.expires_at {
+        lines.push(format!("issued identity token expires {}", when(at, now)));
+    }
+    lines.push(format!("sequence:  {}", event.seq));
+    lines
+}
+
+/// Every field of a root key, one per line (the public key whole).
+fn key_detail(key: &KeyInfo, now: i64) -> Vec<String> {
+    let state = match key.state {
+        KeyState::Active => "active (signs new tokens)",
+        KeyState::Retiring => "retiring (verifies, does not sign)",
+        KeyState::Next => "next (published, not signing)",
+        KeyState::Retired => "retired (private key deleted)",
+    };
+    let mut lines = vec![
+        format!(
+            "id:         {}",
+            key.id
+                .map_or("(single key file)".into(), |id| id.to_string())
+        ),
+        format!("state:      {state}"),
+        format!("public key: {}", key.public_key),
+    ];
+    let times = [
+        ("created:   ", key.created_at),
+        ("activated: ", key.activated_at),
+        ("retiring:  ", key.retiring_since),
+        ("verifies until:", key.verify_until),
+        ("retired:   ", key.retired_at),
+    ];
+    for (name, at) in times {
+        if let Some(at) = at {
+            lines.push(format!("{name} {}", when(at, now)));
+        }
+    }
+    lines
+}
+
+/// One identity's activity, every figure spelled out.
+fn activity_detail(row: &activity::Activity, now: i64, quiet_after: i64) -> Vec<String> {
+    let at = |time: Option<i64>| time.map_or("never".to_string(), |t| when(t, now));
+    let mut lines = vec![
+        format!("identity:    {}", row.identity),
+        format!("last seen:   {}", at(row.last_seen)),
+        format!("last issued: {}", at(row.last_issued)),
+        format!("tokens issued: {}", row.issued),
+        format!("denials:     {}", row.denials),
+        format!("identity token expires: {}", at(row.identity_expires)),
+    ];
+    if row.quiet(now, quiet_after) {
+        lines.push(format!(
+            "quiet: not seen in the last {}",
+            crate::token::clock::describe_span(quiet_after.max(0) as u64)
+        ));
+    }
+    if row.expiring(now) {
+        lines.push("expiring: its identity token runs out soon".into());
+    }
+    lines
 }
 
 /// `ed25519/cdcdcdcdcdcdcdcd…`: enough to tell keys apart (`y` copies the whole key).
@@ -554,7 +680,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-fn clock_time(unix: i64) -> String {
+/// `HH:MM:SS` (UTC) of a Unix time.
+pub(crate) fn clock_time(unix: i64) -> String {
     let seconds = unix.rem_euclid(86_400);
     format!(
         "{:02}:{:02}:{:02}",

@@ -24,6 +24,26 @@ use crate::console::theme::Theme;
 use crate::console::ui::pane;
 use crate::token::{self, Inspection, SignatureStatus};
 
+/// The pane ↑/↓ move in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokensPane {
+    /// The demo flow's steps (Enter loads a step's token).
+    #[default]
+    Flow,
+    Blocks,
+    /// The token's summary, scrolled.
+    Token,
+}
+
+impl TokensPane {
+    fn next(self, forward: bool) -> TokensPane {
+        let order = [TokensPane::Flow, TokensPane::Blocks, TokensPane::Token];
+        let at = order.iter().position(|p| *p == self).unwrap_or(0);
+        let step = if forward { 1 } else { order.len() - 1 };
+        order[(at + step) % order.len()]
+    }
+}
+
 #[derive(Default)]
 pub struct TokensState {
     /// The paste box, while open.
@@ -39,8 +59,12 @@ pub struct TokensState {
     /// A key given with `:key`, preferred over the server's.
     pub custom_key: Option<String>,
     pub scroll: u16,
-    /// Tab moves between the demo flow and the blocks; a selected block can be revoked.
-    pub blocks_focused: bool,
+    /// Tab moves between the demo flow, the blocks (a selected block can be revoked) and the
+    /// token's summary (it scrolls; its expiry and verdict stay put).
+    pub focus: TokensPane,
+    /// How far the token's summary is scrolled, and how far it can be (as last drawn).
+    pub summary_scroll: u16,
+    pub summary_max: std::cell::Cell<u16>,
     pub block_selected: usize,
     /// The revocation lists the blocks are checked against, once read.
     pub revocations: Option<RevocationLists>,
@@ -68,7 +92,15 @@ impl Screen for TokensState {
         if self.input.is_some() {
             return vec![hint(Action::Select, "load"), hint(Action::Back, "cancel")];
         }
-        if self.blocks_focused {
+        if self.focus == TokensPane::Token {
+            return vec![
+                hint(Action::Down, "scroll"),
+                hint(Action::FocusNext, "pane"),
+                hint(Action::Verify, "verify"),
+                hint(Action::Copy, "copy"),
+            ];
+        }
+        if self.focus == TokensPane::Blocks {
             return hints(&[
                 Action::FocusNext,
                 Action::RevokeToken,
@@ -172,11 +204,32 @@ impl TokensState {
                 );
             }
             Action::DemoFlow => ask_demo_flow(cx),
-            Action::FocusNext | Action::FocusPrev => self.blocks_focused = !self.blocks_focused,
-            Action::Up if self.blocks_focused => {
+            Action::FocusNext | Action::FocusPrev => {
+                self.focus = self.focus.next(action == Action::FocusNext)
+            }
+            Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom
+                if self.focus == TokensPane::Token =>
+            {
+                let max = self.summary_max.get();
+                self.summary_scroll = match action {
+                    Action::Up => self.summary_scroll.saturating_sub(1),
+                    Action::Down => self.summary_scroll.saturating_add(1),
+                    Action::PageUp => self.summary_scroll.saturating_sub(5),
+                    Action::PageDown => self.summary_scroll.saturating_add(5),
+                    Action::Top => 0,
+                    _ => max,
+                }
+                .min(max);
+            }
+            Action::Up if self.focus == TokensPane::Blocks => {
                 self.block_selected = self.block_selected.saturating_sub(1)
             }
-            Action::Down if self.blocks_focused => {
+            Action::Down if self.focus == TokensPane::Blocks => {
                 let last = self.block_count().saturating_sub(1);
                 self.block_selected = (self.block_selected + 1).min(last)
             }
@@ -218,7 +271,7 @@ impl TokensState {
             cx.flash(Level::Info, "Revoke: load or paste a token first (p, o)");
             return;
         };
-        let index = if self.blocks_focused {
+        let index = if self.focus == TokensPane::Blocks {
             self.block_selected
         } else {
             inspection.blocks.len() - 1
@@ -279,6 +332,7 @@ impl TokensState {
         self.source = source;
         cx.submit(Job::ReadRevocations);
         self.scroll = 0;
+        self.summary_scroll = 0;
         cx.go_to(super::ScreenId::Tokens);
     }
 
@@ -480,12 +534,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         widget.set_block(pane(app, "Paste a token — Enter loads, Esc cancels", true));
         frame.render_widget(&widget, summary_area);
     } else {
-        frame.render_widget(
-            Paragraph::new(summary_lines(app))
-                .wrap(Wrap { trim: false })
-                .block(pane(app, "Token", true)),
-            summary_area,
-        );
+        render_summary(frame, summary_area, app);
     }
     let flow: Vec<Line> = if state.flow.is_empty() {
         vec![Line::from(Span::styled(
@@ -520,16 +569,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(flow).wrap(Wrap { trim: false }).block(pane(
             app,
             "Demo flow (Enter loads a step's token)",
-            false,
+            state.focus == TokensPane::Flow,
         )),
         flow_area,
     );
     let (lines, selected_line) = block_lines(app);
-    let scroll = match (state.blocks_focused, selected_line) {
+    let blocks_focused = state.focus == TokensPane::Blocks;
+    let scroll = match (blocks_focused, selected_line) {
         (true, Some(line)) => line.saturating_sub(1) as u16,
         _ => state.scroll,
     };
-    let title = if state.blocks_focused {
+    let title = if blocks_focused {
         "Blocks — ↑↓ select, X revokes"
     } else {
         "Blocks (Tab to select one)"
@@ -538,27 +588,86 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(lines)
             .scroll((scroll, 0))
             .wrap(Wrap { trim: false })
-            .block(pane(app, title, state.blocks_focused)),
+            .block(pane(app, title, blocks_focused)),
         right,
     );
 }
 
-fn summary_lines(app: &App) -> Vec<Line<'static>> {
+/// The token's summary: what scrolls above, and below it what always stays in view at any
+/// height (the expiry, the signature and the verdict).
+fn render_summary(frame: &mut Frame, area: Rect, app: &App) {
+    let state = &app.screens.tokens;
+    let (body, pinned) = summary_lines(app);
+    let focused = state.focus == TokensPane::Token;
+    let inner = pane(app, "Token", focused).inner(area);
+    let plain: Vec<String> = body
+        .iter()
+        .map(|line| line.spans.iter().map(|s| s.content.as_ref()).collect())
+        .collect();
+    let wrapped = crate::console::ui::wrap_lines(&plain, usize::from(inner.width)).len();
+    if wrapped + pinned.len() <= usize::from(inner.height) {
+        // It all fits: one text, the pinned lines right after the rest.
+        state.summary_max.set(0);
+        let mut lines = body;
+        lines.extend(pinned);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(pane(app, "Token", focused)),
+            area,
+        );
+        return;
+    }
+    let pinned_height = u16::try_from(pinned.len())
+        .unwrap_or(u16::MAX)
+        .min(inner.height.saturating_sub(1));
+    let [body_area, pinned_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(pinned_height)]).areas(inner);
+    let wrapped = crate::console::ui::wrap_lines(&plain, usize::from(body_area.width)).len();
+    let max =
+        u16::try_from(wrapped.saturating_sub(usize::from(body_area.height))).unwrap_or(u16::MAX);
+    state.summary_max.set(max);
+    let scroll = state.summary_scroll.min(max);
+    let key = |action| crate::console::ui::key_of(app, Scope::Tokens, action);
+    let title = match (max > 0, focused) {
+        (false, _) => "Token".to_string(),
+        (true, true) => format!(
+            "Token — {}/{} scroll ({}/{})",
+            key(Action::Up),
+            key(Action::Down),
+            scroll,
+            max
+        ),
+        (true, false) => format!("Token — more: {} to scroll", key(Action::FocusPrev)),
+    };
+    frame.render_widget(pane(app, &title, focused), area);
+    frame.render_widget(
+        Paragraph::new(body)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        body_area,
+    );
+    frame.render_widget(Paragraph::new(pinned), pinned_area);
+}
+
+/// The summary's lines that scroll, and those that stay in view (expiry, signature, verdict).
+fn summary_lines(app: &App) -> (Vec<Line<'static>>, Vec<Line<'static>>) {
     let state = &app.screens.tokens;
     let theme = &app.theme;
     let Some(inspection) = &state.inspection else {
-        return vec![
+        let empty = vec![
             Line::from("No token loaded."),
             Line::from(Span::styled(
                 "p paste · o load from the token store or a file · f demo flow",
                 theme.muted(),
             )),
         ];
+        return (empty, Vec::new());
     };
     let inspection = match inspection {
         Ok(i) => i,
         Err(e) => {
-            return vec![
+            let unreadable = vec![
                 Line::from(Span::styled("✗ not a readable token", theme.error())),
                 Line::from(e.clone()),
                 Line::from(Span::styled(
@@ -566,6 +675,7 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
                     theme.muted(),
                 )),
             ];
+            return (unreadable, Vec::new());
         }
     };
     let mut lines = vec![
@@ -611,7 +721,7 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
             }
         ),
     ));
-    lines.push(expiry_line(app, inspection));
+    let mut pinned = vec![expiry_line(app, inspection)];
     if !inspection.lineage.is_empty() {
         let generations: Vec<String> = inspection
             .lineage
@@ -631,7 +741,7 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
             ),
         ));
     }
-    lines.push(match &inspection.signature {
+    pinned.push(match &inspection.signature {
         SignatureStatus::NotChecked => Line::from(Span::styled(
             "signature: not checked yet (v verifies)",
             theme.muted(),
@@ -642,27 +752,28 @@ fn summary_lines(app: &App) -> Vec<Line<'static>> {
         }
     });
     if let Some(refused) = &inspection.refused {
-        lines.push(Line::from(Span::styled(
+        pinned.push(Line::from(Span::styled(
             format!("✗ {refused}"),
             theme.error(),
         )));
     }
     match &state.verification {
-        Some(Ok(text)) => lines.push(Line::from(Span::styled(format!("✓ {text}"), theme.ok()))),
+        Some(Ok(text)) => pinned.push(Line::from(Span::styled(format!("✓ {text}"), theme.ok()))),
         Some(Err(text)) => {
             let verdict = if text.starts_with("revoked") {
                 "✗ revoked"
             } else {
                 "✗ invalid"
             };
-            lines.push(Line::from(Span::styled(verdict, theme.error())));
+            // The verdict stays in view; why scrolls with the rest.
+            pinned.push(Line::from(Span::styled(verdict, theme.error())));
             for part in text.split("; ") {
                 lines.push(Line::from(format!("  {part}")));
             }
         }
         None => {}
     }
-    lines
+    (lines, pinned)
 }
 
 fn field(name: &str, value: String) -> Line<'static> {
@@ -716,7 +827,7 @@ fn block_lines(app: &App) -> (Vec<Line<'static>>, Option<usize>) {
     let mut lines = Vec::new();
     let mut selected_line = None;
     for block in &inspection.blocks {
-        let selected = state.blocks_focused && block.index == state.block_selected;
+        let selected = state.focus == TokensPane::Blocks && block.index == state.block_selected;
         if selected {
             selected_line = Some(lines.len());
         }
