@@ -563,7 +563,12 @@ fn apply_all(
     now: i64,
 ) -> Result<(String, Policy, Vec<Finding>), TightenError> {
     let mut proposed = document.clone();
-    for item in items {
+    // Edits inside one client's table first (each re-reads only that table); removals, which
+    // edit the whole document, last.
+    let (removals, inside): (Vec<&ProposalItem>, Vec<&ProposalItem>) = items
+        .iter()
+        .partition(|item| matches!(item.edit, Edit::RemoveClient { .. }));
+    for item in inside.into_iter().chain(removals) {
         proposed
             .apply(&item.edit)
             .map_err(|error| TightenError::Edit {
