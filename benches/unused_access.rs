@@ -65,7 +65,7 @@ fn main() {
         let mut size = 0usize;
         while size < FILE && written < EVENTS {
             let (identity, resource, operation) = &grants[written % grants.len()];
-            let allowed = written % 10 != 0;
+            let allowed = !written.is_multiple_of(10);
             let event = AuditEvent {
                 seq: written as u64,
                 time: now - 86_400 * 20 + (written as i64 % 86_400),
