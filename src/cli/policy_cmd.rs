@@ -991,14 +991,7 @@ fn tighten(path: &Path, audit: &[PathBuf], since: u64, apply: bool, now: i64) ->
     let text = read_file(path)?;
     let loaded = policy::load(&text, now).map_err(|f| syntax_failure(&source, &f))?;
     let evidence = Evidence::read(audit, since, now)?;
-    let proposal = policy::tighten(
-        &loaded.document,
-        &loaded.policy,
-        &evidence.usage,
-        evidence.from,
-        now,
-    )
-    .map_err(|e| Failure::usage(format!("cannot build a proposal: {e}")))?;
+    let proposal = policy::tighten(&loaded.policy, &evidence.usage, evidence.from, now);
     let mut out = evidence.header("Tightening: access unused");
     if proposal.items.is_empty() {
         out.push_str("Nothing to remove: every piece of access was used in the window");
@@ -1050,7 +1043,10 @@ fn tighten(path: &Path, audit: &[PathBuf], since: u64, apply: bool, now: i64) ->
     }
     let written = apply && !proposal.items.is_empty() && proposal.findings.is_empty();
     if written {
-        write_preserving_mode(path, &proposal.text)?;
+        let text = proposal
+            .write(&loaded.document, now)
+            .map_err(|e| Failure::invalid(e.to_string(), json!({ "written": false })))?;
+        write_preserving_mode(path, &text)?;
         out.push_str(&format!(
             "Wrote {source}: {} edit(s), comments and layout kept; review with `policy diff HEAD`, then commit\n",
             proposal.items.len()

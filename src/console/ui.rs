@@ -454,8 +454,13 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
         }
         Popup::Notices { scroll } => {
             let width = area.width.saturating_sub(6).min(100);
+            let keys = key_line(
+                app,
+                Scope::Global,
+                &[(&[Action::Back, Action::Select], "closes")],
+            );
             let mut lines = vec![Line::from(Span::styled(
-                "Found at start-up. Esc or Enter closes; :notices shows this again.",
+                format!("Found at start-up. {keys}; :notices shows this again."),
                 app.theme.muted(),
             ))];
             for notice in app.notices.iter().skip(*scroll) {
