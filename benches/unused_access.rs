@@ -123,6 +123,11 @@ fn main() {
         let usage = audit_trail::read_usage(&files);
         let proposal = policy::tighten(&loaded.policy, &usage, since, now);
         assert_eq!(proposal.proof.changed, 0);
+        assert!(
+            proposal.findings.is_empty(),
+            "{:?}",
+            proposal.findings.first()
+        );
         black_box(proposal);
     });
     let proposal = policy::tighten(&loaded.policy, &usage, since, now);
@@ -131,10 +136,11 @@ fn main() {
     let write = start.elapsed();
     black_box(written);
     println!(
-        "unused entries: {}; proposal: {} edits, {} requests replayed",
+        "unused entries: {}; proposal: {} edits, {} requests replayed, {} unused grants kept for a child",
         entries.len(),
         proposal.items.len(),
-        proposal.proof.replayed
+        proposal.proof.replayed,
+        proposal.kept.len()
     );
     println!("\n| op | median | ratio to one policy::load ({load:.1?}) | target |");
     println!("|---|---|---|---|");

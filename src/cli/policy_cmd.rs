@@ -1018,10 +1018,17 @@ fn tighten(path: &Path, audit: &[PathBuf], since: u64, apply: bool, now: i64) ->
         ));
     }
     for (unused, why) in &proposal.kept {
-        out.push_str(&format!(
-            "Not removed: client {} (unused) — {why}; its unused grants are proposed instead\n",
-            unused.identity
-        ));
+        let what = match unused.kind {
+            policy::UnusedKind::Identity => format!("client {} (unused)", unused.identity),
+            _ => format!(
+                "{} {} on {} of {} (unused)",
+                unused.kind.label(),
+                unused.operation.as_deref().unwrap_or(""),
+                unused.resource.as_deref().unwrap_or(""),
+                unused.identity
+            ),
+        };
+        out.push_str(&format!("Not removed: {what} — {why}\n"));
     }
     let proof = &proposal.proof;
     out.push_str(&format!(

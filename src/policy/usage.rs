@@ -410,8 +410,24 @@ pub fn tighten(policy: &Policy, usage: &Usage, since: i64, now: i64) -> Proposal
         };
         kept.push((entry.clone(), why));
     }
+    let needed = needed_by_children(policy, &unused_access, &removed);
     let mut candidates: Vec<ProposalItem> = Vec::new();
     for entry in &unused_access {
+        if entry.kind == UnusedKind::Grant
+            && let Some(child) = needed.get(&(
+                entry.identity.as_str(),
+                entry.resource.as_deref().unwrap_or_default(),
+                entry.operation.as_deref().unwrap_or_default(),
+            ))
+        {
+            kept.push((
+                entry.clone(),
+                format!(
+                    "{child} under it keeps it, and a delegated identity cannot exceed its parent"
+                ),
+            ));
+            continue;
+        }
         let edit = match entry.kind {
             UnusedKind::Identity if removed.contains(entry.identity.as_str()) => {
                 Edit::RemoveClient {
@@ -490,6 +506,64 @@ pub fn tighten(policy: &Policy, usage: &Usage, since: i64, now: i64) -> Proposal
         findings: settled.findings,
         requests,
     }
+}
+
+/// Unused grants that must stay because a configured descendant that stays still holds them
+/// (a delegated identity may not exceed its parent), each with that descendant. Worked from the
+/// deepest identities up, so a child's own unused grants are revoked first and do not hold its
+/// parent's.
+fn needed_by_children<'p>(
+    policy: &'p Policy,
+    unused_access: &'p [Unused],
+    removed: &std::collections::HashSet<&str>,
+) -> HashMap<(&'p str, &'p str, &'p str), &'p str> {
+    use std::collections::HashSet;
+    let unused_grants: HashSet<(&str, &str, &str)> = unused_access
+        .iter()
+        .filter(|u| u.kind == UnusedKind::Grant)
+        .map(|u| {
+            (
+                u.identity.as_str(),
+                u.resource.as_deref().unwrap_or_default(),
+                u.operation.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let index = policy.identity_index();
+    let mut order: Vec<&super::model::Client> = policy
+        .clients
+        .iter()
+        .filter(|c| !removed.contains(c.identity.as_str()))
+        .collect();
+    order.sort_by_key(|c| std::cmp::Reverse(c.identity.matches(':').count()));
+    // What the children that stay hold, per parent, with one child holding each.
+    let mut held: HashMap<&str, HashMap<(&str, &str), &str>> = HashMap::new();
+    let mut needed = HashMap::new();
+    for client in order {
+        let by_children = held.remove(client.identity.as_str()).unwrap_or_default();
+        let mut keeps: Vec<(&str, &str)> = Vec::new();
+        for resource in &client.resources {
+            for operation in &resource.operations {
+                let pair = (resource.name.as_str(), operation.as_str());
+                let unused = unused_grants.contains(&(client.identity.as_str(), pair.0, pair.1));
+                match by_children.get(&pair) {
+                    Some(child) if unused => {
+                        needed.insert((client.identity.as_str(), pair.0, pair.1), *child);
+                        keeps.push(pair);
+                    }
+                    _ if !unused => keeps.push(pair),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(parent) = policy.configured_parent(&client.identity, &index) {
+            let entry = held.entry(parent.identity.as_str()).or_default();
+            for pair in keeps {
+                entry.entry(pair).or_insert(client.identity.as_str());
+            }
+        }
+    }
+    needed
 }
 
 struct Settled {
@@ -784,6 +858,56 @@ role = "admin"
         assert!(allows("uri:urn:realm:root", "docs", "delete"));
         assert!(!allows("uri:urn:a", "api", "write"));
         assert!(!allows("uri:urn:realm:root", "docs", "read"));
+    }
+
+    /// A parent's unused grant that a child who stays still holds is kept (a delegated
+    /// identity may not exceed its parent); the child's own unused grants go, and then do not
+    /// hold the parent's.
+    #[test]
+    fn a_grant_a_child_still_holds_stays_with_the_parent() {
+        let text = r#"
+[[clients]]
+identifier = { type = "san_uri", value = "uri:urn:p" }
+resources = [{ name = "api", operations = ["read", "write"] }]
+delegatable = true
+
+[[clients]]
+identifier = { type = "san_uri", value = "uri:urn:p:child" }
+resources = [{ name = "api", operations = ["read", "write"] }]
+"#;
+        let loaded = load(text, 0).unwrap();
+        assert!(
+            !loaded.findings.iter().any(|f| f.is_error()),
+            "{:?}",
+            loaded.findings
+        );
+        let mut usage = Usage::default();
+        usage.record("uri:urn:p:child", Some("api"), Some("read"), 1_000);
+        let proposal = tighten(&loaded.policy, &usage, 500, 0);
+        let edits: Vec<String> = proposal
+            .items
+            .iter()
+            .map(|i| format!("{:?}", i.edit))
+            .collect();
+        assert_eq!(
+            edits,
+            [
+                r#"Revoke { identity: "uri:urn:p", resource: "api", operation: "write" }"#,
+                r#"Revoke { identity: "uri:urn:p:child", resource: "api", operation: "write" }"#,
+            ]
+        );
+        assert!(
+            proposal
+                .kept
+                .iter()
+                .any(|(u, why)| u.kind == UnusedKind::Grant
+                    && u.identity == "uri:urn:p"
+                    && why.starts_with("uri:urn:p:child under it keeps it")),
+            "{:?}",
+            proposal.kept
+        );
+        assert!(proposal.findings.is_empty(), "{:?}", proposal.findings);
+        proposal.write(&loaded.document, 0).unwrap();
     }
 
     /// The replay is what decides: an item that would deny a request seen is left out and
