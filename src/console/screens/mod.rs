@@ -475,17 +475,30 @@ impl<'a> Cx<'a> {
         });
     }
 
-    /// Asks for a line of text; the screen's `on_prompt` gets `what` and the text. An empty
-    /// answer cancels.
-    pub fn prompt<T: Any>(&mut self, what: T, title: &str, hint: &str, initial: &str) {
+    /// The prompt every `prompt…` asks for.
+    fn ask<T: Any>(
+        &mut self,
+        what: T,
+        title: &str,
+        hint: &str,
+        initial: &str,
+        empty_ok: bool,
+        choices: Choices,
+    ) {
         self.requests.push(Request::Prompt {
             what: Rc::new(what),
             title: title.to_string(),
             hint: hint.to_string(),
             initial: initial.to_string(),
-            empty_ok: false,
-            choices: Choices::None,
+            empty_ok,
+            choices,
         });
+    }
+
+    /// Asks for a line of text; the screen's `on_prompt` gets `what` and the text. An empty
+    /// answer cancels.
+    pub fn prompt<T: Any>(&mut self, what: T, title: &str, hint: &str, initial: &str) {
+        self.ask(what, title, hint, initial, false, Choices::None);
     }
 
     /// `prompt` with a pick-list under the input: the candidates of `choices` that match what
@@ -498,27 +511,13 @@ impl<'a> Cx<'a> {
         initial: &str,
         choices: impl Into<Choices>,
     ) {
-        self.requests.push(Request::Prompt {
-            what: Rc::new(what),
-            title: title.to_string(),
-            hint: hint.to_string(),
-            initial: initial.to_string(),
-            empty_ok: false,
-            choices: choices.into(),
-        });
+        self.ask(what, title, hint, initial, false, choices.into());
     }
 
     /// `prompt`, where an empty answer is an answer too ("verify as the token's own
     /// identity").
     pub fn prompt_or_empty<T: Any>(&mut self, what: T, title: &str, hint: &str, initial: &str) {
-        self.requests.push(Request::Prompt {
-            what: Rc::new(what),
-            title: title.to_string(),
-            hint: hint.to_string(),
-            initial: initial.to_string(),
-            empty_ok: true,
-            choices: Choices::None,
-        });
+        self.ask(what, title, hint, initial, true, Choices::None);
     }
 
     /// `prompt_or_empty` with a pick-list (see `prompt_choosing`).
@@ -530,14 +529,7 @@ impl<'a> Cx<'a> {
         initial: &str,
         choices: impl Into<Choices>,
     ) {
-        self.requests.push(Request::Prompt {
-            what: Rc::new(what),
-            title: title.to_string(),
-            hint: hint.to_string(),
-            initial: initial.to_string(),
-            empty_ok: true,
-            choices: choices.into(),
-        });
+        self.ask(what, title, hint, initial, true, choices.into());
     }
 
     pub fn copy(&mut self, what: &'static str, text: String) {
