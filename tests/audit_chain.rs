@@ -8,11 +8,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use hessra_console::audit_chain::{self, Chain, ProblemKind, Signer, Verification};
-use hessra_console::server::{self, AuditConfig, AuditEvent, AuditLog, ServerConfig};
+use hessra_console::server::{self, AuditConfig, AuditEvent, AuditLog};
 use serde_json::json;
 use support::{Demo, get, post};
 
@@ -87,13 +86,7 @@ fn first(result: &Verification) -> (ProblemKind, String, Option<u64>) {
 }
 
 fn cli(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), text)
+    support::run_cli(args)
 }
 
 /// The server over TLS: decisions are chained into rotated files, `/status` publishes the key
@@ -103,22 +96,16 @@ async fn the_servers_trail_verifies_under_the_key_it_publishes() {
     let demo = Demo::start().await;
     let file = demo.dir.path().join("trail").join("audit.jsonl");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    let server = server::start(ServerConfig {
-        audit_file: Some(file.clone()),
-        audit: AuditConfig {
+    let server = support::start_audited(
+        &demo,
+        &file,
+        AuditConfig {
             max_file_bytes: 4_096,
             max_files: 50,
             ..AuditConfig::default()
         },
-        state_dir: None,
-        poll_interval: None,
-        ..demo
-            .ws
-            .server_config("127.0.0.1:0".parse().unwrap())
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     for _ in 0..60 {
         let (status, body) = post(
             &demo.as_identity(ALICE),

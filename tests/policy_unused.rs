@@ -7,10 +7,9 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use hessra_console::server::{self, AuditConfig, ServerConfig};
+use hessra_console::server::{self, AuditConfig};
 use serde_json::{Value, json};
 use support::{Demo, post};
 
@@ -19,13 +18,7 @@ const REALM: &str = "uri:urn:mycompany";
 const ADMIN: &str = "uri:urn:mycompany:admin-user";
 
 fn cli(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), text)
+    support::run_cli(args)
 }
 
 /// Each unused entry as `kind identity role resource operation`.
@@ -52,21 +45,15 @@ fn entries(report: &Value) -> Vec<String> {
 async fn unused_access_is_what_the_servers_trail_never_saw_allowed() {
     let demo = Demo::start().await;
     let file = demo.dir.path().join("audit.jsonl");
-    let server = server::start(ServerConfig {
-        audit_file: Some(file.clone()),
-        audit: AuditConfig {
+    let server = support::start_audited(
+        &demo,
+        &file,
+        AuditConfig {
             max_file_bytes: 2_048,
             ..AuditConfig::default()
         },
-        state_dir: None,
-        poll_interval: None,
-        ..demo
-            .ws
-            .server_config("127.0.0.1:0".parse().unwrap())
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     let url = |path: &str| format!("{}{path}", server.url());
     let (status, body) = post(
         &demo.as_identity(ALICE),

@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hessra_console::server::{self, AuditConfig, RunningServer, ServerConfig};
+use hessra_console::server::{self, AuditConfig, RunningServer};
 use serde_json::{Value, json};
 use support::{Demo, get, post};
 
@@ -18,18 +18,7 @@ const ALICE: &str = "uri:urn:company:alice";
 const OPS: &str = "uri:urn:company:ops";
 
 async fn start(demo: &Demo, file: &Path, audit: AuditConfig) -> RunningServer {
-    server::start(ServerConfig {
-        audit_file: Some(file.to_path_buf()),
-        audit,
-        state_dir: None,
-        poll_interval: None,
-        ..demo
-            .ws
-            .server_config("127.0.0.1:0".parse().unwrap())
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    support::start_audited(demo, file, audit).await
 }
 
 /// An authenticated decision: Alice asks for a token.

@@ -7,7 +7,7 @@ pub mod git_bomb;
 pub mod hostile;
 pub mod raw;
 
-use hessra_console::server::{self, PolicySource, RunningServer, ServerConfig};
+use hessra_console::server::{self, AuditConfig, PolicySource, RunningServer, ServerConfig};
 use hessra_console::token::keys;
 use hessra_console::workspace::{self, Workspace};
 
@@ -272,4 +272,36 @@ pub async fn metric(demo: &Demo, base: &str, series: &str) -> u64 {
         .unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
         .parse()
         .unwrap()
+}
+
+/// Another server on the demo workspace's policy, writing its audit trail to `file` as
+/// `audit` says, not polling for a new policy.
+pub async fn start_audited(
+    demo: &Demo,
+    file: &std::path::Path,
+    audit: AuditConfig,
+) -> RunningServer {
+    server::start(ServerConfig {
+        audit_file: Some(file.to_path_buf()),
+        audit,
+        state_dir: None,
+        poll_interval: None,
+        ..demo
+            .ws
+            .server_config("127.0.0.1:0".parse().unwrap())
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs the `hessra-console` binary: its exit status and what it printed (stdout, then stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hessra-console"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
 }
