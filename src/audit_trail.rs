@@ -208,8 +208,30 @@ struct Allowed<'a> {
 
 /// What the audit files show was used: every allowed request with a caller, read one line at a
 /// time (memory bounded by what the policy grants, not by the files' size). Lines that are not
-/// events (the chain's own) and refusals are skipped.
+/// events (the chain's own) and refusals are skipped. The files are shared among the cores.
 pub fn read_usage(files: &[PathBuf]) -> crate::policy::Usage {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len())
+        .max(1);
+    if threads == 1 {
+        return read_usage_of(files);
+    }
+    let per_thread = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = files
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || read_usage_of(part)))
+            .collect();
+        let mut usage = crate::policy::Usage::default();
+        for part in parts {
+            usage.merge(part.join().expect("a reader thread panicked"));
+        }
+        usage
+    })
+}
+
+fn read_usage_of(files: &[PathBuf]) -> crate::policy::Usage {
     let mut usage = crate::policy::Usage::default();
     for file in files {
         for line in read_lines(file) {

@@ -51,6 +51,29 @@ impl Usage {
     }
 }
 
+impl Usage {
+    /// Adds what another reader saw (the same trail read in parts).
+    pub fn merge(&mut self, other: Usage) {
+        self.events += other.events;
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = match (self.last, other.last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        for (caller, time) in other.callers {
+            let at = self.callers.entry(caller).or_insert(time);
+            *at = (*at).max(time);
+        }
+        for (key, time) in other.requests {
+            let at = self.requests.entry(key).or_insert(time);
+            *at = (*at).max(time);
+        }
+    }
+}
+
 fn latest(map: &mut HashMap<String, i64>, key: &str, time: i64) {
     match map.get_mut(key) {
         Some(at) => *at = (*at).max(time),
@@ -949,6 +972,34 @@ resources = [{ name = "api", operations = ["read", "write"] }]
         assert_eq!(settled.blocked.len(), 1);
         assert_eq!(settled.blocked[0].request, seen);
         assert!(!settled.blocked[0].would_be.allowed);
+    }
+
+    /// The trail read in parts and merged is the trail read whole.
+    #[test]
+    fn usages_merge_to_the_whole() {
+        let loaded = load(POLICY, 0).unwrap();
+        let records = [
+            ("uri:urn:a", Some("api"), Some("read"), 1_000),
+            ("uri:urn:a", Some("api"), Some("write"), 10),
+            ("uri:urn:a", Some("api"), Some("write"), 900),
+            ("uri:urn:realm:root", Some("docs"), Some("delete"), 600),
+        ];
+        let mut whole = Usage::default();
+        let (mut one, mut two) = (Usage::default(), Usage::default());
+        for (i, (caller, resource, operation, time)) in records.into_iter().enumerate() {
+            whole.record(caller, resource, operation, time);
+            let part = if i % 2 == 0 { &mut one } else { &mut two };
+            part.record(caller, resource, operation, time);
+        }
+        one.merge(two);
+        assert_eq!(
+            (one.events, one.first, one.last),
+            (4, Some(10), Some(1_000))
+        );
+        assert_eq!(
+            unused(&loaded.policy, &one, 500),
+            unused(&loaded.policy, &whole, 500)
+        );
     }
 
     #[test]
