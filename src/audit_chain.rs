@@ -930,13 +930,7 @@ fn count_rest(reader: &mut impl BufRead, bytes: &mut u64) -> u64 {
 
 /// The files of a trail, oldest first: `PATH`'s rotated files then `PATH` itself.
 pub fn sequence(path: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = crate::audit_trail::rotated_files(path)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, file)| file)
-        .collect();
-    files.push(path.to_path_buf());
-    files
+    crate::audit_trail::trail_files(path)
 }
 
 #[cfg(test)]

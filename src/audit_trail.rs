@@ -54,9 +54,8 @@ pub(crate) fn latest_expiry(file: &Path) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
-/// The issued-token records of the audit trail at `path`: its rotated files, oldest first, then
-/// the file itself, one line at a time. Lines that do not parse (a torn last line) are skipped.
-pub fn read_trail(path: &Path) -> impl Iterator<Item = AuditEvent> + use<> {
+/// The files of the trail at `path`, oldest first: its rotated files, then `path` itself.
+pub fn trail_files(path: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = rotated_files(path)
         .unwrap_or_default()
         .into_iter()
@@ -64,6 +63,12 @@ pub fn read_trail(path: &Path) -> impl Iterator<Item = AuditEvent> + use<> {
         .collect();
     files.push(path.to_path_buf());
     files
+}
+
+/// The issued-token records of the audit trail at `path`: its rotated files, oldest first, then
+/// the file itself, one line at a time. Lines that do not parse (a torn last line) are skipped.
+pub fn read_trail(path: &Path) -> impl Iterator<Item = AuditEvent> + use<> {
+    trail_files(path)
         .into_iter()
         .flat_map(|file| read_lines(&file))
         .filter(|line| line.contains("\"expires_at\""))
@@ -269,13 +274,7 @@ pub fn audit_files(given: &[PathBuf]) -> Vec<PathBuf> {
         let mut add = if rotated {
             vec![path.clone()]
         } else {
-            let mut all: Vec<PathBuf> = rotated_files(path)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(_, f)| f)
-                .collect();
-            all.push(path.clone());
-            all
+            trail_files(path)
         };
         add.retain(|f| !files.contains(f));
         files.extend(add);
