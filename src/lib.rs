@@ -12,6 +12,7 @@ pub mod keyset;
 pub mod pki;
 pub mod policy;
 pub mod repo;
+pub mod review;
 pub mod server;
 pub mod token;
 pub mod token_store;

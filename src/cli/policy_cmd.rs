@@ -75,6 +75,30 @@ pub enum PolicyCommand {
         #[arg(long)]
         apply: bool,
     },
+    /// A review report to attach to a change review: the identity tree with depths and
+    /// lifetimes, who may do what, every change since --since (widening ones with author,
+    /// commit, message and their decision replay), revocations, the root keys, unused access
+    /// (with --audit) and the validation findings, in one self-contained file
+    Report {
+        /// List the changes since this git revision (commit, tag, branch, HEAD~3); without it,
+        /// all of the policy's history
+        #[arg(long, value_name = "REV")]
+        since: Option<String>,
+        /// The server's audit file, for unused access (rotated files are read too); repeatable
+        #[arg(long, num_args = 1.., value_name = "FILE")]
+        audit: Vec<PathBuf>,
+        /// The window for unused access (30d, 12h)
+        #[arg(long, default_value = "30d", value_parser = parse_lifetime)]
+        window: u64,
+        #[arg(long, value_enum, default_value = "md")]
+        format: crate::review::report::Format,
+        /// Write the report here instead of to standard output
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The root key set (keys.toml); found beside the policy or in its workspace without it
+        #[arg(long, value_name = "FILE")]
+        key_set: Option<PathBuf>,
+    },
     /// Branch, upstream, whether clients.toml has changes, commits ahead/behind
     Status,
     /// Commit clients.toml (refused while it has validation errors)
@@ -226,6 +250,25 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
             since,
             apply,
         } => tighten(&resolve_file(file.file)?, &audit, since, apply, unix_now()),
+        PolicyCommand::Report {
+            since,
+            audit,
+            window,
+            format,
+            output,
+            key_set,
+        } => review_report(
+            crate::review::ReportRequest {
+                file: resolve_file(file.file)?,
+                since,
+                audit: (!audit.is_empty())
+                    .then(|| (crate::audit_trail::audit_files(&audit), window)),
+                key_set,
+                now: unix_now(),
+            },
+            format,
+            output.as_deref(),
+        ),
         PolicyCommand::Status => repo_status(file.file),
         PolicyCommand::RevokeToken {
             token,
@@ -832,6 +875,26 @@ fn semantic_changes(
     policy::diff(&before, &after.policy).changes
 }
 
+/// `policy report`: the report printed, or written to `output` with its summary printed.
+fn review_report(
+    request: crate::review::ReportRequest,
+    format: crate::review::report::Format,
+    output: Option<&Path>,
+) -> CommandResult {
+    let report = crate::review::gather(&request).map_err(Failure::usage)?;
+    let rendered = report.render(format);
+    let json = serde_json::to_value(&report).unwrap_or_default();
+    let Some(output) = output else {
+        return Ok(Report::new(rendered.trim_end().to_string(), json));
+    };
+    crate::fsutil::replace_preserving_mode(output, rendered.as_bytes())
+        .map_err(|e| Failure::usage(format!("cannot write {}: {e}", output.display())))?;
+    Ok(Report::new(
+        format!("{}: {}", output.display(), report.summary()),
+        json!({ "written": output.display().to_string(), "summary": report.summary() }),
+    ))
+}
+
 fn parse_lifetime(text: &str) -> Result<u64, String> {
     policy::duration::parse(text).map_err(|e| e.to_string())
 }
@@ -930,28 +993,7 @@ impl Evidence {
 }
 
 fn describe_unused(entry: &policy::Unused, now: i64) -> String {
-    let what = match entry.kind {
-        policy::UnusedKind::Grant => format!(
-            "{} {} on {}",
-            entry.identity,
-            entry.operation.as_deref().unwrap_or(""),
-            entry.resource.as_deref().unwrap_or("")
-        ),
-        policy::UnusedKind::RolePermission => format!(
-            "role {} of {}: {} on {}",
-            entry.role.as_deref().unwrap_or(""),
-            entry.identity,
-            entry.operation.as_deref().unwrap_or(""),
-            entry.resource.as_deref().unwrap_or("")
-        ),
-        policy::UnusedKind::RoleAssignment => format!(
-            "{} as {} in {}",
-            entry.identity,
-            entry.role.as_deref().unwrap_or(""),
-            entry.realm.as_deref().unwrap_or("")
-        ),
-        policy::UnusedKind::Identity => entry.identity.clone(),
-    };
+    let what = entry.what();
     let last = entry.last_used.map_or("never used".to_string(), |at| {
         format!(
             "last used {}",

@@ -962,40 +962,20 @@ fn git_view(env: &Env) -> Result<GitView, String> {
 
 fn history(env: &Env) -> Result<Vec<HistoryEntry>, String> {
     with_repo(env, |root, relative| {
-        let revocations = relative.with_file_name(policy::revocations::FILE);
-        let commits =
-            gitops::log_paths(root, &[relative, &revocations], 50).map_err(|e| e.to_string())?;
-        let now = token::clock::unix_now();
-        let read = |rev: &str| -> Result<policy::Policy, String> {
-            match gitops::read_at_revision(root, rev, relative) {
-                Ok(text) => policy::load(&text, now)
-                    .map(|loaded| loaded.policy)
-                    .map_err(|f| f.to_string()),
-                // A commit before the policy existed (e.g. revocations only) has none.
-                Err(gitops::GitError::NoSuchFile { .. }) => Ok(policy::Policy::default()),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        let revoked = |rev: &str| {
-            let text = gitops::read_at_revision(root, rev, &revocations).unwrap_or_default();
-            RevocationList::load(&text).0
-        };
-        Ok(commits
+        let history =
+            crate::review::history(root, relative, None, "HEAD", 50, token::clock::unix_now())
+                .map_err(|e| e.to_string())?;
+        Ok(history
+            .commits
             .into_iter()
-            .map(|commit| {
-                let changes = read(&commit.id).map(|new| {
-                    let (old, old_revoked) = match &commit.parent {
-                        Some(parent) => (read(parent).unwrap_or_default(), revoked(parent)),
-                        None => (policy::Policy::default(), RevocationList::default()),
-                    };
-                    let mut diff = policy::diff(&old, &new);
-                    diff.changes.extend(policy::revocation_changes(
-                        &old_revoked,
-                        &revoked(&commit.id),
-                    ));
-                    diff
-                });
-                HistoryEntry { commit, changes }
+            .map(|reviewed| HistoryEntry {
+                changes: match reviewed.error {
+                    Some(error) => Err(error),
+                    None => Ok(policy::PolicyDiff {
+                        changes: reviewed.changes.into_iter().map(|c| c.change).collect(),
+                    }),
+                },
+                commit: reviewed.commit,
             })
             .collect())
     })

@@ -12,7 +12,7 @@ mod network;
 mod workflow;
 use network::{Credentials, ensure_transport, fetch_with_credentials};
 pub use workflow::{
-    CommitInfo, PushOutcome, RepoStatus, ResetOutcome, fetch, log, log_paths, pull,
+    CommitInfo, PushOutcome, RepoStatus, ResetOutcome, fetch, log, log_paths, log_range, pull,
     push_reconciling, push_reconciling_with_progress, push_resolving, reset_to_upstream, status,
     text_diff, text_diff_texts,
 };
@@ -178,7 +178,11 @@ pub fn read_branch_file(
 
 /// The object `rev` names, without reading it when it is a full id or a reference (a spec such
 /// as `HEAD~1` is resolved by libgit2, which reads the commits it walks).
-fn resolve(repo: &Repository, rev: &str, repo_path: &Path) -> Result<git2::Oid, GitError> {
+pub(crate) fn resolve(
+    repo: &Repository,
+    rev: &str,
+    repo_path: &Path,
+) -> Result<git2::Oid, GitError> {
     if rev.len() == 40
         && let Ok(id) = git2::Oid::from_str(rev)
     {

@@ -130,6 +130,46 @@ pub fn log_paths(
     let repo = open(repo_root)?;
     let mut walk = repo.revwalk()?;
     walk.push_head()?;
+    commits_touching(&repo, walk, paths, limit)
+}
+
+/// Commits reachable from `to` and not from `from` (all of `to`'s history when `from` is
+/// None) that changed any of `paths`, newest first; at most `limit`. Revisions are anything
+/// git names a commit by (an id, a branch, a tag, `HEAD~3`).
+pub fn log_range(
+    repo_root: &Path,
+    paths: &[&Path],
+    from: Option<&str>,
+    to: &str,
+    limit: usize,
+) -> Result<Vec<CommitInfo>, GitError> {
+    let repo = open(repo_root)?;
+    let commit_of = |rev: &str| -> Result<git2::Oid, GitError> {
+        let id = super::resolve(&repo, rev, repo_root)?;
+        let commit = repo
+            .find_object(id, None)
+            .and_then(|object| object.peel_to_commit())
+            .map_err(|e| GitError::Revision {
+                rev: rev.to_string(),
+                repo: repo_root.display().to_string(),
+                detail: e.message().to_string(),
+            })?;
+        Ok(commit.id())
+    };
+    let mut walk = repo.revwalk()?;
+    walk.push(commit_of(to)?)?;
+    if let Some(from) = from {
+        walk.hide(commit_of(from)?)?;
+    }
+    commits_touching(&repo, walk, paths, limit)
+}
+
+fn commits_touching(
+    repo: &Repository,
+    mut walk: git2::Revwalk<'_>,
+    paths: &[&Path],
+    limit: usize,
+) -> Result<Vec<CommitInfo>, GitError> {
     walk.set_sorting(git2::Sort::TIME | git2::Sort::TOPOLOGICAL)?;
     let blob_at = |commit: &git2::Commit<'_>| {
         let tree = commit.tree().ok();

@@ -15,6 +15,7 @@ pub mod revocations;
 mod tree;
 mod usage;
 mod validate;
+mod witness;
 
 use std::collections::HashMap;
 
@@ -34,6 +35,7 @@ pub use usage::{
     Blocked, Granted, Proof, Proposal, ProposalItem, TightenError, Unused, UnusedKind, Usage,
     tighten, unused,
 };
+pub use witness::{WITNESS_LIMIT, change_replay, witnesses};
 
 /// A policy read from text: the editable document, the typed view, and every finding.
 #[derive(Debug, Clone)]

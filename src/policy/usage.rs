@@ -130,6 +130,31 @@ pub struct Unused {
     pub line: usize,
 }
 
+impl Unused {
+    /// What is unused, in words: `alice read on billing`, `role admin of shop: write on api`,
+    /// `bob as admin in shop`, or the identity.
+    pub fn what(&self) -> String {
+        let resource = self.resource.as_deref().unwrap_or("");
+        let operation = self.operation.as_deref().unwrap_or("");
+        let role = self.role.as_deref().unwrap_or("");
+        match self.kind {
+            UnusedKind::Grant => format!("{} {operation} on {resource}", self.identity),
+            UnusedKind::RolePermission => {
+                format!(
+                    "role {role} of {}: {operation} on {resource}",
+                    self.identity
+                )
+            }
+            UnusedKind::RoleAssignment => format!(
+                "{} as {role} in {}",
+                self.identity,
+                self.realm.as_deref().unwrap_or("")
+            ),
+            UnusedKind::Identity => self.identity.clone(),
+        }
+    }
+}
+
 /// How much access the policy grants, by kind (for "N of M unused").
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Granted {
