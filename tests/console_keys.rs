@@ -162,7 +162,8 @@ fn quitting_with_unsaved_edits_asks_and_cancel_keeps_running() {
 fn in_read_only_mode_a_mutating_key_says_why_it_does_nothing() {
     let mut f = fixture(true);
     let before = f.app.text().to_string();
-    press(&mut f, "+");
+    // A read-only console opens on the review; on Clients, `+` would grant.
+    press(&mut f, "1+");
     assert_eq!(
         flash(&f),
         "read-only: `+` (grant) changes the policy; start without --readonly to edit"

@@ -127,7 +127,13 @@ fn every_screen_at_80x24_and_120x40() {
 
 #[test]
 fn read_only_shows_ro_and_hides_mutating_hints() {
-    let app = app(true, false);
+    let mut app = app(true, false);
+    assert_eq!(
+        app.screen(),
+        ScreenId::Review,
+        "a read-only console opens on the review"
+    );
+    app.go_to(ScreenId::Clients);
     let terminal = draw(&app, 80, 24);
     insta::assert_snapshot!("clients_readonly_80x24", terminal.backend());
     let text = format!("{}", terminal.backend());

@@ -381,6 +381,10 @@ impl App {
         if app.server.is_some() {
             app.submit(Job::ServerPublicKey);
         }
+        if app.readonly {
+            // A read-only console is a reviewer's: it opens on the review of the history.
+            app.go_to(ScreenId::Review);
+        }
         let recovered_editor = context.recovered_editor.filter(|t| *t != app.saved_text);
         let recovered = context.recovered.filter(|t| *t != app.saved_text);
         if app.readonly && (recovered.is_some() || recovered_editor.is_some()) {
@@ -1404,9 +1408,12 @@ impl App {
             MouseEventKind::ScrollDown => self.dispatch(Action::Down),
             MouseEventKind::ScrollUp => self.dispatch(Action::Up),
             MouseEventKind::Down(MouseButton::Left) if event.row == 0 => {
-                if let Some(screen) =
-                    super::ui::tab_at(&self.screens, event.column, self.screen_width.get())
-                {
+                if let Some(screen) = super::ui::tab_at(
+                    &self.screens,
+                    self.screen,
+                    event.column,
+                    self.screen_width.get(),
+                ) {
                     self.go_to(screen);
                 }
             }

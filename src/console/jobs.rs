@@ -208,6 +208,22 @@ pub enum Job {
     Fetch,
     /// Recent commits of the policy file, each with its semantic diff.
     History,
+    /// The widening changes between two revisions, with their decision replay, and the
+    /// review marks kept for the repository (the Review screen).
+    ReviewRange {
+        from: Option<String>,
+        to: String,
+    },
+    /// Keep the review marks (in the repository's git directory).
+    SaveReviewMarks {
+        marks: Vec<crate::review::marks::ReviewMark>,
+    },
+    /// Write the review report for the changes since `since` to `path`.
+    ExportReport {
+        path: PathBuf,
+        since: Option<String>,
+        format: crate::review::report::Format,
+    },
     /// Read a policy text (HEAD's) into the typed model, off the UI thread.
     ParsePolicy {
         text: String,
@@ -314,6 +330,9 @@ impl Job {
             Job::ReadRevocations => "reading revocations.toml",
             Job::Copy { .. } => "copying",
             Job::TextDiff { .. } => "diffing",
+            Job::ReviewRange { .. } => "reading the changes to review",
+            Job::SaveReviewMarks { .. } => "keeping the review marks",
+            Job::ExportReport { .. } => "writing the review report",
             Job::DemoFlow { .. } => "running the demo flow",
         }
     }
@@ -491,6 +510,10 @@ pub enum JobResult {
     /// A background fetch of the upstream finished (or why not).
     Fetched(Result<(), String>),
     History(Result<Vec<HistoryEntry>, String>),
+    Review(Result<Box<ReviewLoad>, String>),
+    ReviewMarksSaved(Result<(), String>),
+    /// The report's path and its summary, or why it was not written.
+    Exported(Result<(PathBuf, String), String>),
     HeadParsed {
         text: String,
         policy: Result<policy::Policy, String>,
@@ -626,6 +649,15 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             gitops::fetch(root).map_err(|e| e.to_string())
         })),
         Job::History => JobResult::History(history(env)),
+        Job::ReviewRange { from, to } => JobResult::Review(review_range(env, from, to)),
+        Job::SaveReviewMarks { marks } => JobResult::ReviewMarksSaved(with_repo(env, |root, _| {
+            crate::review::marks::save(root, &marks)
+        })),
+        Job::ExportReport {
+            path,
+            since,
+            format,
+        } => JobResult::Exported(export_report(env, path, since, format)),
         Job::Revoke { entry } => {
             JobResult::Revoked(env.repo().revoke(&entry).map_err(|e| e.to_string()))
         }
@@ -979,6 +1011,57 @@ fn history(env: &Env) -> Result<Vec<HistoryEntry>, String> {
             })
             .collect())
     })
+}
+
+/// What the Review screen steps through: the range asked for, its history and the marks.
+#[derive(Debug, Clone)]
+pub struct ReviewLoad {
+    pub from: Option<String>,
+    pub to: String,
+    pub history: crate::review::History,
+    pub marks: Vec<crate::review::marks::ReviewMark>,
+}
+
+/// The most commits the Review screen reads at once.
+pub const REVIEW_COMMITS: usize = 500;
+
+fn review_range(env: &Env, from: Option<String>, to: String) -> Result<Box<ReviewLoad>, String> {
+    with_repo(env, |root, relative| {
+        let history = crate::review::history(
+            root,
+            relative,
+            from.as_deref(),
+            &to,
+            REVIEW_COMMITS,
+            token::clock::unix_now(),
+        )
+        .map_err(|e| e.to_string())?;
+        let marks = crate::review::marks::load(root)?;
+        Ok(Box::new(ReviewLoad {
+            from,
+            to,
+            history,
+            marks,
+        }))
+    })
+}
+
+fn export_report(
+    env: &Env,
+    path: PathBuf,
+    since: Option<String>,
+    format: crate::review::report::Format,
+) -> Result<(PathBuf, String), String> {
+    let report = crate::review::gather(&crate::review::ReportRequest {
+        file: env.policy_path.clone(),
+        since,
+        audit: None,
+        key_set: None,
+        now: token::clock::unix_now(),
+    })?;
+    crate::fsutil::replace_preserving_mode(&path, report.render(format).as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((path, report.summary()))
 }
 
 /// The revocation lists a token is checked against: HEAD's and the working copy's, and the

@@ -18,6 +18,7 @@ pub enum Scope {
     Changes,
     Server,
     Messages,
+    Review,
     /// A confirmation dialog.
     Confirm,
     /// The dialog asking what to do with unsaved edits at quit.
@@ -48,6 +49,7 @@ impl Scope {
             Scope::Changes => "changes",
             Scope::Server => "server",
             Scope::Messages => "messages",
+            Scope::Review => "review",
             Scope::Confirm => "confirm dialog",
             Scope::QuitDialog => "quit dialog",
             Scope::Conflicts => "conflicts dialog",
@@ -103,6 +105,7 @@ macro_rules! actions {
                     Action::Screen5,
                     Action::Screen6,
                     Action::Screen7,
+                    Action::Screen8,
                 ];
                 go_to.iter().position(|a| *a == self)
             }
@@ -131,6 +134,7 @@ actions! {
     Screen5 => "screen-changes", "", "go to 5 Changes", "";
     Screen6 => "screen-server", "", "go to 6 Server", "";
     Screen7 => "screen-messages", "", "go to 7 Messages: every status message, with its time", "";
+    Screen8 => "screen-review", "", "go to 8 Review: step through the widening changes between two revisions", "";
     FocusNext => "focus-next", "pane", "focus the next pane", "";
     FocusPrev => "focus-prev", "", "focus the previous pane", "";
     Up => "up", "", "move up", "";
@@ -195,6 +199,10 @@ actions! {
     AllTheirs => "all-theirs", "all theirs", "take their side of every conflict", "";
     Abandon => "abandon", "abort", "abandon the rebase (nothing changes)", "";
     ResetToUpstream => "reset-to-upstream", "reset to the upstream", "reset the branch to its upstream (local work kept in recovery)", "";
+    MarkReviewed => "mark-reviewed", "reviewed", "mark the change reviewed (again: not reviewed); kept in the repository's git directory", "";
+    NextUnreviewed => "next-unreviewed", "next", "the next change not reviewed yet", "";
+    ReviewRange => "review-range", "range", "choose the revisions to review: FROM..TO", "";
+    ExportReport => "export-report", "export", "write the review report (HTML, Markdown or JSON) for the range", "";
     HistoryBack => "history-back", "history", "palette: the previous command line run", "";
     HistoryForward => "history-forward", "", "palette: the next command line run", "";
 }
@@ -396,6 +404,7 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Global, Action::Screen5, &["5"]),
     (Scope::Global, Action::Screen6, &["6"]),
     (Scope::Global, Action::Screen7, &["7"]),
+    (Scope::Global, Action::Screen8, &["8"]),
     (Scope::Global, Action::FocusNext, &["tab"]),
     (Scope::Global, Action::FocusPrev, &["shift-tab"]),
     (Scope::Global, Action::Up, &["↑", "k"]),
@@ -455,6 +464,10 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Server, Action::AddKey, &["a"]),
     (Scope::Server, Action::ActivateKey, &["A"]),
     (Scope::Server, Action::RetireKey, &["D"]),
+    (Scope::Review, Action::MarkReviewed, &["space", "m"]),
+    (Scope::Review, Action::NextUnreviewed, &["n"]),
+    (Scope::Review, Action::ReviewRange, &["r"]),
+    (Scope::Review, Action::ExportReport, &["E"]),
     // Dialogs: besides these, enter, esc and the arrow and tab keys do what they do anywhere.
     (Scope::Confirm, Action::Yes, &["y"]),
     (Scope::Confirm, Action::No, &["n"]),

@@ -94,32 +94,72 @@ fn human_bytes(bytes: usize) -> String {
 
 const TITLE: &str = "hessra-console ";
 
-fn tab_label(index: usize, screen: &dyn screens::Screen, compact: bool) -> String {
-    let title = if compact {
-        screen.short_title()
-    } else {
-        screen.title()
-    };
-    format!(" {} {} ", index + 1, title)
+/// How much of each tab's name the title bar has room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tabs {
+    /// The app's name and every screen's full title.
+    Full,
+    /// Short titles, no app name.
+    Compact,
+    /// The current screen's short title; the others by number and three letters.
+    Abbreviated,
 }
 
-/// Whether the title bar needs short tab names (and no app name) to fit `width`.
-fn compact(screens: &Screens, width: u16) -> bool {
-    let full: usize = TITLE.chars().count()
-        + ScreenId::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, s)| tab_label(i, screens.get(*s), false).chars().count())
-            .sum::<usize>();
-    width != 0 && full > usize::from(width)
+fn tab_label(index: usize, screen: &dyn screens::Screen, tabs: Tabs, current: bool) -> String {
+    match tabs {
+        Tabs::Full => format!(" {} {} ", index + 1, screen.title()),
+        Tabs::Abbreviated if !current => format!(
+            " {} {} ",
+            index + 1,
+            screen.short_title().chars().take(3).collect::<String>()
+        ),
+        Tabs::Compact | Tabs::Abbreviated => {
+            format!(" {} {} ", index + 1, screen.short_title())
+        }
+    }
+}
+
+/// The widest tab names that fit `width` (0: not drawn yet, so full).
+fn tabs(screens: &Screens, current: ScreenId, width: u16) -> Tabs {
+    let needed = |tabs: Tabs| {
+        let app_name = if tabs == Tabs::Full {
+            TITLE.chars().count()
+        } else {
+            0
+        };
+        app_name
+            + ScreenId::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    tab_label(i, screens.get(*s), tabs, *s == current)
+                        .chars()
+                        .count()
+                })
+                .sum::<usize>()
+    };
+    let width = usize::from(width);
+    if width == 0 || needed(Tabs::Full) <= width {
+        Tabs::Full
+    } else if needed(Tabs::Compact) <= width {
+        Tabs::Compact
+    } else {
+        Tabs::Abbreviated
+    }
 }
 
 /// The screen whose tab is at column `x` of a title bar `width` wide (for mouse clicks).
-pub fn tab_at(screens: &Screens, x: u16, width: u16) -> Option<ScreenId> {
-    let compact = compact(screens, width);
-    let mut start = if compact { 0 } else { TITLE.chars().count() };
+pub fn tab_at(screens: &Screens, current: ScreenId, x: u16, width: u16) -> Option<ScreenId> {
+    let tabs = tabs(screens, current, width);
+    let mut start = if tabs == Tabs::Full {
+        TITLE.chars().count()
+    } else {
+        0
+    };
     for (i, screen) in ScreenId::ALL.iter().enumerate() {
-        let width = tab_label(i, screens.get(*screen), compact).chars().count();
+        let width = tab_label(i, screens.get(*screen), tabs, *screen == current)
+            .chars()
+            .count();
         if (start..start + width).contains(&usize::from(x)) {
             return Some(*screen);
         }
@@ -130,13 +170,13 @@ pub fn tab_at(screens: &Screens, x: u16, width: u16) -> Option<ScreenId> {
 
 fn render_title(frame: &mut Frame, area: Rect, app: &App) {
     app.screen_width.set(area.width);
-    let compact = compact(&app.screens, area.width);
+    let tabs = tabs(&app.screens, app.screen(), area.width);
     let mut spans = Vec::new();
-    if !compact {
+    if tabs == Tabs::Full {
         spans.push(Span::styled(TITLE, app.theme.title()));
     }
     for (i, screen) in ScreenId::ALL.iter().enumerate() {
-        let label = tab_label(i, app.screens.get(*screen), compact);
+        let label = tab_label(i, app.screens.get(*screen), tabs, *screen == app.screen());
         if *screen == app.screen() {
             spans.push(Span::styled(label, app.theme.selected()));
         } else {

@@ -2,6 +2,7 @@
 //! changed the policy or its revocations, each change with its decision replay (what the
 //! console's review mode steps through and the review report lists), and the report itself.
 
+pub mod marks;
 pub mod report;
 
 use std::collections::HashMap;

@@ -113,6 +113,9 @@ screen() { review; }
 keys() { tmx send-keys -t review "$@"; }
 text() { tmx send-keys -t review -l "$1"; }
 check "read-only mode shows RO" " RO "
+check "a read-only console opens on the review of the policy's history" "to review,"
+keys space
+check "space marks a change reviewed, read-only as it is" "reviewed ·"
 keys 6
 check "the remote server is shown as remote, with the operator certificate's identity" "remote · operator urn:company:ops"
 check "it applied the pushed commit" "applied $head" 20

@@ -1,4 +1,4 @@
-//! The seven screens and the contract they keep with the console (`Screen`). Each screen owns its
+//! The eight screens and the contract they keep with the console (`Screen`). Each screen owns its
 //! state, its prompts, confirmations and pick-lists (its own types, handed back to it with the
 //! answer), its job results and its hints; it reaches the console only through `Cx` (read what
 //! it needs, ask for the rest), never through `App`, so it cannot reach another screen's state.
@@ -11,6 +11,7 @@ pub mod changes;
 pub mod clients;
 pub mod delegations;
 pub mod messages;
+pub mod review;
 pub mod roles;
 pub mod server;
 pub mod tokens;
@@ -33,6 +34,7 @@ use changes::ChangesState;
 use clients::ClientsState;
 use delegations::DelegationsState;
 use messages::MessagesState;
+use review::ReviewState;
 use roles::RolesState;
 use server::ServerState;
 use tokens::TokensState;
@@ -140,10 +142,11 @@ pub enum ScreenId {
     Changes,
     Server,
     Messages,
+    Review,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 7] = [
+    pub const ALL: [ScreenId; 8] = [
         ScreenId::Clients,
         ScreenId::Delegations,
         ScreenId::Roles,
@@ -151,6 +154,7 @@ impl ScreenId {
         ScreenId::Changes,
         ScreenId::Server,
         ScreenId::Messages,
+        ScreenId::Review,
     ];
 }
 
@@ -168,6 +172,7 @@ pub struct Screens {
     pub changes: ChangesState,
     pub server: ServerState,
     pub messages: MessagesState,
+    pub review: ReviewState,
 }
 
 impl Screens {
@@ -180,6 +185,7 @@ impl Screens {
             ScreenId::Changes => &self.changes,
             ScreenId::Server => &self.server,
             ScreenId::Messages => &self.messages,
+            ScreenId::Review => &self.review,
         }
     }
 
@@ -192,6 +198,7 @@ impl Screens {
             ScreenId::Changes => &mut self.changes,
             ScreenId::Server => &mut self.server,
             ScreenId::Messages => &mut self.messages,
+            ScreenId::Review => &mut self.review,
         }
     }
 }
