@@ -84,7 +84,7 @@ fn latest(map: &mut HashMap<String, i64>, key: &str, time: i64) {
 }
 
 /// What kind of access went unused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnusedKind {
     /// A client's own grant of an operation on a resource.
@@ -128,6 +128,54 @@ pub struct Unused {
     pub last_used: Option<i64>,
     /// Line in clients.toml.
     pub line: usize,
+}
+
+impl Unused {
+    /// What went unused, where, and when it was last used: `grant  alice write on api (line 12,
+    /// never used)`.
+    pub fn describe(&self, now: i64) -> String {
+        format!(
+            "{:<16} {}  (line {}, {})",
+            self.kind.label(),
+            self.what(),
+            self.line,
+            self.last_use(now)
+        )
+    }
+
+    /// The access itself: `alice write on api`, `role admin of realm: delete on api`, `bob as
+    /// admin in realm`, or the identity.
+    pub fn what(&self) -> String {
+        let (resource, operation) = (
+            self.resource.as_deref().unwrap_or(""),
+            self.operation.as_deref().unwrap_or(""),
+        );
+        match self.kind {
+            UnusedKind::Grant => format!("{} {operation} on {resource}", self.identity),
+            UnusedKind::RolePermission => format!(
+                "role {} of {}: {operation} on {resource}",
+                self.role.as_deref().unwrap_or(""),
+                self.identity
+            ),
+            UnusedKind::RoleAssignment => format!(
+                "{} as {} in {}",
+                self.identity,
+                self.role.as_deref().unwrap_or(""),
+                self.realm.as_deref().unwrap_or("")
+            ),
+            UnusedKind::Identity => self.identity.clone(),
+        }
+    }
+
+    /// `never used`, or `last used 12 days ago`.
+    pub fn last_use(&self, now: i64) -> String {
+        self.last_used.map_or("never used".to_string(), |at| {
+            format!(
+                "last used {}",
+                crate::token::clock::describe_instant(at, now)
+            )
+        })
+    }
 }
 
 /// How much access the policy grants, by kind (for "N of M unused").
@@ -271,6 +319,28 @@ pub fn unused(policy: &Policy, usage: &Usage, since: i64) -> (Vec<Unused>, Grant
 pub struct ProposalItem {
     pub unused: Unused,
     pub edit: Edit,
+}
+
+impl ProposalItem {
+    /// The edit in words: `revoke write on api from alice`.
+    pub fn describe_edit(&self) -> String {
+        match &self.edit {
+            Edit::Revoke {
+                identity,
+                resource,
+                operation,
+            } => format!("revoke {operation} on {resource} from {identity}"),
+            Edit::RoleRevoke {
+                realm,
+                role,
+                resource,
+                operation,
+            } => format!("revoke {operation} on {resource} from role {role} of {realm}"),
+            Edit::Unassign { realm, subject } => format!("unassign {subject} in {realm}"),
+            Edit::RemoveClient { identity } => format!("remove client {identity}"),
+            other => format!("{other:?}"),
+        }
+    }
 }
 
 /// An item left out of the proposal: applying it would deny a request the trail saw allowed
