@@ -282,3 +282,76 @@ fn a_missing_trail_is_said_once_in_messages_and_marks_nothing() {
         f.app.messages()
     );
 }
+
+/// `identity` asks the console's own server for `operation` on `resource`, over mTLS.
+fn request(f: &Console, identity: &str, resource: &str, operation: &str) {
+    let (cert, key) = f.ws.client_cert(identity);
+    let mut pem = std::fs::read(cert).unwrap();
+    pem.extend(std::fs::read(key).unwrap());
+    let ca = std::fs::read(&f.ws.ca_cert).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).unwrap())
+        .http1_only()
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("{}/request_token", f.server.as_ref().unwrap().url());
+    let (status, body) = f.runtime.block_on(post(
+        &client,
+        &url,
+        json!({ "resource": resource, "operation": operation }),
+        None,
+    ));
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A second passes and the console polls its server (status and the audit feed).
+fn poll(f: &mut Console) {
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    f.app.tick(hessra_console::token::clock::unix_now());
+    f.settle();
+}
+
+fn listed(shown: &str, identity: &str) -> String {
+    shown
+        .lines()
+        .find(|l| l.contains(&format!(" {identity} ")))
+        .unwrap_or_else(|| panic!("{identity} not listed:\n{shown}"))
+        .to_string()
+}
+
+#[test]
+fn new_decisions_in_the_live_feed_update_the_marks() {
+    let mut f = Console::with(
+        Setup {
+            server: true,
+            polls: true,
+            audit_trail: true,
+            ..Setup::default()
+        },
+        |context| Context {
+            frozen_clock: false,
+            ..context
+        },
+    );
+    // A fresh server has decided nothing yet: whatever the trail says, no one is marked used.
+    request(&f, ALICE, "production_api", "read");
+    poll(&mut f);
+    let shown = screen(&f, 120, 40);
+    assert!(shown.contains("unused in 30d (audit)"), "{shown}");
+    assert!(!listed(&shown, ALICE).contains("unused"), "{shown}");
+    assert!(
+        listed(&shown, "uri:urn:company:ci").contains("unused"),
+        "{shown}"
+    );
+    let after_production = line_after(&shown, "production_api: read, write");
+    assert!(after_production.contains("write: unused"), "{shown}");
+
+    request(&f, "uri:urn:company:ci", "artifacts", "read");
+    poll(&mut f);
+    let shown = screen(&f, 120, 40);
+    assert!(
+        !listed(&shown, "uri:urn:company:ci").contains("unused"),
+        "ci's request came through the feed:\n{shown}"
+    );
+}

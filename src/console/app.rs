@@ -1486,6 +1486,8 @@ impl App {
         if rebuild {
             if self.unused.fold(&self.screens.server.events) {
                 self.mark_unused();
+            } else if self.unused.wants_reread(&self.screens.server.events) {
+                self.read_audit_trail();
             }
             self.recompute_changes();
         }

@@ -138,6 +138,9 @@ impl UnusedMarks {
                 self.usage = Some(Arc::new(usage));
                 self.trail = Trail::Read;
                 self.stale = true;
+                // The feed's events are folded again: one the file did not hold yet when it was
+                // read is not lost, and one it did changes nothing.
+                self.folded = 0;
                 None
             }
             Err(why) => {
@@ -178,6 +181,18 @@ impl UnusedMarks {
             self.stale = true;
         }
         changed
+    }
+
+    /// The trail could not be read and the feed shows the server deciding since: the file is
+    /// probably there now (a fresh server writes it on its first request). Asks once per
+    /// batch of new events, so an unreadable file is not retried in a loop.
+    pub fn wants_reread(&mut self, events: &std::collections::VecDeque<AuditEvent>) -> bool {
+        let latest = events.back().map_or(0, |e| e.seq);
+        if !matches!(self.trail, Trail::Unreadable(_)) || latest <= self.folded {
+            return false;
+        }
+        self.folded = latest;
+        true
     }
 
     /// The marks computed for the policy; `None` until there are some.
@@ -338,6 +353,23 @@ mod tests {
         let usage = marks.usage().unwrap();
         assert_eq!(usage.events, 1, "a denial is not use");
         assert!(!marks.fold(&feed), "each event is folded once");
+    }
+
+    #[test]
+    fn an_unreadable_trail_is_read_again_once_per_batch_of_new_decisions() {
+        let mut marks = UnusedMarks::new(Some("audit.jsonl".into()), 86_400);
+        let mut feed: std::collections::VecDeque<AuditEvent> = [event(1, "alice", "allow")].into();
+        assert!(!marks.wants_reread(&feed), "not before a read failed");
+        marks.trail_read(Err("missing".into()));
+        assert!(marks.wants_reread(&feed));
+        assert!(!marks.wants_reread(&feed), "the same events ask once");
+        feed.push_back(event(2, "alice", "allow"));
+        assert!(marks.wants_reread(&feed));
+        marks.trail_read(Ok(Usage::default()));
+        assert!(
+            marks.fold(&feed),
+            "what the feed showed before the read is folded in"
+        );
     }
 
     #[test]
