@@ -987,6 +987,21 @@ impl App {
             .usage()
             .is_none_or(|usage| usage.first.is_none_or(|first| first > since));
         let lines = tightening_lines(&proposal, &window, short_trail, self.now);
+        if proposal.items.len() > TIGHTENING_SHOWN {
+            let all: Vec<String> = proposal
+                .items
+                .iter()
+                .map(|item| format!("  - {}", item.describe_edit()))
+                .collect();
+            self.note(
+                Level::Info,
+                format!(
+                    "tightening proposal ({} edits):\n{}",
+                    all.len(),
+                    all.join("\n")
+                ),
+            );
+        }
         let edits = proposal
             .items
             .iter()
@@ -2441,30 +2456,42 @@ pub(crate) fn expand_home(text: &str) -> PathBuf {
     }
 }
 
-/// The confirmation of a tightening: each edit and the access it removes, what was left out
-/// and why, and the proof.
+/// How many of a tightening's edits its confirmation lists (the rest are counted, and all are
+/// kept in Messages): the proof and the buttons stay on an 80×24 screen.
+const TIGHTENING_SHOWN: usize = 10;
+
+/// The confirmation of a tightening: the proof, each edit and the access it removes, what was
+/// left out and why.
 fn tightening_lines(
     proposal: &crate::policy::Proposal,
     window: &str,
     short_trail: bool,
     now: i64,
 ) -> Vec<String> {
-    let mut lines = vec![format!(
-        "Stage {} edits removing access unused in the last {window}?",
-        proposal.items.len()
-    )];
-    for item in &proposal.items {
+    let proof = &proposal.proof;
+    let mut lines = vec![
+        format!(
+            "Stage {} edits removing access unused in the last {window}?",
+            proposal.items.len()
+        ),
+        format!(
+            "proof: {} requests replayed, {} changed; {} identities seen still served",
+            proof.replayed, proof.changed, proof.identities
+        ),
+    ];
+    for item in proposal.items.iter().take(TIGHTENING_SHOWN) {
         lines.push(format!(
             "  - {} ({})",
             item.describe_edit(),
             item.unused.last_use(now)
         ));
     }
-    let proof = &proposal.proof;
-    lines.push(format!(
-        "proof: {} requests replayed, {} changed; {} identities seen still served",
-        proof.replayed, proof.changed, proof.identities
-    ));
+    if proposal.items.len() > TIGHTENING_SHOWN {
+        lines.push(format!(
+            "  … and {} more (every edit is listed in Messages, 7)",
+            proposal.items.len() - TIGHTENING_SHOWN
+        ));
+    }
     for blocked in &proposal.blocked {
         lines.push(format!(
             "left out: {} — it would deny {} ({})",
