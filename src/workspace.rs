@@ -108,6 +108,11 @@ impl Workspace {
         result.map_err(|e| WorkspaceError::Keys(e.to_string()))
     }
 
+    /// Where the workspace's server writes its audit trail (rotated files beside it).
+    pub fn audit_file(&self) -> PathBuf {
+        self.server_state.join("audit.jsonl")
+    }
+
     /// The server this workspace describes: its certificate and root key, the bare origin as
     /// the policy source polled every second, its state directory and audit file. Callers
     /// change what they need (a test's port, a bench's poll interval).
@@ -126,7 +131,7 @@ impl Workspace {
                 self.key_set()?;
                 crate::server::RootKeySource::Set(self.key_manifest())
             },
-            audit_file: Some(self.server_state.join("audit.jsonl")),
+            audit_file: Some(self.audit_file()),
             audit: crate::server::AuditConfig::default(),
             signer: None,
             state_dir: Some(self.server_state.clone()),

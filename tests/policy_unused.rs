@@ -196,10 +196,16 @@ async fn unused_access_is_what_the_servers_trail_never_saw_allowed() {
     assert_eq!(report["written"], true, "{report:#}");
     assert_eq!(report["proof"]["changed"], 0);
     let after = std::fs::read_to_string(demo.ws.policy_file()).unwrap();
+    // The operator is never removed (its status and audit reads are not use; without it
+    // operators are locked out), though it sent no request.
+    assert!(
+        after.contains("# The operations team") && after.contains("uri:urn:company:ops"),
+        "the operator is kept:\n{after}"
+    );
     // A removed client takes its own comment paragraph with it; the others stay.
     assert!(
-        !after.contains("# The operations team"),
-        "ops was unused:\n{after}"
+        !after.contains("# Alice's automation agent"),
+        "agent1 was unused:\n{after}"
     );
     assert!(
         after.contains("# mycompany is a realm"),

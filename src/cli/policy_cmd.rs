@@ -905,7 +905,7 @@ fn unused(loaded: &LoadedPolicy, audit: &[PathBuf], since: u64, now: i64) -> Com
     let (entries, granted) = policy::unused(&loaded.policy, &evidence.usage, evidence.from);
     let mut text = evidence.header("Unused");
     for entry in &entries {
-        text.push_str(&format!("  {}\n", describe_unused(entry, now)));
+        text.push_str(&format!("  {}\n", entry.describe(now)));
     }
     let count = |kind: policy::UnusedKind| entries.iter().filter(|e| e.kind == kind).count();
     text.push_str(&format!(
@@ -992,40 +992,6 @@ impl Evidence {
     }
 }
 
-fn describe_unused(entry: &policy::Unused, now: i64) -> String {
-    let what = entry.what();
-    let last = entry.last_used.map_or("never used".to_string(), |at| {
-        format!(
-            "last used {}",
-            crate::token::clock::describe_instant(at, now)
-        )
-    });
-    format!(
-        "{:<16} {what}  (line {}, {last})",
-        entry.kind.label(),
-        entry.line
-    )
-}
-
-fn describe_edit(edit: &Edit) -> String {
-    match edit {
-        Edit::Revoke {
-            identity,
-            resource,
-            operation,
-        } => format!("revoke {operation} on {resource} from {identity}"),
-        Edit::RoleRevoke {
-            realm,
-            role,
-            resource,
-            operation,
-        } => format!("revoke {operation} on {resource} from role {role} of {realm}"),
-        Edit::Unassign { realm, subject } => format!("unassign {subject} in {realm}"),
-        Edit::RemoveClient { identity } => format!("remove client {identity}"),
-        other => format!("{other:?}"),
-    }
-}
-
 /// `policy tighten`: the edits removing unused access, the replay that proves them, and with
 /// `apply` the policy file rewritten losslessly.
 fn tighten(path: &Path, audit: &[PathBuf], since: u64, apply: bool, now: i64) -> CommandResult {
@@ -1046,15 +1012,15 @@ fn tighten(path: &Path, audit: &[PathBuf], since: u64, apply: bool, now: i64) ->
         for item in &proposal.items {
             out.push_str(&format!(
                 "  - {}\n      {}\n",
-                describe_edit(&item.edit),
-                describe_unused(&item.unused, now)
+                item.describe_edit(),
+                item.unused.describe(now)
             ));
         }
     }
     for blocked in &proposal.blocked {
         out.push_str(&format!(
             "Left out: {} — it would deny {} ({})\n",
-            describe_edit(&blocked.item.edit),
+            blocked.item.describe_edit(),
             blocked.request,
             blocked.would_be.reason
         ));

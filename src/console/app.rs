@@ -59,6 +59,8 @@ pub enum Confirmation {
     RecoverEditor { text: String },
     /// Reset the branch to its upstream (local work kept in recovery).
     ResetToUpstream,
+    /// Stage a tightening proposal's edits, each as its own undoable edit.
+    Tighten { edits: Vec<crate::policy::Edit> },
 }
 
 /// What a one-line prompt is for: a screen's own prompt, or the console's revocation reason.
@@ -152,6 +154,11 @@ pub struct Context {
     pub quiet_after: i64,
     /// Seconds between background fetches of the upstream (0: never).
     pub fetch_interval: i64,
+    /// The audit trail of the server this console runs (its live file; rotated files beside
+    /// it), read for the unused-access marks; `None` when the console runs none.
+    pub audit_trail: Option<PathBuf>,
+    /// Access unused this many seconds is marked unused.
+    pub unused_window: i64,
     /// The demo workspace this run created (its first run): said inside the console, where
     /// it is read, not only on the terminal before the console took it over.
     pub first_run: Option<PathBuf>,
@@ -186,6 +193,8 @@ impl Context {
             mouse: false,
             quiet_after: 3_600,
             fetch_interval: super::config::DEFAULT_FETCH_INTERVAL,
+            audit_trail: None,
+            unused_window: super::config::DEFAULT_UNUSED_WINDOW,
             first_run: None,
             recovered: None,
             keep_unsaved: false,
@@ -274,6 +283,16 @@ pub struct App {
     deferred: VecDeque<Popup>,
     /// The watch on the working files (see `console::disk`).
     pub(crate) disk: super::disk::DiskWatch,
+    /// Unused access: the audit trail's usage and the marks of the policy.
+    pub(crate) unused: super::unused_marks::UnusedMarks,
+    /// A tightening proposal's edits being applied one at a time (each its own undo step).
+    staging: Option<Staging>,
+}
+
+/// The edits of a confirmed tightening not applied yet, and how many there were.
+struct Staging {
+    rest: VecDeque<crate::policy::Edit>,
+    total: usize,
 }
 
 /// The raw editor's text is written for recovery once typing pauses this long (seconds)…
@@ -357,6 +376,11 @@ impl App {
             notices: context.notices,
             deferred: VecDeque::new(),
             disk: Default::default(),
+            unused: super::unused_marks::UnusedMarks::new(
+                context.audit_trail,
+                context.unused_window,
+            ),
+            staging: None,
         };
         app.screens.server.quiet_after = context.quiet_after;
         if read_on_worker {
@@ -381,6 +405,7 @@ impl App {
         if app.server.is_some() {
             app.submit(Job::ServerPublicKey);
         }
+        app.read_audit_trail();
         if app.readonly {
             // A read-only console is a reviewer's: it opens on the review of the history.
             app.go_to(ScreenId::Review);
@@ -566,6 +591,7 @@ impl App {
 
     /// Recomputes the screens' views of the policy and tree.
     fn views_changed(&mut self) {
+        self.policy_changed_for_marks();
         self.keep_unsaved_edits();
         self.keep_editor_text();
         let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
@@ -586,6 +612,7 @@ impl App {
         (tree, tree_view, changes): (DelegationTree, TreeView, Option<ChangesView>),
     ) {
         super::discard(std::mem::replace(&mut self.tree, tree));
+        self.policy_changed_for_marks();
         self.keep_unsaved_edits();
         self.keep_editor_text();
         let Some(loaded) = self.session.as_ref().map(EditSession::current) else {
@@ -703,7 +730,19 @@ impl App {
             (PolicyPurpose::Replace { .. }, Err(finding)) => {
                 self.flash(Level::Error, format!("not applied: {finding}"))
             }
-            (_, Err(finding)) => self.flash(Level::Error, finding.message),
+            (_, Err(finding)) => match self.staging.take() {
+                Some(staging) => {
+                    let done = staging.total - staging.rest.len() - 1;
+                    self.flash(
+                        Level::Error,
+                        format!(
+                            "staged {done} of {} edits from the tightening proposal; the next was refused: {}",
+                            staging.total, finding.message
+                        ),
+                    )
+                }
+                None => self.flash(Level::Error, finding.message),
+            },
         }
         for typed in std::mem::take(&mut self.typeahead) {
             match typed {
@@ -750,6 +789,7 @@ impl App {
                     let loaded = self.session.as_ref().map(EditSession::current);
                     self.screens.clients.select_identity(&identity, loaded);
                 }
+                self.stage_next();
             }
             PolicyPurpose::Undo | PolicyPurpose::Redo => {
                 let back = purpose == PolicyPurpose::Undo;
@@ -821,6 +861,179 @@ impl App {
         let text = self.saved_text.clone();
         self.screens.clients.open_editor(&text, self.now);
         self.tree = DelegationTree::default();
+    }
+
+    // ---- unused access ------------------------------------------------------------------
+
+    /// Reads the audit trail (at start and on f5) on a worker; the feed keeps it current after.
+    fn read_audit_trail(&mut self) {
+        let Some(path) = self.unused.path.clone() else {
+            return;
+        };
+        if !self
+            .in_flight
+            .iter()
+            .any(|(_, j)| matches!(j, Job::ReadUsage { .. }))
+        {
+            self.submit(Job::ReadUsage { path });
+        }
+    }
+
+    fn policy_changed_for_marks(&mut self) {
+        self.unused.stale = true;
+        self.mark_unused();
+    }
+
+    /// Recomputes the marks on a worker when the policy or the usage changed: one at a time,
+    /// so a burst of edits or feed pages costs one run after the one in flight, not one each.
+    fn mark_unused(&mut self) {
+        if !self.unused.stale || self.unused.computing || self.session.is_none() {
+            return;
+        }
+        let Some(usage) = self.unused.usage() else {
+            return;
+        };
+        self.unused.stale = false;
+        self.unused.computing = true;
+        self.submit(Job::MarkUnused {
+            text: self.text().to_string(),
+            usage,
+            since: self.unused.since(self.now),
+        });
+    }
+
+    /// Proposes removing the access the audit trail shows unused (on a worker); the proposal
+    /// is confirmed before anything changes.
+    fn tighten(&mut self) {
+        use super::unused_marks::Trail;
+        if self.readonly {
+            self.flash(Level::Warn, "read-only mode: edits are disabled");
+            return;
+        }
+        let usage = match (&self.unused.trail, self.unused.usage()) {
+            (_, Some(usage)) => usage,
+            (Trail::None, _) => {
+                self.flash(
+                    Level::Warn,
+                    "tighten needs an audit trail: this console runs no server (use `hessra-console policy tighten --audit FILE`)",
+                );
+                return;
+            }
+            (Trail::Unreadable(why), _) => {
+                let why = why.clone();
+                self.flash(Level::Warn, format!("cannot tighten: {why}"));
+                return;
+            }
+            _ => {
+                self.flash(
+                    Level::Info,
+                    "the audit trail is still being read; try again in a moment",
+                );
+                return;
+            }
+        };
+        if self.session.is_none() {
+            self.flash(
+                Level::Error,
+                "the policy does not parse; fix it in the editor (i)",
+            );
+            return;
+        }
+        self.submit(Job::Tighten {
+            text: self.text().to_string(),
+            usage,
+            since: self.unused.since(self.now),
+        });
+    }
+
+    fn tightened(&mut self, text: String, proposal: Result<Box<crate::policy::Proposal>, String>) {
+        let proposal = match proposal {
+            Ok(proposal) => proposal,
+            Err(e) => {
+                self.flash(Level::Error, format!("no tightening: {e}"));
+                return;
+            }
+        };
+        if text != self.text() {
+            self.flash(
+                Level::Warn,
+                "the policy changed while the tightening was proposed; ask again",
+            );
+            return;
+        }
+        let window =
+            crate::policy::duration::format(u64::try_from(self.unused.window).unwrap_or(0));
+        if let Some(finding) = proposal.findings.first() {
+            self.flash(
+                Level::Error,
+                format!(
+                    "the tightened policy would not validate ({}); nothing staged",
+                    finding.message
+                ),
+            );
+            return;
+        }
+        if proposal.items.is_empty() {
+            let needed = if proposal.blocked.is_empty() {
+                ""
+            } else {
+                " or is needed by a request seen"
+            };
+            self.flash(
+                Level::Info,
+                format!("nothing to tighten: all access was used in the last {window}{needed}"),
+            );
+            return;
+        }
+        let since = self.unused.since(self.now);
+        let short_trail = self
+            .unused
+            .usage()
+            .is_none_or(|usage| usage.first.is_none_or(|first| first > since));
+        let lines = tightening_lines(&proposal, &window, short_trail, self.now);
+        if proposal.items.len() > TIGHTENING_SHOWN {
+            let all: Vec<String> = proposal
+                .items
+                .iter()
+                .map(|item| format!("  - {}", item.describe_edit()))
+                .collect();
+            self.note(
+                Level::Info,
+                format!(
+                    "tightening proposal ({} edits):\n{}",
+                    all.len(),
+                    all.join("\n")
+                ),
+            );
+        }
+        let edits = proposal
+            .items
+            .iter()
+            .map(|item| item.edit.clone())
+            .collect();
+        self.confirm(
+            Confirmation::Tighten { edits },
+            "Tighten: remove unused access",
+            lines,
+        );
+    }
+
+    /// Applies the next staged edit, or says the staging is done.
+    fn stage_next(&mut self) {
+        let Some(staging) = self.staging.as_mut() else {
+            return;
+        };
+        match staging.rest.pop_front() {
+            Some(edit) => self.submit_edit(edit, None),
+            None => {
+                let total = staging.total;
+                self.staging = None;
+                self.flash(
+                    Level::Success,
+                    format!("staged {total} edits from the tightening proposal; review on Changes, u undoes"),
+                );
+            }
+        }
     }
 
     // ---- jobs ---------------------------------------------------------------------------
@@ -902,6 +1115,22 @@ impl App {
             JobResult::Copied { what, to } => self.copy_done(what, to),
             JobResult::DirectoryListed(listing) => self.listing_read(listing),
             JobResult::Fetched(result) => self.fetched(result),
+            JobResult::UsageRead(result) => {
+                if let Some(note) = self.unused.trail_read(result) {
+                    self.note(Level::Info, note);
+                }
+                self.mark_unused();
+            }
+            JobResult::UnusedMarked { text, marks } => {
+                self.unused.computing = false;
+                match marks {
+                    Ok(marks) if text == self.text() => self.unused.computed(marks),
+                    Ok(_) => self.unused.stale = true,
+                    Err(e) => tracing::info!("unused access not marked: {e}"),
+                }
+                self.mark_unused();
+            }
+            JobResult::Tightened { text, proposal } => self.tightened(text, proposal),
             result @ (JobResult::Watched { .. }
             | JobResult::DiskChanged { .. }
             | JobResult::RebasedBuffer { .. }
@@ -1274,6 +1503,11 @@ impl App {
             }
         }
         if rebuild {
+            if self.unused.fold(&self.screens.server.events) {
+                self.mark_unused();
+            } else if self.unused.wants_reread(&self.screens.server.events) {
+                self.read_audit_trail();
+            }
             self.recompute_changes();
         }
     }
@@ -1457,6 +1691,7 @@ impl App {
             Action::Redo => self.undo(false),
             Action::Save => self.save(),
             Action::Refresh => self.refresh(),
+            Action::Tighten => self.tighten(),
             _ => self.with_screen(self.screen, |s, cx| s.on_action(action, cx)),
         }
     }
@@ -1468,6 +1703,7 @@ impl App {
             self.submit(Job::History);
         }
         self.last_poll = i64::MIN;
+        self.read_audit_trail();
         self.flash(Level::Info, "refreshing");
     }
 
@@ -1906,6 +2142,13 @@ impl App {
                 self.screens.changes.last_push = Some("resetting to the upstream…".into());
                 self.submit(Job::ResetToUpstream);
             }
+            Confirmation::Tighten { edits } => {
+                self.staging = Some(Staging {
+                    total: edits.len(),
+                    rest: edits.into(),
+                });
+                self.stage_next();
+            }
         }
     }
 
@@ -2218,6 +2461,62 @@ pub(crate) fn expand_home(text: &str) -> PathBuf {
         Some(home) => PathBuf::from(home).join(rest),
         None => PathBuf::from(text),
     }
+}
+
+/// How many of a tightening's edits its confirmation lists (the rest are counted, and all are
+/// kept in Messages): the proof and the buttons stay on an 80×24 screen.
+const TIGHTENING_SHOWN: usize = 10;
+
+/// The confirmation of a tightening: the proof, each edit and the access it removes, what was
+/// left out and why.
+fn tightening_lines(
+    proposal: &crate::policy::Proposal,
+    window: &str,
+    short_trail: bool,
+    now: i64,
+) -> Vec<String> {
+    let proof = &proposal.proof;
+    let mut lines = vec![
+        format!(
+            "Stage {} edits removing access unused in the last {window}?",
+            proposal.items.len()
+        ),
+        format!(
+            "proof: {} requests replayed, {} changed; {} identities seen still served",
+            proof.replayed, proof.changed, proof.identities
+        ),
+    ];
+    for item in proposal.items.iter().take(TIGHTENING_SHOWN) {
+        lines.push(format!(
+            "  - {} ({})",
+            item.describe_edit(),
+            item.unused.last_use(now)
+        ));
+    }
+    if proposal.items.len() > TIGHTENING_SHOWN {
+        lines.push(format!(
+            "  … and {} more (every edit is listed in Messages, 7)",
+            proposal.items.len() - TIGHTENING_SHOWN
+        ));
+    }
+    for blocked in &proposal.blocked {
+        lines.push(format!(
+            "left out: {} — it would deny {} ({})",
+            blocked.item.describe_edit(),
+            blocked.request,
+            blocked.would_be.reason
+        ));
+    }
+    for (unused, why) in &proposal.kept {
+        lines.push(format!("not removed: {} — {why}", unused.what()));
+    }
+    if short_trail {
+        lines.push(format!(
+            "note: the audit trail does not reach back {window}: access used only before it began counts as unused"
+        ));
+    }
+    lines.push("Nothing is saved or committed; each edit is one undo step (u).".into());
+    lines
 }
 
 fn describe_edit(edit: &crate::policy::Edit) -> String {

@@ -35,10 +35,16 @@ pub struct Config {
     pub quiet_after: i64,
     /// Seconds between background fetches of the upstream (0: never).
     pub fetch_interval: i64,
+    /// The window (seconds) in which access the audit trail never saw used is marked unused.
+    pub unused_window: i64,
 }
 
 /// Background fetches run this often (seconds) unless the config says otherwise.
 pub const DEFAULT_FETCH_INTERVAL: i64 = 60;
+
+/// Access is marked unused when the audit trail shows no use of it in this many seconds (30
+/// days, as `policy unused --since` defaults to) unless the config says otherwise.
+pub const DEFAULT_UNUSED_WINDOW: i64 = 30 * 86_400;
 
 impl Default for Config {
     fn default() -> Config {
@@ -52,6 +58,7 @@ impl Default for Config {
             keys: BTreeMap::new(),
             quiet_after: 3_600,
             fetch_interval: DEFAULT_FETCH_INTERVAL,
+            unused_window: DEFAULT_UNUSED_WINDOW,
         }
     }
 }
@@ -201,6 +208,17 @@ impl Config {
                         ),
                     }
                 }
+                "unused_window" => {
+                    let seconds = match (item.as_integer(), item.as_str()) {
+                        (Some(seconds), _) => crate::policy::duration::parse(&seconds.to_string()),
+                        (None, Some(text)) => crate::policy::duration::parse(text),
+                        _ => Err(crate::policy::duration::DurationError::Empty),
+                    };
+                    match seconds {
+                        Ok(seconds) => config.unused_window = seconds as i64,
+                        Err(e) => wrong(&format!("a duration ({e})"), "using 30d"),
+                    }
+                }
                 "clipboard" => match item.as_str() {
                     Some("auto") => config.clipboard = ClipboardMode::Auto,
                     Some("osc52") => config.clipboard = ClipboardMode::Osc52,
@@ -262,7 +280,7 @@ impl Config {
                     ));
                 }
                 other => problems.push(format!(
-                    "{key_at}: unknown setting {other:?}, ignored (settings: theme, theme_overrides, mouse, clipboard, readonly, quiet_after, keys)"
+                    "{key_at}: unknown setting {other:?}, ignored (settings: theme, theme_overrides, mouse, clipboard, readonly, quiet_after, fetch_interval, unused_window, keys)"
                 )),
             }
         }
@@ -394,6 +412,24 @@ push = "ctrl-p"
             problems.len() == 1 && problems[0].contains("fetching every 60 s"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn unused_window_takes_a_duration_and_keeps_30d_on_a_mistake() {
+        assert_eq!(Config::default().unused_window, DEFAULT_UNUSED_WINDOW);
+        for (text, seconds) in [
+            ("unused_window = \"7d\"\n", 604_800),
+            ("unused_window = 3600\n", 3_600),
+        ] {
+            let (config, problems) = Config::parse(text, "config.toml");
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(config.unused_window, seconds, "{text}");
+        }
+        for text in ["unused_window = 0\n", "unused_window = \"soon\"\n"] {
+            let (config, problems) = Config::parse(text, "config.toml");
+            assert_eq!(config.unused_window, DEFAULT_UNUSED_WINDOW, "{text}");
+            assert!(problems[0].contains("using 30d"), "{problems:?}");
+        }
     }
 
     #[test]

@@ -290,6 +290,23 @@ pub enum Job {
         identity: Option<String>,
         domain: Option<String>,
     },
+    /// Read the audit trail whose live file is `path` (its rotated files too) into usage.
+    ReadUsage {
+        path: PathBuf,
+    },
+    /// The unused access of the policy `text` under `usage` since `since`.
+    MarkUnused {
+        text: String,
+        usage: Arc<policy::Usage>,
+        since: i64,
+    },
+    /// The tightening proposal for the policy `text`: edits removing what `usage` shows unused
+    /// since `since`, proved by replay.
+    Tighten {
+        text: String,
+        usage: Arc<policy::Usage>,
+        since: i64,
+    },
     /// mTLS authenticate as `client` → delegate to `delegate_to` → request an authorization
     /// token for `resource`/`operation` → verify it at the server.
     DemoFlow {
@@ -334,6 +351,9 @@ impl Job {
             Job::SaveReviewMarks { .. } => "keeping the review marks",
             Job::ExportReport { .. } => "writing the review report",
             Job::DemoFlow { .. } => "running the demo flow",
+            Job::ReadUsage { .. } => "reading the audit trail",
+            Job::MarkUnused { .. } => "marking unused access",
+            Job::Tighten { .. } => "proposing a tightening",
         }
     }
 
@@ -550,6 +570,18 @@ pub enum JobResult {
         what: String,
         to: Result<String, String>,
     },
+    /// The audit trail read (or why not).
+    UsageRead(Result<policy::Usage, String>),
+    /// The unused access of the policy `text` (the text, so a stale answer is recognised).
+    UnusedMarked {
+        text: String,
+        marks: Result<super::unused_marks::Marks, String>,
+    },
+    /// The tightening proposal for the policy `text`.
+    Tightened {
+        text: String,
+        proposal: Result<Box<policy::Proposal>, String>,
+    },
     /// The texts that were compared, so a stale answer is recognised.
     TextDiff {
         head: String,
@@ -680,6 +712,16 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
         } => JobResult::PolicyDerived {
             purpose,
             result: derive(input, views),
+        },
+        Job::ReadUsage { path } => JobResult::UsageRead(super::unused_marks::read_trail(&path)),
+        Job::MarkUnused { text, usage, since } => JobResult::UnusedMarked {
+            marks: super::unused_marks::compute(&text, &usage, since, token::clock::unix_now()),
+            text,
+        },
+        Job::Tighten { text, usage, since } => JobResult::Tightened {
+            proposal: super::unused_marks::propose(&text, &usage, since, token::clock::unix_now())
+                .map(Box::new),
+            text,
         },
         Job::ParsePolicy { text } => JobResult::HeadParsed {
             policy: policy::load(&text, token::clock::unix_now())

@@ -172,6 +172,7 @@ actions! {
     RenameRole => "rename-role", "rename", "rename the selected role", "changes the policy";
     RemoveRole => "remove-role", "remove", "remove the selected role", "changes the policy";
     DefaultRole => "default-role", "default", "make the selected role the realm's default", "changes the policy";
+    Tighten => "tighten", "", "propose removing access unused in the audit trail", "changes the policy";
     PasteToken => "paste-token", "paste", "paste or type a token", "";
     LoadToken => "load-token", "load", "load a token from a file or the token store", "";
     Verify => "verify", "", "verify as IDENTITY [DOMAIN]", "";
@@ -434,6 +435,7 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Clients, Action::WhatCan, &["w"]),
     (Scope::Clients, Action::RenameClient, &["r"]),
     (Scope::Clients, Action::SetSetting, &["s"]),
+    (Scope::Clients, Action::Tighten, &["ctrl-t"]),
     (Scope::Delegations, Action::WhatCan, &["w"]),
     // Only the tree marks filter matches among other rows; the other filters narrow their
     // lists, so there is nothing to step through there.
@@ -447,6 +449,7 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Roles, Action::RenameRole, &["R"]),
     (Scope::Roles, Action::RemoveRole, &["x"]),
     (Scope::Roles, Action::DefaultRole, &["d"]),
+    (Scope::Roles, Action::Tighten, &["ctrl-t"]),
     (Scope::Tokens, Action::PasteToken, &["i", "p"]),
     (Scope::Tokens, Action::LoadToken, &["o"]),
     (Scope::Tokens, Action::Verify, &["v"]),

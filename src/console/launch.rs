@@ -168,6 +168,10 @@ pub fn launch_with_config(
         Target::Workspace(Box::new(workspace::open(&dir).map_err(|e| e.to_string())?))
     };
 
+    let audit_trail = match &target {
+        Target::Workspace(ws) => Some(ws.audit_file()),
+        Target::Repo(_) => None,
+    };
     let (policy_path, mut link, running, mut operator) = match &target {
         Target::Workspace(ws) => {
             let (running, moved) = runtime.block_on(start_embedded(ws))?;
@@ -282,6 +286,8 @@ pub fn launch_with_config(
         mouse: config.mouse,
         quiet_after: config.quiet_after,
         fetch_interval: config.fetch_interval,
+        audit_trail,
+        unused_window: config.unused_window,
         first_run,
         recovered,
         keep_unsaved: recovery.is_some(),

@@ -15,6 +15,7 @@ pub mod revocation_status;
 pub mod screens;
 pub mod theme;
 pub mod ui;
+pub mod unused_marks;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -84,7 +84,7 @@ fn latest(map: &mut HashMap<String, i64>, key: &str, time: i64) {
 }
 
 /// What kind of access went unused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnusedKind {
     /// A client's own grant of an operation on a resource.
@@ -131,27 +131,50 @@ pub struct Unused {
 }
 
 impl Unused {
-    /// What is unused, in words: `alice read on billing`, `role admin of shop: write on api`,
-    /// `bob as admin in shop`, or the identity.
+    /// What went unused, where, and when it was last used: `grant  alice write on api (line 12,
+    /// never used)`.
+    pub fn describe(&self, now: i64) -> String {
+        format!(
+            "{:<16} {}  (line {}, {})",
+            self.kind.label(),
+            self.what(),
+            self.line,
+            self.last_use(now)
+        )
+    }
+
+    /// The access itself: `alice write on api`, `role admin of realm: delete on api`, `bob as
+    /// admin in realm`, or the identity.
     pub fn what(&self) -> String {
-        let resource = self.resource.as_deref().unwrap_or("");
-        let operation = self.operation.as_deref().unwrap_or("");
-        let role = self.role.as_deref().unwrap_or("");
+        let (resource, operation) = (
+            self.resource.as_deref().unwrap_or(""),
+            self.operation.as_deref().unwrap_or(""),
+        );
         match self.kind {
             UnusedKind::Grant => format!("{} {operation} on {resource}", self.identity),
-            UnusedKind::RolePermission => {
-                format!(
-                    "role {role} of {}: {operation} on {resource}",
-                    self.identity
-                )
-            }
+            UnusedKind::RolePermission => format!(
+                "role {} of {}: {operation} on {resource}",
+                self.role.as_deref().unwrap_or(""),
+                self.identity
+            ),
             UnusedKind::RoleAssignment => format!(
-                "{} as {role} in {}",
+                "{} as {} in {}",
                 self.identity,
+                self.role.as_deref().unwrap_or(""),
                 self.realm.as_deref().unwrap_or("")
             ),
             UnusedKind::Identity => self.identity.clone(),
         }
+    }
+
+    /// `never used`, or `last used 12 days ago`.
+    pub fn last_use(&self, now: i64) -> String {
+        self.last_used.map_or("never used".to_string(), |at| {
+            format!(
+                "last used {}",
+                crate::token::clock::describe_instant(at, now)
+            )
+        })
     }
 }
 
@@ -298,6 +321,28 @@ pub struct ProposalItem {
     pub edit: Edit,
 }
 
+impl ProposalItem {
+    /// The edit in words: `revoke write on api from alice`.
+    pub fn describe_edit(&self) -> String {
+        match &self.edit {
+            Edit::Revoke {
+                identity,
+                resource,
+                operation,
+            } => format!("revoke {operation} on {resource} from {identity}"),
+            Edit::RoleRevoke {
+                realm,
+                role,
+                resource,
+                operation,
+            } => format!("revoke {operation} on {resource} from role {role} of {realm}"),
+            Edit::Unassign { realm, subject } => format!("unassign {subject} in {realm}"),
+            Edit::RemoveClient { identity } => format!("remove client {identity}"),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
 /// An item left out of the proposal: applying it would deny a request the trail saw allowed
 /// in the window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -406,7 +451,7 @@ pub fn tighten(policy: &Policy, usage: &Usage, since: i64, now: i64) -> Proposal
         .filter(|u| {
             policy
                 .client(&u.identity)
-                .is_some_and(|c| c.domain.is_none())
+                .is_some_and(|c| c.domain.is_none() && !c.operator)
         })
         .map(|u| u.identity.as_str())
         .collect();
@@ -442,6 +487,11 @@ pub fn tighten(policy: &Policy, usage: &Usage, since: i64, now: i64) -> Proposal
         let why = match policy.client(&entry.identity) {
             Some(client) if client.domain.is_some() => {
                 "a realm: removing it removes its roles and its subjects' access".to_string()
+            }
+            // Reading status and the audit feed is not in the trail as use: removing the
+            // operator would lock the console and the operators out of the server.
+            Some(client) if client.operator => {
+                "an operator: reading status and the audit feed is not recorded as use, and removing it locks operators out".to_string()
             }
             _ => {
                 let prefix = format!("{}:", entry.identity);
@@ -906,6 +956,36 @@ role = "admin"
         assert!(allows("uri:urn:realm:root", "docs", "delete"));
         assert!(!allows("uri:urn:a", "api", "write"));
         assert!(!allows("uri:urn:realm:root", "docs", "read"));
+    }
+
+    /// An operator is never proposed for removal: its status and audit reads are not in the
+    /// trail as use, and without it the console and operators are locked out.
+    #[test]
+    fn an_unused_operator_is_kept() {
+        let text = r#"
+[[clients]]
+identifier = { type = "san_uri", value = "uri:urn:ops" }
+resources = [{ name = "api", operations = ["read"] }]
+operator = true
+"#;
+        let loaded = load(text, 0).unwrap();
+        let proposal = tighten(&loaded.policy, &Usage::default(), 500, 0);
+        assert!(
+            !proposal
+                .items
+                .iter()
+                .any(|i| matches!(i.edit, Edit::RemoveClient { .. })),
+            "{:?}",
+            proposal.items
+        );
+        assert!(
+            proposal
+                .kept
+                .iter()
+                .any(|(u, why)| u.identity == "uri:urn:ops" && why.starts_with("an operator")),
+            "{:?}",
+            proposal.kept
+        );
     }
 
     /// A parent's unused grant that a child who stays still holds is kept (a delegated

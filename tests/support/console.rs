@@ -48,6 +48,8 @@ pub struct Setup {
     pub no_repo: bool,
     /// Give the console a token store (`tokens/` under the test's directory).
     pub token_store: bool,
+    /// Mark unused access from the workspace server's audit trail (as a workspace console does).
+    pub audit_trail: bool,
 }
 
 impl Console {
@@ -95,6 +97,7 @@ impl Console {
             operator: server
                 .as_ref()
                 .map(|_| workspace::DEMO_OPERATOR.to_string()),
+            audit_trail: setup.audit_trail.then(|| ws.audit_file()),
             ..Context::new(
                 policy_path.clone(),
                 std::fs::read_to_string(&policy_path).unwrap(),

@@ -16,6 +16,7 @@ use crate::console::app::{App, Level, check_identity, two_words};
 use crate::console::complete::{self, Choices};
 use crate::console::keymap::{Action, Scope};
 use crate::console::ui::{finding_line, pane, selected_marker};
+use crate::console::unused_marks;
 use crate::policy::{self, Finding, Policy};
 
 /// Which pane has focus.
@@ -744,6 +745,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             if client.operator {
                 tags.push("operator");
             }
+            if app.unused.identity(&client.identity).is_some() {
+                tags.push("unused");
+            }
             let tags = if tags.is_empty() {
                 String::new()
             } else {
@@ -758,11 +762,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .collect();
     let mut list_state = ListState::default()
         .with_selected((!state.rows.is_empty()).then_some(state.selected - offset));
-    let title = format!(
+    let mut title = format!(
         "Clients ({}/{})",
         state.rows.len(),
         loaded.policy.clients.len()
     );
+    if let Some(summary) = app.unused.summary() {
+        title.push_str(&format!(" · {summary}"));
+    }
     let list = List::new(items)
         .block(pane(app, &title, state.focus == ClientsPane::List))
         .highlight_style(app.theme.selected())
@@ -845,6 +852,15 @@ fn detail_lines<'a>(app: &App, client: &'a policy::Client, findings: &[Finding])
             theme.muted(),
         )),
     ];
+    if let Some(unused) = app.unused.identity(&client.identity) {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{} (no allowed request)",
+                unused_marks::tag(unused, app.now)
+            ),
+            theme.muted(),
+        )));
+    }
     let token = match client.identity_token_cap() {
         Some(cap) => format!(
             "identity tokens: on, up to {}",
@@ -881,6 +897,17 @@ fn detail_lines<'a>(app: &App, client: &'a policy::Client, findings: &[Finding])
             Span::raw(": "),
             Span::raw(resource.operations.join(", ")),
         ]));
+        for operation in &resource.operations {
+            if let Some(unused) = app
+                .unused
+                .grant(&client.identity, &resource.name, operation)
+            {
+                lines.push(Line::from(Span::styled(
+                    format!("    {operation}: {}", unused_marks::tag(unused, app.now)),
+                    theme.muted(),
+                )));
+            }
+        }
         if !resource.service_chain.is_empty() {
             let chain: Vec<&str> = resource
                 .service_chain

@@ -16,6 +16,7 @@ use crate::console::complete::{self, Choices};
 use crate::console::keymap::{Action, Scope};
 use crate::console::screens::clients::move_cursor;
 use crate::console::ui::{pane, selected_marker};
+use crate::console::unused_marks;
 use crate::policy::{Client, Domain, Edit, Policy, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -419,7 +420,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
 
+    let realm_id = realm(policy, state.realm).map_or("", |c| c.identity.as_str());
     let all_roles = roles(domain);
+    let mut unused_here = 0;
     let role_items: Vec<ListItem> = all_roles
         .iter()
         .map(|(role, default)| {
@@ -428,18 +431,41 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 .iter()
                 .map(|r| format!("{}:{}", r.name, r.operations.join(",")))
                 .collect();
+            let unused: Vec<String> = role
+                .resources
+                .iter()
+                .flat_map(|r| r.operations.iter().map(move |op| (r, op)))
+                .filter(|(r, op)| {
+                    app.unused
+                        .role_permission(realm_id, &role.name, &r.name, op)
+                        .is_some()
+                })
+                .map(|(r, op)| format!("{}:{op}", r.name))
+                .collect();
+            unused_here += unused.len();
             let mark = if *default { " (default)" } else { "" };
-            ListItem::new(Line::from(vec![
+            let mut spans = vec![
                 Span::styled(format!("{}{mark}", role.name), app.theme.keyword()),
                 Span::raw(format!("  {}", grants.join(" "))),
-            ]))
+            ];
+            if !unused.is_empty() {
+                spans.push(Span::styled(
+                    format!("  · unused: {}", unused.join(" ")),
+                    app.theme.muted(),
+                ));
+            }
+            ListItem::new(Line::from(spans))
         })
         .collect();
+    let roles_title = match app.unused.marks() {
+        Some(_) => format!("Roles · {unused_here} unused permissions"),
+        None => "Roles".to_string(),
+    };
     let mut role_state =
         ListState::default().with_selected((state.focus == RolesPane::Roles).then_some(state.role));
     frame.render_stateful_widget(
         List::new(role_items)
-            .block(pane(app, "Roles", state.focus == RolesPane::Roles))
+            .block(pane(app, &roles_title, state.focus == RolesPane::Roles))
             .highlight_style(app.theme.selected())
             .highlight_symbol(selected_marker()),
         roles_area,
@@ -456,14 +482,27 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             } else {
                 Span::styled("  ✗ unknown role", app.theme.error())
             };
+            let unused =
+                app.unused
+                    .assignment(realm_id, &a.subject, &a.role)
+                    .map_or(Span::raw(""), |u| {
+                        Span::styled(
+                            format!("  · {}", unused_marks::tag(u, app.now)),
+                            app.theme.muted(),
+                        )
+                    });
             ListItem::new(Line::from(vec![
                 Span::raw(a.subject.clone()),
                 Span::styled(format!(" → {}", a.role), app.theme.keyword()),
                 known,
+                unused,
             ]))
         })
         .collect();
-    let title = format!("Assignments ({})", domain.role_assignments.len());
+    let mut title = format!("Assignments ({})", domain.role_assignments.len());
+    if let Some(summary) = app.unused.summary() {
+        title.push_str(&format!(" · {summary}"));
+    }
     let mut assign_state = ListState::default().with_selected(
         (state.focus == RolesPane::Assignments && !domain.role_assignments.is_empty())
             .then_some(state.assignment),
