@@ -361,3 +361,42 @@ fn new_decisions_in_the_live_feed_update_the_marks() {
         "ci's request came through the feed:\n{shown}"
     );
 }
+
+/// The report the Review screen writes (`E`) carries the unused access of the console's trail.
+#[test]
+fn the_exported_review_report_carries_the_unused_access() {
+    let (_dir, trail) = real_trail();
+    let mut f = with_trail(Some(trail), true);
+    let report = f.dir.path().join("review.json");
+    press(&mut f, "8E");
+    for _ in 0..100 {
+        f.app.handle_key(support::console::key(KeyCode::Backspace));
+    }
+    press(&mut f, report.to_str().unwrap());
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(flash(&f).starts_with("wrote "), "{}", flash(&f));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["unused"]["window"], "30d");
+    let unused: Vec<String> = report["unused"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["identity"].as_str().unwrap(),
+                e["operation"].as_str().unwrap_or("-"),
+                e["resource"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert!(
+        unused.contains(&format!("{ALICE} write production_api")),
+        "{unused:#?}"
+    );
+    assert!(
+        !unused.contains(&format!("{ALICE} read production_api")),
+        "used: {unused:#?}"
+    );
+}

@@ -1410,6 +1410,7 @@ impl App {
             keymap,
             in_flight,
             messages,
+            unused,
             ..
         } = self;
         let policy = session.as_ref().map(EditSession::current);
@@ -1426,6 +1427,10 @@ impl App {
             keymap,
             in_flight,
             messages,
+            audit_trail: unused
+                .path
+                .as_deref()
+                .map(|path| (path, u64::try_from(unused.window).unwrap_or(0))),
         };
         let mut cx = Cx::new(
             *now,

@@ -223,6 +223,9 @@ pub enum Job {
         path: PathBuf,
         since: Option<String>,
         format: crate::review::report::Format,
+        /// The audit trail (live file, its rotated files are read too) and the window, for
+        /// unused access.
+        audit: Option<(PathBuf, u64)>,
     },
     /// Read a policy text (HEAD's) into the typed model, off the UI thread.
     ParsePolicy {
@@ -689,7 +692,8 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             path,
             since,
             format,
-        } => JobResult::Exported(export_report(env, path, since, format)),
+            audit,
+        } => JobResult::Exported(export_report(env, path, since, format, audit)),
         Job::Revoke { entry } => {
             JobResult::Revoked(env.repo().revoke(&entry).map_err(|e| e.to_string()))
         }
@@ -1093,11 +1097,16 @@ fn export_report(
     path: PathBuf,
     since: Option<String>,
     format: crate::review::report::Format,
+    audit: Option<(PathBuf, u64)>,
 ) -> Result<(PathBuf, String), String> {
+    // A server that has not written its trail yet has no evidence: the report goes without.
+    let audit = audit
+        .filter(|(live, _)| live.is_file())
+        .map(|(live, window)| (crate::audit_trail::trail_files(&live), window));
     let report = crate::review::gather(&crate::review::ReportRequest {
         file: env.policy_path.clone(),
         since,
-        audit: None,
+        audit,
         key_set: None,
         now: token::clock::unix_now(),
     })?;

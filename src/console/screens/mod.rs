@@ -303,6 +303,9 @@ pub struct CxView<'a> {
     pub in_flight: &'a [(u64, Job)],
     /// Every status message kept, oldest first.
     pub messages: &'a std::collections::VecDeque<Flash>,
+    /// The embedded server's audit file and the unused-access window (seconds), when this
+    /// console runs a server.
+    pub audit_trail: Option<(&'a Path, u64)>,
 }
 
 impl<'a> Cx<'a> {
@@ -553,6 +556,11 @@ impl<'a> Cx<'a> {
             title: title.into(),
             lines,
         });
+    }
+
+    /// The embedded server's audit file and the unused-access window, if any.
+    pub fn audit_trail(&self) -> Option<(&'a Path, u64)> {
+        self.view.audit_trail
     }
 
     /// Every status message kept, oldest first (the Messages screen lists them).

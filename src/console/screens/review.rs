@@ -307,6 +307,9 @@ impl ReviewState {
             path,
             since: self.range.from.clone(),
             format,
+            audit: cx
+                .audit_trail()
+                .map(|(live, window)| (live.to_path_buf(), window)),
         });
         Ok(())
     }
