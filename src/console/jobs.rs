@@ -1112,6 +1112,8 @@ fn export_report(
     })?;
     crate::fsutil::replace_preserving_mode(&path, report.render(format).as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // Said in full: a relative name is relative to where the console was started.
+    let path = path.canonicalize().unwrap_or(path);
     Ok((path, report.summary()))
 }
 
