@@ -6,6 +6,7 @@ pub mod audit_trail;
 pub mod cli;
 pub mod client;
 pub mod console;
+pub mod fleet;
 pub mod fsutil;
 pub mod gitops;
 pub mod keyset;

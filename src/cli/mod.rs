@@ -5,6 +5,7 @@
 mod audit_cmd;
 mod demo_cmd;
 mod docs_cmd;
+mod fleet_cmd;
 mod identity;
 pub(crate) mod input;
 mod keys_cmd;
@@ -77,6 +78,9 @@ pub enum Command {
     /// Demo workspaces
     #[command(subcommand)]
     Demo(demo_cmd::DemoCommand),
+    /// The replicas that follow the policy repository (fleet.toml): are they in sync?
+    #[command(subcommand)]
+    Fleet(fleet_cmd::FleetCommand),
     /// clients.toml: validate, tree, can, diff, and lossless edits
     Policy {
         #[command(flatten)]
@@ -153,6 +157,7 @@ pub fn main() -> ExitCode {
         Command::Keys(command) => keys_cmd::run(command),
         Command::Policy { file, command } => policy_cmd::run(command, file),
         Command::Demo(command) => demo_cmd::run(command),
+        Command::Fleet(command) => fleet_cmd::run(command),
         Command::Serve(args) => serve_cmd::run(*args),
         Command::Audit(command) => audit_cmd::run(command),
         Command::Init { server, connection } => remote_cmd::init(&server, &connection),

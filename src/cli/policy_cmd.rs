@@ -108,8 +108,19 @@ pub enum PolicyCommand {
         message: String,
     },
     /// Push; if the upstream moved on, replay the local commits' edits onto it (semantic
-    /// rebase); on a true conflict, list the conflicts and leave the repository as it was
-    Push,
+    /// rebase); on a true conflict, list the conflicts and leave the repository as it was.
+    /// With --wait, nudge every replica (fleet.toml, or --server) and wait until each applied
+    /// the pushed commit: exit 0 only when all did
+    Push {
+        /// Wait for every replica to apply the pushed commit (a line each as it settles)
+        #[arg(long)]
+        wait: bool,
+        /// How long to wait (30s, 2m)
+        #[arg(long, default_value = "30s", value_parser = parse_lifetime, requires = "wait")]
+        timeout: u64,
+        #[command(flatten)]
+        fleet: super::fleet_cmd::FleetServers,
+    },
     /// Fetch and fast-forward
     Pull,
     /// Commits that changed clients.toml: author, time, message (and the semantic diff)
@@ -280,7 +291,11 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
         PolicyCommand::WithdrawRevocation { id } => withdraw_revocation(file.file, &id),
         PolicyCommand::Revocations => revocations(file.file),
         PolicyCommand::Commit { message } => commit(file.file, &message),
-        PolicyCommand::Push => push(file.file),
+        PolicyCommand::Push {
+            wait,
+            timeout,
+            fleet,
+        } => push(file.file, wait.then_some((timeout, fleet))),
         PolicyCommand::Pull => pull(file.file),
         PolicyCommand::Log { semantic, limit } => log(file.file, semantic, limit),
         PolicyCommand::Grant {
@@ -782,8 +797,23 @@ fn commit(file: Option<PathBuf>, message: &str) -> CommandResult {
     ))
 }
 
-fn push(file: Option<PathBuf>) -> CommandResult {
+fn push(
+    file: Option<PathBuf>,
+    wait: Option<(u64, super::fleet_cmd::FleetServers)>,
+) -> CommandResult {
     let (root, relative) = repository_of(file)?;
+    // The replicas are found before pushing: a wait that cannot start is said up front.
+    let fleet = match &wait {
+        Some((_, servers)) => Some(
+            super::fleet_cmd::FleetTarget {
+                workspace: None,
+                repo: None,
+                servers: servers.clone(),
+            }
+            .resolve(Some(&root))?,
+        ),
+        None => None,
+    };
     let outcome = gitops::push_reconciling(&root, &relative).map_err(git_failure)?;
     let text = match &outcome {
         gitops::PushOutcome::UpToDate => {
@@ -804,9 +834,39 @@ fn push(file: Option<PathBuf>) -> CommandResult {
             text
         }
     };
-    Ok(Report::new(
-        text,
-        serde_json::to_value(&outcome).unwrap_or_default(),
+    let mut json = serde_json::to_value(&outcome).unwrap_or_default();
+    let (Some(fleet), Some((timeout, _))) = (fleet, wait) else {
+        return Ok(Report::new(text, json));
+    };
+    let commit = gitops::commit_id(&root, "HEAD").map_err(git_failure)?;
+    eprintln!(
+        "{text}\nWaiting up to {} for {} replica(s) to apply {}",
+        policy::duration::format(timeout),
+        fleet.replicas.len(),
+        &commit[..12]
+    );
+    let (reports, all) =
+        super::fleet_cmd::wait_for(&fleet, &commit, std::time::Duration::from_secs(timeout));
+    json["commit"] = json!(commit);
+    json["replicas"] = serde_json::to_value(&reports).unwrap_or_default();
+    if all {
+        return Ok(Report::new(
+            format!("{text}\nEvery replica applied {}", &commit[..12]),
+            json,
+        ));
+    }
+    let behind: Vec<String> = reports
+        .iter()
+        .filter(|r| r.standing != crate::fleet::Standing::InSync)
+        .map(|r| format!("{} ({})", r.name, r.standing.word()))
+        .collect();
+    Err(Failure::invalid(
+        format!(
+            "{text}\nNot every replica applied {}: {}",
+            &commit[..12],
+            behind.join(", ")
+        ),
+        json,
     ))
 }
 

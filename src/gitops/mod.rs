@@ -113,6 +113,21 @@ pub fn repository_root(start: &Path) -> Result<PathBuf, GitError> {
         .ok_or_else(|| GitError::NotARepository(format!("{} (a bare repository)", start.display())))
 }
 
+/// The commit `rev` names (an id, a branch, a tag, `HEAD`, `@{upstream}`), in full.
+pub fn commit_id(repo_root: &Path, rev: &str) -> Result<String, GitError> {
+    let repo = Repository::open(repo_root)
+        .map_err(|_| GitError::NotARepository(repo_root.display().to_string()))?;
+    let id = resolve(&repo, rev, repo_root)?;
+    repo.find_object(id, None)
+        .and_then(|object| object.peel_to_commit())
+        .map(|commit| commit.id().to_string())
+        .map_err(|e| GitError::Revision {
+            rev: rev.to_string(),
+            repo: repo_root.display().to_string(),
+            detail: e.message().to_string(),
+        })
+}
+
 /// The largest object read from git by default, policy files included: 8 MiB, about 600 times
 /// the demo policy and 40 times a generated 1,000-client one, so only a mistake or an attack is
 /// refused.

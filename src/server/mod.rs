@@ -180,9 +180,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let poll_interval = config.poll_interval;
     let state = Arc::new(ServerState::new(config, addr)?);
     let (shutdown, mut stopping) = watch::channel(false);
-    if let Some(interval) = poll_interval {
-        tokio::spawn(sync_loop(state.clone(), interval, shutdown.subscribe()));
-    }
+    // With polling off the loop still runs: an operator's nudge (`POST /sync`) syncs.
+    tokio::spawn(sync_loop(
+        state.clone(),
+        poll_interval,
+        shutdown.subscribe(),
+    ));
     tokio::spawn(audit_ticks(state.clone(), shutdown.subscribe()));
     let router = handlers::router(state.clone());
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -281,17 +284,28 @@ pub const MAX_SYNC_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Looks for a new policy every `interval` (or at once when nudged); backs off while the source
 /// is failing; records every applied or refused policy in the audit log.
+/// Syncs every `interval` (backing off while the source is unreachable) and whenever nudged;
+/// without an interval, only when nudged.
 async fn sync_loop(
     state: Arc<ServerState>,
-    interval: Duration,
+    interval: Option<Duration>,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let polling = interval.is_some();
+    let interval = interval.unwrap_or(MAX_SYNC_BACKOFF);
     let mut delay = interval;
     let mut last_reason = String::new();
     let mut last_key_reason = String::new();
     loop {
+        let tick = async {
+            if polling {
+                tokio::time::sleep(delay).await
+            } else {
+                std::future::pending().await
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tick => {}
             _ = state.nudge.notified() => {}
             _ = stopping.changed() => return,
         }

@@ -1,0 +1,267 @@
+//! A fleet on one machine (issue 17, items 2 and 3): three `serve --workspace` processes on one
+//! workspace, each with its own state directory and polling off, listed in `fleet.toml`.
+//! `policy push --wait` nudges every replica and returns once all three applied the pushed
+//! commit; `fleet status` says so; a killed replica is named by both (push --wait fails within
+//! its timeout while the others apply); a restarted one converges. Real processes, TLS and git.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hessra_console::workspace;
+
+mod support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hessra-console");
+
+struct Replica {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serve --workspace DIR` on a free port with its own state directory and no polling
+/// (only a nudge makes it sync); returns once it listens.
+fn replica(ws: &Path, state: &Path) -> Replica {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--workspace"])
+        .arg(ws)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "0",
+            "--state-dir",
+        ])
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    Replica { child, url }
+}
+
+fn fleet_toml(replicas: &[(&str, &Replica)]) -> String {
+    replicas
+        .iter()
+        .map(|(name, r)| format!("[[replicas]]\nname = \"{name}\"\nurl = \"{}\"\n\n", r.url))
+        .collect()
+}
+
+fn cli(args: &[&str]) -> (i32, String) {
+    support::run_cli(args)
+}
+
+/// Grants something new, commits it; returns nothing (the caller pushes).
+fn commit_a_change(policy: &str, resource: &str) {
+    let (code, out) = cli(&[
+        "policy",
+        "--file",
+        policy,
+        "grant",
+        "uri:urn:company:ops",
+        resource,
+        "read",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&[
+        "policy",
+        "--file",
+        policy,
+        "commit",
+        "-m",
+        &format!("ops reads {resource}"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn push_wait_converges_every_replica_and_names_the_one_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws_dir = dir.path().join("ws");
+    let ws = workspace::init(&ws_dir, false).unwrap();
+    let a = replica(&ws_dir, &dir.path().join("a"));
+    let b = replica(&ws_dir, &dir.path().join("b"));
+    let c = replica(&ws_dir, &dir.path().join("c"));
+    std::fs::write(
+        ws.policy.join("fleet.toml"),
+        fleet_toml(&[("a", &a), ("b", &b), ("c", &c)]),
+    )
+    .unwrap();
+    let policy = ws.policy_file();
+    let policy = policy.to_str().unwrap();
+    let ws_arg = ws_dir.to_str().unwrap();
+
+    // Every replica started on the same commit: in sync.
+    let (code, out) = cli(&["fleet", "status", "--workspace", ws_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3 replica(s)"), "{out}");
+    assert_eq!(out.matches("in sync").count(), 3, "{out}");
+
+    // A push: each replica is nudged (none polls) and applies it.
+    commit_a_change(policy, "staging_api");
+    let started = Instant::now();
+    let (code, out) = cli(&[
+        "policy",
+        "--file",
+        policy,
+        "push",
+        "--wait",
+        "--timeout",
+        "20s",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let json_start = out.find('{').unwrap();
+    // Standard output (the JSON), then standard error (the progress lines).
+    let report: serde_json::Value = serde_json::Deserializer::from_str(&out[json_start..])
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    let head = report["commit"].as_str().unwrap().to_string();
+    let replicas = report["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 3);
+    for r in replicas {
+        assert_eq!(r["state"], "in_sync", "{r}");
+        assert_eq!(r["applied"], head.as_str());
+    }
+    // The progress lines went to standard error, a line per replica.
+    for name in ["a ", "b ", "c "] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(name) && l.contains("in sync")),
+            "{name}: {out}"
+        );
+    }
+
+    // b goes down: fleet status names it and fails.
+    let b_url = b.url.clone();
+    drop(b);
+    let (code, out) = cli(&["fleet", "status", "--workspace", ws_arg]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not in sync: b (down)"), "{out}");
+    assert_eq!(
+        out.matches("in sync").count(),
+        2 + 1,
+        "two lines and the verdict: {out}"
+    );
+
+    // A push with b down: a and c apply it, the wait fails within its timeout naming b.
+    commit_a_change(policy, "artifacts");
+    let started = Instant::now();
+    let (code, out) = cli(&[
+        "policy",
+        "--file",
+        policy,
+        "push",
+        "--wait",
+        "--timeout",
+        "3s",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3 + 6),
+        "bounded by the timeout"
+    );
+    assert!(out.contains("Not every replica applied"), "{out}");
+    assert!(out.contains("b (down)"), "{out}");
+    assert!(
+        out.lines().filter(|l| l.contains("in sync")).count() >= 2,
+        "a and c applied it: {out}"
+    );
+
+    // b restarts on its state directory, on the same port, and converges.
+    let port = b_url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let restarted = {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--workspace"])
+            .arg(&ws_dir)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--poll-interval",
+                "0",
+                "--state-dir",
+            ])
+            .arg(dir.path().join("b"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("Listening"), "{line}");
+        Replica {
+            child,
+            url: b_url.clone(),
+        }
+    };
+    let (code, out) = cli(&["fleet", "status", "--workspace", ws_arg]);
+    assert_eq!(code, 0, "a restarted replica reads the tip at start: {out}");
+    drop(restarted);
+    drop((a, c));
+}
+
+#[test]
+fn a_fleet_file_that_is_wrong_is_named_and_nothing_is_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace::init(&dir.path().join("ws"), false).unwrap();
+    std::fs::write(
+        ws.policy.join("fleet.toml"),
+        "[[replicas]]\nname = \"a\"\nurl = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let policy = ws.policy_file();
+    let policy = policy.to_str().unwrap();
+    commit_a_change(policy, "staging_api");
+    let (code, out) = cli(&["policy", "--file", policy, "push", "--wait"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("fleet.toml") && out.contains("not https://"),
+        "{out}"
+    );
+    let (code, out) = cli(&["policy", "--file", policy, "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ahead 1") || out.contains("↑1") || out.contains("1 ahead"),
+        "nothing was pushed: {out}"
+    );
+
+    // --server overrides the file; a replica that is not there is down, not a hang.
+    let (code, out) = cli(&[
+        "fleet",
+        "status",
+        "--repo",
+        ws.policy.to_str().unwrap(),
+        "--server",
+        "https://127.0.0.1:9",
+        "--cert",
+        ws.client_cert("uri:urn:company:ops").0.to_str().unwrap(),
+        "--key",
+        ws.client_cert("uri:urn:company:ops").1.to_str().unwrap(),
+        "--ca",
+        ws.ca_cert.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("127.0.0.1:9 (down)"), "{out}");
+}
