@@ -239,6 +239,70 @@ pub async fn nudge(connection: &Connection) -> Result<(), String> {
     }
 }
 
+/// Runs every future to completion concurrently (each a task), in the order given.
+pub async fn join_all<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let mut count = 0;
+    for (i, future) in futures.into_iter().enumerate() {
+        set.spawn(async move { (i, future.await) });
+        count += 1;
+    }
+    let mut out: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, value)) = joined {
+            out[i] = Some(value);
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+/// Asks every replica for its status at once, each judged against the commit `expected`; a
+/// replica that cannot be reached (or whose connection could not be made) is down.
+pub async fn survey(
+    connections: Vec<(Replica, Result<Connection, String>)>,
+    expected: &str,
+) -> Vec<ReplicaReport> {
+    let asks = connections.into_iter().map(|(replica, connection)| {
+        let expected = expected.to_string();
+        async move {
+            let connection = match connection {
+                Ok(connection) => connection,
+                Err(error) => return down(&replica, error),
+            };
+            match status(&connection).await {
+                Ok(status) => assess(
+                    &replica,
+                    &status,
+                    &expected,
+                    crate::token::clock::unix_now(),
+                ),
+                Err(error) => down(&replica, error),
+            }
+        }
+    });
+    join_all(asks).await
+}
+
+/// Nudges every replica at once: each replica's name and whether it took the nudge.
+pub async fn nudge_all(
+    connections: Vec<(Replica, Result<Connection, String>)>,
+) -> Vec<(String, Result<(), String>)> {
+    let nudges = connections
+        .into_iter()
+        .map(|(replica, connection)| async move {
+            let result = match connection {
+                Ok(connection) => nudge(&connection).await,
+                Err(error) => Err(error),
+            };
+            (replica.name, result)
+        });
+    join_all(nudges).await
+}
+
 /// The line `fleet status` and `push --wait` print for a replica.
 pub fn describe(report: &ReplicaReport, expected: &str) -> String {
     let short = |id: &str| id.chars().take(12).collect::<String>();

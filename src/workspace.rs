@@ -158,6 +158,19 @@ pub fn default_dir() -> Option<PathBuf> {
 
 /// Creates a workspace in `dir`: PKI, bare origin with the demo policy, working clone, root key.
 pub fn init(dir: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
+    init_fleet(dir, force, 1)
+}
+
+/// `init` with a demo fleet of `replicas` loopback replicas (more than one): `fleet.toml` in
+/// the first commit lists them as `a`, `b`, `c`… on consecutive ports from the workspace's, and
+/// the console started on the workspace runs them all.
+pub fn init_fleet(dir: &Path, force: bool, replicas: usize) -> Result<Workspace, WorkspaceError> {
+    if !(1..=MAX_DEMO_REPLICAS).contains(&replicas) {
+        return Err(WorkspaceError::Config {
+            path: dir.display().to_string(),
+            message: format!("--replicas {replicas}: a demo fleet has 1 to {MAX_DEMO_REPLICAS}"),
+        });
+    }
     if dir.join("workspace.toml").exists() {
         if !force {
             return Err(WorkspaceError::Exists(dir.display().to_string()));
@@ -206,7 +219,12 @@ pub fn init(dir: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
     }
 
     let origin = dir.join("origin.git");
-    gitops::init_bare_with_file(&origin, "clients.toml", session.text(), "Demo policy")?;
+    let mut files = vec![("clients.toml", session.text().to_string())];
+    if replicas > 1 {
+        files.push((crate::fleet::FILE, demo_fleet(replicas)));
+    }
+    let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    gitops::init_bare_with_files(&origin, &files, "Demo policy")?;
     gitops::clone(&origin.display().to_string(), &dir.join("policy"))?;
 
     let server_dir = dir.join("server");
@@ -227,6 +245,83 @@ pub fn init(dir: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
     let config = workspace_toml(DEFAULT_LISTEN);
     write_public(&dir.join("workspace.toml"), &config)?;
     open(dir)
+}
+
+/// The most replicas a demo fleet runs (all on one machine, in one console).
+pub const MAX_DEMO_REPLICAS: usize = 9;
+
+/// `fleet.toml` for `count` loopback replicas from the default port on.
+fn demo_fleet(count: usize) -> String {
+    let listen: SocketAddr = DEFAULT_LISTEN.parse().expect("the default address parses");
+    let mut text = String::from(
+        "# The replicas that serve this repository's policy: `hessra-console fleet status`\n\
+         # asks each, `policy push --wait` waits for each. This demo runs them all in the\n\
+         # console (the first is the workspace's own server).\n",
+    );
+    for i in 0..count {
+        let name = char::from(b'a' + i as u8);
+        let port = listen.port() + i as u16;
+        text.push_str(&format!(
+            "\n[[replicas]]\nname = \"{name}\"\nurl = \"https://{}:{port}\"\n",
+            listen.ip()
+        ));
+    }
+    text
+}
+
+/// One replica a workspace's console runs: the first is the workspace's own server; the others
+/// keep their mirror, last good commit and audit trail in `server/replicas/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedReplica {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub audit_file: PathBuf,
+}
+
+impl Workspace {
+    /// The replicas of the workspace's fleet that listen on this machine (`fleet.toml` in its
+    /// clone; loopback URLs only), besides the workspace's own server at `listen`. Empty
+    /// without a fleet.
+    pub fn embedded_replicas(&self) -> Result<Vec<EmbeddedReplica>, String> {
+        let Some(replicas) = crate::fleet::read(&self.policy)? else {
+            return Ok(Vec::new());
+        };
+        Ok(replicas
+            .into_iter()
+            .filter_map(|replica| {
+                let listen: SocketAddr = replica
+                    .url
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .parse()
+                    .ok()?;
+                (listen.ip().is_loopback() && listen != self.listen).then(|| {
+                    let state_dir = self.server_state.join("replicas").join(&replica.name);
+                    EmbeddedReplica {
+                        audit_file: state_dir.join("audit.jsonl"),
+                        name: replica.name,
+                        listen,
+                        state_dir,
+                    }
+                })
+            })
+            .collect())
+    }
+
+    /// The server configuration of one embedded replica: the workspace's, with its own
+    /// address, state directory and audit trail.
+    pub fn replica_config(
+        &self,
+        replica: &EmbeddedReplica,
+    ) -> Result<ServerConfig, WorkspaceError> {
+        fsutil::create_private_dir(&replica.state_dir).map_err(io(&replica.state_dir))?;
+        Ok(ServerConfig {
+            state_dir: Some(replica.state_dir.clone()),
+            audit_file: Some(replica.audit_file.clone()),
+            ..self.server_config(replica.listen)?
+        })
+    }
 }
 
 fn write_public(path: &Path, text: &str) -> Result<(), WorkspaceError> {

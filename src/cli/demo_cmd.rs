@@ -18,12 +18,21 @@ pub enum DemoCommand {
         /// Recreate an existing workspace (new keys, new policy history)
         #[arg(long)]
         force: bool,
+        /// A demo fleet: fleet.toml lists N loopback replicas (a, b, c… on ports 4443, 4444…)
+        /// and the console started on the workspace runs them all
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        replicas: usize,
     },
 }
 
 pub fn run(command: DemoCommand) -> CommandResult {
-    let DemoCommand::Init { dir, force } = command;
-    let ws = workspace::init(&dir, force).map_err(|e| Failure::usage(e.to_string()))?;
+    let DemoCommand::Init {
+        dir,
+        force,
+        replicas,
+    } = command;
+    let ws =
+        workspace::init_fleet(&dir, force, replicas).map_err(|e| Failure::usage(e.to_string()))?;
     let (alice_cert, alice_key) = ws.client_cert("uri:urn:company:alice");
     let text = format!(
         "Created workspace {root}\n  policy     {policy} (clone of {origin})\n  CA         {ca}\n  server     {server}\n  clients    {clients}/<identity>.pem|.key\n  root key   {root_key} (mode 0600)\n\nServe it:   hessra-console serve --workspace {root}\nAs alice:   --cert {alice_cert} --key {alice_key} --ca {ca}",
@@ -37,7 +46,15 @@ pub fn run(command: DemoCommand) -> CommandResult {
         alice_cert = alice_cert.display(),
         alice_key = alice_key.display(),
     );
+    let mut text = text;
+    if replicas > 1 {
+        text.push_str(&format!(
+            "\nA fleet of {replicas} replicas (fleet.toml): the console on this workspace runs them all;\n  hessra-console fleet status --workspace {root}",
+            root = ws.root.display()
+        ));
+    }
     let json = json!({
+        "replicas": replicas,
         "success": true,
         "workspace": ws.root,
         "listen": ws.listen.to_string(),

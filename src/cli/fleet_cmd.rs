@@ -159,25 +159,7 @@ fn expected(repo: Option<&Path>, expect: Option<&str>) -> Result<String, Failure
 fn status(target: &FleetTarget, expect: Option<&str>) -> CommandResult {
     let fleet = target.resolve(None)?;
     let expected = expected(fleet.repo.as_deref(), expect)?;
-    let reports = runtime()?.block_on(async {
-        let asks = fleet
-            .connections()
-            .into_iter()
-            .map(|(replica, connection)| {
-                let expected = expected.clone();
-                async move {
-                    let connection = match connection {
-                        Ok(connection) => connection,
-                        Err(error) => return fleet::down(&replica, error),
-                    };
-                    match fleet::status(&connection).await {
-                        Ok(status) => fleet::assess(&replica, &status, &expected, unix_now()),
-                        Err(error) => fleet::down(&replica, error),
-                    }
-                }
-            });
-        join_all(asks).await
-    });
+    let reports = runtime()?.block_on(fleet::survey(fleet.connections(), &expected));
     let mut text = format!(
         "{} replica(s), expected commit {}\n",
         reports.len(),
@@ -206,27 +188,6 @@ fn status(target: &FleetTarget, expect: Option<&str>) -> CommandResult {
     ))
 }
 
-/// Runs every future to completion concurrently (each a task), in the order given.
-async fn join_all<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = T> + Send + 'static,
-{
-    let mut set = tokio::task::JoinSet::new();
-    let mut count = 0;
-    for (i, future) in futures.into_iter().enumerate() {
-        set.spawn(async move { (i, future.await) });
-        count += 1;
-    }
-    let mut out: Vec<Option<T>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
-        if let Ok((i, value)) = joined {
-            out[i] = Some(value);
-        }
-    }
-    out.into_iter().flatten().collect()
-}
-
 /// After a push: nudges every replica to sync and waits until each applied `commit` or refused
 /// it, printing a line per replica as it settles (to standard error), within `timeout`.
 pub fn wait_for(fleet: &Fleet, commit: &str, timeout: Duration) -> (Vec<ReplicaReport>, bool) {
@@ -246,7 +207,7 @@ pub fn wait_for(fleet: &Fleet, commit: &str, timeout: Duration) -> (Vec<ReplicaR
                     report
                 }
             });
-        join_all(waits).await
+        fleet::join_all(waits).await
     });
     let all = reports.iter().all(|r| r.standing == Standing::InSync);
     (reports, all)

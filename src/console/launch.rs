@@ -69,6 +69,8 @@ pub struct Launched {
     pub env: Env,
     pub runtime: tokio::runtime::Runtime,
     pub server: Option<RunningServer>,
+    /// The workspace fleet's other replicas, run in this console too.
+    pub replicas: Vec<RunningServer>,
     pub config: Config,
 }
 
@@ -172,12 +174,16 @@ pub fn launch_with_config(
         Target::Workspace(ws) => Some(ws.audit_file()),
         Target::Repo(_) => None,
     };
+    let mut replicas = Vec::new();
     let (policy_path, mut link, running, mut operator) = match &target {
         Target::Workspace(ws) => {
             let (running, moved) = runtime.block_on(start_embedded(ws))?;
             if let Some(note) = moved {
                 notices.insert(0, note);
             }
+            let (started, notes) = runtime.block_on(start_replicas(ws));
+            replicas = started;
+            notices.extend(notes);
             let link = workspace_link(ws, &running.url())?;
             (
                 ws.policy_file(),
@@ -298,6 +304,7 @@ pub fn launch_with_config(
         env,
         runtime,
         server: running,
+        replicas,
         config,
     })
 }
@@ -351,6 +358,35 @@ async fn start_embedded(ws: &Workspace) -> Result<(RunningServer, Option<String>
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Starts the workspace fleet's other replicas (`demo init --replicas N`), each at the address
+/// `fleet.toml` gives it: one whose port is taken is not moved (the fleet file would be wrong)
+/// but said, and the others run.
+async fn start_replicas(ws: &Workspace) -> (Vec<RunningServer>, Vec<String>) {
+    let replicas = match ws.embedded_replicas() {
+        Ok(replicas) => replicas,
+        Err(error) => return (Vec::new(), vec![format!("the fleet: {error}")]),
+    };
+    let mut running = Vec::new();
+    let mut notes = Vec::new();
+    for replica in &replicas {
+        let config = match ws.replica_config(replica) {
+            Ok(config) => config,
+            Err(e) => {
+                notes.push(format!("replica {}: {e}", replica.name));
+                continue;
+            }
+        };
+        match server::start(config).await {
+            Ok(server) => running.push(server),
+            Err(e) => notes.push(format!(
+                "replica {} was not started ({e}); fleet status shows it down",
+                replica.name
+            )),
+        }
+    }
+    (running, notes)
 }
 
 /// The operator's and the demo clients' certificates of a workspace.

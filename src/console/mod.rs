@@ -100,12 +100,16 @@ pub fn run(args: ConsoleArgs) -> Result<(), String> {
         env,
         runtime,
         server,
+        replicas,
         ..
     } = launched;
     let mut app = App::start(context);
     let result = run_terminal(&mut app, env);
     if let Some(server) = server {
         runtime.block_on(server.shutdown());
+    }
+    for replica in replicas {
+        runtime.block_on(replica.shutdown());
     }
     result
 }
