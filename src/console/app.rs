@@ -18,6 +18,9 @@ use super::screens::{changes::ChangesView, delegations::TreeView};
 use super::theme::Theme;
 use crate::policy::{DelegationTree, EditSession, Finding, LoadedPolicy};
 
+/// How often the console asks the fleet how it stands when no push is being followed.
+const FLEET_POLL_SECONDS: i64 = 3;
+
 /// How loud a flash message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -252,6 +255,7 @@ pub struct App {
     /// The terminal loop should hand the terminal to `$EDITOR` on this file.
     pub(crate) external_edit: Option<PathBuf>,
     last_poll: i64,
+    last_fleet_poll: i64,
     last_git: i64,
     /// Seconds between background fetches (0: never), when the last one started, and the
     /// error the last one failed with (said once in Messages, not every interval).
@@ -359,6 +363,7 @@ impl App {
             copied: None,
             external_edit: None,
             last_poll: i64::MIN,
+            last_fleet_poll: i64::MIN,
             last_git: i64::MIN,
             fetch_interval: context.fetch_interval,
             last_fetch: context.now,
@@ -1067,7 +1072,7 @@ impl App {
     fn polling(&self) -> bool {
         self.in_flight
             .iter()
-            .any(|(_, j)| j.is_poll() && !matches!(j, Job::Fetch))
+            .any(|(_, j)| j.is_poll() && !matches!(j, Job::Fetch | Job::FleetStatus))
     }
 
     pub fn handle_result(&mut self, result: JobResult) {
@@ -1167,6 +1172,7 @@ impl App {
             let after = self.screens.server.next_seq;
             self.submit(Job::ServerAudit { after });
         }
+        self.fleet_tick();
         self.keep_editor_text();
         self.watch_tick();
         self.fetch_tick();
@@ -1178,6 +1184,42 @@ impl App {
                 .any(|(_, j)| matches!(j, Job::GitStatus))
         {
             self.refresh_git();
+        }
+    }
+
+    /// Asks the fleet of the repository's `fleet.toml` how it stands: every second while a push
+    /// is followed across it, every few seconds otherwise; never two asks at once (a replica
+    /// that is down may take seconds to say so).
+    fn fleet_tick(&mut self) {
+        if !self.has_repo || self.server.is_none() {
+            return;
+        }
+        let following = self
+            .screens
+            .server
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.running());
+        let every = if following { 1 } else { FLEET_POLL_SECONDS };
+        if self.now.saturating_sub(self.last_fleet_poll) < every
+            || self
+                .in_flight
+                .iter()
+                .any(|(_, job)| matches!(job, Job::FleetStatus))
+        {
+            return;
+        }
+        self.last_fleet_poll = self.now;
+        self.submit(Job::FleetStatus);
+        // The other replicas' audit, merged into the feed, once the fleet is known.
+        if matches!(self.screens.server.fleet, Some(Ok(_)))
+            && !self
+                .in_flight
+                .iter()
+                .any(|(_, job)| matches!(job, Job::FleetAudit { .. }))
+        {
+            let cursors = self.screens.server.fleet_cursors.clone();
+            self.submit(Job::FleetAudit { cursors });
         }
     }
 
@@ -1708,6 +1750,7 @@ impl App {
             self.submit(Job::History);
         }
         self.last_poll = i64::MIN;
+        self.last_fleet_poll = i64::MIN;
         self.read_audit_trail();
         self.flash(Level::Info, "refreshing");
     }

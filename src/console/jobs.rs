@@ -11,6 +11,7 @@ use super::screens::changes::ChangesView;
 use super::screens::delegations::TreeView;
 use crate::client::Connection;
 use crate::console::revocation_status::{self, RevocationLists};
+use crate::fleet;
 use crate::gitops::{self, CommitInfo, PushOutcome, RepoStatus};
 use crate::policy::rebase::{Conflict, Rebased, Resolutions};
 use crate::policy::{
@@ -255,6 +256,16 @@ pub enum Job {
         after: u64,
     },
     ServerSync,
+    /// Every replica of the repository's `fleet.toml`, asked for its status (nothing without
+    /// a fleet file).
+    FleetStatus,
+    /// Ask every replica of the fleet to sync now (after a push).
+    FleetNudge,
+    /// The audit events of the fleet's other replicas (not the console's own server), each
+    /// after its cursor: the merged feed.
+    FleetAudit {
+        cursors: Vec<(String, u64)>,
+    },
     ServerPublicKey,
     /// Change the server's root key set through its operator endpoints.
     ChangeKey(KeyChange),
@@ -341,6 +352,9 @@ impl Job {
             Job::DerivePolicy { .. } => "applying",
             Job::ServerStatus | Job::ServerAudit { .. } => "polling the server",
             Job::ServerSync => "asking the server to sync",
+            Job::FleetStatus => "asking the fleet",
+            Job::FleetNudge => "asking the fleet to sync",
+            Job::FleetAudit { .. } => "reading the fleet's audit",
             Job::ServerPublicKey => "fetching the server's public key",
             Job::ChangeKey(change) => change.describe(),
             Job::LoadTokenFile { .. } | Job::LoadStoredToken { .. } => "loading the token",
@@ -365,6 +379,8 @@ impl Job {
         matches!(
             self,
             Job::ServerStatus
+                | Job::FleetStatus
+                | Job::FleetAudit { .. }
                 | Job::ServerAudit { .. }
                 | Job::KeepUnsaved { .. }
                 | Job::KeepEditorText { .. }
@@ -550,6 +566,17 @@ pub enum JobResult {
     ServerStatus(Result<ServerStatus, String>),
     ServerAudit(Result<(Vec<AuditEvent>, u64), String>),
     ServerSynced(Result<(), String>),
+    /// The fleet's replicas against the commit they should serve; `None` without a fleet file.
+    Fleet(Result<Option<FleetView>, String>),
+    /// New audit events per replica (name, events, next cursor), or why a replica's could not
+    /// be read.
+    FleetAudit(Vec<ReplicaAudit>),
+    /// Each replica nudged, and whether it took it; `expected` is the commit they were asked
+    /// to apply (`None` without a fleet file).
+    FleetNudged {
+        expected: Option<String>,
+        nudged: Vec<(String, Result<(), String>)>,
+    },
     /// The keys a verifier may meet (next, active, retiring), from `/public_keys`.
     ServerPublicKey(Result<Vec<RootKeyText>, String>),
     /// The server's summary of the change, or why not.
@@ -751,6 +778,22 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
             })
             .map(|_| ())
         })),
+        Job::FleetStatus => JobResult::Fleet(fleet_status(env)),
+        Job::FleetAudit { cursors } => JobResult::FleetAudit(fleet_audit(env, &cursors)),
+        Job::FleetNudge => match fleet_connections(env) {
+            Ok(Some((connections, expected))) => JobResult::FleetNudged {
+                nudged: env.runtime.block_on(fleet::nudge_all(connections)),
+                expected: Some(expected),
+            },
+            Ok(None) => JobResult::FleetNudged {
+                expected: None,
+                nudged: Vec::new(),
+            },
+            Err(error) => JobResult::FleetNudged {
+                expected: None,
+                nudged: vec![("the fleet".to_string(), Err(error))],
+            },
+        },
         Job::ChangeKey(change) => JobResult::KeyChanged {
             change,
             outcome: change_key(env, change),
@@ -1057,6 +1100,108 @@ fn history(env: &Env) -> Result<Vec<HistoryEntry>, String> {
             })
             .collect())
     })
+}
+
+/// The fleet as the Server screen shows it.
+#[derive(Debug, Clone)]
+pub struct FleetView {
+    /// The commit the replicas should serve (the branch's upstream, else HEAD).
+    pub expected: String,
+    pub replicas: Vec<fleet::ReplicaReport>,
+}
+
+type FleetConnections = Vec<(fleet::Replica, Result<Connection, String>)>;
+
+/// The replicas of the repository's fleet file with an operator connection to each, and the
+/// commit they should serve; `None` without a fleet file.
+fn fleet_connections(env: &Env) -> Result<Option<(FleetConnections, String)>, String> {
+    let Some(root) = env.repo_root.as_deref() else {
+        return Ok(None);
+    };
+    let Some(replicas) = fleet::read(root)? else {
+        return Ok(None);
+    };
+    let link = env
+        .server
+        .as_ref()
+        .ok_or("no operator certificate to ask the fleet with (start with --server and --cert)")?;
+    let expected = gitops::commit_id(root, "@{upstream}")
+        .or_else(|_| gitops::commit_id(root, "HEAD"))
+        .map_err(|e| e.to_string())?;
+    let connections = replicas
+        .into_iter()
+        .map(|replica| {
+            let connection = Connection::new(
+                &replica.url,
+                443,
+                Some(&link.ca_pem),
+                Some(&link.operator_pem),
+            )
+            .map_err(|e| e.to_string());
+            (replica, connection)
+        })
+        .collect();
+    Ok(Some((connections, expected)))
+}
+
+/// A replica's name and its new audit events with the next cursor, or why they could not be
+/// read.
+pub type ReplicaAudit = (String, Result<(Vec<AuditEvent>, u64), String>);
+
+/// Two URLs of one server (`https://` and a trailing slash aside).
+pub fn same_server(a: &str, b: &str) -> bool {
+    let bare = |url: &str| {
+        url.trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_ascii_lowercase()
+    };
+    bare(a) == bare(b)
+}
+
+/// The new audit events of every replica but the console's own server.
+fn fleet_audit(env: &Env, cursors: &[(String, u64)]) -> Vec<ReplicaAudit> {
+    let own = env.server.as_ref().map(|link| link.url.clone());
+    let connections = match fleet_connections(env) {
+        Ok(Some((connections, _))) => connections,
+        Ok(None) => return Vec::new(),
+        Err(error) => return vec![("the fleet".to_string(), Err(error))],
+    };
+    let reads = connections
+        .into_iter()
+        .filter(|(replica, _)| {
+            !own.as_deref()
+                .is_some_and(|own| same_server(own, &replica.url))
+        })
+        .map(|(replica, connection)| {
+            let after = cursors
+                .iter()
+                .find(|(name, _)| *name == replica.name)
+                .map_or(0, |(_, after)| *after);
+            async move {
+                let page = match connection {
+                    Ok(connection) => {
+                        let path = format!("/audit?after={after}");
+                        let read = connection.get::<AuditResponse>(&path);
+                        match tokio::time::timeout(fleet::ANSWER_WITHIN, read).await {
+                            Ok(Ok(page)) => Ok((page.events, page.next)),
+                            Ok(Err(error)) => Err(error.to_string()),
+                            Err(_) => Err("no answer in time".to_string()),
+                        }
+                    }
+                    Err(error) => Err(error),
+                };
+                (replica.name, page)
+            }
+        });
+    env.runtime.block_on(fleet::join_all(reads))
+}
+
+fn fleet_status(env: &Env) -> Result<Option<FleetView>, String> {
+    let Some((connections, expected)) = fleet_connections(env)? else {
+        return Ok(None);
+    };
+    let replicas = env.runtime.block_on(fleet::survey(connections, &expected));
+    Ok(Some(FleetView { expected, replicas }))
 }
 
 /// What the Review screen steps through: the range asked for, its history and the marks.

@@ -163,7 +163,7 @@ pub fn rows(server: &ServerState, policy: Option<&LoadedPolicy>, filter: &str) -
         })
         .unwrap_or_default();
     let needle = filter.to_lowercase();
-    activity(server.events.iter(), configured, server.sort)
+    activity(server.all_events(), configured, server.sort)
         .into_iter()
         .filter(|row| needle.is_empty() || row.identity.to_lowercase().contains(&needle))
         .collect()

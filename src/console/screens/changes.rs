@@ -599,6 +599,8 @@ impl ChangesState {
         cx.submit(Job::History);
         if cx.has_server {
             cx.submit(Job::ServerSync);
+            // With a fleet.toml every replica is nudged and the push followed to each.
+            cx.submit(Job::FleetNudge);
         }
     }
 }
@@ -774,8 +776,13 @@ fn status_line(app: &App) -> Line<'static> {
                 "clean" | "missing" => String::new(),
                 state => format!(" · revocations.toml {state}"),
             };
+            let server = &app.screens.server;
+            let rollout = server.rollout.as_ref().map_or(String::new(), |rollout| {
+                let view = server.fleet.as_ref().and_then(|f| f.as_ref().ok());
+                format!(" · {}", rollout.summary(view))
+            });
             Line::from(format!(
-                "{dirty}branch {} → {upstream} · ahead {} behind {} · clients.toml {}{revocations}{push}",
+                "{dirty}branch {} → {upstream} · ahead {} behind {} · clients.toml {}{revocations}{push}{rollout}",
                 status.branch, status.ahead, status.behind, status.file
             ))
         }

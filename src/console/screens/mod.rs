@@ -10,6 +10,7 @@ pub mod activity;
 pub mod changes;
 pub mod clients;
 pub mod delegations;
+pub mod fleet;
 pub mod messages;
 pub mod review;
 pub mod roles;

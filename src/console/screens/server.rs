@@ -13,10 +13,13 @@ use super::{Cx, Hint, Screen, hint, hints};
 use std::any::Any;
 
 use crate::console::app::{App, Level};
-use crate::console::jobs::{Job, JobResult, KeyChange, KeyChangeFailure, ServerStatus};
+use crate::console::jobs::{
+    FleetView, Job, JobResult, KeyChange, KeyChangeFailure, ReplicaAudit, ServerStatus,
+};
 use crate::console::keymap::{Action, Scope};
 use crate::console::screens::activity::{self, SortBy};
 use crate::console::screens::clients::move_cursor;
+use crate::console::screens::fleet;
 use crate::console::ui::{pane, selected_marker};
 use crate::keyset::KeyState;
 use crate::wire::{AuditEvent, KeyInfo};
@@ -35,8 +38,13 @@ pub struct ServerState {
     pub status: Option<Result<ServerStatus, String>>,
     /// When the last successful status arrived.
     pub last_seen: Option<i64>,
+    /// The console's own server's events, in its order (their `seq` is its cursor).
     pub events: VecDeque<AuditEvent>,
+    /// The fleet's other replicas' events, each with its replica, in time order.
+    pub fleet_events: VecDeque<(String, AuditEvent)>,
     pub next_seq: u64,
+    /// The audit cursor of each of the fleet's other replicas.
+    pub fleet_cursors: Vec<(String, u64)>,
     pub filter: String,
     /// Index into the visible (filtered, newest first) events, or activity rows.
     pub selected: usize,
@@ -47,6 +55,11 @@ pub struct ServerState {
     pub sort: SortBy,
     /// Seconds without activity after which an identity is marked quiet.
     pub quiet_after: i64,
+    /// The replicas of the repository's `fleet.toml` as last asked (`None` without a fleet):
+    /// with one, this is the Fleet screen.
+    pub fleet: Option<Result<FleetView, String>>,
+    /// The last push followed across the fleet.
+    pub rollout: Option<fleet::Rollout>,
 }
 
 impl ServerState {
@@ -73,13 +86,75 @@ impl ServerState {
         any
     }
 
-    /// Events matching the filter, newest first.
-    pub fn visible(&self) -> impl Iterator<Item = &AuditEvent> {
-        let needle = self.filter.to_lowercase();
+    /// Merges the fleet's other replicas' new events into the feed, each tagged with its
+    /// replica and kept in time order; true when there were any. A replica that could not be
+    /// read keeps its cursor.
+    pub fn fleet_audit_result(&mut self, pages: Vec<ReplicaAudit>) -> bool {
+        let mut any = false;
+        for (name, page) in pages {
+            let Ok((events, next)) = page else {
+                continue;
+            };
+            any |= !events.is_empty();
+            for event in events {
+                if self.fleet_events.len() == FEED_LIMIT {
+                    self.fleet_events.pop_front();
+                }
+                let later = self
+                    .fleet_events
+                    .iter()
+                    .rev()
+                    .take_while(|(_, e)| e.time > event.time)
+                    .count();
+                let at = self.fleet_events.len() - later;
+                self.fleet_events.insert(at, (name.clone(), event));
+            }
+            match self.fleet_cursors.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, cursor)) => *cursor = (*cursor).max(next),
+                None => self.fleet_cursors.push((name, next)),
+            }
+        }
+        any
+    }
+
+    /// Every event the feed holds: the console's own server's and the fleet's.
+    pub fn all_events(&self) -> impl Iterator<Item = &AuditEvent> {
         self.events
             .iter()
+            .chain(self.fleet_events.iter().map(|(_, e)| e))
+    }
+
+    /// How many events the feed holds.
+    pub fn event_count(&self) -> usize {
+        self.events.len() + self.fleet_events.len()
+    }
+
+    /// Events matching the filter, newest first.
+    pub fn visible(&self) -> impl Iterator<Item = &AuditEvent> {
+        self.visible_tagged().map(|(_, event)| event)
+    }
+
+    /// `visible`, each event with the replica it came from (`None`: the console's own
+    /// server): the two feeds merged newest first; the filter also matches a replica's name.
+    pub fn visible_tagged(&self) -> impl Iterator<Item = (Option<&str>, &AuditEvent)> {
+        let needle = self.filter.to_lowercase();
+        let mut own = self.events.iter().rev().map(|e| (None, e)).peekable();
+        let mut fleet = self
+            .fleet_events
+            .iter()
             .rev()
-            .filter(move |e| needle.is_empty() || event_text(e).to_lowercase().contains(&needle))
+            .map(|(name, e)| (Some(name.as_str()), e))
+            .peekable();
+        std::iter::from_fn(move || match (own.peek(), fleet.peek()) {
+            (Some((_, a)), Some((_, b))) if b.time > a.time => fleet.next(),
+            (Some(_), _) => own.next(),
+            (None, _) => fleet.next(),
+        })
+        .filter(move |(source, e)| {
+            needle.is_empty()
+                || event_text(e).to_lowercase().contains(&needle)
+                || source.is_some_and(|s| s.to_lowercase().contains(&needle))
+        })
     }
 }
 
@@ -100,7 +175,11 @@ fn event_text(event: &AuditEvent) -> String {
 
 impl Screen for ServerState {
     fn title(&self) -> &'static str {
-        "Server"
+        if self.fleet.is_some() {
+            "Fleet"
+        } else {
+            "Server"
+        }
     }
 
     fn scope(&self) -> Scope {
@@ -174,9 +253,28 @@ impl Screen for ServerState {
                 format!("the server did not take the sync: {e}"),
             ),
             JobResult::KeyChanged { change, outcome } => self.key_changed(change, outcome, cx),
+            JobResult::Fleet(result) => {
+                fleet::fleet_result(&mut self.fleet, &mut self.rollout, result, cx);
+            }
+            JobResult::FleetNudged { expected, nudged } => {
+                if let Some(commit) = expected {
+                    self.rollout = Some(fleet::Rollout::new(commit, cx.now, nudged));
+                    cx.submit(Job::FleetStatus);
+                } else if let Some((_, Err(error))) = nudged.first() {
+                    cx.flash(
+                        Level::Error,
+                        format!("the fleet was not asked to sync: {error}"),
+                    );
+                }
+            }
             // New decisions in the feed: the Changes screen replays them.
             JobResult::ServerAudit(result) => {
                 if self.audit_result(result) {
+                    cx.rebuild_views();
+                }
+            }
+            JobResult::FleetAudit(pages) => {
+                if self.fleet_audit_result(pages) {
                     cx.rebuild_views();
                 }
             }
@@ -195,7 +293,7 @@ impl Screen for ServerState {
             let all = activity::rows(self, policy, "").len();
             return Some((shown, all));
         }
-        Some((self.visible().count(), self.events.len()))
+        Some((self.visible().count(), self.event_count()))
     }
 }
 
@@ -303,12 +401,15 @@ impl ServerState {
                     (format!("Activity of {}", row.identity), lines)
                 })
         } else {
-            self.visible().nth(self.selected).map(|event| {
-                (
-                    format!("Audit event {}", event.seq),
-                    event_detail(event, now),
-                )
-            })
+            self.visible_tagged()
+                .nth(self.selected)
+                .map(|(source, event)| {
+                    let title = match source {
+                        Some(replica) => format!("Audit event {} of replica {replica}", event.seq),
+                        None => format!("Audit event {}", event.seq),
+                    };
+                    (title, event_detail(event, now))
+                })
         };
         match detail {
             Some((title, lines)) => cx.detail(title, lines),
@@ -610,8 +711,13 @@ fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let [info_area, feed_area] =
-        Layout::vertical([Constraint::Length(9), Constraint::Min(4)]).areas(area);
+    let [info_area, fleet_area, feed_area] = Layout::vertical([
+        Constraint::Length(9),
+        Constraint::Length(fleet::height(app)),
+        Constraint::Min(4),
+    ])
+    .areas(area);
+    fleet::render(frame, fleet_area, app);
     frame.render_widget(
         Paragraph::new(info_lines(app))
             .wrap(Wrap { trim: false })
@@ -629,11 +735,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let state = &app.screens.server;
     let height = feed_area.height.saturating_sub(2) as usize;
     let offset = state.selected.saturating_sub(height.saturating_sub(1));
+    // With a fleet each event names its replica; the console's own server by its fleet name.
+    let tagged = state.fleet.is_some();
+    let own = own_replica_name(app);
     let items: Vec<ListItem> = state
-        .visible()
+        .visible_tagged()
         .skip(offset)
         .take(height)
-        .map(|event| {
+        .map(|(source, event)| {
             let (glyph, style) = match event.result.as_str() {
                 "allow" => ("✓ allow", app.theme.ok()),
                 "deny" => ("✗ deny ", app.theme.error()),
@@ -644,8 +753,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 (Some(op), Some(resource)) => format!(" {op} {resource}"),
                 _ => String::new(),
             };
+            let replica = if tagged {
+                format!(" {:<3}", source.unwrap_or(&own))
+            } else {
+                String::new()
+            };
             ListItem::new(Line::from(vec![
                 Span::styled(time, app.theme.muted()),
+                Span::styled(replica, app.theme.accent()),
                 Span::raw(" "),
                 Span::styled(glyph, style),
                 Span::raw(format!(
@@ -664,7 +779,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         format!(
             "Audit feed ({count} of {} match /{})",
-            state.events.len(),
+            state.event_count(),
             state.filter
         )
     };
@@ -678,6 +793,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         feed_area,
         &mut list_state,
     );
+}
+
+/// The console's own server's name in the fleet (the replica at its URL), else "this".
+fn own_replica_name(app: &App) -> String {
+    let (Some((url, _)), Some(Ok(view))) = (&app.server, &app.screens.server.fleet) else {
+        return "this".into();
+    };
+    view.replicas
+        .iter()
+        .find(|r| crate::console::jobs::same_server(&r.url, url))
+        .map_or("this".into(), |r| r.name.clone())
 }
 
 /// `HH:MM:SS` (UTC) of a Unix time.

@@ -1,0 +1,393 @@
+//! The fleet on screen 6: when the repository has a `fleet.toml`, the Server screen becomes the
+//! Fleet screen, with a row per replica (where it stands against the commit it should serve,
+//! when it last applied a policy, its load and its root key set), and a push is followed
+//! replica by replica until every one applied it, one refused it, or the wait runs out.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::console::app::{App, Level};
+use crate::console::jobs::FleetView;
+use crate::console::screens::Cx;
+use crate::console::ui::pane;
+use crate::fleet::{ReplicaReport, Standing};
+use crate::token::clock::describe_span;
+
+/// How long the console follows a rollout before it says which replicas did not get there
+/// (the CLI's `policy push --wait` default).
+pub const ROLLOUT_WAIT: i64 = 30;
+
+/// A push being followed across the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    /// The commit every replica was asked to apply.
+    pub commit: String,
+    /// When the replicas were nudged.
+    pub started: i64,
+    /// Replicas that did not take the nudge, and why (they may still poll).
+    pub unnudged: Vec<(String, String)>,
+    /// How it ended, once it has.
+    pub end: Option<RolloutEnd>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutEnd {
+    /// Every replica applied the commit, this many seconds after the nudge.
+    Applied { seconds: i64 },
+    /// A replica refused the commit (it keeps its last good policy).
+    Refused { replica: String, reason: String },
+    /// The wait ran out with these replicas not in sync (name and standing).
+    TimedOut { behind: Vec<(String, String)> },
+}
+
+impl Rollout {
+    pub fn new(commit: String, now: i64, nudged: Vec<(String, Result<(), String>)>) -> Rollout {
+        Rollout {
+            commit,
+            started: now,
+            unnudged: nudged
+                .into_iter()
+                .filter_map(|(name, result)| result.err().map(|e| (name, e)))
+                .collect(),
+            end: None,
+        }
+    }
+
+    /// Takes a fresh view of the fleet: the rollout ends when every replica applied the
+    /// commit, when one refused it, or after [`ROLLOUT_WAIT`]. Returns what to tell the user
+    /// when it ends now. A view judged against another commit (asked before the push) is not
+    /// evidence either way.
+    pub fn observe(&mut self, view: &FleetView, now: i64) -> Option<(Level, String)> {
+        if self.end.is_some() || view.expected != self.commit {
+            return None;
+        }
+        let short = short(&self.commit);
+        if let Some(refused) = view.replicas.iter().find_map(|r| match &r.standing {
+            Standing::Refused { reason } => Some((r.name.clone(), reason.clone())),
+            _ => None,
+        }) {
+            let text = format!(
+                "rollout of {short}: replica {} refused it: {} (it keeps its last good policy)",
+                refused.0, refused.1
+            );
+            self.end = Some(RolloutEnd::Refused {
+                replica: refused.0,
+                reason: refused.1,
+            });
+            return Some((Level::Error, text));
+        }
+        let behind: Vec<(String, String)> = view
+            .replicas
+            .iter()
+            .filter(|r| r.standing != Standing::InSync)
+            .map(|r| (r.name.clone(), standing_text(&r.standing)))
+            .collect();
+        let seconds = (now - self.started).max(0);
+        if behind.is_empty() {
+            self.end = Some(RolloutEnd::Applied { seconds });
+            return Some((
+                Level::Success,
+                format!(
+                    "rollout of {short}: all {} replica(s) applied it ({} s)",
+                    view.replicas.len(),
+                    seconds
+                ),
+            ));
+        }
+        if seconds >= ROLLOUT_WAIT {
+            let names = behind
+                .iter()
+                .map(|(name, standing)| format!("{name} {standing}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.end = Some(RolloutEnd::TimedOut { behind });
+            return Some((
+                Level::Warn,
+                format!(
+                    "rollout of {short}: after {ROLLOUT_WAIT} s not every replica applied it: {names}"
+                ),
+            ));
+        }
+        None
+    }
+
+    /// Still being followed.
+    pub fn running(&self) -> bool {
+        self.end.is_none()
+    }
+
+    /// One line for the Changes screen: how far the push got.
+    pub fn summary(&self, view: Option<&FleetView>) -> String {
+        let short = short(&self.commit);
+        match &self.end {
+            Some(RolloutEnd::Applied { seconds }) => {
+                format!("rollout of {short}: every replica applied it ({seconds} s)")
+            }
+            Some(RolloutEnd::Refused { replica, reason }) => {
+                format!("rollout of {short}: {replica} refused it: {reason}")
+            }
+            Some(RolloutEnd::TimedOut { behind }) => format!(
+                "rollout of {short}: not applied by {}",
+                behind
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => match view.filter(|v| v.expected == self.commit) {
+                Some(view) => {
+                    let applied = view
+                        .replicas
+                        .iter()
+                        .filter(|r| r.standing == Standing::InSync)
+                        .count();
+                    let waiting = view
+                        .replicas
+                        .iter()
+                        .filter(|r| r.standing != Standing::InSync)
+                        .map(|r| format!("{} {}", r.name, r.standing.word()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!(
+                        "rollout of {short}: {applied}/{} applied, waiting for {waiting}",
+                        view.replicas.len()
+                    )
+                }
+                None => format!("rollout of {short}: asking the replicas…"),
+            },
+        }
+    }
+}
+
+/// What happens when the fleet answers: the view is kept and a rollout being followed judged.
+pub fn fleet_result(
+    fleet: &mut Option<Result<FleetView, String>>,
+    rollout: &mut Option<Rollout>,
+    result: Result<Option<FleetView>, String>,
+    cx: &mut Cx,
+) {
+    *fleet = match result {
+        Ok(Some(view)) => Some(Ok(view)),
+        Ok(None) => None,
+        Err(error) => Some(Err(error)),
+    };
+    if let (Some(rollout), Some(Ok(view))) = (rollout.as_mut(), fleet.as_ref())
+        && let Some((level, text)) = rollout.observe(view, cx.now)
+    {
+        cx.flash(level, text);
+    }
+}
+
+fn short(commit: &str) -> String {
+    commit.chars().take(8).collect()
+}
+
+fn standing_text(standing: &Standing) -> String {
+    match standing {
+        Standing::InSync => "in sync".into(),
+        Standing::Lagging => "lagging".into(),
+        Standing::Refused { reason } => format!("refused: {reason}"),
+        Standing::Down { error } => format!("down: {error}"),
+    }
+}
+
+/// Rows the fleet pane needs (borders included).
+pub fn height(app: &App) -> u16 {
+    match &app.screens.server.fleet {
+        None => 0,
+        Some(Err(_)) => 3,
+        Some(Ok(view)) => (view.replicas.len() as u16).min(9) + 2,
+    }
+}
+
+/// The fleet pane: a row per replica.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let (title, lines) = match &app.screens.server.fleet {
+        None => return,
+        Some(Err(error)) => (
+            "Fleet".to_string(),
+            vec![Line::from(Span::styled(
+                format!("✗ fleet.toml: {error}"),
+                theme.error(),
+            ))],
+        ),
+        Some(Ok(view)) => {
+            let in_sync = view
+                .replicas
+                .iter()
+                .filter(|r| r.standing == Standing::InSync)
+                .count();
+            let title = format!(
+                "Fleet ({in_sync}/{} in sync with {})",
+                view.replicas.len(),
+                short(&view.expected)
+            );
+            let width = view
+                .replicas
+                .iter()
+                .map(|r| r.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            let lines = view
+                .replicas
+                .iter()
+                .map(|report| replica_line(app, report, width))
+                .collect();
+            (title, lines)
+        }
+    };
+    frame.render_widget(Paragraph::new(lines).block(pane(app, &title, false)), area);
+}
+
+fn replica_line(app: &App, report: &ReplicaReport, width: usize) -> Line<'static> {
+    let theme = &app.theme;
+    let (glyph, style) = match report.standing {
+        Standing::InSync => ("✓", theme.ok()),
+        Standing::Lagging => ("◌", theme.warn()),
+        Standing::Refused { .. } | Standing::Down { .. } => ("✗", theme.error()),
+    };
+    let mut spans = vec![
+        Span::styled(format!("{glyph} {:<width$} ", report.name), style),
+        Span::styled(format!("{:<8} ", report.standing.word()), style),
+    ];
+    match &report.standing {
+        Standing::Down { error } => {
+            spans.push(Span::styled(
+                format!("{}  {error}", report.url),
+                theme.muted(),
+            ));
+            return Line::from(spans);
+        }
+        Standing::Refused { reason } => {
+            spans.push(Span::styled(format!("{reason} · "), theme.error()));
+        }
+        _ => {}
+    }
+    let applied = report.applied.as_deref().map_or("-".to_string(), short);
+    let since = report.applied_at.map_or(String::new(), |at| {
+        format!(" {} ago", describe_span((app.now - at).max(0) as u64))
+    });
+    spans.push(Span::raw(format!("applied {applied}{since}")));
+    if let Some(rate) = report.requests_per_second {
+        spans.push(Span::styled(format!(" · {rate:.1} req/s"), theme.muted()));
+    }
+    if let Some(keys) = &report.keys {
+        spans.push(Span::styled(format!(" · {keys}"), theme.muted()));
+    }
+    if let (Some(error), Standing::InSync | Standing::Lagging) =
+        (&report.last_error, &report.standing)
+    {
+        spans.push(Span::styled(
+            format!(" · last refusal: {error}"),
+            theme.warn(),
+        ));
+    }
+    Line::from(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(name: &str, standing: Standing) -> ReplicaReport {
+        ReplicaReport {
+            name: name.into(),
+            url: format!("https://{name}.example:4443"),
+            standing,
+            applied: Some("c0ffee".into()),
+            applied_at: Some(0),
+            last_error: None,
+            keys: None,
+            requests_per_second: Some(0.0),
+        }
+    }
+
+    fn view(expected: &str, standings: Vec<Standing>) -> FleetView {
+        FleetView {
+            expected: expected.into(),
+            replicas: standings
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| report(&((b'a' + i as u8) as char).to_string(), s))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_rollout_ends_when_every_replica_applied_the_commit() {
+        let mut rollout = Rollout::new("c0ffee".into(), 100, vec![("a".into(), Ok(()))]);
+        let partial = view("c0ffee", vec![Standing::InSync, Standing::Lagging]);
+        assert_eq!(rollout.observe(&partial, 101), None);
+        assert_eq!(
+            rollout.summary(Some(&partial)),
+            "rollout of c0ffee: 1/2 applied, waiting for b lagging"
+        );
+        let done = view("c0ffee", vec![Standing::InSync, Standing::InSync]);
+        let (level, text) = rollout.observe(&done, 102).unwrap();
+        assert_eq!(level, Level::Success);
+        assert!(text.contains("all 2 replica(s) applied it (2 s)"), "{text}");
+        assert!(!rollout.running());
+        // Ended: later views change nothing.
+        assert_eq!(rollout.observe(&partial, 103), None);
+    }
+
+    #[test]
+    fn a_view_asked_before_the_push_is_no_evidence() {
+        let mut rollout = Rollout::new("c0ffee".into(), 100, Vec::new());
+        let stale = view("0ld", vec![Standing::InSync]);
+        assert_eq!(rollout.observe(&stale, 200), None);
+        assert!(rollout.running());
+        assert_eq!(
+            rollout.summary(Some(&stale)),
+            "rollout of c0ffee: asking the replicas…"
+        );
+    }
+
+    #[test]
+    fn a_refusal_ends_the_rollout_naming_the_replica_and_why() {
+        let mut rollout = Rollout::new("c0ffee".into(), 100, Vec::new());
+        let refused = view(
+            "c0ffee",
+            vec![
+                Standing::InSync,
+                Standing::Refused {
+                    reason: "key 2 is not in the key directory".into(),
+                },
+            ],
+        );
+        let (level, text) = rollout.observe(&refused, 101).unwrap();
+        assert_eq!(level, Level::Error);
+        assert!(text.contains("replica b refused it: key 2"), "{text}");
+    }
+
+    #[test]
+    fn the_wait_runs_out_naming_who_is_behind() {
+        let mut rollout = Rollout::new(
+            "c0ffee".into(),
+            100,
+            vec![("c".into(), Err("connection refused".into()))],
+        );
+        assert_eq!(
+            rollout.unnudged,
+            vec![("c".into(), "connection refused".into())]
+        );
+        let down = view(
+            "c0ffee",
+            vec![
+                Standing::InSync,
+                Standing::InSync,
+                Standing::Down {
+                    error: "connection refused".into(),
+                },
+            ],
+        );
+        assert_eq!(rollout.observe(&down, 100 + ROLLOUT_WAIT - 1), None);
+        let (level, text) = rollout.observe(&down, 100 + ROLLOUT_WAIT).unwrap();
+        assert_eq!(level, Level::Warn);
+        assert!(text.contains("c down: connection refused"), "{text}");
+        assert_eq!(rollout.summary(None), "rollout of c0ffee: not applied by c");
+    }
+}
