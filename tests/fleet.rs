@@ -2,7 +2,9 @@
 //! workspace, each with its own state directory and polling off, listed in `fleet.toml`.
 //! `policy push --wait` nudges every replica and returns once all three applied the pushed
 //! commit; `fleet status` says so; a killed replica is named by both (push --wait fails within
-//! its timeout while the others apply); a restarted one converges. Real processes, TLS and git.
+//! its timeout while the others apply); a restarted one converges; a token issued by one
+//! replica works at the others until its revocation, pushed and waited for, reaches all three.
+//! Real processes, TLS and git.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -264,4 +266,108 @@ fn a_fleet_file_that_is_wrong_is_named_and_nothing_is_pushed() {
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("127.0.0.1:9 (down)"), "{out}");
+}
+
+/// A client trusting the workspace's CA, presenting `identity`'s demo certificate if given.
+fn https_client(ws: &workspace::Workspace, identity: Option<&str>) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&ws.ca_cert).unwrap()).unwrap();
+    let mut builder = reqwest::Client::builder().add_root_certificate(ca);
+    if let Some(identity) = identity {
+        let (cert, key) = ws.client_cert(identity);
+        let mut pem = std::fs::read(cert).unwrap();
+        pem.extend(std::fs::read(key).unwrap());
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+#[test]
+fn a_token_issued_by_one_replica_works_at_the_others_until_its_revocation_reaches_all_three() {
+    hessra_console::server::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ws_dir = dir.path().join("ws");
+    let ws = workspace::init(&ws_dir, false).unwrap();
+    let replicas = [
+        replica(&ws_dir, &dir.path().join("a")),
+        replica(&ws_dir, &dir.path().join("b")),
+        replica(&ws_dir, &dir.path().join("c")),
+    ];
+    std::fs::write(
+        ws.policy.join("fleet.toml"),
+        fleet_toml(&[
+            ("a", &replicas[0]),
+            ("b", &replicas[1]),
+            ("c", &replicas[2]),
+        ]),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let alice = https_client(&ws, Some("uri:urn:company:alice"));
+    let bearer_only = https_client(&ws, None);
+    let read = serde_json::json!({ "resource": "production_api", "operation": "read" });
+
+    // Alice's identity token comes from replica a; b and c accept it as Bearer.
+    let token = runtime.block_on(async {
+        let (status, body) = support::post(
+            &alice,
+            &format!("{}/request_identity_token", replicas[0].url),
+            serde_json::json!({}),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    });
+    let at_each = |expected: u16| {
+        for replica in &replicas {
+            let (status, body) = runtime.block_on(support::post(
+                &bearer_only,
+                &format!("{}/request_token", replica.url),
+                read.clone(),
+                Some(&token),
+            ));
+            assert_eq!(status, expected, "{}: {body}", replica.url);
+        }
+    };
+    at_each(200);
+
+    // Revoked through git: committed, pushed and waited for, every replica refuses it.
+    let token_file = dir.path().join("alice.token");
+    std::fs::write(&token_file, &token).unwrap();
+    let policy = ws.policy_file();
+    let policy = policy.to_str().unwrap();
+    let (code, out) = cli(&[
+        "policy",
+        "--file",
+        policy,
+        "revoke-token",
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--block",
+        "0",
+        "--reason",
+        "alice's laptop was stolen",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&[
+        "policy",
+        "--file",
+        policy,
+        "commit",
+        "-m",
+        "revoke alice's token",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&[
+        "policy",
+        "--file",
+        policy,
+        "push",
+        "--wait",
+        "--timeout",
+        "20s",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("in sync").count(), 3, "{out}");
+    at_each(401);
 }
