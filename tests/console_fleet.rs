@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hessra_console::console::Context;
+use hessra_console::console::app::Popup;
 use hessra_console::fleet::Standing;
 use hessra_console::gitops;
 use hessra_console::server::{self, RunningServer};
@@ -181,6 +182,38 @@ fn the_fleet_screen_follows_a_push_to_every_replica_and_names_the_one_that_is_do
     // The tab says what the screen has become.
     assert!(shown.lines().next().unwrap().contains("Fleet"), "{shown}");
 
+    // F selects among the replicas; Enter shows all of one.
+    press(&mut f, "F");
+    press(&mut f, "j");
+    enter(&mut f);
+    match f.app.popup() {
+        Some(Popup::Detail { title, lines, .. }) => {
+            assert_eq!(title, "Replica b");
+            assert!(lines.iter().any(|l| l.contains(&b_url)), "{lines:?}");
+            assert!(lines.iter().any(|l| l.contains("in sync")), "{lines:?}");
+        }
+        _ => panic!("no replica detail: {}", flash(&f)),
+    }
+    special(&mut f, KeyCode::Esc, KeyModifiers::NONE);
+    let shown = screen(&f, 140, 40);
+    assert!(shown.contains("F: back to the feed"), "{shown}");
+    press(&mut f, "F");
+    // s asks every replica to sync and follows them: already there, it ends at once.
+    press(&mut f, "s");
+    wait_until(&mut f, "the sync to be followed", |f| {
+        f.app
+            .screens()
+            .server
+            .rollout
+            .as_ref()
+            .is_some_and(|r| !r.running())
+    });
+    assert!(
+        flash(&f).contains("all 3 replica(s) applied it"),
+        "{}",
+        flash(&f)
+    );
+
     // A decision at replica b shows in the merged feed, tagged with b.
     let (cert, key) = f.ws.client_cert("uri:urn:company:alice");
     let mut identity = std::fs::read(cert).unwrap();
@@ -299,4 +332,6 @@ fn without_a_fleet_file_the_server_screen_stays_as_it_was() {
     let shown = screen(&f, 120, 30);
     assert!(!shown.contains("Fleet"), "{shown}");
     assert!(shown.contains("Server"), "{shown}");
+    press(&mut f, "F");
+    assert!(flash(&f).contains("no fleet.toml"), "{}", flash(&f));
 }

@@ -182,7 +182,8 @@ actions! {
     Push => "push", "", "push to the remote", "writes to the remote";
     Pull => "pull", "", "pull (fast-forward) from the remote", "rewrites the working copy";
     ToggleDiff => "toggle-diff", "diff", "switch semantic / text diff", "";
-    Sync => "sync", "", "ask the server to sync now", "";
+    Sync => "sync", "", "ask the server (with a fleet.toml, every replica) to sync now", "";
+    ShowFleet => "replicas", "replicas", "select among the fleet's replicas (Enter: all of one) or go back to the audit feed", "";
     ShowActivity => "activity", "activity", "switch between the audit feed and per-identity activity", "";
     SortActivity => "sort", "sort", "change the activity order (last seen, identity, issued, denials)", "";
     ShowKeys => "keys", "keys", "switch between the audit feed and the root key set", "";
@@ -464,6 +465,7 @@ const DEFAULTS: &[(Scope, Action, &[&str])] = &[
     (Scope::Server, Action::ShowActivity, &["v"]),
     (Scope::Server, Action::SortActivity, &["o"]),
     (Scope::Server, Action::ShowKeys, &["K"]),
+    (Scope::Server, Action::ShowFleet, &["F"]),
     (Scope::Server, Action::AddKey, &["a"]),
     (Scope::Server, Action::ActivateKey, &["A"]),
     (Scope::Server, Action::RetireKey, &["D"]),

@@ -6,12 +6,12 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 
 use crate::console::app::{App, Level};
 use crate::console::jobs::FleetView;
 use crate::console::screens::Cx;
-use crate::console::ui::pane;
+use crate::console::ui::{pane, selected_marker};
 use crate::fleet::{ReplicaReport, Standing};
 use crate::token::clock::describe_span;
 
@@ -239,7 +239,51 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             (title, lines)
         }
     };
+    let state = &app.screens.server;
+    if state.show_fleet {
+        let title = format!("{title} · Enter: all of one · F: back to the feed");
+        let count = lines.len();
+        let items: Vec<ListItem> = lines.into_iter().map(ListItem::new).collect();
+        let mut list_state = ListState::default()
+            .with_selected((count > 0).then_some(state.selected.min(count - 1)));
+        frame.render_stateful_widget(
+            List::new(items)
+                .block(pane(app, &title, true))
+                .highlight_style(app.theme.selected())
+                .highlight_symbol(selected_marker()),
+            area,
+            &mut list_state,
+        );
+        return;
+    }
     frame.render_widget(Paragraph::new(lines).block(pane(app, &title, false)), area);
+}
+
+/// All of one replica, for the detail popup.
+pub fn replica_detail(report: &ReplicaReport, expected: &str, now: i64) -> Vec<String> {
+    let mut lines = vec![
+        format!("url        {}", report.url),
+        format!("standing   {}", standing_text(&report.standing)),
+        format!("expected   {expected} (the branch's upstream)"),
+    ];
+    if let Some(applied) = &report.applied {
+        let when = report.applied_at.map_or(String::new(), |at| {
+            format!(" ({})", crate::token::clock::describe_instant(at, now))
+        });
+        lines.push(format!("applied    {applied}{when}"));
+    }
+    if let Some(error) = &report.last_error {
+        lines.push(format!("last refusal  {error}"));
+    }
+    if let Some(keys) = &report.keys {
+        lines.push(format!("root keys  {keys}"));
+    }
+    if let Some(rate) = report.requests_per_second {
+        lines.push(format!(
+            "load       {rate:.2} requests per second since it started"
+        ));
+    }
+    lines
 }
 
 fn replica_line(app: &App, report: &ReplicaReport, width: usize) -> Line<'static> {

@@ -60,6 +60,8 @@ pub struct ServerState {
     pub fleet: Option<Result<FleetView, String>>,
     /// The last push followed across the fleet.
     pub rollout: Option<fleet::Rollout>,
+    /// The fleet's replicas are selectable (instead of the feed).
+    pub show_fleet: bool,
 }
 
 impl ServerState {
@@ -187,6 +189,14 @@ impl Screen for ServerState {
     }
 
     fn hints(&self) -> Vec<Hint> {
+        if self.show_fleet {
+            return vec![
+                hint(Action::Select, "detail"),
+                hint(Action::Sync, "sync all"),
+                hint(Action::ShowFleet, "feed"),
+                hint(Action::Copy, "copy url"),
+            ];
+        }
         if self.show_keys {
             let mut shown = vec![hint(Action::Select, "detail")];
             shown.extend(hints(&[
@@ -203,6 +213,16 @@ impl Screen for ServerState {
                 hint(Action::Select, "detail"),
                 hint(Action::SortActivity, "sort"),
                 hint(Action::ShowActivity, "activity"),
+                hint(Action::Copy, "copy"),
+            ];
+        }
+        if self.fleet.is_some() {
+            return vec![
+                hint(Action::Filter, "filter"),
+                hint(Action::Select, "detail"),
+                hint(Action::Sync, "sync all"),
+                hint(Action::ShowFleet, "replicas"),
+                hint(Action::ShowKeys, "keys"),
                 hint(Action::Copy, "copy"),
             ];
         }
@@ -299,7 +319,9 @@ impl Screen for ServerState {
 
 impl ServerState {
     fn act(&mut self, action: Action, cx: &mut Cx) {
-        let visible = if self.show_keys {
+        let visible = if self.show_fleet {
+            self.replicas().len()
+        } else if self.show_keys {
             self.keys().len()
         } else if self.show_activity {
             activity::visible_rows(self, cx.policy()).len()
@@ -313,12 +335,49 @@ impl ServerState {
             Action::ShowActivity | Action::FocusNext | Action::FocusPrev => {
                 self.show_activity = !self.show_activity;
                 self.show_keys = false;
+                self.show_fleet = false;
                 self.selected = 0;
             }
             Action::ShowKeys => {
                 self.show_keys = !self.show_keys;
                 self.show_activity = false;
+                self.show_fleet = false;
                 self.selected = 0;
+            }
+            Action::ShowFleet => {
+                if self.fleet.is_none() {
+                    cx.flash(
+                        Level::Info,
+                        "no fleet.toml in the repository: this server is the only replica",
+                    );
+                    return;
+                }
+                self.show_fleet = !self.show_fleet;
+                self.show_keys = false;
+                self.show_activity = false;
+                self.selected = 0;
+            }
+            Action::Select if self.show_fleet => {
+                let detail = self.replicas().get(self.selected).map(|report| {
+                    let expected = match &self.fleet {
+                        Some(Ok(view)) => view.expected.clone(),
+                        _ => String::new(),
+                    };
+                    (
+                        format!("Replica {}", report.name),
+                        fleet::replica_detail(report, &expected, cx.now),
+                    )
+                });
+                match detail {
+                    Some((title, lines)) => cx.detail(title, lines),
+                    None => cx.flash(Level::Info, "nothing selected"),
+                }
+            }
+            Action::Copy if self.show_fleet => {
+                let url = self.replicas().get(self.selected).map(|r| r.url.clone());
+                if let Some(url) = url {
+                    cx.copy("replica URL", url);
+                }
             }
             Action::AddKey | Action::ActivateKey | Action::RetireKey => self.key_action(action, cx),
             Action::Select => self.show_detail(cx),
@@ -352,6 +411,10 @@ impl ServerState {
                     cx.flash(Level::Warn, "Sync: no server configured");
                 } else {
                     cx.submit(Job::ServerSync);
+                    if self.fleet.is_some() {
+                        // Every replica, followed until each serves the upstream's commit.
+                        cx.submit(Job::FleetNudge);
+                    }
                 }
             }
             Action::Back => {
@@ -414,6 +477,14 @@ impl ServerState {
         match detail {
             Some((title, lines)) => cx.detail(title, lines),
             None => cx.flash(Level::Info, "nothing selected"),
+        }
+    }
+
+    /// The fleet's replicas as last asked (none without a fleet, or when it could not be read).
+    pub fn replicas(&self) -> &[crate::fleet::ReplicaReport] {
+        match &self.fleet {
+            Some(Ok(view)) => &view.replicas,
+            _ => &[],
         }
     }
 
