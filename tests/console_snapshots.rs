@@ -381,3 +381,150 @@ fn the_first_frame_is_drawn_while_the_policy_is_read() {
         "the editor opens on the file: {shown}"
     );
 }
+
+/// The Fleet screen with a replica in each standing — in sync, lagging, refused (the rollout
+/// being followed ends on it), down — and the audit feed merged across replicas.
+#[test]
+fn the_fleet_screen_with_a_replica_in_every_standing() {
+    use hessra_console::console::jobs::{FleetView, JobResult, ServerStatus};
+    use hessra_console::fleet::{ReplicaReport, Standing};
+    use hessra_console::server::AuditEvent;
+
+    let mut app = App::new(Context {
+        has_repo: true,
+        server: Some(("https://127.0.0.1:4443".into(), true)),
+        operator: Some("uri:urn:company:ops".into()),
+        ..context(false, false)
+    });
+    let expected = "4c775cd7171a16849b45a438fb279633ee934ef1";
+    let previous = "76a4f11b0c8e2d6a5f3b9e1c7d4a2b8f6e0c1d3a";
+    app.handle_result(JobResult::ServerStatus(Ok(ServerStatus {
+        response_msg: "Server status".into(),
+        listen: "127.0.0.1:4443".into(),
+        policy_source: "git origin.git branch main".into(),
+        policy_revision: expected.into(),
+        policy_loaded_at: NOW - 2,
+        clients: 7,
+        last_reload_error: None,
+        requests: 120,
+        allowed: 117,
+        denied: 3,
+        started_at: NOW - 600,
+        audit_file: None,
+        audit_key: None,
+        keys: Vec::new(),
+        key_set_error: None,
+    })));
+    let replica = |name: &str, port: u16, standing: Standing, applied: &str| ReplicaReport {
+        name: name.into(),
+        url: format!("https://127.0.0.1:{port}"),
+        standing,
+        applied: Some(applied.into()),
+        applied_at: Some(NOW - 2),
+        last_error: None,
+        keys: Some("key 1 active · 96cb70".into()),
+        requests_per_second: Some(0.2),
+    };
+    let refusal = "clients.toml: line 12: unknown field `operatons` (keeping 76a4f11b)";
+    let replicas = vec![
+        replica("a", 4443, Standing::InSync, expected),
+        replica("b", 4444, Standing::Lagging, previous),
+        ReplicaReport {
+            last_error: Some(refusal.into()),
+            ..replica(
+                "c",
+                4445,
+                Standing::Refused {
+                    reason: refusal.into(),
+                },
+                previous,
+            )
+        },
+        ReplicaReport {
+            applied: None,
+            applied_at: None,
+            keys: None,
+            requests_per_second: None,
+            ..replica(
+                "d",
+                4446,
+                Standing::Down {
+                    error: "connection refused".into(),
+                },
+                previous,
+            )
+        },
+    ];
+    // A push was made: the replicas were nudged (d could not be) and the rollout is followed.
+    app.handle_result(JobResult::FleetNudged {
+        expected: Some(expected.into()),
+        nudged: vec![
+            ("a".into(), Ok(())),
+            ("b".into(), Ok(())),
+            ("c".into(), Ok(())),
+            ("d".into(), Err("connection refused".into())),
+        ],
+    });
+    app.handle_result(JobResult::Fleet(Ok(Some(FleetView {
+        expected: expected.into(),
+        replicas,
+    }))));
+    let event = |seq: u64, result: &str, reason: &str| AuditEvent {
+        seq,
+        time: NOW - 30 + seq as i64,
+        caller: Some("uri:urn:company:alice".into()),
+        auth: "mtls".into(),
+        endpoint: "/request_token".into(),
+        resource: Some("production_api".into()),
+        operation: Some("read".into()),
+        result: result.into(),
+        reason: reason.into(),
+        revocation_id: None,
+        expires_at: None,
+    };
+    app.handle_result(JobResult::ServerAudit(Ok((
+        vec![event(1, "allow", "granted by policy")],
+        1,
+    ))));
+    app.handle_result(JobResult::FleetAudit(vec![
+        (
+            "b".into(),
+            Ok((vec![event(2, "allow", "granted by policy")], 1)),
+        ),
+        (
+            "c".into(),
+            Ok((
+                vec![event(3, "deny", "no grant of read on production_api")],
+                1,
+            )),
+        ),
+        ("d".into(), Err("connection refused".into())),
+    ]));
+    app.go_to(ScreenId::Server);
+    insta::assert_snapshot!("fleet_80x24", draw(&app, 80, 24).backend());
+    let terminal = draw(&app, 120, 40);
+    insta::assert_snapshot!("fleet_120x40", terminal.backend());
+    let shown = terminal.backend().to_string();
+    assert!(shown.contains("6 Fleet"), "the tab is renamed: {shown}");
+    assert!(
+        shown.contains("Fleet (1/4 in sync with 4c775cd7)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("rollout of 4c775cd7: replica c refused it"),
+        "the rollout ends on the refusal: {shown}"
+    );
+    // Merged newest first, each event tagged with its replica (a is the console's own).
+    let tags: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.contains("/request_token"))
+        .map(|l| {
+            let at = l.find(|c: char| c.is_ascii_digit()).unwrap();
+            l[at + 8..].split_whitespace().next().unwrap()
+        })
+        .collect();
+    assert_eq!(tags, ["c", "b", "a"], "{shown}");
+
+    app.dispatch(hessra_console::console::keymap::Action::ShowFleet);
+    insta::assert_snapshot!("fleet_replicas_120x40", draw(&app, 120, 40).backend());
+}

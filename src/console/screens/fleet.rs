@@ -305,9 +305,6 @@ fn replica_line(app: &App, report: &ReplicaReport, width: usize) -> Line<'static
             ));
             return Line::from(spans);
         }
-        Standing::Refused { reason } => {
-            spans.push(Span::styled(format!("{reason} · "), theme.error()));
-        }
         _ => {}
     }
     let applied = report.applied.as_deref().map_or("-".to_string(), short);
@@ -321,13 +318,18 @@ fn replica_line(app: &App, report: &ReplicaReport, width: usize) -> Line<'static
     if let Some(keys) = &report.keys {
         spans.push(Span::styled(format!(" · {keys}"), theme.muted()));
     }
-    if let (Some(error), Standing::InSync | Standing::Lagging) =
-        (&report.last_error, &report.standing)
-    {
-        spans.push(Span::styled(
-            format!(" · last refusal: {error}"),
-            theme.warn(),
-        ));
+    match (&report.standing, &report.last_error) {
+        // Why it refused the commit expected comes last: the rest of the row stays in view.
+        (Standing::Refused { reason }, _) => {
+            spans.push(Span::styled(format!(" · {reason}"), theme.error()));
+        }
+        (_, Some(error)) => {
+            spans.push(Span::styled(
+                format!(" · last refusal: {error}"),
+                theme.warn(),
+            ));
+        }
+        _ => {}
     }
     Line::from(spans)
 }
