@@ -297,15 +297,12 @@ fn replica_line(app: &App, report: &ReplicaReport, width: usize) -> Line<'static
         Span::styled(format!("{glyph} {:<width$} ", report.name), style),
         Span::styled(format!("{:<8} ", report.standing.word()), style),
     ];
-    match &report.standing {
-        Standing::Down { error } => {
-            spans.push(Span::styled(
-                format!("{}  {error}", report.url),
-                theme.muted(),
-            ));
-            return Line::from(spans);
-        }
-        _ => {}
+    if let Standing::Down { error } = &report.standing {
+        spans.push(Span::styled(
+            format!("{}  {error}", report.url),
+            theme.muted(),
+        ));
+        return Line::from(spans);
     }
     let applied = report.applied.as_deref().map_or("-".to_string(), short);
     let since = report.applied_at.map_or(String::new(), |at| {
