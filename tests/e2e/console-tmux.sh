@@ -275,5 +275,48 @@ fi
 keys q
 check "q quits the teammate console" "EXITED=0"
 
+# A fleet on one machine: `demo init --replicas 3`, moved to free ports by a reviewed commit of
+# fleet.toml; the console runs all three, screen 6 becomes Fleet, and a push is followed until
+# every replica applied it.
+free_ports() {
+    python3 -c 'import socket
+s=[socket.socket() for _ in range(3)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))' 2>/dev/null \
+        || { b=$((20000 + RANDOM % 30000)); echo "$b $((b + 1)) $((b + 2))"; }
+}
+read -r pa pb pc <<<"$(free_ports)"
+"$binary" demo init "$work/fleet" --replicas 3 >/dev/null || { echo "FAIL demo init --replicas 3"; failed=$((failed + 1)); }
+sed -i "s/^listen = .*/listen = \"127.0.0.1:$pa\"/" "$work/fleet/workspace.toml"
+sed -i -e "s/:4443\"/:$pa\"/" -e "s/:4444\"/:$pb\"/" -e "s/:4445\"/:$pc\"/" "$work/fleet/policy/fleet.toml"
+git -C "$work/fleet/policy" config user.name "E2E Operator"
+git -C "$work/fleet/policy" config user.email "e2e@example.test"
+git -C "$work/fleet/policy" commit --quiet -am "The demo fleet on free ports"
+git -C "$work/fleet/policy" push --quiet origin main
+tmx new-session -d -s fleet -x 140 -y 40 \
+    "env HOME=$work/home XDG_CONFIG_HOME=$work/home/.config XDG_STATE_HOME=$work/home/.state \
+     XDG_DATA_HOME=$work/home/.data $binary --workspace $work/fleet; echo EXITED=\$?; sleep 600"
+screen() { tmx capture-pane -p -t fleet 2>/dev/null; }
+keys() { tmx send-keys -t fleet "$@"; }
+text() { tmx send-keys -t fleet -l "$1"; }
+check "the fleet console opens" "Clients (7/7)"
+keys 6
+check "screen 6 is the Fleet: three replicas in sync" "Fleet (3/3 in sync with" 20
+keys 1 +
+text "staging_api delete"
+keys Enter C-s
+check "the edit is saved" "saved "
+keys 5 c Enter
+check "the fleet commit's confirmation" "Commit clients.toml"
+text y
+check "the fleet commit" "committed "
+keys p
+check "the push is followed to every replica" "all 3 replica(s) applied it" 30
+keys 6
+fleet_head=$(git -C "$work/fleet/policy" rev-parse HEAD | cut -c1-8)
+check "every replica serves the pushed commit" "Fleet (3/3 in sync with $fleet_head)" 20
+keys q
+check "q quits the fleet console, replicas and all" "EXITED=0"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
