@@ -154,7 +154,10 @@ pub struct ReplicaReport {
     /// Its root key set: the active key's id and a digest of every key's id, state and public
     /// key (replicas that agree show the same digest).
     pub keys: Option<String>,
-    /// Requests per second since it started.
+    /// Requests it has answered since it started.
+    pub requests: Option<u64>,
+    /// Requests per second since it started (the console also shows the recent rate, from two
+    /// answers in a row).
     pub requests_per_second: Option<f64>,
 }
 
@@ -182,6 +185,7 @@ pub fn assess(replica: &Replica, status: &ServerStatus, expected: &str, now: i64
         applied_at: Some(status.policy_loaded_at),
         last_error: status.last_reload_error.as_ref().map(|e| e.message.clone()),
         keys: key_generation(status),
+        requests: Some(status.requests),
         requests_per_second: Some(status.requests as f64 / uptime),
     }
 }
@@ -196,6 +200,7 @@ pub fn down(replica: &Replica, error: String) -> ReplicaReport {
         applied_at: None,
         last_error: None,
         keys: None,
+        requests: None,
         requests_per_second: None,
     }
 }
@@ -326,7 +331,7 @@ pub fn describe(report: &ReplicaReport, expected: &str) -> String {
         line.push_str(&format!(" · {keys}"));
     }
     if let Some(rps) = report.requests_per_second {
-        line.push_str(&format!(" · {rps:.1} req/s"));
+        line.push_str(&format!(" · {rps:.1} req/s since it started"));
     }
     if let (Some(error), false) = (
         &report.last_error,

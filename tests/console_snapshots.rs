@@ -423,6 +423,7 @@ fn the_fleet_screen_with_a_replica_in_every_standing() {
         applied_at: Some(NOW - 2),
         last_error: None,
         keys: Some("key 1 active · 96cb70".into()),
+        requests: Some(120),
         requests_per_second: Some(0.2),
     };
     let refusal = "clients.toml: line 12: unknown field `operatons` (keeping 76a4f11b)";
@@ -444,6 +445,7 @@ fn the_fleet_screen_with_a_replica_in_every_standing() {
             applied: None,
             applied_at: None,
             keys: None,
+            requests: None,
             requests_per_second: None,
             ..replica(
                 "d",
@@ -467,7 +469,15 @@ fn the_fleet_screen_with_a_replica_in_every_standing() {
     });
     app.handle_result(JobResult::Fleet(Ok(Some(FleetView {
         expected: expected.into(),
-        replicas,
+        replicas: replicas.clone(),
+    }))));
+    // Three seconds on, a has answered 6 more requests, b and c none: the recent rate.
+    app.advance(3);
+    let mut later = replicas;
+    later[0].requests = Some(126);
+    app.handle_result(JobResult::Fleet(Ok(Some(FleetView {
+        expected: expected.into(),
+        replicas: later,
     }))));
     let event = |seq: u64, result: &str, reason: &str| AuditEvent {
         seq,

@@ -11,6 +11,7 @@ use ratatui::widgets::{List, ListItem, ListState, Paragraph};
 use crate::console::app::{App, Level};
 use crate::console::jobs::FleetView;
 use crate::console::screens::Cx;
+use crate::console::screens::server::ServerState;
 use crate::console::ui::{pane, selected_marker};
 use crate::fleet::{ReplicaReport, Standing};
 use crate::token::clock::describe_span;
@@ -161,19 +162,67 @@ impl Rollout {
     }
 }
 
-/// What happens when the fleet answers: the view is kept and a rollout being followed judged.
+/// The requests each replica had answered at one answer of the fleet: the next answer turns
+/// them into a recent rate.
+#[derive(Debug, Clone, Default)]
+pub struct Rates {
+    sample: Option<(i64, Vec<(String, u64)>)>,
+    /// Requests per second between the last two answers, by replica.
+    recent: Vec<(String, f64)>,
+}
+
+impl Rates {
+    /// Takes the counts of a new answer at `now`: a replica answered both times (its counter
+    /// did not go back, as after a restart) gets the rate between them.
+    pub fn observe(&mut self, view: &FleetView, now: i64) {
+        let counts: Vec<(String, u64)> = view
+            .replicas
+            .iter()
+            .filter_map(|r| r.requests.map(|n| (r.name.clone(), n)))
+            .collect();
+        match &self.sample {
+            // The same second again: keep the rates and the older sample.
+            Some((then, _)) if now <= *then => return,
+            Some((then, before)) => {
+                let seconds = (now - then) as f64;
+                self.recent = counts
+                    .iter()
+                    .filter_map(|(name, n)| {
+                        let (_, old) = before.iter().find(|(b, _)| b == name)?;
+                        (n >= old).then(|| (name.clone(), (n - old) as f64 / seconds))
+                    })
+                    .collect();
+            }
+            None => {}
+        }
+        self.sample = Some((now, counts));
+    }
+
+    /// A replica's recent rate, once two answers were seen.
+    pub fn recent(&self, name: &str) -> Option<f64> {
+        self.recent
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, rate)| *rate)
+    }
+}
+
+/// What happens when the fleet answers: the view is kept, its load turned into recent rates,
+/// and a rollout being followed judged.
 pub fn fleet_result(
-    fleet: &mut Option<Result<FleetView, String>>,
-    rollout: &mut Option<Rollout>,
+    state: &mut ServerState,
     result: Result<Option<FleetView>, String>,
     cx: &mut Cx,
 ) {
-    *fleet = match result {
+    state.fleet = match result {
         Ok(Some(view)) => Some(Ok(view)),
         Ok(None) => None,
         Err(error) => Some(Err(error)),
     };
-    if let (Some(rollout), Some(Ok(view))) = (rollout.as_mut(), fleet.as_ref())
+    if let Some(Ok(view)) = &state.fleet {
+        state.rates.observe(view, cx.now);
+    }
+    if let (Some(rollout), Some(Ok(view))) = (state.rollout.as_mut(), state.fleet.as_ref())
         && let Some((level, text)) = rollout.observe(view, cx.now)
     {
         cx.flash(level, text);
@@ -279,8 +328,9 @@ pub fn replica_detail(report: &ReplicaReport, expected: &str, now: i64) -> Vec<S
         lines.push(format!("root keys  {keys}"));
     }
     if let Some(rate) = report.requests_per_second {
+        let total = report.requests.unwrap_or_default();
         lines.push(format!(
-            "load       {rate:.2} requests per second since it started"
+            "load       {total} requests, {rate:.2} per second since it started"
         ));
     }
     lines
@@ -309,8 +359,14 @@ fn replica_line(app: &App, report: &ReplicaReport, width: usize) -> Line<'static
         format!(" {} ago", describe_span((app.now - at).max(0) as u64))
     });
     spans.push(Span::raw(format!("applied {applied}{since}")));
-    if let Some(rate) = report.requests_per_second {
-        spans.push(Span::styled(format!(" · {rate:.1} req/s"), theme.muted()));
+    let recent = app.screens.server.rates.recent(&report.name);
+    match (recent, report.requests_per_second) {
+        (Some(rate), _) => spans.push(Span::styled(format!(" · {rate:.1} req/s"), theme.muted())),
+        (None, Some(rate)) => spans.push(Span::styled(
+            format!(" · {rate:.1} req/s since start"),
+            theme.muted(),
+        )),
+        _ => {}
     }
     if let Some(keys) = &report.keys {
         spans.push(Span::styled(format!(" · {keys}"), theme.muted()));
@@ -344,6 +400,7 @@ mod tests {
             applied_at: Some(0),
             last_error: None,
             keys: None,
+            requests: Some(0),
             requests_per_second: Some(0.0),
         }
     }
@@ -375,6 +432,31 @@ mod tests {
         assert!(!rollout.running());
         // Ended: later views change nothing.
         assert_eq!(rollout.observe(&partial, 103), None);
+    }
+
+    #[test]
+    fn the_recent_rate_comes_from_two_answers_and_a_restart_resets_it() {
+        let mut rates = Rates::default();
+        let counts = |a: u64, b: u64| {
+            let mut v = view("c0ffee", vec![Standing::InSync, Standing::InSync]);
+            v.replicas[0].requests = Some(a);
+            v.replicas[1].requests = Some(b);
+            v
+        };
+        rates.observe(&counts(100, 50), 1_000);
+        assert_eq!(rates.recent("a"), None, "one answer is no rate");
+        // The same second again changes nothing.
+        rates.observe(&counts(103, 50), 1_000);
+        rates.observe(&counts(130, 40), 1_010);
+        assert_eq!(rates.recent("a"), Some(3.0));
+        assert_eq!(
+            rates.recent("b"),
+            None,
+            "b restarted: its counter went back"
+        );
+        rates.observe(&counts(130, 60), 1_020);
+        assert_eq!(rates.recent("a"), Some(0.0));
+        assert_eq!(rates.recent("b"), Some(2.0));
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct ServerState {
     pub rollout: Option<fleet::Rollout>,
     /// The fleet's replicas are selectable (instead of the feed).
     pub show_fleet: bool,
+    /// Each replica's recent load, from the fleet's last two answers.
+    pub rates: fleet::Rates,
 }
 
 impl ServerState {
@@ -273,9 +275,7 @@ impl Screen for ServerState {
                 format!("the server did not take the sync: {e}"),
             ),
             JobResult::KeyChanged { change, outcome } => self.key_changed(change, outcome, cx),
-            JobResult::Fleet(result) => {
-                fleet::fleet_result(&mut self.fleet, &mut self.rollout, result, cx);
-            }
+            JobResult::Fleet(result) => fleet::fleet_result(self, result, cx),
             JobResult::FleetNudged { expected, nudged } => {
                 if let Some(commit) = expected {
                     self.rollout = Some(fleet::Rollout::new(commit, cx.now, nudged));
