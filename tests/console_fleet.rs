@@ -2,8 +2,9 @@
 //! file into the policy repository and the workspace console knows which replicas it runs; with
 //! a `fleet.toml` the Server screen becomes the Fleet screen, a row per replica, the audit feed
 //! merged across replicas and tagged with each; a push from the console nudges every replica
-//! and is followed until all applied it, or the wait runs out naming the replica that did not.
-//! Real servers over TLS, a real bare remote.
+//! and is followed until all applied it, or the wait runs out naming the replica that did not;
+//! the console launched on a fleet workspace runs every replica it can and names the one whose
+//! port is taken. Real servers over TLS, a real bare remote.
 
 mod support;
 
@@ -334,4 +335,104 @@ fn without_a_fleet_file_the_server_screen_stays_as_it_was() {
     assert!(shown.contains("Server"), "{shown}");
     press(&mut f, "F");
     assert!(flash(&f).contains("no fleet.toml"), "{}", flash(&f));
+}
+
+#[test]
+fn the_workspace_console_runs_its_fleet_and_names_a_replica_whose_port_is_taken() {
+    use hessra_console::console::launch::{self, ConsoleArgs};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ws");
+    let ws = workspace::init_fleet(&root, false, 3).unwrap();
+    // Three free ports; the third stays taken by someone else.
+    let listeners: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    let taken = listeners.into_iter().nth(2).unwrap();
+    // The operator moves the fleet to those ports: workspace.toml, and fleet.toml reviewed in git.
+    let config = root.join("workspace.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        &format!("127.0.0.1:{}", ws.listen.port()),
+        &format!("127.0.0.1:{}", ports[0]),
+    );
+    std::fs::write(&config, text).unwrap();
+    let fleet = std::fs::read_to_string(ws.policy.join("fleet.toml")).unwrap();
+    let mut moved = fleet.clone();
+    for (i, port) in ports.iter().enumerate() {
+        moved = moved.replace(
+            &format!(":{}\"", ws.listen.port() + i as u16),
+            &format!(":{port}\""),
+        );
+    }
+    assert_ne!(moved, fleet);
+    std::fs::write(ws.policy.join("fleet.toml"), moved).unwrap();
+    support::console::set_author(&ws.policy, "Fleet Operator");
+    gitops::commit_file(
+        &ws.policy,
+        Path::new("fleet.toml"),
+        "The fleet on free ports",
+    )
+    .unwrap();
+    gitops::push(&ws.policy, "origin", "main").unwrap();
+
+    let config_dir = tempfile::tempdir().unwrap();
+    let launched = launch::launch_with_config(
+        ConsoleArgs {
+            workspace: Some(root.clone()),
+            ..ConsoleArgs::default()
+        },
+        Some(&config_dir.path().join("config.toml")),
+    )
+    .unwrap();
+    // a is the workspace's own server, b runs beside it, c could not start: said, not fatal.
+    assert_eq!(
+        launched.server.as_ref().unwrap().url(),
+        format!("https://127.0.0.1:{}", ports[0])
+    );
+    assert_eq!(launched.replicas.len(), 1);
+    assert_eq!(
+        launched.replicas[0].url(),
+        format!("https://127.0.0.1:{}", ports[1])
+    );
+    let notices = launched.context.notices.join("\n");
+    assert!(
+        notices.contains("replica c was not started") && notices.contains("shows it down"),
+        "{notices}"
+    );
+    // Asked, the fleet says so: a and b in sync, c down.
+    let result = std::cell::RefCell::new(None);
+    hessra_console::console::jobs::execute(
+        hessra_console::console::jobs::Job::FleetStatus,
+        &launched.env,
+        &|r| *result.borrow_mut() = Some(r),
+    );
+    let Some(hessra_console::console::jobs::JobResult::Fleet(Ok(Some(view)))) = result.into_inner()
+    else {
+        panic!("no fleet view");
+    };
+    let standings: Vec<(&str, &str)> = view
+        .replicas
+        .iter()
+        .map(|r| (r.name.as_str(), r.standing.word()))
+        .collect();
+    assert_eq!(
+        standings,
+        [("a", "in sync"), ("b", "in sync"), ("c", "down")],
+        "{view:?}"
+    );
+    drop(taken);
+    let launch::Launched {
+        runtime,
+        server,
+        replicas,
+        ..
+    } = launched;
+    for server in server.into_iter().chain(replicas) {
+        runtime.block_on(server.shutdown());
+    }
 }
