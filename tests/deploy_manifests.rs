@@ -989,6 +989,101 @@ fn check_vector_inputs(vector: &toml_edit::DocumentMut) -> Vec<String> {
     problems
 }
 
+/// `template` without its volumes named in `names`.
+fn without_volumes(template: &Yaml, names: &[String]) -> Yaml {
+    let mut template = template.clone();
+    if let Yaml::Hash(t) = &mut template
+        && let Some(Yaml::Hash(spec)) = t.get_mut(&Yaml::String("spec".into()))
+        && let Some(Yaml::Array(volumes)) = spec.get_mut(&Yaml::String("volumes".into()))
+    {
+        volumes.retain(|v| {
+            !v["name"]
+                .as_str()
+                .is_some_and(|n| names.iter().any(|c| c == n))
+        });
+    }
+    template
+}
+
+/// The StatefulSet variant runs the Deployment's pods (the same template, state and audit as
+/// claims instead of emptyDirs), behind the headless Service, and `fleet.toml` names exactly its
+/// replicas at their stable addresses — what `fleet status` and `push --wait` reach.
+fn check_statefulset(deploy: &Deploy, files: &Files) -> Vec<String> {
+    let sets: Vec<&Yaml> = deploy.objects_of("StatefulSet").collect();
+    let [set] = sets.as_slice() else {
+        return vec![format!(
+            "expected one StatefulSet under kubernetes/statefulset/, found {}",
+            sets.len()
+        )];
+    };
+    let mut problems = Vec::new();
+    let claims: Vec<String> = list(&set["spec"]["volumeClaimTemplates"])
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    for claim in &claims {
+        if !deploy
+            .volume(claim)
+            .is_some_and(|volume| !volume["emptyDir"].is_badvalue())
+        {
+            problems.push(format!(
+                "the StatefulSet's claim {claim} does not replace an emptyDir volume of the Deployment"
+            ));
+        }
+    }
+    let ours = without_volumes(&set["spec"]["template"], &claims);
+    let theirs = without_volumes(&deploy.deployment()["spec"]["template"], &claims);
+    if ours != theirs {
+        problems.push(
+            "the StatefulSet's pod template differs from the Deployment's (beyond its claims): change both the same way"
+                .to_string(),
+        );
+    }
+    if set["spec"]["selector"] != deploy.deployment()["spec"]["selector"] {
+        problems.push("the StatefulSet's selector is not the Deployment's".to_string());
+    }
+    let service_name = set["spec"]["serviceName"].as_str().unwrap_or("");
+    let service = deploy.object("Service", service_name);
+    if !service.is_some_and(|s| s["spec"]["clusterIP"].as_str() == Some("None")) {
+        problems.push(format!(
+            "the StatefulSet's serviceName {service_name:?} is not a headless Service: its replicas get no stable names"
+        ));
+    }
+    let port = service
+        .and_then(|s| list(&s["spec"]["ports"]).first())
+        .and_then(|p| p["port"].as_i64());
+    let name = set["metadata"]["name"].as_str().unwrap_or("?");
+    let namespace = set["metadata"]["namespace"].as_str().unwrap_or("default");
+    let expected: Vec<(String, String)> = (0..set["spec"]["replicas"].as_i64().unwrap_or(1))
+        .map(|i| {
+            (
+                format!("{name}-{i}"),
+                format!(
+                    "https://{name}-{i}.{service_name}.{namespace}.svc.cluster.local:{}",
+                    port.unwrap_or(0)
+                ),
+            )
+        })
+        .collect();
+    match files
+        .get("fleet.toml")
+        .map(|text| hessra_console::fleet::parse(text))
+    {
+        None => problems.push("fleet.toml is missing (the StatefulSet's replicas)".to_string()),
+        Some(Err(e)) => problems.push(format!("fleet.toml: {e}")),
+        Some(Ok(replicas)) => {
+            let listed: Vec<(String, String)> =
+                replicas.into_iter().map(|r| (r.name, r.url)).collect();
+            if listed != expected {
+                problems.push(format!(
+                    "fleet.toml lists {listed:?}, but the StatefulSet runs {expected:?}"
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// Everything wrong with the deploy files, in words an operator can act on.
 fn problems(files: &Files) -> Vec<String> {
     let deploy = match parse(files) {
@@ -1010,6 +1105,7 @@ fn problems(files: &Files) -> Vec<String> {
         check_haproxy(&deploy),
         check_prometheus(&deploy, files),
         check_vector(&deploy),
+        check_statefulset(&deploy, files),
     ]
     .concat()
 }
@@ -1051,6 +1147,7 @@ fn assert_caught(file: &str, from: &str, to: &str, says: &str) {
 const DEPLOYMENT: &str = "kubernetes/deployment.yaml";
 const SERVICE: &str = "kubernetes/service.yaml";
 const SECRET: &str = "kubernetes/secret.yaml";
+const STATEFULSET: &str = "kubernetes/statefulset/statefulset.yaml";
 
 #[test]
 fn the_deploy_files_agree_with_each_other_and_with_the_program() {
@@ -1059,6 +1156,8 @@ fn the_deploy_files_agree_with_each_other_and_with_the_program() {
         DEPLOYMENT,
         SERVICE,
         SECRET,
+        STATEFULSET,
+        "fleet.toml",
         "haproxy.cfg",
         "prometheus.yml",
         "prometheus-rules.yml",
@@ -1456,4 +1555,46 @@ fn the_glob_matches_as_vector_would() {
     assert!(!glob_matches("/a/audit.jsonl*", "/a/audit-signing.pk8"));
     assert!(glob_matches("/a/*.head", "/a/audit.jsonl.head"));
     assert!(!glob_matches("/a/*.head", "/a/audit.jsonl"));
+}
+
+#[test]
+fn a_statefulset_that_drifts_from_the_deployment_or_its_fleet_file_is_caught() {
+    assert_caught(
+        STATEFULSET,
+        "--poll-interval=1s",
+        "--poll-interval=5s",
+        "differs from the Deployment's",
+    );
+    assert_caught_after(
+        STATEFULSET,
+        "kind: StatefulSet",
+        "replicas: 3",
+        "replicas: 4",
+        "fleet.toml lists",
+    );
+    assert_caught(
+        "fleet.toml",
+        "hessra-2.hessra-replicas.hessra.svc.cluster.local:4443",
+        "hessra-2.hessra-replicas.hessra.svc.cluster.local:4444",
+        "fleet.toml lists",
+    );
+    assert_caught(
+        "fleet.toml",
+        "name = \"hessra-1\"",
+        "name = \"hessra-0\"",
+        "two replicas are named",
+    );
+    assert_caught(
+        STATEFULSET,
+        "serviceName: hessra-replicas",
+        "serviceName: hessra",
+        "is not a headless Service",
+    );
+    assert_caught_after(
+        STATEFULSET,
+        "volumeClaimTemplates:",
+        "name: audit",
+        "name: logs",
+        "claim logs does not replace an emptyDir volume",
+    );
 }
