@@ -1022,9 +1022,9 @@ fn check_statefulset(deploy: &Deploy, files: &Files) -> Vec<String> {
         .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
         .collect();
     for claim in &claims {
-        if !deploy
+        if deploy
             .volume(claim)
-            .is_some_and(|volume| !volume["emptyDir"].is_badvalue())
+            .is_none_or(|volume| volume["emptyDir"].is_badvalue())
         {
             problems.push(format!(
                 "the StatefulSet's claim {claim} does not replace an emptyDir volume of the Deployment"
