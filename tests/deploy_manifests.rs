@@ -1044,7 +1044,7 @@ fn check_statefulset(deploy: &Deploy, files: &Files) -> Vec<String> {
     }
     let service_name = set["spec"]["serviceName"].as_str().unwrap_or("");
     let service = deploy.object("Service", service_name);
-    if !service.is_some_and(|s| s["spec"]["clusterIP"].as_str() == Some("None")) {
+    if service.is_none_or(|s| s["spec"]["clusterIP"].as_str() != Some("None")) {
         problems.push(format!(
             "the StatefulSet's serviceName {service_name:?} is not a headless Service: its replicas get no stable names"
         ));
