@@ -22,6 +22,14 @@ pub fn selected_marker() -> &'static str {
     "▶ "
 }
 
+/// A list in a pane, its selected row highlighted and marked: every list screen draws this way.
+pub fn list_pane<'a>(app: &App, title: &str, focused: bool, items: Vec<ListItem<'a>>) -> List<'a> {
+    List::new(items)
+        .block(pane(app, title, focused))
+        .highlight_style(app.theme.selected())
+        .highlight_symbol(selected_marker())
+}
+
 /// A bordered pane; the focused one is bold (and coloured when colours are on).
 pub fn pane<'a>(app: &App, title: &str, focused: bool) -> Block<'a> {
     let style = if focused {
@@ -483,14 +491,7 @@ fn render_popup(frame: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             frame.render_widget(Clear, rect);
             let list: Vec<ListItem> = items.iter().map(|i| ListItem::new(i.clone())).collect();
             let mut state = ListState::default().with_selected(Some(*selected));
-            frame.render_stateful_widget(
-                List::new(list)
-                    .block(pane(app, title, true))
-                    .highlight_style(app.theme.selected())
-                    .highlight_symbol(selected_marker()),
-                rect,
-                &mut state,
-            );
+            frame.render_stateful_widget(list_pane(app, title, true, list), rect, &mut state);
         }
         Popup::Notices { scroll } => {
             let width = area.width.saturating_sub(6).min(100);

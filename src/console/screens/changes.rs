@@ -8,7 +8,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{ListItem, ListState, Paragraph, Wrap};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::console::app::{App, Level};
 use crate::console::jobs::{GitView, HistoryEntry, Job, JobResult};
 use crate::console::keymap::{Action, Scope};
 use crate::console::screens::clients::move_cursor;
-use crate::console::ui::{pane, selected_marker};
+use crate::console::ui::{list_pane, pane};
 use crate::gitops::PushOutcome;
 use crate::policy::{self, LoadedPolicy, Policy, PolicyDiff, ReplayRow, Request};
 use crate::wire::AuditEvent;
@@ -734,10 +734,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut list_state =
         ListState::default().with_selected(focused.then_some(state.history_selected));
     frame.render_stateful_widget(
-        List::new(items)
-            .block(pane(app, "History", focused))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
+        list_pane(app, "History", focused, items),
         history_area,
         &mut list_state,
     );

@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{ListItem, ListState, Paragraph, Wrap};
 use ratatui_textarea::{CursorMove, TextArea};
 
 use std::any::Any;
@@ -15,7 +15,7 @@ use super::{Cx, Hint, Screen, hint, hints};
 use crate::console::app::{App, Level, check_identity, two_words};
 use crate::console::complete::{self, Choices};
 use crate::console::keymap::{Action, Scope};
-use crate::console::ui::{finding_line, pane, selected_marker};
+use crate::console::ui::{finding_line, list_pane, pane};
 use crate::console::unused_marks;
 use crate::policy::{self, Finding, Policy};
 
@@ -770,10 +770,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(summary) = app.unused.summary() {
         title.push_str(&format!(" · {summary}"));
     }
-    let list = List::new(items)
-        .block(pane(app, &title, state.focus == ClientsPane::List))
-        .highlight_style(app.theme.selected())
-        .highlight_symbol(selected_marker());
+    let list = list_pane(app, &title, state.focus == ClientsPane::List, items);
     frame.render_stateful_widget(list, list_area, &mut list_state);
 
     let detail = match state.selected_client(&loaded.policy) {
@@ -799,10 +796,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut finding_state =
         ListState::default().with_selected(focused.then_some(state.finding_selected));
     frame.render_stateful_widget(
-        List::new(findings)
-            .block(pane(app, &title, focused))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
+        list_pane(app, &title, focused, findings),
         bottom,
         &mut finding_state,
     );
@@ -968,10 +962,7 @@ fn render_editor(frame: &mut Frame, area: Rect, app: &App, editor: &RawEditor) {
     let mut state = ListState::default()
         .with_selected(editor.findings_focused.then_some(editor.selected_finding));
     frame.render_stateful_widget(
-        List::new(items)
-            .block(pane(app, &title, editor.findings_focused))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
+        list_pane(app, &title, editor.findings_focused, items),
         findings_area,
         &mut state,
     );

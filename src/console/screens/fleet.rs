@@ -6,13 +6,13 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph};
+use ratatui::widgets::{ListItem, ListState, Paragraph};
 
 use crate::console::app::{App, Level};
 use crate::console::jobs::FleetView;
 use crate::console::screens::Cx;
 use crate::console::screens::server::ServerState;
-use crate::console::ui::{pane, selected_marker};
+use crate::console::ui::{list_pane, pane};
 use crate::fleet::{ReplicaReport, Standing};
 use crate::token::clock::describe_span;
 
@@ -295,14 +295,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         let items: Vec<ListItem> = lines.into_iter().map(ListItem::new).collect();
         let mut list_state = ListState::default()
             .with_selected((count > 0).then_some(state.selected.min(count - 1)));
-        frame.render_stateful_widget(
-            List::new(items)
-                .block(pane(app, &title, true))
-                .highlight_style(app.theme.selected())
-                .highlight_symbol(selected_marker()),
-            area,
-            &mut list_state,
-        );
+        frame.render_stateful_widget(list_pane(app, &title, true, items), area, &mut list_state);
         return;
     }
     frame.render_widget(Paragraph::new(lines).block(pane(app, &title, false)), area);

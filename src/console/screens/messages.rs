@@ -9,7 +9,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{ListItem, ListState, Paragraph, Wrap};
 
 use super::{Cx, Hint, Screen, hint, hints};
 use crate::console::app::{App, Flash, Level};
@@ -17,7 +17,7 @@ use crate::console::keymap::{Action, Scope};
 use crate::console::screens::clients::move_cursor;
 use crate::console::screens::server::clock_time;
 use crate::console::theme::Theme;
-use crate::console::ui::{pane, selected_marker};
+use crate::console::ui::{list_pane, pane};
 
 #[derive(Default)]
 pub struct MessagesState {
@@ -183,12 +183,5 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     let mut list_state = ListState::default().with_selected(Some(cursor - offset));
-    frame.render_stateful_widget(
-        List::new(items)
-            .block(pane(app, &title, true))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
-        area,
-        &mut list_state,
-    );
+    frame.render_stateful_widget(list_pane(app, &title, true, items), area, &mut list_state);
 }

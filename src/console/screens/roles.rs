@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Row, Table};
+use ratatui::widgets::{ListItem, ListState, Paragraph, Row, Table};
 
 use super::{Cx, Hint, Screen, hints};
 use std::any::Any;
@@ -15,7 +15,7 @@ use crate::console::app::{App, Level, check_identity, one_word, two_words};
 use crate::console::complete::{self, Choices};
 use crate::console::keymap::{Action, Scope};
 use crate::console::screens::clients::move_cursor;
-use crate::console::ui::{pane, selected_marker};
+use crate::console::ui::{list_pane, pane};
 use crate::console::unused_marks;
 use crate::policy::{Client, Domain, Edit, Policy, Role};
 
@@ -402,10 +402,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let empty = realm_items.is_empty();
     let mut realm_state = ListState::default().with_selected((!empty).then_some(state.realm));
     frame.render_stateful_widget(
-        List::new(realm_items)
-            .block(pane(app, "Realms", state.focus == RolesPane::Realms))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
+        list_pane(app, "Realms", state.focus == RolesPane::Realms, realm_items),
         realms_area,
         &mut realm_state,
     );
@@ -464,10 +461,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut role_state =
         ListState::default().with_selected((state.focus == RolesPane::Roles).then_some(state.role));
     frame.render_stateful_widget(
-        List::new(role_items)
-            .block(pane(app, &roles_title, state.focus == RolesPane::Roles))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
+        list_pane(
+            app,
+            &roles_title,
+            state.focus == RolesPane::Roles,
+            role_items,
+        ),
         roles_area,
         &mut role_state,
     );
@@ -508,10 +507,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             .then_some(state.assignment),
     );
     frame.render_stateful_widget(
-        List::new(assignment_items)
-            .block(pane(app, &title, state.focus == RolesPane::Assignments))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
+        list_pane(
+            app,
+            &title,
+            state.focus == RolesPane::Assignments,
+            assignment_items,
+        ),
         assign_area,
         &mut assign_state,
     );

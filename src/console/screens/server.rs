@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{ListItem, ListState, Paragraph, Wrap};
 
 use super::{Cx, Hint, Screen, hint, hints};
 use std::any::Any;
@@ -20,7 +20,7 @@ use crate::console::keymap::{Action, Scope};
 use crate::console::screens::activity::{self, SortBy};
 use crate::console::screens::clients::move_cursor;
 use crate::console::screens::fleet;
-use crate::console::ui::{pane, selected_marker};
+use crate::console::ui::{list_pane, pane};
 use crate::keyset::KeyState;
 use crate::wire::{AuditEvent, KeyInfo};
 
@@ -771,14 +771,7 @@ fn render_keys(frame: &mut Frame, area: Rect, app: &App) {
         .selected
         .min(keys.len().saturating_sub(1));
     let mut list_state = ListState::default().with_selected((!keys.is_empty()).then_some(selected));
-    frame.render_stateful_widget(
-        List::new(items)
-            .block(pane(app, &title, true))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
-        area,
-        &mut list_state,
-    );
+    frame.render_stateful_widget(list_pane(app, &title, true, items), area, &mut list_state);
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -857,10 +850,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut list_state =
         ListState::default().with_selected((count > 0).then_some(state.selected - offset));
     frame.render_stateful_widget(
-        List::new(items)
-            .block(pane(app, &title, true))
-            .highlight_style(app.theme.selected())
-            .highlight_symbol(selected_marker()),
+        list_pane(app, &title, true, items),
         feed_area,
         &mut list_state,
     );
