@@ -126,6 +126,16 @@ fn wait_until(f: &mut Console, what: &str, done: impl Fn(&Console) -> bool) {
     panic!("{what} did not happen:\n{}", screen(f, 140, 40));
 }
 
+/// The push (or sync) being followed across the fleet has ended, one way or another.
+fn rollout_ended(f: &Console) -> bool {
+    f.app
+        .screens()
+        .server
+        .rollout
+        .as_ref()
+        .is_some_and(|r| !r.running())
+}
+
 fn in_sync(f: &Console) -> usize {
     match &f.app.screens().server.fleet {
         Some(Ok(view)) => view
@@ -201,14 +211,7 @@ fn the_fleet_screen_follows_a_push_to_every_replica_and_names_the_one_that_is_do
     press(&mut f, "F");
     // s asks every replica to sync and follows them: already there, it ends at once.
     press(&mut f, "s");
-    wait_until(&mut f, "the sync to be followed", |f| {
-        f.app
-            .screens()
-            .server
-            .rollout
-            .as_ref()
-            .is_some_and(|r| !r.running())
-    });
+    wait_until(&mut f, "the sync to be followed", rollout_ended);
     assert!(
         flash(&f).contains("all 3 replica(s) applied it"),
         "{}",
@@ -257,14 +260,7 @@ fn the_fleet_screen_follows_a_push_to_every_replica_and_names_the_one_that_is_do
     commit_and_push(&mut f);
     assert!(flash(&f).contains("pushed 1 commit") || flash(&f).contains("rollout"));
     let pushed = gitops::commit_id(&f.clone, "HEAD").unwrap();
-    wait_until(&mut f, "the rollout to end", |f| {
-        f.app
-            .screens()
-            .server
-            .rollout
-            .as_ref()
-            .is_some_and(|r| !r.running())
-    });
+    wait_until(&mut f, "the rollout to end", rollout_ended);
     let rollout = f.app.screens().server.rollout.clone().unwrap();
     assert_eq!(rollout.commit, pushed);
     assert!(

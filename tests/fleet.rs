@@ -70,26 +70,21 @@ fn cli(args: &[&str]) -> (i32, String) {
     support::run_cli(args)
 }
 
+/// `hessra-console policy --file POLICY ARGS…`.
+fn policy_cli(policy: &str, args: &[&str]) -> (i32, String) {
+    let all: Vec<&str> = ["policy", "--file", policy]
+        .iter()
+        .chain(args)
+        .copied()
+        .collect();
+    support::run_cli(&all)
+}
+
 /// Grants something new, commits it; returns nothing (the caller pushes).
 fn commit_a_change(policy: &str, resource: &str) {
-    let (code, out) = cli(&[
-        "policy",
-        "--file",
-        policy,
-        "grant",
-        "uri:urn:company:ops",
-        resource,
-        "read",
-    ]);
+    let (code, out) = policy_cli(policy, &["grant", "uri:urn:company:ops", resource, "read"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = cli(&[
-        "policy",
-        "--file",
-        policy,
-        "commit",
-        "-m",
-        &format!("ops reads {resource}"),
-    ]);
+    let (code, out) = policy_cli(policy, &["commit", "-m", &format!("ops reads {resource}")]);
     assert_eq!(code, 0, "{out}");
 }
 
@@ -119,16 +114,7 @@ fn push_wait_converges_every_replica_and_names_the_one_that_is_down() {
     // A push: each replica is nudged (none polls) and applies it.
     commit_a_change(policy, "staging_api");
     let started = Instant::now();
-    let (code, out) = cli(&[
-        "policy",
-        "--file",
-        policy,
-        "push",
-        "--wait",
-        "--timeout",
-        "20s",
-        "--json",
-    ]);
+    let (code, out) = policy_cli(policy, &["push", "--wait", "--timeout", "20s", "--json"]);
     assert_eq!(code, 0, "{out}");
     assert!(started.elapsed() < Duration::from_secs(20));
     let json_start = out.find('{').unwrap();
@@ -169,15 +155,7 @@ fn push_wait_converges_every_replica_and_names_the_one_that_is_down() {
     // A push with b down: a and c apply it, the wait fails within its timeout naming b.
     commit_a_change(policy, "artifacts");
     let started = Instant::now();
-    let (code, out) = cli(&[
-        "policy",
-        "--file",
-        policy,
-        "push",
-        "--wait",
-        "--timeout",
-        "3s",
-    ]);
+    let (code, out) = policy_cli(policy, &["push", "--wait", "--timeout", "3s"]);
     assert_eq!(code, 1, "{out}");
     assert!(
         started.elapsed() < Duration::from_secs(3 + 6),
@@ -236,13 +214,13 @@ fn a_fleet_file_that_is_wrong_is_named_and_nothing_is_pushed() {
     let policy = ws.policy_file();
     let policy = policy.to_str().unwrap();
     commit_a_change(policy, "staging_api");
-    let (code, out) = cli(&["policy", "--file", policy, "push", "--wait"]);
+    let (code, out) = policy_cli(policy, &["push", "--wait"]);
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("fleet.toml") && out.contains("not https://"),
         "{out}"
     );
-    let (code, out) = cli(&["policy", "--file", policy, "status"]);
+    let (code, out) = policy_cli(policy, &["status"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("ahead 1") || out.contains("↑1") || out.contains("1 ahead"),
@@ -336,37 +314,22 @@ fn a_token_issued_by_one_replica_works_at_the_others_until_its_revocation_reache
     std::fs::write(&token_file, &token).unwrap();
     let policy = ws.policy_file();
     let policy = policy.to_str().unwrap();
-    let (code, out) = cli(&[
-        "policy",
-        "--file",
+    let (code, out) = policy_cli(
         policy,
-        "revoke-token",
-        "--token-file",
-        token_file.to_str().unwrap(),
-        "--block",
-        "0",
-        "--reason",
-        "alice's laptop was stolen",
-    ]);
+        &[
+            "revoke-token",
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--block",
+            "0",
+            "--reason",
+            "alice's laptop was stolen",
+        ],
+    );
     assert_eq!(code, 0, "{out}");
-    let (code, out) = cli(&[
-        "policy",
-        "--file",
-        policy,
-        "commit",
-        "-m",
-        "revoke alice's token",
-    ]);
+    let (code, out) = policy_cli(policy, &["commit", "-m", "revoke alice's token"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = cli(&[
-        "policy",
-        "--file",
-        policy,
-        "push",
-        "--wait",
-        "--timeout",
-        "20s",
-    ]);
+    let (code, out) = policy_cli(policy, &["push", "--wait", "--timeout", "20s"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.matches("in sync").count(), 3, "{out}");
     at_each(401);
