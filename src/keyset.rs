@@ -5,6 +5,10 @@
 //! signing) → **active** (signs every token, exactly one) → **retiring** (verifies only, until
 //! the tokens it signed have expired) → **retired** (neither; its private key is deleted).
 //! Transitions that would break live tokens are refused and say which tokens.
+//!
+//! A fleet keeps the set's public part in the policy repository (`keys.toml` beside
+//! `clients.toml`, no private key paths) and each replica's private keys in a key directory,
+//! where a key is found by its public key, never by its file name alone.
 
 use std::path::{Path, PathBuf};
 
@@ -120,6 +124,18 @@ pub enum KeySetError {
         "the server's root key was given as a single file (--root-key); key rotation needs a key set: start it with --key-set FILE (see `hessra-console keys init`)"
     )]
     Unmanaged,
+    #[error(
+        "this server takes its root keys from keys.toml in the policy repository, so every replica applies the same set: change it there (`hessra-console keys add|activate|retire --workspace DIR`, or `--repo PATH --key-dir DIR`), then `policy commit` and `policy push`"
+    )]
+    InRepository,
+    #[error(
+        "no private key for key {id} ({public_key}) in the key directory {key_dir}: copy that key's file there (mode 0600)"
+    )]
+    MissingPrivateKey {
+        id: u32,
+        public_key: String,
+        key_dir: String,
+    },
 }
 
 impl KeySetError {
@@ -146,6 +162,8 @@ pub struct KeySet {
     /// Private keys of keys retired since loading: deleted once the manifest no longer names
     /// them, so a failed save never leaves a manifest pointing at a deleted key.
     doomed: Vec<PathBuf>,
+    /// For the repository's public manifest: where the private keys are, found by public key.
+    key_dir: Option<PathBuf>,
 }
 
 /// A transition of the key set, as `keys add|activate|retire`, the console's Server screen and
@@ -249,6 +267,7 @@ impl KeySet {
                 forced: false,
             }],
             doomed: Vec::new(),
+            key_dir: None,
         };
         set.save()?;
         Ok(set)
@@ -291,9 +310,48 @@ impl KeySet {
             manifest: manifest.to_path_buf(),
             entries,
             doomed: Vec::new(),
+            key_dir: None,
         };
         set.check().map_err(invalid)?;
         Ok(set)
+    }
+
+    /// The repository's public manifest (`text`, read from `manifest` or from a commit) with
+    /// the private keys in `key_dir`. Nothing in `key_dir` is read here: a replica asks for the
+    /// key it signs with (`signing_key`), an operator's activation for the key it activates.
+    pub fn from_repository(
+        manifest: &Path,
+        text: &str,
+        key_dir: &Path,
+    ) -> Result<KeySet, KeySetError> {
+        let mut set = KeySet::parse(manifest, text)?;
+        if let Some(entry) = set.entries.iter().find(|e| e.private_key.is_some()) {
+            return Err(KeySetError::invalid(
+                manifest,
+                format!(
+                    "key {} names a private key file; the repository's keys.toml holds public keys only (private keys stay in each replica's key directory)",
+                    entry.id
+                ),
+            ));
+        }
+        set.key_dir = Some(key_dir.to_path_buf());
+        Ok(set)
+    }
+
+    /// `from_repository` on the manifest file in a working clone.
+    pub fn open_repository(manifest: &Path, key_dir: &Path) -> Result<KeySet, KeySetError> {
+        let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+        KeySet::from_repository(manifest, &text, key_dir)
+    }
+
+    /// The key directory of a repository key set.
+    pub fn key_dir(&self) -> Option<&Path> {
+        self.key_dir.as_deref()
+    }
+
+    /// The set's public part, as the repository keeps it.
+    pub fn public_manifest(&self) -> String {
+        self.render_with(false)
     }
 
     fn check(&self) -> Result<(), String> {
@@ -342,6 +400,11 @@ impl KeySet {
         })
     }
 
+    /// The private key of key `id` (from its file, or found in the key directory).
+    pub fn private_key_of(&self, id: u32) -> Result<KeyPair, KeySetError> {
+        self.private_key(self.entry(id)?)
+    }
+
     /// The keys tokens verify with (`ring_of`).
     pub fn ring(&self) -> KeyRing {
         ring_of(self.entries.iter().map(|e| RingKey {
@@ -378,7 +441,45 @@ impl KeySet {
         self.manifest.parent().unwrap_or(Path::new(".")).join(file)
     }
 
+    /// The file in the key directory holding `entry`'s private key: the one whose public key
+    /// matches (a file named like it but holding another key is not it). Files that are not
+    /// keys are passed over; the matching one must be readable by its owner only.
+    fn find_in_key_dir(
+        &self,
+        key_dir: &Path,
+        entry: &KeyEntry,
+    ) -> Result<(PathBuf, KeyPair), KeySetError> {
+        let missing = || KeySetError::MissingPrivateKey {
+            id: entry.id,
+            public_key: entry.public_key.clone(),
+            key_dir: key_dir.display().to_string(),
+        };
+        let listing = match std::fs::read_dir(key_dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(io(key_dir)(e)),
+        };
+        let mut paths: Vec<PathBuf> = listing
+            .filter_map(|item| item.ok().map(|item| item.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "key"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Ok(pair) = keys::read_private_key_file(&path) else {
+                continue;
+            };
+            if keys::key_string(&pair.public()) == entry.public_key {
+                check_private(&path)?;
+                return Ok((path, pair));
+            }
+        }
+        Err(missing())
+    }
+
     fn private_key(&self, entry: &KeyEntry) -> Result<KeyPair, KeySetError> {
+        if let Some(key_dir) = &self.key_dir {
+            return self.find_in_key_dir(key_dir, entry).map(|(_, pair)| pair);
+        }
         let Some(file) = &entry.private_key else {
             return Err(KeySetError::invalid(
                 &self.manifest,
@@ -436,7 +537,13 @@ impl KeySet {
     pub fn add(&mut self, algorithm: KeyAlgorithm, now: i64) -> Result<Transition, KeySetError> {
         let id = self.entries.iter().map(|e| e.id).max().unwrap_or(0) + 1;
         let file = format!("root-{id}.key");
-        let path = self.private_path(&file);
+        let path = match &self.key_dir {
+            Some(key_dir) => {
+                fsutil::create_private_dir(key_dir).map_err(io(key_dir))?;
+                key_dir.join(&file)
+            }
+            None => self.private_path(&file),
+        };
         if path.exists() {
             return Err(KeySetError::Refused(format!(
                 "{} already exists and is not in the key set; move it away first",
@@ -451,7 +558,8 @@ impl KeySet {
             id,
             state: KeyState::Next,
             public_key: public_key.clone(),
-            private_key: Some(file),
+            // The repository's manifest names no private key file.
+            private_key: self.key_dir.is_none().then_some(file),
             created_at: now,
             activated_at: None,
             retiring_since: None,
@@ -550,6 +658,11 @@ impl KeySet {
         if let Some(file) = &entry.private_key {
             self.doomed.push(self.private_path(file));
         }
+        if let Some(key_dir) = &self.key_dir
+            && let Ok((path, _)) = self.find_in_key_dir(key_dir, &entry)
+        {
+            self.doomed.push(path);
+        }
         let retired = self.entry_mut(id)?;
         retired.state = KeyState::Retired;
         retired.private_key = None;
@@ -570,9 +683,13 @@ impl KeySet {
 
     /// Writes the manifest atomically (0600: it names the private key files), then deletes the
     /// private keys of keys retired since loading.
+    /// The repository's public manifest is written like the policy beside it (it is committed).
     pub fn save(&mut self) -> Result<(), KeySetError> {
-        fsutil::write_private(&self.manifest, self.render().as_bytes())
-            .map_err(io(&self.manifest))?;
+        let written = match self.key_dir {
+            Some(_) => fsutil::replace_preserving_mode(&self.manifest, self.render().as_bytes()),
+            None => fsutil::write_private(&self.manifest, self.render().as_bytes()),
+        };
+        written.map_err(io(&self.manifest))?;
         for path in std::mem::take(&mut self.doomed) {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -592,11 +709,21 @@ impl KeySet {
     }
 
     fn render(&self) -> String {
+        self.render_with(self.key_dir.is_none())
+    }
+
+    fn render_with(&self, private_paths: bool) -> String {
         let mut out = String::from(
             "# Root keys of the authorization server. Managed by `hessra-console keys`:\n\
              # next (published, not signing) -> active (signs) -> retiring (verifies only)\n\
-             # -> retired. Private keys are the files named here, mode 0600.\n",
+             # -> retired.\n",
         );
+        out.push_str(if private_paths {
+            "# Private keys are the files named here, mode 0600.\n"
+        } else {
+            "# Public part only: each replica finds the private keys in its key directory\n\
+             # (serve --key-dir), by public key. Never commit a private key.\n"
+        });
         for e in &self.entries {
             out.push_str(&format!(
                 "\n[[keys]]\nid = {}\nstate = \"{}\"\npublic_key = \"{}\"\n",
@@ -604,7 +731,7 @@ impl KeySet {
                 e.state.name(),
                 e.public_key
             ));
-            if let Some(file) = &e.private_key {
+            if let Some(file) = e.private_key.as_ref().filter(|_| private_paths) {
                 out.push_str(&format!(
                     "private_key = {}\n",
                     toml_edit::Value::from(file.as_str())
@@ -1029,6 +1156,61 @@ mod tests {
             vec![(1, KeyState::Active), (2, KeyState::Retired)],
             "a key that never signed retires at once"
         );
+    }
+
+    #[test]
+    fn a_repository_key_set_is_public_and_finds_private_keys_by_public_key() {
+        let (dir, mut local) = fresh();
+        local.save().unwrap();
+        let key_dir = dir.path().join("keys");
+        let public = local.public_manifest();
+        assert!(!public.contains("private_key"), "{public}");
+        let manifest = dir.path().join("repo-keys.toml");
+        std::fs::write(&manifest, &public).unwrap();
+
+        // No key directory yet: the active key is missing, named with the directory.
+        let set = KeySet::open_repository(&manifest, &key_dir).unwrap();
+        let missing = set.signing_key().unwrap_err().to_string();
+        assert!(
+            missing.contains("key 1") && missing.contains(&key_dir.display().to_string()),
+            "{missing}"
+        );
+
+        // A file named like the key but holding another key is not that key.
+        fsutil::create_private_dir(&key_dir).unwrap();
+        let impostor = keys::generate(KeyAlgorithm::Ed25519);
+        keys::write_private_key_file(&key_dir.join("root-1.key"), &impostor).unwrap();
+        let error = set.signing_key().unwrap_err();
+        assert!(matches!(error, KeySetError::MissingPrivateKey { id: 1, .. }), "{error}");
+        std::fs::copy(dir.path().join("root.key"), key_dir.join("any-name.key")).unwrap();
+        assert_eq!(set.signing_key().unwrap().id, Some(1));
+
+        // Adding writes the private key into the key directory (0600), not the manifest.
+        let mut set = KeySet::open_repository(&manifest, &key_dir).unwrap();
+        set.add(KeyAlgorithm::Ed25519, 1_100).unwrap();
+        set.activate(2, 2_000, &HOUR, &[]).unwrap();
+        set.save().unwrap();
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(!text.contains("private_key"), "{text}");
+        let mode = std::fs::metadata(key_dir.join("root-2.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let reread = KeySet::open_repository(&manifest, &key_dir).unwrap();
+        assert_eq!(reread.signing_key().unwrap().id, Some(2));
+
+        // Retiring deletes the key's private key from the key directory.
+        let mut set = reread;
+        set.retire(1, 9_000, &[], false).unwrap();
+        set.save().unwrap();
+        assert!(!key_dir.join("any-name.key").exists());
+
+        // A private key path in the repository's manifest is refused.
+        let leaked = KeySet::from_repository(&manifest, &std::fs::read_to_string(local.manifest()).unwrap(), &key_dir)
+            .unwrap_err()
+            .to_string();
+        assert!(leaked.contains("public keys only"), "{leaked}");
     }
 
     #[test]

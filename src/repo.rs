@@ -40,6 +40,9 @@ pub enum RepoError {
     /// errors); the file is unchanged.
     #[error("{path}: {message}")]
     Revocation { path: String, message: String },
+    /// The root key set beside the policy (`keys.toml`) is invalid or names private keys.
+    #[error("{0}; nothing was committed")]
+    Keys(String),
     #[error(transparent)]
     Git(#[from] GitError),
 }
@@ -202,11 +205,21 @@ impl PolicyRepo {
         ) {
             return Err(RepoError::Refused(refusal));
         }
+        let keys_relative = policy_relative.with_file_name(crate::keyset::MANIFEST);
+        let keys_path = self.policy_path.with_file_name(crate::keyset::MANIFEST);
+        let keys_bytes = read_optional(&keys_path)?;
+        if let Some(bytes) = &keys_bytes {
+            let keys_text = text(&keys_relative.display().to_string(), bytes)?;
+            // Parsed as the replicas will: public part only. No key directory is read here.
+            crate::keyset::KeySet::from_repository(&keys_path, keys_text, Path::new(""))
+                .map_err(|e| RepoError::Keys(e.to_string()))?;
+        }
         let id = gitops::commit_contents(
             root,
             &[
                 (policy_relative.as_path(), Some(&policy_bytes)),
                 (revocations_relative.as_path(), revocation_bytes.as_deref()),
+                (keys_relative.as_path(), keys_bytes.as_deref()),
             ],
             message,
         )?;

@@ -96,6 +96,30 @@ impl Workspace {
         self.server_state.join(crate::keyset::MANIFEST)
     }
 
+    /// Where the workspace's replicas find the private root keys when the key set lives in the
+    /// policy repository (`server/keys/`, mode 0700, files 0600).
+    pub fn key_dir(&self) -> PathBuf {
+        self.server_state.join("keys")
+    }
+
+    /// Whether the key set has moved into the policy repository: `keys.toml` on the origin's
+    /// main branch (see `keys publish`).
+    pub fn keys_in_repository(&self) -> bool {
+        gitops::read_at_revision(&self.origin, "main", Path::new(crate::keyset::MANIFEST)).is_ok()
+    }
+
+    /// Where this workspace's server takes its root keys: the repository's `keys.toml` with the
+    /// private keys in `key_dir` once published there, else the local `server/keys.toml`.
+    pub fn root_key_source(&self) -> Result<crate::server::RootKeySource, WorkspaceError> {
+        if self.keys_in_repository() {
+            return Ok(crate::server::RootKeySource::Repository {
+                key_dir: self.key_dir(),
+            });
+        }
+        self.key_set()?;
+        Ok(crate::server::RootKeySource::Set(self.key_manifest()))
+    }
+
     /// The root key set, created from `server/root.key` (as key 1, active) for a workspace made
     /// before key sets existed.
     pub fn key_set(&self) -> Result<crate::keyset::KeySet, WorkspaceError> {
@@ -127,10 +151,7 @@ impl Workspace {
                 repo: self.origin.clone(),
                 branch: "main".into(),
             },
-            root_keys: {
-                self.key_set()?;
-                crate::server::RootKeySource::Set(self.key_manifest())
-            },
+            root_keys: self.root_key_source()?,
             audit_file: Some(self.audit_file()),
             audit: crate::server::AuditConfig::default(),
             signer: None,
