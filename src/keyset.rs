@@ -715,14 +715,12 @@ impl KeySet {
     fn render_with(&self, private_paths: bool) -> String {
         let mut out = String::from(
             "# Root keys of the authorization server. Managed by `hessra-console keys`:\n\
-             # next (published, not signing) -> active (signs) -> retiring (verifies only)\n\
-             # -> retired.\n",
+             # next (published, not signing) -> active (signs) -> retiring (verifies only)\n",
         );
         out.push_str(if private_paths {
-            "# Private keys are the files named here, mode 0600.\n"
+            "# -> retired. Private keys are the files named here, mode 0600.\n"
         } else {
-            "# Public part only: each replica finds the private keys in its key directory\n\
-             # (serve --key-dir), by public key. Never commit a private key.\n"
+            "# -> retired. Public part only: replicas find private keys in --key-dir.\n"
         });
         for e in &self.entries {
             out.push_str(&format!(
@@ -1181,7 +1179,10 @@ mod tests {
         let impostor = keys::generate(KeyAlgorithm::Ed25519);
         keys::write_private_key_file(&key_dir.join("root-1.key"), &impostor).unwrap();
         let error = set.signing_key().unwrap_err();
-        assert!(matches!(error, KeySetError::MissingPrivateKey { id: 1, .. }), "{error}");
+        assert!(
+            matches!(error, KeySetError::MissingPrivateKey { id: 1, .. }),
+            "{error}"
+        );
         std::fs::copy(dir.path().join("root.key"), key_dir.join("any-name.key")).unwrap();
         assert_eq!(set.signing_key().unwrap().id, Some(1));
 
@@ -1207,9 +1208,13 @@ mod tests {
         assert!(!key_dir.join("any-name.key").exists());
 
         // A private key path in the repository's manifest is refused.
-        let leaked = KeySet::from_repository(&manifest, &std::fs::read_to_string(local.manifest()).unwrap(), &key_dir)
-            .unwrap_err()
-            .to_string();
+        let leaked = KeySet::from_repository(
+            &manifest,
+            &std::fs::read_to_string(local.manifest()).unwrap(),
+            &key_dir,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(leaked.contains("public keys only"), "{leaked}");
     }
 

@@ -261,7 +261,11 @@ fn publish(
     crate::fsutil::create_private_dir(&key_dir)
         .map_err(|e| Failure::usage(format!("{}: {e}", key_dir.display())))?;
     let mut copied = Vec::new();
-    for entry in set.entries().iter().filter(|e| e.state != KeyState::Retired) {
+    for entry in set
+        .entries()
+        .iter()
+        .filter(|e| e.state != KeyState::Retired)
+    {
         let pair = set.private_key_of(entry.id).map_err(set_error)?;
         let path = key_dir.join(format!("root-{}.key", entry.id));
         if path.exists() {
@@ -289,11 +293,7 @@ fn publish(
 }
 
 /// The repository key set of a working clone, the policy beside it, and an audit file.
-fn repository_set(
-    clone: &Path,
-    key_dir: &Path,
-    audit: Option<PathBuf>,
-) -> Result<Local, Failure> {
+fn repository_set(clone: &Path, key_dir: &Path, audit: Option<PathBuf>) -> Result<Local, Failure> {
     let manifest = clone.join(crate::keyset::MANIFEST);
     let set = KeySet::open_repository(&manifest, key_dir).map_err(set_error)?;
     let policy_file = clone.join("clients.toml");
@@ -453,8 +453,9 @@ fn change(target: &KeySetTarget, change: KeyChange) -> CommandResult {
             "{} changed in the working clone: commit and push it (`policy commit`, `policy push`); every replica applies it with the policy",
             local.set.manifest().display()
         ),
-        None => "a server running on this key set picks the change up at its next sync tick"
-            .to_string(),
+        None => {
+            "a server running on this key set picks the change up at its next sync tick".to_string()
+        }
     };
     Ok(report(
         &transition.summary,
