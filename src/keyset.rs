@@ -125,9 +125,12 @@ pub enum KeySetError {
     )]
     Unmanaged,
     #[error(
-        "this server takes its root keys from keys.toml in the policy repository, so every replica applies the same set: change it there (`hessra-console keys add|activate|retire --workspace DIR`, or `--repo PATH --key-dir DIR`), then `policy commit` and `policy push`"
+        "this server takes its root keys from {location}, so every replica applies the same set: change keys.toml in a clone (`hessra-console keys add|activate|retire --workspace DIR`, or `--repo PATH --key-dir DIR`), then `policy commit` and `policy push`"
     )]
-    InRepository,
+    InRepository {
+        /// Where the key set lives: the file, branch and repository.
+        location: String,
+    },
     #[error(
         "no private key for key {id} ({public_key}) in the key directory {key_dir}: copy that key's file there (mode 0600)"
     )]

@@ -182,7 +182,7 @@ fn key_error(error: KeySetError) -> ApiError {
         KeySetError::NoSuchKey { .. } => StatusCode::NOT_FOUND,
         KeySetError::Refused(_)
         | KeySetError::Unmanaged
-        | KeySetError::InRepository
+        | KeySetError::InRepository { .. }
         | KeySetError::LifetimeUnknown => StatusCode::CONFLICT,
         KeySetError::Io { .. }
         | KeySetError::Invalid { .. }

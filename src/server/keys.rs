@@ -87,17 +87,32 @@ impl ServerKeys {
 pub struct KeyHolder {
     current: RwLock<Arc<ServerKeys>>,
     manifest: Option<PathBuf>,
-    /// Keys come with policy revisions (`install`), not from a file or the API.
-    from_repository: bool,
+    /// Where keys come from when they come with policy revisions (`install`), not from a file
+    /// or the API: the git path an operator changes them at.
+    repository: Option<String>,
     last_error: Mutex<Option<KeySetFailure>>,
     /// Serialises transitions made through the API.
     changing: Mutex<()>,
 }
 
 impl KeyHolder {
-    /// `initial`: the key set of the first applied revision (a repository source needs it).
-    pub fn new(source: RootKeySource, initial: Option<&KeySet>) -> Result<KeyHolder, String> {
-        let from_repository = matches!(source, RootKeySource::Repository { .. });
+    /// `initial`: the key set of the first applied revision, and `policy` where it was read
+    /// (a repository source needs both).
+    pub fn new(
+        source: RootKeySource,
+        initial: Option<&KeySet>,
+        policy: &super::PolicySource,
+    ) -> Result<KeyHolder, String> {
+        let repository = match (&source, policy) {
+            (RootKeySource::Repository { .. }, super::PolicySource::Git { repo, branch }) => {
+                Some(format!(
+                    "{} on branch {branch} of the policy repository {}",
+                    crate::keyset::MANIFEST,
+                    repo.display()
+                ))
+            }
+            _ => None,
+        };
         let (keys, manifest) = match source {
             RootKeySource::Repository { key_dir } => {
                 let set = initial.cloned().ok_or_else(|| {
@@ -125,7 +140,7 @@ impl KeyHolder {
         Ok(KeyHolder {
             current: RwLock::new(Arc::new(keys)),
             manifest,
-            from_repository,
+            repository,
             last_error: Mutex::new(None),
             changing: Mutex::new(()),
         })
@@ -188,8 +203,10 @@ impl KeyHolder {
         now: i64,
         apply: impl FnOnce(&mut KeySet) -> Result<Transition, KeySetError>,
     ) -> Result<Transition, KeySetError> {
-        if self.from_repository {
-            return Err(KeySetError::InRepository);
+        if let Some(location) = &self.repository {
+            return Err(KeySetError::InRepository {
+                location: location.clone(),
+            });
         }
         let manifest = self.manifest.as_ref().ok_or(KeySetError::Unmanaged)?;
         let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());

@@ -237,8 +237,9 @@ impl ServerState {
         })?;
         let audit = AuditLog::new(config.audit_file, config.audit)
             .map_err(|e| ServerError::Io(e.to_string()))?;
-        let keys = super::keys::KeyHolder::new(config.root_keys, snapshot.keys.as_ref())
-            .map_err(ServerError::Keys)?;
+        let keys =
+            super::keys::KeyHolder::new(config.root_keys, snapshot.keys.as_ref(), reader.source())
+                .map_err(ServerError::Keys)?;
         Ok(ServerState {
             addr,
             keys,
