@@ -295,6 +295,15 @@ fn publish(
 /// The repository key set of a working clone, the policy beside it, and an audit file.
 fn repository_set(clone: &Path, key_dir: &Path, audit: Option<PathBuf>) -> Result<Local, Failure> {
     let manifest = clone.join(crate::keyset::MANIFEST);
+    if !manifest.exists() {
+        return Err(Failure::usage(format!(
+            "{} has no {}: put the key set there first (`hessra-console keys publish --key-set FILE --repo {} --key-dir {}`)",
+            clone.display(),
+            crate::keyset::MANIFEST,
+            clone.display(),
+            key_dir.display()
+        )));
+    }
     let set = KeySet::open_repository(&manifest, key_dir).map_err(set_error)?;
     let policy_file = clone.join("clients.toml");
     let text = std::fs::read_to_string(&policy_file)

@@ -620,6 +620,10 @@ fn repo_failure(error: RepoError) -> Failure {
             Failure::invalid(refusal.to_string(), json)
         }
         RepoError::Git(error) => git_failure(error),
+        error @ RepoError::Keys(_) => Failure::invalid(
+            error.to_string(),
+            json!({ "committed": false, "file": crate::keyset::MANIFEST }),
+        ),
         other => Failure::usage(other.to_string()),
     }
 }

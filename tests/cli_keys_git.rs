@@ -1,0 +1,245 @@
+//! Root keys through git as an operator runs them, through the real binary: `keys publish`
+//! moves a key set into the policy clone (public part) and a key directory (private keys);
+//! `keys add|activate|retire` on a workspace, or on `--repo PATH --key-dir DIR`, edit the
+//! clone's `keys.toml`; `policy commit` takes it along and refuses one naming private key
+//! files; `serve --workspace` then signs with the key the repository made active, and its
+//! operator key endpoints point at git.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn run(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
+        .args(args)
+        .env_remove("HESSRA_SERVER")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, text) = run(args);
+    assert_eq!(code, 0, "{args:?}: {text}");
+    text
+}
+
+fn demo_init(dir: &Path) -> PathBuf {
+    let ws = dir.join("ws");
+    ok(&["demo", "init", s(&ws)]);
+    ws
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `keys.toml` as committed at the tip of `branch` in `repo`.
+fn committed_keys(repo: &Path, branch: &str) -> String {
+    hessra_console::gitops::read_at_revision(repo, branch, Path::new("keys.toml")).unwrap()
+}
+
+/// The state line of key `id` in a keys.toml text.
+fn state_of(text: &str, id: u32) -> String {
+    let at = text
+        .find(&format!("id = {id}\n"))
+        .unwrap_or_else(|| panic!("no key {id} in {text}"));
+    let rest = &text[at..];
+    let line = rest.lines().find(|l| l.starts_with("state = ")).unwrap();
+    line.trim_start_matches("state = ").trim_matches('"').into()
+}
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `serve --workspace` in its own process, and its `host:port`.
+fn serve(ws: &Path) -> (Served, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
+        .args(["serve", "--workspace", s(ws), "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    (Served(child), addr)
+}
+
+#[test]
+fn a_workspace_rotates_its_root_keys_through_a_commit_and_a_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = demo_init(dir.path());
+    let clone = ws.join("policy");
+    let key_dir = ws.join("server/keys");
+    let policy_file = clone.join("clients.toml");
+
+    let text = ok(&["keys", "publish", "--workspace", s(&ws)]);
+    assert!(
+        text.contains("policy --file"),
+        "says what comes next: {text}"
+    );
+    let public = std::fs::read_to_string(clone.join("keys.toml")).unwrap();
+    assert!(!public.contains("private_key"), "{public}");
+    assert_eq!(mode(&key_dir.join("root-1.key")), 0o600);
+    let (code, text) = run(&["keys", "publish", "--workspace", s(&ws)]);
+    assert_ne!(code, 0, "published once: {text}");
+
+    let text = ok(&["keys", "add", "--workspace", s(&ws)]);
+    assert!(
+        text.contains("added key 2") && text.contains("policy commit"),
+        "{text}"
+    );
+    assert_eq!(mode(&key_dir.join("root-2.key")), 0o600);
+    ok(&["keys", "activate", "2", "--workspace", s(&ws)]);
+    let edited = std::fs::read_to_string(clone.join("keys.toml")).unwrap();
+    assert_eq!(state_of(&edited, 2), "active");
+    assert_eq!(state_of(&edited, 1), "retiring");
+    assert!(!edited.contains("private_key"), "{edited}");
+
+    // Retiring key 1 now would break the tokens it signed: refused, the file unchanged.
+    let (code, text) = run(&["keys", "retire", "1", "--workspace", s(&ws)]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("cannot be retired yet"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(clone.join("keys.toml")).unwrap(),
+        edited
+    );
+
+    // Committed with the policy, pushed, then served: key 2 signs.
+    ok(&[
+        "policy",
+        "--file",
+        s(&policy_file),
+        "commit",
+        "-m",
+        "Key 2 signs",
+    ]);
+    assert_eq!(committed_keys(&clone, "HEAD"), edited);
+    ok(&["policy", "--file", s(&policy_file), "push"]);
+    assert_eq!(committed_keys(&ws.join("origin.git"), "main"), edited);
+
+    let (_served, addr) = serve(&ws);
+    let ops = ws.join("pki/clients");
+    let (cert, key, ca) = (
+        ops.join("urn_company_ops.pem"),
+        ops.join("urn_company_ops.key"),
+        ws.join("pki/ca.pem"),
+    );
+    let remote = |verb: &str, extra: &[&str]| {
+        let mut args = vec!["keys", verb];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--server",
+            &addr,
+            "--cert",
+            s(&cert),
+            "--key",
+            s(&key),
+            "--ca",
+            s(&ca),
+        ]);
+        run(&args)
+    };
+    let (code, listed) = remote("list", &[]);
+    assert_eq!(code, 0, "{listed}");
+    let row = listed.lines().find(|l| l.starts_with("2 ")).unwrap();
+    assert!(row.contains("active"), "{listed}");
+    let (code, text) = remote("add", &[]);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("keys.toml on branch main") && text.contains("origin.git"),
+        "the server points at git: {text}"
+    );
+}
+
+#[test]
+fn a_clone_and_a_key_directory_outside_a_workspace_are_edited_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = demo_init(dir.path());
+    let clone = dir.path().join("clone");
+    let repo = git2::Repository::clone(s(&ws.join("origin.git")), &clone).unwrap();
+    let mut config = repo.config().unwrap();
+    config.set_str("user.name", "Operator").unwrap();
+    config.set_str("user.email", "ops@example.com").unwrap();
+    let key_dir = dir.path().join("keys");
+    let target = ["--repo", s(&clone), "--key-dir", s(&key_dir)];
+
+    let (code, text) = run(&[&["keys", "list"][..], &target].concat());
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("has no keys.toml") && text.contains("keys publish"),
+        "{text}"
+    );
+    let (code, text) = run(&["keys", "add", "--repo", s(&clone)]);
+    assert_ne!(code, 0, "--repo needs --key-dir: {text}");
+
+    ok(&[
+        "keys",
+        "publish",
+        "--key-set",
+        s(&ws.join("server/keys.toml")),
+        "--repo",
+        s(&clone),
+        "--key-dir",
+        s(&key_dir),
+    ]);
+    ok(&[&["keys", "add"][..], &target].concat());
+    assert_eq!(mode(&key_dir.join("root-2.key")), 0o600);
+    ok(&[&["keys", "activate", "2"][..], &target].concat());
+    let listed = ok(&[&["keys", "list"][..], &target].concat());
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("2 ") && l.contains("active")),
+        "{listed}"
+    );
+
+    let policy_file = clone.join("clients.toml");
+    ok(&[
+        "policy",
+        "--file",
+        s(&policy_file),
+        "commit",
+        "-m",
+        "Root keys: key 2 signs",
+    ]);
+    let committed = committed_keys(&clone, "HEAD");
+    assert_eq!(state_of(&committed, 2), "active");
+
+    // A private key path is never committed.
+    let manifest = clone.join("keys.toml");
+    let leaked = committed.replacen(
+        "state = \"active\"",
+        "state = \"active\"\nprivate_key = \"root-2.key\"",
+        1,
+    );
+    std::fs::write(&manifest, &leaked).unwrap();
+    let (code, text) = run(&["policy", "--file", s(&policy_file), "commit", "-m", "leak"]);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("public keys only") && text.contains("nothing was committed"),
+        "{text}"
+    );
+    assert_eq!(committed_keys(&clone, "HEAD"), committed);
+}
