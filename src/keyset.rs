@@ -792,6 +792,35 @@ pub fn ring_of(keys: impl IntoIterator<Item = RingKey>) -> KeyRing {
     ring
 }
 
+/// Why `edited` may not replace `committed` (the set as last committed) at `now`: it retires —
+/// or drops — a key whose tokens may still live (an active key, or a retiring one verifying
+/// past `now`) without recording the retirement as forced. A hand edit of the repository's
+/// `keys.toml` is held to the rule `keys retire` keeps.
+pub fn premature_retirement(committed: &KeySet, edited: &KeySet, now: i64) -> Option<String> {
+    committed.entries.iter().find_map(|before| {
+        let until = match before.state {
+            KeyState::Active => now.saturating_add(1),
+            KeyState::Retiring => before.verify_until.unwrap_or(now),
+            KeyState::Next | KeyState::Retired => return None,
+        };
+        let after = edited.entries.iter().find(|e| e.id == before.id);
+        let cut_off = match after {
+            None => true,
+            Some(after) => after.state == KeyState::Retired && !after.forced,
+        };
+        (cut_off && until > now).then(|| {
+            let what = if after.is_none() { "drops" } else { "retires" };
+            format!(
+                "{} {what} key {}, which may still verify live tokens until {}: wait until then, or record the retirement as forced (`keys retire {} --force`, a compromised key)",
+                edited.manifest.display(),
+                before.id,
+                crate::token::clock::format_unix(until),
+                before.id
+            )
+        })
+    })
+}
+
 fn refusal(id: u32, until: i64, now: i64, live: &[LiveToken]) -> String {
     let mut message = format!("key {id} may still verify live tokens, so it cannot be retired yet");
     if until > now {
@@ -1219,6 +1248,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(leaked.contains("public keys only"), "{leaked}");
+    }
+
+    #[test]
+    fn a_retirement_edited_by_hand_is_held_to_the_verifying_window() {
+        let (dir, mut set) = fresh();
+        set.add(KeyAlgorithm::Ed25519, 1_000).unwrap();
+        set.activate(2, 2_000, &HOUR, &[]).unwrap();
+        let committed = set.clone();
+        let until = 2_000 + HOUR.seconds as i64;
+        let retire_by_hand = |forced: bool| {
+            let mut edited = committed.clone();
+            let entry = edited.entry_mut(1).unwrap();
+            entry.state = KeyState::Retired;
+            entry.forced = forced;
+            edited
+        };
+        let early = premature_retirement(&committed, &retire_by_hand(false), until - 1).unwrap();
+        assert!(
+            early.contains("retires key 1") && early.contains("--force"),
+            "{early}"
+        );
+        assert_eq!(
+            premature_retirement(&committed, &retire_by_hand(false), until),
+            None
+        );
+        assert_eq!(
+            premature_retirement(&committed, &retire_by_hand(true), until - 1),
+            None,
+            "a forced retirement is the operator's recorded choice"
+        );
+        let mut dropped = committed.clone();
+        dropped.entries.retain(|e| e.id != 2);
+        let active = premature_retirement(&committed, &dropped, until + 10).unwrap();
+        assert!(active.contains("drops key 2"), "{active}");
+        drop(dir);
     }
 
     #[test]

@@ -211,8 +211,14 @@ impl PolicyRepo {
         if let Some(bytes) = &keys_bytes {
             let keys_text = text(&keys_relative.display().to_string(), bytes)?;
             // Parsed as the replicas will: public part only. No key directory is read here.
-            crate::keyset::KeySet::from_repository(&keys_path, keys_text, Path::new(""))
-                .map_err(|e| RepoError::Keys(e.to_string()))?;
+            let edited =
+                crate::keyset::KeySet::from_repository(&keys_path, keys_text, Path::new(""))
+                    .map_err(|e| RepoError::Keys(e.to_string()))?;
+            if let Some(committed) = self.committed_keys(root, &keys_relative)?
+                && let Some(refusal) = crate::keyset::premature_retirement(&committed, &edited, now)
+            {
+                return Err(RepoError::Keys(refusal));
+            }
         }
         let id = gitops::commit_contents(
             root,
@@ -227,6 +233,23 @@ impl PolicyRepo {
             id,
             policy: policy_relative,
         })
+    }
+
+    /// `keys.toml` as HEAD has it, when it does and it parses (a broken committed file bounds
+    /// nothing: the edit replacing it is checked on its own).
+    fn committed_keys(
+        &self,
+        root: &Path,
+        relative: &Path,
+    ) -> Result<Option<crate::keyset::KeySet>, RepoError> {
+        let text = match gitops::read_at_revision(root, "HEAD", relative) {
+            Ok(text) => text,
+            Err(GitError::NoSuchFile { .. }) => return Ok(None),
+            // A repository without a commit yet has nothing to compare with.
+            Err(_) if gitops::commit_id(root, "HEAD").is_err() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(crate::keyset::KeySet::from_repository(relative, &text, Path::new("")).ok())
     }
 
     /// The revocation list on disk and its findings (an absent file is an empty list).

@@ -2,8 +2,8 @@
 //! moves a key set into the policy clone (public part) and a key directory (private keys);
 //! `keys add|activate|retire` on a workspace, or on `--repo PATH --key-dir DIR`, edit the
 //! clone's `keys.toml`; `policy commit` takes it along and refuses one naming private key
-//! files; `serve --workspace` then signs with the key the repository made active, and its
-//! operator key endpoints point at git.
+//! files or retiring a key by hand while its tokens may live; `serve --workspace` then signs
+//! with the key the repository made active, and its operator key endpoints point at git.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -239,6 +239,25 @@ fn a_clone_and_a_key_directory_outside_a_workspace_are_edited_the_same_way() {
     assert_ne!(code, 0, "{text}");
     assert!(
         text.contains("public keys only") && text.contains("nothing was committed"),
+        "{text}"
+    );
+    assert_eq!(committed_keys(&clone, "HEAD"), committed);
+
+    // Nor a hand edit retiring key 1 while the tokens it signed may live.
+    let early = committed.replacen("state = \"retiring\"", "state = \"retired\"", 1);
+    assert_ne!(early, committed);
+    std::fs::write(&manifest, &early).unwrap();
+    let (code, text) = run(&[
+        "policy",
+        "--file",
+        s(&policy_file),
+        "commit",
+        "-m",
+        "retire key 1 early",
+    ]);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("retires key 1") && text.contains("--force"),
         "{text}"
     );
     assert_eq!(committed_keys(&clone, "HEAD"), committed);
