@@ -126,6 +126,7 @@ fn populate(app: &mut App, text: &str) {
         audit_key: None,
         keys: Vec::new(),
         key_set_error: None,
+        missing_private_keys: Vec::new(),
     })));
     let events = (0..2_000u64)
         .map(|seq| AuditEvent {

@@ -154,6 +154,10 @@ pub struct ReplicaReport {
     /// Its root key set: the active key's id and a digest of every key's id, state and public
     /// key (replicas that agree show the same digest).
     pub keys: Option<String>,
+    /// Keys of the repository's key set it holds no private key for (it refuses to activate
+    /// them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_private_keys: Vec<u32>,
     /// Requests per second since it started.
     pub requests_per_second: Option<f64>,
 }
@@ -182,6 +186,7 @@ pub fn assess(replica: &Replica, status: &ServerStatus, expected: &str, now: i64
         applied_at: Some(status.policy_loaded_at),
         last_error: status.last_reload_error.as_ref().map(|e| e.message.clone()),
         keys: key_generation(status),
+        missing_private_keys: status.missing_private_keys.clone(),
         requests_per_second: Some(status.requests as f64 / uptime),
     }
 }
@@ -196,6 +201,7 @@ pub fn down(replica: &Replica, error: String) -> ReplicaReport {
         applied_at: None,
         last_error: None,
         keys: None,
+        missing_private_keys: Vec::new(),
         requests_per_second: None,
     }
 }
@@ -261,6 +267,12 @@ pub fn describe(report: &ReplicaReport, expected: &str) -> String {
     if let Some(keys) = &report.keys {
         line.push_str(&format!(" · {keys}"));
     }
+    if !report.missing_private_keys.is_empty() {
+        line.push_str(&format!(
+            " · no private key for key(s) {}",
+            ids(&report.missing_private_keys)
+        ));
+    }
     if let Some(rps) = report.requests_per_second {
         line.push_str(&format!(" · {rps:.1} req/s"));
     }
@@ -271,6 +283,31 @@ pub fn describe(report: &ReplicaReport, expected: &str) -> String {
         line.push_str(&format!(" · last sync error: {error}"));
     }
     line
+}
+
+fn ids(ids: &[u32]) -> String {
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why committing the activation of key `id` is refused: the replicas that answered and report
+/// no private key for it — each would refuse the revision and keep the last good one. Replicas
+/// that could not be asked do not stop it (the caller names them).
+pub fn activation_refusal(id: u32, answers: &[(Replica, ServerStatus)]) -> Option<String> {
+    let lacking: Vec<&str> = answers
+        .iter()
+        .filter(|(_, status)| status.missing_private_keys.contains(&id))
+        .map(|(replica, _)| replica.name.as_str())
+        .collect();
+    if lacking.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "key {id} cannot be activated yet: replica(s) {} report no private key for it in their key directory, and would refuse this revision; copy the key's file there (mode 0600), check with `fleet status`, then commit again",
+        lacking.join(", ")
+    ))
 }
 
 #[cfg(test)]

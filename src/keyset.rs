@@ -352,6 +352,21 @@ impl KeySet {
         self.key_dir.as_deref()
     }
 
+    /// For a repository set: the keys that sign or may be made to sign (next and active) with
+    /// no usable private key in the key directory, by id. A replica reports them, so that an
+    /// activation it would refuse is not committed.
+    pub fn missing_private_keys(&self) -> Vec<u32> {
+        let Some(key_dir) = &self.key_dir else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.state, KeyState::Next | KeyState::Active))
+            .filter(|e| self.find_in_key_dir(key_dir, e).is_err())
+            .map(|e| e.id)
+            .collect()
+    }
+
     /// The set's public part, as the repository keeps it.
     pub fn public_manifest(&self) -> String {
         self.render_with(false)

@@ -1,6 +1,7 @@
-//! The policy repository: `clients.toml`, `revocations.toml` beside it, and the git working tree
-//! they live in. The one layer the CLI and the console both go through to commit (only a valid
-//! policy and revocation list, checked on the exact bytes committed) and to write revocations.
+//! The policy repository: `clients.toml`, `revocations.toml` and the root keys' public part
+//! (`keys.toml`) beside it, and the git working tree they live in. The one layer the CLI and
+//! the console both go through to commit (only a valid policy, revocation list and key set,
+//! checked on the exact bytes committed) and to write revocations.
 //! Parsing and validation stay in `policy`, git calls in `gitops`; this module holds the rules
 //! that join them, and never edits a policy itself.
 
@@ -181,6 +182,18 @@ impl PolicyRepo {
     /// those very bytes (`commit_refusal`): what was checked is what is committed, even if a
     /// file changes again meanwhile. A refusal creates no commit and changes no file.
     pub fn commit(&self, message: &str, now: i64) -> Result<Committed, RepoError> {
+        self.commit_approving(message, now, |_| Ok(()))
+    }
+
+    /// `commit`, asking `approve_activation(id)` first when the `keys.toml` being committed
+    /// makes key `id` active where HEAD's has another (the CLI asks the fleet whether every
+    /// replica holds the key); its `Err` is the refusal. Asked on the very bytes committed.
+    pub fn commit_approving(
+        &self,
+        message: &str,
+        now: i64,
+        approve_activation: impl FnOnce(u32) -> Result<(), String>,
+    ) -> Result<Committed, RepoError> {
         if message.trim().is_empty() {
             return Err(RepoError::NoMessage);
         }
@@ -214,10 +227,15 @@ impl PolicyRepo {
             let edited =
                 crate::keyset::KeySet::from_repository(&keys_path, keys_text, Path::new(""))
                     .map_err(|e| RepoError::Keys(e.to_string()))?;
-            if let Some(committed) = self.committed_keys(root, &keys_relative)?
-                && let Some(refusal) = crate::keyset::premature_retirement(&committed, &edited, now)
-            {
-                return Err(RepoError::Keys(refusal));
+            if let Some(committed) = self.committed_keys(root, &keys_relative)? {
+                if let Some(refusal) = crate::keyset::premature_retirement(&committed, &edited, now)
+                {
+                    return Err(RepoError::Keys(refusal));
+                }
+                let activating = edited.active().id;
+                if committed.active().id != activating {
+                    approve_activation(activating).map_err(RepoError::Keys)?;
+                }
             }
         }
         let id = gitops::commit_contents(

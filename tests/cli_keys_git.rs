@@ -262,3 +262,71 @@ fn a_clone_and_a_key_directory_outside_a_workspace_are_edited_the_same_way() {
     );
     assert_eq!(committed_keys(&clone, "HEAD"), committed);
 }
+
+#[test]
+fn an_activation_is_not_committed_while_a_replica_reports_the_key_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = demo_init(dir.path());
+    let clone = ws.join("policy");
+    let policy_file = clone.join("clients.toml");
+    let policy = |args: &[&str]| run(&[&["policy", "--file", s(&policy_file)][..], args].concat());
+    ok(&["keys", "publish", "--workspace", s(&ws)]);
+    assert_eq!(
+        policy(&["commit", "-m", "Root keys in the repository"]).0,
+        0
+    );
+    assert_eq!(policy(&["push"]).0, 0);
+
+    // One replica, listed in fleet.toml, with the workspace's key directory.
+    let (_served, addr) = serve(&ws);
+    std::fs::write(
+        clone.join("fleet.toml"),
+        format!("[[replicas]]\nname = \"replica-1\"\nurl = \"https://{addr}\"\n"),
+    )
+    .unwrap();
+
+    // The operator adds key 2 with a key directory of their own, and pushes it as next.
+    let operator_keys = dir.path().join("operator-keys");
+    let target = ["--repo", s(&clone), "--key-dir", s(&operator_keys)];
+    ok(&[&["keys", "add"][..], &target].concat());
+    assert_eq!(policy(&["commit", "-m", "Key 2, next"]).0, 0);
+    let (code, text) = policy(&["push", "--wait", "--timeout", "10s"]);
+    assert_eq!(code, 0, "{text}");
+    let fleet = ok(&["fleet", "status", "--workspace", s(&ws)]);
+    assert!(
+        fleet.contains("replica-1") && fleet.contains("no private key for key(s) 2"),
+        "{fleet}"
+    );
+
+    // Activating it is refused while the replica lacks it; nothing is committed.
+    ok(&[&["keys", "activate", "2"][..], &target].concat());
+    let head = committed_keys(&clone, "HEAD");
+    let (code, text) = policy(&["commit", "-m", "Key 2 signs"]);
+    assert_ne!(code, 0, "{text}");
+    assert!(
+        text.contains("key 2 cannot be activated yet") && text.contains("replica-1"),
+        "{text}"
+    );
+    assert_eq!(committed_keys(&clone, "HEAD"), head);
+
+    // With the key in the replica's key directory, it commits, pushes and applies.
+    std::fs::copy(
+        operator_keys.join("root-2.key"),
+        ws.join("server/keys/root-2.key"),
+    )
+    .unwrap();
+    assert_eq!(
+        mode(&ws.join("server/keys/root-2.key")),
+        0o600,
+        "copied with its mode"
+    );
+    let (code, text) = policy(&["commit", "-m", "Key 2 signs"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = policy(&["push", "--wait", "--timeout", "10s"]);
+    assert_eq!(code, 0, "{text}");
+    let fleet = ok(&["fleet", "status", "--workspace", s(&ws)]);
+    assert!(
+        fleet.contains("key 2 active") && !fleet.contains("no private key"),
+        "{fleet}"
+    );
+}

@@ -255,6 +255,7 @@ fn changes_and_server_with_git_and_server_data() {
             },
         ],
         key_set_error: None,
+        missing_private_keys: Vec::new(),
     })));
     let event = |seq: u64, operation: &str, result: &str, reason: &str| AuditEvent {
         seq,

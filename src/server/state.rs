@@ -351,6 +351,12 @@ impl ServerState {
             audit_key: self.audit.public_key().map(str::to_string),
             keys: self.keys.current().infos(),
             key_set_error: self.keys.last_error(),
+            missing_private_keys: self
+                .keys
+                .current()
+                .set
+                .as_ref()
+                .map_or_else(Vec::new, crate::keyset::KeySet::missing_private_keys),
         }
     }
 }
