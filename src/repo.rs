@@ -44,6 +44,19 @@ pub enum RepoError {
     /// The root key set beside the policy (`keys.toml`) is invalid or names private keys.
     #[error("{0}; nothing was committed")]
     Keys(String),
+    /// A change of the working clone's key set that was refused or failed; `keys.toml` is
+    /// unchanged.
+    #[error(transparent)]
+    KeySet(#[from] crate::keyset::KeySetError),
+    #[error(
+        "{0} is not there: the key set is not in this repository yet (`hessra-console keys publish`)"
+    )]
+    NoKeySet(String),
+    /// The policy beside `keys.toml` does not load, so how long tokens live is unknown.
+    #[error(
+        "{path}: {message}; an activation is bounded by the longest token lifetime it allows, so fix it first"
+    )]
+    PolicyUnusable { path: String, message: String },
     #[error(transparent)]
     Git(#[from] GitError),
 }
@@ -251,6 +264,61 @@ impl PolicyRepo {
             id,
             policy: policy_relative,
         })
+    }
+
+    /// `keys.toml` beside the policy file.
+    pub fn keys_path(&self) -> PathBuf {
+        self.policy_path.with_file_name(crate::keyset::MANIFEST)
+    }
+
+    /// Changes the root key set in the working clone's `keys.toml`, with the private keys in
+    /// `key_dir` (an added key is written there, 0600; a retired key's file is deleted), bounded
+    /// as a server bounds it: an activation by the longest token lifetime this clone's policy
+    /// allows, a retirement by the live tokens `audit` (a server's trail, when given) saw the
+    /// key sign. Nothing is committed: `commit` takes the file along. Returns what changed and
+    /// the set as saved.
+    pub fn change_keys(
+        &self,
+        key_dir: &Path,
+        change: crate::keyset::KeyChange,
+        audit: Option<&Path>,
+        now: i64,
+    ) -> Result<(crate::keyset::Transition, crate::keyset::KeySet), RepoError> {
+        let manifest = self.keys_path();
+        if !manifest.exists() {
+            return Err(RepoError::NoKeySet(manifest.display().to_string()));
+        }
+        let mut set = crate::keyset::KeySet::open_repository(&manifest, key_dir)?;
+        let policy_text = text(
+            &self.policy_path.display().to_string(),
+            &read(&self.policy_path)?,
+        )?
+        .to_string();
+        let policy =
+            policy::load(&policy_text, now).map_err(|finding| RepoError::PolicyUnusable {
+                path: self.policy_path.display().to_string(),
+                message: finding.to_string(),
+            })?;
+        let lifetime = crate::keyset::Lifetime::of_policy(&policy.policy);
+        // A trail that is there but cannot be read stops the change: it may name live tokens.
+        if let Some(path) = audit
+            && let Err(source) = std::fs::File::open(path)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(RepoError::Read {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+        let events = audit
+            .map(crate::audit_trail::read_trail)
+            .into_iter()
+            .flatten();
+        let transition = set.apply(change, now, Some(&lifetime), |set, id| {
+            crate::audit_trail::signed_by(set, id, events, now)
+        })?;
+        set.save()?;
+        Ok((transition, set))
     }
 
     /// `keys.toml` as HEAD has it, when it does and it parses (a broken committed file bounds

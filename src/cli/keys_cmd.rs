@@ -315,15 +315,44 @@ fn repository_set(clone: &Path, key_dir: &Path, audit: Option<PathBuf>) -> Resul
     })
 }
 
-fn local(target: &KeySetTarget) -> Result<Option<Local>, Failure> {
+/// A key set in a policy repository's working clone: the clone, its key directory, and the
+/// audit trail that names live tokens.
+struct InClone {
+    clone: PathBuf,
+    key_dir: PathBuf,
+    audit: Option<PathBuf>,
+}
+
+/// `--repo PATH --key-dir DIR`, or a workspace whose clone holds `keys.toml`.
+fn in_clone(target: &KeySetTarget) -> Result<Option<InClone>, Failure> {
     if let (Some(clone), Some(key_dir)) = (&target.repo, &target.key_dir) {
-        return repository_set(clone, key_dir, target.audit_file.clone()).map(Some);
+        return Ok(Some(InClone {
+            clone: clone.clone(),
+            key_dir: key_dir.clone(),
+            audit: target.audit_file.clone(),
+        }));
+    }
+    let Some(dir) = &target.workspace else {
+        return Ok(None);
+    };
+    let ws = workspace::open(dir).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(ws
+        .policy
+        .join(crate::keyset::MANIFEST)
+        .exists()
+        .then(|| InClone {
+            clone: ws.policy.clone(),
+            key_dir: ws.key_dir(),
+            audit: Some(ws.audit_file()),
+        }))
+}
+
+fn local(target: &KeySetTarget) -> Result<Option<Local>, Failure> {
+    if let Some(found) = in_clone(target)? {
+        return repository_set(&found.clone, &found.key_dir, found.audit).map(Some);
     }
     if let Some(dir) = &target.workspace {
         let ws = workspace::open(dir).map_err(|e| Failure::usage(e.to_string()))?;
-        if ws.policy.join(crate::keyset::MANIFEST).exists() {
-            return repository_set(&ws.policy, &ws.key_dir(), Some(ws.audit_file())).map(Some);
-        }
         let set = ws.key_set().map_err(|e| Failure::usage(e.to_string()))?;
         // The policy the server applies: the origin's main branch.
         let text = crate::gitops::read_at_revision(&ws.origin, "main", Path::new("clients.toml"))
@@ -431,7 +460,32 @@ fn ago(at: Option<i64>, now: i64) -> String {
     at.map_or("(unknown)".into(), |at| describe_instant(at, now))
 }
 
+/// A change of the key set in a working clone, through the repository layer the console uses
+/// too.
+fn change_in_clone(found: &InClone, change: KeyChange) -> CommandResult {
+    let repo = crate::repo::PolicyRepo::discover(&found.clone.join("clients.toml"));
+    let (transition, set) = repo
+        .change_keys(&found.key_dir, change, found.audit.as_deref(), unix_now())
+        .map_err(|error| match error {
+            crate::repo::RepoError::KeySet(error) => set_error(error),
+            other => Failure::usage(other.to_string()),
+        })?;
+    let note = format!(
+        "{} changed in the working clone: commit and push it (`policy commit`, `policy push`); every replica applies it with the policy",
+        set.manifest().display()
+    );
+    Ok(report(
+        &transition.summary,
+        &transition_broken(&transition),
+        infos(&set),
+        Some(&note),
+    ))
+}
+
 fn change(target: &KeySetTarget, change: KeyChange) -> CommandResult {
+    if let Some(found) = in_clone(target)? {
+        return change_in_clone(&found, change);
+    }
     let Some(mut local) = local(target)? else {
         return change_remote(target, change);
     };
@@ -456,21 +510,11 @@ fn change(target: &KeySetTarget, change: KeyChange) -> CommandResult {
         })
         .map_err(set_error)?;
     local.set.save().map_err(set_error)?;
-    let keys = infos(&local.set);
-    let note = match local.set.key_dir() {
-        Some(_) => format!(
-            "{} changed in the working clone: commit and push it (`policy commit`, `policy push`); every replica applies it with the policy",
-            local.set.manifest().display()
-        ),
-        None => {
-            "a server running on this key set picks the change up at its next sync tick".to_string()
-        }
-    };
     Ok(report(
         &transition.summary,
         &transition_broken(&transition),
-        keys,
-        Some(&note),
+        infos(&local.set),
+        Some("a server running on this key set picks the change up at its next sync tick"),
     ))
 }
 
