@@ -367,6 +367,41 @@ impl KeySet {
             .collect()
     }
 
+    /// Moves this set into a policy repository: its public part written as `manifest` (the
+    /// clone's `keys.toml`, which must not exist yet) and the private keys of the keys still in
+    /// use copied into `key_dir` (created 0700; `root-ID.key`, 0600). A file already there is
+    /// kept when it holds that very key, and refused otherwise. Returns the files written.
+    pub fn publish_to(&self, manifest: &Path, key_dir: &Path) -> Result<Vec<PathBuf>, KeySetError> {
+        if manifest.exists() {
+            return Err(KeySetError::Refused(format!(
+                "{} exists: the key set is in the repository already; change it with `keys add|activate|retire`",
+                manifest.display()
+            )));
+        }
+        fsutil::create_private_dir(key_dir).map_err(io(key_dir))?;
+        let mut written = Vec::new();
+        for entry in self.entries.iter().filter(|e| e.state != KeyState::Retired) {
+            let pair = self.private_key(entry)?;
+            let path = key_dir.join(format!("root-{}.key", entry.id));
+            if path.exists() {
+                let same = keys::read_private_key_file(&path)
+                    .is_ok_and(|there| keys::key_string(&there.public()) == entry.public_key);
+                if same {
+                    continue;
+                }
+                return Err(KeySetError::Refused(format!(
+                    "{} exists and holds another key; move it away first",
+                    path.display()
+                )));
+            }
+            keys::write_private_key_file(&path, &pair)
+                .map_err(|e| KeySetError::invalid(&path, e.to_string()))?;
+            written.push(path);
+        }
+        std::fs::write(manifest, self.public_manifest()).map_err(io(manifest))?;
+        Ok(written)
+    }
+
     /// The set's public part, as the repository keeps it.
     pub fn public_manifest(&self) -> String {
         self.render_with(false)

@@ -1036,3 +1036,84 @@ fn the_demo_flow_keeps_its_tokens_and_o_lists_them_with_identity_and_expiry() {
         Some(store.load("demo-company-alice-identity").unwrap().as_str())
     );
 }
+
+#[test]
+fn with_the_key_set_in_the_repository_the_server_screen_edits_keys_toml_for_a_commit() {
+    let mut f = Console::with(
+        Setup {
+            server: true,
+            keys_in_repository: true,
+            ..Setup::default()
+        },
+        |context| context,
+    );
+    let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
+        f.app
+            .screens()
+            .server
+            .keys()
+            .iter()
+            .map(|k| (k.id, k.state.name()))
+            .collect()
+    };
+    let live = |f: &mut Fixture, keys: &str| {
+        for c in keys.chars() {
+            f.app.handle_key(key(KeyCode::Char(c)));
+        }
+        jobs::settle(&mut f.app, &f.env, false);
+    };
+    f.app.tick(NOW);
+    jobs::settle(&mut f.app, &f.env, false);
+    assert_eq!(states(&f), vec![(Some(1), "active")]);
+
+    // Adding edits the clone's keys.toml and writes the private key into the key directory;
+    // the server keeps its set until the change is committed and pushed.
+    press(&mut f, "6");
+    live(&mut f, "Ka");
+    assert!(
+        flash(&f).starts_with("added key 2") && flash(&f).contains("commit and push"),
+        "{}",
+        flash(&f)
+    );
+    let manifest = std::fs::read_to_string(f.clone.join("keys.toml")).unwrap();
+    assert!(
+        manifest.contains("id = 2") && !manifest.contains("private_key"),
+        "{manifest}"
+    );
+    assert!(f.ws.key_dir().join("root-2.key").exists());
+    assert_eq!(states(&f), vec![(Some(1), "active")]);
+
+    // The Changes screen takes keys.toml along.
+    press(&mut f, "5");
+    press(&mut f, "c");
+    assert!(
+        matches!(f.app.popup(), Some(Popup::Prompt { .. })),
+        "{}",
+        flash(&f)
+    );
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    press(&mut f, "y");
+    assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
+    // The push also asks the server to sync.
+    press(&mut f, "p");
+    let pushed = gitops::read_branch_file(&f.origin, "main", Path::new("keys.toml"))
+        .unwrap()
+        .0;
+    assert_eq!(pushed, manifest);
+
+    // The server applies it with the policy (its sync loop, nudged by the push).
+    let server = f.server.take().unwrap();
+    let applied = || -> Vec<(Option<u32>, &'static str)> {
+        let status = server.state.status();
+        status.keys.iter().map(|k| (k.id, k.state.name())).collect()
+    };
+    let started = std::time::Instant::now();
+    while applied().len() < 2 && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(applied(), vec![(Some(1), "active"), (Some(2), "next")]);
+    assert!(server.state.status().last_reload_error.is_none());
+    f.server = Some(server);
+    let server = f.server.take().unwrap();
+    f.runtime.block_on(server.shutdown());
+}

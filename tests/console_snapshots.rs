@@ -199,6 +199,7 @@ fn changes_and_server_with_git_and_server_data() {
         working_text: Some(working.to_string()),
         text_diff: String::new(),
         revocations_file: "missing".into(),
+        keys_file: "missing".into(),
         new_revocations: Vec::new(),
         revocation_errors: Vec::new(),
         revocation_changes: Vec::new(),

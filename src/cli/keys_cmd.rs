@@ -252,33 +252,7 @@ fn publish(
         }
     };
     let target = clone.join(crate::keyset::MANIFEST);
-    if target.exists() {
-        return Err(Failure::usage(format!(
-            "{} exists: the key set is in the repository already; change it with `keys add|activate|retire`",
-            target.display()
-        )));
-    }
-    crate::fsutil::create_private_dir(&key_dir)
-        .map_err(|e| Failure::usage(format!("{}: {e}", key_dir.display())))?;
-    let mut copied = Vec::new();
-    for entry in set
-        .entries()
-        .iter()
-        .filter(|e| e.state != KeyState::Retired)
-    {
-        let pair = set.private_key_of(entry.id).map_err(set_error)?;
-        let path = key_dir.join(format!("root-{}.key", entry.id));
-        if path.exists() {
-            return Err(Failure::usage(format!(
-                "{} exists already; move it away first",
-                path.display()
-            )));
-        }
-        keys::write_private_key_file(&path, &pair)?;
-        copied.push(path);
-    }
-    std::fs::write(&target, set.public_manifest())
-        .map_err(|e| Failure::usage(format!("{}: {e}", target.display())))?;
+    let copied = set.publish_to(&target, &key_dir).map_err(set_error)?;
     Ok(Report::new(
         format!(
             "Wrote {} (public keys only) and {} private key(s) into {}.\nCommit and push it: hessra-console policy --file {} commit -m \"Root keys in the repository\" && hessra-console policy --file {} push",

@@ -51,6 +51,12 @@ pub struct Env {
     operator: Arc<Mutex<Option<Arc<Connection>>>>,
     /// Where unsaved edits are kept until they are saved (0600), if anywhere.
     pub recovery_path: Option<PathBuf>,
+    /// The private root keys of a workspace whose key set is in the policy repository: key
+    /// changes then edit the clone's `keys.toml` (committed and pushed like the policy), not
+    /// the server.
+    pub key_dir: Option<PathBuf>,
+    /// The server's audit trail, which names live tokens a key retirement would cut off.
+    pub audit_trail: Option<PathBuf>,
 }
 
 impl Env {
@@ -69,6 +75,8 @@ impl Env {
             runtime,
             operator: Arc::new(Mutex::new(None)),
             recovery_path: None,
+            key_dir: None,
+            audit_trail: None,
         }
     }
 
@@ -455,6 +463,8 @@ pub struct GitView {
     pub text_diff: String,
     /// revocations.toml's state in the working tree (`clean`, `modified`, `untracked`, …).
     pub revocations_file: String,
+    /// keys.toml's (the root keys' public part), likewise: a commit takes it along.
+    pub keys_file: String,
     /// Revocations in the working tree that HEAD does not have yet.
     pub new_revocations: Vec<Revoked>,
     /// Errors in the working tree's revocations.toml (a commit is refused while there are any).
@@ -909,6 +919,25 @@ fn change_key(env: &Env, change: KeyChange) -> Result<String, KeyChangeFailure> 
         refused: false,
         message,
     };
+    let repo = crate::repo::PolicyRepo::discover(&env.policy_path);
+    if let Some(key_dir) = &env.key_dir
+        && repo.keys_path().exists()
+    {
+        let now = token::clock::unix_now();
+        return match repo.change_keys(key_dir, change, env.audit_trail.as_deref(), now) {
+            Ok((transition, _)) => Ok(format!(
+                "{} — in keys.toml: commit and push it (5) for the servers to apply it",
+                transition.summary
+            )),
+            Err(crate::repo::RepoError::KeySet(crate::keyset::KeySetError::Refused(message))) => {
+                Err(KeyChangeFailure {
+                    refused: true,
+                    message,
+                })
+            }
+            Err(error) => Err(other(error.to_string())),
+        };
+    }
     let connection = env.operator().map_err(other)?;
     let (path, body) = (change.endpoint(), change.request());
     let answer = env.runtime.block_on(async move {
@@ -1004,6 +1033,9 @@ fn git_view(env: &Env) -> Result<GitView, String> {
         let revocations_file = gitops::status(root, &revocations)
             .map(|s| s.file)
             .unwrap_or_else(|_| "missing".into());
+        let keys_file = gitops::status(root, &relative.with_file_name(crate::keyset::MANIFEST))
+            .map(|s| s.file)
+            .unwrap_or_else(|_| "missing".into());
         let committed = gitops::read_at_revision(root, "HEAD", &revocations).unwrap_or_default();
         let working = std::fs::read_to_string(root.join(&revocations)).unwrap_or_default();
         let (committed, _) = RevocationList::load(&committed);
@@ -1030,6 +1062,7 @@ fn git_view(env: &Env) -> Result<GitView, String> {
             working_text,
             text_diff,
             revocations_file,
+            keys_file,
             new_revocations,
             revocation_errors,
             revocation_changes,
