@@ -178,7 +178,25 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 /// Creates a workspace in `dir`: PKI, bare origin with the demo policy, working clone, root key.
+/// Where a new workspace keeps its root key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKeysIn {
+    /// `server/keys.toml` naming `server/root.key`: one server, rotated through its operator
+    /// endpoints or the files.
+    Server,
+    /// `keys.toml` in the policy repository (public part, committed with the demo policy) and
+    /// the private key in `server/keys/`: rotated by commits, as a fleet is.
+    Repository,
+}
+
+/// `init_with` keeping the key set beside the server (`RootKeysIn::Server`).
 pub fn init(dir: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
+    init_with(dir, force, RootKeysIn::Server)
+}
+
+/// Creates the demo workspace in `dir` (replacing one there only with `force`), its root key
+/// set kept where `keys` says.
+pub fn init_with(dir: &Path, force: bool, keys: RootKeysIn) -> Result<Workspace, WorkspaceError> {
     if dir.join("workspace.toml").exists() {
         if !force {
             return Err(WorkspaceError::Exists(dir.display().to_string()));
@@ -226,24 +244,37 @@ pub fn init(dir: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
         write_secret(&clients_dir.join(format!("{slug}.key")), &issued.key_pem)?;
     }
 
-    let origin = dir.join("origin.git");
-    gitops::init_bare_with_file(&origin, "clients.toml", session.text(), "Demo policy")?;
-    gitops::clone(&origin.display().to_string(), &dir.join("policy"))?;
-
     let server_dir = dir.join("server");
     fsutil::create_private_dir(&server_dir).map_err(io(&server_dir))?;
     let root = keys::generate(keys::KeyAlgorithm::Ed25519);
-    keys::write_private_key_file(&server_dir.join("root.key"), &root)?;
     write_public(
         &server_dir.join("root.pub"),
         &keys::public_key_pem(&root.public())?,
     )?;
-    crate::keyset::KeySet::create(
-        &server_dir.join(crate::keyset::MANIFEST),
-        &server_dir.join("root.key"),
-        unix_now(),
-    )
-    .map_err(|e| WorkspaceError::Keys(e.to_string()))?;
+    // The private key lives in one place only, so retiring the key deletes it.
+    let private_key = match keys {
+        RootKeysIn::Server => server_dir.join("root.key"),
+        RootKeysIn::Repository => {
+            let key_dir = server_dir.join("keys");
+            fsutil::create_private_dir(&key_dir).map_err(io(&key_dir))?;
+            key_dir.join("root-1.key")
+        }
+    };
+    keys::write_private_key_file(&private_key, &root)?;
+    let manifest = server_dir.join(crate::keyset::MANIFEST);
+    let set = crate::keyset::KeySet::create(&manifest, &private_key, unix_now())
+        .map_err(|e| WorkspaceError::Keys(e.to_string()))?;
+    let mut files = vec![("clients.toml", session.text().to_string())];
+    if keys == RootKeysIn::Repository {
+        // Key 1's public part goes to git; the server's local manifest would be a second
+        // source of truth.
+        files.push((crate::keyset::MANIFEST, set.public_manifest()));
+        std::fs::remove_file(&manifest).map_err(io(&manifest))?;
+    }
+    let origin = dir.join("origin.git");
+    let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    gitops::init_bare_with_files(&origin, &files, "Demo policy")?;
+    gitops::clone(&origin.display().to_string(), &dir.join("policy"))?;
 
     let config = workspace_toml(DEFAULT_LISTEN);
     write_public(&dir.join("workspace.toml"), &config)?;

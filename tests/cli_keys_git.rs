@@ -330,3 +330,54 @@ fn an_activation_is_not_committed_while_a_replica_reports_the_key_missing() {
         "{fleet}"
     );
 }
+
+#[test]
+fn a_demo_workspace_can_start_with_its_root_keys_in_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let text = ok(&["demo", "init", s(&ws), "--keys-in-repository"]);
+    assert!(
+        text.contains("keys.toml in the repository"),
+        "says where the keys are: {text}"
+    );
+    let committed = committed_keys(&ws.join("origin.git"), "main");
+    assert_eq!(state_of(&committed, 1), "active");
+    assert!(!committed.contains("private_key"), "{committed}");
+    let key_dir = ws.join("server/keys");
+    assert_eq!(mode(&key_dir.join("root-1.key")), 0o600);
+    assert_eq!(mode(&key_dir), 0o700);
+    for gone in ["server/keys.toml", "server/root.key"] {
+        assert!(
+            !ws.join(gone).exists(),
+            "{gone}: one place for the key set and the key"
+        );
+    }
+
+    // Served from the repository; rotation is a commit.
+    let (_served, addr) = serve(&ws);
+    let clients = ws.join("pki/clients");
+    let (code, listed) = run(&[
+        "keys",
+        "list",
+        "--server",
+        &addr,
+        "--cert",
+        s(&clients.join("urn_company_ops.pem")),
+        "--key",
+        s(&clients.join("urn_company_ops.key")),
+        "--ca",
+        s(&ws.join("pki/ca.pem")),
+    ]);
+    assert_eq!(code, 0, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.contains("active")),
+        "{listed}"
+    );
+    let text = ok(&["keys", "add", "--workspace", s(&ws)]);
+    assert!(text.contains("policy commit"), "{text}");
+    let edited = std::fs::read_to_string(ws.join("policy/keys.toml")).unwrap();
+    assert_eq!(state_of(&edited, 2), "next");
+    assert_eq!(mode(&key_dir.join("root-2.key")), 0o600);
+}

@@ -682,12 +682,23 @@ pub fn init_bare_with_file(
     contents: &str,
     message: &str,
 ) -> Result<(), GitError> {
+    init_bare_with_files(bare, &[(file, contents)], message)
+}
+
+/// `init_bare_with_file` with several files at the root in the first commit.
+pub fn init_bare_with_files(
+    bare: &Path,
+    files: &[(&str, &str)],
+    message: &str,
+) -> Result<(), GitError> {
     let mut options = git2::RepositoryInitOptions::new();
     options.bare(true).initial_head("main");
     let repo = Repository::init_opts(bare, &options)?;
-    let blob = repo.blob(contents.as_bytes())?;
     let mut tree = repo.treebuilder(None)?;
-    tree.insert(file, blob, 0o100644)?;
+    for (file, contents) in files {
+        let blob = repo.blob(contents.as_bytes())?;
+        tree.insert(file, blob, 0o100644)?;
+    }
     let tree = repo.find_tree(tree.write()?)?;
     let author = git2::Signature::now(DEMO_AUTHOR.0, DEMO_AUTHOR.1)?;
     repo.commit(
