@@ -341,6 +341,13 @@ impl KeySet {
         Ok(set)
     }
 
+    /// A manifest's keys as written, private keys untouched: for reports, which read a
+    /// server's manifest and a repository's public `keys.toml` alike.
+    pub fn read_public(manifest: &Path) -> Result<KeySet, KeySetError> {
+        let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+        KeySet::parse(manifest, &text)
+    }
+
     /// `from_repository` on the manifest file in a working clone.
     pub fn open_repository(manifest: &Path, key_dir: &Path) -> Result<KeySet, KeySetError> {
         let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;

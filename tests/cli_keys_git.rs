@@ -380,4 +380,12 @@ fn a_demo_workspace_can_start_with_its_root_keys_in_the_repository() {
     let edited = std::fs::read_to_string(ws.join("policy/keys.toml")).unwrap();
     assert_eq!(state_of(&edited, 2), "next");
     assert_eq!(mode(&key_dir.join("root-2.key")), 0o600);
+
+    // The policy report reads the public keys.toml beside the policy.
+    let policy_file = ws.join("policy/clients.toml");
+    let report = ok(&["policy", "--file", s(&policy_file), "report"]);
+    assert!(
+        report.contains("| 1 | active |") && report.contains("| 2 | next |"),
+        "{report}"
+    );
 }
