@@ -1117,3 +1117,71 @@ fn with_the_key_set_in_the_repository_the_server_screen_edits_keys_toml_for_a_co
     let server = f.server.take().unwrap();
     f.runtime.block_on(server.shutdown());
 }
+
+#[test]
+fn the_console_does_not_commit_an_activation_its_server_would_refuse() {
+    let mut f = Console::with(
+        Setup {
+            server: true,
+            keys_in_repository: true,
+            ..Setup::default()
+        },
+        |context| context,
+    );
+    f.app.tick(NOW);
+    jobs::settle(&mut f.app, &f.env, false);
+    let commit = |f: &mut Fixture| {
+        press(f, "5");
+        press(f, "c");
+        special(f, KeyCode::Enter, KeyModifiers::NONE);
+        press(f, "y");
+    };
+    // Key 2 added and committed as next; its file then leaves the server's key directory
+    // (an operator who generated it elsewhere), and it is activated there by hand.
+    press(&mut f, "6");
+    press(&mut f, "Ka");
+    commit(&mut f);
+    assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
+    press(&mut f, "p");
+    let server = f.server.take().unwrap();
+    let started = std::time::Instant::now();
+    while server.state.status().missing_private_keys.is_empty()
+        && started.elapsed() < std::time::Duration::from_secs(10)
+    {
+        let key = f.ws.key_dir().join("root-2.key");
+        let elsewhere = f.dir.path().join("operator-keys");
+        if key.exists() {
+            hessra_console::fsutil::create_private_dir(&elsewhere).unwrap();
+            std::fs::rename(&key, elsewhere.join("root-2.key")).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(server.state.status().missing_private_keys, vec![2]);
+    f.server = Some(server);
+    let manifest = f.clone.join("keys.toml");
+    let mut set = hessra_console::keyset::KeySet::open_repository(
+        &manifest,
+        &f.dir.path().join("operator-keys"),
+    )
+    .unwrap();
+    let lifetime = hessra_console::keyset::Lifetime {
+        seconds: 3600,
+        what: "test".into(),
+    };
+    set.activate(2, NOW, &lifetime, &[]).unwrap();
+    set.save().unwrap();
+
+    commit(&mut f);
+    assert!(
+        flash(&f).contains("key 2 cannot be activated yet"),
+        "{}",
+        flash(&f)
+    );
+    let head = gitops::read_at_revision(&f.clone, "HEAD", Path::new("keys.toml")).unwrap();
+    assert!(
+        head.contains("state = \"next\""),
+        "nothing was committed: {head}"
+    );
+    let server = f.server.take().unwrap();
+    f.runtime.block_on(server.shutdown());
+}

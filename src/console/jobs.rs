@@ -655,7 +655,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
                 }
                 // The repository layer checks the bytes it commits, whatever the console saw.
                 env.repo()
-                    .commit(&message, token::clock::unix_now())
+                    .commit_approving(&message, token::clock::unix_now(), |id| {
+                        server_holds_key(env, id)
+                    })
                     .map(|committed| committed.id)
                     .map_err(|e| match e {
                         RepoError::Refused(refusal) => format!("refused: {}", refusal.summary()),
@@ -912,6 +914,25 @@ fn block<T: serde::de::DeserializeOwned + Send + 'static>(
         )
         .map_err(|_| "the server did not answer within 10 s".to_string())?
         .map_err(|e| e.to_string())
+}
+
+/// Whether the console's server holds key `id`, which the commit makes active: refused while it
+/// reports the key's private key missing (it would refuse the revision). A server that cannot
+/// be asked does not stop the commit; `policy commit` asks a whole fleet.
+fn server_holds_key(env: &Env, id: u32) -> Result<(), String> {
+    let (Some(link), Ok(connection)) = (&env.server, env.operator()) else {
+        return Ok(());
+    };
+    let Ok(status) = block(env, async move {
+        connection.get::<ServerStatus>("/status").await
+    }) else {
+        return Ok(());
+    };
+    let server = crate::fleet::Replica {
+        name: link.url.clone(),
+        url: link.url.clone(),
+    };
+    crate::fleet::activation_refusal(id, &[(server, status)]).map_or(Ok(()), Err)
 }
 
 fn change_key(env: &Env, change: KeyChange) -> Result<String, KeyChangeFailure> {
