@@ -2,8 +2,10 @@
 //! moves a key set into the policy clone (public part) and a key directory (private keys);
 //! `keys add|activate|retire` on a workspace, or on `--repo PATH --key-dir DIR`, edit the
 //! clone's `keys.toml`; `policy commit` takes it along and refuses one naming private key
-//! files or retiring a key by hand while its tokens may live; `serve --workspace` then signs
-//! with the key the repository made active, and its operator key endpoints point at git.
+//! files or retiring a key by hand while its tokens may live, and an activation while a replica
+//! reports the key missing; `serve --workspace` then signs with the key the repository made
+//! active, and its operator key endpoints point at git. `demo init --keys-in-repository`
+//! starts that way; `serve --key-dir` without the active key's file does not start.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -387,5 +389,100 @@ fn a_demo_workspace_can_start_with_its_root_keys_in_the_repository() {
     assert!(
         report.contains("| 1 | active |") && report.contains("| 2 | next |"),
         "{report}"
+    );
+}
+
+/// `serve` with the pieces given explicitly: the repository, a state directory, TLS, and
+/// `--key-dir`; what it printed and its exit status, or its address once it listens.
+fn serve_replica(ws: &Path, state: &Path, key_dir: &Path) -> Result<(Served, String), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--policy-repo"])
+        .arg(ws.join("origin.git"))
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--tls-cert")
+        .arg(ws.join("pki/server.pem"))
+        .arg("--tls-key")
+        .arg(ws.join("pki/server.key"))
+        .arg("--key-dir")
+        .arg(key_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    match line.split("https://").nth(1) {
+        Some(rest) => Ok((
+            Served(child),
+            rest.split_whitespace().next().unwrap().to_string(),
+        )),
+        None => {
+            let output = child.wait_with_output().unwrap();
+            Err(format!("{line}{}", String::from_utf8_lossy(&output.stderr)))
+        }
+    }
+}
+
+#[test]
+fn a_replica_given_a_key_directory_serves_the_repositorys_keys_or_says_which_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    ok(&["demo", "init", s(&ws), "--keys-in-repository"]);
+
+    // Without key 1's file it does not start, and says which key and where.
+    let empty = dir.path().join("empty-keys");
+    std::fs::create_dir(&empty).unwrap();
+    let error = serve_replica(&ws, &dir.path().join("state-a"), &empty)
+        .err()
+        .expect("refused");
+    assert!(
+        error.contains("no private key for key 1") && error.contains(s(&empty)),
+        "{error}"
+    );
+
+    // With it (under any name), it serves key 1.
+    let keys = dir.path().join("replica-keys");
+    hessra_console::fsutil::create_private_dir(&keys).unwrap();
+    std::fs::copy(ws.join("server/keys/root-1.key"), keys.join("mounted.key")).unwrap();
+    let (_served, addr) =
+        serve_replica(&ws, &dir.path().join("state-b"), &keys).unwrap_or_else(|e| panic!("{e}"));
+    let clients = ws.join("pki/clients");
+    let (code, listed) = run(&[
+        "keys",
+        "list",
+        "--server",
+        &addr,
+        "--cert",
+        s(&clients.join("urn_company_ops.pem")),
+        "--key",
+        s(&clients.join("urn_company_ops.key")),
+        "--ca",
+        s(&ws.join("pki/ca.pem")),
+    ]);
+    assert_eq!(code, 0, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.contains("active")),
+        "{listed}"
+    );
+
+    // A policy file server keeps a local key set: --key-dir is refused with it.
+    let (code, text) = run(&[
+        "serve",
+        "--policy-file",
+        s(&ws.join("policy/clients.toml")),
+        "--key-dir",
+        s(&keys),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("--key-dir") && text.contains("--policy-file"),
+        "{text}"
     );
 }
