@@ -343,6 +343,45 @@ mod tests {
     }
 
     #[test]
+    fn an_activation_is_refused_naming_the_replicas_without_the_key() {
+        let status = |missing: Vec<u32>| ServerStatus {
+            response_msg: String::new(),
+            listen: String::new(),
+            policy_source: String::new(),
+            policy_revision: "abc".into(),
+            policy_loaded_at: 0,
+            clients: 0,
+            last_reload_error: None,
+            requests: 0,
+            allowed: 0,
+            denied: 0,
+            started_at: 0,
+            audit_file: None,
+            audit_key: None,
+            keys: Vec::new(),
+            key_set_error: None,
+            missing_private_keys: missing,
+        };
+        let replicas = from_urls(&["a:1".into(), "b:2".into()]);
+        let answers = vec![
+            (replicas[0].clone(), status(vec![])),
+            (replicas[1].clone(), status(vec![2, 3])),
+        ];
+        assert_eq!(activation_refusal(4, &answers), None);
+        let refusal = activation_refusal(2, &answers).unwrap();
+        assert!(
+            refusal.contains("key 2") && refusal.contains("b:2") && !refusal.contains("a:1"),
+            "{refusal}"
+        );
+        let report = assess(&replicas[1], &answers[1].1, "abc", 10);
+        assert!(
+            describe(&report, "abc").contains("no private key for key(s) 2, 3"),
+            "{}",
+            describe(&report, "abc")
+        );
+    }
+
+    #[test]
     fn urls_name_their_replicas() {
         let replicas = from_urls(&["127.0.0.1:4443".into(), "https://b:1/".into()]);
         assert_eq!(replicas[0].url, "https://127.0.0.1:4443");
