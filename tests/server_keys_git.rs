@@ -277,3 +277,38 @@ async fn a_replica_refuses_a_revision_that_names_private_key_files_or_drops_keys
     let message = now["last_reload_error"]["message"].as_str().unwrap();
     assert!(message.contains("has no keys.toml"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_key_a_replica_lacks_is_applied_and_reported_missing() {
+    let demo = Demo::start().await;
+    let (dir_a, dir_b) = key_dirs(&demo);
+    publish_key_set(&demo, &[&dir_a, &dir_b]);
+    let a = replica(&demo, "a", &dir_a).await;
+    let b = replica(&demo, "b", &dir_b).await;
+
+    let manifest = demo.ws.policy.join(keyset::MANIFEST);
+    let mut set = KeySet::open_repository(&manifest, &dir_a).unwrap();
+    set.add(keys::KeyAlgorithm::Ed25519, unix_now()).unwrap();
+    set.save().unwrap();
+    let pushed = commit_and_push_keys(&demo, "Key 2, next");
+
+    // A next key does not sign: both replicas apply it; B says it lacks its private key.
+    for server in [&a, &b] {
+        wait_for("the next key applies", async || {
+            status(&demo, server).await["policy_revision"] == pushed.as_str()
+        })
+        .await;
+    }
+    assert!(status(&demo, &a).await["missing_private_keys"].is_null());
+    assert_eq!(status(&demo, &b).await["missing_private_keys"], json!([2]));
+    assert_eq!(
+        support::metric(&demo, &b.url(), "hessra_root_key_private_missing{id=\"2\"}").await,
+        1
+    );
+    assert!(
+        !support::metrics_text(&demo, &a.url())
+            .await
+            .contains("hessra_root_key_private_missing{"),
+        "A holds every key"
+    );
+}
