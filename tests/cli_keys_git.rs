@@ -67,25 +67,65 @@ impl Drop for Served {
     }
 }
 
-/// `serve --workspace` in its own process, and its `host:port`.
-fn serve(ws: &Path) -> (Served, String) {
+/// `serve ARGS --listen 127.0.0.1:0` in its own process: its `host:port` once it listens, or
+/// what it printed when it exits instead.
+fn spawn_serve(args: &[&std::ffi::OsStr]) -> Result<(Served, String), String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
-        .args(["serve", "--workspace", s(ws), "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
-        .split("https://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    (Served(child), addr)
+    match line.split("https://").nth(1) {
+        Some(rest) => Ok((
+            Served(child),
+            rest.split_whitespace().next().unwrap().to_string(),
+        )),
+        None => {
+            let output = child.wait_with_output().unwrap();
+            Err(format!("{line}{}", String::from_utf8_lossy(&output.stderr)))
+        }
+    }
+}
+
+/// `serve --workspace`.
+fn serve(ws: &Path) -> (Served, String) {
+    spawn_serve(&["--workspace".as_ref(), ws.as_os_str()]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `keys VERB EXTRA` against the server at `addr`, as the workspace's operator.
+fn as_operator(ws: &Path, addr: &str, verb: &str, extra: &[&str]) -> (i32, String) {
+    let clients = ws.join("pki/clients");
+    let (cert, key, ca) = (
+        clients.join("urn_company_ops.pem"),
+        clients.join("urn_company_ops.key"),
+        ws.join("pki/ca.pem"),
+    );
+    let mut args = vec!["keys", verb];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "--server",
+        addr,
+        "--cert",
+        s(&cert),
+        "--key",
+        s(&key),
+        "--ca",
+        s(&ca),
+    ]);
+    run(&args)
+}
+
+/// Whether a `keys list` shows key `id` in `state`.
+fn lists(listed: &str, id: u32, state: &str) -> bool {
+    listed
+        .lines()
+        .any(|l| l.starts_with(&format!("{id} ")) && l.contains(state))
 }
 
 #[test]
@@ -142,32 +182,10 @@ fn a_workspace_rotates_its_root_keys_through_a_commit_and_a_push() {
     assert_eq!(committed_keys(&ws.join("origin.git"), "main"), edited);
 
     let (_served, addr) = serve(&ws);
-    let ops = ws.join("pki/clients");
-    let (cert, key, ca) = (
-        ops.join("urn_company_ops.pem"),
-        ops.join("urn_company_ops.key"),
-        ws.join("pki/ca.pem"),
-    );
-    let remote = |verb: &str, extra: &[&str]| {
-        let mut args = vec!["keys", verb];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[
-            "--server",
-            &addr,
-            "--cert",
-            s(&cert),
-            "--key",
-            s(&key),
-            "--ca",
-            s(&ca),
-        ]);
-        run(&args)
-    };
-    let (code, listed) = remote("list", &[]);
+    let (code, listed) = as_operator(&ws, &addr, "list", &[]);
     assert_eq!(code, 0, "{listed}");
-    let row = listed.lines().find(|l| l.starts_with("2 ")).unwrap();
-    assert!(row.contains("active"), "{listed}");
-    let (code, text) = remote("add", &[]);
+    assert!(lists(&listed, 2, "active"), "{listed}");
+    let (code, text) = as_operator(&ws, &addr, "add", &[]);
     assert_ne!(code, 0, "{text}");
     assert!(
         text.contains("keys.toml on branch main") && text.contains("origin.git"),
@@ -210,12 +228,7 @@ fn a_clone_and_a_key_directory_outside_a_workspace_are_edited_the_same_way() {
     assert_eq!(mode(&key_dir.join("root-2.key")), 0o600);
     ok(&[&["keys", "activate", "2"][..], &target].concat());
     let listed = ok(&[&["keys", "list"][..], &target].concat());
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with("2 ") && l.contains("active")),
-        "{listed}"
-    );
+    assert!(lists(&listed, 2, "active"), "{listed}");
 
     let policy_file = clone.join("clients.toml");
     ok(&[
@@ -357,26 +370,9 @@ fn a_demo_workspace_can_start_with_its_root_keys_in_the_repository() {
 
     // Served from the repository; rotation is a commit.
     let (_served, addr) = serve(&ws);
-    let clients = ws.join("pki/clients");
-    let (code, listed) = run(&[
-        "keys",
-        "list",
-        "--server",
-        &addr,
-        "--cert",
-        s(&clients.join("urn_company_ops.pem")),
-        "--key",
-        s(&clients.join("urn_company_ops.key")),
-        "--ca",
-        s(&ws.join("pki/ca.pem")),
-    ]);
+    let (code, listed) = as_operator(&ws, &addr, "list", &[]);
     assert_eq!(code, 0, "{listed}");
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with("1 ") && l.contains("active")),
-        "{listed}"
-    );
+    assert!(lists(&listed, 1, "active"), "{listed}");
     let text = ok(&["keys", "add", "--workspace", s(&ws)]);
     assert!(text.contains("policy commit"), "{text}");
     let edited = std::fs::read_to_string(ws.join("policy/keys.toml")).unwrap();
@@ -393,37 +389,25 @@ fn a_demo_workspace_can_start_with_its_root_keys_in_the_repository() {
 }
 
 /// `serve` with the pieces given explicitly: the repository, a state directory, TLS, and
-/// `--key-dir`; what it printed and its exit status, or its address once it listens.
+/// `--key-dir`.
 fn serve_replica(ws: &Path, state: &Path, key_dir: &Path) -> Result<(Served, String), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--policy-repo"])
-        .arg(ws.join("origin.git"))
-        .arg("--state-dir")
-        .arg(state)
-        .arg("--tls-cert")
-        .arg(ws.join("pki/server.pem"))
-        .arg("--tls-key")
-        .arg(ws.join("pki/server.key"))
-        .arg("--key-dir")
-        .arg(key_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    match line.split("https://").nth(1) {
-        Some(rest) => Ok((
-            Served(child),
-            rest.split_whitespace().next().unwrap().to_string(),
-        )),
-        None => {
-            let output = child.wait_with_output().unwrap();
-            Err(format!("{line}{}", String::from_utf8_lossy(&output.stderr)))
-        }
-    }
+    let (origin, cert, key) = (
+        ws.join("origin.git"),
+        ws.join("pki/server.pem"),
+        ws.join("pki/server.key"),
+    );
+    spawn_serve(&[
+        "--policy-repo".as_ref(),
+        origin.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+        "--key-dir".as_ref(),
+        key_dir.as_os_str(),
+    ])
 }
 
 #[test]
@@ -449,26 +433,9 @@ fn a_replica_given_a_key_directory_serves_the_repositorys_keys_or_says_which_it_
     std::fs::copy(ws.join("server/keys/root-1.key"), keys.join("mounted.key")).unwrap();
     let (_served, addr) =
         serve_replica(&ws, &dir.path().join("state-b"), &keys).unwrap_or_else(|e| panic!("{e}"));
-    let clients = ws.join("pki/clients");
-    let (code, listed) = run(&[
-        "keys",
-        "list",
-        "--server",
-        &addr,
-        "--cert",
-        s(&clients.join("urn_company_ops.pem")),
-        "--key",
-        s(&clients.join("urn_company_ops.key")),
-        "--ca",
-        s(&ws.join("pki/ca.pem")),
-    ]);
+    let (code, listed) = as_operator(&ws, &addr, "list", &[]);
     assert_eq!(code, 0, "{listed}");
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.starts_with("1 ") && l.contains("active")),
-        "{listed}"
-    );
+    assert!(lists(&listed, 1, "active"), "{listed}");
 
     // A policy file server keeps a local key set: --key-dir is refused with it.
     let (code, text) = run(&[

@@ -13,7 +13,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 mod support;
 
-use support::console::{Console, NOW, Setup, flash, key, press, special};
+use support::console::{
+    Console, NOW, Setup, flash, key, key_states, press, press_polling, special,
+};
 
 type Fixture = Console;
 
@@ -691,31 +693,15 @@ fn root_keys_rotate_from_the_server_screen() {
         },
         |context| context,
     );
-    let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
-        f.app
-            .screens()
-            .server
-            .keys()
-            .iter()
-            .map(|k| (k.id, k.state.name()))
-            .collect()
-    };
-    // Key changes refresh the status, which is a poll: settle with polls.
-    let live = |f: &mut Fixture, keys: &str| {
-        for c in keys.chars() {
-            f.app.handle_key(key(KeyCode::Char(c)));
-        }
-        jobs::settle(&mut f.app, &f.env, false);
-    };
     f.app.tick(NOW);
     jobs::settle(&mut f.app, &f.env, false);
-    assert_eq!(states(&f), vec![(Some(1), "active")]);
+    assert_eq!(key_states(&f), vec![(Some(1), "active")]);
 
     press(&mut f, "6D");
     assert!(flash(&f).contains("press K"), "{}", flash(&f));
-    live(&mut f, "Ka");
+    press_polling(&mut f, "Ka");
     assert!(flash(&f).starts_with("added key 2"), "{}", flash(&f));
-    assert_eq!(states(&f), vec![(Some(1), "active"), (Some(2), "next")]);
+    assert_eq!(key_states(&f), vec![(Some(1), "active"), (Some(2), "next")]);
 
     press(&mut f, "jA");
     match f.app.popup() {
@@ -725,9 +711,12 @@ fn root_keys_rotate_from_the_server_screen() {
         }
         _ => panic!("no confirmation: {}", flash(&f)),
     }
-    live(&mut f, "y");
+    press_polling(&mut f, "y");
     assert!(flash(&f).starts_with("key 2 now signs"), "{}", flash(&f));
-    assert_eq!(states(&f), vec![(Some(2), "active"), (Some(1), "retiring")]);
+    assert_eq!(
+        key_states(&f),
+        vec![(Some(2), "active"), (Some(1), "retiring")]
+    );
 
     // A token of key 1 (minted before key sets, so naming no key) still verifies on the
     // Tokens screen, against the set the console fetched after the change.
@@ -742,7 +731,7 @@ fn root_keys_rotate_from_the_server_screen() {
     )
     .unwrap();
     f.app.load_token(old, "test".into());
-    live(&mut f, "v");
+    press_polling(&mut f, "v");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     match &f.app.screens().tokens.verification {
         Some(Ok(text)) => assert!(text.starts_with("valid"), "{text}"),
@@ -752,7 +741,7 @@ fn root_keys_rotate_from_the_server_screen() {
 
     // Key 1 may still have live tokens: the server refuses, the console offers force.
     press(&mut f, "jD");
-    live(&mut f, "y");
+    press_polling(&mut f, "y");
     match f.app.popup() {
         Some(Popup::Confirm { title, lines, .. }) => {
             assert_eq!(title, "Key 1 still verifies live tokens");
@@ -762,7 +751,7 @@ fn root_keys_rotate_from_the_server_screen() {
     }
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     assert_eq!(
-        states(&f),
+        key_states(&f),
         vec![(Some(2), "active"), (Some(1), "retiring")],
         "the offer starts on Cancel"
     );
@@ -1047,29 +1036,14 @@ fn with_the_key_set_in_the_repository_the_server_screen_edits_keys_toml_for_a_co
         },
         |context| context,
     );
-    let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
-        f.app
-            .screens()
-            .server
-            .keys()
-            .iter()
-            .map(|k| (k.id, k.state.name()))
-            .collect()
-    };
-    let live = |f: &mut Fixture, keys: &str| {
-        for c in keys.chars() {
-            f.app.handle_key(key(KeyCode::Char(c)));
-        }
-        jobs::settle(&mut f.app, &f.env, false);
-    };
     f.app.tick(NOW);
     jobs::settle(&mut f.app, &f.env, false);
-    assert_eq!(states(&f), vec![(Some(1), "active")]);
+    assert_eq!(key_states(&f), vec![(Some(1), "active")]);
 
     // Adding edits the clone's keys.toml and writes the private key into the key directory;
     // the server keeps its set until the change is committed and pushed.
     press(&mut f, "6");
-    live(&mut f, "Ka");
+    press_polling(&mut f, "Ka");
     assert!(
         flash(&f).starts_with("added key 2") && flash(&f).contains("commit and push"),
         "{}",
@@ -1081,7 +1055,7 @@ fn with_the_key_set_in_the_repository_the_server_screen_edits_keys_toml_for_a_co
         "{manifest}"
     );
     assert!(f.ws.key_dir().join("root-2.key").exists());
-    assert_eq!(states(&f), vec![(Some(1), "active")]);
+    assert_eq!(key_states(&f), vec![(Some(1), "active")]);
 
     // The Changes screen takes keys.toml along.
     press(&mut f, "5");

@@ -16,7 +16,7 @@ use hessra_console::keyset::{self, KeySet, Lifetime};
 use hessra_console::server::{self, RootKeySource, RunningServer, ServerConfig};
 use hessra_console::token::{self, clock::unix_now, keys};
 use serde_json::{Value, json};
-use support::{Demo, alice_identity_token, get, post};
+use support::{Demo, alice_identity_token, get, post, use_token};
 
 const OPS: &str = "uri:urn:company:ops";
 
@@ -79,16 +79,6 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{what}: not within 10 s");
-}
-
-async fn use_token(demo: &Demo, server: &RunningServer, bearer: &str) -> (u16, Value) {
-    post(
-        &demo.anonymous(),
-        &format!("{}/request_token", server.url()),
-        json!({ "resource": "production_api", "operation": "read" }),
-        Some(bearer),
-    )
-    .await
 }
 
 fn root_key_id(token: &str) -> Option<u32> {

@@ -181,6 +181,26 @@ pub fn press(f: &mut Console, keys: &str) {
     f.settle();
 }
 
+/// Presses `keys`, then settles with the background polls too (key changes refresh the server
+/// status, which is a poll).
+pub fn press_polling(f: &mut Console, keys: &str) {
+    for c in keys.chars() {
+        f.app.handle_key(key(KeyCode::Char(c)));
+    }
+    jobs::settle(&mut f.app, &f.env, false);
+}
+
+/// The root keys the Server screen shows: id and state, signing first.
+pub fn key_states(f: &Console) -> Vec<(Option<u32>, &'static str)> {
+    f.app
+        .screens()
+        .server
+        .keys()
+        .iter()
+        .map(|k| (k.id, k.state.name()))
+        .collect()
+}
+
 /// One key with modifiers, then settles.
 pub fn special(f: &mut Console, code: KeyCode, modifiers: KeyModifiers) {
     f.app.handle_key(KeyEvent::new(code, modifiers));
