@@ -96,6 +96,7 @@ fn populate(app: &mut App, text: &str) {
         working_text: Some(text.to_string()),
         text_diff: String::new(),
         revocations_file: "missing".into(),
+        keys_file: "missing".into(),
         new_revocations: Vec::new(),
         revocation_errors: Vec::new(),
         revocation_changes: Vec::new(),
@@ -126,6 +127,7 @@ fn populate(app: &mut App, text: &str) {
         audit_key: None,
         keys: Vec::new(),
         key_set_error: None,
+        missing_private_keys: Vec::new(),
     })));
     let events = (0..2_000u64)
         .map(|seq| AuditEvent {

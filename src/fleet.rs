@@ -154,6 +154,10 @@ pub struct ReplicaReport {
     /// Its root key set: the active key's id and a digest of every key's id, state and public
     /// key (replicas that agree show the same digest).
     pub keys: Option<String>,
+    /// Keys of the repository's key set it holds no private key for (it refuses to activate
+    /// them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_private_keys: Vec<u32>,
     /// Requests it has answered since it started.
     pub requests: Option<u64>,
     /// Requests per second since it started (the console also shows the recent rate, from two
@@ -185,6 +189,7 @@ pub fn assess(replica: &Replica, status: &ServerStatus, expected: &str, now: i64
         applied_at: Some(status.policy_loaded_at),
         last_error: status.last_reload_error.as_ref().map(|e| e.message.clone()),
         keys: key_generation(status),
+        missing_private_keys: status.missing_private_keys.clone(),
         requests: Some(status.requests),
         requests_per_second: Some(status.requests as f64 / uptime),
     }
@@ -200,6 +205,7 @@ pub fn down(replica: &Replica, error: String) -> ReplicaReport {
         applied_at: None,
         last_error: None,
         keys: None,
+        missing_private_keys: Vec::new(),
         requests: None,
         requests_per_second: None,
     }
@@ -330,6 +336,12 @@ pub fn describe(report: &ReplicaReport, expected: &str) -> String {
     if let Some(keys) = &report.keys {
         line.push_str(&format!(" · {keys}"));
     }
+    if !report.missing_private_keys.is_empty() {
+        line.push_str(&format!(
+            " · no private key for key(s) {}",
+            ids(&report.missing_private_keys)
+        ));
+    }
     if let Some(rps) = report.requests_per_second {
         line.push_str(&format!(" · {rps:.1} req/s since it started"));
     }
@@ -340,6 +352,31 @@ pub fn describe(report: &ReplicaReport, expected: &str) -> String {
         line.push_str(&format!(" · last sync error: {error}"));
     }
     line
+}
+
+fn ids(ids: &[u32]) -> String {
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why committing the activation of key `id` is refused: the replicas that answered and report
+/// no private key for it — each would refuse the revision and keep the last good one. Replicas
+/// that could not be asked do not stop it (the caller names them).
+pub fn activation_refusal(id: u32, answers: &[(Replica, ServerStatus)]) -> Option<String> {
+    let lacking: Vec<&str> = answers
+        .iter()
+        .filter(|(_, status)| status.missing_private_keys.contains(&id))
+        .map(|(replica, _)| replica.name.as_str())
+        .collect();
+    if lacking.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "key {id} cannot be activated yet: replica(s) {} report no private key for it in their key directory, and would refuse this revision; copy the key's file there (mode 0600), check with `fleet status`, then commit again",
+        lacking.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -372,6 +409,45 @@ mod tests {
             let error = parse(text).unwrap_err();
             assert!(error.contains(says), "{text:?}: {error}");
         }
+    }
+
+    #[test]
+    fn an_activation_is_refused_naming_the_replicas_without_the_key() {
+        let status = |missing: Vec<u32>| ServerStatus {
+            response_msg: String::new(),
+            listen: String::new(),
+            policy_source: String::new(),
+            policy_revision: "abc".into(),
+            policy_loaded_at: 0,
+            clients: 0,
+            last_reload_error: None,
+            requests: 0,
+            allowed: 0,
+            denied: 0,
+            started_at: 0,
+            audit_file: None,
+            audit_key: None,
+            keys: Vec::new(),
+            key_set_error: None,
+            missing_private_keys: missing,
+        };
+        let replicas = from_urls(&["a:1".into(), "b:2".into()]);
+        let answers = vec![
+            (replicas[0].clone(), status(vec![])),
+            (replicas[1].clone(), status(vec![2, 3])),
+        ];
+        assert_eq!(activation_refusal(4, &answers), None);
+        let refusal = activation_refusal(2, &answers).unwrap();
+        assert!(
+            refusal.contains("key 2") && refusal.contains("b:2") && !refusal.contains("a:1"),
+            "{refusal}"
+        );
+        let report = assess(&replicas[1], &answers[1].1, "abc", 10);
+        assert!(
+            describe(&report, "abc").contains("no private key for key(s) 2, 3"),
+            "{}",
+            describe(&report, "abc")
+        );
     }
 
     #[test]

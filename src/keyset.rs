@@ -5,6 +5,10 @@
 //! signing) → **active** (signs every token, exactly one) → **retiring** (verifies only, until
 //! the tokens it signed have expired) → **retired** (neither; its private key is deleted).
 //! Transitions that would break live tokens are refused and say which tokens.
+//!
+//! A fleet keeps the set's public part in the policy repository (`keys.toml` beside
+//! `clients.toml`, no private key paths) and each replica's private keys in a key directory,
+//! where a key is found by its public key, never by its file name alone.
 
 use std::path::{Path, PathBuf};
 
@@ -120,6 +124,21 @@ pub enum KeySetError {
         "the server's root key was given as a single file (--root-key); key rotation needs a key set: start it with --key-set FILE (see `hessra-console keys init`)"
     )]
     Unmanaged,
+    #[error(
+        "this server takes its root keys from {location}, so every replica applies the same set: change keys.toml in a clone (`hessra-console keys add|activate|retire --workspace DIR`, or `--repo PATH --key-dir DIR`), then `policy commit` and `policy push`"
+    )]
+    InRepository {
+        /// Where the key set lives: the file, branch and repository.
+        location: String,
+    },
+    #[error(
+        "no private key for key {id} ({public_key}) in the key directory {key_dir}: copy that key's file there (mode 0600)"
+    )]
+    MissingPrivateKey {
+        id: u32,
+        public_key: String,
+        key_dir: String,
+    },
 }
 
 impl KeySetError {
@@ -146,6 +165,8 @@ pub struct KeySet {
     /// Private keys of keys retired since loading: deleted once the manifest no longer names
     /// them, so a failed save never leaves a manifest pointing at a deleted key.
     doomed: Vec<PathBuf>,
+    /// For the repository's public manifest: where the private keys are, found by public key.
+    key_dir: Option<PathBuf>,
 }
 
 /// A transition of the key set, as `keys add|activate|retire`, the console's Server screen and
@@ -249,6 +270,7 @@ impl KeySet {
                 forced: false,
             }],
             doomed: Vec::new(),
+            key_dir: None,
         };
         set.save()?;
         Ok(set)
@@ -291,9 +313,105 @@ impl KeySet {
             manifest: manifest.to_path_buf(),
             entries,
             doomed: Vec::new(),
+            key_dir: None,
         };
         set.check().map_err(invalid)?;
         Ok(set)
+    }
+
+    /// The repository's public manifest (`text`, read from `manifest` or from a commit) with
+    /// the private keys in `key_dir`. Nothing in `key_dir` is read here: a replica asks for the
+    /// key it signs with (`signing_key`), an operator's activation for the key it activates.
+    pub fn from_repository(
+        manifest: &Path,
+        text: &str,
+        key_dir: &Path,
+    ) -> Result<KeySet, KeySetError> {
+        let mut set = KeySet::parse(manifest, text)?;
+        if let Some(entry) = set.entries.iter().find(|e| e.private_key.is_some()) {
+            return Err(KeySetError::invalid(
+                manifest,
+                format!(
+                    "key {} names a private key file; the repository's keys.toml holds public keys only (private keys stay in each replica's key directory)",
+                    entry.id
+                ),
+            ));
+        }
+        set.key_dir = Some(key_dir.to_path_buf());
+        Ok(set)
+    }
+
+    /// A manifest's keys as written, private keys untouched: for reports, which read a
+    /// server's manifest and a repository's public `keys.toml` alike.
+    pub fn read_public(manifest: &Path) -> Result<KeySet, KeySetError> {
+        let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+        KeySet::parse(manifest, &text)
+    }
+
+    /// `from_repository` on the manifest file in a working clone.
+    pub fn open_repository(manifest: &Path, key_dir: &Path) -> Result<KeySet, KeySetError> {
+        let text = std::fs::read_to_string(manifest).map_err(io(manifest))?;
+        KeySet::from_repository(manifest, &text, key_dir)
+    }
+
+    /// The key directory of a repository key set.
+    pub fn key_dir(&self) -> Option<&Path> {
+        self.key_dir.as_deref()
+    }
+
+    /// For a repository set: the keys that sign or may be made to sign (next and active) with
+    /// no usable private key in the key directory, by id. A replica reports them, so that an
+    /// activation it would refuse is not committed.
+    pub fn missing_private_keys(&self) -> Vec<u32> {
+        let Some(key_dir) = &self.key_dir else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.state, KeyState::Next | KeyState::Active))
+            .filter(|e| self.find_in_key_dir(key_dir, e).is_err())
+            .map(|e| e.id)
+            .collect()
+    }
+
+    /// Moves this set into a policy repository: its public part written as `manifest` (the
+    /// clone's `keys.toml`, which must not exist yet) and the private keys of the keys still in
+    /// use copied into `key_dir` (created 0700; `root-ID.key`, 0600). A file already there is
+    /// kept when it holds that very key, and refused otherwise. Returns the files written.
+    pub fn publish_to(&self, manifest: &Path, key_dir: &Path) -> Result<Vec<PathBuf>, KeySetError> {
+        if manifest.exists() {
+            return Err(KeySetError::Refused(format!(
+                "{} exists: the key set is in the repository already; change it with `keys add|activate|retire`",
+                manifest.display()
+            )));
+        }
+        fsutil::create_private_dir(key_dir).map_err(io(key_dir))?;
+        let mut written = Vec::new();
+        for entry in self.entries.iter().filter(|e| e.state != KeyState::Retired) {
+            let pair = self.private_key(entry)?;
+            let path = key_dir.join(format!("root-{}.key", entry.id));
+            if path.exists() {
+                let same = keys::read_private_key_file(&path)
+                    .is_ok_and(|there| keys::key_string(&there.public()) == entry.public_key);
+                if same {
+                    continue;
+                }
+                return Err(KeySetError::Refused(format!(
+                    "{} exists and holds another key; move it away first",
+                    path.display()
+                )));
+            }
+            keys::write_private_key_file(&path, &pair)
+                .map_err(|e| KeySetError::invalid(&path, e.to_string()))?;
+            written.push(path);
+        }
+        std::fs::write(manifest, self.public_manifest()).map_err(io(manifest))?;
+        Ok(written)
+    }
+
+    /// The set's public part, as the repository keeps it.
+    pub fn public_manifest(&self) -> String {
+        self.render_with(false)
     }
 
     fn check(&self) -> Result<(), String> {
@@ -342,6 +460,11 @@ impl KeySet {
         })
     }
 
+    /// The private key of key `id` (from its file, or found in the key directory).
+    pub fn private_key_of(&self, id: u32) -> Result<KeyPair, KeySetError> {
+        self.private_key(self.entry(id)?)
+    }
+
     /// The keys tokens verify with (`ring_of`).
     pub fn ring(&self) -> KeyRing {
         ring_of(self.entries.iter().map(|e| RingKey {
@@ -378,7 +501,45 @@ impl KeySet {
         self.manifest.parent().unwrap_or(Path::new(".")).join(file)
     }
 
+    /// The file in the key directory holding `entry`'s private key: the one whose public key
+    /// matches (a file named like it but holding another key is not it). Files that are not
+    /// keys are passed over; the matching one must be readable by its owner only.
+    fn find_in_key_dir(
+        &self,
+        key_dir: &Path,
+        entry: &KeyEntry,
+    ) -> Result<(PathBuf, KeyPair), KeySetError> {
+        let missing = || KeySetError::MissingPrivateKey {
+            id: entry.id,
+            public_key: entry.public_key.clone(),
+            key_dir: key_dir.display().to_string(),
+        };
+        let listing = match std::fs::read_dir(key_dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(io(key_dir)(e)),
+        };
+        let mut paths: Vec<PathBuf> = listing
+            .filter_map(|item| item.ok().map(|item| item.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "key"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Ok(pair) = keys::read_private_key_file(&path) else {
+                continue;
+            };
+            if keys::key_string(&pair.public()) == entry.public_key {
+                check_private(&path)?;
+                return Ok((path, pair));
+            }
+        }
+        Err(missing())
+    }
+
     fn private_key(&self, entry: &KeyEntry) -> Result<KeyPair, KeySetError> {
+        if let Some(key_dir) = &self.key_dir {
+            return self.find_in_key_dir(key_dir, entry).map(|(_, pair)| pair);
+        }
         let Some(file) = &entry.private_key else {
             return Err(KeySetError::invalid(
                 &self.manifest,
@@ -436,7 +597,13 @@ impl KeySet {
     pub fn add(&mut self, algorithm: KeyAlgorithm, now: i64) -> Result<Transition, KeySetError> {
         let id = self.entries.iter().map(|e| e.id).max().unwrap_or(0) + 1;
         let file = format!("root-{id}.key");
-        let path = self.private_path(&file);
+        let path = match &self.key_dir {
+            Some(key_dir) => {
+                fsutil::create_private_dir(key_dir).map_err(io(key_dir))?;
+                key_dir.join(&file)
+            }
+            None => self.private_path(&file),
+        };
         if path.exists() {
             return Err(KeySetError::Refused(format!(
                 "{} already exists and is not in the key set; move it away first",
@@ -451,7 +618,8 @@ impl KeySet {
             id,
             state: KeyState::Next,
             public_key: public_key.clone(),
-            private_key: Some(file),
+            // The repository's manifest names no private key file.
+            private_key: self.key_dir.is_none().then_some(file),
             created_at: now,
             activated_at: None,
             retiring_since: None,
@@ -550,6 +718,11 @@ impl KeySet {
         if let Some(file) = &entry.private_key {
             self.doomed.push(self.private_path(file));
         }
+        if let Some(key_dir) = &self.key_dir
+            && let Ok((path, _)) = self.find_in_key_dir(key_dir, &entry)
+        {
+            self.doomed.push(path);
+        }
         let retired = self.entry_mut(id)?;
         retired.state = KeyState::Retired;
         retired.private_key = None;
@@ -570,9 +743,13 @@ impl KeySet {
 
     /// Writes the manifest atomically (0600: it names the private key files), then deletes the
     /// private keys of keys retired since loading.
+    /// The repository's public manifest is written like the policy beside it (it is committed).
     pub fn save(&mut self) -> Result<(), KeySetError> {
-        fsutil::write_private(&self.manifest, self.render().as_bytes())
-            .map_err(io(&self.manifest))?;
+        let written = match self.key_dir {
+            Some(_) => fsutil::replace_preserving_mode(&self.manifest, self.render().as_bytes()),
+            None => fsutil::write_private(&self.manifest, self.render().as_bytes()),
+        };
+        written.map_err(io(&self.manifest))?;
         for path in std::mem::take(&mut self.doomed) {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -592,11 +769,19 @@ impl KeySet {
     }
 
     fn render(&self) -> String {
+        self.render_with(self.key_dir.is_none())
+    }
+
+    fn render_with(&self, private_paths: bool) -> String {
         let mut out = String::from(
             "# Root keys of the authorization server. Managed by `hessra-console keys`:\n\
-             # next (published, not signing) -> active (signs) -> retiring (verifies only)\n\
-             # -> retired. Private keys are the files named here, mode 0600.\n",
+             # next (published, not signing) -> active (signs) -> retiring (verifies only)\n",
         );
+        out.push_str(if private_paths {
+            "# -> retired. Private keys are the files named here, mode 0600.\n"
+        } else {
+            "# -> retired. Public part only: replicas find private keys in --key-dir.\n"
+        });
         for e in &self.entries {
             out.push_str(&format!(
                 "\n[[keys]]\nid = {}\nstate = \"{}\"\npublic_key = \"{}\"\n",
@@ -604,7 +789,7 @@ impl KeySet {
                 e.state.name(),
                 e.public_key
             ));
-            if let Some(file) = &e.private_key {
+            if let Some(file) = e.private_key.as_ref().filter(|_| private_paths) {
                 out.push_str(&format!(
                     "private_key = {}\n",
                     toml_edit::Value::from(file.as_str())
@@ -662,6 +847,35 @@ pub fn ring_of(keys: impl IntoIterator<Item = RingKey>) -> KeyRing {
         };
     }
     ring
+}
+
+/// Why `edited` may not replace `committed` (the set as last committed) at `now`: it retires —
+/// or drops — a key whose tokens may still live (an active key, or a retiring one verifying
+/// past `now`) without recording the retirement as forced. A hand edit of the repository's
+/// `keys.toml` is held to the rule `keys retire` keeps.
+pub fn premature_retirement(committed: &KeySet, edited: &KeySet, now: i64) -> Option<String> {
+    committed.entries.iter().find_map(|before| {
+        let until = match before.state {
+            KeyState::Active => now.saturating_add(1),
+            KeyState::Retiring => before.verify_until.unwrap_or(now),
+            KeyState::Next | KeyState::Retired => return None,
+        };
+        let after = edited.entries.iter().find(|e| e.id == before.id);
+        let cut_off = match after {
+            None => true,
+            Some(after) => after.state == KeyState::Retired && !after.forced,
+        };
+        (cut_off && until > now).then(|| {
+            let what = if after.is_none() { "drops" } else { "retires" };
+            format!(
+                "{} {what} key {}, which may still verify live tokens until {}: wait until then, or record the retirement as forced (`keys retire {} --force`, a compromised key)",
+                edited.manifest.display(),
+                before.id,
+                crate::token::clock::format_unix(until),
+                before.id
+            )
+        })
+    })
 }
 
 fn refusal(id: u32, until: i64, now: i64, live: &[LiveToken]) -> String {
@@ -1029,6 +1243,103 @@ mod tests {
             vec![(1, KeyState::Active), (2, KeyState::Retired)],
             "a key that never signed retires at once"
         );
+    }
+
+    #[test]
+    fn a_repository_key_set_is_public_and_finds_private_keys_by_public_key() {
+        let (dir, mut local) = fresh();
+        local.save().unwrap();
+        let key_dir = dir.path().join("keys");
+        let public = local.public_manifest();
+        assert!(!public.contains("private_key"), "{public}");
+        let manifest = dir.path().join("repo-keys.toml");
+        std::fs::write(&manifest, &public).unwrap();
+
+        // No key directory yet: the active key is missing, named with the directory.
+        let set = KeySet::open_repository(&manifest, &key_dir).unwrap();
+        let missing = set.signing_key().unwrap_err().to_string();
+        assert!(
+            missing.contains("key 1") && missing.contains(&key_dir.display().to_string()),
+            "{missing}"
+        );
+
+        // A file named like the key but holding another key is not that key.
+        fsutil::create_private_dir(&key_dir).unwrap();
+        let impostor = keys::generate(KeyAlgorithm::Ed25519);
+        keys::write_private_key_file(&key_dir.join("root-1.key"), &impostor).unwrap();
+        let error = set.signing_key().unwrap_err();
+        assert!(
+            matches!(error, KeySetError::MissingPrivateKey { id: 1, .. }),
+            "{error}"
+        );
+        std::fs::copy(dir.path().join("root.key"), key_dir.join("any-name.key")).unwrap();
+        assert_eq!(set.signing_key().unwrap().id, Some(1));
+
+        // Adding writes the private key into the key directory (0600), not the manifest.
+        let mut set = KeySet::open_repository(&manifest, &key_dir).unwrap();
+        set.add(KeyAlgorithm::Ed25519, 1_100).unwrap();
+        set.activate(2, 2_000, &HOUR, &[]).unwrap();
+        set.save().unwrap();
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(!text.contains("private_key"), "{text}");
+        let mode = std::fs::metadata(key_dir.join("root-2.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let reread = KeySet::open_repository(&manifest, &key_dir).unwrap();
+        assert_eq!(reread.signing_key().unwrap().id, Some(2));
+
+        // Retiring deletes the key's private key from the key directory.
+        let mut set = reread;
+        set.retire(1, 9_000, &[], false).unwrap();
+        set.save().unwrap();
+        assert!(!key_dir.join("any-name.key").exists());
+
+        // A private key path in the repository's manifest is refused.
+        let leaked = KeySet::from_repository(
+            &manifest,
+            &std::fs::read_to_string(local.manifest()).unwrap(),
+            &key_dir,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(leaked.contains("public keys only"), "{leaked}");
+    }
+
+    #[test]
+    fn a_retirement_edited_by_hand_is_held_to_the_verifying_window() {
+        let (dir, mut set) = fresh();
+        set.add(KeyAlgorithm::Ed25519, 1_000).unwrap();
+        set.activate(2, 2_000, &HOUR, &[]).unwrap();
+        let committed = set.clone();
+        let until = 2_000 + HOUR.seconds as i64;
+        let retire_by_hand = |forced: bool| {
+            let mut edited = committed.clone();
+            let entry = edited.entry_mut(1).unwrap();
+            entry.state = KeyState::Retired;
+            entry.forced = forced;
+            edited
+        };
+        let early = premature_retirement(&committed, &retire_by_hand(false), until - 1).unwrap();
+        assert!(
+            early.contains("retires key 1") && early.contains("--force"),
+            "{early}"
+        );
+        assert_eq!(
+            premature_retirement(&committed, &retire_by_hand(false), until),
+            None
+        );
+        assert_eq!(
+            premature_retirement(&committed, &retire_by_hand(true), until - 1),
+            None,
+            "a forced retirement is the operator's recorded choice"
+        );
+        let mut dropped = committed.clone();
+        dropped.entries.retain(|e| e.id != 2);
+        let active = premature_retirement(&committed, &dropped, until + 10).unwrap();
+        assert!(active.contains("drops key 2"), "{active}");
+        drop(dir);
     }
 
     #[test]

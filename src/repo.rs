@@ -1,6 +1,7 @@
-//! The policy repository: `clients.toml`, `revocations.toml` beside it, and the git working tree
-//! they live in. The one layer the CLI and the console both go through to commit (only a valid
-//! policy and revocation list, checked on the exact bytes committed) and to write revocations.
+//! The policy repository: `clients.toml`, `revocations.toml` and the root keys' public part
+//! (`keys.toml`) beside it, and the git working tree they live in. The one layer the CLI and
+//! the console both go through to commit (only a valid policy, revocation list and key set,
+//! checked on the exact bytes committed) and to write revocations.
 //! Parsing and validation stay in `policy`, git calls in `gitops`; this module holds the rules
 //! that join them, and never edits a policy itself.
 
@@ -40,6 +41,22 @@ pub enum RepoError {
     /// errors); the file is unchanged.
     #[error("{path}: {message}")]
     Revocation { path: String, message: String },
+    /// The root key set beside the policy (`keys.toml`) is invalid or names private keys.
+    #[error("{0}; nothing was committed")]
+    Keys(String),
+    /// A change of the working clone's key set that was refused or failed; `keys.toml` is
+    /// unchanged.
+    #[error(transparent)]
+    KeySet(#[from] crate::keyset::KeySetError),
+    #[error(
+        "{0} is not there: the key set is not in this repository yet (`hessra-console keys publish`)"
+    )]
+    NoKeySet(String),
+    /// The policy beside `keys.toml` does not load, so how long tokens live is unknown.
+    #[error(
+        "{path}: {message}; an activation is bounded by the longest token lifetime it allows, so fix it first"
+    )]
+    PolicyUnusable { path: String, message: String },
     #[error(transparent)]
     Git(#[from] GitError),
 }
@@ -178,6 +195,18 @@ impl PolicyRepo {
     /// those very bytes (`commit_refusal`): what was checked is what is committed, even if a
     /// file changes again meanwhile. A refusal creates no commit and changes no file.
     pub fn commit(&self, message: &str, now: i64) -> Result<Committed, RepoError> {
+        self.commit_approving(message, now, |_| Ok(()))
+    }
+
+    /// `commit`, asking `approve_activation(id)` first when the `keys.toml` being committed
+    /// makes key `id` active where HEAD's has another (the CLI asks the fleet whether every
+    /// replica holds the key); its `Err` is the refusal. Asked on the very bytes committed.
+    pub fn commit_approving(
+        &self,
+        message: &str,
+        now: i64,
+        approve_activation: impl FnOnce(u32) -> Result<(), String>,
+    ) -> Result<Committed, RepoError> {
         if message.trim().is_empty() {
             return Err(RepoError::NoMessage);
         }
@@ -202,11 +231,32 @@ impl PolicyRepo {
         ) {
             return Err(RepoError::Refused(refusal));
         }
+        let keys_relative = policy_relative.with_file_name(crate::keyset::MANIFEST);
+        let keys_path = self.policy_path.with_file_name(crate::keyset::MANIFEST);
+        let keys_bytes = read_optional(&keys_path)?;
+        if let Some(bytes) = &keys_bytes {
+            let keys_text = text(&keys_relative.display().to_string(), bytes)?;
+            // Parsed as the replicas will: public part only. No key directory is read here.
+            let edited =
+                crate::keyset::KeySet::from_repository(&keys_path, keys_text, Path::new(""))
+                    .map_err(|e| RepoError::Keys(e.to_string()))?;
+            if let Some(committed) = self.committed_keys(root, &keys_relative)? {
+                if let Some(refusal) = crate::keyset::premature_retirement(&committed, &edited, now)
+                {
+                    return Err(RepoError::Keys(refusal));
+                }
+                let activating = edited.active().id;
+                if committed.active().id != activating {
+                    approve_activation(activating).map_err(RepoError::Keys)?;
+                }
+            }
+        }
         let id = gitops::commit_contents(
             root,
             &[
                 (policy_relative.as_path(), Some(&policy_bytes)),
                 (revocations_relative.as_path(), revocation_bytes.as_deref()),
+                (keys_relative.as_path(), keys_bytes.as_deref()),
             ],
             message,
         )?;
@@ -214,6 +264,78 @@ impl PolicyRepo {
             id,
             policy: policy_relative,
         })
+    }
+
+    /// `keys.toml` beside the policy file.
+    pub fn keys_path(&self) -> PathBuf {
+        self.policy_path.with_file_name(crate::keyset::MANIFEST)
+    }
+
+    /// Changes the root key set in the working clone's `keys.toml`, with the private keys in
+    /// `key_dir` (an added key is written there, 0600; a retired key's file is deleted), bounded
+    /// as a server bounds it: an activation by the longest token lifetime this clone's policy
+    /// allows, a retirement by the live tokens `audit` (a server's trail, when given) saw the
+    /// key sign. Nothing is committed: `commit` takes the file along. Returns what changed and
+    /// the set as saved.
+    pub fn change_keys(
+        &self,
+        key_dir: &Path,
+        change: crate::keyset::KeyChange,
+        audit: Option<&Path>,
+        now: i64,
+    ) -> Result<(crate::keyset::Transition, crate::keyset::KeySet), RepoError> {
+        let manifest = self.keys_path();
+        if !manifest.exists() {
+            return Err(RepoError::NoKeySet(manifest.display().to_string()));
+        }
+        let mut set = crate::keyset::KeySet::open_repository(&manifest, key_dir)?;
+        let policy_text = text(
+            &self.policy_path.display().to_string(),
+            &read(&self.policy_path)?,
+        )?
+        .to_string();
+        let policy =
+            policy::load(&policy_text, now).map_err(|finding| RepoError::PolicyUnusable {
+                path: self.policy_path.display().to_string(),
+                message: finding.to_string(),
+            })?;
+        let lifetime = crate::keyset::Lifetime::of_policy(&policy.policy);
+        // A trail that is there but cannot be read stops the change: it may name live tokens.
+        if let Some(path) = audit
+            && let Err(source) = std::fs::File::open(path)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(RepoError::Read {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+        let events = audit
+            .map(crate::audit_trail::read_trail)
+            .into_iter()
+            .flatten();
+        let transition = set.apply(change, now, Some(&lifetime), |set, id| {
+            crate::audit_trail::signed_by(set, id, events, now)
+        })?;
+        set.save()?;
+        Ok((transition, set))
+    }
+
+    /// `keys.toml` as HEAD has it, when it does and it parses (a broken committed file bounds
+    /// nothing: the edit replacing it is checked on its own).
+    fn committed_keys(
+        &self,
+        root: &Path,
+        relative: &Path,
+    ) -> Result<Option<crate::keyset::KeySet>, RepoError> {
+        let text = match gitops::read_at_revision(root, "HEAD", relative) {
+            Ok(text) => text,
+            Err(GitError::NoSuchFile { .. }) => return Ok(None),
+            // A repository without a commit yet has nothing to compare with.
+            Err(_) if gitops::commit_id(root, "HEAD").is_err() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(crate::keyset::KeySet::from_repository(relative, &text, Path::new("")).ok())
     }
 
     /// The revocation list on disk and its findings (an absent file is an empty list).

@@ -96,6 +96,30 @@ impl Workspace {
         self.server_state.join(crate::keyset::MANIFEST)
     }
 
+    /// Where the workspace's replicas find the private root keys when the key set lives in the
+    /// policy repository (`server/keys/`, mode 0700, files 0600).
+    pub fn key_dir(&self) -> PathBuf {
+        self.server_state.join("keys")
+    }
+
+    /// Whether the key set has moved into the policy repository: `keys.toml` on the origin's
+    /// main branch (see `keys publish`).
+    pub fn keys_in_repository(&self) -> bool {
+        gitops::read_at_revision(&self.origin, "main", Path::new(crate::keyset::MANIFEST)).is_ok()
+    }
+
+    /// Where this workspace's server takes its root keys: the repository's `keys.toml` with the
+    /// private keys in `key_dir` once published there, else the local `server/keys.toml`.
+    pub fn root_key_source(&self) -> Result<crate::server::RootKeySource, WorkspaceError> {
+        if self.keys_in_repository() {
+            return Ok(crate::server::RootKeySource::Repository {
+                key_dir: self.key_dir(),
+            });
+        }
+        self.key_set()?;
+        Ok(crate::server::RootKeySource::Set(self.key_manifest()))
+    }
+
     /// The root key set, created from `server/root.key` (as key 1, active) for a workspace made
     /// before key sets existed.
     pub fn key_set(&self) -> Result<crate::keyset::KeySet, WorkspaceError> {
@@ -127,10 +151,7 @@ impl Workspace {
                 repo: self.origin.clone(),
                 branch: "main".into(),
             },
-            root_keys: {
-                self.key_set()?;
-                crate::server::RootKeySource::Set(self.key_manifest())
-            },
+            root_keys: self.root_key_source()?,
             audit_file: Some(self.audit_file()),
             audit: crate::server::AuditConfig::default(),
             signer: None,
@@ -157,14 +178,37 @@ pub fn default_dir() -> Option<PathBuf> {
 }
 
 /// Creates a workspace in `dir`: PKI, bare origin with the demo policy, working clone, root key.
+/// Where a new workspace keeps its root key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKeysIn {
+    /// `server/keys.toml` naming `server/root.key`: one server, rotated through its operator
+    /// endpoints or the files.
+    Server,
+    /// `keys.toml` in the policy repository (public part, committed with the demo policy) and
+    /// the private key in `server/keys/`: rotated by commits, as a fleet is.
+    Repository,
+}
+
+/// `init_with` keeping the key set beside the server (`RootKeysIn::Server`).
 pub fn init(dir: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
-    init_fleet(dir, force, 1)
+    init_with(dir, force, RootKeysIn::Server, 1)
 }
 
 /// `init` with a demo fleet of `replicas` loopback replicas (more than one): `fleet.toml` in
 /// the first commit lists them as `a`, `b`, `c`… on consecutive ports from the workspace's, and
 /// the console started on the workspace runs them all.
 pub fn init_fleet(dir: &Path, force: bool, replicas: usize) -> Result<Workspace, WorkspaceError> {
+    init_with(dir, force, RootKeysIn::Server, replicas)
+}
+
+/// Creates the demo workspace in `dir` (replacing one there only with `force`), its root key
+/// set kept where `keys` says, with a fleet of `replicas` (1: no fleet file).
+pub fn init_with(
+    dir: &Path,
+    force: bool,
+    keys: RootKeysIn,
+    replicas: usize,
+) -> Result<Workspace, WorkspaceError> {
     if !(1..=MAX_DEMO_REPLICAS).contains(&replicas) {
         return Err(WorkspaceError::Config {
             path: dir.display().to_string(),
@@ -218,29 +262,40 @@ pub fn init_fleet(dir: &Path, force: bool, replicas: usize) -> Result<Workspace,
         write_secret(&clients_dir.join(format!("{slug}.key")), &issued.key_pem)?;
     }
 
-    let origin = dir.join("origin.git");
-    let mut files = vec![("clients.toml", session.text().to_string())];
-    if replicas > 1 {
-        files.push((crate::fleet::FILE, demo_fleet(replicas)));
-    }
-    let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
-    gitops::init_bare_with_files(&origin, &files, "Demo policy")?;
-    gitops::clone(&origin.display().to_string(), &dir.join("policy"))?;
-
     let server_dir = dir.join("server");
     fsutil::create_private_dir(&server_dir).map_err(io(&server_dir))?;
     let root = keys::generate(keys::KeyAlgorithm::Ed25519);
-    keys::write_private_key_file(&server_dir.join("root.key"), &root)?;
     write_public(
         &server_dir.join("root.pub"),
         &keys::public_key_pem(&root.public())?,
     )?;
-    crate::keyset::KeySet::create(
-        &server_dir.join(crate::keyset::MANIFEST),
-        &server_dir.join("root.key"),
-        unix_now(),
-    )
-    .map_err(|e| WorkspaceError::Keys(e.to_string()))?;
+    // The private key lives in one place only, so retiring the key deletes it.
+    let private_key = match keys {
+        RootKeysIn::Server => server_dir.join("root.key"),
+        RootKeysIn::Repository => {
+            let key_dir = server_dir.join("keys");
+            fsutil::create_private_dir(&key_dir).map_err(io(&key_dir))?;
+            key_dir.join("root-1.key")
+        }
+    };
+    keys::write_private_key_file(&private_key, &root)?;
+    let manifest = server_dir.join(crate::keyset::MANIFEST);
+    let set = crate::keyset::KeySet::create(&manifest, &private_key, unix_now())
+        .map_err(|e| WorkspaceError::Keys(e.to_string()))?;
+    let mut files = vec![("clients.toml", session.text().to_string())];
+    if keys == RootKeysIn::Repository {
+        // Key 1's public part goes to git; the server's local manifest would be a second
+        // source of truth.
+        files.push((crate::keyset::MANIFEST, set.public_manifest()));
+        std::fs::remove_file(&manifest).map_err(io(&manifest))?;
+    }
+    if replicas > 1 {
+        files.push((crate::fleet::FILE, demo_fleet(replicas)));
+    }
+    let origin = dir.join("origin.git");
+    let files: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    gitops::init_bare_with_files(&origin, &files, "Demo policy")?;
+    gitops::clone(&origin.display().to_string(), &dir.join("policy"))?;
 
     let config = workspace_toml(DEFAULT_LISTEN);
     write_public(&dir.join("workspace.toml"), &config)?;

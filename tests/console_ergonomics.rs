@@ -202,6 +202,7 @@ fn server_status(
         audit_key: None,
         keys,
         key_set_error: None,
+        missing_private_keys: Vec::new(),
     }
 }
 

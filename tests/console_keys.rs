@@ -13,7 +13,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 mod support;
 
-use support::console::{Console, NOW, Setup, flash, key, press, special};
+use support::console::{
+    Console, NOW, Setup, flash, key, key_states, press, press_polling, special,
+};
 
 type Fixture = Console;
 
@@ -691,31 +693,15 @@ fn root_keys_rotate_from_the_server_screen() {
         },
         |context| context,
     );
-    let states = |f: &Fixture| -> Vec<(Option<u32>, &'static str)> {
-        f.app
-            .screens()
-            .server
-            .keys()
-            .iter()
-            .map(|k| (k.id, k.state.name()))
-            .collect()
-    };
-    // Key changes refresh the status, which is a poll: settle with polls.
-    let live = |f: &mut Fixture, keys: &str| {
-        for c in keys.chars() {
-            f.app.handle_key(key(KeyCode::Char(c)));
-        }
-        jobs::settle(&mut f.app, &f.env, false);
-    };
     f.app.tick(NOW);
     jobs::settle(&mut f.app, &f.env, false);
-    assert_eq!(states(&f), vec![(Some(1), "active")]);
+    assert_eq!(key_states(&f), vec![(Some(1), "active")]);
 
     press(&mut f, "6D");
     assert!(flash(&f).contains("press K"), "{}", flash(&f));
-    live(&mut f, "Ka");
+    press_polling(&mut f, "Ka");
     assert!(flash(&f).starts_with("added key 2"), "{}", flash(&f));
-    assert_eq!(states(&f), vec![(Some(1), "active"), (Some(2), "next")]);
+    assert_eq!(key_states(&f), vec![(Some(1), "active"), (Some(2), "next")]);
 
     press(&mut f, "jA");
     match f.app.popup() {
@@ -725,9 +711,12 @@ fn root_keys_rotate_from_the_server_screen() {
         }
         _ => panic!("no confirmation: {}", flash(&f)),
     }
-    live(&mut f, "y");
+    press_polling(&mut f, "y");
     assert!(flash(&f).starts_with("key 2 now signs"), "{}", flash(&f));
-    assert_eq!(states(&f), vec![(Some(2), "active"), (Some(1), "retiring")]);
+    assert_eq!(
+        key_states(&f),
+        vec![(Some(2), "active"), (Some(1), "retiring")]
+    );
 
     // A token of key 1 (minted before key sets, so naming no key) still verifies on the
     // Tokens screen, against the set the console fetched after the change.
@@ -742,7 +731,7 @@ fn root_keys_rotate_from_the_server_screen() {
     )
     .unwrap();
     f.app.load_token(old, "test".into());
-    live(&mut f, "v");
+    press_polling(&mut f, "v");
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     match &f.app.screens().tokens.verification {
         Some(Ok(text)) => assert!(text.starts_with("valid"), "{text}"),
@@ -752,7 +741,7 @@ fn root_keys_rotate_from_the_server_screen() {
 
     // Key 1 may still have live tokens: the server refuses, the console offers force.
     press(&mut f, "jD");
-    live(&mut f, "y");
+    press_polling(&mut f, "y");
     match f.app.popup() {
         Some(Popup::Confirm { title, lines, .. }) => {
             assert_eq!(title, "Key 1 still verifies live tokens");
@@ -762,7 +751,7 @@ fn root_keys_rotate_from_the_server_screen() {
     }
     special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
     assert_eq!(
-        states(&f),
+        key_states(&f),
         vec![(Some(2), "active"), (Some(1), "retiring")],
         "the offer starts on Cancel"
     );
@@ -1035,4 +1024,138 @@ fn the_demo_flow_keeps_its_tokens_and_o_lists_them_with_identity_and_expiry() {
         f.app.screens().tokens.token.as_deref(),
         Some(store.load("demo-company-alice-identity").unwrap().as_str())
     );
+}
+
+#[test]
+fn with_the_key_set_in_the_repository_the_server_screen_edits_keys_toml_for_a_commit() {
+    let mut f = Console::with(
+        Setup {
+            server: true,
+            keys_in_repository: true,
+            ..Setup::default()
+        },
+        |context| context,
+    );
+    f.app.tick(NOW);
+    jobs::settle(&mut f.app, &f.env, false);
+    assert_eq!(key_states(&f), vec![(Some(1), "active")]);
+
+    // Adding edits the clone's keys.toml and writes the private key into the key directory;
+    // the server keeps its set until the change is committed and pushed.
+    press(&mut f, "6");
+    press_polling(&mut f, "Ka");
+    assert!(
+        flash(&f).starts_with("added key 2") && flash(&f).contains("commit and push"),
+        "{}",
+        flash(&f)
+    );
+    let manifest = std::fs::read_to_string(f.clone.join("keys.toml")).unwrap();
+    assert!(
+        manifest.contains("id = 2") && !manifest.contains("private_key"),
+        "{manifest}"
+    );
+    assert!(f.ws.key_dir().join("root-2.key").exists());
+    assert_eq!(key_states(&f), vec![(Some(1), "active")]);
+
+    // The Changes screen takes keys.toml along.
+    press(&mut f, "5");
+    press(&mut f, "c");
+    assert!(
+        matches!(f.app.popup(), Some(Popup::Prompt { .. })),
+        "{}",
+        flash(&f)
+    );
+    special(&mut f, KeyCode::Enter, KeyModifiers::NONE);
+    press(&mut f, "y");
+    assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
+    // The push also asks the server to sync.
+    press(&mut f, "p");
+    let pushed = gitops::read_branch_file(&f.origin, "main", Path::new("keys.toml"))
+        .unwrap()
+        .0;
+    assert_eq!(pushed, manifest);
+
+    // The server applies it with the policy (its sync loop, nudged by the push).
+    let server = f.server.take().unwrap();
+    let applied = || -> Vec<(Option<u32>, &'static str)> {
+        let status = server.state.status();
+        status.keys.iter().map(|k| (k.id, k.state.name())).collect()
+    };
+    let started = std::time::Instant::now();
+    while applied().len() < 2 && started.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(applied(), vec![(Some(1), "active"), (Some(2), "next")]);
+    assert!(server.state.status().last_reload_error.is_none());
+    f.server = Some(server);
+    let server = f.server.take().unwrap();
+    f.runtime.block_on(server.shutdown());
+}
+
+#[test]
+fn the_console_does_not_commit_an_activation_its_server_would_refuse() {
+    let mut f = Console::with(
+        Setup {
+            server: true,
+            keys_in_repository: true,
+            ..Setup::default()
+        },
+        |context| context,
+    );
+    f.app.tick(NOW);
+    jobs::settle(&mut f.app, &f.env, false);
+    let commit = |f: &mut Fixture| {
+        press(f, "5");
+        press(f, "c");
+        special(f, KeyCode::Enter, KeyModifiers::NONE);
+        press(f, "y");
+    };
+    // Key 2 added and committed as next; its file then leaves the server's key directory
+    // (an operator who generated it elsewhere), and it is activated there by hand.
+    press(&mut f, "6");
+    press(&mut f, "Ka");
+    commit(&mut f);
+    assert!(flash(&f).starts_with("committed"), "{}", flash(&f));
+    press(&mut f, "p");
+    let server = f.server.take().unwrap();
+    let started = std::time::Instant::now();
+    while server.state.status().missing_private_keys.is_empty()
+        && started.elapsed() < std::time::Duration::from_secs(10)
+    {
+        let key = f.ws.key_dir().join("root-2.key");
+        let elsewhere = f.dir.path().join("operator-keys");
+        if key.exists() {
+            hessra_console::fsutil::create_private_dir(&elsewhere).unwrap();
+            std::fs::rename(&key, elsewhere.join("root-2.key")).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(server.state.status().missing_private_keys, vec![2]);
+    f.server = Some(server);
+    let manifest = f.clone.join("keys.toml");
+    let mut set = hessra_console::keyset::KeySet::open_repository(
+        &manifest,
+        &f.dir.path().join("operator-keys"),
+    )
+    .unwrap();
+    let lifetime = hessra_console::keyset::Lifetime {
+        seconds: 3600,
+        what: "test".into(),
+    };
+    set.activate(2, NOW, &lifetime, &[]).unwrap();
+    set.save().unwrap();
+
+    commit(&mut f);
+    assert!(
+        flash(&f).contains("key 2 cannot be activated yet"),
+        "{}",
+        flash(&f)
+    );
+    let head = gitops::read_at_revision(&f.clone, "HEAD", Path::new("keys.toml")).unwrap();
+    assert!(
+        head.contains("state = \"next\""),
+        "nothing was committed: {head}"
+    );
+    let server = f.server.take().unwrap();
+    f.runtime.block_on(server.shutdown());
 }

@@ -199,6 +199,7 @@ fn changes_and_server_with_git_and_server_data() {
         working_text: Some(working.to_string()),
         text_diff: String::new(),
         revocations_file: "missing".into(),
+        keys_file: "missing".into(),
         new_revocations: Vec::new(),
         revocation_errors: Vec::new(),
         revocation_changes: Vec::new(),
@@ -255,6 +256,7 @@ fn changes_and_server_with_git_and_server_data() {
             },
         ],
         key_set_error: None,
+        missing_private_keys: Vec::new(),
     })));
     let event = |seq: u64, operation: &str, result: &str, reason: &str| AuditEvent {
         seq,
@@ -414,6 +416,7 @@ fn the_fleet_screen_with_a_replica_in_every_standing() {
         audit_key: None,
         keys: Vec::new(),
         key_set_error: None,
+        missing_private_keys: Vec::new(),
     })));
     let replica = |name: &str, port: u16, standing: Standing, applied: &str| ReplicaReport {
         name: name.into(),
@@ -423,6 +426,7 @@ fn the_fleet_screen_with_a_replica_in_every_standing() {
         applied_at: Some(NOW - 2),
         last_error: None,
         keys: Some("key 1 active · 96cb70".into()),
+        missing_private_keys: Vec::new(),
         requests: Some(120),
         requests_per_second: Some(0.2),
     };

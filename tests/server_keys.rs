@@ -14,20 +14,10 @@ use hessra_console::keyset::KeySet;
 use hessra_console::server::{self, RunningServer, ServerConfig};
 use hessra_console::token::{self, keys};
 use serde_json::{Value, json};
-use support::{Demo, alice_identity_token, get, post};
+use support::{Demo, alice_identity_token, get, post, use_token};
 
 const ALICE: &str = "uri:urn:company:alice";
 const OPS: &str = "uri:urn:company:ops";
-
-async fn use_token(demo: &Demo, server: &RunningServer, bearer: &str) -> (u16, Value) {
-    post(
-        &demo.anonymous(),
-        &format!("{}/request_token", server.url()),
-        json!({ "resource": "production_api", "operation": "read" }),
-        Some(bearer),
-    )
-    .await
-}
 
 async fn key_change(
     demo: &Demo,

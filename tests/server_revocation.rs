@@ -17,7 +17,9 @@ use hessra_console::policy::{self, NewRevocation};
 use hessra_console::server::{self, RunningServer, ServerConfig};
 use hessra_console::token::{self, Delegation, IdentityClaims, clock::unix_now, keys};
 use serde_json::json;
-use support::{Demo, alice_identity_token, get, is_high_s, p256_twin, post, raw_revocation_ids};
+use support::{
+    Demo, alice_identity_token, get, is_high_s, p256_twin, post, raw_revocation_ids, use_token,
+};
 
 const ALICE: &str = "uri:urn:company:alice";
 const AGENT: &str = "uri:urn:company:alice:agent1";
@@ -85,20 +87,10 @@ fn revocation_id(token: &str, block: usize) -> String {
         .clone()
 }
 
-async fn request(demo: &Demo, server: &RunningServer, bearer: &str) -> (u16, serde_json::Value) {
-    post(
-        &demo.anonymous(),
-        &format!("{}/request_token", server.url()),
-        json!({ "resource": "production_api", "operation": "read" }),
-        Some(bearer),
-    )
-    .await
-}
-
 async fn wait_until_refused(demo: &Demo, server: &RunningServer, bearer: &str) -> Duration {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        let (status, body) = request(demo, server, bearer).await;
+        let (status, body) = use_token(demo, server, bearer).await;
         if status == 401 {
             let message = body["response_msg"]
                 .as_str()
@@ -118,14 +110,14 @@ async fn a_revoked_delegation_is_refused_within_the_sync_interval_and_its_siblin
     let demo = Demo::start().await;
     let server = demo.start_synced(Duration::from_millis(200)).await;
     let (parent, one, two) = tokens(&demo);
-    assert_eq!(request(&demo, &server, &one).await.0, 200);
-    assert_eq!(request(&demo, &server, &two).await.0, 200);
+    assert_eq!(use_token(&demo, &server, &one).await.0, 200);
+    assert_eq!(use_token(&demo, &server, &two).await.0, 200);
 
     // Revoke the first delegation's own block.
     revoke(&demo, &revocation_id(&one, 1), "agent host compromised");
     let took = wait_until_refused(&demo, &server, &one).await;
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    let (status, body) = request(&demo, &server, &two).await;
+    let (status, body) = use_token(&demo, &server, &two).await;
     assert_eq!(status, 200, "the sibling must keep working: {body}");
 
     // The refusal is in the audit feed, by revocation id, never by token.
@@ -204,7 +196,7 @@ async fn metrics_count_decisions_and_refuse_non_operators() {
     let demo = Demo::start().await;
     let server = demo.start_synced(Duration::from_millis(200)).await;
     let (_, one, _) = tokens(&demo);
-    assert_eq!(request(&demo, &server, &one).await.0, 200);
+    assert_eq!(use_token(&demo, &server, &one).await.0, 200);
     revoke(&demo, &revocation_id(&one, 1), "test");
     wait_until_refused(&demo, &server, &one).await;
 
@@ -262,7 +254,7 @@ async fn refreshed(demo: &Demo, server: &RunningServer, current: &str) -> String
 
 /// Asserts `bearer` is refused as revoked, with a message containing `naming`.
 async fn assert_revoked(demo: &Demo, server: &RunningServer, bearer: &str, naming: &str) {
-    let (status, body) = request(demo, server, bearer).await;
+    let (status, body) = use_token(demo, server, bearer).await;
     let message = body["response_msg"].as_str().unwrap_or_default();
     assert_eq!(status, 401, "{body}");
     assert!(
@@ -297,7 +289,7 @@ async fn a_p256_twin_is_refused_with_the_token_it_copies() {
         "signed with the P-256 key (DER ids)"
     );
     let identity_twin = p256_twin(&identity, 0);
-    let (status, body) = request(&demo, &server, &identity).await;
+    let (status, body) = use_token(&demo, &server, &identity).await;
     assert_eq!(status, 200, "{body}");
     let authz = body["token"].as_str().unwrap().to_string();
     let authz_twin = p256_twin(&authz, 0);
@@ -315,7 +307,7 @@ async fn a_p256_twin_is_refused_with_the_token_it_copies() {
         }
     };
     for twin in [&identity, &identity_twin] {
-        let (status, body) = request(&demo, &server, twin).await;
+        let (status, body) = use_token(&demo, &server, twin).await;
         assert_eq!(
             status, 200,
             "both twins verify before the revocation: {body}"
@@ -383,7 +375,7 @@ async fn a_token_refreshed_from_a_revoked_token_is_refused_transitively() {
         "T2 names its ancestors, oldest first, with the keys that signed them"
     );
     for token in [&t0, &t1, &t2, &t1b, &t2b] {
-        assert_eq!(request(&demo, &server, token).await.0, 200);
+        assert_eq!(use_token(&demo, &server, token).await.0, 200);
     }
 
     revoke(&demo, &revocation_id(&t1, 0), "T1 leaked");
@@ -398,7 +390,7 @@ async fn a_token_refreshed_from_a_revoked_token_is_refused_transitively() {
     )
     .await;
     for token in [&t0, &t1b, &t2b] {
-        let (status, body) = request(&demo, &server, token).await;
+        let (status, body) = use_token(&demo, &server, token).await;
         assert_eq!(
             status, 200,
             "revoking T1 leaves its ancestor and cousins: {body}"
@@ -446,7 +438,7 @@ async fn refreshing_is_capped_in_generations() {
         message.contains("refreshed 2 times") && message.contains("client certificate"),
         "{message}"
     );
-    assert_eq!(request(&demo, &server, &t2).await.0, 200);
+    assert_eq!(use_token(&demo, &server, &t2).await.0, 200);
     let again = alice_identity_token(&demo, &server).await;
     assert!(
         token::inspect(&again, None, unix_now())

@@ -66,6 +66,7 @@ fn status_keeps_its_field_order_and_writes_absent_values_as_null() {
         audit_key: None,
         keys: vec![active_key()],
         key_set_error: None,
+        missing_private_keys: Vec::new(),
     };
     let json = format!(
         concat!(

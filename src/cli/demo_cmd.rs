@@ -22,6 +22,10 @@ pub enum DemoCommand {
         /// and the console started on the workspace runs them all
         #[arg(long, default_value_t = 1, value_name = "N")]
         replicas: usize,
+        /// Keep the root key set as a fleet does: keys.toml in the policy repository (public
+        /// part) and the private key in server/keys/, rotated by commit and push
+        #[arg(long)]
+        keys_in_repository: bool,
     },
 }
 
@@ -30,19 +34,34 @@ pub fn run(command: DemoCommand) -> CommandResult {
         dir,
         force,
         replicas,
+        keys_in_repository,
     } = command;
-    let ws =
-        workspace::init_fleet(&dir, force, replicas).map_err(|e| Failure::usage(e.to_string()))?;
+    let keys = if keys_in_repository {
+        workspace::RootKeysIn::Repository
+    } else {
+        workspace::RootKeysIn::Server
+    };
+    let ws = workspace::init_with(&dir, force, keys, replicas)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let root_key = match keys {
+        workspace::RootKeysIn::Server => {
+            format!("{} (mode 0600)", ws.root_key.display())
+        }
+        workspace::RootKeysIn::Repository => format!(
+            "{} in the repository, private key in {} (mode 0600)",
+            crate::keyset::MANIFEST,
+            ws.key_dir().display()
+        ),
+    };
     let (alice_cert, alice_key) = ws.client_cert("uri:urn:company:alice");
     let text = format!(
-        "Created workspace {root}\n  policy     {policy} (clone of {origin})\n  CA         {ca}\n  server     {server}\n  clients    {clients}/<identity>.pem|.key\n  root key   {root_key} (mode 0600)\n\nServe it:   hessra-console serve --workspace {root}\nAs alice:   --cert {alice_cert} --key {alice_key} --ca {ca}",
+        "Created workspace {root}\n  policy     {policy} (clone of {origin})\n  CA         {ca}\n  server     {server}\n  clients    {clients}/<identity>.pem|.key\n  root key   {root_key}\n\nServe it:   hessra-console serve --workspace {root}\nAs alice:   --cert {alice_cert} --key {alice_key} --ca {ca}",
         root = ws.root.display(),
         policy = ws.policy_file().display(),
         origin = ws.origin.display(),
         ca = ws.ca_cert.display(),
         server = ws.server_cert.display(),
         clients = ws.clients.display(),
-        root_key = ws.root_key.display(),
         alice_cert = alice_cert.display(),
         alice_key = alice_key.display(),
     );
@@ -61,7 +80,8 @@ pub fn run(command: DemoCommand) -> CommandResult {
         "policy": ws.policy_file(),
         "origin": ws.origin,
         "ca_cert": ws.ca_cert,
-        "root_key": ws.root_key,
+        "root_key": (keys == workspace::RootKeysIn::Server).then_some(&ws.root_key),
+        "key_dir": (keys == workspace::RootKeysIn::Repository).then(|| ws.key_dir()),
     });
     Ok(Report::new(text, json))
 }

@@ -14,6 +14,7 @@ use super::remote_cmd::{ConnectionArgs, connect, runtime};
 use crate::client::Connection;
 use crate::fleet::{self, Replica, ReplicaReport, Standing};
 use crate::token::clock::unix_now;
+use crate::wire::ServerStatus;
 
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
@@ -156,10 +157,38 @@ fn expected(repo: Option<&Path>, expect: Option<&str>) -> Result<String, Failure
     }
 }
 
+/// Every replica's status, asked concurrently, in the fleet's order.
+pub fn ask_statuses(fleet: &Fleet) -> Vec<(Replica, Result<ServerStatus, String>)> {
+    let asks = fleet
+        .connections()
+        .into_iter()
+        .map(|(replica, connection)| async move {
+            let status = match connection {
+                Ok(connection) => fleet::status(&connection).await,
+                Err(error) => Err(error),
+            };
+            (replica, status)
+        });
+    match runtime() {
+        Ok(runtime) => runtime.block_on(fleet::join_all(asks)),
+        Err(failure) => fleet
+            .replicas
+            .iter()
+            .map(|replica| (replica.clone(), Err(failure.message.clone())))
+            .collect(),
+    }
+}
+
 fn status(target: &FleetTarget, expect: Option<&str>) -> CommandResult {
     let fleet = target.resolve(None)?;
     let expected = expected(fleet.repo.as_deref(), expect)?;
-    let reports = runtime()?.block_on(fleet::survey(fleet.connections(), &expected));
+    let reports: Vec<ReplicaReport> = ask_statuses(&fleet)
+        .into_iter()
+        .map(|(replica, status)| match status {
+            Ok(status) => fleet::assess(&replica, &status, &expected, unix_now()),
+            Err(error) => fleet::down(&replica, error),
+        })
+        .collect();
     let mut text = format!(
         "{} replica(s), expected commit {}\n",
         reports.len(),

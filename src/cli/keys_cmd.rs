@@ -1,6 +1,7 @@
 //! `keys generate`: key pairs for roots, service nodes, signers and prefix attenuators; and the
 //! server's root key set: `keys init|list|add|activate|retire`, on a workspace or manifest
-//! directly, or through a running server's operator endpoints.
+//! directly, in a policy repository's `keys.toml` (with the private keys in a key directory),
+//! or through a running server's operator endpoints.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,24 @@ pub enum KeysCommand {
         #[arg(long)]
         root_key: PathBuf,
     },
+    /// Move a key set into the policy repository: write its public part as keys.toml in the
+    /// working clone and copy the private keys of keys still in use into the key directory.
+    /// Commit and push it (`policy commit`, `policy push`); replicas serving the repository with
+    /// --key-dir (a workspace: server/keys/) then take their keys from it
+    Publish {
+        /// A workspace: its server/keys.toml into its policy clone, private keys into server/keys/
+        #[arg(long, conflicts_with_all = ["key_set", "repo", "key_dir"])]
+        workspace: Option<PathBuf>,
+        /// The key set manifest to publish
+        #[arg(long, requires_all = ["repo", "key_dir"])]
+        key_set: Option<PathBuf>,
+        /// The policy repository's working clone
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        /// Where the private keys go (created 0700; files 0600)
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
+    },
     /// The root key set: ids, states, and until when retiring keys verify
     List {
         #[command(flatten)]
@@ -70,20 +89,29 @@ pub enum KeysCommand {
     },
 }
 
-/// Which key set: a workspace's, a manifest, or a running server's.
+/// Which key set: a workspace's, a manifest, a policy repository's, or a running server's.
 #[derive(Debug, Clone, Args)]
 pub struct KeySetTarget {
-    /// A workspace made by `demo init` (its server/keys.toml)
-    #[arg(long, conflicts_with_all = ["key_set", "server"])]
+    /// A workspace made by `demo init`: keys.toml in its policy clone (private keys in
+    /// server/keys/) once published there, else its server/keys.toml
+    #[arg(long, conflicts_with_all = ["key_set", "repo", "server"])]
     workspace: Option<PathBuf>,
     /// A key set manifest (keys.toml)
-    #[arg(long, conflicts_with = "server")]
+    #[arg(long, conflicts_with_all = ["server", "repo"])]
     key_set: Option<PathBuf>,
+    /// A policy repository's working clone: edits its keys.toml (commit and push it after)
+    #[arg(long, requires = "key_dir", conflicts_with = "server")]
+    repo: Option<PathBuf>,
+    /// With --repo: the directory of private root keys (new keys are written there, 0600)
+    #[arg(long, requires = "repo")]
+    key_dir: Option<PathBuf>,
     /// With --key-set: the policy (clients.toml) whose token lifetimes bound a rotation
+    /// (with --repo: its clients.toml)
     #[arg(long, requires = "key_set")]
     policy: Option<PathBuf>,
-    /// With --key-set: the server's audit file, to name live tokens a change would break
-    #[arg(long, requires = "key_set")]
+    /// With --key-set or --repo: the server's audit file, to name live tokens a change would
+    /// break
+    #[arg(long, conflicts_with_all = ["workspace", "server"])]
     audit_file: Option<PathBuf>,
     /// A running server (https URL or host:port): uses its operator endpoints, with --cert
     /// and --key of an operator
@@ -116,6 +144,12 @@ pub fn run(command: KeysCommand) -> CommandResult {
             force,
         } => generate(&out, algorithm.key_algorithm(), force),
         KeysCommand::Init { key_set, root_key } => init(&key_set, &root_key),
+        KeysCommand::Publish {
+            workspace,
+            key_set,
+            repo,
+            key_dir,
+        } => publish(workspace, key_set, repo, key_dir),
         KeysCommand::List { target } => list(&target),
         KeysCommand::Add { target, algorithm } => {
             change(&target, KeyChange::Add(algorithm.key_algorithm()))
@@ -194,7 +228,103 @@ struct Local {
     audit: Option<PathBuf>,
 }
 
+/// The public part of `set` as `clone/keys.toml`, and the private keys of keys still in use
+/// copied into `key_dir`: the key set moves into the policy repository.
+fn publish(
+    workspace: Option<PathBuf>,
+    key_set: Option<PathBuf>,
+    repo: Option<PathBuf>,
+    key_dir: Option<PathBuf>,
+) -> CommandResult {
+    let (set, clone, key_dir) = match (workspace, key_set, repo, key_dir) {
+        (Some(dir), _, _, _) => {
+            let ws = workspace::open(&dir).map_err(|e| Failure::usage(e.to_string()))?;
+            let set = ws.key_set().map_err(|e| Failure::usage(e.to_string()))?;
+            (set, ws.policy.clone(), ws.key_dir())
+        }
+        (None, Some(manifest), Some(repo), Some(key_dir)) => {
+            (KeySet::load(&manifest).map_err(set_error)?, repo, key_dir)
+        }
+        _ => {
+            return Err(Failure::usage(
+                "say which key set to publish: --workspace DIR, or --key-set FILE --repo PATH --key-dir DIR",
+            ));
+        }
+    };
+    let target = clone.join(crate::keyset::MANIFEST);
+    let copied = set.publish_to(&target, &key_dir).map_err(set_error)?;
+    Ok(Report::new(
+        format!(
+            "Wrote {} (public keys only) and {} private key(s) into {}.\nCommit and push it: hessra-console policy --file {} commit -m \"Root keys in the repository\" && hessra-console policy --file {} push",
+            target.display(),
+            copied.len(),
+            key_dir.display(),
+            clone.join("clients.toml").display(),
+            clone.join("clients.toml").display(),
+        ),
+        json!({ "success": true, "manifest": target, "key_dir": key_dir, "private_keys": copied, "keys": infos(&set) }),
+    ))
+}
+
+/// The repository key set of a working clone, the policy beside it, and an audit file.
+fn repository_set(clone: &Path, key_dir: &Path, audit: Option<PathBuf>) -> Result<Local, Failure> {
+    let manifest = clone.join(crate::keyset::MANIFEST);
+    if !manifest.exists() {
+        return Err(Failure::usage(format!(
+            "{} has no {}: put the key set there first (`hessra-console keys publish --key-set FILE --repo {} --key-dir {}`)",
+            clone.display(),
+            crate::keyset::MANIFEST,
+            clone.display(),
+            key_dir.display()
+        )));
+    }
+    let set = KeySet::open_repository(&manifest, key_dir).map_err(set_error)?;
+    let policy_file = clone.join("clients.toml");
+    let text = std::fs::read_to_string(&policy_file)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", policy_file.display())))?;
+    Ok(Local {
+        set,
+        policy: Some(load_policy(&text, &policy_file.display().to_string())?),
+        audit,
+    })
+}
+
+/// A key set in a policy repository's working clone: the clone, its key directory, and the
+/// audit trail that names live tokens.
+struct InClone {
+    clone: PathBuf,
+    key_dir: PathBuf,
+    audit: Option<PathBuf>,
+}
+
+/// `--repo PATH --key-dir DIR`, or a workspace whose clone holds `keys.toml`.
+fn in_clone(target: &KeySetTarget) -> Result<Option<InClone>, Failure> {
+    if let (Some(clone), Some(key_dir)) = (&target.repo, &target.key_dir) {
+        return Ok(Some(InClone {
+            clone: clone.clone(),
+            key_dir: key_dir.clone(),
+            audit: target.audit_file.clone(),
+        }));
+    }
+    let Some(dir) = &target.workspace else {
+        return Ok(None);
+    };
+    let ws = workspace::open(dir).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(ws
+        .policy
+        .join(crate::keyset::MANIFEST)
+        .exists()
+        .then(|| InClone {
+            clone: ws.policy.clone(),
+            key_dir: ws.key_dir(),
+            audit: Some(ws.audit_file()),
+        }))
+}
+
 fn local(target: &KeySetTarget) -> Result<Option<Local>, Failure> {
+    if let Some(found) = in_clone(target)? {
+        return repository_set(&found.clone, &found.key_dir, found.audit).map(Some);
+    }
     if let Some(dir) = &target.workspace {
         let ws = workspace::open(dir).map_err(|e| Failure::usage(e.to_string()))?;
         let set = ws.key_set().map_err(|e| Failure::usage(e.to_string()))?;
@@ -226,7 +356,7 @@ fn local(target: &KeySetTarget) -> Result<Option<Local>, Failure> {
     }
     if target.server.is_none() {
         return Err(Failure::usage(
-            "say which key set: --workspace DIR, --key-set FILE, or --server URL with an operator's --cert and --key",
+            "say which key set: --workspace DIR, --key-set FILE, --repo PATH --key-dir DIR, or --server URL with an operator's --cert and --key",
         ));
     }
     Ok(None)
@@ -304,7 +434,32 @@ fn ago(at: Option<i64>, now: i64) -> String {
     at.map_or("(unknown)".into(), |at| describe_instant(at, now))
 }
 
+/// A change of the key set in a working clone, through the repository layer the console uses
+/// too.
+fn change_in_clone(found: &InClone, change: KeyChange) -> CommandResult {
+    let repo = crate::repo::PolicyRepo::discover(&found.clone.join("clients.toml"));
+    let (transition, set) = repo
+        .change_keys(&found.key_dir, change, found.audit.as_deref(), unix_now())
+        .map_err(|error| match error {
+            crate::repo::RepoError::KeySet(error) => set_error(error),
+            other => Failure::usage(other.to_string()),
+        })?;
+    let note = format!(
+        "{} changed in the working clone: commit and push it (`policy commit`, `policy push`); every replica applies it with the policy",
+        set.manifest().display()
+    );
+    Ok(report(
+        &transition.summary,
+        &transition_broken(&transition),
+        infos(&set),
+        Some(&note),
+    ))
+}
+
 fn change(target: &KeySetTarget, change: KeyChange) -> CommandResult {
+    if let Some(found) = in_clone(target)? {
+        return change_in_clone(&found, change);
+    }
     let Some(mut local) = local(target)? else {
         return change_remote(target, change);
     };
@@ -329,11 +484,10 @@ fn change(target: &KeySetTarget, change: KeyChange) -> CommandResult {
         })
         .map_err(set_error)?;
     local.set.save().map_err(set_error)?;
-    let keys = infos(&local.set);
     Ok(report(
         &transition.summary,
         &transition_broken(&transition),
-        keys,
+        infos(&local.set),
         Some("a server running on this key set picks the change up at its next sync tick"),
     ))
 }

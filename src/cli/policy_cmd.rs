@@ -101,11 +101,15 @@ pub enum PolicyCommand {
     },
     /// Branch, upstream, whether clients.toml has changes, commits ahead/behind
     Status,
-    /// Commit clients.toml (refused while it has validation errors)
+    /// Commit clients.toml, revocations.toml and keys.toml (refused while one has errors, and
+    /// a key activation while a replica reports that key's private key missing: replicas from
+    /// fleet.toml, the workspace's server, or --server)
     Commit {
         /// The commit message
         #[arg(short, long)]
         message: String,
+        #[command(flatten)]
+        fleet: super::fleet_cmd::FleetServers,
     },
     /// Push; if the upstream moved on, replay the local commits' edits onto it (semantic
     /// rebase); on a true conflict, list the conflicts and leave the repository as it was.
@@ -290,7 +294,7 @@ pub fn run(command: PolicyCommand, file: PolicyFile) -> CommandResult {
         } => revoke_token(file.file, &token, id, block, reason, by),
         PolicyCommand::WithdrawRevocation { id } => withdraw_revocation(file.file, &id),
         PolicyCommand::Revocations => revocations(file.file),
-        PolicyCommand::Commit { message } => commit(file.file, &message),
+        PolicyCommand::Commit { message, fleet } => commit(file.file, &message, &fleet),
         PolicyCommand::Push {
             wait,
             timeout,
@@ -620,6 +624,10 @@ fn repo_failure(error: RepoError) -> Failure {
             Failure::invalid(refusal.to_string(), json)
         }
         RepoError::Git(error) => git_failure(error),
+        error @ RepoError::Keys(_) => Failure::invalid(
+            error.to_string(),
+            json!({ "committed": false, "file": crate::keyset::MANIFEST }),
+        ),
         other => Failure::usage(other.to_string()),
     }
 }
@@ -783,18 +791,65 @@ fn repo_status(file: Option<PathBuf>) -> CommandResult {
     ))
 }
 
-fn commit(file: Option<PathBuf>, message: &str) -> CommandResult {
-    let committed = repo(file)?
-        .commit(message, unix_now())
+fn commit(
+    file: Option<PathBuf>,
+    message: &str,
+    fleet: &super::fleet_cmd::FleetServers,
+) -> CommandResult {
+    let repo = repo(file)?;
+    let root = repo.root().map_err(repo_failure)?.to_path_buf();
+    let mut notes = Vec::new();
+    let committed = repo
+        .commit_approving(message, unix_now(), |id| {
+            replicas_hold(&root, id, fleet, &mut notes)
+        })
         .map_err(repo_failure)?;
+    let mut text = format!(
+        "Committed {} as {}",
+        committed.policy.display(),
+        &committed.id[..12]
+    );
+    for note in &notes {
+        text.push_str(&format!("\n{note}"));
+    }
     Ok(Report::new(
-        format!(
-            "Committed {} as {}",
-            committed.policy.display(),
-            &committed.id[..12]
-        ),
-        json!({ "committed": true, "commit": committed.id }),
+        text,
+        json!({ "committed": true, "commit": committed.id, "notes": notes }),
     ))
+}
+
+/// Whether every replica that answers holds key `id`'s private key (an activation being
+/// committed). Replicas that cannot be asked, or none known, do not stop the commit: `notes`
+/// says so.
+fn replicas_hold(
+    root: &Path,
+    id: u32,
+    servers: &super::fleet_cmd::FleetServers,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    let target = super::fleet_cmd::FleetTarget {
+        workspace: None,
+        repo: None,
+        servers: servers.clone(),
+    };
+    let Ok(fleet) = target.resolve(Some(root)) else {
+        notes.push(format!(
+            "key {id} becomes active: no replicas known to ask whether they hold it ({} or --server)",
+            crate::fleet::FILE
+        ));
+        return Ok(());
+    };
+    let mut answered = Vec::new();
+    for (replica, status) in super::fleet_cmd::ask_statuses(&fleet) {
+        match status {
+            Ok(status) => answered.push((replica, status)),
+            Err(error) => notes.push(format!(
+                "{} could not be asked whether it holds key {id}: {error}",
+                replica.name
+            )),
+        }
+    }
+    crate::fleet::activation_refusal(id, &answered).map_or(Ok(()), Err)
 }
 
 fn push(

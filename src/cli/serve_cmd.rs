@@ -44,8 +44,14 @@ pub struct ServeArgs {
     root_key: Option<PathBuf>,
     /// Root key set manifest (keys.toml, see `keys init`): keys with ids and states, rotated
     /// with `keys add|activate|retire` while the server runs
-    #[arg(long)]
+    #[arg(long, conflicts_with = "key_dir")]
     key_set: Option<PathBuf>,
+    /// Take the root key set from keys.toml in the policy repository, applied with each
+    /// revision, and the private keys from this directory (files 0600, found by public key). A
+    /// revision whose active key is not here is refused. A workspace whose repository holds
+    /// keys.toml uses its server/keys/
+    #[arg(long, conflicts_with_all = ["root_key", "policy_file"])]
+    key_dir: Option<PathBuf>,
     /// Append audit events to this file (JSON lines)
     #[arg(long)]
     audit_file: Option<PathBuf>,
@@ -211,19 +217,19 @@ fn config(args: ServeArgs) -> Result<ServerConfig, Failure> {
         "tls-key",
     )?;
     check_private(&tls_key)?;
-    let root_keys = match (args.root_key, args.key_set, &ws) {
-        (Some(file), _, _) => {
+    let root_keys = match (args.root_key, args.key_set, args.key_dir, &ws) {
+        (Some(file), _, _, _) => {
             check_private(&file)?;
             RootKeySource::Single(Box::new(keys::read_private_key_file(&file)?))
         }
-        (None, Some(manifest), _) => RootKeySource::Set(manifest),
-        (None, None, Some(ws)) => {
-            ws.key_set().map_err(|e| Failure::usage(e.to_string()))?;
-            RootKeySource::Set(ws.key_manifest())
-        }
-        (None, None, None) => {
+        (None, Some(manifest), _, _) => RootKeySource::Set(manifest),
+        (None, None, Some(key_dir), _) => RootKeySource::Repository { key_dir },
+        (None, None, None, Some(ws)) => ws
+            .root_key_source()
+            .map_err(|e| Failure::usage(e.to_string()))?,
+        (None, None, None, None) => {
             return Err(Failure::usage(
-                "--key-set (or --root-key) is required without --workspace",
+                "--key-dir (root keys from the policy repository), --key-set or --root-key is required without --workspace",
             ));
         }
     };

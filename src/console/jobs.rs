@@ -52,6 +52,12 @@ pub struct Env {
     operator: Arc<Mutex<Option<Arc<Connection>>>>,
     /// Where unsaved edits are kept until they are saved (0600), if anywhere.
     pub recovery_path: Option<PathBuf>,
+    /// The private root keys of a workspace whose key set is in the policy repository: key
+    /// changes then edit the clone's `keys.toml` (committed and pushed like the policy), not
+    /// the server.
+    pub key_dir: Option<PathBuf>,
+    /// The server's audit trail, which names live tokens a key retirement would cut off.
+    pub audit_trail: Option<PathBuf>,
 }
 
 impl Env {
@@ -70,6 +76,8 @@ impl Env {
             runtime,
             operator: Arc::new(Mutex::new(None)),
             recovery_path: None,
+            key_dir: None,
+            audit_trail: None,
         }
     }
 
@@ -471,6 +479,8 @@ pub struct GitView {
     pub text_diff: String,
     /// revocations.toml's state in the working tree (`clean`, `modified`, `untracked`, …).
     pub revocations_file: String,
+    /// keys.toml's (the root keys' public part), likewise: a commit takes it along.
+    pub keys_file: String,
     /// Revocations in the working tree that HEAD does not have yet.
     pub new_revocations: Vec<Revoked>,
     /// Errors in the working tree's revocations.toml (a commit is refused while there are any).
@@ -672,7 +682,9 @@ pub fn execute(job: Job, env: &Env, report: &dyn Fn(JobResult)) {
                 }
                 // The repository layer checks the bytes it commits, whatever the console saw.
                 env.repo()
-                    .commit(&message, token::clock::unix_now())
+                    .commit_approving(&message, token::clock::unix_now(), |id| {
+                        server_holds_key(env, id)
+                    })
                     .map(|committed| committed.id)
                     .map_err(|e| match e {
                         RepoError::Refused(refusal) => format!("refused: {}", refusal.summary()),
@@ -947,11 +959,49 @@ fn block<T: serde::de::DeserializeOwned + Send + 'static>(
         .map_err(|e| e.to_string())
 }
 
+/// Whether the console's server holds key `id`, which the commit makes active: refused while it
+/// reports the key's private key missing (it would refuse the revision). A server that cannot
+/// be asked does not stop the commit; `policy commit` asks a whole fleet.
+fn server_holds_key(env: &Env, id: u32) -> Result<(), String> {
+    let (Some(link), Ok(connection)) = (&env.server, env.operator()) else {
+        return Ok(());
+    };
+    let Ok(status) = block(env, async move {
+        connection.get::<ServerStatus>("/status").await
+    }) else {
+        return Ok(());
+    };
+    let server = crate::fleet::Replica {
+        name: link.url.clone(),
+        url: link.url.clone(),
+    };
+    crate::fleet::activation_refusal(id, &[(server, status)]).map_or(Ok(()), Err)
+}
+
 fn change_key(env: &Env, change: KeyChange) -> Result<String, KeyChangeFailure> {
     let other = |message: String| KeyChangeFailure {
         refused: false,
         message,
     };
+    let repo = crate::repo::PolicyRepo::discover(&env.policy_path);
+    if let Some(key_dir) = &env.key_dir
+        && repo.keys_path().exists()
+    {
+        let now = token::clock::unix_now();
+        return match repo.change_keys(key_dir, change, env.audit_trail.as_deref(), now) {
+            Ok((transition, _)) => Ok(format!(
+                "{} — in keys.toml: commit and push it (5) for the servers to apply it",
+                transition.summary
+            )),
+            Err(crate::repo::RepoError::KeySet(crate::keyset::KeySetError::Refused(message))) => {
+                Err(KeyChangeFailure {
+                    refused: true,
+                    message,
+                })
+            }
+            Err(error) => Err(other(error.to_string())),
+        };
+    }
     let connection = env.operator().map_err(other)?;
     let (path, body) = (change.endpoint(), change.request());
     let answer = env.runtime.block_on(async move {
@@ -1047,6 +1097,9 @@ fn git_view(env: &Env) -> Result<GitView, String> {
         let revocations_file = gitops::status(root, &revocations)
             .map(|s| s.file)
             .unwrap_or_else(|_| "missing".into());
+        let keys_file = gitops::status(root, &relative.with_file_name(crate::keyset::MANIFEST))
+            .map(|s| s.file)
+            .unwrap_or_else(|_| "missing".into());
         let committed = gitops::read_at_revision(root, "HEAD", &revocations).unwrap_or_default();
         let working = std::fs::read_to_string(root.join(&revocations)).unwrap_or_default();
         let (committed, _) = RevocationList::load(&committed);
@@ -1073,6 +1126,7 @@ fn git_view(env: &Env) -> Result<GitView, String> {
             working_text,
             text_diff,
             revocations_file,
+            keys_file,
             new_revocations,
             revocation_errors,
             revocation_changes,

@@ -264,6 +264,10 @@ pub fn launch_with_config(
         runtime.handle().clone(),
     );
     env.recovery_path = recovery.clone();
+    if let Target::Workspace(ws) = &target {
+        env.key_dir = Some(ws.key_dir());
+        env.audit_trail = Some(ws.audit_file());
+    }
     tracing::info!(
         policy = %policy_path.display(),
         repo = ?repo_root,

@@ -321,7 +321,7 @@ fn key_set(given: Option<&Path>, policy_file: &Path) -> report::Keys {
             }
         },
     };
-    match crate::keyset::KeySet::load(&manifest) {
+    match crate::keyset::KeySet::read_public(&manifest) {
         Ok(set) => report::Keys::Read {
             manifest: manifest.display().to_string(),
             keys: set.entries().to_vec(),

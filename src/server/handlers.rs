@@ -601,6 +601,7 @@ async fn metrics(
             .map(|k| (k.id, k.state.name(), k.verify_until))
             .collect(),
         key_set_failing: status.key_set_error.is_some(),
+        missing_private_keys: status.missing_private_keys.clone(),
     };
     (
         [(

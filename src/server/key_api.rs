@@ -180,10 +180,13 @@ fn apply(
 fn key_error(error: KeySetError) -> ApiError {
     let status = match &error {
         KeySetError::NoSuchKey { .. } => StatusCode::NOT_FOUND,
-        KeySetError::Refused(_) | KeySetError::Unmanaged | KeySetError::LifetimeUnknown => {
-            StatusCode::CONFLICT
-        }
-        KeySetError::Io { .. } | KeySetError::Invalid { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        KeySetError::Refused(_)
+        | KeySetError::Unmanaged
+        | KeySetError::InRepository { .. }
+        | KeySetError::LifetimeUnknown => StatusCode::CONFLICT,
+        KeySetError::Io { .. }
+        | KeySetError::Invalid { .. }
+        | KeySetError::MissingPrivateKey { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, error.to_string())
 }

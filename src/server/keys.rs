@@ -1,7 +1,8 @@
 //! The server's root keys at run time: the key that signs, the keys that verify, the PEM that
 //! `/public_key` serves. With a key set (`keys.toml`) they follow the manifest — re-read on
 //! every sync tick, changed through the operator endpoints — and an invalid manifest is refused
-//! while the last good keys stay in use.
+//! while the last good keys stay in use. From the policy repository (`--key-dir`) they arrive
+//! with each applied revision instead, and the operator endpoints point at git.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,6 +17,9 @@ pub enum RootKeySource {
     Single(Box<KeyPair>),
     /// A key set's manifest.
     Set(PathBuf),
+    /// `keys.toml` at each applied revision of the policy repository, with the private keys in
+    /// this directory.
+    Repository { key_dir: PathBuf },
 }
 
 /// One loaded generation of keys; requests keep the one they started with.
@@ -39,6 +43,12 @@ impl ServerKeys {
             set: None,
             manifest_text: None,
         })
+    }
+
+    /// A repository key set as a revision brings it.
+    pub(super) fn from_repository(set: KeySet) -> Result<ServerKeys, KeySetError> {
+        let text = set.public_manifest();
+        ServerKeys::from_set(set, text)
     }
 
     fn from_set(set: KeySet, text: String) -> Result<ServerKeys, KeySetError> {
@@ -77,14 +87,45 @@ impl ServerKeys {
 pub struct KeyHolder {
     current: RwLock<Arc<ServerKeys>>,
     manifest: Option<PathBuf>,
+    /// Where keys come from when they come with policy revisions (`install`), not from a file
+    /// or the API: the git path an operator changes them at.
+    repository: Option<String>,
     last_error: Mutex<Option<KeySetFailure>>,
     /// Serialises transitions made through the API.
     changing: Mutex<()>,
 }
 
 impl KeyHolder {
-    pub fn new(source: RootKeySource) -> Result<KeyHolder, String> {
+    /// `initial`: the key set of the first applied revision, and `policy` where it was read
+    /// (a repository source needs both).
+    pub fn new(
+        source: RootKeySource,
+        initial: Option<&KeySet>,
+        policy: &super::PolicySource,
+    ) -> Result<KeyHolder, String> {
+        let repository = match (&source, policy) {
+            (RootKeySource::Repository { .. }, super::PolicySource::Git { repo, branch }) => {
+                Some(format!(
+                    "{} on branch {branch} of the policy repository {}",
+                    crate::keyset::MANIFEST,
+                    repo.display()
+                ))
+            }
+            _ => None,
+        };
         let (keys, manifest) = match source {
+            RootKeySource::Repository { key_dir } => {
+                let set = initial.cloned().ok_or_else(|| {
+                    format!(
+                        "the policy revision carries no keys.toml for the keys in {}",
+                        key_dir.display()
+                    )
+                })?;
+                (
+                    ServerKeys::from_repository(set).map_err(|e| e.to_string())?,
+                    None,
+                )
+            }
             RootKeySource::Single(pair) => (ServerKeys::single(*pair)?, None),
             RootKeySource::Set(manifest) => {
                 let text = std::fs::read_to_string(&manifest)
@@ -99,6 +140,7 @@ impl KeyHolder {
         Ok(KeyHolder {
             current: RwLock::new(Arc::new(keys)),
             manifest,
+            repository,
             last_error: Mutex::new(None),
             changing: Mutex::new(()),
         })
@@ -149,6 +191,11 @@ impl KeyHolder {
         }
     }
 
+    /// Starts using the keys an applied revision brought.
+    pub(super) fn install(&self, keys: ServerKeys) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+    }
+
     /// Applies a transition to the manifest on disk (read fresh, so edits made meanwhile by
     /// another process are kept), saves it, and starts using the result.
     pub fn change(
@@ -156,6 +203,11 @@ impl KeyHolder {
         now: i64,
         apply: impl FnOnce(&mut KeySet) -> Result<Transition, KeySetError>,
     ) -> Result<Transition, KeySetError> {
+        if let Some(location) = &self.repository {
+            return Err(KeySetError::InRepository {
+                location: location.clone(),
+            });
+        }
         let manifest = self.manifest.as_ref().ok_or(KeySetError::Unmanaged)?;
         let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let mut set = KeySet::load(manifest)?;

@@ -95,6 +95,9 @@ pub struct SyncGauges {
     /// Root keys: id (none for a single key file), state, and until when a retiring key verifies.
     pub keys: Vec<(Option<u32>, &'static str, Option<i64>)>,
     pub key_set_failing: bool,
+    /// Keys of the repository's key set (next or active) with no private key in this
+    /// replica's key directory.
+    pub missing_private_keys: Vec<u32>,
 }
 
 impl Metrics {
@@ -226,6 +229,15 @@ impl Metrics {
         );
         header(
             &mut out,
+            "hessra_root_key_private_missing",
+            "gauge",
+            "Root keys (next or active) of the repository's keys.toml whose private key is not in this replica's key directory: activating one would be refused here.",
+        );
+        for id in &sync.missing_private_keys {
+            let _ = writeln!(out, "hessra_root_key_private_missing{{id=\"{id}\"}} 1");
+        }
+        header(
+            &mut out,
             "hessra_limit_total",
             "counter",
             "Connections and requests cut off by a server limit (deadlines, sizes, busy verification pool, untrusted certificates).",
@@ -351,6 +363,7 @@ mod tests {
                 (Some(2), "active", None),
             ],
             key_set_failing: true,
+            missing_private_keys: vec![3],
         });
         for line in [
             "hessra_requests_total{endpoint=\"/request_token\",result=\"allow\"} 2",
@@ -363,6 +376,7 @@ mod tests {
             "hessra_root_key_info{id=\"2\",state=\"active\"} 1",
             "hessra_root_key_verify_until_seconds{id=\"1\"} 1795800000",
             "hessra_key_set_failing 1",
+            "hessra_root_key_private_missing{id=\"3\"} 1",
             "hessra_limit_total{limit=\"verify_busy\"} 1",
             "hessra_limit_total{limit=\"idle_close_when_full\"} 0",
             "hessra_connections_open 1",

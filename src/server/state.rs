@@ -80,6 +80,9 @@ pub struct PolicySnapshot {
     /// The commit for a git source; a content hash for a file.
     pub revision: String,
     pub loaded_at: i64,
+    /// The root key set of the same revision (`keys.toml`), for a server whose keys come from
+    /// the repository (`--key-dir`): applied with the policy or not at all.
+    pub keys: Option<crate::keyset::KeySet>,
 }
 
 impl PolicySnapshot {
@@ -97,6 +100,7 @@ impl PolicySnapshot {
             source: String::new(),
             revision,
             loaded_at,
+            keys: None,
         }
     }
 
@@ -201,10 +205,15 @@ pub(super) struct TlsSetup {
 
 impl ServerState {
     pub(super) fn new(config: ServerConfig, addr: SocketAddr) -> Result<ServerState, ServerError> {
+        let key_dir = match &config.root_keys {
+            super::keys::RootKeySource::Repository { key_dir } => Some(key_dir.clone()),
+            _ => None,
+        };
         let reader = PolicyReader::new(
             config.policy,
             config.state_dir.as_deref(),
             config.max_policy_bytes,
+            key_dir,
         )
         .map_err(ServerError::Io)?;
         let (snapshot, refused) = reader
@@ -228,7 +237,9 @@ impl ServerState {
         })?;
         let audit = AuditLog::new(config.audit_file, config.audit)
             .map_err(|e| ServerError::Io(e.to_string()))?;
-        let keys = super::keys::KeyHolder::new(config.root_keys).map_err(ServerError::Keys)?;
+        let keys =
+            super::keys::KeyHolder::new(config.root_keys, snapshot.keys.as_ref(), reader.source())
+                .map_err(ServerError::Keys)?;
         Ok(ServerState {
             addr,
             keys,
@@ -282,14 +293,21 @@ impl ServerState {
                 message: format!("the policy's CA chain cannot be used: {message}; keeping the last good policy"),
                 findings: Vec::new(),
             })?;
-            Ok(Some((snapshot, tls)))
+            // The revision's keys are taken with it or the revision is refused whole.
+            let keys = snapshot.keys.clone().map(super::keys::ServerKeys::from_repository).transpose().map_err(|e| ReloadError {
+                at: unix_now(),
+                revision: Some(snapshot.revision.clone()),
+                message: format!("keys.toml: {e}; keeping the last good policy"),
+                findings: Vec::new(),
+            })?;
+            Ok(Some((snapshot, tls, keys)))
         });
         match result {
             Ok(None) => {
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Ok(false)
             }
-            Ok(Some((snapshot, tls))) => {
+            Ok(Some((snapshot, tls, keys))) => {
                 self.reader.remember(&snapshot.revision);
                 let snapshot = PolicySnapshot {
                     source: self.reader.source().to_string(),
@@ -297,6 +315,9 @@ impl ServerState {
                 };
                 *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
                 *self.tls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tls);
+                if let Some(keys) = keys {
+                    self.keys.install(keys);
+                }
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Ok(true)
             }
@@ -330,6 +351,12 @@ impl ServerState {
             audit_key: self.audit.public_key().map(str::to_string),
             keys: self.keys.current().infos(),
             key_set_error: self.keys.last_error(),
+            missing_private_keys: self
+                .keys
+                .current()
+                .set
+                .as_ref()
+                .map_or_else(Vec::new, crate::keyset::KeySet::missing_private_keys),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Reading the policy from its source: a file, a repository read directly, or — for a server
 //! with a state directory — a mirror of the remote branch that is fetched on every sync and
-//! remembers the last good commit, so a restart works with the remote gone.
+//! remembers the last good commit, so a restart works with the remote gone. With a key
+//! directory, the revision's `keys.toml` is read and checked with the policy: a revision whose
+//! active key this replica has no private key for is refused whole.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use crate::policy::{self, Finding, RevocationList, revocations};
 use crate::token::clock::unix_now;
 
 const POLICY_FILE: &str = "clients.toml";
+const KEYS_FILE: &str = crate::keyset::MANIFEST;
 
 pub(super) struct PolicyReader {
     source: PolicySource,
@@ -17,6 +20,17 @@ pub(super) struct PolicyReader {
     last_good: Option<PathBuf>,
     /// Largest policy file read, in bytes; a larger one is refused from its size alone.
     limit: u64,
+    /// Where this replica's private root keys are, when its keys come from the repository.
+    key_dir: Option<PathBuf>,
+}
+
+/// The files of one revision, as read.
+struct Revision {
+    policy: String,
+    revocations: String,
+    /// `None`: the server does not take its keys from the repository; `Some("")`: no file.
+    keys: Option<String>,
+    id: String,
 }
 
 fn failure(revision: Option<String>, message: String, findings: Vec<Finding>) -> ReloadError {
@@ -35,7 +49,14 @@ impl PolicyReader {
         source: PolicySource,
         state_dir: Option<&Path>,
         limit: u64,
+        key_dir: Option<PathBuf>,
     ) -> Result<PolicyReader, String> {
+        if let (PolicySource::File(path), Some(_)) = (&source, &key_dir) {
+            return Err(format!(
+                "root keys from the repository (--key-dir) need a git policy source; {} is a file: give the server a local --key-set",
+                path.display()
+            ));
+        }
         let (mirror, last_good) = match (&source, state_dir) {
             (PolicySource::Git { repo, branch }, Some(dir)) => {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -57,6 +78,7 @@ impl PolicyReader {
             mirror,
             last_good,
             limit,
+            key_dir,
         })
     }
 
@@ -96,15 +118,24 @@ impl PolicyReader {
             return Err(error);
         };
         let read = |relative: &str| mirror.read(&remembered, Path::new(relative));
-        let text = read(POLICY_FILE).map_err(|_| error.clone())?;
-        let revocations = optional(read(revocations::FILE)).map_err(|_| error.clone())?;
-        let snapshot = validate(&text, &revocations, remembered).map_err(|_| error.clone())?;
+        let revision = Revision {
+            policy: read(POLICY_FILE).map_err(|_| error.clone())?,
+            revocations: optional(read(revocations::FILE)).map_err(|_| error.clone())?,
+            keys: self
+                .key_dir
+                .as_ref()
+                .map(|_| optional(read(KEYS_FILE)))
+                .transpose()
+                .map_err(|_| error.clone())?,
+            id: remembered,
+        };
+        let snapshot = self.validate(revision).map_err(|_| error.clone())?;
         Ok((snapshot, Some(error)))
     }
 
     /// Reads the policy unless its revision is `current`. `Ok(None)` means unchanged.
     pub fn load(&self, current: Option<&str>) -> Result<Option<PolicySnapshot>, ReloadError> {
-        let (text, revocations, revision) = match (&self.source, &self.mirror) {
+        let (text, revocations, keys, revision) = match (&self.source, &self.mirror) {
             (PolicySource::File(path), _) => {
                 let text = read_file_within(path, self.limit)
                     .map_err(|message| failure(None, message, Vec::new()))?;
@@ -115,7 +146,7 @@ impl PolicyReader {
                     Err(message) => return Err(failure(None, message, Vec::new())),
                 };
                 let revision = content_hash(&format!("{text}\0{revocations}"));
-                (text, revocations, revision)
+                (text, revocations, None, revision)
             }
             (PolicySource::Git { .. }, Some(mirror)) => {
                 let tip = match mirror.fetch() {
@@ -150,7 +181,13 @@ impl PolicyReader {
                     .map_err(|e| refused_read(tip.clone(), e))?;
                 let revocations = optional(mirror.read(&tip, Path::new(revocations::FILE)))
                     .map_err(|e| refused_read(tip.clone(), e))?;
-                (text, revocations, tip)
+                let keys = self
+                    .key_dir
+                    .as_ref()
+                    .map(|_| optional(mirror.read(&tip, Path::new(KEYS_FILE))))
+                    .transpose()
+                    .map_err(|e| refused_read(tip.clone(), e))?;
+                (text, revocations, keys, tip)
             }
             (PolicySource::Git { repo, branch }, None) => {
                 let (text, revision) = gitops::read_branch_file_within(
@@ -170,13 +207,64 @@ impl PolicyReader {
                     self.limit,
                 ))
                 .map_err(|e| refused_read(revision.clone(), e))?;
-                (text, revocations, revision)
+                let keys = self
+                    .key_dir
+                    .as_ref()
+                    .map(|_| {
+                        optional(gitops::read_at_revision_within(
+                            repo,
+                            &revision,
+                            Path::new(KEYS_FILE),
+                            self.limit,
+                        ))
+                    })
+                    .transpose()
+                    .map_err(|e| refused_read(revision.clone(), e))?;
+                (text, revocations, keys, revision)
             }
         };
         if Some(revision.as_str()) == current {
             return Ok(None);
         }
-        validate(&text, &revocations, revision).map(Some)
+        self.validate(Revision {
+            policy: text,
+            revocations,
+            keys,
+            id: revision,
+        })
+        .map(Some)
+    }
+
+    /// The policy and revocations validated, and, for a server with a key directory, the key
+    /// set: a revision this replica cannot sign under is refused whole.
+    fn validate(&self, revision: Revision) -> Result<PolicySnapshot, ReloadError> {
+        let snapshot = validate(&revision.policy, &revision.revocations, revision.id)?;
+        let (Some(key_dir), Some(keys)) = (&self.key_dir, &revision.keys) else {
+            return Ok(snapshot);
+        };
+        let short = &snapshot.revision[..snapshot.revision.len().min(12)];
+        let refuse = |message: String| {
+            Err(failure(
+                Some(snapshot.revision.clone()),
+                format!("{message}; keeping the last good policy"),
+                Vec::new(),
+            ))
+        };
+        if keys.trim().is_empty() {
+            return refuse(format!(
+                "the revision {short} has no {KEYS_FILE}, and this server takes its root keys from the repository (--key-dir)"
+            ));
+        }
+        let set = match crate::keyset::KeySet::from_repository(Path::new(KEYS_FILE), keys, key_dir)
+            .and_then(|set| set.signing_key().map(|_| set))
+        {
+            Ok(set) => set,
+            Err(e) => return refuse(format!("{KEYS_FILE} at {short}: {e}")),
+        };
+        Ok(PolicySnapshot {
+            keys: Some(set),
+            ..snapshot
+        })
     }
 }
 
@@ -304,7 +392,7 @@ mod tests {
                 repo: PathBuf::from(url),
                 branch: "main".into(),
             };
-            let err = PolicyReader::new(source, None, gitops::DEFAULT_MAX_POLICY_BYTES)
+            let err = PolicyReader::new(source, None, gitops::DEFAULT_MAX_POLICY_BYTES, None)
                 .err()
                 .expect("refused");
             assert!(err.contains("--state-dir") && err.contains(url), "{err}");

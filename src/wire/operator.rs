@@ -84,6 +84,10 @@ pub struct ServerStatus {
     /// Why the key set on disk was not taken, when it was not.
     #[serde(default)]
     pub key_set_error: Option<KeySetFailure>,
+    /// Keys of the repository's `keys.toml` (next or active) whose private key this replica's
+    /// key directory lacks: activating one of them would be refused here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_private_keys: Vec<u32>,
 }
 
 /// Why the server's last policy reload was refused (it keeps serving the last good policy).

@@ -50,6 +50,9 @@ pub struct Setup {
     pub token_store: bool,
     /// Mark unused access from the workspace server's audit trail (as a workspace console does).
     pub audit_trail: bool,
+    /// Move the root key set into the policy repository before the server starts: keys.toml
+    /// committed and pushed, the private keys in the workspace's key directory.
+    pub keys_in_repository: bool,
 }
 
 impl Console {
@@ -67,6 +70,9 @@ impl Console {
         let clone = ws.policy.canonicalize().unwrap();
         if let Some(name) = setup.author {
             set_author(&clone, name);
+        }
+        if setup.keys_in_repository {
+            publish_keys(&ws, &clone);
         }
         let server = setup.server.then(|| {
             hessra_console::server::install_crypto_provider();
@@ -88,6 +94,8 @@ impl Console {
                 .then(|| hessra_console::token_store::TokenStore::new(dir.path().join("tokens"))),
             runtime.handle().clone(),
         );
+        env.key_dir = Some(ws.key_dir());
+        env.audit_trail = Some(ws.audit_file());
         if setup.recovery {
             env.recovery_path = Some(jobs::recovery_path(&dir.path().join("state"), &policy_path));
         }
@@ -126,6 +134,28 @@ impl Console {
     }
 }
 
+/// The workspace's key set moved into its repository: keys.toml committed and pushed (as the
+/// author the setup named, else "Operator"), the private keys in the key directory.
+fn publish_keys(ws: &Workspace, clone: &std::path::Path) {
+    ws.key_set()
+        .unwrap()
+        .publish_to(&clone.join("keys.toml"), &ws.key_dir())
+        .unwrap();
+    let repo = git2::Repository::open(clone).unwrap();
+    let mut config = repo.config().unwrap();
+    if config.get_string("user.name").is_err() {
+        config.set_str("user.name", "Operator").unwrap();
+        config.set_str("user.email", "ops@example.com").unwrap();
+    }
+    hessra_console::gitops::commit_file(
+        clone,
+        std::path::Path::new("keys.toml"),
+        "Root keys in the repository",
+    )
+    .unwrap();
+    hessra_console::gitops::push(clone, "origin", "main").unwrap();
+}
+
 /// Sets the commit author of the repository at `repo`.
 pub fn set_author(repo: &std::path::Path, name: &str) {
     let repo = git2::Repository::open(repo).unwrap();
@@ -149,6 +179,26 @@ pub fn press(f: &mut Console, keys: &str) {
         f.app.handle_key(key(KeyCode::Char(c)));
     }
     f.settle();
+}
+
+/// Presses `keys`, then settles with the background polls too (key changes refresh the server
+/// status, which is a poll).
+pub fn press_polling(f: &mut Console, keys: &str) {
+    for c in keys.chars() {
+        f.app.handle_key(key(KeyCode::Char(c)));
+    }
+    jobs::settle(&mut f.app, &f.env, false);
+}
+
+/// The root keys the Server screen shows: id and state, signing first.
+pub fn key_states(f: &Console) -> Vec<(Option<u32>, &'static str)> {
+    f.app
+        .screens()
+        .server
+        .keys()
+        .iter()
+        .map(|k| (k.id, k.state.name()))
+        .collect()
 }
 
 /// One key with modifiers, then settles.

@@ -239,6 +239,22 @@ pub fn resident_bytes() -> u64 {
     pages * 4096
 }
 
+/// An authorization token for reading production_api, asked of `server` with `bearer` (an
+/// identity token) and no certificate: (status, body).
+pub async fn use_token(
+    demo: &Demo,
+    server: &RunningServer,
+    bearer: &str,
+) -> (u16, serde_json::Value) {
+    post(
+        &demo.anonymous(),
+        &format!("{}/request_token", server.url()),
+        serde_json::json!({ "resource": "production_api", "operation": "read" }),
+        Some(bearer),
+    )
+    .await
+}
+
 /// Alice's identity token from the server running at `server`, by her certificate.
 pub async fn alice_identity_token(demo: &Demo, server: &RunningServer) -> String {
     let (status, body) = post(

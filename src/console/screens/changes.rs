@@ -185,7 +185,7 @@ impl ChangesState {
     }
 
     /// The files a commit would take: the policy when it has changes (saved or not), and
-    /// revocations.toml when it has.
+    /// revocations.toml and keys.toml when they have.
     fn files_to_commit(&self, policy_name: &str, dirty: bool, saved: &str) -> Vec<String> {
         let mut files = Vec::new();
         let view = match &self.git {
@@ -198,15 +198,19 @@ impl ChangesState {
         if view.is_some_and(|v| !matches!(v.revocations_file.as_str(), "clean" | "missing")) {
             files.push(policy::revocations::FILE.to_string());
         }
+        if view.is_some_and(|v| !matches!(v.keys_file.as_str(), "clean" | "missing")) {
+            files.push(crate::keyset::MANIFEST.to_string());
+        }
         files
     }
 
-    /// Nothing to commit in either file, as far as the last status knows; `saved` is the text
+    /// Nothing to commit in any of the files, as far as the last status knows; `saved` is the text
     /// the console last wrote, so a status taken before that write does not count.
     fn file_clean(&self, saved: &str) -> bool {
         matches!(&self.git, Some(Ok(view))
             if view.policy_clean(saved)
-                && matches!(view.revocations_file.as_str(), "clean" | "missing"))
+                && matches!(view.revocations_file.as_str(), "clean" | "missing")
+                && matches!(view.keys_file.as_str(), "clean" | "missing"))
     }
 }
 
@@ -353,7 +357,7 @@ impl ChangesState {
         None
     }
 
-    /// "clients.toml", "revocations.toml" or "clients.toml and revocations.toml".
+    /// The files a commit would take, joined by "and" ("clients.toml and keys.toml").
     fn committed_files(&self, cx: &Cx) -> String {
         let files = self.files_to_commit(&cx.policy_file_name(), cx.dirty(), cx.saved_text());
         if files.is_empty() {
@@ -769,10 +773,13 @@ fn status_line(app: &App) -> Line<'static> {
                 .last_push
                 .as_ref()
                 .map_or(String::new(), |p| format!(" · last push: {p}"));
-            let revocations = match view.revocations_file.as_str() {
+            let mut revocations = match view.revocations_file.as_str() {
                 "clean" | "missing" => String::new(),
                 state => format!(" · revocations.toml {state}"),
             };
+            if !matches!(view.keys_file.as_str(), "clean" | "missing") {
+                revocations.push_str(&format!(" · keys.toml {}", view.keys_file));
+            }
             let server = &app.screens.server;
             let rollout = server.rollout.as_ref().map_or(String::new(), |rollout| {
                 let view = server.fleet.as_ref().and_then(|f| f.as_ref().ok());

@@ -393,6 +393,7 @@ mod tests {
             applied_at: Some(0),
             last_error: None,
             keys: None,
+            missing_private_keys: Vec::new(),
             requests: Some(0),
             requests_per_second: Some(0.0),
         }

@@ -590,6 +590,10 @@ impl ServerState {
             (_, Ok(summary)) => {
                 cx.flash(Level::Success, summary);
                 cx.submit(Job::ServerStatus);
+                // A key set in the repository changed keys.toml in the clone: a change to commit.
+                if cx.has_repo {
+                    cx.refresh_git();
+                }
                 // Verification on the Tokens screen follows the set.
                 cx.submit(Job::ServerPublicKey);
             }
