@@ -3,7 +3,9 @@
 //! `policy push --wait` nudges every replica and returns once all three applied the pushed
 //! commit; `fleet status` says so; a killed replica is named by both (push --wait fails within
 //! its timeout while the others apply); a restarted one converges; a token issued by one
-//! replica works at the others until its revocation, pushed and waited for, reaches all three.
+//! replica works at the others until its revocation, pushed and waited for, reaches all three;
+//! a root key rotation through git (keys.toml committed and pushed) applies on all three, and
+//! tokens of the new key and of the retiring one work at each.
 //! Real processes, TLS and git.
 
 use std::io::{BufRead, BufReader};
@@ -333,4 +335,93 @@ fn a_token_issued_by_one_replica_works_at_the_others_until_its_revocation_reache
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.matches("in sync").count(), 3, "{out}");
     at_each(401);
+}
+
+#[test]
+fn a_key_rotation_through_git_applies_on_all_three_and_both_keys_tokens_work_at_each() {
+    hessra_console::server::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ws_dir = dir.path().join("ws");
+    let ws = workspace::init_with(&ws_dir, false, workspace::RootKeysIn::Repository, 1).unwrap();
+    let replicas = [
+        replica(&ws_dir, &dir.path().join("a")),
+        replica(&ws_dir, &dir.path().join("b")),
+        replica(&ws_dir, &dir.path().join("c")),
+    ];
+    std::fs::write(
+        ws.policy.join("fleet.toml"),
+        fleet_toml(&[
+            ("a", &replicas[0]),
+            ("b", &replicas[1]),
+            ("c", &replicas[2]),
+        ]),
+    )
+    .unwrap();
+    let policy = ws.policy_file();
+    let policy = policy.to_str().unwrap();
+    let ws_arg = ws_dir.to_str().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let alice = https_client(&ws, Some("uri:urn:company:alice"));
+    let bearer_only = https_client(&ws, None);
+    let identity_token = |at: &Replica| {
+        let (status, body) = runtime.block_on(support::post(
+            &alice,
+            &format!("{}/request_identity_token", at.url),
+            serde_json::json!({}),
+            None,
+        ));
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    };
+    let works_at_each = |token: &str| {
+        for replica in &replicas {
+            let (status, body) = runtime.block_on(support::post(
+                &bearer_only,
+                &format!("{}/request_token", replica.url),
+                serde_json::json!({ "resource": "production_api", "operation": "read" }),
+                Some(token),
+            ));
+            assert_eq!(status, 200, "{}: {body}", replica.url);
+        }
+    };
+    let (code, out) = cli(&["fleet", "status", "--workspace", ws_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("key 1 active").count(), 3, "{out}");
+    let before = identity_token(&replicas[0]);
+
+    // Key 2 is added (published, not signing), committed, pushed and waited for; then made
+    // active the same way.
+    let (code, out) = cli(&["keys", "add", "--workspace", ws_arg]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = policy_cli(policy, &["commit", "-m", "Key 2, next"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = policy_cli(policy, &["push", "--wait", "--timeout", "20s"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&["keys", "activate", "2", "--workspace", ws_arg]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = policy_cli(policy, &["commit", "-m", "Key 2 signs"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = policy_cli(policy, &["push", "--wait", "--timeout", "20s"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("in sync").count(), 3, "{out}");
+
+    // Every replica signs with key 2 now, and agrees on the whole set.
+    let (code, out) = cli(&["fleet", "status", "--workspace", ws_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("key 2 active").count(), 3, "{out}");
+    let digests: std::collections::BTreeSet<&str> = out
+        .lines()
+        .filter_map(|l| l.split("key 2 active · ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        digests.len(),
+        1,
+        "the replicas disagree on the key set: {out}"
+    );
+    // A token of the new key, issued by b, works at all three; the retiring key's still does.
+    let after = identity_token(&replicas[1]);
+    assert_ne!(after, before);
+    works_at_each(&after);
+    works_at_each(&before);
 }
