@@ -385,7 +385,7 @@ fn check_serve_args(deploy: &Deploy) -> Vec<String> {
         "--listen",
         "--tls-cert",
         "--tls-key",
-        "--key-set",
+        "--key-dir",
         "--audit-file",
     ] {
         if deploy.flag(flag).is_none() {
@@ -511,15 +511,15 @@ fn check_volumes(deploy: &Deploy) -> Vec<String> {
             )),
         }
     }
-    for flag in ["--tls-cert", "--tls-key", "--client-ca", "--key-set"] {
+    for flag in ["--tls-cert", "--tls-key", "--client-ca", "--key-dir"] {
         let Some(path) = deploy.flag(flag) else {
             continue;
         };
         match deploy.mount_holding(server, &path) {
             None => problems.push(format!("{flag} ({path}) is on no volume of the server")),
-            Some(mount) if flag == "--key-set" && mount["readOnly"].as_bool() != Some(true) => {
+            Some(mount) if flag == "--key-dir" && mount["readOnly"].as_bool() != Some(true) => {
                 problems.push(format!(
-                    "--key-set ({path}) is writable: one replica could rotate its keys alone"
+                    "--key-dir ({path}) is writable: one replica could rotate its keys alone"
                 ))
             }
             Some(_) => {}
@@ -528,12 +528,15 @@ fn check_volumes(deploy: &Deploy) -> Vec<String> {
     problems
 }
 
-/// The files the server is given come from the Secret, keys.toml's private keys too; every
+/// The files the server is given come from the Secret, and its key directory holds root keys; every
 /// Secret the pod mounts exists; the template holds placeholders only.
 fn check_secrets(deploy: &Deploy) -> Vec<String> {
     let mut problems = Vec::new();
     let server = deploy.container(SERVER_CONTAINER);
-    for flag in ["--tls-cert", "--tls-key", "--client-ca", "--key-set"] {
+    if let Some(dir) = deploy.flag("--key-dir") {
+        problems.extend(check_key_dir(deploy, &dir));
+    }
+    for flag in ["--tls-cert", "--tls-key", "--client-ca"] {
         let Some(path) = deploy.flag(flag) else {
             continue;
         };
@@ -543,14 +546,10 @@ fn check_secrets(deploy: &Deploy) -> Vec<String> {
         let dir = mount["mountPath"].as_str().unwrap_or("");
         let file = path[dir.len()..].trim_start_matches('/');
         let keys = deploy.secret_keys_behind(mount["name"].as_str().unwrap_or(""));
-        match keys.iter().find(|(k, _)| k == file) {
-            None => problems.push(format!(
+        if !keys.iter().any(|(k, _)| k == file) {
+            problems.push(format!(
                 "{flag} names {file}, which no Secret of the pod holds"
-            )),
-            Some((_, manifest)) if flag == "--key-set" => {
-                problems.extend(missing_private_keys(manifest, &keys));
-            }
-            Some(_) => {}
+            ));
         }
     }
     for volume in list(&deploy.pod()["volumes"]) {
@@ -580,22 +579,34 @@ fn check_secrets(deploy: &Deploy) -> Vec<String> {
     problems
 }
 
-fn missing_private_keys(manifest: &str, keys: &[(String, String)]) -> Vec<String> {
-    let doc: toml_edit::DocumentMut = match manifest.parse() {
-        Ok(doc) => doc,
-        Err(e) => return vec![format!("the Secret's keys.toml does not parse: {e}")],
+/// The key directory holds at least one root private key from the Secret (besides the TLS
+/// key): the files a replica finds its keys among, by public key. keys.toml is not there: it
+/// comes from the repository.
+fn check_key_dir(deploy: &Deploy, dir: &str) -> Vec<String> {
+    let server = deploy.container(SERVER_CONTAINER);
+    let Some(mount) = deploy.mount_holding(server, dir) else {
+        return Vec::new();
     };
-    let Some(entries) = doc.get("keys").and_then(|k| k.as_array_of_tables()) else {
-        return vec!["the Secret's keys.toml has no [[keys]]".to_string()];
-    };
-    entries
-        .iter()
-        .filter_map(|entry| entry.get("private_key").and_then(|p| p.as_str()))
-        .filter(|file| !keys.iter().any(|(k, _)| k == file))
-        .map(|file| {
-            format!("keys.toml names the private key {file}, which the Secret does not hold")
-        })
-        .collect()
+    let keys = deploy.secret_keys_behind(mount["name"].as_str().unwrap_or(""));
+    let tls_key = deploy
+        .flag("--tls-key")
+        .map(|p| p.rsplit('/').next().unwrap_or("").to_string());
+    let mut problems = Vec::new();
+    if !keys.iter().any(|(name, value)| {
+        name.ends_with(".key")
+            && Some(name) != tls_key.as_ref()
+            && value.contains("BEGIN PRIVATE KEY")
+    }) {
+        problems.push(format!(
+            "--key-dir ({dir}) holds no root private key: the Secret behind it has no NAME.key besides the TLS key"
+        ));
+    }
+    if keys.iter().any(|(name, _)| name == "keys.toml") {
+        problems.push(format!(
+            "the Secret behind --key-dir ({dir}) holds a keys.toml: with --key-dir the key set comes from the repository, and a second copy drifts"
+        ));
+    }
+    problems
 }
 
 /// An ssh remote needs a deploy key and known_hosts in the server's ~/.ssh.
@@ -1341,9 +1352,15 @@ fn a_file_the_secret_does_not_hold_is_caught() {
     );
     assert_caught(
         SECRET,
-        "private_key = \"root-1.key\"",
-        "private_key = \"root-2.key\"",
-        "names the private key root-2.key",
+        "  root-1.key: |\n",
+        "  root-1.pem: |\n",
+        "holds no root private key",
+    );
+    assert_caught(
+        SECRET,
+        "stringData:\n  # Root private key 1",
+        "stringData:\n  keys.toml: |\n    # REPLACE\n  # Root private key 1",
+        "holds a keys.toml",
     );
     assert_caught(
         DEPLOYMENT,
@@ -1371,8 +1388,8 @@ fn a_file_the_secret_does_not_hold_is_caught() {
     );
     assert_caught(
         SECRET,
-        "type: Opaque\nstringData:\n  # The root key set",
-        "type: Opaque\ndata:\n  tls.crt: UkVQTEFDRQ==\nstringData:\n  # The root key set",
+        "type: Opaque\nstringData:\n  # Root private key 1",
+        "type: Opaque\ndata:\n  tls.crt: UkVQTEFDRQ==\nstringData:\n  # Root private key 1",
         "Secret hessra-keys has data",
     );
 }
