@@ -433,7 +433,10 @@ fn the_fleet_screen_with_a_replica_in_every_standing() {
     let refusal = "clients.toml: line 12: unknown field `operatons` (keeping 76a4f11b)";
     let replicas = vec![
         replica("a", 4443, Standing::InSync, expected),
-        replica("b", 4444, Standing::Lagging, previous),
+        ReplicaReport {
+            missing_private_keys: vec![2],
+            ..replica("b", 4444, Standing::Lagging, previous)
+        },
         ReplicaReport {
             last_error: Some(refusal.into()),
             ..replica(

@@ -229,6 +229,20 @@ pub fn fleet_result(
     }
 }
 
+/// `key 2` or `keys 2, 3`.
+fn key_ids(ids: &[u32]) -> String {
+    let list = ids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() == 1 {
+        format!("key {list}")
+    } else {
+        format!("keys {list}")
+    }
+}
+
 fn short(commit: &str) -> String {
     commit.chars().take(8).collect()
 }
@@ -320,6 +334,12 @@ pub fn replica_detail(report: &ReplicaReport, expected: &str, now: i64) -> Vec<S
     if let Some(keys) = &report.keys {
         lines.push(format!("root keys  {keys}"));
     }
+    if !report.missing_private_keys.is_empty() {
+        lines.push(format!(
+            "missing    no private key for {} in its key directory (it refuses a revision activating one)",
+            key_ids(&report.missing_private_keys)
+        ));
+    }
     if let Some(rate) = report.requests_per_second {
         let total = report.requests.unwrap_or_default();
         lines.push(format!(
@@ -363,6 +383,15 @@ fn replica_line(app: &App, report: &ReplicaReport, width: usize) -> Line<'static
     }
     if let Some(keys) = &report.keys {
         spans.push(Span::styled(format!(" · {keys}"), theme.muted()));
+    }
+    if !report.missing_private_keys.is_empty() {
+        spans.push(Span::styled(
+            format!(
+                " · no private key for {}",
+                key_ids(&report.missing_private_keys)
+            ),
+            theme.warn(),
+        ));
     }
     match (&report.standing, &report.last_error) {
         // Why it refused the commit expected comes last: the rest of the row stays in view.
