@@ -432,3 +432,76 @@ fn the_workspace_console_runs_its_fleet_and_names_a_replica_whose_port_is_taken(
         runtime.block_on(server.shutdown());
     }
 }
+
+#[test]
+fn a_console_commit_activating_a_key_one_replica_lacks_is_refused_naming_it() {
+    use hessra_console::server::{RootKeySource, ServerConfig};
+
+    let mut f = Console::with(
+        Setup {
+            server: true,
+            polls: true,
+            keys_in_repository: true,
+            author: Some("Fleet Tester"),
+            ..Setup::default()
+        },
+        |context| context,
+    );
+    // Replica b has a key directory of its own, holding key 1 only.
+    let b_keys = f.dir.path().join("b-keys");
+    hessra_console::fsutil::create_private_dir(&b_keys).unwrap();
+    std::fs::copy(f.ws.key_dir().join("root-1.key"), b_keys.join("root-1.key")).unwrap();
+    let state_dir = f.ws.server_state.join("replicas").join("b");
+    let replica = EmbeddedReplica {
+        name: "b".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        audit_file: state_dir.join("audit.jsonl"),
+        state_dir,
+    };
+    let config = ServerConfig {
+        root_keys: RootKeySource::Repository { key_dir: b_keys },
+        ..f.ws.replica_config(&replica).unwrap()
+    };
+    let b = f.runtime.block_on(server::start(config)).unwrap();
+    let own = f.server.as_ref().unwrap().url();
+    publish_fleet(&f.ws, &f.clone, &[("a", own), ("b", b.url())]);
+    wait_until(&mut f, "two replicas in sync", |f| in_sync(f) == 2);
+
+    // Key 2 is added in the console, committed and pushed as next: a holds its private key
+    // (the workspace's key directory), b does not, and says so.
+    press(&mut f, "6");
+    press(&mut f, "Ka");
+    commit_and_push(&mut f);
+    wait_until(&mut f, "b to report key 2 missing", |f| {
+        f.app.screens().server.replicas().iter().any(|r| {
+            r.name == "b" && r.missing_private_keys == [2] && r.standing == Standing::InSync
+        })
+    });
+    // The console's own server lists key 2 once its status is asked again.
+    wait_until(&mut f, "key 2 listed", |f| {
+        f.app.screens().server.keys().len() == 2
+    });
+    press(&mut f, "6");
+    let shown = screen(&f, 140, 40);
+    assert!(shown.contains("no private key for key 2"), "{shown}");
+
+    // Activated in the console, the commit is refused naming b; nothing is committed.
+    press(&mut f, "j");
+    press(&mut f, "A");
+    press(&mut f, "y");
+    assert!(flash(&f).contains("key 2 now signs"), "{}", flash(&f));
+    press(&mut f, "5c");
+    enter(&mut f);
+    press(&mut f, "y");
+    let text = flash(&f);
+    assert!(
+        text.contains("key 2 cannot be activated yet: replica(s) b"),
+        "{text}"
+    );
+    let head = gitops::read_at_revision(&f.clone, "HEAD", Path::new("keys.toml")).unwrap();
+    assert!(
+        head.contains("state = \"next\""),
+        "nothing was committed: {head}"
+    );
+    f.runtime.block_on(b.shutdown());
+}

@@ -959,10 +959,29 @@ fn block<T: serde::de::DeserializeOwned + Send + 'static>(
         .map_err(|e| e.to_string())
 }
 
-/// Whether the console's server holds key `id`, which the commit makes active: refused while it
-/// reports the key's private key missing (it would refuse the revision). A server that cannot
-/// be asked does not stop the commit; `policy commit` asks a whole fleet.
+/// Whether the replicas hold key `id`, which the commit makes active: refused while one that
+/// answers reports the key's private key missing (it would refuse the revision). With a
+/// `fleet.toml` every replica is asked, as `policy commit` does; else the console's server. A
+/// replica that cannot be asked does not stop the commit.
 fn server_holds_key(env: &Env, id: u32) -> Result<(), String> {
+    if let Ok(Some((connections, _))) = fleet_connections(env) {
+        let asks = connections
+            .into_iter()
+            .map(|(replica, connection)| async move {
+                let status = match connection {
+                    Ok(connection) => fleet::status(&connection).await,
+                    Err(error) => Err(error),
+                };
+                (replica, status)
+            });
+        let answers: Vec<(fleet::Replica, ServerStatus)> = env
+            .runtime
+            .block_on(fleet::join_all(asks))
+            .into_iter()
+            .filter_map(|(replica, status)| status.ok().map(|status| (replica, status)))
+            .collect();
+        return fleet::activation_refusal(id, &answers).map_or(Ok(()), Err);
+    }
     let (Some(link), Ok(connection)) = (&env.server, env.operator()) else {
         return Ok(());
     };
