@@ -378,19 +378,7 @@ fn the_exported_review_report_carries_the_unused_access() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["unused"]["window"], "30d");
-    let unused: Vec<String> = report["unused"]["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {}",
-                e["identity"].as_str().unwrap(),
-                e["operation"].as_str().unwrap_or("-"),
-                e["resource"].as_str().unwrap_or("-")
-            )
-        })
-        .collect();
+    let unused = support::report_unused(&report);
     assert!(
         unused.contains(&format!("{ALICE} write production_api")),
         "{unused:#?}"

@@ -3,34 +3,25 @@
 //! invalid), and finally restarted with the remote gone. It must start from a good commit it had
 //! applied (never a truncated record, never an invalid commit) and serve.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use hessra_console::gitops;
 use hessra_console::policy::{Edit, EditSession};
 use hessra_console::workspace;
 
+mod support;
+
 fn serve(ws: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hessra-console"))
-        .args(["serve", "--workspace"])
-        .arg(ws)
-        .args(["--listen", "127.0.0.1:0", "--poll-interval", "50ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
-    (child, url)
+    support::serve_process(&[
+        "--workspace".as_ref(),
+        ws.as_os_str(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--poll-interval".as_ref(),
+        "50ms".as_ref(),
+    ])
 }
 
 fn push(ws: &workspace::Workspace, round: usize, valid: bool) -> String {

@@ -8,16 +8,13 @@
 //! tokens of the new key and of the retiring one work at each.
 //! Real processes, TLS and git.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use hessra_console::workspace;
 
 mod support;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hessra-console");
 
 struct Replica {
     child: Child,
@@ -31,34 +28,41 @@ impl Drop for Replica {
     }
 }
 
-/// Starts `serve --workspace DIR` on a free port with its own state directory and no polling
+/// Starts `serve --workspace DIR` at `listen` with its own state directory and no polling
 /// (only a nudge makes it sync); returns once it listens.
-fn replica(ws: &Path, state: &Path) -> Replica {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--workspace"])
-        .arg(ws)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "0",
-            "--state-dir",
-        ])
-        .arg(state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
+fn replica_at(ws: &Path, state: &Path, listen: &str) -> Replica {
+    let (child, url) = support::serve_process(&[
+        "--workspace".as_ref(),
+        ws.as_os_str(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--poll-interval".as_ref(),
+        "0".as_ref(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+    ]);
     Replica { child, url }
+}
+
+/// `replica_at` on a free port.
+fn replica(ws: &Path, state: &Path) -> Replica {
+    replica_at(ws, state, "127.0.0.1:0")
+}
+
+/// Replicas a, b and c of the workspace at `ws_dir` (state under `dir`), listed in its clone's
+/// `fleet.toml`.
+fn three_replicas(ws: &workspace::Workspace, ws_dir: &Path, dir: &Path) -> [Replica; 3] {
+    let replicas = ["a", "b", "c"].map(|name| replica(ws_dir, &dir.join(name)));
+    std::fs::write(
+        ws.policy.join("fleet.toml"),
+        fleet_toml(&[
+            ("a", &replicas[0]),
+            ("b", &replicas[1]),
+            ("c", &replicas[2]),
+        ]),
+    )
+    .unwrap();
+    replicas
 }
 
 fn fleet_toml(replicas: &[(&str, &Replica)]) -> String {
@@ -95,14 +99,7 @@ fn push_wait_converges_every_replica_and_names_the_one_that_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let ws_dir = dir.path().join("ws");
     let ws = workspace::init(&ws_dir, false).unwrap();
-    let a = replica(&ws_dir, &dir.path().join("a"));
-    let b = replica(&ws_dir, &dir.path().join("b"));
-    let c = replica(&ws_dir, &dir.path().join("c"));
-    std::fs::write(
-        ws.policy.join("fleet.toml"),
-        fleet_toml(&[("a", &a), ("b", &b), ("c", &c)]),
-    )
-    .unwrap();
+    let [a, b, c] = three_replicas(&ws, &ws_dir, dir.path());
     let policy = ws.policy_file();
     let policy = policy.to_str().unwrap();
     let ws_arg = ws_dir.to_str().unwrap();
@@ -172,32 +169,8 @@ fn push_wait_converges_every_replica_and_names_the_one_that_is_down() {
 
     // b restarts on its state directory, on the same port, and converges.
     let port = b_url.rsplit(':').next().unwrap().trim_end_matches('/');
-    let restarted = {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--workspace"])
-            .arg(&ws_dir)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--poll-interval",
-                "0",
-                "--state-dir",
-            ])
-            .arg(dir.path().join("b"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("Listening"), "{line}");
-        Replica {
-            child,
-            url: b_url.clone(),
-        }
-    };
+    let restarted = replica_at(&ws_dir, &dir.path().join("b"), &format!("127.0.0.1:{port}"));
+    assert_eq!(restarted.url, b_url);
     let (code, out) = cli(&["fleet", "status", "--workspace", ws_arg]);
     assert_eq!(code, 0, "a restarted replica reads the tip at start: {out}");
     drop(restarted);
@@ -267,20 +240,7 @@ fn a_token_issued_by_one_replica_works_at_the_others_until_its_revocation_reache
     let dir = tempfile::tempdir().unwrap();
     let ws_dir = dir.path().join("ws");
     let ws = workspace::init(&ws_dir, false).unwrap();
-    let replicas = [
-        replica(&ws_dir, &dir.path().join("a")),
-        replica(&ws_dir, &dir.path().join("b")),
-        replica(&ws_dir, &dir.path().join("c")),
-    ];
-    std::fs::write(
-        ws.policy.join("fleet.toml"),
-        fleet_toml(&[
-            ("a", &replicas[0]),
-            ("b", &replicas[1]),
-            ("c", &replicas[2]),
-        ]),
-    )
-    .unwrap();
+    let replicas = three_replicas(&ws, &ws_dir, dir.path());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let alice = https_client(&ws, Some("uri:urn:company:alice"));
     let bearer_only = https_client(&ws, None);
@@ -343,20 +303,7 @@ fn a_key_rotation_through_git_applies_on_all_three_and_both_keys_tokens_work_at_
     let dir = tempfile::tempdir().unwrap();
     let ws_dir = dir.path().join("ws");
     let ws = workspace::init_with(&ws_dir, false, workspace::RootKeysIn::Repository, 1).unwrap();
-    let replicas = [
-        replica(&ws_dir, &dir.path().join("a")),
-        replica(&ws_dir, &dir.path().join("b")),
-        replica(&ws_dir, &dir.path().join("c")),
-    ];
-    std::fs::write(
-        ws.policy.join("fleet.toml"),
-        fleet_toml(&[
-            ("a", &replicas[0]),
-            ("b", &replicas[1]),
-            ("c", &replicas[2]),
-        ]),
-    )
-    .unwrap();
+    let replicas = three_replicas(&ws, &ws_dir, dir.path());
     let policy = ws.policy_file();
     let policy = policy.to_str().unwrap();
     let ws_arg = ws_dir.to_str().unwrap();

@@ -384,19 +384,7 @@ async fn unused_access_comes_from_the_servers_trail() {
     assert_eq!(code, 0, "{out}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["unused"]["window"], "7d");
-    let unused: Vec<String> = report["unused"]["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {}",
-                e["identity"].as_str().unwrap(),
-                e["operation"].as_str().unwrap_or("-"),
-                e["resource"].as_str().unwrap_or("-")
-            )
-        })
-        .collect();
+    let unused = support::report_unused(&report);
     assert!(
         unused.contains(&"uri:urn:company:alice write production_api".to_string()),
         "{unused:#?}"

@@ -321,3 +321,44 @@ pub fn run_cli(args: &[&str]) -> (i32, String) {
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.code().unwrap_or(-1), text)
 }
+
+/// `hessra-console serve ARGS` in its own process, its standard error dropped: the child and
+/// the https URL it prints once it listens (the process is the caller's to kill).
+pub fn serve_process(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hessra-console"))
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("serve did not say where it listens: {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+/// The unused-access entries of a review report's JSON, each as `IDENTITY OPERATION RESOURCE`
+/// (`-` where an entry has none).
+pub fn report_unused(report: &serde_json::Value) -> Vec<String> {
+    report["unused"]["entries"]
+        .as_array()
+        .expect("the report lists unused access")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["identity"].as_str().unwrap(),
+                e["operation"].as_str().unwrap_or("-"),
+                e["resource"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
