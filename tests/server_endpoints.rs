@@ -551,9 +551,19 @@ async fn operator_status_and_audit() {
     let (_, later) = get(&ops, &demo.url(&format!("/audit?after={next}"))).await;
     assert!(later["events"].as_array().unwrap().is_empty());
 
-    // Tokens never appear in the audit trail.
-    let log = std::fs::read_to_string(demo.ws.server_state.join("audit.jsonl")).unwrap();
-    assert!(log.lines().count() >= 2);
+    // Tokens never appear in the audit trail. The trail is written by a writer task behind a
+    // queue: give it a moment to catch up before reading the file.
+    let path = demo.ws.server_state.join("audit.jsonl");
+    let started = std::time::Instant::now();
+    let mut log = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        log = std::fs::read_to_string(&path).unwrap_or_default();
+        if log.lines().count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(log.lines().count() >= 2, "{log}");
     assert!(!log.contains("EqM") && !log.contains("token\":"), "{log}");
 
     let (status, _) = get(&demo.as_identity(ALICE), &demo.url("/status")).await;
