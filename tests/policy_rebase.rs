@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hessra_console::gitops::{self, GitError, PushOutcome};
-use hessra_console::policy::rebase::{Resolutions, Side, Thing, rebase, things};
+use hessra_console::policy::rebase::{ConflictKind, Resolutions, Side, Thing, rebase, things};
 use hessra_console::policy::{self, Edit, Setting};
 use proptest::prelude::*;
 
@@ -446,4 +446,93 @@ fn the_cli_push_replays_a_clean_rebase() {
         })
     );
     assert!(text.contains("billing"));
+}
+
+/// A role removed after a subject was assigned to it leaves the assignment dangling (the editor
+/// allows it; validation reports it). Rebased, the dangling assignment is replayed as it was
+/// made, not reported as a change that no longer applies.
+#[test]
+fn a_dangling_assignment_is_replayed_as_made() {
+    let mine = vec![
+        Edit::AddRole {
+            realm: REALM.into(),
+            role: "auditor".into(),
+        },
+        Edit::Assign {
+            realm: REALM.into(),
+            subject: "uri:urn:mycompany:admin-user".into(),
+            role: "auditor".into(),
+        },
+        Edit::RemoveRole {
+            realm: REALM.into(),
+            role: "auditor".into(),
+        },
+    ];
+    let ours = apply(FIXTURE, &mine);
+    assert!(ours.contains("role = \"auditor\""), "{ours}");
+    let out = rebase(FIXTURE, &ours, FIXTURE, &Resolutions::new()).unwrap();
+    assert!(out.is_clean(), "{:?}", out.conflicts);
+    assert_eq!(out.text, ours);
+    // Onto an upstream that changed something else, it is replayed too.
+    let theirs = apply(
+        FIXTURE,
+        &[Edit::Grant {
+            identity: OPS.into(),
+            resource: "billing".into(),
+            operation: "read".into(),
+        }],
+    );
+    let out = rebase(FIXTURE, &ours, &theirs, &Resolutions::new()).unwrap();
+    assert!(out.is_clean(), "{:?}", out.conflicts);
+    assert!(out.text.contains("role = \"auditor\""), "{}", out.text);
+    assert!(out.text.contains("billing"), "{}", out.text);
+}
+
+/// They removed a realm's domain (the client removed and added back bare); we added a role to
+/// it. That is a conflict naming the domain, not a role quietly bringing the domain back; either
+/// resolution is honoured.
+#[test]
+fn a_role_added_to_a_domain_they_removed_is_a_conflict() {
+    let ours = apply(
+        FIXTURE,
+        &[Edit::AddRole {
+            realm: REALM.into(),
+            role: "auditor".into(),
+        }],
+    );
+    let bare = [
+        Edit::RemoveClient {
+            identity: REALM.into(),
+        },
+        Edit::AddClient {
+            identity: REALM.into(),
+        },
+    ];
+    let theirs = apply(FIXTURE, &bare);
+    let out = rebase(FIXTURE, &ours, &theirs, &Resolutions::new()).unwrap();
+    assert_eq!(out.conflicts.len(), 1, "{:?}", out.conflicts);
+    let conflict = &out.conflicts[0];
+    assert_eq!(
+        conflict.thing,
+        Thing::Realm {
+            identity: REALM.into()
+        }
+    );
+    assert_eq!(conflict.kind, ConflictKind::TheyRemoved);
+
+    let mut keep_theirs = Resolutions::new();
+    keep_theirs.insert(conflict.thing.clone(), Side::Theirs);
+    let out = rebase(FIXTURE, &ours, &theirs, &keep_theirs).unwrap();
+    assert!(out.is_clean(), "{:?}", out.conflicts);
+    assert_eq!(out.text, theirs);
+
+    let mut keep_mine = Resolutions::new();
+    keep_mine.insert(conflict.thing.clone(), Side::Mine);
+    let out = rebase(FIXTURE, &ours, &theirs, &keep_mine).unwrap();
+    assert!(out.is_clean(), "{:?}", out.conflicts);
+    let r = things(&policy::load(&out.text, 0).unwrap().policy);
+    assert!(r.contains_key(&Thing::Role {
+        realm: REALM.into(),
+        role: "auditor".into()
+    }));
 }

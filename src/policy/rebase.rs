@@ -109,6 +109,13 @@ impl Thing {
                 identity: identity.to_string(),
             })
         };
+        // A realm's roles and assignments live in its domain: removing the domain (they
+        // removed the client and added it back bare) removes them.
+        let domain = |realm: &str| {
+            Some(Thing::Realm {
+                identity: realm.to_string(),
+            })
+        };
         match self {
             Thing::CaChain | Thing::Client { .. } => None,
             Thing::Realm { identity }
@@ -119,7 +126,7 @@ impl Thing {
             | Thing::Signers { identity, .. } => client(identity),
             Thing::DefaultRole { realm }
             | Thing::Role { realm, .. }
-            | Thing::Assignment { realm, .. } => client(realm),
+            | Thing::Assignment { realm, .. } => domain(realm),
             Thing::RoleGrant {
                 realm,
                 role: RoleRef::Named(role),
@@ -128,7 +135,7 @@ impl Thing {
                 realm: realm.clone(),
                 role: role.clone(),
             }),
-            Thing::RoleGrant { realm, .. } => client(realm),
+            Thing::RoleGrant { realm, .. } => domain(realm),
         }
     }
 
@@ -145,7 +152,10 @@ impl Thing {
     }
 
     fn is_holder(&self) -> bool {
-        matches!(self, Thing::Client { .. } | Thing::Role { .. })
+        matches!(
+            self,
+            Thing::Client { .. } | Thing::Realm { .. } | Thing::Role { .. }
+        )
     }
 }
 
@@ -802,14 +812,15 @@ fn replay(
             Err(Unexpressed::Missing(why)) => (Vec::new(), Some(why)),
         };
         let before = doc.clone();
-        for edit in &edits {
-            if let Err(e) = doc.apply(edit) {
-                // Removing what is already gone (a revoke took the whole resource) is done.
-                if target.is_none() && matches!(e, super::EditError::NotFound { .. }) {
-                    continue;
-                }
-                failure = Some(e.to_string());
-                break;
+        if failure.is_none() {
+            failure = apply_all(&mut doc, &edits, target.is_none());
+        }
+        if failure.is_some()
+            && let Some(dangling) = dangling_assignment(thing, target, ours)
+        {
+            doc = before.clone();
+            if apply_all(&mut doc, &dangling, false).is_none() {
+                failure = None;
             }
         }
         if let Some(why) = failure {
@@ -961,6 +972,52 @@ enum Unexpressed {
     Inexpressible,
     /// Their version lacks what the operation needs (it no longer applies).
     Missing(String),
+}
+
+/// Applies `edits` in order; the first failure, if any (the document is then partly edited).
+/// With `removing`, removing what is already gone (a revoke took the whole resource) is done.
+fn apply_all(doc: &mut PolicyDocument, edits: &[Edit], removing: bool) -> Option<String> {
+    for edit in edits {
+        if let Err(e) = doc.apply(edit) {
+            if removing && matches!(e, super::EditError::NotFound { .. }) {
+                continue;
+            }
+            return Some(e.to_string());
+        }
+    }
+    None
+}
+
+/// Our assignment to a role our version does not have (the role was removed after the
+/// assignment, which validation reports but the editor allows), replayed the way it was made:
+/// add the role, assign, remove the role. `None` for every other thing.
+fn dangling_assignment(thing: &Thing, target: Option<&Value>, ours: &Things) -> Option<Vec<Edit>> {
+    let (Thing::Assignment { realm, subject }, Some(Value::Text(role))) = (thing, target) else {
+        return None;
+    };
+    let role_thing = Thing::Role {
+        realm: realm.clone(),
+        role: role.clone(),
+    };
+    let default = ours.get(&Thing::DefaultRole {
+        realm: realm.clone(),
+    });
+    if ours.contains_key(&role_thing) || default == Some(&Value::Text(role.clone())) {
+        return None;
+    }
+    let (realm, role) = (realm.clone(), role.clone());
+    Some(vec![
+        Edit::AddRole {
+            realm: realm.clone(),
+            role: role.clone(),
+        },
+        Edit::Assign {
+            realm: realm.clone(),
+            subject: subject.clone(),
+            role: role.clone(),
+        },
+        Edit::RemoveRole { realm, role },
+    ])
 }
 
 /// The editor operations that take `thing` from `current` to `target`.
