@@ -138,7 +138,7 @@ pub fn read_verified<R: VerifyingRoots + ?Sized>(
     let bytes = decode(text)?;
     let screened = super::screen::screen(&bytes)?;
     let (biscuit, root) = verify_bytes(&bytes, roots)?;
-    let view = super::TokenView::from_screened(&biscuit, screened.shapes);
+    let view = super::TokenView::from_screened(&biscuit, screened);
     check_ancestor_keys(&view, roots)?;
     Ok(verified::remember(
         text,

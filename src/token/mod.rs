@@ -12,6 +12,7 @@ mod identity;
 mod inspect;
 pub mod keys;
 mod lineage;
+mod plain;
 mod replay;
 mod revocation;
 mod roots;
@@ -46,6 +47,7 @@ pub use lineage::{
     Ancestor, DEFAULT_MAX_REFRESH_GENERATIONS, MAX_REFRESH_GENERATIONS, check_ancestor_keys,
     refreshed_lineage,
 };
+pub use plain::{Ambient, AmbientSubject, PlainChecks};
 pub use replay::authorize_with_code;
 pub use revocation::{RevocationIds, canonical_revocation_id, canonical_revocation_id_hex};
 pub use roots::{KeyRing, RootKey, SigningRoot, Unusable, VerifyingKeys, VerifyingRoots, key_ids};

@@ -17,6 +17,7 @@ use biscuit_auth::format::schema::{self, op, op_binary, op_unary, term};
 use prost::Message;
 
 use super::error::TokenError;
+use super::plain::PlainChecks;
 use super::shapes::{BlockShape, Resolve};
 
 /// Most blocks in a token: the authority, 32 delegations (the largest `max_delegation_depth` a
@@ -100,6 +101,9 @@ pub struct Screened {
     pub cost: u64,
     /// Each block's Hessra shape, read from the protobuf (see `shapes::Resolve`).
     pub shapes: Vec<BlockShape>,
+    /// The token's checks when it is made only of plain statements, which the verifiers decide
+    /// without running Datalog (see `src/token/plain.rs`).
+    pub plain: Option<PlainChecks>,
 }
 
 /// Screens serialized token bytes: decodes the container and every block once, refuses what a
@@ -142,6 +146,7 @@ pub fn screen(bytes: &[u8]) -> Result<Screened, TokenError> {
         .map(|symbol| symbol.len() as u64)
         .fold(VERIFIER_STRING, u64::max);
     let mut shapes = Vec::with_capacity(blocks.len());
+    let mut plain = Some(PlainChecks::default());
     for (index, (block, signed)) in blocks.iter().zip(&signed).enumerate() {
         let third_party = signed.external_signature.is_some();
         let symbols = Symbols::for_block(&mut first_party, block, third_party);
@@ -153,6 +158,11 @@ pub fn screen(bytes: &[u8]) -> Result<Screened, TokenError> {
         }
         .screen(block, &mut model)?;
         shapes.push(BlockShape::from_proto(block, &symbols));
+        if let Some(checks) = plain.as_mut()
+            && !checks.read_block(index, block, &symbols)
+        {
+            plain = None;
+        }
     }
     let cost = model.cost().ok_or_else(|| {
         refused(
@@ -168,7 +178,11 @@ pub fn screen(bytes: &[u8]) -> Result<Screened, TokenError> {
             ),
         ));
     }
-    Ok(Screened { cost, shapes })
+    Ok(Screened {
+        cost,
+        shapes,
+        plain,
+    })
 }
 
 /// Whether `check`, appended in a block of its own, passes the screen: a delegation policy is

@@ -259,7 +259,7 @@ pub(crate) trait Resolve {
 /// nothing is printed. `other` then holds a short description of each unrecognised statement
 /// rather than its source (inspection prints sources; verification needs only the shape).
 /// `tests` below check that both readings agree on every shape and on hostile blocks.
-mod proto {
+pub(crate) mod proto {
     use biscuit_auth::format::schema::{self, op, op_binary, scope, term};
 
     use super::{ActorCheck, Ancestor, BlockShape, Resolve, Right, canonical_revocation_id_hex};
@@ -282,7 +282,7 @@ mod proto {
     }
 
     /// The terms of `atom` when it is `name(…)` with `arity` terms.
-    fn atom<'t>(
+    pub(crate) fn atom<'t>(
         atom: &'t schema::Predicate,
         name: &str,
         arity: usize,
@@ -292,14 +292,14 @@ mod proto {
             .then_some(atom.terms.as_slice())
     }
 
-    fn string<'a>(term: &schema::Term, r: &'a impl Resolve) -> Option<&'a str> {
+    pub(crate) fn string<'a>(term: &schema::Term, r: &'a impl Resolve) -> Option<&'a str> {
         match value(term, r)? {
             Value::Str(s) => Some(s),
             _ => None,
         }
     }
 
-    fn var(term: &schema::Term, name: &str, r: &impl Resolve) -> bool {
+    pub(crate) fn var(term: &schema::Term, name: &str, r: &impl Resolve) -> bool {
         matches!(value(term, r), Some(Value::Var(v)) if v == name)
     }
 
@@ -308,7 +308,7 @@ mod proto {
     }
 
     /// `name("…")` with one string term: the string.
-    fn string_atom<'a>(
+    pub(crate) fn string_atom<'a>(
         predicate: &schema::Predicate,
         name: &str,
         r: &'a impl Resolve,
@@ -351,7 +351,7 @@ mod proto {
 
     /// `$a == "S"` (datalog 3.3's `==`; the strict `===` prints differently and is not the
     /// shape): the identity.
-    fn exact_actor<'a>(ops: &[schema::Op], r: &'a impl Resolve) -> Option<&'a str> {
+    pub(crate) fn exact_actor<'a>(ops: &[schema::Op], r: &'a impl Resolve) -> Option<&'a str> {
         match ops {
             [a, s, eq] if op_var(a, "a", r) && binary(eq, op_binary::Kind::HeterogeneousEqual) => {
                 op_string(s, r)
@@ -377,7 +377,7 @@ mod proto {
 
     /// `$a == "S" || $a.starts_with("S" + ":")`, with datalog 3.3's lazy `||` (its right side
     /// is a closure; the strict `||!` prints differently and is not the shape): both identities.
-    fn delegatable_actor<'a>(
+    pub(crate) fn delegatable_actor<'a>(
         ops: &[schema::Op],
         r: &'a impl Resolve,
     ) -> Option<(&'a str, &'a str)> {
@@ -417,7 +417,7 @@ mod proto {
     }
 
     /// `$time < N`: N.
-    fn before(ops: &[schema::Op], r: &impl Resolve) -> Option<i64> {
+    pub(crate) fn before(ops: &[schema::Op], r: &impl Resolve) -> Option<i64> {
         match ops {
             [t, n, lt] if op_var(t, "time", r) && binary(lt, op_binary::Kind::LessThan) => {
                 match op_value(n, r)? {

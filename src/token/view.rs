@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::error::TokenError;
 use super::keys::key_string;
+use super::plain::PlainChecks;
 use super::revocation::canonical_revocation_id;
 use super::shapes::{BlockRole, BlockShape};
 
@@ -51,6 +52,10 @@ pub struct BlockView {
 pub struct TokenView {
     pub root_key_id: Option<u32>,
     pub blocks: Vec<BlockView>,
+    /// The checks of a plain token, read by the screen on the verification path (`None` in
+    /// views read by printing, and for tokens that are not plain; see `src/token/plain.rs`).
+    #[serde(skip)]
+    pub plain: Option<PlainChecks>,
 }
 
 /// The read-only block access that verified and unverified tokens share.
@@ -130,6 +135,7 @@ impl TokenView {
         Ok(TokenView {
             root_key_id: token.root_key_id(),
             blocks,
+            plain: None,
         })
     }
 
@@ -142,7 +148,8 @@ impl TokenView {
     /// The view of a token whose signatures were checked, from the shapes the screen read off
     /// its protobuf (`screen::screen`): nothing is printed, so `source` is left empty — the
     /// verifiers' hot path needs only the shapes; inspection prints sources.
-    pub(crate) fn from_screened(token: &Biscuit, shapes: Vec<BlockShape>) -> TokenView {
+    pub(crate) fn from_screened(token: &Biscuit, screened: super::Screened) -> TokenView {
+        let super::Screened { shapes, plain, .. } = screened;
         let revocation_ids = token.revocation_identifiers();
         let external_keys = token.external_public_keys();
         let blocks = shapes
@@ -168,6 +175,7 @@ impl TokenView {
         TokenView {
             root_key_id: token.root_key_id(),
             blocks,
+            plain,
         }
     }
 
