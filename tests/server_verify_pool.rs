@@ -248,3 +248,84 @@ async fn a_request_waiting_past_the_request_deadline_gets_503() {
     );
     bearer_works(&demo).await;
 }
+
+/// Bearer requests presenting an identity token the server has already verified, sent one
+/// after another until `stop`; each must be served (200) within `bound`. Returns how many were.
+async fn honest_with_a_known_token(
+    demo: &Demo,
+    identity: &str,
+    bound: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> usize {
+    let client = demo.anonymous();
+    let mut served = 0;
+    while !*stop.borrow() {
+        let started = Instant::now();
+        let (status, body) = post(
+            &client,
+            &demo.url("/request_token"),
+            json!({ "resource": "production_api", "operation": "read" }),
+            Some(identity),
+        )
+        .await;
+        assert_eq!(status, 200, "a known Bearer token was refused: {body}");
+        let took = started.elapsed();
+        assert!(took < bound, "a known Bearer request took {took:?}");
+        served += 1;
+    }
+    served
+}
+
+/// An identity token the server has verified before, made only of plain checks, is decided
+/// without the pool (a memo lookup and a few comparisons): while a burst of first sights fills
+/// the pool and is turned away, agents presenting their known tokens are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_plain_bearer_tokens_are_served_while_the_pool_is_full() {
+    let demo = start(ServerLimits {
+        verify_workers: 1,
+        verify_queue_wait: Duration::from_millis(5),
+        ..ServerLimits::default()
+    })
+    .await;
+    let root = keys::read_private_key_file(&demo.ws.root_key).unwrap();
+    let identity = token::mint_identity(
+        &root,
+        &IdentityClaims {
+            subject: ALICE.into(),
+            expires_at: unix_now() + 600,
+            delegatable: true,
+            domain: None,
+        },
+    )
+    .unwrap();
+    // The first use is a first sight, through the pool.
+    let (status, body) = post(
+        &demo.anonymous(),
+        &demo.url("/request_token"),
+        json!({ "resource": "production_api", "operation": "read" }),
+        Some(&identity),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let tokens = costly_tokens(&demo, BURST);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Four agents at once, so that some of their requests arrive while the pool is full.
+    let agent =
+        || honest_with_a_known_token(&demo, &identity, Duration::from_secs(2), stopped.clone());
+    let known = async {
+        let (a, b, c, d) = tokio::join!(agent(), agent(), agent(), agent());
+        a + b + c + d
+    };
+    let (answers, served) = tokio::join!(
+        async {
+            let answers = burst(&demo, tokens).await;
+            stop.send_replace(true);
+            answers
+        },
+        known
+    );
+    let busy = answers.iter().filter(|a| a.status == 503).count();
+    eprintln!("{busy} of {BURST} first sights turned away; {served} known Bearer requests served");
+    assert!(busy > 0, "the pool never filled");
+    assert!(served >= 1);
+}

@@ -158,8 +158,9 @@ async fn authenticated(
     authenticated_for(state, snapshot, peer, headers, Context::default()).await
 }
 
-/// Authenticates a caller; a Bearer token is verified on the verification pool, a certificate
-/// alone needs no token work and is decided here.
+/// Authenticates a caller; a Bearer token is verified on the verification pool, unless it is
+/// one already verified and plain (a memo lookup and a few comparisons, less than the hand-off
+/// to the pool would cost); a certificate alone needs no token work. Both are decided here.
 async fn authenticated_for(
     state: &Shared,
     snapshot: &Arc<PolicySnapshot>,
@@ -167,7 +168,13 @@ async fn authenticated_for(
     headers: &HeaderMap,
     context: Context<'_>,
 ) -> Result<Caller, ApiError> {
-    if !headers.contains_key(axum::http::header::AUTHORIZATION) {
+    let cheap = match auth::bearer(headers) {
+        Ok(None) => true,
+        Ok(Some(text)) => crate::token::remembered_plain(text, &state.keys.current().verifier),
+        // Refused before any token work.
+        Err(_) => true,
+    };
+    if cheap {
         let keys = state.keys.current();
         return auth::authenticate(snapshot, peer, headers, &keys.verifier, context);
     }

@@ -150,6 +150,14 @@ pub fn read_verified<R: VerifyingRoots + ?Sized>(
     ))
 }
 
+/// Whether `text` is a token whose signatures already verified with a key `roots` still trusts
+/// and which is plain (`src/token/plain.rs`): verifying it again is a memo lookup and a few
+/// comparisons, bounded by the screen's caps, so the server decides it without handing it to
+/// its verification pool.
+pub fn remembered_plain<R: VerifyingRoots + ?Sized>(text: &str, roots: &R) -> bool {
+    verified::recall(text.trim(), roots).is_some_and(|known| known.view.plain.is_some())
+}
+
 /// The canonical revocation ids (hex) of token text and its refresh lineage, for checking
 /// against a revocation list before anything else: those of a remembered verified token, else
 /// read without checking signatures (the screen reads the authority block's lineage).

@@ -33,7 +33,7 @@ pub use authz::{
 pub use biscuit_auth::{Biscuit, KeyPair, PublicKey};
 pub use codec::{
     MAX_TOKEN_CHARS, decode, encode, parse_unverified, parse_verified, read_verified,
-    revocation_ids,
+    remembered_plain, revocation_ids,
 };
 pub use error::{CheckOrigin, Denial, DenialReason, TokenError};
 pub use identity::{
