@@ -16,10 +16,16 @@
 //! who signed a block does not change what its checks read, which is the verifier's facts);
 //! facts only in the authority block and only `subject`, `right` and `lineage`; no rule but the
 //! realm rule `subject($d, $s) <- domain($d), subject($s)` in the authority block; checks of kind
-//! `check if`, one query, no trust annotation, each exactly one of the shapes above. Anything
+//! `check if`, one query, no trust annotation, each exactly one of the shapes above; and what
+//! biscuit-auth checks when it reads a block for its authorizer (the declared format version
+//! admits the content, a third-party block does not redefine a default symbol, no key table,
+//! which a block trusting nothing has no use for). Anything
 //! else (a delegation policy, a third-party block, `check all`, `reject if`, a `trusting`
 //! annotation, an expression of another form) makes the token not plain, and biscuit-auth
 //! decides it as before.
+//!
+//! biscuit-auth's run limits (facts, iterations, time) do not apply here: the reading costs one
+//! comparison per check, and the screen caps the checks.
 //!
 //! Only an *allow* is taken from here: when a plain token's checks do not all hold, biscuit-auth
 //! runs as before, so every denial and its explanation still comes from the Datalog engine.
@@ -34,6 +40,7 @@
 
 use biscuit_auth::format::schema;
 
+use super::screen::is_default_symbol;
 use super::shapes::Resolve;
 use super::shapes::proto::{
     atom, before, delegatable_actor, exact_actor, string, string_atom, var,
@@ -90,16 +97,26 @@ pub struct Ambient<'a> {
 }
 
 impl PlainChecks {
-    /// Reads block `index`, decoded, with the symbols its ids resolve against. False when the
-    /// block holds anything that is not plain (then the token is decided by biscuit-auth).
+    /// Reads block `index`, decoded, with the symbols its ids resolve against (`third_party`:
+    /// it carries a third-party signature). False when the block holds anything that is not
+    /// plain (then the token is decided by biscuit-auth).
     pub(crate) fn read_block(
         &mut self,
         index: usize,
         block: &schema::Block,
+        third_party: bool,
         r: &impl Resolve,
     ) -> bool {
         let authority = index == 0;
-        if !block.scope.is_empty() {
+        if !block.scope.is_empty() || !version_admits(block, third_party) {
+            return false;
+        }
+        // What biscuit-auth checks when it reads the block for its authorizer (a first-party
+        // block's symbols were checked when the token was read): a third-party block's symbols
+        // may not redefine a default symbol, and its key table must read. A plain block needs
+        // no key (it trusts none), so none is admitted.
+        let symbols_read = !third_party || !block.symbols.iter().any(|s| is_default_symbol(s));
+        if !symbols_read || !block.public_keys.is_empty() {
             return false;
         }
         // Facts and rules only in the authority block (the screen refuses them elsewhere too,
@@ -129,6 +146,12 @@ impl PlainChecks {
             }
             match condition(query, r) {
                 Some(Condition::Rights) if !authority => return false,
+                // `==` between any types and the lazy `||` are Datalog 3.3.
+                Some(Condition::Actor { .. })
+                    if block.version.unwrap_or(0) < biscuit_versions::DATALOG_3_3 =>
+                {
+                    return false;
+                }
                 Some(condition) => self.conditions.push(condition),
                 None => return false,
             }
@@ -210,6 +233,28 @@ impl PlainChecks {
     }
 }
 
+/// The block format versions of the Biscuit specification (biscuit-auth's `MIN_SCHEMA_VERSION`
+/// … `DATALOG_3_3`, which it does not export): biscuit-auth refuses a block whose content needs a
+/// later version than the block declares, so the plain reading refuses it too.
+mod biscuit_versions {
+    pub const MIN: u32 = 3;
+    pub const DATALOG_3_1: u32 = 4;
+    pub const DATALOG_3_2: u32 = 5;
+    pub const DATALOG_3_3: u32 = 6;
+    pub const MAX: u32 = 6;
+}
+
+/// Whether the block's declared version admits what a plain block may hold, as biscuit-auth
+/// checks it when it reads a block: a known version, check kinds written out only from 3.1,
+/// third-party blocks only from 3.2 (the actor checks' 3.3 operators: see `read_block`).
+fn version_admits(block: &schema::Block, third_party: bool) -> bool {
+    use biscuit_versions::*;
+    let version = block.version.unwrap_or(0);
+    (MIN..=MAX).contains(&version)
+        && !(third_party && version < DATALOG_3_2)
+        && !(version < DATALOG_3_1 && block.checks.iter().any(|c| c.kind.is_some()))
+}
+
 /// `subject($d, $s) <- domain($d), subject($s)`, without expressions or trust annotations.
 fn is_realm_rule(rule: &schema::Rule, r: &impl Resolve) -> bool {
     rule.expressions.is_empty()
@@ -271,7 +316,7 @@ mod tests {
     use super::super::authz::{AuthzVerification, verify_authz_parsed};
     use super::super::identity::{IdentityVerification, verify_identity_parsed};
     use super::super::{Actor, TokenView, screen};
-    use super::{Ambient, AmbientSubject};
+    use super::{Ambient, AmbientSubject, PlainChecks, Resolve, schema};
 
     const NOW: i64 = 1_000_000;
     const IDS: [&str; 5] = [
@@ -658,6 +703,134 @@ mod tests {
             .unwrap()
             .token;
         assert_eq!(view_of(&root, &narrowed).plain, None);
+    }
+
+    /// Ids resolved as for a block standing alone: the default symbols, then its own (right for
+    /// an authority block and for third-party blocks, which is all the tokens below hold).
+    struct OwnSymbols<'b> {
+        defaults: biscuit_auth::datalog::SymbolTable,
+        block: &'b schema::Block,
+    }
+
+    impl Resolve for OwnSymbols<'_> {
+        fn symbol(&self, id: u64) -> Option<&str> {
+            match id.checked_sub(1024) {
+                None => self.defaults.get_symbol(id),
+                Some(own) => self.block.symbols.get(own as usize).map(String::as_str),
+            }
+        }
+
+        fn key(&self, _index: i64) -> Option<String> {
+            None
+        }
+    }
+
+    /// biscuit-auth refuses to read a block whose declared version does not admit its content
+    /// (and the authorizer then refuses the token); the plain reading must never admit such a
+    /// block. Every block of the tokens the system issues, at every declared version, with its
+    /// check kinds left out and written out: admitted only where biscuit-auth reads it.
+    #[test]
+    fn a_block_biscuit_auth_would_not_read_is_not_plain() {
+        use super::super::{
+            AuthzClaims, Delegation, IdentityClaims, add_jit, decode, delegate, mint_authz,
+            mint_identity,
+        };
+        use biscuit_auth::format::convert::proto_block_to_token_block;
+        use prost::Message;
+        let root = KeyPair::new();
+        let identity = mint_identity(
+            &root,
+            &IdentityClaims {
+                subject: "uri:urn:company:alice".into(),
+                expires_at: NOW + 3600,
+                delegatable: true,
+                domain: Some("example.com".into()),
+            },
+        )
+        .unwrap();
+        let delegated = delegate(
+            &identity,
+            Some(&root.public()),
+            &Delegation::new("uri:urn:company:alice:agent", NOW + 60),
+        )
+        .unwrap()
+        .token;
+        let authz = AuthzClaims {
+            subject: "uri:urn:company:alice".into(),
+            resource: "production_api".into(),
+            operation: "read".into(),
+            expires_at: NOW + 300,
+            domain: Some("example.com".into()),
+            ..AuthzClaims::default()
+        };
+        let tokens = [
+            add_jit(&delegated, NOW).unwrap(),
+            add_jit(&mint_authz(&root, &authz).unwrap(), NOW).unwrap(),
+        ];
+        let mut admitted = 0;
+        for text in tokens {
+            let container = schema::Biscuit::decode(decode(&text).unwrap().as_slice()).unwrap();
+            let signed = std::iter::once(&container.authority).chain(&container.blocks);
+            for (index, signed) in signed.enumerate() {
+                let honest = schema::Block::decode(signed.block.as_slice()).unwrap();
+                let third_party = signed.external_signature.is_some();
+                let external = third_party.then(|| KeyPair::new().public());
+                for version in 0..=8 {
+                    for kind in [None, Some(schema::check::Kind::One as i32)] {
+                        let mut block = honest.clone();
+                        block.version = Some(version);
+                        for check in &mut block.checks {
+                            check.kind = kind;
+                        }
+                        let symbols = OwnSymbols {
+                            defaults: biscuit_auth::datalog::SymbolTable::new(),
+                            block: &block,
+                        };
+                        let plain =
+                            PlainChecks::default().read_block(index, &block, third_party, &symbols);
+                        let reads = proto_block_to_token_block(&block, external).is_ok();
+                        assert!(
+                            reads || !plain,
+                            "block {index} at version {version} (kind {kind:?}) is plain, yet biscuit-auth does not read it"
+                        );
+                        admitted += usize::from(plain);
+                    }
+                }
+                // A default symbol among its own, and a key table: biscuit-auth does not read
+                // the first for a third-party block (for a first-party one the token is refused
+                // when read), and a plain block has no use for the second.
+                let mut redefined = honest.clone();
+                redefined.symbols.push("read".into());
+                let mut keyed = honest.clone();
+                keyed.public_keys.push(schema::PublicKey {
+                    algorithm: schema::public_key::Algorithm::Ed25519 as i32,
+                    key: vec![7; 3],
+                });
+                let odd = if third_party {
+                    vec![redefined, keyed]
+                } else {
+                    vec![keyed]
+                };
+                for block in odd {
+                    let symbols = OwnSymbols {
+                        defaults: biscuit_auth::datalog::SymbolTable::new(),
+                        block: &block,
+                    };
+                    let plain =
+                        PlainChecks::default().read_block(index, &block, third_party, &symbols);
+                    let reads = proto_block_to_token_block(&block, external).is_ok();
+                    assert!(
+                        reads || !plain,
+                        "block {index} is plain, yet biscuit-auth does not read it"
+                    );
+                    assert!(!plain, "block {index}");
+                }
+            }
+        }
+        assert!(
+            admitted > 0,
+            "no block was ever plain: the test tests nothing"
+        );
     }
 
     proptest! {

@@ -159,7 +159,7 @@ pub fn screen(bytes: &[u8]) -> Result<Screened, TokenError> {
         .screen(block, &mut model)?;
         shapes.push(BlockShape::from_proto(block, &symbols));
         if let Some(checks) = plain.as_mut()
-            && !checks.read_block(index, block, &symbols)
+            && !checks.read_block(index, block, third_party, &symbols)
         {
             plain = None;
         }
@@ -232,6 +232,11 @@ static DEFAULT_SYMBOLS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 const SYMBOL_OFFSET: u64 = 1024;
+
+/// Whether `symbol` is one of biscuit-auth's default symbols.
+pub(crate) fn is_default_symbol(symbol: &str) -> bool {
+    DEFAULT_SYMBOLS.iter().any(|default| default == symbol)
+}
 
 impl<'a> Symbols<'a> {
     fn for_block(
