@@ -135,10 +135,10 @@ async fn verify_busy_count(demo: &Demo) -> u64 {
     support::metric(demo, &demo.server.url(), series).await
 }
 
-/// After a burst, an honest Bearer request is verified and served again.
-async fn bearer_works(demo: &Demo) {
+/// A fresh identity token of alice, valid for ten minutes.
+fn alice_identity(demo: &Demo) -> String {
     let root = keys::read_private_key_file(&demo.ws.root_key).unwrap();
-    let identity = token::mint_identity(
+    token::mint_identity(
         &root,
         &IdentityClaims {
             subject: ALICE.into(),
@@ -147,14 +147,27 @@ async fn bearer_works(demo: &Demo) {
             domain: None,
         },
     )
-    .unwrap();
-    let (status, body) = post(
-        &demo.anonymous(),
+    .unwrap()
+}
+
+/// Asks for a read of production_api presenting `identity` as Bearer, over `client`.
+async fn bearer_request(
+    demo: &Demo,
+    client: &reqwest::Client,
+    identity: &str,
+) -> (u16, serde_json::Value) {
+    post(
+        client,
         &demo.url("/request_token"),
         json!({ "resource": "production_api", "operation": "read" }),
-        Some(&identity),
+        Some(identity),
     )
-    .await;
+    .await
+}
+
+/// After a burst, an honest Bearer request is verified and served again.
+async fn bearer_works(demo: &Demo) {
+    let (status, body) = bearer_request(demo, &demo.anonymous(), &alice_identity(demo)).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -261,13 +274,7 @@ async fn honest_with_a_known_token(
     let mut served = 0;
     while !*stop.borrow() {
         let started = Instant::now();
-        let (status, body) = post(
-            &client,
-            &demo.url("/request_token"),
-            json!({ "resource": "production_api", "operation": "read" }),
-            Some(identity),
-        )
-        .await;
+        let (status, body) = bearer_request(demo, &client, identity).await;
         assert_eq!(status, 200, "a known Bearer token was refused: {body}");
         let took = started.elapsed();
         assert!(took < bound, "a known Bearer request took {took:?}");
@@ -287,25 +294,9 @@ async fn known_plain_bearer_tokens_are_served_while_the_pool_is_full() {
         ..ServerLimits::default()
     })
     .await;
-    let root = keys::read_private_key_file(&demo.ws.root_key).unwrap();
-    let identity = token::mint_identity(
-        &root,
-        &IdentityClaims {
-            subject: ALICE.into(),
-            expires_at: unix_now() + 600,
-            delegatable: true,
-            domain: None,
-        },
-    )
-    .unwrap();
+    let identity = alice_identity(&demo);
     // The first use is a first sight, through the pool.
-    let (status, body) = post(
-        &demo.anonymous(),
-        &demo.url("/request_token"),
-        json!({ "resource": "production_api", "operation": "read" }),
-        Some(&identity),
-    )
-    .await;
+    let (status, body) = bearer_request(&demo, &demo.anonymous(), &identity).await;
     assert_eq!(status, 200, "{body}");
     let tokens = costly_tokens(&demo, BURST);
     let (stop, stopped) = tokio::sync::watch::channel(false);

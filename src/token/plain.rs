@@ -503,6 +503,40 @@ mod tests {
         read(root, &bytes).expect("screened").1
     }
 
+    /// alice's delegatable identity token, valid for an hour from `NOW`.
+    fn alice(root: &KeyPair, domain: Option<&str>) -> String {
+        super::super::mint_identity(
+            root,
+            &super::super::IdentityClaims {
+                subject: "uri:urn:company:alice".into(),
+                expires_at: NOW + 3600,
+                delegatable: true,
+                domain: domain.map(str::to_string),
+            },
+        )
+        .unwrap()
+    }
+
+    /// An authorization for alice to read production_api for five minutes from `NOW`.
+    fn alice_reads(domain: Option<&str>) -> super::super::AuthzClaims {
+        super::super::AuthzClaims {
+            subject: "uri:urn:company:alice".into(),
+            resource: "production_api".into(),
+            operation: "read".into(),
+            expires_at: NOW + 300,
+            domain: domain.map(str::to_string),
+            ..super::super::AuthzClaims::default()
+        }
+    }
+
+    /// `token` delegated to `to` until `expires_at`, its parent checked with `root`.
+    fn delegated(root: &KeyPair, token: &str, to: &str, expires_at: i64) -> String {
+        let delegation = super::super::Delegation::new(to, expires_at);
+        super::super::delegate(token, Some(&root.public()), &delegation)
+            .unwrap()
+            .token
+    }
+
     fn identity_ambient<'a>(actor: &'a str, now: i64) -> Ambient<'a> {
         Ambient {
             now,
@@ -518,31 +552,12 @@ mod tests {
     /// answer follows the expiry, the actor and the domain.
     #[test]
     fn honest_identity_tokens_are_plain() {
-        use super::super::{Delegation, IdentityClaims, add_jit, delegate, mint_identity};
+        use super::super::{IdentityClaims, add_jit, mint_identity};
         let root = KeyPair::new();
-        let claims = IdentityClaims {
-            subject: "uri:urn:company:alice".into(),
-            expires_at: NOW + 3600,
-            delegatable: true,
-            domain: None,
-        };
-        let token = mint_identity(&root, &claims).unwrap();
         let agent = "uri:urn:company:alice:agent1";
-        let token = delegate(
-            &token,
-            Some(&root.public()),
-            &Delegation::new(agent, NOW + 600),
-        )
-        .unwrap()
-        .token;
+        let token = delegated(&root, &alice(&root, None), agent, NOW + 600);
         let worker = "uri:urn:company:alice:agent1:worker";
-        let token = delegate(
-            &token,
-            Some(&root.public()),
-            &Delegation::new(worker, NOW + 60),
-        )
-        .unwrap()
-        .token;
+        let token = delegated(&root, &token, worker, NOW + 60);
         let token = add_jit(&token, NOW).unwrap();
         let plain = view_of(&root, &token)
             .plain
@@ -609,16 +624,9 @@ mod tests {
 
     #[test]
     fn honest_authorization_tokens_are_plain_in_both_modes() {
-        use super::super::{AuthzClaims, mint_authz};
+        use super::super::mint_authz;
         let root = KeyPair::new();
-        let claims = AuthzClaims {
-            subject: "uri:urn:company:alice".into(),
-            resource: "production_api".into(),
-            operation: "read".into(),
-            expires_at: NOW + 300,
-            domain: Some("example.com".into()),
-            ..AuthzClaims::default()
-        };
+        let claims = alice_reads(Some("example.com"));
         let token = super::super::add_jit(&mint_authz(&root, &claims).unwrap(), NOW).unwrap();
         let plain = view_of(&root, &token)
             .plain
@@ -649,19 +657,12 @@ mod tests {
     #[test]
     fn everything_else_is_not_plain() {
         use super::super::{
-            AuthzClaims, Delegation, DelegationPolicy, IdentityClaims, add_prefix_restriction,
-            add_service_attestation, add_signoff, delegate, mint_authz, mint_identity,
-            service_node,
+            AuthzClaims, Delegation, DelegationPolicy, add_prefix_restriction,
+            add_service_attestation, add_signoff, delegate, mint_authz, service_node,
         };
         let root = KeyPair::new();
         let node = KeyPair::new();
-        let claims = AuthzClaims {
-            subject: "uri:urn:company:alice".into(),
-            resource: "production_api".into(),
-            operation: "read".into(),
-            expires_at: NOW + 300,
-            ..AuthzClaims::default()
-        };
+        let claims = alice_reads(None);
         let plain = mint_authz(&root, &claims).unwrap();
         for token in [
             add_service_attestation(&plain, &node, "production_api").unwrap(),
@@ -686,16 +687,7 @@ mod tests {
         ] {
             assert_eq!(view_of(&root, &token).plain, None);
         }
-        let identity = mint_identity(
-            &root,
-            &IdentityClaims {
-                subject: "uri:urn:company:alice".into(),
-                expires_at: NOW + 3600,
-                delegatable: true,
-                domain: None,
-            },
-        )
-        .unwrap();
+        let identity = alice(&root, None);
         let policy = DelegationPolicy::parse(r#"check if operation($op), $op == "read";"#).unwrap();
         let mut delegation = Delegation::new("uri:urn:company:alice:agent", NOW + 60);
         delegation.policy = Some(&policy);
@@ -725,44 +717,35 @@ mod tests {
         }
     }
 
+    /// Whether the plain reading admits block `index` (third-party when it has an `external`
+    /// signer), and whether biscuit-auth reads it for its authorizer.
+    fn both_read(
+        index: usize,
+        block: &schema::Block,
+        external: Option<biscuit_auth::PublicKey>,
+    ) -> (bool, bool) {
+        let symbols = OwnSymbols {
+            defaults: biscuit_auth::datalog::SymbolTable::new(),
+            block,
+        };
+        let plain = PlainChecks::default().read_block(index, block, external.is_some(), &symbols);
+        let reads =
+            biscuit_auth::format::convert::proto_block_to_token_block(block, external).is_ok();
+        (plain, reads)
+    }
+
     /// biscuit-auth refuses to read a block whose declared version does not admit its content
     /// (and the authorizer then refuses the token); the plain reading must never admit such a
     /// block. Every block of the tokens the system issues, at every declared version, with its
     /// check kinds left out and written out: admitted only where biscuit-auth reads it.
     #[test]
     fn a_block_biscuit_auth_would_not_read_is_not_plain() {
-        use super::super::{
-            AuthzClaims, Delegation, IdentityClaims, add_jit, decode, delegate, mint_authz,
-            mint_identity,
-        };
-        use biscuit_auth::format::convert::proto_block_to_token_block;
+        use super::super::{add_jit, decode, mint_authz};
         use prost::Message;
         let root = KeyPair::new();
-        let identity = mint_identity(
-            &root,
-            &IdentityClaims {
-                subject: "uri:urn:company:alice".into(),
-                expires_at: NOW + 3600,
-                delegatable: true,
-                domain: Some("example.com".into()),
-            },
-        )
-        .unwrap();
-        let delegated = delegate(
-            &identity,
-            Some(&root.public()),
-            &Delegation::new("uri:urn:company:alice:agent", NOW + 60),
-        )
-        .unwrap()
-        .token;
-        let authz = AuthzClaims {
-            subject: "uri:urn:company:alice".into(),
-            resource: "production_api".into(),
-            operation: "read".into(),
-            expires_at: NOW + 300,
-            domain: Some("example.com".into()),
-            ..AuthzClaims::default()
-        };
+        let identity = alice(&root, Some("example.com"));
+        let delegated = delegated(&root, &identity, "uri:urn:company:alice:agent", NOW + 60);
+        let authz = alice_reads(Some("example.com"));
         let tokens = [
             add_jit(&delegated, NOW).unwrap(),
             add_jit(&mint_authz(&root, &authz).unwrap(), NOW).unwrap(),
@@ -782,13 +765,7 @@ mod tests {
                         for check in &mut block.checks {
                             check.kind = kind;
                         }
-                        let symbols = OwnSymbols {
-                            defaults: biscuit_auth::datalog::SymbolTable::new(),
-                            block: &block,
-                        };
-                        let plain =
-                            PlainChecks::default().read_block(index, &block, third_party, &symbols);
-                        let reads = proto_block_to_token_block(&block, external).is_ok();
+                        let (plain, reads) = both_read(index, &block, external);
                         assert!(
                             reads || !plain,
                             "block {index} at version {version} (kind {kind:?}) is plain, yet biscuit-auth does not read it"
@@ -812,13 +789,7 @@ mod tests {
                     vec![keyed]
                 };
                 for block in odd {
-                    let symbols = OwnSymbols {
-                        defaults: biscuit_auth::datalog::SymbolTable::new(),
-                        block: &block,
-                    };
-                    let plain =
-                        PlainChecks::default().read_block(index, &block, third_party, &symbols);
-                    let reads = proto_block_to_token_block(&block, external).is_ok();
+                    let (plain, reads) = both_read(index, &block, external);
                     assert!(
                         reads || !plain,
                         "block {index} is plain, yet biscuit-auth does not read it"
