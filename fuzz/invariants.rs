@@ -548,6 +548,9 @@ pub fn token_screen(data: &[u8]) {
             let inspection =
                 token::inspect(&text, Some(&root), NOW).expect("an admitted token reads");
             assert_eq!(inspection.refused, None);
+            if let Some(plain) = &screened.plain {
+                plain_agrees_with_biscuit_auth(plain, &bytes);
+            }
         }
         Err(TokenError::Screened { block, reason }) => {
             assert!(!reason.is_empty());
@@ -565,6 +568,71 @@ pub fn token_screen(data: &[u8]) {
         }
         Err(other @ TokenError::AmbiguousString { .. }) => explained(&other),
         Err(other) => panic!("unexpected refusal of a well-formed token: {other}"),
+    }
+}
+
+/// Whenever the plain reading of a token allows a request (`src/token/plain.rs`), biscuit-auth's
+/// own authorizer, given the facts a verifier adds for it, allows it too: for identity and
+/// authorization requests, before and after the fixtures expire, with and without a domain.
+fn plain_agrees_with_biscuit_auth(plain: &token::PlainChecks, bytes: &[u8]) {
+    use biscuit_auth::macros::{authorizer, fact, rule};
+    use token::{Ambient, AmbientSubject};
+    let biscuit = biscuit_auth::Biscuit::from(bytes, root().public()).expect("signed by root");
+    let actors = [
+        None,
+        Some("uri:urn:company:alice"),
+        Some("uri:urn:company:alice:agent"),
+        Some("uri:urn:company:bob"),
+    ];
+    let subjects = [
+        AmbientSubject::None,
+        AmbientSubject::Fact("uri:urn:company:alice"),
+        AmbientSubject::FromRights,
+    ];
+    for actor in actors {
+        for now in [NOW, NOW + 4000] {
+            for domain in [None, Some("example.com")] {
+                for subject in subjects {
+                    let ambient = Ambient {
+                        now,
+                        actor,
+                        domain,
+                        resource: Some("production_api"),
+                        operation: Some("read"),
+                        subject,
+                    };
+                    if !plain.allows(&ambient) {
+                        continue;
+                    }
+                    let decided = (|| {
+                        let mut builder = authorizer!(
+                            r#"time({now}); resource("production_api"); operation("read"); allow if true;"#
+                        );
+                        if let Some(actor) = actor {
+                            builder = builder.fact(fact!(r#"actor({actor})"#))?;
+                        }
+                        if let Some(domain) = domain {
+                            builder = builder.fact(fact!(r#"domain({domain})"#))?;
+                        }
+                        builder = match subject {
+                            AmbientSubject::None => builder,
+                            AmbientSubject::Fact(s) => builder.fact(fact!(r#"subject({s})"#))?,
+                            AmbientSubject::FromRights => builder.rule(rule!(
+                                r#"subject($sub) <- right($sub, "production_api", "read")"#
+                            ))?,
+                        };
+                        builder
+                            .set_limits(token::run_limits())
+                            .build(&biscuit)?
+                            .authorize()
+                    })();
+                    assert!(
+                        decided.is_ok(),
+                        "the plain reading allows {ambient:?}, biscuit-auth does not: {decided:?}"
+                    );
+                }
+            }
+        }
     }
 }
 
