@@ -19,18 +19,18 @@
 //! `check if`, one query, no trust annotation, each exactly one of the shapes above; and what
 //! biscuit-auth checks when it reads a block for its authorizer (the declared format version
 //! admits the content, a third-party block does not redefine a default symbol, no key table,
-//! which a block trusting nothing has no use for). Anything
-//! else (a delegation policy, a third-party block, `check all`, `reject if`, a `trusting`
-//! annotation, an expression of another form) makes the token not plain, and biscuit-auth
-//! decides it as before.
+//! which a block trusting nothing has no use for). Anything else (a delegation policy, an
+//! attestation's facts, `check all`, `reject if`, a `trusting` annotation, an expression of
+//! another form) makes the token not plain, and biscuit-auth decides it as before.
 //!
 //! biscuit-auth's run limits (facts, iterations, time) do not apply here: the reading costs one
 //! comparison per check, and the screen caps the checks.
 //!
 //! Only an *allow* is taken from here: when a plain token's checks do not all hold, biscuit-auth
 //! runs as before, so every denial and its explanation still comes from the Datalog engine.
-//! The differential tests below check that whenever this reading allows, biscuit-auth allows
-//! too, over generated tokens and requests.
+//! The differential tests below check that this reading and biscuit-auth give the same answer
+//! over generated tokens and requests, and the `token_screen` fuzz target
+//! (`fuzz/invariants.rs`) that whatever it allows of an attacker's block, biscuit-auth allows.
 //!
 //! Symbol ids resolve as the screen resolves them: a third-party block's against its own
 //! symbols, as biscuit-auth does; a first-party block's against the first-party symbols of the
