@@ -626,8 +626,16 @@ fn plain_agrees_with_biscuit_auth(plain: &token::PlainChecks, bytes: &[u8]) {
                             .build(&biscuit)?
                             .authorize()
                     })();
+                    // biscuit-auth's time limit is wall time, which a fuzzing machine under
+                    // sanitizers can exceed for any token; it is no decision about the token.
+                    let timed_out = matches!(
+                        decided,
+                        Err(biscuit_auth::error::Token::RunLimit(
+                            biscuit_auth::error::RunLimit::Timeout
+                        ))
+                    );
                     assert!(
-                        decided.is_ok(),
+                        decided.is_ok() || timed_out,
                         "the plain reading allows {ambient:?}, biscuit-auth does not: {decided:?}"
                     );
                 }
