@@ -271,31 +271,46 @@ where
     out.into_iter().flatten().collect()
 }
 
+/// Asks every replica for its status at once, answers in the order given; a replica whose
+/// connection could not be made answers with why.
+pub async fn statuses(
+    connections: Vec<(Replica, Result<Connection, String>)>,
+) -> Vec<(Replica, Result<ServerStatus, String>)> {
+    let asks = connections
+        .into_iter()
+        .map(|(replica, connection)| async move {
+            let status = match connection {
+                Ok(connection) => status(&connection).await,
+                Err(error) => Err(error),
+            };
+            (replica, status)
+        });
+    join_all(asks).await
+}
+
+/// Every replica's status judged against the commit `expected`; one that could not be asked is
+/// down.
+pub fn judge(
+    statuses: Vec<(Replica, Result<ServerStatus, String>)>,
+    expected: &str,
+) -> Vec<ReplicaReport> {
+    let now = crate::token::clock::unix_now();
+    statuses
+        .into_iter()
+        .map(|(replica, status)| match status {
+            Ok(status) => assess(&replica, &status, expected, now),
+            Err(error) => down(&replica, error),
+        })
+        .collect()
+}
+
 /// Asks every replica for its status at once, each judged against the commit `expected`; a
 /// replica that cannot be reached (or whose connection could not be made) is down.
 pub async fn survey(
     connections: Vec<(Replica, Result<Connection, String>)>,
     expected: &str,
 ) -> Vec<ReplicaReport> {
-    let asks = connections.into_iter().map(|(replica, connection)| {
-        let expected = expected.to_string();
-        async move {
-            let connection = match connection {
-                Ok(connection) => connection,
-                Err(error) => return down(&replica, error),
-            };
-            match status(&connection).await {
-                Ok(status) => assess(
-                    &replica,
-                    &status,
-                    &expected,
-                    crate::token::clock::unix_now(),
-                ),
-                Err(error) => down(&replica, error),
-            }
-        }
-    });
-    join_all(asks).await
+    judge(statuses(connections).await, expected)
 }
 
 /// Nudges every replica at once: each replica's name and whether it took the nudge.

@@ -159,18 +159,8 @@ fn expected(repo: Option<&Path>, expect: Option<&str>) -> Result<String, Failure
 
 /// Every replica's status, asked concurrently, in the fleet's order.
 pub fn ask_statuses(fleet: &Fleet) -> Vec<(Replica, Result<ServerStatus, String>)> {
-    let asks = fleet
-        .connections()
-        .into_iter()
-        .map(|(replica, connection)| async move {
-            let status = match connection {
-                Ok(connection) => fleet::status(&connection).await,
-                Err(error) => Err(error),
-            };
-            (replica, status)
-        });
     match runtime() {
-        Ok(runtime) => runtime.block_on(fleet::join_all(asks)),
+        Ok(runtime) => runtime.block_on(fleet::statuses(fleet.connections())),
         Err(failure) => fleet
             .replicas
             .iter()
@@ -182,13 +172,7 @@ pub fn ask_statuses(fleet: &Fleet) -> Vec<(Replica, Result<ServerStatus, String>
 fn status(target: &FleetTarget, expect: Option<&str>) -> CommandResult {
     let fleet = target.resolve(None)?;
     let expected = expected(fleet.repo.as_deref(), expect)?;
-    let reports: Vec<ReplicaReport> = ask_statuses(&fleet)
-        .into_iter()
-        .map(|(replica, status)| match status {
-            Ok(status) => fleet::assess(&replica, &status, &expected, unix_now()),
-            Err(error) => fleet::down(&replica, error),
-        })
-        .collect();
+    let reports: Vec<ReplicaReport> = fleet::judge(ask_statuses(&fleet), &expected);
     let mut text = format!(
         "{} replica(s), expected commit {}\n",
         reports.len(),

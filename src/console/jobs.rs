@@ -965,18 +965,9 @@ fn block<T: serde::de::DeserializeOwned + Send + 'static>(
 /// replica that cannot be asked does not stop the commit.
 fn server_holds_key(env: &Env, id: u32) -> Result<(), String> {
     if let Ok(Some((connections, _))) = fleet_connections(env) {
-        let asks = connections
-            .into_iter()
-            .map(|(replica, connection)| async move {
-                let status = match connection {
-                    Ok(connection) => fleet::status(&connection).await,
-                    Err(error) => Err(error),
-                };
-                (replica, status)
-            });
         let answers: Vec<(fleet::Replica, ServerStatus)> = env
             .runtime
-            .block_on(fleet::join_all(asks))
+            .block_on(fleet::statuses(connections))
             .into_iter()
             .filter_map(|(replica, status)| status.ok().map(|status| (replica, status)))
             .collect();
