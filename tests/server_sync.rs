@@ -182,6 +182,35 @@ async fn a_nudge_applies_at_once() {
     assert_eq!(code, 403, "only operators nudge");
 }
 
+/// Reloads asked for at once (an embedding program, the sync loop, a nudge) run one at a time:
+/// of eight threads reloading after a push, one applies it, the others find it applied, and
+/// none fails on the mirror's locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reloads_apply_a_push_once_and_none_fails() {
+    let demo = Demo::start().await;
+    let server = start_synced(&demo, Duration::from_secs(60)).await;
+    for round in 0..3 {
+        let note = format!("# reviewed, round {round}\n");
+        push_policy(&demo, |text| format!("{text}{note}"), "a comment");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let reloads: Vec<_> = (0..8)
+            .map(|_| {
+                let (state, barrier) = (server.state.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    state.reload().map_err(|e| e.message)
+                })
+            })
+            .collect();
+        let results: Vec<Result<bool, String>> =
+            reloads.into_iter().map(|r| r.join().unwrap()).collect();
+        let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(failed.is_empty(), "round {round}: {failed:?}");
+        let applied = results.iter().filter(|r| matches!(r, Ok(true))).count();
+        assert_eq!(applied, 1, "round {round}: {results:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remote_can_vanish_and_the_server_can_restart_without_it() {
     let demo = Demo::start().await;

@@ -180,6 +180,9 @@ pub struct ServerState {
     snapshot: RwLock<Arc<PolicySnapshot>>,
     tls: RwLock<Arc<TlsSetup>>,
     last_error: Mutex<Option<ReloadError>>,
+    /// Held for the whole of a reload: two at once would fetch into the same mirror together
+    /// (git's ref locks refuse the second) and could apply revisions out of order.
+    reloading: Mutex<()>,
     pub counters: Counters,
     pub metrics: super::metrics::Metrics,
     pub audit: AuditLog,
@@ -251,6 +254,7 @@ impl ServerState {
             snapshot: RwLock::new(Arc::new(snapshot)),
             tls: RwLock::new(Arc::new(tls)),
             last_error: Mutex::new(refused),
+            reloading: Mutex::new(()),
             counters: Counters::default(),
             metrics: super::metrics::Metrics::default(),
             audit,
@@ -280,8 +284,10 @@ impl ServerState {
 
     /// Re-reads the policy source. A new valid policy replaces the snapshot (and the client CA)
     /// and `Ok(true)` is returned; an unchanged one gives `Ok(false)`; an invalid or unreachable
-    /// one is refused, the last good policy stays, and the reason is kept for `status`.
+    /// one is refused, the last good policy stays, and the reason is kept for `status`. Reloads
+    /// run one at a time, whoever calls them (the sync loop, an embedding program, a test).
     pub fn reload(&self) -> Result<bool, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.snapshot();
         let result = self.reader.load(Some(&current.revision)).and_then(|loaded| {
             let Some(snapshot) = loaded else { return Ok(None) };
