@@ -43,7 +43,8 @@ use biscuit_auth::format::schema;
 use super::screen::is_default_symbol;
 use super::shapes::Resolve;
 use super::shapes::proto::{
-    atom, before, delegatable_actor, exact_actor, string, string_atom, var,
+    atom, before, delegatable_actor, exact_actor, is_realm_rule, is_rights_check, right_fact,
+    string, string_atom, var,
 };
 
 /// One plain check.
@@ -162,12 +163,8 @@ impl PlainChecks {
     fn add_fact(&mut self, fact: &schema::Predicate, r: &impl Resolve) -> bool {
         if let Some(subject) = string_atom(fact, "subject", r) {
             self.subjects.push(subject.to_string());
-        } else if let Some(terms) = atom(fact, "right", 3, r) {
-            let (Some(s), Some(res), Some(op)) = (
-                string(&terms[0], r),
-                string(&terms[1], r),
-                string(&terms[2], r),
-            ) else {
+        } else if atom(fact, "right", 3, r).is_some() {
+            let Some((s, res, op)) = right_fact(fact, r) else {
                 return false;
             };
             self.rights
@@ -255,17 +252,6 @@ fn version_admits(block: &schema::Block, third_party: bool) -> bool {
         && !(version < DATALOG_3_1 && block.checks.iter().any(|c| c.kind.is_some()))
 }
 
-/// `subject($d, $s) <- domain($d), subject($s)`, without expressions or trust annotations.
-fn is_realm_rule(rule: &schema::Rule, r: &impl Resolve) -> bool {
-    rule.expressions.is_empty()
-        && rule.scope.is_empty()
-        && atom(&rule.head, "subject", 2, r)
-            .is_some_and(|t| var(&t[0], "d", r) && var(&t[1], "s", r))
-        && matches!(rule.body.as_slice(), [domain, subject]
-            if atom(domain, "domain", 1, r).is_some_and(|t| var(&t[0], "d", r))
-                && atom(subject, "subject", 1, r).is_some_and(|t| var(&t[0], "s", r)))
-}
-
 /// The plain check a query is, if it is one.
 fn condition(query: &schema::Rule, r: &impl Resolve) -> Option<Condition> {
     // The head of a check's query is `query(…)` and binds nothing the check depends on; only
@@ -294,15 +280,7 @@ fn condition(query: &schema::Rule, r: &impl Resolve) -> Option<Condition> {
         ([domain], []) => {
             string_atom(domain, "domain", r).map(|d| Condition::Domain(d.to_string()))
         }
-        ([subject, resource, operation, right], []) => {
-            let rights = atom(subject, "subject", 1, r).is_some_and(|t| var(&t[0], "sub", r))
-                && atom(resource, "resource", 1, r).is_some_and(|t| var(&t[0], "res", r))
-                && atom(operation, "operation", 1, r).is_some_and(|t| var(&t[0], "op", r))
-                && atom(right, "right", 3, r).is_some_and(|t| {
-                    var(&t[0], "sub", r) && var(&t[1], "res", r) && var(&t[2], "op", r)
-                });
-            rights.then_some(Condition::Rights)
-        }
+        ([_, _, _, _], []) => is_rights_check(query, r).then_some(Condition::Rights),
         _ => None,
     }
 }

@@ -429,6 +429,43 @@ pub(crate) mod proto {
         }
     }
 
+    /// `subject($d, $s) <- domain($d), subject($s)`, without expressions or trust annotations.
+    pub(crate) fn is_realm_rule(rule: &schema::Rule, r: &impl Resolve) -> bool {
+        rule.expressions.is_empty()
+            && rule.scope.is_empty()
+            && atom(&rule.head, "subject", 2, r)
+                .is_some_and(|t| var(&t[0], "d", r) && var(&t[1], "s", r))
+            && matches!(rule.body.as_slice(), [domain, subject]
+                if atom(domain, "domain", 1, r).is_some_and(|t| var(&t[0], "d", r))
+                    && atom(subject, "subject", 1, r).is_some_and(|t| var(&t[0], "s", r)))
+    }
+
+    /// The body of `check if subject($sub), resource($res), operation($op),
+    /// right($sub, $res, $op)` (a query without expressions).
+    pub(crate) fn is_rights_check(query: &schema::Rule, r: &impl Resolve) -> bool {
+        query.expressions.is_empty()
+            && matches!(query.body.as_slice(), [subject, resource, operation, right]
+            if atom(subject, "subject", 1, r).is_some_and(|t| var(&t[0], "sub", r))
+                && atom(resource, "resource", 1, r).is_some_and(|t| var(&t[0], "res", r))
+                && atom(operation, "operation", 1, r).is_some_and(|t| var(&t[0], "op", r))
+                && atom(right, "right", 3, r).is_some_and(|t| {
+                    var(&t[0], "sub", r) && var(&t[1], "res", r) && var(&t[2], "op", r)
+                }))
+    }
+
+    /// `right("subject", "resource", "operation")`: the three strings.
+    pub(crate) fn right_fact<'a>(
+        fact: &schema::Predicate,
+        r: &'a impl Resolve,
+    ) -> Option<(&'a str, &'a str, &'a str)> {
+        let terms = atom(fact, "right", 3, r)?;
+        Some((
+            string(&terms[0], r)?,
+            string(&terms[1], r)?,
+            string(&terms[2], r)?,
+        ))
+    }
+
     impl BlockShape {
         /// Reads one decoded block.
         pub(crate) fn from_proto(block: &schema::Block, r: &impl Resolve) -> BlockShape {
@@ -456,12 +493,8 @@ pub(crate) mod proto {
         fn add_fact(&mut self, fact: &schema::Predicate, r: &impl Resolve) -> bool {
             if let Some(subject) = string_atom(fact, "subject", r) {
                 self.subject = Some(subject.to_string());
-            } else if let Some(terms) = atom(fact, "right", 3, r) {
-                let (Some(subject), Some(resource), Some(operation)) = (
-                    string(&terms[0], r),
-                    string(&terms[1], r),
-                    string(&terms[2], r),
-                ) else {
+            } else if atom(fact, "right", 3, r).is_some() {
+                let Some((subject, resource, operation)) = right_fact(fact, r) else {
                     return false;
                 };
                 self.rights.push(Right {
@@ -488,13 +521,7 @@ pub(crate) mod proto {
                 return false;
             }
             let head = &rule.head;
-            if rule.scope.is_empty()
-                && atom(head, "subject", 2, r)
-                    .is_some_and(|t| var(&t[0], "d", r) && var(&t[1], "s", r))
-                && matches!(rule.body.as_slice(), [domain, subject]
-                    if atom(domain, "domain", 1, r).is_some_and(|t| var(&t[0], "d", r))
-                        && atom(subject, "subject", 1, r).is_some_and(|t| var(&t[0], "s", r)))
-            {
+            if is_realm_rule(rule, r) {
                 self.domain_subject_rule = true;
                 return true;
             }
@@ -559,14 +586,8 @@ pub(crate) mod proto {
                     }
                     true
                 }
-                ([subject, resource, operation, right], []) => {
-                    let holds = atom(subject, "subject", 1, r)
-                        .is_some_and(|t| var(&t[0], "sub", r))
-                        && atom(resource, "resource", 1, r).is_some_and(|t| var(&t[0], "res", r))
-                        && atom(operation, "operation", 1, r).is_some_and(|t| var(&t[0], "op", r))
-                        && atom(right, "right", 3, r).is_some_and(|t| {
-                            var(&t[0], "sub", r) && var(&t[1], "res", r) && var(&t[2], "op", r)
-                        });
+                ([_, _, _, _], []) => {
+                    let holds = is_rights_check(query, r);
                     self.authority_rights_check |= holds;
                     holds
                 }
